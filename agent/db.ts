@@ -1,0 +1,117 @@
+// The small database interface the rest of spokesync uses, and its mysql2
+// adapter. Tests use the real adapter against real MariaDB servers.
+import mysql from 'mysql2/promise';
+import { SpokesyncError } from './errors.js';
+
+export interface DbSettings {
+  readonly host: string;
+  readonly port: number;
+  readonly user: string;
+  readonly password?: string;
+  readonly schema?: string;
+}
+
+export interface ExecResult {
+  readonly affectedRows: number;
+  readonly insertId: number;
+}
+
+/** Anything that runs SQL: a pool, a connection, or a transaction. */
+export interface Queryable {
+  /** SELECT-like statements: the rows. */
+  query<T = Record<string, unknown>>(sql: string, params?: readonly unknown[]): Promise<T[]>;
+  /** INSERT/UPDATE/DELETE/DDL: affected rows and insert id. */
+  exec(sql: string, params?: readonly unknown[]): Promise<ExecResult>;
+}
+
+export interface Db extends Queryable {
+  /** Runs fn inside one transaction on one connection; commits when fn resolves, rolls back when it throws. */
+  transaction<T>(fn: (tx: Queryable) => Promise<T>): Promise<T>;
+  /** A dedicated connection (for long reads such as snapshots); release() when done. */
+  connection(): Promise<Queryable & { release(): void }>;
+  close(): Promise<void>;
+}
+
+/** Options every spokesync connection uses, so text forms are exact and stable. */
+export const connectionDefaults = {
+  dateStrings: true,
+  supportBigNumbers: true,
+  bigNumberStrings: true,
+  decimalNumbers: false,
+  charset: 'utf8mb4_bin',
+  timezone: 'Z',
+} as const;
+
+function wrap(c: mysql.Pool | mysql.PoolConnection): Queryable {
+  return {
+    async query<T>(sql: string, params?: readonly unknown[]): Promise<T[]> {
+      const [rows] = await c.query(sql, params as unknown[] | undefined);
+      return rows as T[];
+    },
+    async exec(sql: string, params?: readonly unknown[]): Promise<ExecResult> {
+      const [res] = await c.query(sql, params as unknown[] | undefined);
+      const h = res as mysql.ResultSetHeader;
+      return { affectedRows: h.affectedRows, insertId: h.insertId };
+    },
+  };
+}
+
+export function openDb(s: DbSettings, opts: { connectionLimit?: number } = {}): Db {
+  const pool = mysql.createPool({
+    host: s.host,
+    port: s.port,
+    user: s.user,
+    ...(s.password === undefined ? {} : { password: s.password }),
+    ...(s.schema === undefined ? {} : { database: s.schema }),
+    ...connectionDefaults,
+    connectionLimit: opts.connectionLimit ?? 4,
+    multipleStatements: false,
+  });
+  // Each new session works in UTC and with strict SQL, whatever the server defaults.
+  pool.on('connection', (conn) => {
+    conn.query("SET time_zone = '+00:00', sql_mode = CONCAT(@@sql_mode, ',STRICT_ALL_TABLES,NO_AUTO_VALUE_ON_ZERO')");
+  });
+  const base = wrap(pool);
+  return {
+    ...base,
+    async transaction<T>(fn: (tx: Queryable) => Promise<T>): Promise<T> {
+      const conn = await pool.getConnection();
+      try {
+        await conn.beginTransaction();
+        const out = await fn(wrap(conn));
+        await conn.commit();
+        return out;
+      } catch (e) {
+        await conn.rollback().catch(() => undefined);
+        throw e;
+      } finally {
+        conn.release();
+      }
+    },
+    async connection() {
+      const conn = await pool.getConnection();
+      return { ...wrap(conn), release: () => conn.release() };
+    },
+    async close() {
+      await pool.end();
+    },
+  };
+}
+
+/** Connects once to prove the settings work; a clear error when they do not. */
+export async function connectDb(s: DbSettings, opts: { connectionLimit?: number } = {}): Promise<Db> {
+  const db = openDb(s, opts);
+  try {
+    await db.query('SELECT 1');
+    return db;
+  } catch (e) {
+    await db.close().catch(() => undefined);
+    const code = (e as { code?: string }).code ?? 'unknown';
+    throw new SpokesyncError('SPOKESYNC_E_DB_CONNECT', `cannot connect to ${s.host}:${s.port} as ${s.user} (${code})`, { cause: e });
+  }
+}
+
+/** Backtick-quotes an identifier that has already been checked against the live catalogue. */
+export function qid(name: string): string {
+  return '`' + name.replace(/`/g, '``') + '`';
+}

@@ -1,0 +1,68 @@
+// The one catalogue of spokesync errors. Every error has a stable code, a message
+// that says what happened (never a secret or a row value) and the fix. Match on
+// `code`, never on message text. The `cause` is always kept.
+
+export interface ErrorSpec {
+  /** exit status of the CLI when this error ends a command: 1 failure, 2 usage/config */
+  readonly exit: 1 | 2;
+  /** what to do about it */
+  readonly fix: string;
+}
+
+export const catalogue = {
+  // --- config and command line (exit 2) ---
+  SPOKESYNC_E_CONFIG: { exit: 2, fix: 'Correct the named key in the config file; `spokesync --help` lists the format.' },
+  SPOKESYNC_E_CONFIG_ENV: { exit: 2, fix: 'Set the environment variable named in the message, or write the value into the config.' },
+  SPOKESYNC_E_USAGE: { exit: 2, fix: 'Run `spokesync --help` or `spokesync <command> --help`.' },
+
+  // --- server and schema (exit 1) ---
+  SPOKESYNC_E_DB_CONNECT: { exit: 1, fix: 'Check database.host, port, user and password, and that the server is running.' },
+  SPOKESYNC_E_PREFLIGHT: { exit: 1, fix: 'Run `spokesync check --config F` and apply the fixes it lists (see mysql-conf/).' },
+  SPOKESYNC_E_NO_IDENTITY: { exit: 1, fix: 'Give the table a uuid column or a primary/unique key, exclude it, or set tables.keys.<table> in the config.' },
+  SPOKESYNC_E_UNKNOWN_TABLE: { exit: 1, fix: 'Only tables of the application schema that this node syncs can appear in a change set.' },
+  SPOKESYNC_E_UNKNOWN_COLUMN: { exit: 1, fix: 'The schemas of the two nodes differ: bring them to the same version before syncing.' },
+
+  // --- capture ---
+  SPOKESYNC_E_BINLOG_PURGED: { exit: 1, fix: 'The binlog at the checkpoint was purged before it was captured: raise binlog_expire_logs_seconds and re-provision this node (`spokesync clone`).' },
+  SPOKESYNC_E_CAPTURE: { exit: 1, fix: 'See the cause; capture restarts from its last checkpoint, nothing is lost.' },
+  SPOKESYNC_E_SCHEMA_CHANGED: { exit: 1, fix: 'A synced table was altered: apply the same DDL on every node, then restart.' },
+
+  // --- wire format ---
+  SPOKESYNC_E_XML: { exit: 1, fix: 'The batch is not well-formed spokesync XML; nothing from it was applied. Resend it.' },
+  SPOKESYNC_E_XML_DTD: { exit: 1, fix: 'Batches never carry a DTD or entities; the sender is not spokesync or is hostile.' },
+  SPOKESYNC_E_BATCH_TOO_LARGE: { exit: 1, fix: 'Lower parent.batch.records / parent.batch.bytes on the sender, or raise the receiver\'s limits.' },
+
+  // --- apply ---
+  SPOKESYNC_E_APPLY: { exit: 1, fix: 'See the cause; the change set was rolled back whole and will be retried.' },
+  SPOKESYNC_E_QUARANTINED: { exit: 1, fix: 'See `spokesync status`; quarantined change sets are retried on every exchange.' },
+
+  // --- exchange and USB ---
+  SPOKESYNC_E_AUTH: { exit: 1, fix: 'The token does not match: set parent.token on the child to the token in the parent\'s children list.' },
+  SPOKESYNC_E_PEER: { exit: 1, fix: 'The batch names a sender or receiver that is not this node\'s peer.' },
+  SPOKESYNC_E_HTTP: { exit: 1, fix: 'The parent could not be reached or answered with an error; the exchange is retried at the next interval.' },
+  SPOKESYNC_E_USB_FILE: { exit: 1, fix: 'The file is damaged, truncated, tampered with, or meant for another node: export it again.' },
+  SPOKESYNC_E_PENDING: { exit: 1, fix: 'Changes are still pending; run `spokesync sync` again or look at `spokesync status`.' },
+
+  // --- provisioning ---
+  SPOKESYNC_E_NOT_EMPTY: { exit: 1, fix: 'The application schema already has tables: clone into an empty schema, or pass --force to replace it.' },
+  SPOKESYNC_E_SNAPSHOT: { exit: 1, fix: 'The snapshot file is damaged or from another network: make a new one with `spokesync snapshot`.' },
+} as const satisfies Record<string, ErrorSpec>;
+
+export type ErrorCode = keyof typeof catalogue;
+
+export class SpokesyncError extends Error {
+  readonly code: ErrorCode;
+  readonly fix: string;
+  readonly exit: 1 | 2;
+  constructor(code: ErrorCode, message: string, options?: { cause?: unknown; fix?: string }) {
+    super(message, options?.cause === undefined ? undefined : { cause: options.cause });
+    this.name = 'SpokesyncError';
+    this.code = code;
+    this.fix = options?.fix ?? catalogue[code].fix;
+    this.exit = catalogue[code].exit;
+  }
+}
+
+export function isSpokesyncError(e: unknown, code?: ErrorCode): e is SpokesyncError {
+  return e instanceof SpokesyncError && (code === undefined || e.code === code);
+}
