@@ -1,0 +1,160 @@
+// The state schema (default `spokesync`) in the same server as the application
+// schema, so journal rows and the capture checkpoint commit in one InnoDB
+// transaction. Only `ledger` is captured from it.
+import type { Queryable } from '../db.js';
+import { qid } from '../db.js';
+
+export const STATE_VERSION = 1;
+
+/** Table definitions, in creation order. Names are relative to the state schema. */
+export const stateTables: ReadonlyArray<{ name: string; ddl: string }> = [
+  {
+    // One row per change set this node knows: captured locally, or applied here
+    // from a peer and re-captured. `seq` is the local order; cursors point into it.
+    name: 'journal',
+    ddl: `(
+      seq BIGINT UNSIGNED NOT NULL AUTO_INCREMENT PRIMARY KEY,
+      change_id VARCHAR(120) NOT NULL,
+      origin VARCHAR(64) NOT NULL,
+      from_peer VARCHAR(64) NULL COMMENT 'peer it was applied from; NULL when committed on this node',
+      hlc BIGINT UNSIGNED NOT NULL,
+      commit_time DATETIME NOT NULL,
+      tables VARCHAR(4000) NOT NULL COMMENT 'comma-separated tables touched, for per-peer filters',
+      op_count INT UNSIGNED NOT NULL,
+      body LONGBLOB NOT NULL COMMENT 'the <cs> element, as it goes on the wire',
+      binlog_file VARCHAR(255) NOT NULL,
+      binlog_pos BIGINT UNSIGNED NOT NULL,
+      UNIQUE KEY journal_change (change_id)
+    ) ENGINE=InnoDB`,
+  },
+  {
+    // Where capture resumes: written in the same transaction as the journal rows it covers.
+    name: 'checkpoint',
+    ddl: `(
+      id TINYINT UNSIGNED NOT NULL PRIMARY KEY,
+      binlog_file VARCHAR(255) NOT NULL,
+      binlog_pos BIGINT UNSIGNED NOT NULL,
+      gtid VARCHAR(4000) NOT NULL DEFAULT '',
+      hlc BIGINT UNSIGNED NOT NULL DEFAULT 0,
+      updated_at DATETIME(6) NOT NULL
+    ) ENGINE=InnoDB`,
+  },
+  {
+    // Applied change ids. Written first in every apply transaction; capture reads
+    // it from the binlog to attribute the transaction to its origin and peer.
+    name: 'ledger',
+    ddl: `(
+      change_id VARCHAR(120) NOT NULL PRIMARY KEY,
+      origin VARCHAR(64) NOT NULL,
+      from_peer VARCHAR(64) NOT NULL,
+      hlc BIGINT UNSIGNED NOT NULL,
+      commit_time DATETIME NOT NULL,
+      applied_at DATETIME(6) NOT NULL
+    ) ENGINE=InnoDB`,
+  },
+  {
+    // Per peer: how far it has acknowledged our journal, and how far we have taken its.
+    name: 'peers',
+    ddl: `(
+      peer VARCHAR(64) NOT NULL PRIMARY KEY,
+      acked_seq BIGINT UNSIGNED NOT NULL DEFAULT 0 COMMENT 'our journal seq the peer has durably taken',
+      received_seq BIGINT UNSIGNED NOT NULL DEFAULT 0 COMMENT 'the peer journal seq we have durably taken',
+      batch_seq BIGINT UNSIGNED NOT NULL DEFAULT 0 COMMENT 'our batch counter toward the peer',
+      last_contact DATETIME(6) NULL,
+      last_result VARCHAR(500) NULL
+    ) ENGINE=InnoDB`,
+  },
+  {
+    // Local primary key -> network identity, kept so rows deleted since still resolve.
+    name: 'idmap',
+    ddl: `(
+      tbl VARCHAR(64) NOT NULL,
+      local_id VARCHAR(255) NOT NULL,
+      identity VARCHAR(700) NOT NULL,
+      PRIMARY KEY (tbl, local_id),
+      KEY idmap_identity (tbl, identity(200))
+    ) ENGINE=InnoDB`,
+  },
+  {
+    // Last writer of each column of each synced row, for conflict resolution.
+    name: 'versions',
+    ddl: `(
+      tbl VARCHAR(64) NOT NULL,
+      identity VARCHAR(700) NOT NULL,
+      col VARCHAR(64) NOT NULL,
+      hlc BIGINT UNSIGNED NOT NULL,
+      node VARCHAR(64) NOT NULL,
+      PRIMARY KEY (tbl, identity(200), col)
+    ) ENGINE=InnoDB`,
+  },
+  {
+    name: 'conflicts',
+    ddl: `(
+      id BIGINT UNSIGNED NOT NULL AUTO_INCREMENT PRIMARY KEY,
+      detected_at DATETIME(6) NOT NULL,
+      change_id VARCHAR(120) NOT NULL,
+      origin VARCHAR(64) NOT NULL,
+      tbl VARCHAR(64) NOT NULL,
+      identity VARCHAR(700) NOT NULL,
+      kind VARCHAR(16) NOT NULL COMMENT 'update | delete | insert',
+      local_version LONGTEXT NOT NULL COMMENT 'JSON: the row here before the change',
+      remote_version LONGTEXT NOT NULL COMMENT 'JSON: what the change carried',
+      outcome VARCHAR(500) NOT NULL COMMENT 'which side won, per column',
+      KEY conflicts_change (change_id)
+    ) ENGINE=InnoDB`,
+  },
+  {
+    // Change sets that could not apply yet, held durably and retried; never dropped.
+    name: 'quarantine',
+    ddl: `(
+      change_id VARCHAR(120) NOT NULL PRIMARY KEY,
+      origin VARCHAR(64) NOT NULL,
+      from_peer VARCHAR(64) NOT NULL,
+      hlc BIGINT UNSIGNED NOT NULL,
+      received_at DATETIME(6) NOT NULL,
+      last_try DATETIME(6) NOT NULL,
+      tries INT UNSIGNED NOT NULL DEFAULT 1,
+      reason VARCHAR(1000) NOT NULL,
+      waits_for VARCHAR(700) NULL COMMENT 'table/identity or change id it depends on',
+      body LONGBLOB NOT NULL COMMENT 'the <cs> element as received',
+      KEY quarantine_origin (origin, hlc)
+    ) ENGINE=InnoDB`,
+  },
+  {
+    // DDL seen on synced tables, with the fingerprint of the schema after it.
+    name: 'schema_events',
+    ddl: `(
+      id BIGINT UNSIGNED NOT NULL AUTO_INCREMENT PRIMARY KEY,
+      seen_at DATETIME(6) NOT NULL,
+      tbl VARCHAR(64) NOT NULL,
+      statement TEXT NOT NULL,
+      fingerprint CHAR(64) NOT NULL,
+      binlog_file VARCHAR(255) NOT NULL,
+      binlog_pos BIGINT UNSIGNED NOT NULL
+    ) ENGINE=InnoDB`,
+  },
+  {
+    name: 'meta',
+    ddl: `(
+      k VARCHAR(64) NOT NULL PRIMARY KEY,
+      v VARCHAR(4000) NOT NULL
+    ) ENGINE=InnoDB`,
+  },
+];
+
+/** Creates the state schema and its tables if missing (idempotent). */
+export async function ensureStateSchema(db: Queryable, stateSchema: string): Promise<void> {
+  await db.exec(`CREATE DATABASE IF NOT EXISTS ${qid(stateSchema)} CHARACTER SET utf8mb4 COLLATE utf8mb4_bin`);
+  for (const t of stateTables) {
+    await db.exec(`CREATE TABLE IF NOT EXISTS ${qid(stateSchema)}.${qid(t.name)} ${t.ddl}`);
+  }
+  await db.exec(
+    `INSERT IGNORE INTO ${qid(stateSchema)}.meta (k, v) VALUES ('version', ?)`,
+    [String(STATE_VERSION)],
+  );
+}
+
+/** `schema`.`table` for a state table. */
+export function stateTable(stateSchema: string, table: string): string {
+  return `${qid(stateSchema)}.${qid(table)}`;
+}
