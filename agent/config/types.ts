@@ -1,0 +1,79 @@
+// The validated, frozen configuration every part of spokesync receives.
+// The YAML format is documented in README.md and DESIGN.md; loader.ts turns a
+// file into this object (defaults applied, ${ENV} expanded, unknown keys refused).
+
+export type Compression = 'gzip' | 'br' | 'none';
+/** `both` (default), `up` (child → parent only) or `down` (parent → child only) */
+export type Direction = 'both' | 'up' | 'down';
+
+export interface TableFilter {
+  /** table names or globs (`*`, `?`) */
+  readonly include: readonly string[];
+  readonly exclude: readonly string[];
+}
+
+export interface DatabaseConfig {
+  readonly host: string;
+  readonly port: number;
+  readonly user: string;
+  readonly password?: string;
+  /** the application schema */
+  readonly schema: string;
+  /** spokesync's own state (default `spokesync`) */
+  readonly stateSchema: string;
+  /** binlog client id, unique per server */
+  readonly serverId: number;
+}
+
+export interface ChildConfig {
+  readonly id: string;
+  readonly token: string;
+  /** optional per-child filter applied on top of `tables` */
+  readonly tables?: TableFilter;
+}
+
+export interface ListenConfig {
+  readonly host: string;
+  readonly port: number;
+  readonly tls?: { readonly cert: string; readonly key: string };
+  /** largest request body accepted on the wire (default 8 MiB) */
+  readonly maxBodyBytes: number;
+  /** largest body after decompression (default 64 MiB) */
+  readonly maxInflatedBytes: number;
+}
+
+export interface ParentConfig {
+  readonly url: string;
+  readonly token: string;
+  /** milliseconds between exchanges in `run` (default 5m) */
+  readonly interval: number;
+  /** milliseconds per HTTP request (default 60s) */
+  readonly timeout: number;
+  /** attempts per request, first one included (default 5) */
+  readonly maxTries: number;
+  readonly compression: Compression;
+  readonly batch: { readonly records: number; readonly bytes: number };
+  /** PEM file of the parent's certificate or CA to trust (self-signed sites) */
+  readonly ca?: string;
+}
+
+export interface Config {
+  /** absolute path of the file this was read from */
+  readonly file: string;
+  readonly node: { readonly id: string };
+  readonly database: DatabaseConfig;
+  readonly tables: TableFilter & {
+    /** identity overrides: table → key columns */
+    readonly keys: Readonly<Record<string, readonly string[]>>;
+    /** one-way tables: table → direction (tables not named sync both ways) */
+    readonly direction: Readonly<Record<string, Direction>>;
+  };
+  readonly listen?: ListenConfig;
+  readonly children: readonly ChildConfig[];
+  readonly parent?: ParentConfig;
+  readonly capture: {
+    /** bytes of decoded binlog rows held before capture pauses to drain (default 32 MiB) */
+    readonly memoryBytes: number;
+  };
+  readonly log: { readonly level: 'debug' | 'info' | 'warn' | 'error' };
+}
