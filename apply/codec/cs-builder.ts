@@ -1,0 +1,263 @@
+// Builds ChangeSets from parser events (open tag, text, close tag), checking the
+// structure strictly as it goes: this is the defence against a hostile peer.
+// Shared by decodeChangeSet (one journal fragment) and readBatch (inside <e>).
+// No DOM: memory is one change set under construction.
+
+import type { ChangeSet, Op, Ref, Value } from '../model.js';
+import { WIRE_NAMESPACE } from '../model.js';
+import {
+  COMMIT_TIME,
+  DIGEST,
+  NODE_ID,
+  decodeBase64,
+  decodeUtf16,
+  decodeUtf8,
+  isUint64,
+  xmlError,
+} from './xml-text.js';
+
+export type Attrs = Record<string, string>;
+
+interface OpState {
+  kind: 'insert' | 'update' | 'delete';
+  table: string;
+  id: string;
+  row: Record<string, Value>;
+  old: Record<string, Value>;
+  digest: string;
+  sawOld: boolean;
+}
+
+interface ColState {
+  old: boolean;
+  name: string;
+  /** '' plain text, 'u' base64 UTF-8, 'w' base64 UTF-16LE, 'b' base64 bytes, 'z' null */
+  enc: '' | 'u' | 'w' | 'b' | 'z';
+  ref: string | undefined;
+}
+
+const WS = /^[ \t\n\r]*$/;
+
+export class ChangeSetBuilder {
+  /** 0 outside, 1 in <cs>, 2 in an op, 3 in a column */
+  private level = 0;
+  private id: string | undefined;
+  private origin = '';
+  private hlc = '';
+  private time = '';
+  private ops: Op[] = [];
+  private op: OpState | undefined;
+  private col: ColState | undefined;
+  private buf = '';
+
+  get depth(): number {
+    return this.level;
+  }
+
+  open(name: string, attrs: Attrs): void {
+    switch (this.level) {
+      case 0:
+        if (name !== 'cs') throw xmlError(`expected <cs>, found <${short(name)}>`);
+        this.openCs(attrs);
+        break;
+      case 1:
+        if (name === 'i') this.openOp('insert', attrs);
+        else if (name === 'u') this.openOp('update', attrs);
+        else if (name === 'd') this.openOp('delete', attrs);
+        else throw xmlError(`unknown element <${short(name)}> in <cs>`);
+        break;
+      case 2: {
+        const op = this.op!;
+        if (op.kind === 'delete') throw xmlError('<d> has no child elements');
+        if (name === 'c' && !op.sawOld) this.openCol(false, attrs);
+        else if (name === 'o' && op.kind === 'update') this.openCol(true, attrs);
+        else throw xmlError(`unexpected element <${short(name)}> in <${op.kind[0]}>`);
+        break;
+      }
+      default:
+        throw xmlError(`unexpected element <${short(name)}> in a column`);
+    }
+    this.level++;
+  }
+
+  text(t: string): void {
+    if (this.level === 3) this.buf += t;
+    else if (!WS.test(t)) throw xmlError('unexpected text outside a column');
+  }
+
+  /** Returns the change set when its </cs> closes. */
+  close(): ChangeSet | undefined {
+    switch (this.level--) {
+      case 3:
+        this.closeCol();
+        return undefined;
+      case 2:
+        this.closeOp();
+        return undefined;
+      case 1: {
+        const cs: ChangeSet = {
+          id: this.id ?? `${this.origin}:${this.hlc}`,
+          origin: this.origin,
+          hlc: this.hlc,
+          time: this.time,
+          ops: this.ops,
+        };
+        this.ops = [];
+        this.id = undefined;
+        return cs;
+      }
+      default:
+        throw xmlError('unexpected close tag');
+    }
+  }
+
+  private openCs(a: Attrs): void {
+    let id: string | undefined;
+    let origin: string | undefined;
+    let hlc: string | undefined;
+    let time: string | undefined;
+    for (const k in a) {
+      const v = a[k]!;
+      switch (k) {
+        case 'id': id = once(id, v, k, 'cs'); break;
+        case 'I': id = once(id, b64text(v, 'change set id'), k, 'cs'); break;
+        case 'o': origin = v; break;
+        case 'h': hlc = v; break;
+        case 't': time = v; break;
+        case 'xmlns': checkNamespace(v); break;
+        default: throw unknownAttr(k, 'cs');
+      }
+    }
+    if (origin === undefined || !NODE_ID.test(origin)) throw badAttr('o', 'cs', 'a node id');
+    if (hlc === undefined || !isUint64(hlc)) throw badAttr('h', 'cs', 'a decimal uint64');
+    if (time === undefined || !COMMIT_TIME.test(time)) throw badAttr('t', 'cs', 'YYYY-MM-DDTHH:MM:SSZ');
+    this.id = id;
+    this.origin = origin;
+    this.hlc = hlc;
+    this.time = time;
+  }
+
+  private openOp(kind: OpState['kind'], a: Attrs): void {
+    const el = kind[0]!;
+    let table: string | undefined;
+    let id: string | undefined;
+    let digest: string | undefined;
+    for (const k in a) {
+      const v = a[k]!;
+      switch (k) {
+        case 't': table = once(table, v, k, el); break;
+        case 'T': table = once(table, b64text(v, 'table name'), k, el); break;
+        case 'k': id = once(id, v, k, el); break;
+        case 'K': id = once(id, b64text(v, 'identity'), k, el); break;
+        case 'g':
+          if (kind !== 'delete') throw unknownAttr(k, el);
+          digest = v;
+          break;
+        case 'xmlns': checkNamespace(v); break;
+        default: throw unknownAttr(k, el);
+      }
+    }
+    if (table === undefined || table === '') throw badAttr('t', el, 'a table name');
+    if (id === undefined) throw badAttr('k', el, 'an identity');
+    if (kind === 'delete' && (digest === undefined || !DIGEST.test(digest))) throw badAttr('g', el, 'a base64url digest');
+    this.op = { kind, table, id, row: {}, old: {}, digest: digest ?? '', sawOld: false };
+  }
+
+  private openCol(old: boolean, a: Attrs): void {
+    const el = old ? 'o' : 'c';
+    let name: string | undefined;
+    let enc: ColState['enc'] = '';
+    let ref: string | undefined;
+    for (const k in a) {
+      const v = a[k]!;
+      switch (k) {
+        case 'n': name = once(name, v, k, el); break;
+        case 'N': name = once(name, b64text(v, 'column name'), k, el); break;
+        case 'e':
+          if (v !== 'u' && v !== 'w' && v !== 'b') throw badAttr('e', el, 'u, w or b');
+          if (enc !== '') throw badAttr('e', el, 'not combined with z');
+          enc = v;
+          break;
+        case 'z':
+          if (v !== '1') throw badAttr('z', el, '1');
+          if (enc !== '') throw badAttr('z', el, 'not combined with e');
+          enc = 'z';
+          break;
+        case 'r': ref = once(ref, v, k, el); break;
+        case 'R': ref = once(ref, b64text(v, 'referenced table name'), k, el); break;
+        case 'xmlns': checkNamespace(v); break;
+        default: throw unknownAttr(k, el);
+      }
+    }
+    if (name === undefined || name === '') throw badAttr('n', el, 'a column name');
+    if (ref !== undefined && (ref === '' || enc === 'z' || enc === 'b')) {
+      throw badAttr('r', el, 'a table name, not combined with z or e="b"');
+    }
+    const op = this.op!;
+    if (old) op.sawOld = true;
+    if (Object.hasOwn(old ? op.old : op.row, name)) throw xmlError(`column given twice in one <${el === 'o' ? 'u' : op.kind[0]}>`);
+    this.col = { old, name, enc, ref };
+    this.buf = '';
+  }
+
+  private closeCol(): void {
+    const c = this.col!;
+    const t = this.buf;
+    this.buf = '';
+    let v: Value;
+    switch (c.enc) {
+      case '': v = t; break;
+      case 'z':
+        if (t !== '') throw xmlError('a null column (z="1") must be empty');
+        v = null;
+        break;
+      case 'b': v = decodeBase64(t, 'binary column'); break;
+      case 'u': v = decodeUtf8(decodeBase64(t, 'column text'), 'column text'); break;
+      case 'w': v = decodeUtf16(decodeBase64(t, 'column text'), 'column text'); break;
+    }
+    if (c.ref !== undefined) v = { ref: c.ref, id: v as string } satisfies Ref;
+    const row = c.old ? this.op!.old : this.op!.row;
+    if (c.name === '__proto__') {
+      Object.defineProperty(row, c.name, { value: v, enumerable: true, writable: true, configurable: true });
+    } else {
+      row[c.name] = v;
+    }
+    this.col = undefined;
+  }
+
+  private closeOp(): void {
+    const o = this.op!;
+    let op: Op;
+    if (o.kind === 'insert') op = { kind: 'insert', table: o.table, id: o.id, row: o.row };
+    else if (o.kind === 'update') op = { kind: 'update', table: o.table, id: o.id, set: o.row, old: o.old };
+    else op = { kind: 'delete', table: o.table, id: o.id, digest: o.digest };
+    this.ops.push(op);
+    this.op = undefined;
+  }
+}
+
+export function checkNamespace(v: string): void {
+  if (v !== WIRE_NAMESPACE) throw xmlError(`wrong namespace: expected ${WIRE_NAMESPACE}`);
+}
+
+export function unknownAttr(name: string, el: string): Error {
+  return xmlError(`unknown attribute ${short(name)} on <${el}>`);
+}
+
+export function badAttr(name: string, el: string, expected: string): Error {
+  return xmlError(`attribute ${name} on <${el}> is missing or not ${expected}`);
+}
+
+function once(prev: string | undefined, v: string, k: string, el: string): string {
+  if (prev !== undefined) throw xmlError(`<${el}> has both ${k.toLowerCase()} and ${k.toUpperCase()}`);
+  return v;
+}
+
+function b64text(v: string, what: string): string {
+  return decodeUtf8(decodeBase64(v, what), what);
+}
+
+/** An element or attribute name from the input, cut short for an error message. */
+export function short(name: string): string {
+  return name.length <= 32 ? name : `${name.slice(0, 32)}…`;
+}
