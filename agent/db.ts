@@ -1,6 +1,7 @@
 // The small database interface the rest of spokesync uses, and its mysql2
 // adapter. Tests use the real adapter against real MariaDB servers.
 import mysql from 'mysql2/promise';
+import type { TypeCast } from 'mysql2';
 import { SpokesyncError } from './errors.js';
 
 export interface DbSettings {
@@ -32,14 +33,31 @@ export interface Db extends Queryable {
   close(): Promise<void>;
 }
 
+/**
+ * FLOAT/DOUBLE: mysql2 turns the server's text into a number by accumulating
+ * digits in a double, which is off in the last digit for many values; parse
+ * the server's text exactly instead. GEOMETRY: the bytes, like other binary
+ * columns (mysql2 would decode them into objects).
+ */
+export const typeCast: TypeCast = (field, next) => {
+  if (field.type === 'FLOAT' || field.type === 'DOUBLE') {
+    const s = field.string('ascii');
+    return s === null ? null : Number(s);
+  }
+  if (field.type === 'GEOMETRY') return field.buffer();
+  return next();
+};
+
 /** Options every spokesync connection uses, so text forms are exact and stable. */
 export const connectionDefaults = {
   dateStrings: true,
   supportBigNumbers: true,
   bigNumberStrings: true,
   decimalNumbers: false,
+  jsonStrings: true,
   charset: 'utf8mb4_bin',
   timezone: 'Z',
+  typeCast,
 } as const;
 
 function wrap(c: mysql.Pool | mysql.PoolConnection): Queryable {
