@@ -1,0 +1,168 @@
+// Batches in: a streaming reader. Chunks are pushed into saxes as they arrive
+// and each change set is yielded as soon as its </e> closes, so memory holds
+// one chunk and one change set, never the document. The header comes first.
+// Limits count records (<e> elements) and bytes of XML (after decompression);
+// exceeding either stops reading at once with SPOKESYNC_E_BATCH_TOO_LARGE.
+
+import { SpokesyncError } from '../../agent/errors.js';
+import type { BatchEntry, BatchHeader, ChangeSet } from '../model.js';
+import { ChangeSetBuilder, badAttr, checkNamespace, short, unknownAttr, type Attrs } from './cs-builder.js';
+import { createParser } from './sax.js';
+import { NODE_ID, isUint64, xmlError } from './xml-text.js';
+
+export type BatchItem = { type: 'header'; header: BatchHeader } | { type: 'entry'; entry: BatchEntry };
+
+export interface BatchLimits {
+  /** most <e> records accepted */
+  maxRecords?: number;
+  /** most bytes of XML accepted (counted as UTF-8) */
+  maxBytes?: number;
+}
+
+/** Parser events → batch items, with the <batch> and <e> levels checked here and <cs> delegated. */
+class BatchBuilder {
+  readonly out: BatchItem[] = [];
+  records = 0;
+  done = false;
+  private level = 0; // 0 outside, 1 in <batch>, 2 in <e>
+  private seq: string | undefined;
+  private last = -1n;
+  private cs: ChangeSet | undefined;
+  private readonly b = new ChangeSetBuilder();
+
+  constructor(private readonly maxRecords: number) {}
+
+  open(name: string, a: Attrs): void {
+    if (this.level === 2) {
+      if (this.cs !== undefined) throw xmlError('an <e> holds exactly one <cs>');
+      this.b.open(name, a);
+      return;
+    }
+    if (this.level === 0) {
+      if (this.done) throw xmlError('content after </batch>');
+      if (name !== 'batch') throw xmlError(`expected <batch>, found <${short(name)}>`);
+      this.out.push({ type: 'header', header: readHeader(a) });
+    } else {
+      if (name !== 'e') throw xmlError(`unknown element <${short(name)}> in <batch>`);
+      this.openEntry(a);
+    }
+    this.level++;
+  }
+
+  text(t: string): void {
+    if (this.level === 2) this.b.text(t);
+    else if (!/^[ \t\n\r]*$/.test(t)) throw xmlError('unexpected text in <batch>');
+  }
+
+  close(): void {
+    if (this.level === 2 && this.b.depth > 0) {
+      const cs = this.b.close();
+      if (cs !== undefined) this.cs = cs;
+      return;
+    }
+    if (this.level === 2) {
+      if (this.cs === undefined) throw xmlError('an <e> holds exactly one <cs>');
+      this.out.push({ type: 'entry', entry: { seq: this.seq!, cs: this.cs } });
+      this.cs = undefined;
+    } else if (this.level === 1) {
+      this.done = true;
+    }
+    this.level--;
+  }
+
+  private openEntry(a: Attrs): void {
+    let seq: string | undefined;
+    for (const k in a) {
+      if (k === 'seq') seq = a[k];
+      else if (k === 'xmlns') checkNamespace(a[k]!);
+      else throw unknownAttr(k, 'e');
+    }
+    if (seq === undefined || !isUint64(seq)) throw badAttr('seq', 'e', 'a decimal uint64');
+    const n = BigInt(seq);
+    if (n <= this.last) throw xmlError('entry seq numbers must increase within a batch');
+    this.last = n;
+    if (++this.records > this.maxRecords) {
+      throw new SpokesyncError('SPOKESYNC_E_BATCH_TOO_LARGE', `batch holds more than ${this.maxRecords} records`);
+    }
+    this.seq = seq;
+  }
+}
+
+function readHeader(a: Attrs): BatchHeader {
+  let ns: string | undefined;
+  const h: Record<string, string> = {};
+  for (const k in a) {
+    switch (k) {
+      case 'xmlns': ns = a[k]; break;
+      case 'v': case 'from': case 'to': case 'seq': case 'ack': case 'more': h[k] = a[k]!; break;
+      default: throw unknownAttr(k, 'batch');
+    }
+  }
+  if (ns === undefined) throw xmlError('<batch> must declare the namespace urn:spokesync:batch:1');
+  checkNamespace(ns);
+  if (h.v !== '1') throw badAttr('v', 'batch', '1 (the only version this node reads)');
+  if (h.from === undefined || !NODE_ID.test(h.from)) throw badAttr('from', 'batch', 'a node id');
+  if (h.to === undefined || !NODE_ID.test(h.to)) throw badAttr('to', 'batch', 'a node id');
+  if (h.seq === undefined || !isUint64(h.seq)) throw badAttr('seq', 'batch', 'a decimal uint64');
+  if (h.ack === undefined || !isUint64(h.ack)) throw badAttr('ack', 'batch', 'a decimal uint64');
+  const more = h.more;
+  if (more !== '1' && more !== '0' && more !== 'true' && more !== 'false') throw badAttr('more', 'batch', 'a boolean');
+  return { version: 1, from: h.from, to: h.to, seq: h.seq, ack: h.ack, more: more === '1' || more === 'true' };
+}
+
+export async function* readBatch(
+  source: AsyncIterable<Buffer | string> | Iterable<Buffer | string>,
+  limits: BatchLimits = {},
+): AsyncGenerator<BatchItem> {
+  const maxBytes = limits.maxBytes ?? Infinity;
+  const bb = new BatchBuilder(limits.maxRecords ?? Infinity);
+  const parser = createParser(bb, false);
+  const utf8 = new TextDecoder('utf-8', { fatal: true });
+  let bytes = 0;
+  let pending = false; // bytes of an unfinished UTF-8 sequence may sit in the decoder
+  const decode = (b: Uint8Array | undefined, stream: boolean): string => {
+    try {
+      return b === undefined ? utf8.decode() : utf8.decode(b, { stream });
+    } catch (e) {
+      throw xmlError('batch is not valid UTF-8', e);
+    }
+  };
+  for await (const chunk of source) {
+    bytes += typeof chunk === 'string' ? Buffer.byteLength(chunk, 'utf8') : chunk.length;
+    if (bytes > maxBytes) {
+      throw new SpokesyncError('SPOKESYNC_E_BATCH_TOO_LARGE', `batch is larger than ${maxBytes} bytes`);
+    }
+    let text: string;
+    if (typeof chunk === 'string') {
+      text = pending ? decode(undefined, false) + chunk : chunk;
+      pending = false;
+    } else {
+      text = decode(chunk, true);
+      pending = true;
+    }
+    parser.write(text);
+    if (bb.out.length > 0) {
+      yield* bb.out;
+      bb.out.length = 0;
+    }
+  }
+  if (pending) parser.write(decode(undefined, false));
+  parser.close();
+  if (!bb.done) throw xmlError('batch ended before </batch>');
+  yield* bb.out;
+}
+
+/** A whole batch in memory (tests, small bodies). Streams should use readBatch. */
+export async function decodeBatch(
+  source: Buffer | string,
+  limits: BatchLimits = {},
+): Promise<{ header: BatchHeader; entries: BatchEntry[] }> {
+  let header: BatchHeader | undefined;
+  const entries: BatchEntry[] = [];
+  for await (const item of readBatch([source], limits)) {
+    if (item.type === 'header') header = item.header;
+    else entries.push(item.entry);
+  }
+  if (header === undefined) throw xmlError('batch has no <batch> element');
+  return { header, entries };
+}
