@@ -1,0 +1,275 @@
+// The child side of the exchange: POST our batch (changes + acks) to the
+// parent, take its answer, repeat until both sides are drained. got's own retry
+// is off; p-retry is the one retry layer, with the delay from a pure function
+// and an injected sleep. A dropped connection costs at most the batch in flight.
+import { X509Certificate } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import { checkServerIdentity, type PeerCertificate } from 'node:tls';
+import got, { type Response } from 'got';
+import pRetry, { AbortError } from 'p-retry';
+import type { ParentConfig } from '../config/types.js';
+import type { Queryable } from '../db.js';
+import { SpokesyncError, catalogue, isSpokesyncError, type ErrorCode } from '../errors.js';
+import type { Logger } from '../log.js';
+import { PARENT_ID_KEY, getCursor, getMeta, recordContact, setMeta } from '../routing/cursors.js';
+import type { Route } from '../routing/filters.js';
+import { compress, decompress, encodingFor, parseContentEncoding } from './compression.js';
+import {
+  CAP_BYTES_HEADER, CAP_RECORDS_HEADER, EXCHANGE_PATH, PEER_PATH, type ExchangeCore, type TakeResult,
+} from './protocol.js';
+import { batchBuffer, collectBatch, type DecodedBatch } from './wire.js';
+
+export type Sleep = (ms: number, signal?: AbortSignal) => Promise<void>;
+
+export const realSleep: Sleep = (ms, signal) =>
+  new Promise((resolve, reject) => {
+    if (signal?.aborted) return reject(signal.reason as Error);
+    const t = setTimeout(() => { signal?.removeEventListener('abort', onAbort); resolve(); }, ms);
+    const onAbort = (): void => { clearTimeout(t); reject(signal?.reason as Error); };
+    signal?.addEventListener('abort', onAbort, { once: true });
+  });
+
+/** Backoff before attempt `attempt + 1`: exponential from `base`, capped, with jitter in [50%, 100%]. Pure. */
+export function backoffDelay(attempt: number, random: number, base = 1000, max = 60_000): number {
+  const full = Math.min(max, base * 2 ** Math.max(0, attempt - 1));
+  return Math.round(full * (0.5 + 0.5 * random));
+}
+
+/** HTTP statuses that no resend can fix: the token, the peer, or the batch itself is wrong. */
+const PERMANENT = new Set([400, 401, 403, 404, 405, 413, 415, 422]);
+
+export interface ExchangeClientOptions {
+  readonly parent: ParentConfig;
+  readonly node: string;
+  readonly core: ExchangeCore;
+  readonly db: Queryable;
+  readonly stateSchema: string;
+  readonly routeFor: (parentId: string) => Route;
+  readonly log: Logger;
+  readonly sleep?: Sleep;
+  readonly random?: () => number;
+  /** largest answer after inflation (default 64 MiB) */
+  readonly maxInflatedBytes?: number;
+  /** first backoff delay in ms (default 1000) */
+  readonly backoffBaseMs?: number;
+}
+
+export interface SyncResult {
+  readonly parent: string;
+  readonly rounds: number;
+  readonly sent: number;
+  readonly received: number;
+  readonly applied: number;
+  readonly duplicates: number;
+  readonly quarantined: number;
+  readonly conflicts: number;
+  /** nothing pending either way when the exchange ended */
+  readonly drained: boolean;
+}
+
+interface RoundResult {
+  readonly sent: number;
+  readonly ourMore: boolean;
+  readonly allAcked: boolean;
+  readonly theirMore: boolean;
+  readonly taken: TakeResult;
+}
+
+/** TLS options: trust the pinned PEM; a certificate identical to a pinned one is accepted whatever its name. */
+function tlsOptions(caFile: string | undefined): { certificateAuthority?: string; checkServerIdentity?: typeof checkServerIdentity } {
+  if (!caFile) return {};
+  const pem = readFileSync(caFile, 'utf8');
+  const pinned = new Set(
+    (pem.match(/-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----/g) ?? [])
+      .map((c) => new X509Certificate(c).fingerprint256),
+  );
+  return {
+    certificateAuthority: pem,
+    checkServerIdentity: (host: string, cert: PeerCertificate) =>
+      pinned.has(cert.fingerprint256) ? undefined : checkServerIdentity(host, cert),
+  };
+}
+
+/** The error an HTTP answer stands for; its body is `CODE: message`. */
+function httpError(res: Response<Buffer>): SpokesyncError {
+  const text = res.body.toString('utf8', 0, Math.min(res.body.length, 400)).trim();
+  const m = /^(SPOKESYNC_E_[A-Z_]+): (.*)$/s.exec(text);
+  const code = m && m[1] && m[1] in catalogue ? (m[1] as ErrorCode) : 'SPOKESYNC_E_HTTP';
+  const message = `the parent answered ${res.statusCode}${m ? `: ${m[2] ?? ''}` : ''}`;
+  return new SpokesyncError(code, message);
+}
+
+export class ExchangeClient {
+  private readonly log: Logger;
+  private readonly sleep: Sleep;
+  private readonly random: () => number;
+  private readonly tls: ReturnType<typeof tlsOptions>;
+  private readonly base: string;
+
+  constructor(private readonly o: ExchangeClientOptions) {
+    this.log = o.log.child({ part: 'client' });
+    this.sleep = o.sleep ?? realSleep;
+    this.random = o.random ?? Math.random;
+    this.tls = tlsOptions(o.parent.ca);
+    this.base = o.parent.url.replace(/\/+$/, '');
+  }
+
+  /** One HTTP request, retried by p-retry; `parse` runs inside the retry (a garbled answer is fetched again). */
+  private async request<T>(
+    what: string,
+    send: () => Promise<Response<Buffer>>,
+    parse: (res: Response<Buffer>) => Promise<T>,
+    signal?: AbortSignal,
+  ): Promise<T> {
+    const tries = Math.max(1, this.o.parent.maxTries);
+    return pRetry(
+      async () => {
+        let res: Response<Buffer>;
+        try {
+          res = await send();
+        } catch (e) {
+          if (signal?.aborted) throw new AbortError(e as Error);
+          throw new SpokesyncError('SPOKESYNC_E_HTTP', `${what}: ${(e as { code?: string }).code ?? (e as Error).message}`, { cause: e });
+        }
+        if (res.statusCode !== 200) {
+          const err = httpError(res);
+          throw PERMANENT.has(res.statusCode) ? new AbortError(err) : err;
+        }
+        try {
+          return await parse(res);
+        } catch (e) {
+          throw isSpokesyncError(e) ? e : new SpokesyncError('SPOKESYNC_E_HTTP', `${what}: bad answer`, { cause: e });
+        }
+      },
+      {
+        retries: tries - 1,
+        minTimeout: 0,
+        maxTimeout: 0,
+        factor: 1,
+        ...(signal ? { signal } : {}),
+        shouldRetry: async ({ error, attemptNumber }) => {
+          const delay = backoffDelay(attemptNumber, this.random(), this.o.backoffBaseMs);
+          this.log.warn('exchange attempt failed, retrying', {
+            what, attempt: attemptNumber, delayMs: delay, code: (error as { code?: string }).code, error: error.message,
+          });
+          await this.sleep(delay, signal);
+          return true;
+        },
+      },
+    );
+  }
+
+  private headers(): Record<string, string> {
+    return { authorization: `Bearer ${this.o.parent.token}`, 'user-agent': 'spokesync' };
+  }
+
+  private gotOptions(signal?: AbortSignal) {
+    return {
+      retry: { limit: 0 },
+      timeout: { request: this.o.parent.timeout },
+      throwHttpErrors: false,
+      decompress: false,
+      followRedirect: false,
+      responseType: 'buffer' as const,
+      https: this.tls,
+      ...(signal ? { signal } : {}),
+    };
+  }
+
+  /** The parent's node id: remembered from the first authenticated contact. */
+  async parentId(signal?: AbortSignal): Promise<string> {
+    const { db, stateSchema } = this.o;
+    const known = await getMeta(db, stateSchema, PARENT_ID_KEY);
+    if (known) return known;
+    const who = await this.request(
+      'peer',
+      () => got(`${this.base}${PEER_PATH}`, { ...this.gotOptions(signal), method: 'GET', headers: this.headers() }),
+      async (res) => JSON.parse(res.body.toString('utf8')) as { node?: unknown; child?: unknown },
+      signal,
+    );
+    if (typeof who.node !== 'string' || !/^[a-z0-9-]+$/.test(who.node)) {
+      throw new SpokesyncError('SPOKESYNC_E_PEER', 'the parent did not name itself');
+    }
+    if (who.child !== this.o.node) {
+      throw new SpokesyncError('SPOKESYNC_E_PEER', `the parent knows this token as child '${String(who.child)}', but this node is '${this.o.node}'`);
+    }
+    await setMeta(db, stateSchema, PARENT_ID_KEY, who.node);
+    return who.node;
+  }
+
+  /** One request and its answer. */
+  async round(parentId: string, signal?: AbortSignal): Promise<RoundResult> {
+    const { parent, core } = this.o;
+    const out = await core.next(this.o.routeFor(parentId), parent.batch);
+    const enc = encodingFor(parent.compression);
+    const body = compress(await batchBuffer(out.header, out.entries), enc);
+    const max = this.o.maxInflatedBytes ?? 64 * 1024 * 1024;
+    const answer: DecodedBatch = await this.request(
+      'exchange',
+      () => got(`${this.base}${EXCHANGE_PATH}`, {
+        ...this.gotOptions(signal),
+        method: 'POST',
+        body,
+        headers: {
+          ...this.headers(),
+          'content-type': 'application/xml',
+          'accept-encoding': enc === 'br' ? 'br, gzip' : enc === 'gzip' ? 'gzip' : 'identity',
+          ...(enc === 'identity' ? {} : { 'content-encoding': enc }),
+          [CAP_RECORDS_HEADER]: String(parent.batch.records),
+          [CAP_BYTES_HEADER]: String(parent.batch.bytes),
+        },
+      }),
+      async (res) => {
+        const renc = parseContentEncoding(res.headers['content-encoding']);
+        if (renc === null) throw new SpokesyncError('SPOKESYNC_E_HTTP', 'the parent answered in an unknown encoding');
+        return collectBatch([decompress(res.body, renc, max)], { maxBytes: max });
+      },
+      signal,
+    );
+    const taken = await core.take(parentId, answer.header, answer.entries);
+    const last = out.entries[out.entries.length - 1]?.seq ?? '0';
+    const cursor = await getCursor(this.o.db, this.o.stateSchema, parentId);
+    return {
+      sent: out.entries.length,
+      ourMore: out.header.more,
+      allAcked: BigInt(cursor.ackedSeq) >= BigInt(last),
+      theirMore: answer.header.more,
+      taken,
+    };
+  }
+
+  /**
+   * Exchanges until both sides have nothing more: our batches are acked and the
+   * parent's answers are empty. Stops between rounds when `signal` aborts.
+   */
+  async sync(signal?: AbortSignal, maxRounds = 100_000): Promise<SyncResult> {
+    const { db, stateSchema } = this.o;
+    let parent = '';
+    const t = { rounds: 0, sent: 0, received: 0, applied: 0, duplicates: 0, quarantined: 0, conflicts: 0 };
+    try {
+      parent = await this.parentId(signal);
+      let done = false;
+      while (!done && t.rounds < maxRounds && !signal?.aborted) {
+        const r = await this.round(parent, signal);
+        t.rounds++;
+        t.sent += r.sent;
+        t.received += r.taken.received;
+        t.applied += r.taken.applied;
+        t.duplicates += r.taken.duplicates;
+        t.quarantined += r.taken.quarantined;
+        t.conflicts += r.taken.conflicts;
+        // another round when they sent something (it needs our ack) or either side has more
+        done = r.taken.received === 0 && !r.theirMore && !r.ourMore && r.allAcked;
+      }
+      const pending = await this.o.core.pending(this.o.routeFor(parent));
+      const drained = done && pending === 0;
+      await recordContact(db, stateSchema, parent, 'ok');
+      this.log.info('sync', { parent, ...t, drained, pending });
+      return { parent, ...t, drained };
+    } catch (e) {
+      const code = isSpokesyncError(e) ? e.code : 'SPOKESYNC_E_HTTP';
+      if (parent) await recordContact(db, stateSchema, parent, `${code}: ${(e as Error).message}`).catch(() => undefined);
+      throw e;
+    }
+  }
+}

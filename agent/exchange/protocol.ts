@@ -1,0 +1,153 @@
+// The exchange between two peers, whatever carries it (HTTP or a USB file):
+// take a batch from a peer (apply it, move our cursors), and build the next
+// batch toward a peer (our acks plus what is pending for it). Both sides run the
+// same code; the ledger and monotonic cursors make every step safe to repeat.
+import type { BatchEntry, BatchHeader } from '../../apply/model.js';
+import type { Queryable } from '../db.js';
+import { SpokesyncError } from '../errors.js';
+import type { Logger } from '../log.js';
+import { advanceCursor, getCursor, maxSeq, nextBatchSeq } from '../routing/cursors.js';
+import type { Route } from '../routing/filters.js';
+import type { Caps, JournalReader, Outgoing } from '../routing/journal.js';
+
+export const EXCHANGE_PATH = '/v1/exchange';
+export const PEER_PATH = '/v1/peer';
+export const HEALTH_PATH = '/v1/health';
+/** request headers carrying the child's batch caps, so the parent's answers fit the same link */
+export const CAP_RECORDS_HEADER = 'x-spokesync-batch-records';
+export const CAP_BYTES_HEADER = 'x-spokesync-batch-bytes';
+
+export const DEFAULT_CAPS: Caps = { records: 200, bytes: 64 * 1024 };
+
+/** What apply/replay/applier.ts does for a batch: the part of it the exchange needs. */
+export interface BatchApplier {
+  applyBatch(fromPeer: string, entries: readonly BatchEntry[]): Promise<ApplyCounts>;
+}
+
+export interface ApplyCounts {
+  readonly applied: number;
+  readonly duplicates: number;
+  readonly quarantined: number;
+  readonly conflicts: number;
+}
+
+export interface TakeResult extends ApplyCounts {
+  /** entries in the batch */
+  readonly received: number;
+  /** entries at or below our received cursor, skipped without applying */
+  readonly replayed: number;
+}
+
+export interface OutgoingBatch {
+  readonly header: BatchHeader;
+  readonly entries: Outgoing[];
+}
+
+/** Runs tasks with the same key one at a time (one peer's batches never interleave). */
+export class KeyedMutex {
+  private readonly tails = new Map<string, Promise<unknown>>();
+  async run<T>(key: string, fn: () => Promise<T>): Promise<T> {
+    const prev = this.tails.get(key) ?? Promise.resolve();
+    const next = prev.then(fn, fn);
+    const tail = next.catch(() => undefined);
+    this.tails.set(key, tail);
+    try {
+      return await next;
+    } finally {
+      if (this.tails.get(key) === tail) this.tails.delete(key);
+    }
+  }
+}
+
+export interface ExchangeCoreOptions {
+  readonly db: Queryable;
+  readonly stateSchema: string;
+  /** this node's id */
+  readonly node: string;
+  readonly applier: BatchApplier;
+  readonly reader: JournalReader;
+  readonly log: Logger;
+}
+
+function checkOrder(entries: readonly BatchEntry[]): void {
+  let prev = -1n;
+  for (const e of entries) {
+    const s = /^[0-9]{1,20}$/.test(e.seq) ? BigInt(e.seq) : -1n;
+    if (s <= prev) throw new SpokesyncError('SPOKESYNC_E_XML', 'batch entries are not in increasing seq order');
+    prev = s;
+  }
+}
+
+export class ExchangeCore {
+  readonly node: string;
+  private readonly mutex = new KeyedMutex();
+  constructor(private readonly o: ExchangeCoreOptions) {
+    this.node = o.node;
+  }
+
+  /**
+   * Takes a batch from `peer`: the header must name it as sender and us as
+   * receiver; entries we already took are skipped; the rest are applied (all or
+   * nothing per change set, ledger first), then our cursors move forward.
+   */
+  async take(peer: string, header: BatchHeader, entries: readonly BatchEntry[]): Promise<TakeResult> {
+    if (header.from !== peer) {
+      throw new SpokesyncError('SPOKESYNC_E_PEER', `the batch claims sender '${header.from}', but it came from '${peer}'`);
+    }
+    if (header.to !== this.node) {
+      throw new SpokesyncError('SPOKESYNC_E_PEER', `the batch is for '${header.to}', this node is '${this.node}'`);
+    }
+    checkOrder(entries);
+    return this.mutex.run(peer, async () => {
+      const { db, stateSchema } = this.o;
+      const cursor = await getCursor(db, stateSchema, peer);
+      const fresh = entries.filter((e) => BigInt(e.seq) > BigInt(cursor.receivedSeq));
+      const counts: ApplyCounts = fresh.length > 0
+        ? await this.o.applier.applyBatch(peer, fresh)
+        : { applied: 0, duplicates: 0, quarantined: 0, conflicts: 0 };
+      const top = entries.reduce((m, e) => maxSeq(m, e.seq), '0');
+      await advanceCursor(db, stateSchema, peer, { acked: header.ack, received: top });
+      const result: TakeResult = {
+        applied: counts.applied,
+        duplicates: counts.duplicates,
+        quarantined: counts.quarantined,
+        conflicts: counts.conflicts,
+        received: entries.length,
+        replayed: entries.length - fresh.length,
+      };
+      this.o.log.debug('batch taken', { peer, ...result });
+      return result;
+    });
+  }
+
+  /** The header of our next batch toward `route.peer`, with our current ack. */
+  private async header(peer: string, more: boolean): Promise<BatchHeader> {
+    const { db, stateSchema } = this.o;
+    const cursor = await getCursor(db, stateSchema, peer);
+    const seq = await nextBatchSeq(db, stateSchema, peer);
+    return { version: 1, from: this.node, to: peer, seq, ack: cursor.receivedSeq, more };
+  }
+
+  /** Our next batch toward `route.peer`: acks plus pending entries within the caps. */
+  async next(route: Route, caps: Caps): Promise<OutgoingBatch> {
+    const { db, stateSchema, reader } = this.o;
+    const cursor = await getCursor(db, stateSchema, route.peer);
+    const batch = await reader.read(route, cursor.ackedSeq, caps);
+    if (BigInt(batch.skipTo) > BigInt(cursor.ackedSeq)) {
+      await advanceCursor(db, stateSchema, route.peer, { acked: batch.skipTo });
+    }
+    return { header: await this.header(route.peer, batch.more), entries: batch.entries };
+  }
+
+  /** Everything pending toward `route.peer`, streamed (USB files): the header and the entries. */
+  async all(route: Route): Promise<{ header: BatchHeader; entries: AsyncGenerator<Outgoing> }> {
+    const cursor = await getCursor(this.o.db, this.o.stateSchema, route.peer);
+    return { header: await this.header(route.peer, false), entries: this.o.reader.stream(route, cursor.ackedSeq) };
+  }
+
+  /** How many of our journal rows are still to go to `route.peer`. */
+  async pending(route: Route): Promise<number> {
+    const cursor = await getCursor(this.o.db, this.o.stateSchema, route.peer);
+    return this.o.reader.count(route, cursor.ackedSeq);
+  }
+}

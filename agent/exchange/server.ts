@@ -1,0 +1,227 @@
+// The parent side of the exchange: node:http (or node:https when listen.tls).
+// POST /v1/exchange takes a child's batch and answers with a batch for it.
+// Every failure answers 4xx/5xx with a short `CODE: message` body, applies
+// nothing, and leaves the server serving.
+import { createHash, timingSafeEqual } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import http, { type IncomingMessage, type ServerResponse } from 'node:http';
+import https from 'node:https';
+import type { AddressInfo } from 'node:net';
+import { pipeline } from 'node:stream';
+import type { ChildConfig, ListenConfig } from '../config/types.js';
+import { isSpokesyncError, type ErrorCode } from '../errors.js';
+import type { Logger } from '../log.js';
+import type { Route } from '../routing/filters.js';
+import type { Caps } from '../routing/journal.js';
+import { ByteLimit, compress, decompressor, inflateError, negotiate, parseContentEncoding } from './compression.js';
+import {
+  CAP_BYTES_HEADER, CAP_RECORDS_HEADER, DEFAULT_CAPS, EXCHANGE_PATH, HEALTH_PATH, PEER_PATH, type ExchangeCore,
+} from './protocol.js';
+import { batchBuffer, collectBatch } from './wire.js';
+
+export type RouteHandler = (req: IncomingMessage, res: ServerResponse, child: ChildConfig) => Promise<void>;
+
+export interface ExchangeServerOptions {
+  readonly listen: ListenConfig;
+  readonly children: readonly ChildConfig[];
+  readonly core: ExchangeCore;
+  /** the route toward a child (table filters) */
+  readonly routeFor: (child: string) => Route;
+  readonly log: Logger;
+  /** most change sets accepted in one request (default 10000) */
+  readonly maxRecords?: number;
+  /** the largest answer a child may ask for (default 1000 records, 1 MiB) */
+  readonly maxCaps?: Caps;
+}
+
+const STATUS: Partial<Record<ErrorCode, number>> = {
+  SPOKESYNC_E_AUTH: 401,
+  SPOKESYNC_E_PEER: 403,
+  SPOKESYNC_E_XML: 400,
+  SPOKESYNC_E_XML_DTD: 400,
+  SPOKESYNC_E_BATCH_TOO_LARGE: 413,
+  SPOKESYNC_E_UNKNOWN_TABLE: 422,
+  SPOKESYNC_E_UNKNOWN_COLUMN: 422,
+};
+
+const sha256 = (s: string): Buffer => createHash('sha256').update(s, 'utf8').digest();
+
+/** Sends `CODE: message` with a status; the connection closes when the request body was not read. */
+function fail(res: ServerResponse, status: number, code: string, message: string, close: boolean): void {
+  if (res.headersSent || res.destroyed) {
+    res.destroy();
+    return;
+  }
+  const body = `${code}: ${message.replace(/[\r\n]+/g, ' ').slice(0, 300)}\n`;
+  res.writeHead(status, {
+    'content-type': 'text/plain; charset=utf-8',
+    'content-length': Buffer.byteLength(body),
+    ...(status === 401 ? { 'www-authenticate': 'Bearer realm="spokesync"' } : {}),
+    ...(close ? { connection: 'close' } : {}),
+  });
+  res.end(body);
+}
+
+function capHeader(v: string | string[] | undefined, fallback: number, max: number): number {
+  const n = typeof v === 'string' && /^[0-9]{1,12}$/.test(v) ? Number(v) : fallback;
+  return Math.max(1, Math.min(n, max));
+}
+
+export class ExchangeServer {
+  private readonly server: http.Server;
+  private readonly tokens: ReadonlyArray<{ child: ChildConfig; digest: Buffer }>;
+  private readonly routes = new Map<string, RouteHandler>();
+  private readonly inflight = new Set<Promise<void>>();
+  private readonly log: Logger;
+
+  constructor(private readonly o: ExchangeServerOptions) {
+    this.log = o.log.child({ part: 'server' });
+    this.tokens = o.children.map((child) => ({ child, digest: sha256(child.token) }));
+    const handler = (req: IncomingMessage, res: ServerResponse): void => {
+      const p = this.handle(req, res).catch((e: unknown) => {
+        this.log.error('request failed', { error: e });
+        fail(res, 500, 'SPOKESYNC_E_HTTP', 'internal error', true);
+      });
+      this.inflight.add(p);
+      void p.finally(() => this.inflight.delete(p));
+    };
+    const tls = o.listen.tls;
+    this.server = tls
+      ? https.createServer({ cert: readFileSync(tls.cert), key: readFileSync(tls.key) }, handler)
+      : http.createServer(handler);
+    this.server.headersTimeout = 30_000;
+    // a slow link needs minutes for one batch; idle sockets still time out
+    this.server.requestTimeout = 15 * 60_000;
+    this.server.timeout = 120_000;
+    this.server.keepAliveTimeout = 60_000;
+    this.server.maxConnections = 256;
+    this.addRoute('POST', EXCHANGE_PATH, (req, res, child) => this.exchange(req, res, child));
+    this.addRoute('GET', PEER_PATH, async (_req, res, child) => {
+      const body = JSON.stringify({ node: this.o.core.node, child: child.id });
+      res.writeHead(200, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) });
+      res.end(body);
+    });
+  }
+
+  /** Adds an authenticated route (e.g. GET /v1/snapshot for provisioning). */
+  addRoute(method: string, path: string, handler: RouteHandler): void {
+    this.routes.set(`${method.toUpperCase()} ${path}`, handler);
+  }
+
+  async start(): Promise<void> {
+    const { host, port } = this.o.listen;
+    await new Promise<void>((resolve, reject) => {
+      this.server.once('error', reject);
+      this.server.listen(port, host, () => {
+        this.server.off('error', reject);
+        resolve();
+      });
+    });
+    this.log.info('listening', { host, port: this.port, tls: this.o.listen.tls !== undefined });
+  }
+
+  get port(): number {
+    return (this.server.address() as AddressInfo | null)?.port ?? 0;
+  }
+
+  get url(): string {
+    const host = this.o.listen.host === '0.0.0.0' ? '127.0.0.1' : this.o.listen.host;
+    return `${this.o.listen.tls ? 'https' : 'http'}://${host}:${this.port}`;
+  }
+
+  /** Stops accepting, lets requests in flight finish (their batches apply whole), then closes. */
+  async stop(): Promise<void> {
+    const closed = new Promise<void>((resolve) => this.server.close(() => resolve()));
+    this.server.closeIdleConnections();
+    await Promise.allSettled([...this.inflight]);
+    this.server.closeAllConnections();
+    await closed;
+  }
+
+  /** The child whose token this is; every child is compared, in constant time. */
+  private authenticate(req: IncomingMessage): ChildConfig | null {
+    const m = /^Bearer\s+(\S+)\s*$/i.exec(req.headers.authorization ?? '');
+    if (!m?.[1]) return null;
+    const presented = sha256(m[1]);
+    let found: ChildConfig | null = null;
+    for (const t of this.tokens) if (timingSafeEqual(presented, t.digest)) found = t.child;
+    return found;
+  }
+
+  private async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const path = (req.url ?? '/').split('?')[0] ?? '/';
+    if (path === HEALTH_PATH && (req.method === 'GET' || req.method === 'HEAD')) {
+      res.writeHead(200, { 'content-type': 'text/plain', 'content-length': 3 });
+      res.end('ok\n');
+      return;
+    }
+    const handler = this.routes.get(`${req.method ?? 'GET'} ${path}`);
+    if (!handler) {
+      const known = [...this.routes.keys()].some((k) => k.endsWith(` ${path}`));
+      fail(res, known ? 405 : 404, 'SPOKESYNC_E_HTTP', known ? 'method not allowed' : 'no such path', true);
+      return;
+    }
+    const child = this.authenticate(req);
+    if (!child) {
+      this.log.warn('refused: bad token', { path, remote: req.socket.remoteAddress });
+      fail(res, 401, 'SPOKESYNC_E_AUTH', 'missing or unknown token', true);
+      return;
+    }
+    await handler(req, res, child);
+  }
+
+  private async exchange(req: IncomingMessage, res: ServerResponse, child: ChildConfig): Promise<void> {
+    const { listen } = this.o;
+    const log = this.log.child({ child: child.id });
+    const enc = parseContentEncoding(req.headers['content-encoding']);
+    if (enc === null) {
+      fail(res, 415, 'SPOKESYNC_E_HTTP', 'Content-Encoding must be gzip, br or identity', true);
+      return;
+    }
+    const declared = Number(req.headers['content-length'] ?? 0);
+    if (declared > listen.maxBodyBytes) {
+      fail(res, 413, 'SPOKESYNC_E_BATCH_TOO_LARGE', `the body is larger than ${listen.maxBodyBytes} bytes`, true);
+      return;
+    }
+    let bodyRead = false;
+    try {
+      const inflated = pipeline(
+        req,
+        new ByteLimit(listen.maxBodyBytes, 'body'),
+        decompressor(enc),
+        new ByteLimit(listen.maxInflatedBytes, 'inflated body'),
+        () => undefined,
+      );
+      let batch;
+      try {
+        batch = await collectBatch(inflated, { maxRecords: this.o.maxRecords ?? 10_000, maxBytes: listen.maxInflatedBytes });
+      } catch (e) {
+        throw isSpokesyncError(e) ? e : inflateError(e, listen.maxInflatedBytes);
+      }
+      bodyRead = true;
+      const taken = await this.o.core.take(child.id, batch.header, batch.entries);
+      const max = this.o.maxCaps ?? { records: 1000, bytes: 1024 * 1024 };
+      const caps: Caps = {
+        records: capHeader(req.headers[CAP_RECORDS_HEADER], DEFAULT_CAPS.records, max.records),
+        bytes: capHeader(req.headers[CAP_BYTES_HEADER], DEFAULT_CAPS.bytes, max.bytes),
+      };
+      const answer = await this.o.core.next(this.o.routeFor(child.id), caps);
+      const out = negotiate(req.headers['accept-encoding'], enc);
+      const body = compress(await batchBuffer(answer.header, answer.entries), out);
+      res.sendDate = false;
+      res.writeHead(200, {
+        'content-type': 'application/xml',
+        'content-length': body.length,
+        ...(out === 'identity' ? {} : { 'content-encoding': out }),
+      });
+      res.end(body);
+      log.info('exchange', { ...taken, sent: answer.entries.length, more: answer.header.more, bytesOut: body.length });
+    } catch (e) {
+      const code = isSpokesyncError(e) ? e.code : 'SPOKESYNC_E_HTTP';
+      const status = isSpokesyncError(e) ? STATUS[e.code] ?? 500 : 500;
+      log.warn('exchange refused', { status, code, error: isSpokesyncError(e) ? e.message : String(e) });
+      const msg = isSpokesyncError(e) ? e.message : 'internal error';
+      fail(res, status, code, msg, !bodyRead);
+    }
+  }
+}

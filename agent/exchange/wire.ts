@@ -1,0 +1,49 @@
+// The batch codec as the exchange uses it: whole batches in and out of buffers,
+// and trimming a journal body down to the tables a peer takes.
+import type { BatchEntry, BatchHeader, ChangeSet } from '../../apply/model.js';
+import { batchChunks, readBatch } from '../../apply/codec/batch.js';
+import { decodeChangeSet } from '../../apply/codec/decode.js';
+import { encodeChangeSet } from '../../apply/codec/encode.js';
+import { SpokesyncError } from '../errors.js';
+import type { Outgoing, Trim } from '../routing/journal.js';
+
+export { batchChunks, readBatch };
+
+export interface BatchLimits {
+  readonly maxRecords?: number;
+  readonly maxBytes?: number;
+}
+
+export interface DecodedBatch {
+  readonly header: BatchHeader;
+  readonly entries: BatchEntry[];
+}
+
+/** A batch as bytes: the header, then the stored bodies as they are. */
+export async function batchBuffer(header: BatchHeader, entries: Iterable<Outgoing> | AsyncIterable<Outgoing>): Promise<Buffer> {
+  const parts: Buffer[] = [];
+  for await (const chunk of batchChunks(header, entries)) parts.push(chunk);
+  return Buffer.concat(parts);
+}
+
+/** Reads a whole batch (its entries are capped, so holding them is bounded). */
+export async function collectBatch(
+  source: AsyncIterable<Buffer | string> | Iterable<Buffer | string>,
+  limits: BatchLimits = {}): Promise<DecodedBatch> {
+  let header: BatchHeader | undefined;
+  const entries: BatchEntry[] = [];
+  for await (const ev of readBatch(source, limits)) {
+    if (ev.type === 'header') header = ev.header;
+    else entries.push(ev.entry);
+  }
+  if (header === undefined) throw new SpokesyncError('SPOKESYNC_E_XML', 'the body holds no batch');
+  return { header, entries };
+}
+
+/** Keeps the ops on tables the peer takes; null when none remain. */
+export const trimChangeSet: Trim = (body, accepts) => {
+  const cs: ChangeSet = decodeChangeSet(body);
+  const ops = cs.ops.filter((op) => accepts(op.table));
+  if (ops.length === 0) return null;
+  return ops.length === cs.ops.length ? body : encodeChangeSet({ ...cs, ops });
+};

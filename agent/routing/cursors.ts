@@ -1,0 +1,111 @@
+// Per-peer cursors in `peers`: acked_seq (our journal seq the peer has durably
+// taken) and received_seq (the peer's journal seq we have durably taken). Both
+// only move forward, so a replayed batch or a stale ack changes nothing.
+import type { Queryable } from '../db.js';
+import { stateTable } from '../state/schema.js';
+
+export interface PeerCursor {
+  readonly peer: string;
+  readonly ackedSeq: string;
+  readonly receivedSeq: string;
+  readonly batchSeq: string;
+  readonly lastContact: string | null;
+  readonly lastResult: string | null;
+}
+
+interface PeerRow {
+  peer: string;
+  acked_seq: string | number;
+  received_seq: string | number;
+  batch_seq: string | number;
+  last_contact: string | null;
+  last_result: string | null;
+}
+
+const fromRow = (r: PeerRow): PeerCursor => ({
+  peer: r.peer,
+  ackedSeq: String(r.acked_seq),
+  receivedSeq: String(r.received_seq),
+  batchSeq: String(r.batch_seq),
+  lastContact: r.last_contact,
+  lastResult: r.last_result,
+});
+
+/** A decimal sequence string, or '0' when it is not one (hostile input never reaches SQL as text). */
+export function seqOf(s: string | undefined): string {
+  return s !== undefined && /^[0-9]{1,20}$/.test(s) && BigInt(s) <= 18446744073709551615n ? BigInt(s).toString() : '0';
+}
+
+export function maxSeq(a: string, b: string): string {
+  return BigInt(a) >= BigInt(b) ? a : b;
+}
+
+export async function getCursor(db: Queryable, stateSchema: string, peer: string): Promise<PeerCursor> {
+  const rows = await db.query<PeerRow>(`SELECT * FROM ${stateTable(stateSchema, 'peers')} WHERE peer = ?`, [peer]);
+  const r = rows[0];
+  return r ? fromRow(r) : { peer, ackedSeq: '0', receivedSeq: '0', batchSeq: '0', lastContact: null, lastResult: null };
+}
+
+export async function listCursors(db: Queryable, stateSchema: string): Promise<PeerCursor[]> {
+  const rows = await db.query<PeerRow>(`SELECT * FROM ${stateTable(stateSchema, 'peers')} ORDER BY peer`);
+  return rows.map(fromRow);
+}
+
+/**
+ * Moves the cursors of `peer` forward (never back). `acked` is clamped to the
+ * highest seq in our journal, so a bogus ack cannot skip changes not yet written.
+ */
+export async function advanceCursor(
+  db: Queryable,
+  stateSchema: string,
+  peer: string,
+  to: { acked?: string; received?: string },
+): Promise<void> {
+  const acked = seqOf(to.acked);
+  const received = seqOf(to.received);
+  const journal = stateTable(stateSchema, 'journal');
+  const peers = stateTable(stateSchema, 'peers');
+  const [top] = await db.query<{ m: string | number | null }>(`SELECT MAX(seq) AS m FROM ${journal}`);
+  const ackClamped = BigInt(acked) > BigInt(top?.m ?? 0) ? String(top?.m ?? 0) : acked;
+  await db.exec(
+    `INSERT INTO ${peers} (peer, acked_seq, received_seq) VALUES (?, ?, ?)
+     ON DUPLICATE KEY UPDATE acked_seq = GREATEST(acked_seq, VALUES(acked_seq)),
+                             received_seq = GREATEST(received_seq, VALUES(received_seq))`,
+    [peer, ackClamped, received],
+  );
+}
+
+/** Our next batch counter toward `peer`. */
+export async function nextBatchSeq(db: Queryable, stateSchema: string, peer: string): Promise<string> {
+  const peers = stateTable(stateSchema, 'peers');
+  await db.exec(
+    `INSERT INTO ${peers} (peer, batch_seq) VALUES (?, 1) ON DUPLICATE KEY UPDATE batch_seq = batch_seq + 1`,
+    [peer],
+  );
+  const [r] = await db.query<{ batch_seq: string | number }>(`SELECT batch_seq FROM ${peers} WHERE peer = ?`, [peer]);
+  return String(r?.batch_seq ?? 1);
+}
+
+/** Records the outcome of an exchange with `peer` ('ok' or an error code and message, no secrets). */
+export async function recordContact(db: Queryable, stateSchema: string, peer: string, result: string, at = new Date()): Promise<void> {
+  await db.exec(
+    `INSERT INTO ${stateTable(stateSchema, 'peers')} (peer, last_contact, last_result) VALUES (?, ?, ?)
+     ON DUPLICATE KEY UPDATE last_contact = VALUES(last_contact), last_result = VALUES(last_result)`,
+    [peer, at.toISOString().replace('T', ' ').replace('Z', ''), result.slice(0, 500)],
+  );
+}
+
+export async function getMeta(db: Queryable, stateSchema: string, key: string): Promise<string | null> {
+  const [r] = await db.query<{ v: string }>(`SELECT v FROM ${stateTable(stateSchema, 'meta')} WHERE k = ?`, [key]);
+  return r?.v ?? null;
+}
+
+export async function setMeta(db: Queryable, stateSchema: string, key: string, value: string): Promise<void> {
+  await db.exec(
+    `INSERT INTO ${stateTable(stateSchema, 'meta')} (k, v) VALUES (?, ?) ON DUPLICATE KEY UPDATE v = VALUES(v)`,
+    [key, value],
+  );
+}
+
+/** meta key holding the parent's node id, learned from its first authenticated batch */
+export const PARENT_ID_KEY = 'parent.id';

@@ -1,0 +1,189 @@
+// A user-space TCP proxy on loopback for tests and benchmarks: it models a bad
+// link between a child and its parent. Bandwidth is shared by all connections in
+// each direction (like one VSAT or GPRS link), latency is added per direction,
+// connections can be cut after a number of bytes (mid-request, mid-response) or
+// dropped at random. Memory is bounded: a socket is paused while its queue is full.
+import { createServer, connect, type Server, type Socket } from 'node:net';
+
+export type Direction = 'up' | 'down';
+
+export interface ProxyOptions {
+  /** the real server, on loopback */
+  readonly target: { readonly host: string; readonly port: number };
+  /** link capacity in bytes per second, each direction (default: unlimited) */
+  bytesPerSecond?: number;
+  /** one-way latency in milliseconds added to each direction (RTT = 2×) */
+  latencyMs?: number;
+  /** probability, per forwarded piece, that the connection is dropped */
+  dropRate?: number;
+  /** random source for drops (default Math.random) */
+  rng?: () => number;
+  /** most connections open at once (default 16); extra ones are refused */
+  maxConnections?: number;
+  /** bytes queued per connection and direction before its source is paused (default 64 KiB) */
+  maxQueueBytes?: number;
+}
+
+export interface CutPlan {
+  /** which direction is cut: 'up' = client → server (mid-request), 'down' = mid-response */
+  readonly direction: Direction;
+  /** bytes forwarded in that direction before the cut */
+  readonly afterBytes: number;
+}
+
+export interface ProxyStats {
+  connections: number;
+  bytesUp: number;
+  bytesDown: number;
+  cuts: number;
+  drops: number;
+}
+
+export interface NetProxy {
+  readonly host: string;
+  readonly port: number;
+  readonly url: string;
+  readonly stats: ProxyStats;
+  /** the next connections opened get these faults, one plan per connection, in order */
+  cutNext(...plans: CutPlan[]): void;
+  /** change the link model while running */
+  set(options: Partial<Omit<ProxyOptions, 'target'>>): void;
+  /** cut every open connection now */
+  cutAll(): void;
+  close(): Promise<void>;
+}
+
+/** 1 kbps = 125 bytes per second. */
+export function kbps(n: number): number {
+  return (n * 1000) / 8;
+}
+
+const LOOPBACK = new Set(['127.0.0.1', 'localhost', '::1']);
+const PIECE = 256;
+
+/** One direction of the shared link: serialisation at the link rate, then latency. */
+class Link {
+  private freeAt = 0;
+  constructor(private readonly opts: ProxyOptions) {}
+  /** When a piece of `size` bytes that arrives now reaches the other side. */
+  schedule(size: number, now: number): number {
+    const rate = this.opts.bytesPerSecond;
+    const start = Math.max(now, this.freeAt);
+    this.freeAt = rate && rate > 0 ? start + (size * 1000) / rate : start;
+    return this.freeAt + (this.opts.latencyMs ?? 0);
+  }
+}
+
+export async function startProxy(options: ProxyOptions): Promise<NetProxy> {
+  if (!LOOPBACK.has(options.target.host)) throw new Error('net-proxy forwards to loopback only');
+  const opts: ProxyOptions = { ...options };
+  const links: Record<Direction, Link> = { up: new Link(opts), down: new Link(opts) };
+  const stats: ProxyStats = { connections: 0, bytesUp: 0, bytesDown: 0, cuts: 0, drops: 0 };
+  const plans: CutPlan[] = [];
+  const open = new Set<{ client: Socket; server: Socket }>();
+
+  const pump = (from: Socket, to: Socket, dir: Direction, plan: CutPlan | undefined, kill: () => void): void => {
+    let forwarded = 0;
+    let queued = 0;
+    let chain = Promise.resolve();
+    const limit = opts.maxQueueBytes ?? 64 * 1024;
+    const deliver = (piece: Buffer): void => {
+      const at = links[dir].schedule(piece.length, Date.now());
+      queued += piece.length;
+      if (queued > limit) from.pause();
+      // pieces leave in order: each waits for its own delivery time after the previous one
+      chain = chain.then(() => new Promise<void>((resolve) => {
+        const wait = Math.max(0, at - Date.now());
+        const timer = setTimeout(() => {
+          queued -= piece.length;
+          if (queued <= limit / 2) from.resume();
+          if (to.destroyed) return resolve();
+          if ((opts.dropRate ?? 0) > 0 && (opts.rng ?? Math.random)() < (opts.dropRate ?? 0)) {
+            stats.drops++;
+            kill();
+            return resolve();
+          }
+          let out = piece;
+          if (plan && forwarded + piece.length >= plan.afterBytes) {
+            out = piece.subarray(0, Math.max(0, plan.afterBytes - forwarded));
+            if (out.length > 0) to.write(out);
+            forwarded += out.length;
+            stats.cuts++;
+            kill();
+            return resolve();
+          }
+          forwarded += out.length;
+          if (dir === 'up') stats.bytesUp += out.length; else stats.bytesDown += out.length;
+          to.write(out);
+          resolve();
+        }, wait);
+        timer.unref?.();
+      }));
+    };
+    from.on('data', (chunk: Buffer) => {
+      for (let i = 0; i < chunk.length; i += PIECE) deliver(chunk.subarray(i, i + PIECE));
+    });
+    from.on('end', () => {
+      chain = chain.then(() => { if (!to.destroyed) to.end(); });
+    });
+  };
+
+  const server: Server = createServer((client) => {
+    if (open.size >= (opts.maxConnections ?? 16)) {
+      client.destroy();
+      return;
+    }
+    stats.connections++;
+    const plan = plans.shift();
+    const upstream = connect({ host: opts.target.host, port: opts.target.port });
+    const pair = { client, server: upstream };
+    open.add(pair);
+    const kill = (): void => {
+      client.destroy();
+      upstream.destroy();
+      open.delete(pair);
+    };
+    client.on('error', kill);
+    upstream.on('error', kill);
+    // a socket that closes without a clean end was aborted: abort the other side too
+    for (const sock of [client, upstream]) {
+      let ended = false;
+      sock.on('end', () => { ended = true; });
+      sock.on('close', () => {
+        if (!ended) kill();
+        else if (client.destroyed && upstream.destroyed) open.delete(pair);
+      });
+    }
+    pump(client, upstream, 'up', plan?.direction === 'up' ? plan : undefined, kill);
+    pump(upstream, client, 'down', plan?.direction === 'down' ? plan : undefined, kill);
+  });
+  server.maxConnections = opts.maxConnections ?? 16;
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', () => resolve());
+  });
+  const addr = server.address();
+  const port = typeof addr === 'object' && addr ? addr.port : 0;
+
+  return {
+    host: '127.0.0.1',
+    port,
+    url: `http://127.0.0.1:${port}`,
+    stats,
+    cutNext: (...p) => { plans.push(...p); },
+    set: (o) => { Object.assign(opts, o); },
+    cutAll: () => {
+      for (const p of [...open]) {
+        p.client.destroy();
+        p.server.destroy();
+        open.delete(p);
+        stats.cuts++;
+      }
+    },
+    close: async () => {
+      for (const p of [...open]) { p.client.destroy(); p.server.destroy(); }
+      open.clear();
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+    },
+  };
+}
