@@ -11,7 +11,7 @@ export interface ErrorSpec {
 
 export const catalogue = {
   // --- config and command line (exit 2) ---
-  SPOKESYNC_E_CONFIG: { exit: 2, fix: 'Correct the named key in the config file; `spokesync --help` lists the format.' },
+  SPOKESYNC_E_CONFIG: { exit: 2, fix: 'Correct the named keys in the config file; `spokesync help config` lists every key with its default.' },
   SPOKESYNC_E_CONFIG_ENV: { exit: 2, fix: 'Set the environment variable named in the message, or write the value into the config.' },
   SPOKESYNC_E_USAGE: { exit: 2, fix: 'Run `spokesync --help` or `spokesync <command> --help`.' },
 
@@ -34,6 +34,7 @@ export const catalogue = {
 
   // --- apply ---
   SPOKESYNC_E_APPLY: { exit: 1, fix: 'See the cause; the change set was rolled back whole and will be retried.' },
+  SPOKESYNC_E_BAD_CHANGE: { exit: 1, fix: 'The batch carries a malformed change set (id, identity or value); nothing from it was applied. The sender is not spokesync or runs an incompatible version.' },
   SPOKESYNC_E_QUARANTINED: { exit: 1, fix: 'See `spokesync status`; quarantined change sets are retried on every exchange.' },
 
   // --- exchange and USB ---
@@ -45,6 +46,7 @@ export const catalogue = {
 
   // --- provisioning ---
   SPOKESYNC_E_NOT_EMPTY: { exit: 1, fix: 'The application schema already has tables: clone into an empty schema, or pass --force to replace it.' },
+  SPOKESYNC_E_DAEMON_RUNNING: { exit: 1, fix: 'Stop `spokesync run` on this node (systemctl stop spokesync) before cloning it, then run clone again.' },
   SPOKESYNC_E_SNAPSHOT: { exit: 1, fix: 'The snapshot file is damaged or from another network: make a new one with `spokesync snapshot`.' },
 } as const satisfies Record<string, ErrorSpec>;
 

@@ -1,0 +1,131 @@
+// Every config key, its kind, its default and its help text, written down once.
+// The loader validates against this table (unknown keys are the ones not in it),
+// and `spokesync help config` prints it.
+
+/** How a value is read. */
+export type KeyKind =
+  | 'section' // a mapping of the keys below it
+  | 'list' // a sequence (of sections or strings, see the keys below it / `item`)
+  | 'string'
+  | 'secret' // a string that never appears in messages
+  | 'name' // a schema name
+  | 'id' // a node id: [a-z0-9-]+
+  | 'int'
+  | 'duration' // '500ms', '30s', '5m', '1h', '2d'
+  | 'bytes' // 65536, '64KiB', '8MiB'
+  | 'url' // http:// or https://
+  | 'enum'
+  | 'globs' // a list of table names or globs
+  | 'keymap' // table → list of column names
+  | 'dirmap'; // table → 'both' | 'up' | 'down'
+
+export interface KeySpec {
+  /** dotted path; `[]` stands for any element of a list */
+  readonly key: string;
+  readonly kind: KeyKind;
+  readonly help: string;
+  /** must be present (when its section is) */
+  readonly required?: boolean;
+  /** the value when the key is absent, as written in YAML */
+  readonly default?: string | number | readonly string[] | Readonly<Record<string, never>>;
+  readonly min?: number;
+  readonly max?: number;
+  readonly values?: readonly string[];
+  /** shown in `spokesync help config` as an example value */
+  readonly example?: string;
+}
+
+export const MAX_SERVER_ID = 4294967295;
+
+export const CONFIG_KEYS: readonly KeySpec[] = [
+  { key: 'node', kind: 'section', required: true, help: 'this node' },
+  { key: 'node.id', kind: 'id', required: true, example: 'kigali', help: 'name of this node: lower-case letters, digits and -, unique in the network' },
+
+  { key: 'database', kind: 'section', required: true, help: 'the MySQL/MariaDB server beside this node' },
+  { key: 'database.host', kind: 'string', required: true, example: '127.0.0.1', help: 'server host name or address' },
+  { key: 'database.port', kind: 'int', default: 3306, min: 1, max: 65535, help: 'server TCP port' },
+  { key: 'database.user', kind: 'string', required: true, example: 'spokesync', help: 'user with the grants in mysql-conf/grants.sql' },
+  { key: 'database.password', kind: 'secret', example: '${SPOKESYNC_DB_PASSWORD}', help: "that user's password; write ${VAR} to read it from the environment" },
+  { key: 'database.schema', kind: 'name', required: true, example: 'openmrs', help: 'the application schema to sync' },
+  { key: 'database.stateSchema', kind: 'name', default: 'spokesync', help: "spokesync's own tables (journal, ledger, peers...), created on first run" },
+  { key: 'database.serverId', kind: 'int', required: true, min: 1, max: MAX_SERVER_ID, example: '4101', help: "binlog client id: unique among this server's replicas and binlog readers, and not the server's own server_id" },
+
+  { key: 'tables', kind: 'section', required: true, help: 'which tables of the application schema sync' },
+  { key: 'tables.include', kind: 'globs', required: true, example: '[person, patient, encounter, obs]', help: 'table names or globs (* any run, ? one character); at least one' },
+  { key: 'tables.exclude', kind: 'globs', default: [], help: 'table names or globs taken out of include' },
+  { key: 'tables.keys', kind: 'keymap', default: {}, example: '{ concept_name_tag_map: [concept_name_id, concept_name_tag_id] }', help: 'identity override for tables without a uuid or usable key: table → key columns' },
+  { key: 'tables.direction', kind: 'dirmap', default: {}, example: '{ location: down }', help: 'one-way tables: table → up (child to parent only) or down (parent to child only); others sync both ways' },
+
+  { key: 'listen', kind: 'section', help: 'parent role: serve children over HTTP(S)' },
+  { key: 'listen.host', kind: 'string', default: '0.0.0.0', help: 'address to listen on' },
+  { key: 'listen.port', kind: 'int', required: true, min: 1, max: 65535, example: '8080', help: 'TCP port to listen on' },
+  { key: 'listen.tls', kind: 'section', help: 'serve HTTPS instead of HTTP' },
+  { key: 'listen.tls.cert', kind: 'string', required: true, example: '/etc/spokesync/cert.pem', help: 'PEM certificate (chain) file' },
+  { key: 'listen.tls.key', kind: 'string', required: true, example: '/etc/spokesync/key.pem', help: 'PEM private key file' },
+  { key: 'listen.maxBodyBytes', kind: 'bytes', default: '8MiB', min: 1024, help: 'largest request body accepted, as sent (compressed)' },
+  { key: 'listen.maxInflatedBytes', kind: 'bytes', default: '64MiB', min: 1024, help: 'largest request body accepted after decompression' },
+
+  { key: 'children', kind: 'list', default: [], help: 'parent role: the children allowed to exchange with this node' },
+  { key: 'children[].id', kind: 'id', required: true, example: 'rwinkwavu', help: "the child's node.id" },
+  { key: 'children[].token', kind: 'secret', required: true, example: '${RWINKWAVU_TOKEN}', help: 'the bearer token that child presents (its parent.token); unique per child' },
+  { key: 'children[].tables', kind: 'section', help: 'optional filter for this child, applied on top of tables' },
+  { key: 'children[].tables.include', kind: 'globs', default: ['*'], help: 'table names or globs this child receives' },
+  { key: 'children[].tables.exclude', kind: 'globs', default: [], help: 'table names or globs this child does not receive' },
+
+  { key: 'parent', kind: 'section', help: 'child role: the node this one exchanges with' },
+  { key: 'parent.url', kind: 'url', required: true, example: 'https://kigali.example.org:8080', help: "the parent's listen address, http:// or https://" },
+  { key: 'parent.token', kind: 'secret', required: true, example: '${SPOKESYNC_PARENT_TOKEN}', help: "this node's token, as listed in the parent's children" },
+  { key: 'parent.interval', kind: 'duration', default: '5m', min: 1000, help: 'time between exchanges in `spokesync run`' },
+  { key: 'parent.timeout', kind: 'duration', default: '60s', min: 1000, help: 'time allowed for one HTTP request' },
+  { key: 'parent.maxTries', kind: 'int', default: 5, min: 1, max: 100, help: 'attempts per request, the first one included' },
+  { key: 'parent.compression', kind: 'enum', default: 'gzip', values: ['gzip', 'br', 'none'], help: 'request body encoding: gzip, br (brotli) or none' },
+  { key: 'parent.batch', kind: 'section', help: 'size of one request, so it fits a slow link' },
+  { key: 'parent.batch.records', kind: 'int', default: 200, min: 1, max: 1_000_000, help: 'most change sets per request' },
+  { key: 'parent.batch.bytes', kind: 'bytes', default: '64KiB', min: 1024, help: 'most bytes per request before compression (one larger change set still goes alone)' },
+  { key: 'parent.ca', kind: 'string', example: '/etc/spokesync/parent-ca.pem', help: "PEM file of the parent's certificate or CA, for self-signed parents" },
+
+  { key: 'capture', kind: 'section', help: 'binlog capture' },
+  { key: 'capture.memoryBytes', kind: 'bytes', default: '32MiB', min: 1024 * 1024, help: 'decoded binlog rows held in memory before capture pauses to drain' },
+
+  { key: 'log', kind: 'section', help: 'logging (JSON lines)' },
+  { key: 'log.level', kind: 'enum', default: 'info', values: ['debug', 'info', 'warn', 'error'], help: 'least severe level written: debug, info, warn or error' },
+];
+
+const byKey = new Map(CONFIG_KEYS.map((k) => [k.key, k]));
+
+/** The spec of a concrete path such as `children[2].token`, or undefined for an unknown key. */
+export function specOf(path: string): KeySpec | undefined {
+  return byKey.get(path.replace(/\[\d+\]/g, '[]'));
+}
+
+/** The keys allowed directly under a section path ('' for the top level). */
+export function keysUnder(path: string): string[] {
+  const norm = path.replace(/\[\d+\]/g, '[]');
+  const prefix = norm === '' ? '' : norm + '.';
+  return CONFIG_KEYS.filter((k) => k.key.startsWith(prefix) && !k.key.slice(prefix.length).includes('.') && !k.key.slice(prefix.length).includes('[')).map((k) =>
+    k.key.slice(prefix.length),
+  );
+}
+
+/** `spokesync help config`: every key with its default and help. */
+export function configReference(): string {
+  const rows = CONFIG_KEYS.map((k) => {
+    const note = k.required ? 'required' : k.default !== undefined ? `default ${showDefault(k.default)}` : 'optional';
+    const eg = k.example ? `, e.g. ${k.example}` : '';
+    return { key: k.key, text: `${k.help} (${note}${eg})` };
+  });
+  const width = Math.max(...rows.map((r) => r.key.length)) + 2;
+  return [
+    'Config file (YAML), one per node. Unknown keys are errors.',
+    '${VAR} is replaced by the environment variable VAR (an error when unset); ${VAR:-text} uses text when VAR is unset or empty; $${ is a literal ${.',
+    'Durations need a unit: 500ms, 30s, 5m, 1h, 2d. Sizes: a number of bytes, or 64KiB, 8MiB, 1GiB (also KB/MB/GB = 1000-based, K/M/G = 1024-based).',
+    '',
+    ...rows.map((r) => `  ${r.key.padEnd(width)}${r.text}`),
+  ].join('\n');
+}
+
+function showDefault(v: NonNullable<KeySpec['default']>): string {
+  if (Array.isArray(v)) return `[${v.join(', ')}]`;
+  if (typeof v === 'object') return '{}';
+  return String(v);
+}
