@@ -1,0 +1,176 @@
+// USB transfer: export everything pending for a peer into a sealed file, and
+// import a peer's file (authenticated whole before anything is applied), with
+// an optional reply file. The same exchange core as the network, so any mix of
+// USB and HTTP applies each change once.
+import { createReadStream, createWriteStream } from 'node:fs';
+import { rename, rm } from 'node:fs/promises';
+import { Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import { createGunzip } from 'node:zlib';
+import type { BatchEntry, BatchHeader } from '../../apply/model.js';
+import type { Config } from '../config/types.js';
+import type { Queryable } from '../db.js';
+import { SpokesyncError, isSpokesyncError } from '../errors.js';
+import type { Logger } from '../log.js';
+import { compressor } from '../exchange/compression.js';
+import type { ExchangeCore, TakeResult } from '../exchange/protocol.js';
+import { batchChunks, readBatch } from '../exchange/wire.js';
+import { PARENT_ID_KEY, getMeta, recordContact, setMeta } from '../routing/cursors.js';
+import type { PeerRole, Route } from '../routing/filters.js';
+import { open, seal, usbError, type UsbHeader } from './format.js';
+
+export interface UsbDeps {
+  readonly config: Config;
+  readonly db: Queryable;
+  readonly core: ExchangeCore;
+  readonly routeFor: (peer: string, role: PeerRole) => Route;
+  readonly log: Logger;
+}
+
+interface Peer {
+  readonly id: string;
+  readonly role: PeerRole;
+  readonly secret: string;
+}
+
+/** change sets applied per transaction group while importing a large file */
+const GROUP_RECORDS = 500;
+const GROUP_BYTES = 8 * 1024 * 1024;
+
+/** The peer `id` (default: the parent), with the secret both sides hold. */
+async function resolvePeer(d: UsbDeps, id: string | undefined): Promise<Peer> {
+  const { config } = d;
+  const child = id === undefined ? undefined : config.children.find((c) => c.id === id);
+  if (child) return { id: child.id, role: 'child', secret: child.token };
+  if (!config.parent) {
+    throw new SpokesyncError('SPOKESYNC_E_USAGE', id === undefined
+      ? 'this node has no parent: name a child with --peer ID'
+      : `'${id}' is not a child of this node and this node has no parent`);
+  }
+  const known = await getMeta(d.db, config.database.stateSchema, PARENT_ID_KEY);
+  const parentId = id ?? known;
+  if (!parentId) {
+    throw new SpokesyncError('SPOKESYNC_E_USAGE', "the parent's node id is not known yet: pass --peer <parent id>");
+  }
+  if (known && parentId !== known) {
+    throw new SpokesyncError('SPOKESYNC_E_USAGE', `'${parentId}' is neither a child nor the parent ('${known}') of this node`);
+  }
+  return { id: parentId, role: 'parent', secret: config.parent.token };
+}
+
+/** Writes everything pending for `peer` (acks included) into a sealed file. */
+export async function exportFile(d: UsbDeps, opts: { peer?: string; out: string }): Promise<{ peer: string; entries: number; bytes: number }> {
+  const peer = await resolvePeer(d, opts.peer);
+  const { header, entries } = await d.core.all(d.routeFor(peer.id, peer.role));
+  let count = 0;
+  async function* counted(): AsyncGenerator<{ seq: string; body: string }> {
+    for await (const e of entries) {
+      count++;
+      yield e;
+    }
+  }
+  const tmp = `${opts.out}.partial-${process.pid}`;
+  const file = createWriteStream(tmp, { mode: 0o600 });
+  try {
+    await pipeline(
+      Readable.from(batchChunks(header, counted())),
+      compressor('gzip'),
+      (src: AsyncIterable<Buffer>) => seal(src, { sender: d.config.node.id, receiver: peer.id, secret: peer.secret }),
+      file,
+    );
+    await rename(tmp, opts.out);
+  } catch (e) {
+    await rm(tmp, { force: true });
+    throw e;
+  }
+  d.log.info('usb export', { peer: peer.id, entries: count, bytes: file.bytesWritten });
+  return { peer: peer.id, entries: count, bytes: file.bytesWritten };
+}
+
+/** The batch in a file, item by item, each chunk authenticated before it is used. */
+async function* fileItems(
+  path: string,
+  secretFor: (h: UsbHeader) => string,
+  onHeader: (h: UsbHeader) => void,
+): AsyncGenerator<{ type: 'header'; header: BatchHeader } | { type: 'entry'; entry: BatchEntry }> {
+  async function* plain(): AsyncGenerator<Buffer> {
+    for await (const item of open(createReadStream(path), secretFor)) {
+      if (item.type === 'header') onHeader(item.header);
+      else yield item.data;
+    }
+  }
+  const gunzip = Readable.from(plain()).pipe(createGunzip());
+  try {
+    yield* readBatch(gunzip as AsyncIterable<Buffer>);
+  } catch (e) {
+    if (isSpokesyncError(e)) throw e;
+    throw usbError('the file does not hold a readable batch', e);
+  }
+}
+
+export interface ImportResult extends TakeResult {
+  readonly sender: string;
+  readonly reply?: { readonly entries: number; readonly bytes: number };
+}
+
+/**
+ * Imports a peer's file. Pass one authenticates every chunk and checks the
+ * batch inside; only then pass two applies it, in groups, moving the cursors.
+ */
+export async function importFile(d: UsbDeps, opts: { in: string; reply?: string }): Promise<ImportResult> {
+  const { config, db } = d;
+  const stateSchema = config.database.stateSchema;
+  const knownParent = await getMeta(db, stateSchema, PARENT_ID_KEY);
+  let peer: Peer | undefined;
+  const secretFor = (h: UsbHeader): string => {
+    if (h.receiver !== config.node.id) throw usbError(`the file is for '${h.receiver}', this node is '${config.node.id}'`);
+    const child = config.children.find((c) => c.id === h.sender);
+    if (child) peer = { id: child.id, role: 'child', secret: child.token };
+    else if (config.parent && (knownParent === null || knownParent === h.sender)) {
+      peer = { id: h.sender, role: 'parent', secret: config.parent.token };
+    } else throw usbError(`the file comes from '${h.sender}', which is not a peer of this node`);
+    return peer.secret;
+  };
+  let sender = '';
+  const check = (h: BatchHeader): void => {
+    if (h.from !== sender || h.to !== config.node.id) throw usbError('the batch inside does not match the file header');
+  };
+
+  // pass one: authenticate all of it, and check that the batch reads to the end
+  let records = 0;
+  for await (const item of fileItems(opts.in, secretFor, (h) => { sender = h.sender; })) {
+    if (item.type === 'header') check(item.header);
+    else records++;
+  }
+  if (!peer) throw usbError('the file has no header');
+  const from: Peer = peer;
+  if (from.role === 'parent' && knownParent === null) await setMeta(db, stateSchema, PARENT_ID_KEY, from.id);
+
+  // pass two: apply in groups (every chunk is authenticated again as it is read)
+  const total = { applied: 0, duplicates: 0, quarantined: 0, conflicts: 0, received: 0, replayed: 0 };
+  let header: BatchHeader | undefined;
+  let group: BatchEntry[] = [];
+  let groupBytes = 0;
+  const flush = async (): Promise<void> => {
+    if (!header) return;
+    const r = await d.core.take(from.id, header, group);
+    for (const k of Object.keys(total) as (keyof typeof total)[]) total[k] += r[k];
+    group = [];
+    groupBytes = 0;
+  };
+  for await (const item of fileItems(opts.in, secretFor, () => undefined)) {
+    if (item.type === 'header') {
+      check(item.header);
+      header = item.header;
+      continue;
+    }
+    group.push(item.entry);
+    groupBytes += item.entry.cs.ops.length * 256;
+    if (group.length >= GROUP_RECORDS || groupBytes >= GROUP_BYTES) await flush();
+  }
+  await flush();
+  await recordContact(db, stateSchema, from.id, 'ok (usb)');
+  d.log.info('usb import', { peer: from.id, records, ...total });
+  const reply = opts.reply === undefined ? undefined : await exportFile(d, { peer: from.id, out: opts.reply });
+  return { sender: from.id, ...total, ...(reply ? { reply: { entries: reply.entries, bytes: reply.bytes } } : {}) };
+}
