@@ -1,0 +1,152 @@
+// What a hostile or broken peer can send, and the code each is refused with.
+import t from 'tap';
+import { decodeBatch } from '../../apply/codec/batch-reader.js';
+import { decodeChangeSet } from '../../apply/codec/decode.js';
+import { isSpokesyncError, type ErrorCode } from '../../agent/errors.js';
+
+const NS = 'urn:spokesync:batch:1';
+const HEAD = `<batch xmlns="${NS}" v="1" from="a" to="b" seq="1" ack="0" more="0">`;
+const CS = '<cs o="a" h="1" t="2026-01-02T03:04:05Z">';
+const batch = (inner: string): string => `<?xml version="1.0" encoding="UTF-8"?>${HEAD}${inner}</batch>`;
+const entry = (ops: string, seq = '1'): string => `<e seq="${seq}">${CS}${ops}</cs></e>`;
+const SECRET = 'PATIENT-NAME-XYZ';
+
+const cases: Array<[string, string | Buffer, ErrorCode]> = [
+  // DTDs and entities
+  ['DOCTYPE', `<?xml version="1.0"?><!DOCTYPE batch>${HEAD}</batch>`, 'SPOKESYNC_E_XML_DTD'],
+  ['entity bomb', `<?xml version="1.0"?><!DOCTYPE batch [<!ENTITY a "${SECRET}"><!ENTITY b "&a;&a;&a;&a;&a;&a;&a;&a;&a;&a;"><!ENTITY c "&b;&b;&b;&b;&b;&b;&b;&b;&b;&b;">]>${HEAD}<e seq="1">${CS}<i t="t" k="k"><c n="x">&c;</c></i></cs></e></batch>`, 'SPOKESYNC_E_XML_DTD'],
+  ['external entity (XXE)', `<?xml version="1.0"?><!DOCTYPE batch [<!ENTITY x SYSTEM "file:///etc/passwd">]>${HEAD}${entry('<i t="t" k="k"><c n="x">&x;</c></i>')}</batch>`, 'SPOKESYNC_E_XML_DTD'],
+  ['external DTD', `<!DOCTYPE batch SYSTEM "http://127.0.0.1:1/evil.dtd">${HEAD}</batch>`, 'SPOKESYNC_E_XML_DTD'],
+  ['parameter entity', `<!DOCTYPE batch [<!ENTITY % p SYSTEM "http://127.0.0.1:1/p"> %p;]>${HEAD}</batch>`, 'SPOKESYNC_E_XML_DTD'],
+  ['undeclared entity without DOCTYPE', batch(entry('<i t="t" k="k"><c n="x">&nbsp;</c></i>')), 'SPOKESYNC_E_XML_DTD'],
+  ['entity in an attribute', batch(entry('<i t="&x;" k="k"/>')), 'SPOKESYNC_E_XML_DTD'],
+  ['DOCTYPE after the root starts', `${HEAD}<!DOCTYPE batch></batch>`, 'SPOKESYNC_E_XML_DTD'],
+  // structure
+  ['unknown element', batch('<x/>'), 'SPOKESYNC_E_XML'],
+  ['unknown element in cs', batch(entry('<insert t="t" k="k"/>')), 'SPOKESYNC_E_XML'],
+  ['unknown element in a column', batch(entry('<i t="t" k="k"><c n="x"><b/></c></i>')), 'SPOKESYNC_E_XML'],
+  ['unknown attribute', batch(entry('<i t="t" k="k" q="1"/>')), 'SPOKESYNC_E_XML'],
+  ['unknown attribute on batch', `<batch xmlns="${NS}" v="1" from="a" to="b" seq="1" ack="0" more="0" extra="1"></batch>`, 'SPOKESYNC_E_XML'],
+  ['wrong namespace', `<batch xmlns="urn:spokesync:batch:2" v="1" from="a" to="b" seq="1" ack="0" more="0"/>`, 'SPOKESYNC_E_XML'],
+  ['no namespace', `<batch v="1" from="a" to="b" seq="1" ack="0" more="0"/>`, 'SPOKESYNC_E_XML'],
+  ['namespace changed on a child', batch(`<e seq="1"><cs xmlns="urn:other" o="a" h="1" t="2026-01-02T03:04:05Z"/></e>`), 'SPOKESYNC_E_XML'],
+  ['prefixed element', `<s:batch xmlns:s="${NS}" v="1" from="a" to="b" seq="1" ack="0" more="0"/>`, 'SPOKESYNC_E_XML'],
+  ['unknown version', `<batch xmlns="${NS}" v="2" from="a" to="b" seq="1" ack="0" more="0"/>`, 'SPOKESYNC_E_XML'],
+  ['missing attribute', `<batch xmlns="${NS}" v="1" from="a" seq="1" ack="0" more="0"/>`, 'SPOKESYNC_E_XML'],
+  ['missing identity', batch(entry('<i t="t"/>')), 'SPOKESYNC_E_XML'],
+  ['missing column name', batch(entry('<i t="t" k="k"><c>1</c></i>')), 'SPOKESYNC_E_XML'],
+  ['both n and N', batch(entry('<i t="t" k="k"><c n="x" N="eA==">1</c></i>')), 'SPOKESYNC_E_XML'],
+  ['column given twice', batch(entry('<i t="t" k="k"><c n="x">1</c><c n="x">2</c></i>')), 'SPOKESYNC_E_XML'],
+  ['old value in an insert', batch(entry('<i t="t" k="k"><o n="x">1</o></i>')), 'SPOKESYNC_E_XML'],
+  ['new value after old values', batch(entry('<u t="t" k="k"><o n="x">1</o><c n="x">2</c></u>')), 'SPOKESYNC_E_XML'],
+  ['delete with columns', batch(entry('<d t="t" k="k" g="abc"><c n="x">1</c></d>')), 'SPOKESYNC_E_XML'],
+  ['delete without digest', batch(entry('<d t="t" k="k"/>')), 'SPOKESYNC_E_XML'],
+  ['null with content', batch(entry(`<i t="t" k="k"><c n="x" z="1">${SECRET}</c></i>`)), 'SPOKESYNC_E_XML'],
+  ['null with a reference', batch(entry('<i t="t" k="k"><c n="x" z="1" r="t"/></i>')), 'SPOKESYNC_E_XML'],
+  ['binary reference', batch(entry('<i t="t" k="k"><c n="x" e="b" r="t">AA==</c></i>')), 'SPOKESYNC_E_XML'],
+  ['unknown encoding', batch(entry('<i t="t" k="k"><c n="x" e="hex">00</c></i>')), 'SPOKESYNC_E_XML'],
+  ['two change sets in one entry', batch(`<e seq="1">${CS}</cs>${CS}</cs></e>`), 'SPOKESYNC_E_XML'],
+  ['empty entry', batch('<e seq="1"></e>'), 'SPOKESYNC_E_XML'],
+  ['text between entries', batch(`${SECRET}${entry('')}`), 'SPOKESYNC_E_XML'],
+  ['processing instruction', batch('<?evil x?>'), 'SPOKESYNC_E_XML'],
+  ['CDATA outside a column', batch(`<![CDATA[${SECRET}]]>`), 'SPOKESYNC_E_XML'],
+  ['XML 1.1 (would allow control characters)', `<?xml version="1.1"?>${HEAD}</batch>`, 'SPOKESYNC_E_XML'],
+  ['a character reference to a control character', batch(entry('<i t="t" k="k"><c n="x">&#1;</c></i>')), 'SPOKESYNC_E_XML'],
+  ['declared encoding other than UTF-8', `<?xml version="1.0" encoding="ISO-8859-1"?>${HEAD}</batch>`, 'SPOKESYNC_E_XML'],
+  // base64
+  ['bad base64', batch(entry(`<i t="t" k="k"><c n="x" e="b">@@@@</c></i>`)), 'SPOKESYNC_E_XML'],
+  ['base64 of the wrong length', batch(entry(`<i t="t" k="k"><c n="x" e="b">AAA</c></i>`)), 'SPOKESYNC_E_XML'],
+  ['non-canonical base64', batch(entry(`<i t="t" k="k"><c n="x" e="b">AB==</c></i>`)), 'SPOKESYNC_E_XML'],
+  ['base64 text that is not UTF-8', batch(entry(`<i t="t" k="k"><c n="x" e="u">/w==</c></i>`)), 'SPOKESYNC_E_XML'],
+  ['odd UTF-16 bytes', batch(entry(`<i t="t" k="k"><c n="x" e="w">AA==</c></i>`)), 'SPOKESYNC_E_XML'],
+  ['bad base64 table name', batch(entry(`<i T="!!" k="k"/>`)), 'SPOKESYNC_E_XML'],
+  // numbers
+  ['seq with leading zero', batch(entry('', '01')), 'SPOKESYNC_E_XML'],
+  ['seq too big for uint64', batch(entry('', '18446744073709551616')), 'SPOKESYNC_E_XML'],
+  ['negative ack', `<batch xmlns="${NS}" v="1" from="a" to="b" seq="1" ack="-1" more="0"/>`, 'SPOKESYNC_E_XML'],
+  ['seqs going backwards', batch(entry('', '5') + entry('', '4')), 'SPOKESYNC_E_XML'],
+  ['repeated seq', batch(entry('', '5') + entry('', '5')), 'SPOKESYNC_E_XML'],
+  ['bad hlc', batch(`<e seq="1"><cs o="a" h="x" t="2026-01-02T03:04:05Z"/></e>`), 'SPOKESYNC_E_XML'],
+  ['bad node id', `<batch xmlns="${NS}" v="1" from="A B" to="b" seq="1" ack="0" more="0"/>`, 'SPOKESYNC_E_XML'],
+  ['bad more', `<batch xmlns="${NS}" v="1" from="a" to="b" seq="1" ack="0" more="yes"/>`, 'SPOKESYNC_E_XML'],
+  // broken documents
+  ['truncated document', batch(entry('<i t="t" k="k"/>')).slice(0, -10), 'SPOKESYNC_E_XML'],
+  ['truncated inside a tag', `${HEAD}<e seq="1"><cs o="a"`, 'SPOKESYNC_E_XML'],
+  ['empty body', '', 'SPOKESYNC_E_XML'],
+  ['garbage bytes', Buffer.from([0x00, 0xff, 0x13, 0x37, 0xde, 0xad, 0xbe, 0xef]), 'SPOKESYNC_E_XML'],
+  ['invalid UTF-8 inside text', Buffer.concat([Buffer.from(batch(entry('<i t="t" k="k"><c n="x">'))).subarray(0, -20), Buffer.from([0xc3, 0x28])]), 'SPOKESYNC_E_XML'],
+  ['truncated UTF-8 at the end', Buffer.concat([Buffer.from(batch('')), Buffer.from([0xe2, 0x82])]), 'SPOKESYNC_E_XML'],
+  ['JSON instead of XML', '{"batch":1}', 'SPOKESYNC_E_XML'],
+  ['two roots', `${HEAD}</batch>${HEAD}</batch>`, 'SPOKESYNC_E_XML'],
+  ['a change set where a batch belongs', `${CS}</cs>`, 'SPOKESYNC_E_XML'],
+];
+
+void t.test('hostile and broken batches are refused with the right code, without row values in the message', async (t) => {
+  for (const [name, input, code] of cases) {
+    try {
+      await decodeBatch(input);
+      t.fail(`${name}: accepted`);
+    } catch (e) {
+      t.ok(isSpokesyncError(e, code), `${name}: ${code}${isSpokesyncError(e) ? ` (got ${e.code}: ${e.message})` : ` (got ${String(e)})`}`);
+      t.notMatch(String((e as Error).message), SECRET, `${name}: message has no row value`);
+    }
+  }
+});
+
+void t.test('the billion-laughs document is refused before anything is expanded', async (t) => {
+  let dtd = '<!ENTITY l0 "ha">';
+  for (let i = 1; i < 10; i++) dtd += `<!ENTITY l${i} "${`&l${i - 1};`.repeat(10)}">`;
+  const doc = `<?xml version="1.0"?><!DOCTYPE batch [${dtd}]>${HEAD}<e seq="1">${CS}<i t="t" k="k"><c n="x">&l9;</c></i></cs></e></batch>`;
+  const before = process.memoryUsage().heapUsed;
+  await t.rejects(decodeBatch(doc), { code: 'SPOKESYNC_E_XML_DTD' });
+  t.ok(process.memoryUsage().heapUsed - before < 50e6, 'no expansion happened');
+});
+
+const FRAG_OK = `${CS}<i t="t" k="k"><c n="x">1</c></i></cs>`;
+const fragments: Array<[string, string, ErrorCode]> = [
+  ['DOCTYPE', `<!DOCTYPE cs>${FRAG_OK}`, 'SPOKESYNC_E_XML_DTD'],
+  ['entity', `${CS}<i t="t" k="k"><c n="x">&e;</c></i></cs>`, 'SPOKESYNC_E_XML_DTD'],
+  ['two change sets', FRAG_OK + FRAG_OK, 'SPOKESYNC_E_XML'],
+  ['trailing text', `${FRAG_OK}${SECRET}`, 'SPOKESYNC_E_XML'],
+  ['nothing', '', 'SPOKESYNC_E_XML'],
+  ['a batch instead of a change set', `${HEAD}</batch>`, 'SPOKESYNC_E_XML'],
+  ['wrong namespace', `<cs xmlns="urn:x" o="a" h="1" t="2026-01-02T03:04:05Z"/>`, 'SPOKESYNC_E_XML'],
+  ['truncated', FRAG_OK.slice(0, -3), 'SPOKESYNC_E_XML'],
+  ['unknown attribute', `<cs o="a" h="1" t="2026-01-02T03:04:05Z" x="1"/>`, 'SPOKESYNC_E_XML'],
+  ['missing time', `<cs o="a" h="1"/>`, 'SPOKESYNC_E_XML'],
+];
+
+void t.test('journal fragments are checked as strictly', async (t) => {
+  t.equal(decodeChangeSet(FRAG_OK).id, 'a:1', 'the well-formed fragment decodes');
+  t.equal(decodeChangeSet(`<cs xmlns="${NS}" o="a" h="1" t="2026-01-02T03:04:05Z"/>`).id, 'a:1', 'a redundant namespace declaration is fine');
+  for (const [name, input, code] of fragments) {
+    t.throws(() => decodeChangeSet(input), { code }, name);
+  }
+  t.throws(() => decodeChangeSet(Buffer.from([0xff, 0xfe, 0x00])), { code: 'SPOKESYNC_E_XML' }, 'not UTF-8');
+});
+
+void t.test('other producers may pretty-print, use CDATA, comments and base64 line breaks', async (t) => {
+  const doc = `<?xml version="1.0" encoding="utf-8"?>
+<!-- written by hand -->
+<batch xmlns="${NS}" v="1" from="a" to="b" seq="1" ack="0" more="true">
+  <e seq="1">
+    <cs id="a:1" o="a" h="1" t="2026-01-02T03:04:05Z">
+      <i t="t" k="k">
+        <c n="x"><![CDATA[<raw> & ]]]]><![CDATA[>]]></c>
+        <c n="y" e="b">
+          AAEC
+          Aw==
+        </c>
+        <c n="z">a<!-- note -->b</c>
+      </i>
+    </cs>
+  </e>
+</batch>
+`;
+  const d = await decodeBatch(doc);
+  t.equal(d.header.more, true);
+  const row = (d.entries[0]!.cs.ops[0] as { row: Record<string, unknown> }).row;
+  t.equal(row.x, '<raw> & ]]>');
+  t.same(row.y, Buffer.from([0, 1, 2, 3]));
+  t.equal(row.z, 'ab');
+});
