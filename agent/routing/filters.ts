@@ -1,5 +1,6 @@
 // Which tables travel to which peer: one-way tables (config.tables.direction)
 // and a child's own include/exclude filter (children[].tables). Pure.
+import { matchGlob } from '../config/tables.js';
 import type { Config, TableFilter } from '../config/types.js';
 
 export type PeerRole = 'parent' | 'child';
@@ -14,18 +15,10 @@ export interface Route {
   readonly acceptsAll: boolean;
 }
 
-/** `*` any run of characters, `?` one character; everything else literal. */
-export function globToRegExp(glob: string): RegExp {
-  const body = glob.replace(/[.+^${}()|[\]\\]/g, '\\$&').replace(/\*/g, '.*').replace(/\?/g, '.');
-  return new RegExp(`^${body}$`);
-}
-
-/** A predicate for a table filter: an empty include list means every table. */
+/** A predicate for a child's table filter (as config/tables.ts reads it), or null when it keeps every table. */
 export function tableFilter(f: TableFilter | undefined): ((table: string) => boolean) | null {
-  if (!f || (f.include.length === 0 && f.exclude.length === 0)) return null;
-  const inc = f.include.map(globToRegExp);
-  const exc = f.exclude.map(globToRegExp);
-  return (t) => (inc.length === 0 || inc.some((r) => r.test(t))) && !exc.some((r) => r.test(t));
+  if (!f || (f.include.includes('*') && f.exclude.length === 0)) return null;
+  return (t) => f.include.some((p) => matchGlob(p, t)) && !f.exclude.some((p) => matchGlob(p, t));
 }
 
 /**
