@@ -44,7 +44,11 @@ export interface NetProxy {
   readonly port: number;
   readonly url: string;
   readonly stats: ProxyStats;
-  /** the next connections opened get these faults, one plan per connection, in order */
+  /**
+   * Faults in order: the first plan counts bytes in its direction from now, on
+   * whichever connection carries them (kept-alive ones too), cuts that
+   * connection, then the next plan starts counting from zero.
+   */
   cutNext(...plans: CutPlan[]): void;
   /** change the link model while running */
   set(options: Partial<Omit<ProxyOptions, 'target'>>): void;
@@ -82,8 +86,8 @@ export async function startProxy(options: ProxyOptions): Promise<NetProxy> {
   const plans: CutPlan[] = [];
   const open = new Set<{ client: Socket; server: Socket }>();
 
-  const pump = (from: Socket, to: Socket, dir: Direction, plan: CutPlan | undefined, kill: () => void): void => {
-    let forwarded = 0;
+  let planBytes = 0;
+  const pump = (from: Socket, to: Socket, dir: Direction, kill: () => void): void => {
     let queued = 0;
     let chain = Promise.resolve();
     const limit = opts.maxQueueBytes ?? 64 * 1024;
@@ -104,15 +108,19 @@ export async function startProxy(options: ProxyOptions): Promise<NetProxy> {
             return resolve();
           }
           let out = piece;
-          if (plan && forwarded + piece.length >= plan.afterBytes) {
-            out = piece.subarray(0, Math.max(0, plan.afterBytes - forwarded));
-            if (out.length > 0) to.write(out);
-            forwarded += out.length;
-            stats.cuts++;
-            kill();
-            return resolve();
+          const plan = plans[0];
+          if (plan && plan.direction === dir) {
+            if (planBytes + piece.length >= plan.afterBytes) {
+              out = piece.subarray(0, Math.max(0, plan.afterBytes - planBytes));
+              if (out.length > 0) to.write(out);
+              plans.shift();
+              planBytes = 0;
+              stats.cuts++;
+              kill();
+              return resolve();
+            }
+            planBytes += piece.length;
           }
-          forwarded += out.length;
           if (dir === 'up') stats.bytesUp += out.length; else stats.bytesDown += out.length;
           to.write(out);
           resolve();
@@ -134,7 +142,6 @@ export async function startProxy(options: ProxyOptions): Promise<NetProxy> {
       return;
     }
     stats.connections++;
-    const plan = plans.shift();
     const upstream = connect({ host: opts.target.host, port: opts.target.port });
     const pair = { client, server: upstream };
     open.add(pair);
@@ -154,8 +161,8 @@ export async function startProxy(options: ProxyOptions): Promise<NetProxy> {
         else if (client.destroyed && upstream.destroyed) open.delete(pair);
       });
     }
-    pump(client, upstream, 'up', plan?.direction === 'up' ? plan : undefined, kill);
-    pump(upstream, client, 'down', plan?.direction === 'down' ? plan : undefined, kill);
+    pump(client, upstream, 'up', kill);
+    pump(upstream, client, 'down', kill);
   });
   server.maxConnections = opts.maxConnections ?? 16;
   await new Promise<void>((resolve, reject) => {
@@ -170,7 +177,10 @@ export async function startProxy(options: ProxyOptions): Promise<NetProxy> {
     port,
     url: `http://127.0.0.1:${port}`,
     stats,
-    cutNext: (...p) => { plans.push(...p); },
+    cutNext: (...p) => {
+      if (plans.length === 0) planBytes = 0;
+      plans.push(...p);
+    },
     set: (o) => { Object.assign(opts, o); },
     cutAll: () => {
       for (const p of [...open]) {
