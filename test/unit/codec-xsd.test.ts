@@ -1,0 +1,85 @@
+// Produced batches validate against apply/spokesync-batch.xsd (the schema other
+// consumers rely on), and the schema does reject what it should.
+import t from 'tap';
+import { readFileSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import { validateXML } from 'xmllint-wasm';
+import { encodeBatch } from '../../apply/codec/batch-writer.js';
+import { encodeChangeSet } from '../../apply/codec/encode.js';
+import { rowDigest } from '../../apply/codec/digest.js';
+import type { BatchEntry, ChangeSet } from '../../apply/model.js';
+import { WIRE_NAMESPACE } from '../../apply/model.js';
+import { prng, registration } from './codec-fixtures.js';
+
+// dist/test/unit → repository root
+const xsdPath = fileURLToPath(new URL('../../../apply/spokesync-batch.xsd', import.meta.url));
+const schema = { fileName: 'spokesync-batch.xsd', contents: readFileSync(xsdPath, 'utf8') };
+
+async function validate(xml: string | Buffer): Promise<{ valid: boolean; errors: string[] }> {
+  const r = await validateXML({ xml: { fileName: 'batch.xml', contents: xml.toString() }, schema });
+  return { valid: r.valid, errors: r.errors.map((e) => e.message) };
+}
+
+const header = { version: 1, from: 'rwinkwavu', to: 'kigali', seq: '18446744073709551615', ack: '0', more: false } as const;
+
+const awkward: ChangeSet = {
+  id: 'elsewhere:\u0001', origin: 'rwinkwavu', hlc: '1', time: '2026-01-01T00:00:00Z',
+  ops: [
+    {
+      kind: 'insert', table: 'weird\u0000table', id: '["a\u0001","b"]',
+      row: {
+        text: 'a\r\nb\tc ]]> & < > "', nul: '\u0000', nonchar: '\uFFFF', lone: '\uD800', empty: '', none: null,
+        bytes: Buffer.from([0, 255]), nobytes: Buffer.alloc(0), ref: { ref: 'users', id: 'u1' }, oddref: { ref: 't\u0002', id: '\u0003' },
+        'col\u0007': 'x', emoji: '😀',
+      },
+    },
+    { kind: 'update', table: 'person', id: 'p1', set: { dead: '1', death_date: '2026-01-01 00:00:00' }, old: { dead: '0', death_date: null } },
+    { kind: 'update', table: 'person', id: 'p2', set: {}, old: {} },
+    { kind: 'delete', table: 'person_name', id: 'n1', digest: rowDigest({ a: '1' }) },
+    { kind: 'insert', table: 'empty', id: '', row: {} },
+  ],
+};
+
+void t.test('produced batches validate against the XSD', async (t) => {
+  const rnd = prng(5);
+  const entries: BatchEntry[] = [
+    ...Array.from({ length: 20 }, (_, i) => ({ seq: String(i + 1), cs: registration(i, rnd) })),
+    { seq: '100', cs: awkward },
+  ];
+  const r = await validate(await encodeBatch(header, entries));
+  t.same(r.errors, []);
+  t.ok(r.valid, 'batch with registrations and awkward values is valid');
+  const empty = await validate(await encodeBatch({ ...header, more: true }, []));
+  t.ok(empty.valid, 'empty batch is valid');
+});
+
+void t.test('a journal fragment with the namespace added validates as a <cs>', async (t) => {
+  const body = encodeChangeSet(awkward).replace('<cs ', `<cs xmlns="${WIRE_NAMESPACE}" `);
+  const r = await validate(body);
+  t.same(r.errors, []);
+  t.ok(r.valid);
+});
+
+void t.test('the XSD rejects non-conforming batches', async (t) => {
+  const good = (await encodeBatch(header, [{ seq: '1', cs: awkward }])).toString();
+  const broken: Array<[string, string]> = [
+    ['unknown element', good.replace('<e seq="1">', '<x/><e seq="1">')],
+    ['missing attribute', good.replace(' ack="0"', '')],
+    ['bad seq', good.replace('<e seq="1">', '<e seq="01">')],
+    ['wrong namespace', good.replace(WIRE_NAMESPACE, 'urn:spokesync:batch:2')],
+    ['unknown encoding', good.replace(' e="b"', ' e="x"')],
+    ['bad node id', good.replace('from="rwinkwavu"', 'from="Rwinkwavu"')],
+    ['old values before new', good.replace('<u t="person" k="p1"><c n="dead">', '<u t="person" k="p1"><o n="x">0</o><c n="dead">')],
+    ['delete without digest', good.replace(/ g="[^"]*"/, '')],
+    ['bad base64 name', good.replace(/ T="[^"]*"/, ' T="!!"')],
+  ];
+  // one xmllint run for all of them (each run costs about half a second); every file must fail
+  const files = broken.map(([, xml], i) => ({ fileName: `broken${i}.xml`, contents: xml }));
+  const r = await validateXML({ xml: files, schema });
+  const failed = new Set(r.errors.map((e) => e.loc?.fileName));
+  broken.forEach(([name, xml], i) => {
+    t.not(xml, good, `${name}: the mutation applies`);
+    t.ok(failed.has(`broken${i}.xml`), `${name}: rejected by the XSD`);
+  });
+  t.notOk(r.valid);
+});
