@@ -43,6 +43,7 @@ export const catalogue = {
   SPOKESYNC_E_HTTP: { exit: 1, fix: 'The parent could not be reached or answered with an error; the exchange is retried at the next interval.' },
   SPOKESYNC_E_USB_FILE: { exit: 1, fix: 'The file is damaged, truncated, tampered with, or meant for another node: export it again.' },
   SPOKESYNC_E_PENDING: { exit: 1, fix: 'Changes are still pending; run `spokesync sync` again or look at `spokesync status`.' },
+  SPOKESYNC_E_BUSY: { exit: 1, fix: 'Another spokesync process (usually the daemon, `spokesync run`) is using this node: stop it first, or wait for it to finish.' },
 
   // --- provisioning ---
   SPOKESYNC_E_NOT_EMPTY: { exit: 1, fix: 'The application schema already has tables: clone into an empty schema, or pass --force to replace it.' },
