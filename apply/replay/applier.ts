@@ -1,0 +1,170 @@
+// The transactional replay of change sets received from a peer (DESIGN.md
+// "Data flow": ledger check, one transaction per change set that also writes
+// the ledger row, identities → local ids, conflict detection). Used by a
+// parent for its children's batches and by a child for its parent's.
+import type { Db } from '../../agent/db.js';
+import type { Logger } from '../../agent/log.js';
+import type { Catalog } from '../../agent/schema/catalog.js';
+import { decodeChangeSet } from '../codec/decode.js';
+import type { BatchEntry } from '../model.js';
+import { emptyCounts, runGroup, type ExecutorDeps, type GroupCounts, type GroupItem } from './executor.js';
+import { Holds } from './holds.js';
+import { Layers } from './layers.js';
+import { readQuarantine, retried, type QuarantineRow } from './quarantine.js';
+import { Resolver } from './resolver.js';
+import { RowMapper } from './rowmap.js';
+import { badChange } from './target.js';
+import { validateBatch, validateEntry } from './validate.js';
+import { Versions } from './versions.js';
+
+export interface ApplierOptions {
+  readonly db: Db;
+  readonly catalog: Catalog;
+  /** the application schema */
+  readonly schema: string;
+  readonly stateSchema: string;
+  /** this node's id */
+  readonly node: string;
+  /** synced tables that may be written */
+  readonly tables: ReadonlySet<string>;
+  readonly log: Logger;
+  readonly now?: () => number;
+  /** resolves when `versions` reflects every local write (the daemon passes capture.caughtUp) */
+  readonly waitForCapture?: () => Promise<void>;
+  /** change sets per transaction (default 20) */
+  readonly groupSize?: number;
+}
+
+export interface ApplyReport {
+  /** change sets applied now */
+  readonly applied: number;
+  /** already applied (ledger), already quarantined, or this node's own coming back */
+  readonly duplicates: number;
+  /** change sets that went to (or stayed in) quarantine */
+  readonly quarantined: number;
+  /** conflicts logged */
+  readonly conflicts: number;
+  /** change sets tried again: quarantined ones retried, and groups run again after a lock conflict */
+  readonly retried: number;
+  /** highest entry seq of the batch, all of it durably taken ('0' when none) */
+  readonly highestSeq: string;
+}
+
+const NODE_ID = /^[a-z0-9-]{1,64}$/;
+
+export class Applier {
+  private readonly deps: ExecutorDeps;
+  private readonly groupSize: number;
+  private queue: Promise<unknown> = Promise.resolve();
+
+  constructor(private readonly o: ApplierOptions) {
+    if (o.catalog.schema !== o.schema) throw new Error(`the catalogue is of schema ${o.catalog.schema}, not ${o.schema}`);
+    this.groupSize = Math.max(1, Math.floor(o.groupSize ?? 20));
+    this.deps = {
+      db: o.db, schema: o.schema, stateSchema: o.stateSchema, node: o.node, log: o.log,
+      now: o.now ?? Date.now, waitForCapture: o.waitForCapture,
+      resolver: new Resolver(o.schema, new Layers()),
+      versions: new Versions(o.db, o.stateSchema),
+      rowmap: new RowMapper(o.catalog, o.stateSchema),
+    };
+  }
+
+  /**
+   * Validates the whole batch first (nothing runs if any entry names an unknown
+   * or unsynced table or column, or is malformed), then applies in order.
+   */
+  applyBatch(fromPeer: string, entries: readonly BatchEntry[]): Promise<ApplyReport> {
+    return this.serially(() => this.apply(fromPeer, entries));
+  }
+
+  /** Retries quarantined change sets in origin order (called on every exchange). */
+  retryQuarantine(): Promise<ApplyReport> {
+    return this.serially(() => this.retry());
+  }
+
+  private serially<T>(fn: () => Promise<T>): Promise<T> {
+    const next = this.queue.then(fn, fn);
+    this.queue = next.catch(() => undefined);
+    return next;
+  }
+
+  private reset(): void {
+    this.deps.versions.reset();
+    this.deps.rowmap.reset();
+    this.deps.resolver.cache.rollbackAll();
+    this.deps.resolver.cache.clear();
+  }
+
+  private async apply(fromPeer: string, entries: readonly BatchEntry[]): Promise<ApplyReport> {
+    if (!NODE_ID.test(fromPeer)) throw badChange('the sending peer is not a node id ([a-z0-9-]+)');
+    const planned = validateBatch(this.o.catalog, this.o.tables, entries);
+    this.reset();
+    let holds = await this.loadHolds();
+    const total = emptyCounts();
+    for (let i = 0; i < planned.length; i += this.groupSize) {
+      const items = planned.slice(i, i + this.groupSize).map((entry): GroupItem => ({ entry, fromPeer, mode: 'new' }));
+      const r = await runGroup(this.deps, items, holds);
+      holds = r.holds;
+      add(total, r.counts);
+    }
+    const highestSeq = entries.reduce((m, e) => (BigInt(e.seq) > BigInt(m) ? e.seq : m), '0');
+    this.o.log.info('batch applied', { from: fromPeer, entries: entries.length, ...total, highestSeq });
+    return { ...total, highestSeq };
+  }
+
+  private async retry(): Promise<ApplyReport> {
+    this.reset();
+    let holds = new Holds();
+    const total = emptyCounts();
+    let items: GroupItem[] = [];
+    const flush = async (): Promise<void> => {
+      if (items.length === 0) return;
+      const r = await runGroup(this.deps, items, holds);
+      holds = r.holds;
+      add(total, r.counts);
+      items = [];
+    };
+    for await (const q of readQuarantine(this.o.db, this.o.stateSchema)) {
+      total.retried++;
+      const entry = this.readQuarantined(q);
+      if (entry instanceof Error) {
+        await retried(this.o.db, this.o.stateSchema, q.changeId, `cannot be read against the schema here: ${entry.message}`, null, this.deps.now());
+        holds.holdOrigin(q.origin, q.changeId);
+        total.quarantined++;
+        continue;
+      }
+      items.push({ entry, fromPeer: q.fromPeer, mode: 'retry' });
+      if (items.length >= this.groupSize) await flush();
+    }
+    await flush();
+    if (total.retried > 0) this.o.log.info('quarantine retried', { ...total });
+    return { ...total, highestSeq: '0' };
+  }
+
+  /** The holds of everything in quarantine now: later change sets of an origin wait behind its quarantined rows. */
+  private async loadHolds(): Promise<Holds> {
+    const holds = new Holds();
+    for await (const q of readQuarantine(this.o.db, this.o.stateSchema)) {
+      const entry = this.readQuarantined(q);
+      if (entry instanceof Error) holds.holdOrigin(q.origin, q.changeId);
+      else holds.hold(entry);
+    }
+    return holds;
+  }
+
+  private readQuarantined(q: QuarantineRow): ReturnType<typeof validateEntry> | Error {
+    try {
+      return validateEntry(this.o.catalog, this.o.tables, { seq: '0', cs: decodeChangeSet(q.body) });
+    } catch (e) {
+      return e instanceof Error ? e : new Error(String(e));
+    }
+  }
+}
+
+function add(total: GroupCounts, c: GroupCounts): void {
+  total.applied += c.applied;
+  total.duplicates += c.duplicates;
+  total.quarantined += c.quarantined;
+  total.conflicts += c.conflicts;
+  total.retried += c.retried;
+}

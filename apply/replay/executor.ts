@@ -1,0 +1,157 @@
+// Runs a group of change sets in one transaction. Each change set has its own
+// savepoint: its ledger row first, then its ops; a change set that cannot
+// apply rolls back to its savepoint and is quarantined in the same
+// transaction, so the others are neither lost nor half-applied. A power cut
+// keeps the whole group or none of it. Lock errors run the group again.
+import type { Db, Queryable } from '../../agent/db.js';
+import { SpokesyncError } from '../../agent/errors.js';
+import type { Logger } from '../../agent/log.js';
+import { encodeChangeSet } from '../codec/encode.js';
+import type { OpContext } from './context.js';
+import type { Holds } from './holds.js';
+import { applyInsertRun, splitRuns } from './inserts.js';
+import { inLedger, writeLedger } from './ledger.js';
+import { applyDelete, applyUpdate } from './ops.js';
+import { dataProblem, isDuplicateKey, isTransient } from './problems.js';
+import { inQuarantine, quarantine, release, retried } from './quarantine.js';
+import type { Resolver } from './resolver.js';
+import type { RowMapper } from './rowmap.js';
+import type { PlannedEntry } from './validate.js';
+import type { Versions } from './versions.js';
+
+export interface GroupItem {
+  readonly entry: PlannedEntry;
+  readonly fromPeer: string;
+  /** new: arrived in a batch; retry: taken from quarantine */
+  readonly mode: 'new' | 'retry';
+}
+
+export interface GroupCounts {
+  applied: number;
+  duplicates: number;
+  quarantined: number;
+  conflicts: number;
+  retried: number;
+}
+
+export interface ExecutorDeps {
+  readonly db: Db;
+  readonly schema: string;
+  readonly stateSchema: string;
+  readonly node: string;
+  readonly log: Logger;
+  readonly now: () => number;
+  readonly waitForCapture: (() => Promise<void>) | undefined;
+  readonly resolver: Resolver;
+  readonly versions: Versions;
+  readonly rowmap: RowMapper;
+}
+
+const ATTEMPTS = 5;
+const SAVEPOINT = 'spokesync_cs';
+
+export function emptyCounts(): GroupCounts {
+  return { applied: 0, duplicates: 0, quarantined: 0, conflicts: 0, retried: 0 };
+}
+
+/** Applies the group; returns its counts and the holds after it (the input holds are not changed). */
+export async function runGroup(d: ExecutorDeps, items: readonly GroupItem[], holds: Holds): Promise<{ counts: GroupCounts; holds: Holds }> {
+  let retries = 0;
+  for (let attempt = 1; ; attempt++) {
+    const h = holds.clone();
+    await d.versions.prefetch(items.flatMap((i) => i.entry.ops.map((p) => [p.target.table.name, p.target.id] as const)));
+    const layers = [d.resolver.cache, d.versions.overlay, d.versions.noops];
+    for (const l of layers) l.begin();
+    try {
+      const counts = await d.db.transaction((tx) => applyGroup(d, tx, items, h));
+      for (const l of layers) l.commit();
+      d.versions.noops.clear();
+      counts.retried += retries;
+      return { counts, holds: h };
+    } catch (e) {
+      for (const l of layers) l.rollbackAll();
+      if (isTransient(e) && attempt < ATTEMPTS) {
+        retries += items.length;
+        d.log.info('apply group runs again after a lock conflict', { attempt, error: e });
+        await new Promise((r) => setTimeout(r, 20 * attempt * attempt));
+        continue;
+      }
+      if (e instanceof SpokesyncError) throw e;
+      throw new SpokesyncError('SPOKESYNC_E_APPLY', `applying ${items.length} change sets failed; none of them was kept`, { cause: e });
+    }
+  }
+}
+
+async function applyGroup(d: ExecutorDeps, tx: Queryable, items: readonly GroupItem[], holds: Holds): Promise<GroupCounts> {
+  d.resolver.attach(tx);
+  const counts = emptyCounts();
+  const ids = items.map((i) => i.entry.cs.id);
+  const done = await inLedger(tx, d.stateSchema, ids);
+  const queued = items.some((i) => i.mode === 'new') ? await inQuarantine(tx, d.stateSchema, ids) : new Set<string>();
+  const seen = new Set<string>();
+  for (const item of items) {
+    const cs = item.entry.cs;
+    if (item.mode === 'new' && (cs.origin === d.node || done.has(cs.id) || queued.has(cs.id) || seen.has(cs.id))) {
+      counts.duplicates++;
+      continue;
+    }
+    seen.add(cs.id);
+    if (item.mode === 'retry' && done.has(cs.id)) {
+      await release(tx, d.stateSchema, cs.id);
+      counts.duplicates++;
+      continue;
+    }
+    const by = holds.heldBy(item.entry);
+    if (by !== undefined) {
+      await hold(d, tx, item, `waits behind quarantined change set ${by} of the same origin`, by);
+      holds.hold(item.entry);
+      counts.quarantined++;
+      continue;
+    }
+    await tx.exec(`SAVEPOINT ${SAVEPOINT}`);
+    const layers = [d.resolver.cache, d.versions.overlay, d.versions.noops];
+    for (const l of layers) l.begin();
+    const ctx: OpContext = {
+      tx, schema: d.schema, stateSchema: d.stateSchema, resolver: d.resolver, versions: d.versions, rowmap: d.rowmap,
+      log: d.log, now: d.now, waitForCapture: d.waitForCapture, conflicts: 0,
+    };
+    let ledgerWritten = false;
+    try {
+      await writeLedger(tx, d.stateSchema, cs, item.fromPeer, d.now());
+      ledgerWritten = true;
+      for (const run of splitRuns(item.entry.ops)) {
+        const kind = run[0]!.op.kind;
+        if (kind === 'insert') await applyInsertRun(ctx, cs, run);
+        else if (kind === 'update') await applyUpdate(ctx, cs, run[0]!);
+        else await applyDelete(ctx, cs, run[0]!);
+      }
+      if (item.mode === 'retry') await release(tx, d.stateSchema, cs.id);
+      await tx.exec(`RELEASE SAVEPOINT ${SAVEPOINT}`);
+      for (const l of layers) l.commit();
+      counts.applied++;
+      counts.conflicts += ctx.conflicts;
+    } catch (e) {
+      const problem = dataProblem(e);
+      if (!problem) throw e;
+      await tx.exec(`ROLLBACK TO SAVEPOINT ${SAVEPOINT}`);
+      for (const l of layers) l.rollback();
+      if (!ledgerWritten && isDuplicateKey(e)) {
+        // applied meanwhile by another path (USB and network at once)
+        counts.duplicates++;
+        continue;
+      }
+      d.log.info('change set quarantined', { change: cs.id, reason: problem.reason, waitsFor: problem.waitsFor });
+      await hold(d, tx, item, problem.reason, problem.waitsFor);
+      holds.hold(item.entry);
+      counts.quarantined++;
+    }
+  }
+  await d.versions.flush(tx);
+  return counts;
+}
+
+async function hold(d: ExecutorDeps, tx: Queryable, item: GroupItem, reason: string, waitsFor: string | null): Promise<void> {
+  const cs = item.entry.cs;
+  if (item.mode === 'retry') await retried(tx, d.stateSchema, cs.id, reason, waitsFor, d.now());
+  else await quarantine(tx, d.stateSchema, cs, item.fromPeer, encodeChangeSet(cs), reason, waitsFor, d.now());
+}

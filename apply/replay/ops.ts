@@ -1,0 +1,122 @@
+// Updates and deletes, with conflict detection and per-column resolution
+// (rules in conflicts.ts). Inserts are in inserts.ts.
+import type { TableInfo } from '../../agent/schema/catalog.js';
+import { rowDigest } from '../codec/digest.js';
+import type { ChangeSet, DeleteOp, UpdateOp } from '../model.js';
+import { columnOutcome, versionJson, winner, type Side } from './conflicts.js';
+import {
+  localValue, lockRow, logConflict, settledVersion, versionOf, type OpContext, type Raw,
+} from './context.js';
+import { ApplyProblem } from './problems.js';
+import { Missing } from './resolver.js';
+import { deleteSql, rowWhere, updateSql } from './sql.js';
+import type { Target } from './target.js';
+import type { PlannedOp } from './validate.js';
+import { jsonRow, sameValue, type LocalValue } from './values.js';
+import { TOMBSTONE } from './versions.js';
+
+export async function applyUpdate(ctx: OpContext, cs: ChangeSet, p: PlannedOp): Promise<void> {
+  const op = p.op as UpdateOp;
+  const t = p.target.table;
+  const id = p.target.id;
+  const remote = versionOf(cs);
+  const { raw, where } = await lockRow(ctx, p.target);
+  if (!raw || !where) {
+    await missingRow(ctx, cs, p.target, 'update', { set: jsonRow(op.set), old: jsonRow(op.old), version: remote });
+    return;
+  }
+  const waited = { done: false };
+  const kept = new Map<string, Side>();
+  const set: [string, LocalValue][] = [];
+  for (const c of Object.keys(op.set)) {
+    const col = t.column.get(c);
+    const cur = raw[c];
+    const oldLocal = await localValue(ctx, op.old[c] ?? null, p.refs, t, c);
+    const conflict = oldLocal instanceof Missing || !sameValue(cur, oldLocal, col);
+    const local = conflict ? await settledVersion(ctx, t, id, c, remote, waited) : ctx.versions.get(t.name, id, c);
+    const side = winner(remote, local);
+    if (conflict || side === 'local') kept.set(c, side);
+    if (side === 'local') continue;
+    const next = await localValue(ctx, op.set[c] ?? null, p.refs, t, c);
+    if (next instanceof Missing) throw new ApplyProblem(`${t.name}.${c} references a ${next.table} row that is not here yet`, next.key);
+    if (sameValue(cur, next, col)) {
+      ctx.versions.noteUnchanged(t.name, id, c, remote);
+    } else {
+      set.push([c, next]);
+      ctx.versions.note(t.name, id, c, remote);
+    }
+  }
+  if (set.length > 0) {
+    const s = updateSql(ctx.schema, t, set, rowWhere(t, raw, where));
+    await ctx.tx.exec(s.sql, s.params);
+    if (set.some(([c]) => identityColumn(t, c))) ctx.resolver.forget(t.name, id);
+  }
+  if (kept.size > 0) {
+    const cols = [...kept.keys()];
+    await logConflict(ctx, {
+      cs, table: t.name, id, kind: 'update',
+      local: await localSide(ctx, t, id, raw, cols),
+      remote: { set: jsonRow(op.set), old: jsonRow(op.old), version: remote },
+      outcome: columnOutcome(kept),
+    });
+  }
+}
+
+export async function applyDelete(ctx: OpContext, cs: ChangeSet, p: PlannedOp): Promise<void> {
+  const op = p.op as DeleteOp;
+  const t = p.target.table;
+  const remote = versionOf(cs);
+  const { raw, where } = await lockRow(ctx, p.target);
+  if (!raw || !where) {
+    await missingRow(ctx, cs, p.target, 'delete', { digest: op.digest, version: remote });
+    return;
+  }
+  const wire = await ctx.rowmap.toWire(ctx.tx, t, raw);
+  if (rowDigest(wire) !== op.digest) {
+    // the row changed here since the origin saw it: the delete still wins (see conflicts.ts)
+    await logConflict(ctx, {
+      cs, table: t.name, id: p.target.id, kind: 'delete',
+      local: await localSide(ctx, t, p.target.id, raw, Object.keys(wire)),
+      remote: { digest: op.digest, version: remote },
+      outcome: 'delete wins',
+    });
+  }
+  const s = deleteSql(ctx.schema, t, rowWhere(t, raw, where));
+  await ctx.tx.exec(s.sql, s.params);
+  ctx.resolver.forget(t.name, p.target.id);
+  ctx.versions.note(t.name, p.target.id, TOMBSTONE, remote);
+}
+
+/**
+ * An update or delete of a row that is not here: deleted here (a tombstone in
+ * versions: the delete wins, logged) or not arrived yet (the change set waits).
+ */
+async function missingRow(ctx: OpContext, cs: ChangeSet, target: Target, kind: 'update' | 'delete', remote: unknown): Promise<void> {
+  const t = target.table;
+  const tomb = await settledVersion(ctx, t, target.id, TOMBSTONE, versionOf(cs), { done: false });
+  if (!tomb) throw new ApplyProblem(`the ${t.name} row to ${kind} is not here yet`, `${t.name}/${target.id}`);
+  await logConflict(ctx, {
+    cs, table: t.name, id: target.id, kind,
+    local: { deleted: versionJson(tomb) },
+    remote,
+    outcome: kind === 'delete' ? 'already deleted here' : 'row deleted here: delete wins',
+  });
+}
+
+/** The local side of a conflict: the stored values of the columns (wire form) and their versions. */
+export async function localSide(ctx: OpContext, t: TableInfo, id: string, raw: Raw, cols: readonly string[]): Promise<unknown> {
+  const wire = await ctx.rowmap.toWire(ctx.tx, t, raw);
+  const values: Record<string, unknown> = {};
+  const versions: Record<string, unknown> = {};
+  const all = jsonRow(wire);
+  for (const c of cols) {
+    values[c] = all[c] ?? null;
+    versions[c] = versionJson(ctx.versions.get(t.name, id, c));
+  }
+  return { values, versions };
+}
+
+function identityColumn(t: TableInfo, c: string): boolean {
+  const rule = t.identity;
+  return rule?.kind === 'uuid' ? rule.column === c : rule?.kind === 'natural' ? rule.columns.includes(c) : false;
+}

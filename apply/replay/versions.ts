@@ -1,0 +1,124 @@
+// Column versions for conflict resolution. Capture writes `versions` (last
+// writer hlc + node per row and column; col '*' is a row's delete tombstone);
+// apply reads it outside its transaction, so a re-read after waitForCapture()
+// sees what capture wrote meanwhile. What this batch has written and capture
+// has not seen yet sits in an overlay whose layers follow the transaction.
+//
+// One write comes from apply itself: a column whose winning value equals the
+// stored one produces no binlog row, so capture cannot record the new version;
+// apply records it (never lowering a version) at the end of the group.
+import type { Queryable } from '../../agent/db.js';
+import { stateTable } from '../../agent/state/schema.js';
+import { compareVersions } from '../hlc.js';
+import { Layers } from './layers.js';
+import { rowKey } from './target.js';
+
+export interface Version {
+  readonly hlc: string;
+  readonly node: string;
+}
+
+/** The row-tombstone column in `versions`. */
+export const TOMBSTONE = '*';
+
+interface NoopWrite {
+  readonly table: string;
+  readonly id: string;
+  readonly col: string;
+  readonly v: Version;
+}
+
+const CHUNK = 500;
+
+export class Versions {
+  private readonly stored = new Map<string, Map<string, Version>>();
+  /** versions this batch has written, layered with the transaction */
+  readonly overlay = new Layers<Version>();
+  /** versions apply itself must write before the group commits */
+  readonly noops = new Layers<NoopWrite>();
+
+  constructor(
+    /** reads run here, outside the apply transaction (a pool) */
+    private readonly db: Queryable,
+    private readonly stateSchema: string,
+  ) {}
+
+  /** A new batch: forget everything read. */
+  reset(): void {
+    this.stored.clear();
+    this.overlay.rollbackAll();
+    this.overlay.clear();
+    this.noops.rollbackAll();
+    this.noops.clear();
+  }
+
+  /** Reads the stored versions of many rows at once (rows already read are skipped). */
+  async prefetch(rows: Iterable<readonly [string, string]>): Promise<void> {
+    const byTable = new Map<string, Set<string>>();
+    for (const [table, id] of rows) {
+      if (this.stored.has(rowKey(table, id))) continue;
+      let ids = byTable.get(table);
+      if (!ids) byTable.set(table, (ids = new Set()));
+      ids.add(id);
+    }
+    for (const [table, ids] of byTable) {
+      const all = [...ids];
+      for (let i = 0; i < all.length; i += CHUNK) await this.read(table, all.slice(i, i + CHUNK));
+    }
+  }
+
+  /** Reads one row's versions again (after waiting for capture). */
+  async refresh(table: string, id: string): Promise<void> {
+    await this.read(table, [id]);
+  }
+
+  private async read(table: string, ids: readonly string[]): Promise<void> {
+    for (const id of ids) this.stored.set(rowKey(table, id), new Map());
+    const rows = await this.db.query<{ identity: string; col: string; hlc: string; node: string }>(
+      `SELECT identity, col, hlc, node FROM ${stateTable(this.stateSchema, 'versions')} WHERE tbl = ? AND identity IN (${ids.map(() => '?').join(', ')})`,
+      [table, ...ids],
+    );
+    for (const r of rows) this.stored.get(rowKey(table, r.identity))?.set(r.col, { hlc: String(r.hlc), node: r.node });
+  }
+
+  /** The local version of a column: this batch's writes first, then the table; undefined when unknown. */
+  get(table: string, id: string, col: string): Version | undefined {
+    return this.overlay.get(`${rowKey(table, id)}\u0000${col}`) ?? this.stored.get(rowKey(table, id))?.get(col);
+  }
+
+  /** Whether the stored versions of the row have been read. */
+  has(table: string, id: string): boolean {
+    return this.stored.has(rowKey(table, id));
+  }
+
+  /** A column was written by this batch at version v (capture will record it). */
+  note(table: string, id: string, col: string, v: Version): void {
+    this.overlay.set(`${rowKey(table, id)}\u0000${col}`, v);
+  }
+
+  /** A column won with the value it already had: apply records the version itself. */
+  noteUnchanged(table: string, id: string, col: string, v: Version): void {
+    this.note(table, id, col, v);
+    this.noops.set(`${rowKey(table, id)}\u0000${col}`, { table, id, col, v });
+  }
+
+  /** Writes the pending unchanged-winner versions in the group's transaction (never lowers one). */
+  async flush(tx: Queryable): Promise<void> {
+    const writes = [...this.noops.pending().values()];
+    for (let i = 0; i < writes.length; i += CHUNK) {
+      const part = writes.slice(i, i + CHUNK);
+      await tx.exec(
+        `INSERT INTO ${stateTable(this.stateSchema, 'versions')} (tbl, identity, col, hlc, node) VALUES ${part.map(() => '(?, ?, ?, ?, ?)').join(', ')}
+         ON DUPLICATE KEY UPDATE
+           node = IF((VALUES(hlc), VALUES(node)) > (hlc, node), VALUES(node), node),
+           hlc = IF((VALUES(hlc), VALUES(node)) > (hlc, node), VALUES(hlc), hlc)`,
+        part.flatMap((w) => [w.table, w.id, w.col, w.v.hlc, w.v.node]),
+      );
+    }
+  }
+}
+
+/** Whether a beats b (a strictly newer version; an unknown b counts as version 0). */
+export function newer(a: Version, b: Version | undefined): boolean {
+  return compareVersions(a, b ?? { hlc: '0', node: '' }) > 0;
+}
