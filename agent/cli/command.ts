@@ -34,6 +34,11 @@ export interface CommandSpec {
   readonly options: Readonly<Record<string, OptionSpec>>;
   /** whether --config F is required (true for every command but help) */
   readonly needsConfig: boolean;
+  /**
+   * Where JSON log lines go: 'stdout' for the daemon (`run`, read by journald),
+   * 'stderr' (the default) for one-shot commands, so their output (`out`) stays parseable.
+   */
+  readonly logTo?: 'stdout' | 'stderr';
   /** resolves to the exit code; throw SpokesyncError for failures */
   run(ctx: CommandContext): Promise<number>;
 }

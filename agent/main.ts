@@ -1,0 +1,20 @@
+#!/usr/bin/env node
+// spokesync's entry point: wires the process (argv, stdout/stderr, signals,
+// environment) to the command line in agent/cli/run.ts and exits with its status.
+import { runCli } from './cli/run.js';
+import { handleSignals } from './cli/signals.js';
+
+const controller = new AbortController();
+const stderr = (text: string): void => void process.stderr.write(text + '\n');
+const unhook = handleSignals(controller, { target: process, exit: (code) => process.exit(code), notice: stderr });
+
+const code = await runCli(process.argv.slice(2), {
+  stdout: (text) => void process.stdout.write(text + '\n'),
+  stderr,
+  env: process.env,
+  signal: controller.signal,
+});
+unhook();
+process.exitCode = code;
+// A command that leaves a handle open must not keep the process alive.
+setTimeout(() => process.exit(code), 2000).unref();
