@@ -3,9 +3,19 @@
 // add one import and one entry here for each.
 import type { CommandSpec } from './command.js';
 import { command as check } from '../commands/check.js';
+import { command as run } from '../commands/run.js';
+import { command as sync } from '../commands/sync.js';
+import { command as status } from '../commands/status.js';
+import { command as exportCmd } from '../commands/export.js';
+import { command as importCmd } from '../commands/import.js';
 
 export const commands: readonly CommandSpec[] = [
+  run,
+  sync,
+  status,
   check,
+  exportCmd,
+  importCmd,
 ];
 
 export function findCommand(name: string, list: readonly CommandSpec[] = commands): CommandSpec | undefined {

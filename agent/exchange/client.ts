@@ -128,7 +128,6 @@ export class ExchangeClient {
         try {
           res = await send();
         } catch (e) {
-          if (signal?.aborted) throw new AbortError(e as Error);
           throw new SpokesyncError('SPOKESYNC_E_HTTP', `${what}: ${(e as { code?: string }).code ?? (e as Error).message}`, { cause: e });
         }
         if (res.statusCode !== 200) {
@@ -146,8 +145,9 @@ export class ExchangeClient {
         minTimeout: 0,
         maxTimeout: 0,
         factor: 1,
-        ...(signal ? { signal } : {}),
+        // the signal stops further tries, never a request in flight: its answer is still taken
         shouldRetry: async ({ error, attemptNumber }) => {
+          if (signal?.aborted) return false;
           const delay = backoffDelay(attemptNumber, this.random(), this.o.backoffBaseMs);
           this.log.warn('exchange attempt failed, retrying', {
             what, attempt: attemptNumber, delayMs: delay, code: (error as { code?: string }).code, error: error.message,
@@ -163,7 +163,7 @@ export class ExchangeClient {
     return { authorization: `Bearer ${this.o.parent.token}`, 'user-agent': 'spokesync' };
   }
 
-  private gotOptions(signal?: AbortSignal) {
+  private gotOptions() {
     return {
       retry: { limit: 0 },
       timeout: { request: this.o.parent.timeout },
@@ -172,7 +172,6 @@ export class ExchangeClient {
       followRedirect: false,
       responseType: 'buffer' as const,
       https: this.tls,
-      ...(signal ? { signal } : {}),
     };
   }
 
@@ -183,7 +182,7 @@ export class ExchangeClient {
     if (known) return known;
     const who = await this.request(
       'peer',
-      () => got(`${this.base}${PEER_PATH}`, { ...this.gotOptions(signal), method: 'GET', headers: this.headers() }),
+      () => got(`${this.base}${PEER_PATH}`, { ...this.gotOptions(), method: 'GET', headers: this.headers() }),
       async (res) => JSON.parse(res.body.toString('utf8')) as { node?: unknown; child?: unknown },
       signal,
     );
@@ -207,7 +206,7 @@ export class ExchangeClient {
     const answer: DecodedBatch = await this.request(
       'exchange',
       () => got(`${this.base}${EXCHANGE_PATH}`, {
-        ...this.gotOptions(signal),
+        ...this.gotOptions(),
         method: 'POST',
         body,
         headers: {

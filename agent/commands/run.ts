@@ -1,0 +1,49 @@
+// `spokesync run`: the daemon. Capture runs all the time; children are served
+// when `listen` is set; the parent is synced every parent.interval when
+// `parent` is set; quarantined change sets are retried on every tick. SIGTERM
+// stops cleanly: the batch in flight finishes, requests in flight finish, capture stops.
+import type { CommandSpec } from '../cli/command.js';
+import { realSleep } from '../exchange/client.js';
+import { isSpokesyncError } from '../errors.js';
+import { withNode } from '../node.js';
+
+/** how often a node without a parent retries its quarantine */
+const QUARANTINE_TICK_MS = 60_000;
+
+export const command: CommandSpec = {
+  name: 'run',
+  summary: 'The daemon: capture, serve children, sync with the parent every interval',
+  description:
+    'Runs until SIGTERM or SIGINT. Capture tails the binlog into the journal; with `listen` the node ' +
+    'serves its children (POST /v1/exchange); with `parent` it exchanges with the parent at start and ' +
+    'then every parent.interval (a failed exchange is logged and tried again at the next interval). ' +
+    'Quarantined change sets are retried on every tick. The first signal stops cleanly (the batch in ' +
+    'flight is finished); a second one exits at once. Logs are JSON lines on stdout.',
+  options: {},
+  needsConfig: true,
+  logTo: 'stdout',
+  async run(ctx) {
+    const { config, log, signal } = ctx;
+    return withNode(config, log, async (node) => {
+      await node.capture.start();
+      await node.startServer();
+      const interval = config.parent?.interval ?? QUARANTINE_TICK_MS;
+      log.info('running', { listen: config.listen ? `${config.listen.host}:${config.listen.port}` : null, parent: config.parent?.url ?? null });
+      while (!signal.aborted) {
+        const fatal = node.fatal();
+        if (fatal) throw fatal;
+        try {
+          if (config.parent) await node.syncWithParent(signal);
+          else await node.applier.retryQuarantine();
+        } catch (e) {
+          log.warn('exchange failed; trying again at the next interval', {
+            code: isSpokesyncError(e) ? e.code : undefined, error: (e as Error).message,
+          });
+        }
+        await realSleep(interval, signal).catch(() => undefined);
+      }
+      log.info('stopping');
+      return 0;
+    });
+  },
+};

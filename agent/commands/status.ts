@@ -1,0 +1,31 @@
+// `spokesync status`: capture position and lag, pending changes per peer,
+// last contact and its result, conflicts and quarantined change sets.
+import type { CommandSpec } from '../cli/command.js';
+import { SpokesyncNode } from '../node.js';
+import { formatStatus, nodeStatus } from '../routing/status.js';
+
+export const command: CommandSpec = {
+  name: 'status',
+  summary: 'Capture position and lag, pending changes per peer, last contact, conflicts, quarantine',
+  description:
+    'Reads the state schema of this node (it works while the daemon runs): where capture is against the ' +
+    'end of the binlog, how many change sets are waiting for each peer, when each peer was last in ' +
+    'contact and how that ended, how many conflicts were recorded and which change sets are quarantined.\n\n' +
+    '--json prints {node, capture: {file, pos, binlogEnd, caughtUp, behindBytes, checkpointAgeSeconds, daemon}, ' +
+    'journal: {lastSeq, rows}, peers: [{peer, role, pending, ackedSeq, receivedSeq, lastContact, lastResult}], ' +
+    'conflicts, quarantine: {count, oldest, byOrigin, entries}}.',
+  options: {
+    json: { type: 'boolean', help: 'print the status as JSON' },
+  },
+  needsConfig: true,
+  async run(ctx) {
+    const node = await SpokesyncNode.open(ctx.config, ctx.log, { lock: false });
+    try {
+      const s = await nodeStatus(node.db, ctx.config, node.reader);
+      ctx.out(ctx.options.json === true ? JSON.stringify(s, null, 2) : formatStatus(s));
+      return 0;
+    } finally {
+      await node.close();
+    }
+  },
+};

@@ -1,0 +1,194 @@
+// A running spokesync node: the database, the catalogue, capture, the applier,
+// the exchange core, and (by role) the server for children and the client for
+// the parent. Commands build one, use the parts they need, and close it.
+import { Applier } from '../apply/replay/applier.js';
+import { Capture } from './capture/capture.js';
+import { syncedTables } from './config/tables.js';
+import type { Config } from './config/types.js';
+import { connectDb, type Db, type DbSettings, type Queryable } from './db.js';
+import { SpokesyncError } from './errors.js';
+import { ExchangeClient, type Sleep, type SyncResult } from './exchange/client.js';
+import { ExchangeCore } from './exchange/protocol.js';
+import { ExchangeServer } from './exchange/server.js';
+import { trimChangeSet } from './exchange/wire.js';
+import type { Logger } from './log.js';
+import { PARENT_ID_KEY, getMeta } from './routing/cursors.js';
+import { routeTo, type PeerRole, type Route } from './routing/filters.js';
+import { JournalReader } from './routing/journal.js';
+import { loadCatalog, type Catalog } from './schema/catalog.js';
+import { ensureStateSchema } from './state/schema.js';
+import type { UsbDeps } from './usb/transfer.js';
+
+export interface NodeOptions {
+  /** backoff sleep and jitter of the client (tests) */
+  readonly sleep?: Sleep;
+  readonly random?: () => number;
+  /** first backoff delay of the client in ms (default 1000) */
+  readonly backoffBaseMs?: number;
+  /** take the node lock (default true): one process per node runs capture and apply */
+  readonly lock?: boolean;
+}
+
+function settingsOf(config: Config): DbSettings {
+  const { host, port, user, password } = config.database;
+  return { host, port, user, ...(password === undefined ? {} : { password }) };
+}
+
+const lockName = (config: Config): string => `spokesync:${config.database.stateSchema}`;
+
+async function releaseLock(lock: (Queryable & { release(): void }) | null, config: Config): Promise<void> {
+  if (!lock) return;
+  await lock.query('SELECT RELEASE_LOCK(?)', [lockName(config)]).catch(() => undefined);
+  lock.release();
+}
+
+export class SpokesyncNode {
+  readonly id: string;
+  readonly stateSchema: string;
+  readonly capture: Capture;
+  readonly applier: Applier;
+  readonly core: ExchangeCore;
+  readonly reader: JournalReader;
+  private server: ExchangeServer | null = null;
+  private clientInstance: ExchangeClient | null = null;
+  private fatalError: SpokesyncError | null = null;
+
+  private constructor(
+    readonly config: Config,
+    readonly db: Db,
+    readonly catalog: Catalog,
+    readonly tables: ReadonlySet<string>,
+    readonly log: Logger,
+    private readonly opts: NodeOptions,
+    private readonly lock: (Queryable & { release(): void }) | null,
+  ) {
+    const { database, node } = config;
+    this.id = node.id;
+    this.stateSchema = database.stateSchema;
+    this.capture = new Capture({
+      db, settings: settingsOf(config), catalog, schema: database.schema, stateSchema: database.stateSchema,
+      tables, node: node.id, serverId: database.serverId, log, memoryBytes: config.capture.memoryBytes,
+      reloadCatalog: () => loadCatalog(db, database.schema, { keys: config.tables.keys }),
+      onFatal: (e) => {
+        this.fatalError = e;
+        log.error('capture stopped for good', { code: e.code, error: e.message });
+      },
+    });
+    this.applier = new Applier({
+      db, catalog, schema: database.schema, stateSchema: database.stateSchema, node: node.id, tables, log,
+      waitForCapture: () => this.capture.caughtUp(),
+    });
+    this.reader = new JournalReader(db, database.stateSchema, trimChangeSet);
+    this.core = new ExchangeCore({
+      db, stateSchema: database.stateSchema, node: node.id, applier: this.applier, reader: this.reader, log,
+    });
+  }
+
+  /** Connects, prepares the state schema, reads the catalogue, takes the node lock. */
+  static async open(config: Config, log: Logger, opts: NodeOptions = {}): Promise<SpokesyncNode> {
+    const db = await connectDb(settingsOf(config), { connectionLimit: 8 });
+    let lock: (Queryable & { release(): void }) | null = null;
+    try {
+      await ensureStateSchema(db, config.database.stateSchema);
+      if (opts.lock !== false) {
+        lock = await db.connection();
+        const [got] = await lock.query<{ ok: number | string | null }>('SELECT GET_LOCK(?, 0) AS ok', [lockName(config)]);
+        if (Number(got?.ok) !== 1) {
+          throw new SpokesyncError('SPOKESYNC_E_BUSY', `node ${config.node.id} (state schema ${config.database.stateSchema}) is in use by another spokesync process`);
+        }
+      }
+      const catalog = await loadCatalog(db, config.database.schema, { keys: config.tables.keys });
+      const tables = new Set(syncedTables(config, catalog));
+      return new SpokesyncNode(config, db, catalog, tables, log, opts, lock);
+    } catch (e) {
+      await releaseLock(lock, config);
+      await db.close().catch(() => undefined);
+      throw e;
+    }
+  }
+
+  /** The error that stopped capture for good (a purged binlog), if any. */
+  fatal(): SpokesyncError | null {
+    return this.fatalError;
+  }
+
+  /** The route toward a peer: the parent (by its node id) or a child. */
+  routeFor(peer: string, role: PeerRole): Route {
+    return routeTo(this.config, peer, role);
+  }
+
+  /** Starts capture and waits until everything committed so far is journaled. */
+  async startCapture(timeoutMs = 120_000): Promise<void> {
+    await this.capture.start();
+    await this.capture.caughtUp(timeoutMs);
+  }
+
+  /** Starts serving children (when `listen` is set); returns the server. */
+  async startServer(): Promise<ExchangeServer | null> {
+    if (!this.config.listen) return null;
+    if (!this.server) {
+      this.server = new ExchangeServer({
+        listen: this.config.listen,
+        children: this.config.children,
+        core: this.core,
+        routeFor: (c) => this.routeFor(c, 'child'),
+        log: this.log,
+      });
+      await this.server.start();
+    }
+    return this.server;
+  }
+
+  /** The client toward the parent, or null for a root node. */
+  client(): ExchangeClient | null {
+    const parent = this.config.parent;
+    if (!parent) return null;
+    this.clientInstance ??= new ExchangeClient({
+      parent, node: this.id, core: this.core, db: this.db, stateSchema: this.stateSchema,
+      routeFor: (p) => this.routeFor(p, 'parent'), log: this.log,
+      ...(this.opts.sleep ? { sleep: this.opts.sleep } : {}),
+      ...(this.opts.random ? { random: this.opts.random } : {}),
+      ...(this.opts.backoffBaseMs === undefined ? {} : { backoffBaseMs: this.opts.backoffBaseMs }),
+    });
+    return this.clientInstance;
+  }
+
+  /** One full exchange with the parent (quarantined change sets are retried first). */
+  async syncWithParent(signal?: AbortSignal): Promise<SyncResult> {
+    const client = this.client();
+    if (!client) throw new SpokesyncError('SPOKESYNC_E_USAGE', 'this node has no parent in its config');
+    await this.applier.retryQuarantine();
+    return client.sync(signal);
+  }
+
+  /** The parent's node id when known (learned at first contact). */
+  async parentId(): Promise<string | null> {
+    return this.config.parent ? getMeta(this.db, this.stateSchema, PARENT_ID_KEY) : null;
+  }
+
+  usb(): UsbDeps {
+    return {
+      config: this.config, db: this.db, core: this.core, log: this.log,
+      routeFor: (peer, role) => this.routeFor(peer, role),
+    };
+  }
+
+  /** Stops the server (requests in flight finish), then capture, then closes the database. */
+  async close(): Promise<void> {
+    await this.server?.stop();
+    this.server = null;
+    await this.capture.stop();
+    await releaseLock(this.lock, this.config);
+    await this.db.close();
+  }
+}
+
+/** Opens the node, runs `fn`, and always closes it. */
+export async function withNode<T>(config: Config, log: Logger, fn: (node: SpokesyncNode) => Promise<T>, opts: NodeOptions = {}): Promise<T> {
+  const node = await SpokesyncNode.open(config, log, opts);
+  try {
+    return await fn(node);
+  } finally {
+    await node.close();
+  }
+}

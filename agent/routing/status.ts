@@ -1,0 +1,121 @@
+// What `spokesync status` reports: capture position against the binlog end,
+// the journal, each peer's cursors and pending count, conflicts, quarantine.
+// Read-only; works whether or not the daemon is running.
+import { quarantineSummary, type QuarantineSummary } from '../../apply/replay/quarantine.js';
+import { binlogEnd } from '../capture/server.js';
+import type { Config } from '../config/types.js';
+import type { Queryable } from '../db.js';
+import { stateTable } from '../state/schema.js';
+import { PARENT_ID_KEY, getCursor, getMeta } from './cursors.js';
+import { routeTo, type PeerRole } from './filters.js';
+import type { JournalReader } from './journal.js';
+
+export interface PeerStatus {
+  readonly peer: string;
+  readonly role: PeerRole;
+  /** our journal rows still to go to this peer */
+  readonly pending: number;
+  readonly ackedSeq: string;
+  readonly receivedSeq: string;
+  readonly lastContact: string | null;
+  readonly lastResult: string | null;
+}
+
+export interface NodeStatus {
+  readonly node: string;
+  readonly capture: {
+    readonly file: string | null;
+    readonly pos: number | null;
+    readonly binlogEnd: { readonly file: string; readonly pos: number };
+    /** the checkpoint is at the end of the binlog */
+    readonly caughtUp: boolean;
+    /** binlog bytes not yet captured, when in the same file */
+    readonly behindBytes: number | null;
+    /** seconds since the checkpoint last moved */
+    readonly checkpointAgeSeconds: number | null;
+    /** another spokesync process (the daemon) holds this node */
+    readonly daemon: boolean;
+  };
+  readonly journal: { readonly lastSeq: string; readonly rows: number };
+  readonly peers: readonly PeerStatus[];
+  readonly conflicts: number;
+  readonly quarantine: QuarantineSummary;
+}
+
+export async function nodeStatus(db: Queryable, config: Config, reader: JournalReader): Promise<NodeStatus> {
+  const ss = config.database.stateSchema;
+  const [cp] = await db.query<{ binlog_file: string; binlog_pos: string | number; age: string | number | null }>(
+    `SELECT binlog_file, binlog_pos, TIMESTAMPDIFF(SECOND, updated_at, UTC_TIMESTAMP(6)) AS age
+       FROM ${stateTable(ss, 'checkpoint')} WHERE id = 1`,
+  );
+  const end = (await binlogEnd(db)).position;
+  const [lock] = await db.query<{ who: unknown }>('SELECT IS_USED_LOCK(?) AS who', [`spokesync:${ss}`]);
+  const [j] = await db.query<{ last: string | number | null; n: string | number }>(
+    `SELECT MAX(seq) AS last, COUNT(*) AS n FROM ${stateTable(ss, 'journal')}`,
+  );
+  const [c] = await db.query<{ n: string | number }>(`SELECT COUNT(*) AS n FROM ${stateTable(ss, 'conflicts')}`);
+
+  const peers: { id: string; role: PeerRole }[] = config.children.map((ch) => ({ id: ch.id, role: 'child' as const }));
+  if (config.parent) {
+    const parent = await getMeta(db, ss, PARENT_ID_KEY);
+    if (parent) peers.unshift({ id: parent, role: 'parent' });
+  }
+  const peerStatus: PeerStatus[] = [];
+  for (const p of peers) {
+    const cur = await getCursor(db, ss, p.id);
+    peerStatus.push({
+      peer: p.id,
+      role: p.role,
+      pending: await reader.count(routeTo(config, p.id, p.role), cur.ackedSeq),
+      ackedSeq: cur.ackedSeq,
+      receivedSeq: cur.receivedSeq,
+      lastContact: cur.lastContact,
+      lastResult: cur.lastResult,
+    });
+  }
+  const file = cp?.binlog_file ?? null;
+  const pos = cp ? Number(cp.binlog_pos) : null;
+  return {
+    node: config.node.id,
+    capture: {
+      file,
+      pos,
+      binlogEnd: end,
+      caughtUp: file === end.file && pos === end.pos,
+      behindBytes: file === end.file && pos !== null ? Math.max(0, end.pos - pos) : null,
+      checkpointAgeSeconds: cp?.age === null || cp?.age === undefined ? null : Number(cp.age),
+      daemon: lock?.who !== null && lock?.who !== undefined,
+    },
+    journal: { lastSeq: String(j?.last ?? 0), rows: Number(j?.n ?? 0) },
+    peers: peerStatus,
+    conflicts: Number(c?.n ?? 0),
+    quarantine: await quarantineSummary(db, ss),
+  };
+}
+
+/** The human form of a status. */
+export function formatStatus(s: NodeStatus): string {
+  const cap = s.capture;
+  const lines = [
+    `node        ${s.node}${cap.daemon ? ' (daemon running)' : ''}`,
+    `capture     ${cap.file === null ? 'not started' : `${cap.file}:${String(cap.pos)}`}` +
+      ` of ${cap.binlogEnd.file}:${cap.binlogEnd.pos}` +
+      (cap.caughtUp ? ', caught up' : cap.behindBytes !== null ? `, ${cap.behindBytes} bytes behind` : ', behind') +
+      (cap.checkpointAgeSeconds === null ? '' : `, checkpoint ${cap.checkpointAgeSeconds} s old`),
+    `journal     ${s.journal.rows} change sets (last seq ${s.journal.lastSeq})`,
+    `conflicts   ${s.conflicts}`,
+    `quarantine  ${s.quarantine.count}${s.quarantine.oldest ? ` (oldest ${s.quarantine.oldest})` : ''}`,
+  ];
+  if (s.peers.length === 0) lines.push('peers       none yet');
+  else {
+    lines.push('', 'peer                 role    pending  acked      received   last contact                result');
+    for (const p of s.peers) {
+      lines.push(
+        `${p.peer.padEnd(20)} ${p.role.padEnd(7)} ${String(p.pending).padEnd(8)} ${p.ackedSeq.padEnd(10)} ` +
+        `${p.receivedSeq.padEnd(10)} ${(p.lastContact ?? 'never').padEnd(27)} ${p.lastResult ?? ''}`,
+      );
+    }
+  }
+  for (const q of s.quarantine.entries) lines.push(`  quarantined ${q.changeId} from ${q.fromPeer}: ${q.reason}`);
+  return lines.join('\n');
+}
