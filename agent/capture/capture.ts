@@ -1,0 +1,404 @@
+// Capture: tails the binlog from the checkpoint and journals one change set
+// per source transaction (or per applied change set in it), with the
+// checkpoint in the same InnoDB transaction as the journal rows it covers.
+//
+// Lifecycle: start() opens the stream at the checkpoint; events are assembled
+// into transactions and queued; one worker maps and writes them in groups, in
+// order. Memory: when the queued binlog bytes pass the budget the stream is
+// stopped, the queue is written, and the stream reopens where it ended (zongji
+// cannot pause). A single transaction is always held whole, so memory grows
+// with the largest transaction, not with the backlog. Errors: the stream is
+// reopened after a backoff, from the last position whose transactions are all
+// written; a failed write drops everything not durable and rereads it.
+import { Hlc } from '../../apply/hlc.js';
+import type { Db, DbSettings } from '../db.js';
+import { SpokesyncError, isSpokesyncError } from '../errors.js';
+import type { Logger } from '../log.js';
+import { loadCatalog, type Catalog } from '../schema/catalog.js';
+import { ensureStateSchema } from '../state/schema.js';
+import { TransactionAssembler, type Assembled } from './assembler.js';
+import { buildEntries, type Txn } from './changesets.js';
+import { ddlTables } from './ddl.js';
+import { recordDdl } from './ddl-record.js';
+import type { SourceEvent } from './events.js';
+import { JournalWriter, createCheckpoint, readCheckpoint, writeCheckpoint, type Checkpoint } from './journal.js';
+import { comparePositions, formatPosition, type BinlogPosition } from './position.js';
+import { IdentityResolver } from './resolver.js';
+import { assertReadable, binlogEnd, binlogFiles, isPurgedError, purgedError } from './server.js';
+import { BinlogSource } from './source.js';
+import { CaughtUpWaiters } from './waiters.js';
+
+export interface CaptureOptions {
+  readonly db: Db;
+  /** for the binlog connection (host, port, user, password) */
+  readonly settings: DbSettings;
+  readonly catalog: Catalog;
+  readonly schema: string;
+  readonly stateSchema: string;
+  /** synced application tables */
+  readonly tables: ReadonlySet<string>;
+  readonly node: string;
+  /** binlog client id, unique per server */
+  readonly serverId: number;
+  readonly log: Logger;
+  /** budget for buffered binlog data, in bytes (default 24 MiB) */
+  readonly memoryBytes?: number;
+  readonly now?: () => number;
+  /** where the first start begins when there is no checkpoint yet (default: the end of the binlog now) */
+  readonly startAt?: BinlogPosition;
+  /** reloads the catalogue after DDL on a synced table (default: loadCatalog without key overrides) */
+  readonly reloadCatalog?: () => Promise<Catalog>;
+  /** called once when capture gives up (a purged binlog) */
+  readonly onFatal?: (e: SpokesyncError) => void;
+  readonly sleep?: (ms: number) => Promise<void>;
+}
+
+export interface CaptureStatus {
+  readonly file: string;
+  readonly pos: number;
+  readonly gtid: string;
+  /** change sets journaled since start */
+  readonly journaled: number;
+  readonly lagSeconds: number | null;
+  readonly running: boolean;
+  readonly error?: string;
+}
+
+/** Group bounds for one journal transaction. */
+const GROUP_TXNS = 2000;
+const GROUP_ROWS = 20_000;
+const GROUP_BYTES = 8 * 1024 * 1024;
+/** Checkpoint after this many skipped (untracked) transactions, or this long after the last write. */
+const SKIP_EVENTS = 1000;
+const SKIP_MS = 5000;
+/** Decoded rows take several times their binlog size in memory. */
+const HEAP_FACTOR = 4;
+
+export class Capture {
+  private readonly log: Logger;
+  private readonly now: () => number;
+  private readonly sleep: (ms: number) => Promise<void>;
+  private readonly budget: number;
+  private readonly writer: JournalWriter;
+  private readonly resolver: IdentityResolver;
+  private readonly assembler: TransactionAssembler;
+  private readonly waiters: CaughtUpWaiters;
+  private catalog: Catalog;
+  private clock = new Hlc(() => 0);
+  private physical = 0;
+  private source: BinlogSource | null = null;
+  private queue: Assembled[] = [];
+  private queuedBytes = 0;
+  private durable: Checkpoint = { position: { file: '', pos: 0 }, gtid: '', hlc: '0' };
+  /** every transaction before this is journaled or has nothing to journal */
+  private processed: { position: BinlogPosition; gtid: string } = { position: { file: '', pos: 0 }, gtid: '' };
+  private skipped = 0;
+  private lastWrite = 0;
+  private journaled = 0;
+  private running = false;
+  private reopenNeeded = false;
+  private failures = 0;
+  private pumping: Promise<void> | null = null;
+  private lastError: string | undefined;
+  private fatal: SpokesyncError | undefined;
+
+  constructor(private readonly opts: CaptureOptions) {
+    this.log = opts.log.child({ part: 'capture' });
+    this.now = opts.now ?? Date.now;
+    this.sleep = opts.sleep ?? ((ms) => new Promise((r) => setTimeout(r, ms)));
+    this.budget = opts.memoryBytes ?? 24 * 1024 * 1024;
+    this.catalog = opts.catalog;
+    this.writer = new JournalWriter(opts.db, opts.stateSchema);
+    this.resolver = new IdentityResolver(opts.db, () => this.catalog, opts.stateSchema);
+    this.assembler = new TransactionAssembler({ schema: opts.schema, stateSchema: opts.stateSchema, tables: opts.tables });
+    this.waiters = new CaughtUpWaiters(this.now);
+  }
+
+  async start(): Promise<void> {
+    if (this.running) return;
+    const { db, stateSchema } = this.opts;
+    await ensureStateSchema(db, stateSchema);
+    let cp = await readCheckpoint(db, stateSchema);
+    if (!cp) {
+      const end = this.opts.startAt ? { position: this.opts.startAt, gtid: '' } : await binlogEnd(db);
+      await createCheckpoint(db, stateSchema, { position: end.position, gtid: end.gtid, hlc: '0' });
+      cp = (await readCheckpoint(db, stateSchema))!;
+      this.log.info('capture starts at the end of the binlog', { position: formatPosition(cp.position) });
+    }
+    await assertReadable(db, cp.position);
+    this.resetTo(cp);
+    this.running = true;
+    this.fatal = undefined;
+    await this.openSource();
+    this.log.info('capture started', { position: formatPosition(cp.position) });
+  }
+
+  async stop(): Promise<void> {
+    if (!this.running) return;
+    this.running = false;
+    const src = this.source;
+    this.source = null;
+    await src?.stop();
+    await this.pumping;
+    this.waiters.rejectAll(new SpokesyncError('SPOKESYNC_E_CAPTURE', 'capture stopped'));
+    this.log.info('capture stopped', { position: formatPosition(this.processed.position), journaled: this.journaled });
+  }
+
+  /** Resolves when everything committed on the server before this call is in the journal. */
+  async caughtUp(timeoutMs = 30_000): Promise<void> {
+    if (this.fatal) throw this.fatal;
+    if (!this.running) throw new SpokesyncError('SPOKESYNC_E_CAPTURE', 'capture is not running');
+    const target = (await binlogEnd(this.opts.db)).position;
+    const p = this.waiters.add(target, timeoutMs);
+    this.waiters.settle(this.processed.position);
+    this.kick();
+    return p;
+  }
+
+  status(): CaptureStatus {
+    const first = this.queue.find((i): i is Exclude<Assembled, { kind: 'skip' }> => i.kind !== 'skip');
+    const lag = !this.running ? null : first ? Math.max(0, (this.now() - first.timestamp) / 1000) : 0;
+    return {
+      file: this.processed.position.file,
+      pos: this.processed.position.pos,
+      gtid: this.processed.gtid,
+      journaled: this.journaled,
+      lagSeconds: lag,
+      running: this.running,
+      ...(this.lastError === undefined ? {} : { error: this.lastError }),
+    };
+  }
+
+  // --- the stream ---
+
+  private async openSource(): Promise<void> {
+    const { schema, stateSchema, tables } = this.opts;
+    const src = new BinlogSource(
+      { settings: this.opts.settings, serverId: this.opts.serverId, include: { [schema]: [...tables], [stateSchema]: ['ledger'] } },
+      this.processed.position,
+    );
+    this.assembler.reset();
+    this.source = src;
+    try {
+      await src.start({ event: (ev) => this.onEvent(src, ev), error: (e) => this.onSourceError(src, e) });
+    } catch (e) {
+      if (this.source === src) this.source = null;
+      await src.stop();
+      throw e;
+    }
+  }
+
+  private onEvent(src: BinlogSource, ev: SourceEvent): void {
+    if (src !== this.source) return;
+    let item: Assembled | null;
+    try {
+      item = this.assembler.push(ev);
+    } catch (e) {
+      this.onSourceError(src, e as Error);
+      return;
+    }
+    if (item) {
+      this.queue.push(item);
+      if (item.kind === 'txn') this.queuedBytes += item.bytes;
+      this.kick();
+    }
+    if ((this.queuedBytes + this.assembler.openBytes) * HEAP_FACTOR > this.budget) {
+      // zongji has no pause: close the stream, write what is queued, reopen where it ended
+      this.log.debug('capture memory budget reached: draining', { queuedBytes: this.queuedBytes });
+      this.closeSource();
+    }
+  }
+
+  private onSourceError(src: BinlogSource, e: Error): void {
+    if (src !== this.source) return;
+    this.lastError = e.message;
+    this.failures++;
+    this.log.warn('binlog stream failed; it reopens from the last captured position', { error: e });
+    this.closeSource();
+  }
+
+  /** Stops the stream; the worker writes what is queued, then reopens it where it ended. */
+  private closeSource(): void {
+    const src = this.source;
+    this.source = null;
+    this.assembler.reset();
+    this.reopenNeeded = true;
+    if (src) void src.stop();
+    this.kick();
+  }
+
+  // --- the worker ---
+
+  private kick(): void {
+    if (this.pumping || !this.running) return;
+    this.pumping = this.pump().finally(() => {
+      this.pumping = null;
+      if (this.running && (this.queue.length > 0 || this.reopenNeeded)) this.kick();
+    });
+  }
+
+  private async pump(): Promise<void> {
+    while (this.running) {
+      try {
+        if (this.queue.length > 0) {
+          await this.processGroup();
+          continue;
+        }
+        if (this.skipped > 0 && (this.skipped >= SKIP_EVENTS || this.now() - this.lastWrite >= SKIP_MS)) {
+          await this.writeCheckpointOnly();
+        }
+        if (this.reopenNeeded) {
+          if (this.failures > 0) await this.sleep(backoffMs(this.failures));
+          if (!this.running) return;
+          await this.reopen();
+          continue;
+        }
+        return;
+      } catch (e) {
+        await this.recover(e);
+      }
+    }
+  }
+
+  private async reopen(): Promise<void> {
+    try {
+      await this.openSource();
+      this.reopenNeeded = false;
+    } catch (e) {
+      if (isPurgedError(e) || isSpokesyncError(e, 'SPOKESYNC_E_BINLOG_PURGED')) await this.checkPurged(e);
+      this.failures++;
+      this.lastError = (e as Error).message;
+      this.log.warn('cannot open the binlog stream; retrying', { error: e, position: formatPosition(this.processed.position) });
+    }
+  }
+
+  private async checkPurged(cause: unknown): Promise<void> {
+    const files = await binlogFiles(this.opts.db).catch(() => null);
+    if (files && !files.includes(this.processed.position.file)) {
+      const err = purgedError(this.processed.position, files[0], cause);
+      this.fatal = err;
+      this.lastError = err.message;
+      this.log.error('capture stopped: the binlog it needs was purged', { error: err, fix: err.fix });
+      this.running = false;
+      this.waiters.rejectAll(err);
+      this.opts.onFatal?.(err);
+    }
+  }
+
+  /** A write or mapping failed: forget everything not durable and reread it from the checkpoint. */
+  private async recover(e: unknown): Promise<void> {
+    this.failures++;
+    this.lastError = (e as Error).message;
+    this.log.error('capture failed; restarting from the checkpoint', { error: e, position: formatPosition(this.durable.position) });
+    const src = this.source;
+    this.source = null;
+    await src?.stop();
+    this.resetTo(this.durable);
+    this.reopenNeeded = true;
+  }
+
+  private resetTo(cp: Checkpoint): void {
+    this.durable = cp;
+    this.processed = { position: cp.position, gtid: cp.gtid };
+    this.queue = [];
+    this.queuedBytes = 0;
+    this.skipped = 0;
+    this.lastWrite = this.now();
+    this.assembler.reset();
+    this.resolver.endBatch(false);
+    this.clock = new Hlc(() => this.physical, BigInt(cp.hlc));
+  }
+
+  private async processGroup(): Promise<void> {
+    const head = this.queue[0]!;
+    if (head.kind === 'statement' && this.ddlTablesOf(head).length > 0) {
+      await this.processDdl(head);
+      return;
+    }
+    const take: Assembled[] = [];
+    let rows = 0;
+    let bytes = 0;
+    for (const item of this.queue) {
+      if (item.kind === 'statement' && this.ddlTablesOf(item).length > 0) break;
+      if (item.kind === 'txn' && take.length > 0 && (rows + item.rows > GROUP_ROWS || bytes + item.bytes > GROUP_BYTES)) break;
+      take.push(item);
+      if (item.kind === 'txn') {
+        rows += item.rows;
+        bytes += item.bytes;
+      }
+      if (take.length >= GROUP_TXNS) break;
+    }
+    const last = take[take.length - 1]!;
+    const txns = take.filter((i): i is Txn => i.kind === 'txn');
+    const gtid = lastGtid(take) ?? this.processed.gtid;
+    if (txns.length === 0) {
+      this.skipped += take.length;
+      this.dequeue(take.length, 0, { position: last.end, gtid });
+      return;
+    }
+    const entries = await buildEntries(txns, {
+      catalog: this.catalog,
+      resolver: this.resolver,
+      clock: this.clock,
+      setPhysical: (ms) => { this.physical = ms; },
+      node: this.opts.node,
+    });
+    const cp: Checkpoint = { position: last.end, gtid, hlc: this.clock.value.toString() };
+    await this.writer.write(entries, this.resolver.takeIdmap(), cp);
+    this.resolver.endBatch(true);
+    this.durable = cp;
+    this.journaled += entries.length;
+    this.skipped = 0;
+    this.lastWrite = this.now();
+    this.failures = 0;
+    this.lastError = undefined;
+    this.dequeue(take.length, bytes, { position: last.end, gtid });
+  }
+
+  private dequeue(n: number, bytes: number, processed: { position: BinlogPosition; gtid: string }): void {
+    this.queue.splice(0, n);
+    this.queuedBytes -= bytes;
+    // never backwards (a marker event can carry an earlier offset than where the stream started)
+    if (comparePositions(processed.position, this.processed.position) >= 0) this.processed = processed;
+    this.waiters.settle(processed.position);
+  }
+
+  private async writeCheckpointOnly(): Promise<void> {
+    const cp: Checkpoint = { position: this.processed.position, gtid: this.processed.gtid, hlc: this.clock.value.toString() };
+    if (comparePositions(cp.position, this.durable.position) !== 0) {
+      await this.opts.db.transaction((tx) => writeCheckpoint(tx, this.opts.stateSchema, cp));
+      this.durable = cp;
+    }
+    this.skipped = 0;
+    this.lastWrite = this.now();
+  }
+
+  private ddlTablesOf(item: Extract<Assembled, { kind: 'statement' }>): string[] {
+    return ddlTables(item.sql, item.schema, this.opts.schema).filter((t) => this.opts.tables.has(t));
+  }
+
+  private async processDdl(item: Extract<Assembled, { kind: 'statement' }>): Promise<void> {
+    const tables = this.ddlTablesOf(item);
+    const cp: Checkpoint = { position: item.end, gtid: this.processed.gtid, hlc: this.clock.value.toString() };
+    await recordDdl(this.opts.db, this.opts.stateSchema, this.opts.schema, tables, item.sql, cp);
+    this.durable = cp;
+    this.catalog = await (this.opts.reloadCatalog ?? (() => loadCatalog(this.opts.db, this.opts.schema)))();
+    this.log.warn('a synced table was changed by DDL: apply the same change on every node', {
+      tables,
+      statement: item.sql.split(/\s+/, 2).join(' ').toUpperCase(),
+    });
+    this.dequeue(1, 0, { position: item.end, gtid: this.processed.gtid });
+  }
+}
+
+function lastGtid(items: readonly Assembled[]): string | undefined {
+  for (let i = items.length - 1; i >= 0; i--) {
+    const it = items[i]!;
+    if (it.kind !== 'statement' && it.gtid !== '') return it.gtid;
+  }
+  return undefined;
+}
+
+function backoffMs(failures: number): number {
+  return Math.min(30_000, 250 * 2 ** Math.min(failures - 1, 7));
+}

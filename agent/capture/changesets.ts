@@ -1,0 +1,69 @@
+// Assembled source transactions → journal entries: resolve every referenced
+// row of the group at once, then map transaction by transaction, in commit
+// order, stamping change sets committed here with the node's clock.
+import { encodeChangeSet } from '../../apply/codec/encode.js';
+import type { Hlc } from '../../apply/hlc.js';
+import type { ChangeSet, Op } from '../../apply/model.js';
+import type { Catalog } from '../schema/catalog.js';
+import { isoFromMs, type Assembled } from './assembler.js';
+import type { Lookup } from './identity.js';
+import type { JournalEntry } from './journal.js';
+import { canonicalize, lookupsFor, mapChange, type Canon } from './mapper.js';
+import type { HintRow, IdentityResolver } from './resolver.js';
+
+export type Txn = Extract<Assembled, { kind: 'txn' }>;
+
+export interface BuildContext {
+  readonly catalog: Catalog;
+  readonly resolver: IdentityResolver;
+  readonly clock: Hlc;
+  /** sets the physical time the clock's next tick() reads */
+  readonly setPhysical: (ms: number) => void;
+  readonly node: string;
+}
+
+/** The journal entries of a group of transactions, in order (transactions that map to nothing give none). */
+export async function buildEntries(txns: readonly Txn[], ctx: BuildContext): Promise<JournalEntry[]> {
+  const canon: Canon[][][] = [];
+  const lookups: Lookup[] = [];
+  const hints: HintRow[] = [];
+  for (const txn of txns) {
+    const parts: Canon[][] = [];
+    for (const part of txn.parts) {
+      const list = part.changes.map((c) => canonicalize(c, ctx.catalog));
+      for (const c of list) {
+        lookupsFor(c, ctx.catalog, lookups);
+        if (c.before) hints.push({ table: c.table, row: c.before });
+        if (c.after) hints.push({ table: c.table, row: c.after });
+      }
+      parts.push(list);
+    }
+    canon.push(parts);
+  }
+  await ctx.resolver.prepare(lookups, hints);
+
+  const entries: JournalEntry[] = [];
+  txns.forEach((txn, i) => {
+    txn.parts.forEach((part, j) => {
+      const ops: Op[] = [];
+      for (const c of canon[i]![j]!) {
+        const mapped = mapChange(c, ctx.catalog, ctx.resolver);
+        ops.push(...mapped.ops);
+        for (const l of mapped.learned) ctx.resolver.learn(l);
+      }
+      let cs: ChangeSet;
+      if (part.ledger) {
+        const l = part.ledger;
+        ctx.clock.observe(BigInt(l.hlc));
+        cs = { id: l.changeId, origin: l.origin, hlc: l.hlc, time: l.time, ops };
+      } else {
+        if (ops.length === 0) return;
+        ctx.setPhysical(txn.timestamp);
+        const hlc = ctx.clock.tick().toString();
+        cs = { id: `${ctx.node}:${hlc}`, origin: ctx.node, hlc, time: isoFromMs(txn.timestamp), ops };
+      }
+      entries.push({ cs, body: encodeChangeSet(cs), fromPeer: part.ledger?.fromPeer ?? null, end: txn.end });
+    });
+  });
+  return entries;
+}

@@ -1,0 +1,24 @@
+// Records DDL on synced tables in schema_events, with the checkpoint past it,
+// in one transaction.
+import type { Db } from '../db.js';
+import { stateTable } from '../state/schema.js';
+import { tableFingerprint } from './ddl.js';
+import { writeCheckpoint, type Checkpoint } from './journal.js';
+
+const MAX_STATEMENT = 60_000;
+
+export async function recordDdl(
+  db: Db, stateSchema: string, schema: string, tables: readonly string[], sql: string, cp: Checkpoint,
+): Promise<void> {
+  await db.transaction(async (tx) => {
+    for (const t of tables) {
+      const fingerprint = await tableFingerprint(tx, schema, t);
+      await tx.exec(
+        `INSERT INTO ${stateTable(stateSchema, 'schema_events')} (seen_at, tbl, statement, fingerprint, binlog_file, binlog_pos)
+         VALUES (UTC_TIMESTAMP(6), ?, ?, ?, ?, ?)`,
+        [t, sql.length > MAX_STATEMENT ? sql.slice(0, MAX_STATEMENT) : sql, fingerprint, cp.position.file, cp.position.pos],
+      );
+    }
+    await writeCheckpoint(tx, stateSchema, cp);
+  });
+}

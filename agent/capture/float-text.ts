@@ -1,0 +1,92 @@
+// FLOAT and DOUBLE values as the server writes them in query results, so a
+// value read from the binlog equals the value a SELECT returns.
+//
+// The binlog carries the exact IEEE-754 bits. The server prints:
+//   FLOAT         6 significant digits, DOUBLE the shortest text that reads
+//                 back to the same double (what JavaScript's String() gives);
+//   FLOAT(M,D), DOUBLE(M,D)  exactly D decimals.
+// Rounding is to nearest, ties to even, on the exact binary value; JavaScript's
+// toPrecision/toFixed round ties away from zero, so the digits are worked out
+// exactly here. The result is then the number's canonical JavaScript text,
+// which is what a SELECT through agent/db.ts gives after String().
+
+interface Exact {
+  readonly negative: boolean;
+  /** decimal digits of the magnitude, without leading zeros ('0' for zero) */
+  readonly digits: string;
+  /** value = digits × 10^exp10 (exp10 ≤ 0) */
+  readonly exp10: number;
+}
+
+const view = new DataView(new ArrayBuffer(8));
+
+/** The exact decimal expansion of a finite double. */
+export function exactDecimal(x: number): Exact {
+  view.setFloat64(0, x);
+  const hi = view.getUint32(0);
+  const lo = view.getUint32(4);
+  const negative = hi >>> 31 === 1;
+  const biased = (hi >>> 20) & 0x7ff;
+  let mantissa = (BigInt(hi & 0xfffff) << 32n) | BigInt(lo);
+  let exp2: number;
+  if (biased === 0) {
+    exp2 = -1074;
+  } else {
+    mantissa |= 1n << 52n;
+    exp2 = biased - 1075;
+  }
+  if (mantissa === 0n) return { negative, digits: '0', exp10: 0 };
+  if (exp2 >= 0) return { negative, digits: (mantissa << BigInt(exp2)).toString(), exp10: 0 };
+  // m × 2^e = m × 5^-e × 10^e
+  return { negative, digits: (mantissa * 5n ** BigInt(-exp2)).toString(), exp10: exp2 };
+}
+
+/** Keeps the first `keep` digits, rounding half to even; the dropped digits become zeros. */
+function roundDigits(digits: string, keep: number): string {
+  if (keep >= digits.length) return digits;
+  if (keep < 0) return '0';
+  const headText = digits.slice(0, keep);
+  const head = headText === '' ? 0n : BigInt(headText);
+  const rest = digits.slice(keep);
+  const half = '5' + '0'.repeat(rest.length - 1);
+  const up = rest > half || (rest === half && (head & 1n) === 1n);
+  return (up ? head + 1n : head).toString() + '0'.repeat(rest.length);
+}
+
+function toNumberText(negative: boolean, digits: string, exp10: number): string {
+  let text: string;
+  if (exp10 === 0) {
+    text = digits;
+  } else {
+    const padded = digits.padStart(-exp10 + 1, '0');
+    const point = padded.length + exp10;
+    text = `${padded.slice(0, point)}.${padded.slice(point)}`;
+  }
+  const n = Number(text);
+  return String(negative && n !== 0 ? -n : n);
+}
+
+/** The value rounded to `significant` digits (ties to even), as canonical number text. */
+export function formatSignificant(x: number, significant: number): string {
+  if (!Number.isFinite(x)) return String(x);
+  const e = exactDecimal(x);
+  if (e.digits === '0') return '0';
+  return toNumberText(e.negative, roundDigits(e.digits, significant), e.exp10);
+}
+
+/** The value rounded to `decimals` places (ties to even), as canonical number text. */
+export function formatFixed(x: number, decimals: number): string {
+  if (!Number.isFinite(x)) return String(x);
+  const e = exactDecimal(x);
+  if (e.exp10 === 0 || -e.exp10 <= decimals) return toNumberText(e.negative, e.digits, e.exp10);
+  const padded = e.digits.padStart(-e.exp10 + 1, '0');
+  const keep = padded.length + e.exp10 + decimals;
+  return toNumberText(e.negative, roundDigits(padded, keep), e.exp10);
+}
+
+/** FLOAT and DOUBLE from the binlog, in the text a SELECT gives. `columnType` is e.g. 'float', 'double(20,6)'. */
+export function floatText(x: number, dataType: 'float' | 'double', columnType: string): string {
+  const m = /\(\s*\d+\s*,\s*(\d+)\s*\)/.exec(columnType);
+  if (m) return formatFixed(x, Number(m[1]));
+  return dataType === 'float' ? formatSignificant(x, 6) : String(x);
+}

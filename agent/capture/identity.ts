@@ -1,0 +1,83 @@
+// Which network identity a row has, under its table's rule (DESIGN.md
+// "Identity"), given a way to look up referenced rows. Pure.
+import { encodeIdentity } from '../../apply/identity.js';
+import type { Value } from '../../apply/model.js';
+import type { TableInfo } from '../schema/catalog.js';
+
+/** "The row of `table` whose `column` holds `value`" (value as key text). */
+export interface Lookup {
+  readonly table: string;
+  readonly column: string;
+  readonly value: string;
+}
+
+/** Answers lookups from what is already known; undefined when it is not. */
+export interface RefResolver {
+  identity(table: string, column: string, value: string): string | undefined;
+}
+
+/** Values by column, canonical, local columns included. */
+export type CanonRow = Readonly<Record<string, Value>>;
+
+export function lookupKey(table: string, column: string, value: string): string {
+  return `${table}\u0000${column}\u0000${value}`;
+}
+
+/** A canonical value as a key part: text as it is, bytes as hex; null has none. */
+export function keyText(v: Value | undefined): string | undefined {
+  if (v === null || v === undefined) return undefined;
+  if (typeof v === 'string') return v;
+  if (Buffer.isBuffer(v)) return v.toString('hex');
+  return v.id;
+}
+
+/** The only column of the primary key, if the key has one column. */
+export function singlePk(t: TableInfo): string | undefined {
+  return t.primaryKey.length === 1 ? t.primaryKey[0] : undefined;
+}
+
+/**
+ * The row's identity, or undefined when a referenced row is not known yet
+ * (each such lookup is added to `missing`) or a key column is NULL.
+ */
+export function rowIdentity(t: TableInfo, row: CanonRow, refs: RefResolver, missing?: Lookup[]): string | undefined {
+  const rule = t.identity;
+  if (!rule) return undefined;
+  const ask = (table: string, column: string, v: Value | undefined): string | undefined => {
+    const value = keyText(v);
+    if (value === undefined) return undefined;
+    const id = refs.identity(table, column, value);
+    if (id === undefined) missing?.push({ table, column, value });
+    return id;
+  };
+  switch (rule.kind) {
+    case 'uuid':
+      return keyText(row[rule.column]);
+    case 'shared':
+      return ask(rule.refTable, rule.refColumn, row[rule.column]);
+    case 'natural': {
+      const parts: string[] = [];
+      let complete = true;
+      for (const c of rule.columns) {
+        const ref = t.refs.get(c);
+        const part = ref ? ask(ref.table, ref.column, row[c]) : keyText(row[c]);
+        if (part === undefined) complete = false;
+        else parts.push(part);
+      }
+      return complete ? encodeIdentity(parts) : undefined;
+    }
+  }
+}
+
+/** The columns a row's identity is computed from (for reading it from the live table). */
+export function identityColumns(t: TableInfo): string[] {
+  const rule = t.identity;
+  if (!rule) return [];
+  switch (rule.kind) {
+    case 'uuid':
+    case 'shared':
+      return [rule.column];
+    case 'natural':
+      return [...rule.columns];
+  }
+}

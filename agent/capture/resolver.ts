@@ -1,0 +1,215 @@
+// The identity resolver: local keys → network identities for referenced rows.
+// Answers come, in order, from what this batch learnt, a bounded in-memory
+// cache, row images of the batch being mapped (so a row deleted later in the
+// backlog still resolves), the durable idmap, and finally the live table.
+// Mappings found outside the idmap are written to it with the next journal
+// transaction, so rows deleted since still resolve after a restart.
+import type { Queryable } from '../db.js';
+import { qid } from '../db.js';
+import type { Catalog, TableInfo } from '../schema/catalog.js';
+import { stateTable } from '../state/schema.js';
+import { identityColumns, keyText, lookupKey, rowIdentity, singlePk, type CanonRow, type Lookup, type RefResolver } from './identity.js';
+import { Lru } from './lru.js';
+import type { Learned } from './mapper.js';
+import type { Value } from '../../apply/model.js';
+
+export interface IdmapRow {
+  readonly tbl: string;
+  readonly localId: string;
+  readonly identity: string;
+}
+
+export interface HintRow {
+  readonly table: TableInfo;
+  readonly row: CanonRow;
+}
+
+const IN_CHUNK = 500;
+const MAX_ROUNDS = 12;
+
+export class IdentityResolver implements RefResolver {
+  private readonly cache: Lru<string, string>;
+  /** answers pinned while one batch is prepared and mapped (the cache may evict) */
+  private batch = new Map<string, string>();
+  private pending = new Map<string, IdmapRow>();
+  /** lookups answered from the live table or the idmap since start (for status and tests) */
+  lookups = 0;
+
+  constructor(
+    private readonly db: Queryable,
+    private readonly catalog: () => Catalog,
+    private readonly stateSchema: string,
+    cacheEntries = 50_000,
+  ) {
+    this.cache = new Lru(cacheEntries);
+  }
+
+  identity(table: string, column: string, value: string): string | undefined {
+    const k = lookupKey(table, column, value);
+    return this.batch.get(k) ?? this.cache.get(k);
+  }
+
+  /** A mapping learnt from the binlog (an insert, a changed key): known now, persisted with the next write. */
+  learn(l: Learned): void {
+    this.answer({ table: l.table, column: l.column, value: l.localId }, l.identity, true);
+  }
+
+  /** The idmap rows to write with the next journal transaction. */
+  takeIdmap(): IdmapRow[] {
+    const rows = [...this.pending.values()];
+    this.pending.clear();
+    return rows;
+  }
+
+  /** The batch is written (or abandoned: then forget everything not durable). */
+  endBatch(committed: boolean): void {
+    this.batch = new Map();
+    if (!committed) {
+      this.pending.clear();
+      this.cache.clear();
+    }
+  }
+
+  /** Makes every lookup answerable by identity(), as far as the data allows. */
+  async prepare(lookups: readonly Lookup[], hints: readonly HintRow[]): Promise<void> {
+    const catalog = this.catalog();
+    const hintIndex = new HintIndex(hints);
+    const rows = new Map<string, HintRow>();
+    const tried = new Set<string>();
+    let want = dedupe(lookups.filter((l) => this.identity(l.table, l.column, l.value) === undefined));
+    for (let round = 0; want.length > 0 && round < MAX_ROUNDS; round++) {
+      for (const l of want) {
+        const k = lookupKey(l.table, l.column, l.value);
+        const hint = rows.has(k) ? undefined : hintIndex.find(l);
+        if (hint) rows.set(k, hint);
+      }
+      const fresh = want.filter((l) => !rows.has(lookupKey(l.table, l.column, l.value)) && !tried.has(lookupKey(l.table, l.column, l.value)));
+      for (const l of fresh) tried.add(lookupKey(l.table, l.column, l.value));
+      await this.fromIdmap(fresh.filter((l) => singlePk(catalog.table(l.table)) === l.column));
+      await this.fromTables(catalog, fresh.filter((l) => this.identity(l.table, l.column, l.value) === undefined), rows);
+      const next: Lookup[] = [];
+      let progress = false;
+      for (const l of want) {
+        if (this.identity(l.table, l.column, l.value) !== undefined) {
+          progress = true;
+          continue;
+        }
+        const found = rows.get(lookupKey(l.table, l.column, l.value));
+        if (!found) continue;
+        const missing: Lookup[] = [];
+        const id = rowIdentity(found.table, found.row, this, missing);
+        if (id !== undefined) {
+          this.answer(l, id, singlePk(found.table) === l.column);
+          progress = true;
+        } else if (missing.length > 0) {
+          next.push(l, ...missing);
+        }
+      }
+      if (!progress && next.every((l) => tried.has(lookupKey(l.table, l.column, l.value)))) break;
+      want = dedupe(next.filter((l) => this.identity(l.table, l.column, l.value) === undefined));
+    }
+  }
+
+  private answer(l: Lookup, identity: string, persist: boolean): void {
+    const k = lookupKey(l.table, l.column, l.value);
+    this.batch.set(k, identity);
+    this.cache.set(k, identity);
+    if (persist) this.pending.set(`${l.table}\u0000${l.value}`, { tbl: l.table, localId: l.value, identity });
+  }
+
+  private async fromIdmap(lookups: readonly Lookup[]): Promise<void> {
+    for (const [table, values] of groupValues(lookups)) {
+      for (let i = 0; i < values.length; i += IN_CHUNK) {
+        const chunk = values.slice(i, i + IN_CHUNK);
+        const found = await this.db.query<{ local_id: string; identity: string }>(
+          `SELECT local_id, identity FROM ${stateTable(this.stateSchema, 'idmap')} WHERE tbl = ? AND local_id IN (?)`,
+          [table, chunk],
+        );
+        this.lookups += found.length;
+        const column = lookups.find((l) => l.table === table)!.column;
+        for (const r of found) this.answer({ table, column, value: r.local_id }, r.identity, false);
+      }
+    }
+  }
+
+  private async fromTables(catalog: Catalog, lookups: readonly Lookup[], rows: Map<string, HintRow>): Promise<void> {
+    const byColumn = new Map<string, Lookup[]>();
+    for (const l of lookups) {
+      const k = `${l.table}\u0000${l.column}`;
+      const list = byColumn.get(k);
+      if (list) list.push(l);
+      else byColumn.set(k, [l]);
+    }
+    for (const list of byColumn.values()) {
+      const { table, column } = list[0]!;
+      const t = catalog.table(table);
+      const cols = [...new Set([column, ...identityColumns(t)])];
+      const values = list.map((l) => l.value);
+      for (let i = 0; i < values.length; i += IN_CHUNK) {
+        const found = await this.db.query<Record<string, unknown>>(
+          `SELECT ${cols.map(qid).join(', ')} FROM ${qid(catalog.schema)}.${qid(table)} WHERE ${qid(column)} IN (?)`,
+          [values.slice(i, i + IN_CHUNK)],
+        );
+        this.lookups += found.length;
+        for (const r of found) {
+          const row: Record<string, Value> = {};
+          for (const c of cols) row[c] = selectValue(r[c]);
+          const value = keyText(row[column]);
+          if (value !== undefined) rows.set(lookupKey(table, column, value), { table: t, row });
+        }
+      }
+    }
+  }
+}
+
+/** A value as a SELECT through agent/db.ts returns it → canonical. */
+function selectValue(v: unknown): Value {
+  if (v === null || v === undefined) return null;
+  if (typeof v === 'string' || Buffer.isBuffer(v)) return v;
+  if (typeof v === 'number' || typeof v === 'bigint') return String(v);
+  return JSON.stringify(v);
+}
+
+function dedupe(lookups: readonly Lookup[]): Lookup[] {
+  const seen = new Map<string, Lookup>();
+  for (const l of lookups) seen.set(lookupKey(l.table, l.column, l.value), l);
+  return [...seen.values()];
+}
+
+function groupValues(lookups: readonly Lookup[]): Map<string, string[]> {
+  const m = new Map<string, string[]>();
+  for (const l of lookups) {
+    const list = m.get(l.table);
+    if (list) list.push(l.value);
+    else m.set(l.table, [l.value]);
+  }
+  return m;
+}
+
+/** Row images of the batch, found by (table, column, key text). */
+class HintIndex {
+  private readonly index = new Map<string, Map<string, HintRow>>();
+  private readonly byTable = new Map<string, HintRow[]>();
+
+  constructor(hints: readonly HintRow[]) {
+    for (const h of hints) {
+      const list = this.byTable.get(h.table.name);
+      if (list) list.push(h);
+      else this.byTable.set(h.table.name, [h]);
+    }
+  }
+
+  find(l: Lookup): HintRow | undefined {
+    const k = `${l.table}\u0000${l.column}`;
+    let m = this.index.get(k);
+    if (!m) {
+      m = new Map();
+      for (const h of this.byTable.get(l.table) ?? []) {
+        const v = keyText(h.row[l.column]);
+        if (v !== undefined && !m.has(v)) m.set(v, h);
+      }
+      this.index.set(k, m);
+    }
+    return m.get(l.value);
+  }
+}

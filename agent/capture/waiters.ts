@@ -1,0 +1,54 @@
+// caughtUp() callers waiting for capture to pass a binlog position.
+import { SpokesyncError } from '../errors.js';
+import { comparePositions, formatPosition, type BinlogPosition } from './position.js';
+
+interface Waiter {
+  readonly target: BinlogPosition;
+  readonly resolve: () => void;
+  readonly reject: (e: Error) => void;
+  readonly timer: NodeJS.Timeout;
+}
+
+export class CaughtUpWaiters {
+  private waiters: Waiter[] = [];
+
+  constructor(private readonly now: () => number) {}
+
+  add(target: BinlogPosition, timeoutMs: number): Promise<void> {
+    const started = this.now();
+    return new Promise<void>((resolve, reject) => {
+      const timer = setTimeout(() => {
+        this.waiters = this.waiters.filter((w) => w.timer !== timer);
+        reject(new SpokesyncError(
+          'SPOKESYNC_E_CAPTURE',
+          `capture did not reach ${formatPosition(target)} within ${Math.round((this.now() - started) / 1000)} s`,
+        ));
+      }, timeoutMs);
+      timer.unref();
+      this.waiters.push({ target, resolve, reject, timer });
+    });
+  }
+
+  /** Everything before `processed` is journaled: release the waiters it satisfies. */
+  settle(processed: BinlogPosition): void {
+    if (this.waiters.length === 0) return;
+    const keep: Waiter[] = [];
+    for (const w of this.waiters) {
+      if (comparePositions(processed, w.target) >= 0) {
+        clearTimeout(w.timer);
+        w.resolve();
+      } else {
+        keep.push(w);
+      }
+    }
+    this.waiters = keep;
+  }
+
+  rejectAll(e: Error): void {
+    for (const w of this.waiters) {
+      clearTimeout(w.timer);
+      w.reject(e);
+    }
+    this.waiters = [];
+  }
+}

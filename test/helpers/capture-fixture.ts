@@ -1,0 +1,87 @@
+// Shared set-up for the capture tests: a throwaway server, a Db on it, a
+// Capture over chosen tables, and readers for what capture journaled.
+import { decodeChangeSet } from '../../apply/codec/decode.js';
+import type { ChangeSet, Value } from '../../apply/model.js';
+import { Capture, type CaptureOptions } from '../../agent/capture/capture.js';
+import { openDb, type Db } from '../../agent/db.js';
+import { silentLogger } from '../../agent/log.js';
+import { loadCatalog } from '../../agent/schema/catalog.js';
+import type { TestServer } from './mariadb.js';
+
+export const STATE = 'spokesync';
+
+export interface JournalRow {
+  readonly seq: number;
+  readonly changeId: string;
+  readonly origin: string;
+  readonly fromPeer: string | null;
+  readonly hlc: string;
+  readonly tables: string;
+  readonly opCount: number;
+  readonly file: string;
+  readonly pos: number;
+  readonly cs: ChangeSet;
+}
+
+export function dbFor(s: TestServer, schema?: string): Db {
+  return openDb({ host: s.host, port: s.port, user: 'root', ...(schema === undefined ? {} : { schema }) });
+}
+
+export async function makeCapture(
+  s: TestServer, db: Db, schema: string, tables: readonly string[], extra: Partial<CaptureOptions> = {},
+): Promise<Capture> {
+  const catalog = await loadCatalog(db, schema);
+  return new Capture({
+    db,
+    settings: { host: s.host, port: s.port, user: 'root' },
+    catalog,
+    schema,
+    stateSchema: STATE,
+    tables: new Set(tables),
+    node: 'kigali',
+    serverId: 100 + Math.floor(Math.random() * 1000),
+    log: silentLogger,
+    ...extra,
+  });
+}
+
+export async function journal(db: Db, afterSeq = 0): Promise<JournalRow[]> {
+  const rows = await db.query<Record<string, unknown>>(
+    `SELECT seq, change_id, origin, from_peer, hlc, tables, op_count, body, binlog_file, binlog_pos
+       FROM ${STATE}.journal WHERE seq > ? ORDER BY seq`,
+    [afterSeq],
+  );
+  return rows.map((r) => ({
+    seq: Number(r.seq),
+    changeId: String(r.change_id),
+    origin: String(r.origin),
+    fromPeer: r.from_peer === null ? null : String(r.from_peer),
+    hlc: String(r.hlc),
+    tables: String(r.tables),
+    opCount: Number(r.op_count),
+    file: String(r.binlog_file),
+    pos: Number(r.binlog_pos),
+    cs: decodeChangeSet(r.body as Buffer),
+  }));
+}
+
+/** A value as SELECT through agent/db.ts returns it, in canonical form (numbers as their text). */
+export function fromSelect(v: unknown): Value {
+  if (v === null || v === undefined) return null;
+  if (typeof v === 'number' || typeof v === 'bigint') return String(v);
+  if (typeof v === 'string' || Buffer.isBuffer(v)) return v;
+  throw new Error(`SELECT returned a ${typeof v}`);
+}
+
+/** Readable description of a value for assertion messages. */
+export function show(v: unknown): string {
+  if (Buffer.isBuffer(v)) return `Buffer<${v.toString('hex').slice(0, 80)}>`;
+  return JSON.stringify(v);
+}
+
+export function sameCanonical(a: Value | undefined, b: Value | undefined): boolean {
+  if (a === undefined || b === undefined) return a === b;
+  if (Buffer.isBuffer(a) || Buffer.isBuffer(b)) return Buffer.isBuffer(a) && Buffer.isBuffer(b) && a.equals(b);
+  if (a !== null && b !== null && typeof a === 'object' && typeof b === 'object') return a.ref === b.ref && a.id === b.id;
+  return a === b;
+}
