@@ -11,6 +11,8 @@ import { SpokesyncError } from '../../agent/errors.js';
  * With the u flag a well-formed surrogate pair is one code point and passes.
  */
 const ILLEGAL = /[^\t\n\r\x20-\uD7FF\uE000-\uFFFD\u{10000}-\u{10FFFF}]/u;
+/** Fast first pass without the u flag: anything but BMP-legal characters (surrogates included). */
+const NOT_PLAIN_BMP = /[^\t\n\r\x20-\uD7FF\uE000-\uFFFD]/;
 /** A surrogate that is not part of a pair (the u flag consumes pairs whole). */
 const LONE_SURROGATE = /[\uD800-\uDFFF]/u;
 
@@ -33,7 +35,7 @@ const replace = (c: string): string => REPLACEMENTS[c]!;
 
 /** True when XML 1.0 can carry the string (escaped) as text or attribute value. */
 export function isXmlSafe(s: string): boolean {
-  return !ILLEGAL.test(s);
+  return !NOT_PLAIN_BMP.test(s) || !ILLEGAL.test(s);
 }
 
 export function hasLoneSurrogate(s: string): boolean {
@@ -56,7 +58,7 @@ export function escapeAttr(s: string): string {
  * `what` names the field for the error (never the value).
  */
 export function nameAttr(lower: string, upper: string, s: string, what: string): string {
-  if (!ILLEGAL.test(s)) return ` ${lower}="${escapeAttr(s)}"`;
+  if (isXmlSafe(s)) return ` ${lower}="${escapeAttr(s)}"`;
   if (LONE_SURROGATE.test(s)) {
     throw new SpokesyncError('SPOKESYNC_E_XML', `cannot encode ${what}: it holds a lone UTF-16 surrogate`, {
       fix: 'Table names, column names and identities must be well-formed Unicode.',
