@@ -32,14 +32,16 @@ export async function applyUpdate(ctx: OpContext, cs: ChangeSet, p: PlannedOp): 
     const col = t.column.get(c);
     const cur = raw[c];
     const oldLocal = await localValue(ctx, op.old[c] ?? null, p.refs, t, c);
+    const next = await localValue(ctx, op.set[c] ?? null, p.refs, t, c);
     const conflict = oldLocal instanceof Missing || !sameValue(cur, oldLocal, col);
-    const local = conflict ? await settledVersion(ctx, t, id, c, remote, waited) : ctx.versions.get(t.name, id, c);
+    const unchanged = !(next instanceof Missing) && sameValue(cur, next, col);
+    // a version that decides a conflict, or that apply records itself, must be settled
+    const local = conflict || unchanged ? await settledVersion(ctx, t, id, c, remote, waited) : ctx.versions.get(t.name, id, c);
     const side = winner(remote, local);
     if (conflict || side === 'local') kept.set(c, side);
     if (side === 'local') continue;
-    const next = await localValue(ctx, op.set[c] ?? null, p.refs, t, c);
     if (next instanceof Missing) throw new ApplyProblem(`${t.name}.${c} references a ${next.table} row that is not here yet`, next.key);
-    if (sameValue(cur, next, col)) {
+    if (unchanged) {
       ctx.versions.noteUnchanged(t.name, id, c, remote);
     } else {
       set.push([c, next]);
