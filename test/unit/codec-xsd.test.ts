@@ -5,6 +5,7 @@ import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { validateXML } from 'xmllint-wasm';
 import { encodeBatch } from '../../apply/codec/batch-writer.js';
+import { decodeBatch } from '../../apply/codec/batch-reader.js';
 import { encodeChangeSet } from '../../apply/codec/encode.js';
 import { rowDigest } from '../../apply/codec/digest.js';
 import type { BatchEntry, ChangeSet } from '../../apply/model.js';
@@ -82,4 +83,22 @@ void t.test('the XSD rejects non-conforming batches', async (t) => {
     t.ok(failed.has(`broken${i}.xml`), `${name}: rejected by the XSD`);
   });
   t.notOk(r.valid);
+});
+
+void t.test('the example in apply/FORMAT.md is valid and decodes', async (t) => {
+  const md = readFileSync(fileURLToPath(new URL('../../../apply/FORMAT.md', import.meta.url)), 'utf8');
+  const example = /```xml\n([\s\S]*?)```/.exec(md)?.[1];
+  if (example === undefined) throw new Error('no xml example in FORMAT.md');
+  const r = await validate(example);
+  t.same(r.errors, []);
+  const d = await decodeBatch(example);
+  t.equal(d.entries.length, 2);
+  const upd = d.entries[1]!.cs;
+  t.equal(upd.id, 'kigali:116129792000065536');
+  t.same(upd.ops[0], {
+    kind: 'update', table: 'obs', id: '0b1e7c26-46f1-4b59-9a5e-1c1d0e6b8a11',
+    set: { value_text: 'line one\r\nline two', value_complex: Buffer.from('iVBORw0KGgo=', 'base64') },
+    old: { value_text: null, value_complex: Buffer.alloc(0) },
+  });
+  t.same(upd.ops[1], { kind: 'delete', table: 'role_privilege', id: '["Clinician","View Patients"]', digest: 'mKX4WzWlAVoS1kI6j8U6J_' });
 });
