@@ -12,6 +12,7 @@ import { runCli } from '../../agent/cli/run.js';
 import { parseConfig } from '../../agent/config/loader.js';
 import { runChecks } from '../../agent/check/checks.js';
 import { gatherFacts } from '../../agent/check/facts.js';
+import { assertPreflight } from '../../agent/check/preflight.js';
 import { connectDb } from '../../agent/db.js';
 import type { Config } from '../../agent/config/types.js';
 
@@ -106,9 +107,18 @@ void t.test('bad settings, missing grants and tables without identity are report
   // The test server keeps binlogs for ever: a warning, not an error.
   t.same(problems.filter((p) => p.severity === 'warning').map((p) => p.check), ['binlog_retention']);
 
+  // What `run` calls before starting: every error in one SPOKESYNC_E_PREFLIGHT.
+  const rootDb = await connectDb({ host: s.host, port: s.port, user: 'root' });
+  t.teardown(() => rootDb.close());
+  const e = (await assertPreflight(rootDb, root).then(() => undefined, (x: unknown) => x)) as Error & { code?: string };
+  t.equal(e?.code, 'SPOKESYNC_E_PREFLIGHT');
+  t.equal(e?.message.split('\n').length, 3, 'one line per error');
+  t.match(e?.message, /binlog_row_metadata is MINIMAL.*; fix: /);
+
   // Fixed at runtime, the same server passes (the checks read live values).
   await s.query("SET GLOBAL binlog_row_metadata = 'FULL', sync_binlog = 1, binlog_expire_logs_seconds = 1209600");
   t.same(await check(configFor(s, 'user: root', '{ include: [person, patient, obs] }')), []);
+  t.same(await assertPreflight(rootDb, configFor(s, 'user: root', '{ include: [person] }')), [], 'passes once fixed');
 
   // The server's own server_id as database.serverId.
   const same = await check(configFor(s, 'user: root', '{ include: [person] }', s.serverId));
