@@ -64,7 +64,7 @@ function encodeOp(op: Op): string {
 
 function encodeRow(tag: 'c' | 'o', row: Row, table: string): string {
   let s = '';
-  for (const col in row) {
+  for (const col of Object.keys(row)) {
     s += encodeValue(tag, nameAttr('n', 'N', col, 'column name'), row[col]!, table, col);
   }
   return s;

@@ -96,7 +96,7 @@ void t.test('null, empty string, empty Buffer and empty Ref are four different t
 
 void t.test('names, identities and change set ids survive any characters', async (t) => {
   for (const [name, s] of strings) {
-    if (s === '' || /[\uD800-\uDFFF]/.test(s.replace(/[\uD800-\uDBFF][\uDC00-\uDFFF]/g, ''))) continue;
+    if (s === '' || s.length > 10_000 || /[\uD800-\uDFFF]/.test(s.replace(/[\uD800-\uDBFF][\uDC00-\uDFFF]/g, ''))) continue;
     const cs: ChangeSet = {
       ...base,
       id: `x${s}`,
