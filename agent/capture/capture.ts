@@ -149,7 +149,7 @@ export class Capture {
     if (this.fatal) throw this.fatal;
     if (!this.running) throw new SpokesyncError('SPOKESYNC_E_CAPTURE', 'capture is not running');
     const target = (await binlogEnd(this.opts.db)).position;
-    const p = this.waiters.add(target, timeoutMs);
+    const p = this.waiters.add(target, timeoutMs, () => this.lastError);
     this.waiters.settle(this.processed.position);
     this.kick();
     return p;

@@ -14,14 +14,17 @@ export class CaughtUpWaiters {
 
   constructor(private readonly now: () => number) {}
 
-  add(target: BinlogPosition, timeoutMs: number): Promise<void> {
+  /** `why` explains a timeout (the last capture error, if any). */
+  add(target: BinlogPosition, timeoutMs: number, why: () => string | undefined = () => undefined): Promise<void> {
     const started = this.now();
     return new Promise<void>((resolve, reject) => {
       const timer = setTimeout(() => {
         this.waiters = this.waiters.filter((w) => w.timer !== timer);
+        const last = why();
         reject(new SpokesyncError(
           'SPOKESYNC_E_CAPTURE',
-          `capture did not reach ${formatPosition(target)} within ${Math.round((this.now() - started) / 1000)} s`,
+          `capture did not reach ${formatPosition(target)} within ${Math.round((this.now() - started) / 1000)} s` +
+            (last === undefined ? '' : ` (last error: ${last})`),
         ));
       }, timeoutMs);
       timer.unref();
