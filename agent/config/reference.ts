@@ -81,7 +81,7 @@ export const CONFIG_KEYS: readonly KeySpec[] = [
   { key: 'parent.compression', kind: 'enum', default: 'gzip', values: ['gzip', 'br', 'none'], help: 'request body encoding: gzip, br (brotli) or none' },
   { key: 'parent.batch', kind: 'section', help: 'size of one request, so it fits a slow link' },
   { key: 'parent.batch.records', kind: 'int', default: 200, min: 1, max: 1_000_000, help: 'most change sets per request' },
-  { key: 'parent.batch.bytes', kind: 'bytes', default: '64KiB', min: 1024, help: 'most bytes per request before compression (one larger change set still goes alone)' },
+  { key: 'parent.batch.bytes', kind: 'bytes', default: '64KiB', min: 1024, help: 'most bytes per request, before compression' },
   { key: 'parent.ca', kind: 'string', example: '/etc/spokesync/parent-ca.pem', help: "PEM file of the parent's certificate or CA, for self-signed parents" },
 
   { key: 'capture', kind: 'section', help: 'binlog capture' },
