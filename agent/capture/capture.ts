@@ -202,7 +202,9 @@ export class Capture {
       if (item.kind === 'txn') this.queuedBytes += item.bytes;
       this.kick();
     }
-    if ((this.queuedBytes + this.assembler.openBytes) * HEAP_FACTOR > this.budget) {
+    // A transaction alone over the budget is read whole (it is one change set); the budget
+    // stops reading only when there is something complete to write first.
+    if (this.queuedBytes > 0 && (this.queuedBytes + this.assembler.openBytes) * HEAP_FACTOR > this.budget) {
       // zongji has no pause: close the stream, write what is queued, reopen where it ended
       this.log.debug('capture memory budget reached: draining', { queuedBytes: this.queuedBytes });
       this.closeSource();

@@ -45,10 +45,10 @@ export async function makeCapture(
   });
 }
 
-export async function journal(db: Db, afterSeq = 0): Promise<JournalRow[]> {
+export async function journal(db: Db, afterSeq = 0, state = STATE): Promise<JournalRow[]> {
   const rows = await db.query<Record<string, unknown>>(
     `SELECT seq, change_id, origin, from_peer, hlc, tables, op_count, body, binlog_file, binlog_pos
-       FROM ${STATE}.journal WHERE seq > ? ORDER BY seq`,
+       FROM ${state}.journal WHERE seq > ? ORDER BY seq`,
     [afterSeq],
   );
   return rows.map((r) => ({

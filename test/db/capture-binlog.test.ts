@@ -1,0 +1,185 @@
+// Capture against the binlog's life: first start, rotation, transactions
+// that touch nothing synced, a dropped binlog connection, a server crash,
+// DDL, a transaction far larger than the memory budget, the duplicate guard,
+// and a checkpoint whose binlog was purged.
+import t from 'tap';
+import type { InsertOp } from '../../apply/model.js';
+import { isSpokesyncError } from '../../agent/errors.js';
+import { startServer } from '../helpers/mariadb.js';
+import { dbFor, journal, makeCapture } from '../helpers/capture-fixture.js';
+import type { Db } from '../../agent/db.js';
+import type { Capture } from '../../agent/capture/capture.js';
+
+const ITEMS = `CREATE TABLE app.items (
+  id INT AUTO_INCREMENT PRIMARY KEY, uuid CHAR(36) NOT NULL UNIQUE, seq INT NOT NULL, note VARCHAR(200)
+) ENGINE=InnoDB`;
+
+void t.test('capture and the binlog', async (t) => {
+  const s = await startServer();
+  t.teardown(() => s.stop());
+  const db = dbFor(s);
+  t.teardown(() => db.close());
+  await db.exec('CREATE DATABASE app');
+  await db.exec(ITEMS);
+  await db.exec('CREATE TABLE app.other (id INT PRIMARY KEY, v INT) ENGINE=InnoDB');
+  const sql = await s.connect('app');
+  let seq = 0;
+  /** n transactions of `per` rows each; returns their sequence numbers */
+  const write = async (n: number, per = 1): Promise<number[]> => {
+    const out: number[] = [];
+    for (let i = 0; i < n; i++) {
+      const rows: unknown[][] = [];
+      for (let j = 0; j < per; j++) {
+        seq++;
+        rows.push([`u-${seq}`, seq, `note ${seq}`]);
+        out.push(seq);
+      }
+      await sql.query('INSERT INTO app.items (uuid, seq, note) VALUES ?', [rows]);
+    }
+    return out;
+  };
+  const seqs = async (state: string, cap: Capture): Promise<number[]> => {
+    await cap.caughtUp(60_000);
+    return (await journal(db, 0, state)).flatMap((r) => r.cs.ops.map((o) => Number((o as InsertOp).row.seq)));
+  };
+  const capture = (state: string, extra = {}): Promise<Capture> => makeCapture(s, db, 'app', ['items'], { stateSchema: state, ...extra });
+
+  await t.test('first start begins at the end of the binlog; rotation is followed', async (t) => {
+    await write(3); // before capture ever ran: provisioning's business
+    const cap = await capture('ss_rot');
+    await cap.start();
+    const want = [...(await write(2)), ...(await (async () => { await sql.query('FLUSH BINARY LOGS'); return write(2); })())];
+    t.same(await seqs('ss_rot', cap), want, 'nothing from before the first start; both files');
+    await cap.stop();
+    await sql.query('FLUSH BINARY LOGS');
+    want.push(...(await write(2)));
+    await sql.query('FLUSH BINARY LOGS');
+    want.push(...(await write(1)));
+    await cap.start();
+    t.same(await seqs('ss_rot', cap), want, 'resumes across two rotations');
+    const files = new Set((await journal(db, 0, 'ss_rot')).map((r) => r.file));
+    t.equal(files.size, 4, 'journal rows name the file each transaction is in');
+    await cap.stop();
+  });
+
+  await t.test('transactions on other tables advance the checkpoint, in batches', async (t) => {
+    const cap = await capture('ss_skip');
+    await cap.start();
+    for (let i = 0; i < 1200; i++) await sql.query('INSERT INTO app.other VALUES (?, ?)', [i, i]);
+    await cap.caughtUp();
+    const [cp] = await db.query<{ binlog_pos: number }>('SELECT binlog_pos FROM ss_skip.checkpoint');
+    const [end] = await db.query<{ Position: number }>('SHOW MASTER STATUS');
+    t.ok(Number(cp!.binlog_pos) > 0, 'a checkpoint was written for skipped transactions');
+    t.equal(cap.status().pos, Number(end!.Position), 'status is at the end of the binlog');
+    t.equal((await journal(db, 0, 'ss_skip')).length, 0, 'nothing journaled');
+    await cap.stop();
+    await db.exec('DELETE FROM app.other');
+  });
+
+  await t.test('a dropped binlog connection and a server crash lose and repeat nothing', async (t) => {
+    const cap = await capture('ss_err');
+    await cap.start();
+    const want = await write(20, 3);
+    await cap.caughtUp();
+    const dumps = await db.query<{ ID: number }>("SELECT ID FROM information_schema.PROCESSLIST WHERE COMMAND LIKE 'Binlog Dump%'");
+    for (const d of dumps) await db.exec(`KILL ${Number(d.ID)}`).catch(() => undefined);
+    want.push(...(await write(20, 3)));
+    t.same(await seqs('ss_err', cap), want, 'after the binlog connection was killed');
+    await s.crashAndRestart();
+    const sql2 = await s.connect('app');
+    for (let i = 0; i < 10; i++) {
+      seq++;
+      await sql2.query('INSERT INTO app.items (uuid, seq, note) VALUES (?, ?, ?)', [`u-${seq}`, seq, 'after crash']);
+      want.push(seq);
+    }
+    t.same(await seqs('ss_err', cap), want, 'after the server was killed and restarted');
+    await cap.stop();
+  });
+
+  const sqlAfterCrash = await s.connect('app');
+  const write2 = async (rows: number): Promise<number[]> => {
+    const out: number[] = [];
+    const batch: unknown[][] = [];
+    for (let j = 0; j < rows; j++) {
+      seq++;
+      batch.push([`u-${seq}`, seq, null]);
+      out.push(seq);
+    }
+    for (let i = 0; i < batch.length; i += 5000) await sqlAfterCrash.query('INSERT INTO app.items (uuid, seq, note) VALUES ?', [batch.slice(i, i + 5000)]);
+    return out;
+  };
+
+  await t.test('a transaction of 50,000 rows under a 1 MB budget, among small ones', async (t) => {
+    const cap = await capture('ss_big', { memoryBytes: 1024 * 1024 });
+    await cap.start();
+    const want: number[] = [];
+    for (let i = 0; i < 300; i++) want.push(...(await write2(10)));
+    await sqlAfterCrash.query('BEGIN');
+    want.push(...(await write2(50_000)));
+    await sqlAfterCrash.query('COMMIT');
+    for (let i = 0; i < 300; i++) want.push(...(await write2(10)));
+    const got = await seqs('ss_big', cap);
+    t.equal(got.length, want.length);
+    t.same(got, want, 'every row once, in commit order');
+    const rows = await journal(db, 0, 'ss_big');
+    t.equal(rows.length, 601, 'one change set per transaction');
+    t.equal(rows[300]!.opCount, 50_000);
+    await cap.stop();
+  });
+
+  await t.test('DDL on a synced table is recorded and the catalogue reloaded', async (t) => {
+    const cap = await capture('ss_ddl');
+    await cap.start();
+    await sqlAfterCrash.query('ALTER TABLE app.other ADD COLUMN w INT');
+    await sqlAfterCrash.query('ALTER TABLE items ADD COLUMN extra VARCHAR(10) NOT NULL DEFAULT \'x\'');
+    await sqlAfterCrash.query("INSERT INTO app.items (uuid, seq, extra) VALUES ('ddl-1', -1, 'y')");
+    await cap.caughtUp();
+    const events = await db.query<{ tbl: string; statement: string; fingerprint: string }>('SELECT tbl, statement, fingerprint FROM ss_ddl.schema_events');
+    t.same(events.map((e) => e.tbl), ['items'], 'only the synced table');
+    t.match(events[0]!.statement, /ADD COLUMN extra/);
+    t.match(events[0]!.fingerprint, /^[0-9a-f]{64}$/);
+    const rows = await journal(db, 0, 'ss_ddl');
+    t.same((rows[0]!.cs.ops[0] as InsertOp).row.extra, 'y', 'the new column travels');
+    await cap.stop();
+  });
+
+  await t.test('a change id already in the journal fails loudly and is never written twice', async (t) => {
+    const cap = await capture('ss_dup', { sleep: () => new Promise((r) => setTimeout(r, 50)) });
+    await cap.start();
+    await db.exec(`INSERT INTO ss_dup.journal (change_id, origin, hlc, commit_time, tables, op_count, body, binlog_file, binlog_pos)
+      VALUES ('huye:9', 'huye', 9, NOW(), '', 0, '<cs/>', 'x', 0)`);
+    await sqlAfterCrash.query('BEGIN');
+    await sqlAfterCrash.query("INSERT INTO ss_dup.ledger VALUES ('huye:9', 'huye', 'musanze', 9, NOW(), NOW(6))");
+    await sqlAfterCrash.query("INSERT INTO app.items (uuid, seq) VALUES ('dup-1', -2)");
+    await sqlAfterCrash.query('COMMIT');
+    await t.rejects(cap.caughtUp(1500), /duplicate change id/);
+    t.match(cap.status().error, /duplicate change id/);
+    const count = await db.query<{ n: number }>("SELECT COUNT(*) AS n FROM ss_dup.journal WHERE change_id = 'huye:9'");
+    t.equal(Number(count[0]!.n), 1);
+    await db.exec("DELETE FROM ss_dup.journal WHERE change_id = 'huye:9'");
+    await cap.caughtUp(10_000);
+    const rows = await journal(db, 0, 'ss_dup');
+    t.same(rows.map((r) => [r.changeId, r.cs.ops.length]), [['huye:9', 1]], 'written once the conflict is gone');
+    t.notOk(cap.status().error);
+    await cap.stop();
+  });
+
+  await t.test('a purged binlog at the checkpoint is an error with the remedy, never skipped', async (t) => {
+    const cap = await capture('ss_purge');
+    await cap.start();
+    await write2(1);
+    await cap.caughtUp();
+    await cap.stop();
+    await write2(1);
+    await sqlAfterCrash.query('FLUSH BINARY LOGS');
+    const [last] = await db.query<{ File: string }>('SHOW MASTER STATUS');
+    await sqlAfterCrash.query(`PURGE BINARY LOGS TO '${last!.File}'`);
+    const err = await cap.start().then(() => null, (e: unknown) => e);
+    t.ok(isSpokesyncError(err, 'SPOKESYNC_E_BINLOG_PURGED'), 'SPOKESYNC_E_BINLOG_PURGED');
+    t.match((err as Error).message, /no longer on the server/);
+    t.match((err as { fix: string }).fix, /clone/);
+    t.equal(cap.status().running, false);
+  });
+});
+
+export type { Db };
