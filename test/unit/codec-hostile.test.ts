@@ -20,6 +20,10 @@ const cases: Array<[string, string | Buffer, ErrorCode]> = [
   ['parameter entity', `<!DOCTYPE batch [<!ENTITY % p SYSTEM "http://127.0.0.1:1/p"> %p;]>${HEAD}</batch>`, 'SPOKESYNC_E_XML_DTD'],
   ['undeclared entity without DOCTYPE', batch(entry('<i t="t" k="k"><c n="x">&nbsp;</c></i>')), 'SPOKESYNC_E_XML_DTD'],
   ['entity in an attribute', batch(entry('<i t="&x;" k="k"/>')), 'SPOKESYNC_E_XML_DTD'],
+  ['entity declaration without a DOCTYPE', `<!ENTITY x "y">${HEAD}</batch>`, 'SPOKESYNC_E_XML_DTD'],
+  ['entity declaration inside the root', batch('<!ENTITY x SYSTEM "file:///etc/passwd">'), 'SPOKESYNC_E_XML_DTD'],
+  ['element declaration', `<?xml version="1.0"?><!ELEMENT batch ANY>${HEAD}</batch>`, 'SPOKESYNC_E_XML_DTD'],
+  ['lower-case doctype', `<!doctype batch>${HEAD}</batch>`, 'SPOKESYNC_E_XML_DTD'],
   ['DOCTYPE after the root starts', `${HEAD}<!DOCTYPE batch></batch>`, 'SPOKESYNC_E_XML_DTD'],
   // structure
   ['unknown element', batch('<x/>'), 'SPOKESYNC_E_XML'],
@@ -106,6 +110,7 @@ const FRAG_OK = `${CS}<i t="t" k="k"><c n="x">1</c></i></cs>`;
 const fragments: Array<[string, string, ErrorCode]> = [
   ['DOCTYPE', `<!DOCTYPE cs>${FRAG_OK}`, 'SPOKESYNC_E_XML_DTD'],
   ['entity', `${CS}<i t="t" k="k"><c n="x">&e;</c></i></cs>`, 'SPOKESYNC_E_XML_DTD'],
+  ['entity declaration', `<!ENTITY e "x">${FRAG_OK}`, 'SPOKESYNC_E_XML_DTD'],
   ['two change sets', FRAG_OK + FRAG_OK, 'SPOKESYNC_E_XML'],
   ['trailing text', `${FRAG_OK}${SECRET}`, 'SPOKESYNC_E_XML'],
   ['nothing', '', 'SPOKESYNC_E_XML'],
