@@ -1,11 +1,15 @@
 // Shared set-up for the capture tests: a throwaway server, a Db on it, a
 // Capture over chosen tables, and readers for what capture journaled.
+import { spawn, type ChildProcess } from 'node:child_process';
+import { createInterface } from 'node:readline';
+import { fileURLToPath } from 'node:url';
 import { decodeChangeSet } from '../../apply/codec/decode.js';
 import type { ChangeSet, Value } from '../../apply/model.js';
 import { Capture, type CaptureOptions } from '../../agent/capture/capture.js';
 import { openDb, type Db } from '../../agent/db.js';
 import { silentLogger } from '../../agent/log.js';
 import { loadCatalog } from '../../agent/schema/catalog.js';
+import type { CaptureProcArgs } from './capture-proc.js';
 import type { TestServer } from './mariadb.js';
 
 export const STATE = 'spokesync';
@@ -84,4 +88,46 @@ export function sameCanonical(a: Value | undefined, b: Value | undefined): boole
   if (Buffer.isBuffer(a) || Buffer.isBuffer(b)) return Buffer.isBuffer(a) && Buffer.isBuffer(b) && a.equals(b);
   if (a !== null && b !== null && typeof a === 'object' && typeof b === 'object') return a.ref === b.ref && a.id === b.id;
   return a === b;
+}
+
+export interface CaptureChild {
+  readonly proc: ChildProcess;
+  /** capture is running */
+  readonly ready: Promise<void>;
+  /** catch-up mode: capture reached the end of the binlog */
+  readonly caughtUp: Promise<{ ms: number; journaled: number }>;
+  readonly exited: Promise<number | null>;
+  stderr(): string;
+}
+
+/** Runs test/helpers/capture-proc.js in a child process. */
+export function spawnCapture(args: CaptureProcArgs): CaptureChild {
+  const file = fileURLToPath(new URL('./capture-proc.js', import.meta.url));
+  const proc = spawn(process.execPath, [file, JSON.stringify(args)], { stdio: ['ignore', 'pipe', 'pipe'] });
+  let err = '';
+  proc.stderr!.on('data', (d: Buffer) => { err = (err + d.toString()).slice(-20_000); });
+  const exited = new Promise<number | null>((resolve) => proc.once('close', (code) => resolve(code)));
+  let onReady: () => void = () => undefined;
+  let onCaughtUp: (v: { ms: number; journaled: number }) => void = () => undefined;
+  const ready = new Promise<void>((resolve) => { onReady = resolve; });
+  const caughtUp = new Promise<{ ms: number; journaled: number }>((resolve) => { onCaughtUp = resolve; });
+  const failed = exited.then((code) => { throw new Error(`capture process exited (${code}) before it was ready: ${err.slice(-2000)}`); });
+  failed.catch(() => undefined);
+  createInterface({ input: proc.stdout! }).on('line', (line) => {
+    const msg = JSON.parse(line) as { ready?: boolean; caughtUp?: boolean; ms?: number; journaled?: number };
+    if (msg.ready) onReady();
+    if (msg.caughtUp) onCaughtUp({ ms: msg.ms ?? 0, journaled: msg.journaled ?? 0 });
+  });
+  // handled here so a child killed on purpose is not an unhandled rejection; awaiting still throws
+  const readyOrFailed = Promise.race([ready, failed]);
+  const caughtUpOrFailed = Promise.race([caughtUp, failed]);
+  readyOrFailed.catch(() => undefined);
+  caughtUpOrFailed.catch(() => undefined);
+  return {
+    proc,
+    ready: readyOrFailed,
+    caughtUp: caughtUpOrFailed,
+    exited,
+    stderr: () => err,
+  };
 }
