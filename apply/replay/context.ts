@@ -10,7 +10,7 @@ import { Missing, type Resolver } from './resolver.js';
 import type { RowMapper } from './rowmap.js';
 import { selectSql, type Where } from './sql.js';
 import type { Target } from './target.js';
-import type { LocalValue } from './values.js';
+import { bindValue, type LocalValue } from './values.js';
 import type { Version, Versions } from './versions.js';
 
 export interface OpContext {
@@ -42,7 +42,7 @@ export async function localValue(ctx: OpContext, v: Value, refs: ReadonlyMap<obj
     if (!target || !fk) throw new ApplyProblem(`${t.name}.${column} has a reference that was not checked`);
     return ctx.resolver.value(target, fk.column);
   }
-  return v;
+  return bindValue(v, t.column.get(column));
 }
 
 /** Like localValue, but a missing referenced row makes the change set wait for it. */

@@ -22,6 +22,15 @@ export function sameValue(a: unknown, b: unknown, col: ColumnInfo | undefined): 
   return String(a) === String(b);
 }
 
+/**
+ * The parameter for a wire value of the column. YEAR text is bound as a number:
+ * the server reads the string '0' as 2000 but the number 0 as 0000.
+ */
+export function bindValue(v: string | Buffer, col: ColumnInfo | undefined): LocalValue {
+  if (col?.dataType === 'year' && typeof v === 'string' && /^[0-9]{1,4}$/.test(v)) return Number(v);
+  return v;
+}
+
 /** The wire form of a value read from the server (not a foreign key). */
 export function wireScalar(v: unknown, col: ColumnInfo): string | Buffer | null {
   if (v === null || v === undefined) return null;

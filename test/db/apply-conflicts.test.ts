@@ -112,7 +112,8 @@ async function run(env: ApplyEnv, applier: Applier, css: readonly ChangeSet[]): 
 let a: ApplyEnv;
 let b: ApplyEnv;
 t.before(async () => {
-  [a, b] = await Promise.all([applyEnv(), applyEnv()]);
+  a = await applyEnv();
+  b = await applyEnv();
 });
 t.teardown(async () => {
   await Promise.all([a.close(), b.close()]);
