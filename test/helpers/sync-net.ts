@@ -1,0 +1,149 @@
+// A network of real spokesync nodes for end-to-end tests: one throwaway MariaDB
+// server per node, the same small application schema on each (children start
+// as clones), capture and apply running, servers on loopback.
+import type { ChildConfig, Config, ParentConfig } from '../../agent/config/types.js';
+import { qid } from '../../agent/db.js';
+import { silentLogger, type Logger } from '../../agent/log.js';
+import { SpokesyncNode } from '../../agent/node.js';
+import { stateTable } from '../../agent/state/schema.js';
+import { freePort, startServer, type TestServer } from './mariadb.js';
+import { dumpByIdentity, type Dump } from './compare.js';
+
+export const APP = 'app';
+export const SYNCED = ['person', 'visit', 'patient', 'setting'];
+
+export const APP_SQL = `
+CREATE TABLE person (
+  person_id INT AUTO_INCREMENT PRIMARY KEY,
+  uuid CHAR(38) NOT NULL UNIQUE,
+  name VARCHAR(100) NOT NULL,
+  gender CHAR(1) NULL,
+  born DATETIME(6) NULL,
+  photo BLOB NULL,
+  changed_at DATETIME NULL
+) ENGINE=InnoDB;
+CREATE TABLE visit (
+  visit_id INT AUTO_INCREMENT PRIMARY KEY,
+  uuid CHAR(38) NOT NULL UNIQUE,
+  person_id INT NOT NULL,
+  note TEXT NULL,
+  weight DECIMAL(6,2) NULL,
+  FOREIGN KEY (person_id) REFERENCES person (person_id)
+) ENGINE=InnoDB;
+CREATE TABLE patient (
+  patient_id INT NOT NULL PRIMARY KEY,
+  allergy VARCHAR(100) NULL,
+  FOREIGN KEY (patient_id) REFERENCES person (person_id)
+) ENGINE=InnoDB;
+CREATE TABLE setting (
+  property VARCHAR(100) NOT NULL PRIMARY KEY,
+  value TEXT NULL
+) ENGINE=InnoDB;
+CREATE TABLE scratch (
+  id INT AUTO_INCREMENT PRIMARY KEY,
+  uuid CHAR(38) NOT NULL UNIQUE,
+  v VARCHAR(10)
+) ENGINE=InnoDB;`;
+
+export interface NetNode {
+  readonly id: string;
+  readonly server: TestServer;
+  readonly config: Config;
+  readonly node: SpokesyncNode;
+  /** SQL on this node's application schema */
+  sql(statement: string, params?: unknown[]): Promise<unknown>;
+  dump(): Promise<Dump>;
+  /** change ids in this node's ledger */
+  ledger(): Promise<string[]>;
+  /** change ids this node originated (its own journal rows) */
+  own(): Promise<string[]>;
+}
+
+export interface NodeSpec {
+  readonly id: string;
+  /** serve children on a free loopback port */
+  readonly listen?: boolean;
+  readonly children?: readonly ChildConfig[];
+  readonly parent?: Partial<ParentConfig> & { url: string; token: string };
+  readonly direction?: Config['tables']['direction'];
+  readonly log?: Logger;
+}
+
+export async function startNode(spec: NodeSpec): Promise<NetNode> {
+  const server = await startServer();
+  try {
+    await server.query(`CREATE DATABASE ${APP}; USE ${APP}; ${APP_SQL}`);
+    const parent: ParentConfig | undefined = spec.parent && {
+      interval: 1000, timeout: 10_000, maxTries: 8, compression: 'gzip', batch: { records: 50, bytes: 64 * 1024 },
+      ...spec.parent,
+    };
+    const config: Config = {
+      file: '/dev/null',
+      node: { id: spec.id },
+      database: { host: server.host, port: server.port, user: 'root', schema: APP, stateSchema: 'spokesync', serverId: server.serverId + 1 },
+      tables: { include: SYNCED, exclude: [], keys: {}, direction: spec.direction ?? {} },
+      children: spec.children ?? [],
+      ...(spec.listen
+        ? { listen: { host: '127.0.0.1', port: await freePort(), maxBodyBytes: 8 << 20, maxInflatedBytes: 64 << 20 } }
+        : {}),
+      ...(parent ? { parent } : {}),
+      capture: { memoryBytes: 32 << 20 },
+      log: { level: 'info' },
+    };
+    const node = await SpokesyncNode.open(config, spec.log ?? silentLogger, {
+      sleep: async (ms) => new Promise((r) => setTimeout(r, Math.min(ms, 50))),
+      random: () => 0.5,
+      backoffBaseMs: 20,
+    });
+    await node.startCapture();
+    await node.startServer();
+    const ss = config.database.stateSchema;
+    return {
+      id: spec.id,
+      server,
+      config,
+      node,
+      sql: async (statement, params) => server.query(`USE ${APP}; ${statement}`, params),
+      dump: () => dumpByIdentity(node.db, APP, SYNCED),
+      ledger: async () => (await node.db.query<{ change_id: string }>(`SELECT change_id FROM ${stateTable(ss, 'ledger')} ORDER BY change_id`)).map((r) => r.change_id),
+      own: async () => (await node.db.query<{ change_id: string }>(
+        `SELECT change_id FROM ${stateTable(ss, 'journal')} WHERE from_peer IS NULL ORDER BY change_id`,
+      )).map((r) => r.change_id),
+    };
+  } catch (e) {
+    await server.stop();
+    throw e;
+  }
+}
+
+export async function stopNode(n: NetNode): Promise<void> {
+  await n.node.close().catch(() => undefined);
+  await n.server.stop();
+}
+
+/** Every node's capture has journaled every commit so far. */
+export async function allCaughtUp(nodes: readonly NetNode[]): Promise<void> {
+  await Promise.all(nodes.map((n) => n.node.capture.caughtUp(60_000)));
+}
+
+/**
+ * Syncs the children (in the order given, deepest first) until a whole pass
+ * moves nothing. Returns the number of passes.
+ */
+export async function settle(all: readonly NetNode[], children: readonly NetNode[], maxPasses = 12): Promise<number> {
+  for (let pass = 1; pass <= maxPasses; pass++) {
+    let moved = 0;
+    for (const c of children) {
+      await allCaughtUp(all);
+      const r = await c.node.syncWithParent();
+      moved += r.sent + r.received;
+    }
+    if (moved === 0) return pass;
+  }
+  throw new Error(`the network did not settle in ${maxPasses} passes`);
+}
+
+export const uuid = (prefix: string, n: number): string =>
+  `${prefix}-${String(n).padStart(4, '0')}-0000-0000-000000000000`.slice(0, 36);
+
+export { qid };
