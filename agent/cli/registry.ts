@@ -6,6 +6,7 @@ import { command as check } from '../commands/check.js';
 import { command as run } from '../commands/run.js';
 import { command as sync } from '../commands/sync.js';
 import { command as status } from '../commands/status.js';
+import { command as conflicts } from '../commands/conflicts.js';
 import { command as exportCmd } from '../commands/export.js';
 import { command as importCmd } from '../commands/import.js';
 
@@ -13,6 +14,7 @@ export const commands: readonly CommandSpec[] = [
   run,
   sync,
   status,
+  conflicts,
   check,
   exportCmd,
   importCmd,
