@@ -8,7 +8,7 @@
 // saxes is used instead of xmlbuilder2's parser because it streams (chunks are
 // pushed as they arrive, no DOM, flat memory) and is fast: for 20,000 records
 // xmlbuilder2 4.0.3 took 7 s to parse into a DOM, saxes 0.3 s when first
-// measured; readBatch adds under 10 % to saxes alone. test/bench/codec.ts
+// measured; readBatch costs 1.1-1.5x saxes alone. test/bench/codec.ts
 // prints all three from one run.
 //
 // Namespace handling is done here, not by saxes' xmlns mode (which costs time
