@@ -4,7 +4,7 @@
 // USB and HTTP applies each change once.
 import { createReadStream, createWriteStream } from 'node:fs';
 import { rename, rm } from 'node:fs/promises';
-import { Readable } from 'node:stream';
+import { Readable, pipeline as pipelineCb } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { createGunzip } from 'node:zlib';
 import type { BatchEntry, BatchHeader } from '../../apply/model.js';
@@ -99,7 +99,9 @@ async function* fileItems(
       else yield item.data;
     }
   }
-  const gunzip = Readable.from(plain()).pipe(createGunzip());
+  // pipeline (not pipe) so a chunk that fails authentication fails the reader too
+  const gunzip = createGunzip();
+  pipelineCb(Readable.from(plain()), gunzip, () => undefined);
   try {
     yield* readBatch(gunzip as AsyncIterable<Buffer>);
   } catch (e) {

@@ -6,6 +6,8 @@ import { qid } from '../../agent/db.js';
 import { silentLogger, type Logger } from '../../agent/log.js';
 import { SpokesyncNode } from '../../agent/node.js';
 import { stateTable } from '../../agent/state/schema.js';
+import { writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
 import { freePort, startServer, type TestServer } from './mariadb.js';
 import { dumpByIdentity, type Dump } from './compare.js';
 
@@ -49,7 +51,14 @@ export interface NetNode {
   readonly id: string;
   readonly server: TestServer;
   readonly config: Config;
+  /** the node opened in this process (capture and server running); throws while paused */
   readonly node: SpokesyncNode;
+  /** closes the in-process node, so a command (its own process or runCli) can take the node */
+  pause(): Promise<void>;
+  /** opens it again, capture and server started */
+  resume(): Promise<void>;
+  /** writes this node's config as a file the CLI loads; returns its path */
+  writeConfig(dir: string): Promise<string>;
   /** SQL on this node's application schema */
   sql(statement: string, params?: unknown[]): Promise<unknown>;
   dump(): Promise<Dump>;
@@ -90,23 +99,38 @@ export async function startNode(spec: NodeSpec): Promise<NetNode> {
       capture: { memoryBytes: 32 << 20 },
       log: { level: 'info' },
     };
-    const node = await SpokesyncNode.open(config, spec.log ?? silentLogger, {
-      sleep: async (ms) => new Promise((r) => setTimeout(r, Math.min(ms, 50))),
-      random: () => 0.5,
-      backoffBaseMs: 20,
-    });
-    await node.startCapture();
-    await node.startServer();
+    const open = async (): Promise<SpokesyncNode> => {
+      const n = await SpokesyncNode.open(config, spec.log ?? silentLogger, {
+        sleep: async (ms) => new Promise((r) => setTimeout(r, Math.min(ms, 50))),
+        random: () => 0.5,
+        backoffBaseMs: 20,
+      });
+      await n.startCapture();
+      await n.startServer();
+      return n;
+    };
     const ss = config.database.stateSchema;
+    let current: SpokesyncNode | null = await open();
+    const live = (): SpokesyncNode => {
+      if (!current) throw new Error(`node ${spec.id} is paused`);
+      return current;
+    };
     return {
       id: spec.id,
       server,
       config,
-      node,
+      get node() { return live(); },
+      pause: async () => { await current?.close(); current = null; },
+      resume: async () => { current ??= await open(); },
+      writeConfig: async (dir) => {
+        const file = join(dir, `${spec.id}.yaml`);
+        await writeFile(file, configText(config));
+        return file;
+      },
       sql: async (statement, params) => server.query(`USE ${APP}; ${statement}`, params),
-      dump: () => dumpByIdentity(node.db, APP, SYNCED),
-      ledger: async () => (await node.db.query<{ change_id: string }>(`SELECT change_id FROM ${stateTable(ss, 'ledger')} ORDER BY change_id`)).map((r) => r.change_id),
-      own: async () => (await node.db.query<{ change_id: string }>(
+      dump: () => dumpByIdentity(live().db, APP, SYNCED),
+      ledger: async () => (await live().db.query<{ change_id: string }>(`SELECT change_id FROM ${stateTable(ss, 'ledger')} ORDER BY change_id`)).map((r) => r.change_id),
+      own: async () => (await live().db.query<{ change_id: string }>(
         `SELECT change_id FROM ${stateTable(ss, 'journal')} WHERE from_peer IS NULL ORDER BY change_id`,
       )).map((r) => r.change_id),
     };
@@ -117,7 +141,7 @@ export async function startNode(spec: NodeSpec): Promise<NetNode> {
 }
 
 export async function stopNode(n: NetNode): Promise<void> {
-  await n.node.close().catch(() => undefined);
+  await n.pause().catch(() => undefined);
   await n.server.stop();
 }
 
@@ -147,3 +171,25 @@ export const uuid = (prefix: string, n: number): string =>
   `${prefix}-${String(n).padStart(4, '0')}-0000-0000-000000000000`.slice(0, 36);
 
 export { qid };
+
+/** The config as a file the loader reads (JSON is YAML; durations need their unit). */
+export function configText(c: Config): string {
+  const doc = {
+    node: c.node,
+    database: c.database,
+    tables: { include: c.tables.include, exclude: c.tables.exclude, direction: c.tables.direction },
+    ...(c.listen ? { listen: { host: c.listen.host, port: c.listen.port } } : {}),
+    children: c.children,
+    ...(c.parent
+      ? {
+          parent: {
+            ...c.parent,
+            interval: `${c.parent.interval}ms`,
+            timeout: `${c.parent.timeout}ms`,
+          },
+        }
+      : {}),
+    log: { level: 'warn' },
+  };
+  return JSON.stringify(doc, null, 2);
+}
