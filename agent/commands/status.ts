@@ -11,7 +11,7 @@ export const command: CommandSpec = {
     'Reads the state schema of this node (it works while the daemon runs): where capture is against the ' +
     'end of the binlog, how many change sets are waiting for each peer, when each peer was last in ' +
     'contact and how that ended, how many conflicts were recorded and which change sets are quarantined.\n\n' +
-    '--json prints {node, capture: {file, pos, binlogEnd, caughtUp, behindBytes, checkpointAgeSeconds, daemon}, ' +
+    '--json prints {node, capture: {file, pos, binlogEnd, behindBytes, checkpointAgeSeconds, daemon}, ' +
     'journal: {lastSeq, rows}, peers: [{peer, role, pending, ackedSeq, receivedSeq, lastContact, lastResult}], ' +
     'conflicts, quarantine: {count, oldest, byOrigin, entries}}.',
   options: {

@@ -27,9 +27,10 @@ export interface NodeStatus {
     readonly file: string | null;
     readonly pos: number | null;
     readonly binlogEnd: { readonly file: string; readonly pos: number };
-    /** the checkpoint is at the end of the binlog */
-    readonly caughtUp: boolean;
-    /** binlog bytes not yet captured, when in the same file */
+    /**
+     * binlog bytes after the checkpoint, when in the same file (spokesync's own
+     * state writes always follow the checkpoint, so a few KiB is caught up)
+     */
     readonly behindBytes: number | null;
     /** seconds since the checkpoint last moved */
     readonly checkpointAgeSeconds: number | null;
@@ -81,7 +82,6 @@ export async function nodeStatus(db: Queryable, config: Config, reader: JournalR
       file,
       pos,
       binlogEnd: end,
-      caughtUp: file === end.file && pos === end.pos,
       behindBytes: file === end.file && pos !== null ? Math.max(0, end.pos - pos) : null,
       checkpointAgeSeconds: cp?.age === null || cp?.age === undefined ? null : Number(cp.age),
       daemon: lock?.who !== null && lock?.who !== undefined,
@@ -100,7 +100,7 @@ export function formatStatus(s: NodeStatus): string {
     `node        ${s.node}${cap.daemon ? ' (daemon running)' : ''}`,
     `capture     ${cap.file === null ? 'not started' : `${cap.file}:${String(cap.pos)}`}` +
       ` of ${cap.binlogEnd.file}:${cap.binlogEnd.pos}` +
-      (cap.caughtUp ? ', caught up' : cap.behindBytes !== null ? `, ${cap.behindBytes} bytes behind` : ', behind') +
+      (cap.behindBytes !== null ? `, ${cap.behindBytes} bytes behind` : ', in an older binlog file') +
       (cap.checkpointAgeSeconds === null ? '' : `, checkpoint ${cap.checkpointAgeSeconds} s old`),
     `journal     ${s.journal.rows} change sets (last seq ${s.journal.lastSeq})`,
     `conflicts   ${s.conflicts}`,

@@ -189,7 +189,7 @@ export function configText(c: Config): string {
           },
         }
       : {}),
-    log: { level: 'warn' },
+    log: { level: 'info' },
   };
   return JSON.stringify(doc, null, 2);
 }
