@@ -47,7 +47,6 @@ export const catalogue = {
 
   // --- provisioning ---
   SPOKESYNC_E_NOT_EMPTY: { exit: 1, fix: 'The application schema already has tables: clone into an empty schema, or pass --force to replace it.' },
-  SPOKESYNC_E_DAEMON_RUNNING: { exit: 1, fix: 'Stop `spokesync run` on this node (systemctl stop spokesync) before cloning it, then run clone again.' },
   SPOKESYNC_E_SNAPSHOT: { exit: 1, fix: 'The snapshot file is damaged or from another network: make a new one with `spokesync snapshot`.' },
 } as const satisfies Record<string, ErrorSpec>;
 

@@ -1,0 +1,258 @@
+// Loads a snapshot into this node's application schema (the child side of
+// provisioning). The load runs with sql_log_bin = 0 on its own session, so it
+// never reaches the binlog and capture never mistakes it for local changes; that
+// needs BINLOG ADMIN (MariaDB >= 10.5.2; SUPER before) or, on MySQL,
+// SYSTEM_VARIABLES_ADMIN / SESSION_VARIABLES_ADMIN.
+//
+// Restartable: `${stateSchema}.meta` k='clone' says 'loading' from before the
+// first drop until the very end; a rerun that finds 'loading' starts over
+// without --force. Completion (capture checkpoint at the binlog end, peers row
+// and parent id, clone 'done') is written in one transaction, and only after
+// the reader has verified the trailer's checksum and row counts.
+import type { Readable } from 'node:stream';
+import { qid, type Db, type Queryable } from '../db.js';
+import { SpokesyncError } from '../errors.js';
+import type { Logger } from '../log.js';
+import { ensureStateSchema, stateTable } from '../state/schema.js';
+import { takeNodeLock } from './lock.js';
+import { binlogEnd } from '../capture/server.js';
+import type { SnapshotHeader, SnapshotTable, SnapshotValue } from './format.js';
+import { formatPosition, type BinlogPosition } from '../capture/position.js';
+import { createProgress, type Progress } from './progress.js';
+import { readSnapshot, type SnapshotEvent } from './reader.js';
+
+export const CLONE_KEY = 'clone';
+export const PARENT_KEY = 'parent.id';
+
+export interface CloneDeps {
+  /** a pool on this node's server (no default schema needed) */
+  readonly db: Db;
+  readonly schema: string;
+  readonly stateSchema: string;
+  /** this node's id: the snapshot must have been made for it */
+  readonly node: string;
+  readonly log: Logger;
+  /** drop a non-empty application schema */
+  readonly force: boolean;
+  readonly progress?: (totalRows: number) => Progress;
+  /** bytes of SQL per INSERT statement (default: a quarter of max_allowed_packet, at most 4 MiB) */
+  readonly statementBytes?: number;
+}
+
+export interface CloneResult {
+  readonly parent: string;
+  readonly position: BinlogPosition;
+  readonly journalSeq: string;
+  readonly tables: number;
+  readonly rows: number;
+  readonly bytes: number;
+  readonly seconds: number;
+}
+
+interface CloneMark {
+  readonly state: 'loading' | 'done';
+  readonly from?: string;
+  readonly binlog?: string;
+  readonly journalSeq?: string;
+  readonly at: string;
+}
+
+async function getMark(db: Queryable, stateSchema: string): Promise<CloneMark | undefined> {
+  const rows = await db.query<{ v: string }>(`SELECT v FROM ${stateTable(stateSchema, 'meta')} WHERE k = ?`, [CLONE_KEY]);
+  if (!rows[0]) return undefined;
+  try {
+    return JSON.parse(rows[0].v) as CloneMark;
+  } catch {
+    return { state: 'loading', at: '' };
+  }
+}
+
+async function setMeta(db: Queryable, stateSchema: string, k: string, v: string): Promise<void> {
+  await db.exec(
+    `INSERT INTO ${stateTable(stateSchema, 'meta')} (k, v) VALUES (?, ?) ON DUPLICATE KEY UPDATE v = VALUES(v)`,
+    [k, v],
+  );
+}
+
+/** What a clone would do here, checked before anything is downloaded or dropped. */
+export async function checkCloneTarget(deps: CloneDeps): Promise<{ resume: boolean; tables: number }> {
+  if (deps.schema === deps.stateSchema) {
+    throw new SpokesyncError('SPOKESYNC_E_CONFIG', 'database.schema and database.stateSchema must differ');
+  }
+  await ensureStateSchema(deps.db, deps.stateSchema);
+  const mark = await getMark(deps.db, deps.stateSchema);
+  const [row] = await deps.db.query<{ n: string | number }>(
+    'SELECT COUNT(*) AS n FROM information_schema.TABLES WHERE TABLE_SCHEMA = ?', [deps.schema],
+  );
+  const tables = Number(row?.n ?? 0);
+  const resume = mark?.state === 'loading';
+  if (tables > 0 && !resume && !deps.force) {
+    throw new SpokesyncError('SPOKESYNC_E_NOT_EMPTY', `schema ${deps.schema} already has ${tables} tables`);
+  }
+  return { resume, tables };
+}
+
+/** Multi-row INSERTs of one table, flushed by size. */
+class TableLoader {
+  private sqlHead: string;
+  private tuple: string;
+  private params: SnapshotValue[] = [];
+  private rows = 0;
+  private bytes = 0;
+  constructor(private readonly conn: Queryable, schema: string, table: SnapshotTable, private readonly limit: number) {
+    this.sqlHead = `INSERT INTO ${qid(schema)}.${qid(table.name)} (${table.columns.map((c) => qid(c.name)).join(', ')}) VALUES `;
+    this.tuple = `(${table.columns.map(() => '?').join(', ')})`;
+  }
+
+  async add(values: SnapshotValue[], lineBytes: number): Promise<void> {
+    // hex and escapes can double a value's size on the wire
+    if (this.rows > 0 && this.bytes + 2 * lineBytes > this.limit) await this.flush();
+    this.params.push(...values);
+    this.rows++;
+    this.bytes += 2 * lineBytes;
+  }
+
+  async flush(): Promise<void> {
+    if (this.rows === 0) return;
+    const sql = this.sqlHead + new Array<string>(this.rows).fill(this.tuple).join(',');
+    const params = this.params;
+    this.params = [];
+    this.rows = 0;
+    this.bytes = 0;
+    await this.conn.exec(sql, params);
+  }
+}
+
+/**
+ * Clones the snapshot read from `open()` into the application schema.
+ * `open` is called only after the target has been checked.
+ */
+export async function cloneSnapshot(deps: CloneDeps, open: () => Promise<Readable>): Promise<CloneResult> {
+  const started = Date.now();
+  const log = deps.log;
+  await ensureStateSchema(deps.db, deps.stateSchema);
+  const lock = await takeNodeLock(deps.db, deps.stateSchema, deps.node);
+  let conn: (Queryable & { release(): void }) | undefined;
+  let events: AsyncGenerator<SnapshotEvent> | undefined;
+  let progress: Progress | undefined;
+  try {
+    const target = await checkCloneTarget(deps);
+    if (target.resume) log.warn('an earlier clone did not finish: starting over');
+    events = readSnapshot(await open());
+    conn = await deps.db.connection();
+    try {
+      await conn.exec('SET SESSION sql_log_bin = 0');
+    } catch (e) {
+      throw new SpokesyncError('SPOKESYNC_E_PREFLIGHT', 'cannot turn off binary logging for the clone session (SET sql_log_bin = 0)', {
+        cause: e,
+        fix: 'GRANT BINLOG ADMIN ON *.* TO the spokesync user (MariaDB 10.5.2+; SUPER on older MariaDB; ' +
+          'SYSTEM_VARIABLES_ADMIN on MySQL 8), then run clone again. See deploy/README.md.',
+      });
+    }
+    await conn.exec("SET SESSION foreign_key_checks = 0, unique_checks = 0, time_zone = '+00:00', " +
+      "sql_mode = 'NO_AUTO_VALUE_ON_ZERO,NO_ENGINE_SUBSTITUTION'");
+    const [mp] = await conn.query<{ m: string | number }>('SELECT @@max_allowed_packet AS m');
+    const limit = deps.statementBytes ?? Math.min(4 * 1024 * 1024, Math.floor(Number(mp?.m ?? 4194304) / 4));
+
+    const first = await events.next();
+    if (first.done || first.value.kind !== 'header') throw new SpokesyncError('SPOKESYNC_E_SNAPSHOT', 'the snapshot has no header');
+    const header: SnapshotHeader = first.value.header;
+    if (header.peer !== deps.node) {
+      throw new SpokesyncError('SPOKESYNC_E_SNAPSHOT', `the snapshot was made for node ${header.peer}, not for ${deps.node}`, {
+        fix: `Make a snapshot for this node on the parent: spokesync snapshot --config F --peer ${deps.node} --out FILE.`,
+      });
+    }
+    log.info('clone started', { from: header.node, position: formatPosition(header.binlog), tables: header.tables.length });
+
+    // From here until the end, a rerun knows the schema holds a partial load.
+    await setMeta(conn, deps.stateSchema, CLONE_KEY, JSON.stringify({
+      state: 'loading', from: header.node, binlog: formatPosition(header.binlog), at: new Date().toISOString(),
+    } satisfies CloneMark));
+    await conn.exec(`DROP DATABASE IF EXISTS ${qid(deps.schema)}`);
+    await conn.exec(`CREATE DATABASE ${qid(deps.schema)} CHARACTER SET ${qid(header.charset)} COLLATE ${qid(header.collation)}`);
+    await conn.exec(`USE ${qid(deps.schema)}`);
+    for (const t of header.tables) await conn.exec(t.ddl);
+
+    const totalRows = header.tables.reduce((n, t) => n + t.estimatedRows, 0);
+    progress = (deps.progress ?? ((total) => createProgress({ label: 'clone', totalRows: total, log })))(totalRows);
+    let loader: TableLoader | undefined;
+    let rows = 0;
+    let bytes = 0;
+    for (;;) {
+      const next = await events.next();
+      if (next.done) throw new SpokesyncError('SPOKESYNC_E_SNAPSHOT', 'the snapshot ended without a trailer');
+      const ev = next.value;
+      if (ev.kind === 'table') {
+        await loader?.flush();
+        loader = new TableLoader(conn, deps.schema, ev.table, limit);
+        progress.table(ev.table.name);
+      } else if (ev.kind === 'row') {
+        await loader!.add(ev.values, ev.bytes);
+        rows++;
+        bytes += ev.bytes;
+        progress.add(1, ev.bytes);
+      } else if (ev.kind === 'end') {
+        await loader?.flush();
+        // Verified: record the clone as complete, and where capture starts.
+        const end = await binlogEnd(conn);
+        const journalSeq = ev.trailer.journalSeq;
+        const mark: CloneMark = {
+          state: 'done', from: header.node, binlog: formatPosition(header.binlog), journalSeq, at: new Date().toISOString(),
+        };
+        await completeClone(conn, deps.stateSchema, header.node, journalSeq, end, mark);
+        progress.done(true);
+        const result: CloneResult = {
+          parent: header.node, position: header.binlog, journalSeq, tables: header.tables.length, rows, bytes,
+          seconds: (Date.now() - started) / 1000,
+        };
+        log.info('clone complete', { ...result, position: formatPosition(header.binlog), captureFrom: formatPosition(end.position) });
+        return result;
+      }
+    }
+  } catch (e) {
+    progress?.done(false);
+    await events?.return(undefined).catch(() => undefined);
+    throw e;
+  } finally {
+    if (conn) {
+      await conn.exec('SET SESSION sql_log_bin = 1, foreign_key_checks = 1, unique_checks = 1').catch(() => undefined);
+      conn.release();
+    }
+    await lock.release();
+  }
+}
+
+/** On the load's own session (not binlogged either), in one transaction. */
+async function completeClone(
+  tx: Queryable, stateSchema: string, parent: string, journalSeq: string,
+  end: { position: BinlogPosition; gtid: string }, mark: CloneMark,
+): Promise<void> {
+  await tx.exec('START TRANSACTION');
+  try {
+    // Capture starts after the load; its HLC (kept) never goes backwards.
+    await tx.exec(
+      `INSERT INTO ${stateTable(stateSchema, 'checkpoint')} (id, binlog_file, binlog_pos, gtid, hlc, updated_at)
+       VALUES (1, ?, ?, ?, 0, UTC_TIMESTAMP(6))
+       ON DUPLICATE KEY UPDATE binlog_file = VALUES(binlog_file), binlog_pos = VALUES(binlog_pos), gtid = VALUES(gtid),
+         updated_at = VALUES(updated_at)`,
+      [end.position.file, end.position.pos, end.gtid],
+    );
+    // Local state about rows that are gone now.
+    for (const t of ['idmap', 'versions', 'quarantine']) await tx.exec(`DELETE FROM ${stateTable(stateSchema, t)}`);
+    // Everything the parent journaled up to the snapshot is in the data; nothing
+    // journaled here before the clone is sent up.
+    const [top] = await tx.query<{ m: string | number | null }>(`SELECT MAX(seq) AS m FROM ${stateTable(stateSchema, 'journal')}`);
+    await tx.exec(
+      `INSERT INTO ${stateTable(stateSchema, 'peers')} (peer, acked_seq, received_seq, batch_seq, last_contact, last_result)
+       VALUES (?, ?, ?, 0, NULL, ?)
+       ON DUPLICATE KEY UPDATE acked_seq = VALUES(acked_seq), received_seq = VALUES(received_seq), last_result = VALUES(last_result)`,
+      [parent, String(top?.m ?? 0), journalSeq, `cloned at journal seq ${journalSeq}`],
+    );
+    await setMeta(tx, stateSchema, PARENT_KEY, parent);
+    await setMeta(tx, stateSchema, CLONE_KEY, JSON.stringify(mark));
+    await tx.exec('COMMIT');
+  } catch (e) {
+    await tx.exec('ROLLBACK').catch(() => undefined);
+    throw e;
+  }
+}

@@ -1,0 +1,166 @@
+// The reading side of a snapshot: one dedicated connection holding a
+// consistent-read transaction, the binlog position that transaction
+// corresponds to, the tables' DDL, and their rows streamed as raw bytes.
+//
+// MariaDB: START TRANSACTION WITH CONSISTENT SNAPSHOT and then
+// SHOW STATUS LIKE 'binlog_snapshot_%' give the position without locking tables.
+// MySQL 8 does not report binlog_snapshot_*: there the snapshot takes a short
+// FLUSH TABLES WITH READ LOCK around START TRANSACTION + SHOW MASTER STATUS, as
+// mysqldump --single-transaction --source-data does (needs RELOAD). That MySQL
+// path is not exercised by the test suite, which runs on MariaDB only.
+import mysql from 'mysql2';
+import type { Readable } from 'node:stream';
+import { connectionDefaults, qid, type DbSettings, type Queryable, type ExecResult } from '../db.js';
+import { SpokesyncError } from '../errors.js';
+import { loadCatalog } from '../schema/catalog.js';
+import type { BinlogPosition } from '../capture/position.js';
+import type { SnapshotTable } from './format.js';
+
+export interface SnapshotSource {
+  readonly position: BinlogPosition;
+  /** VERSION() */
+  readonly server: string;
+  readonly charset: string;
+  readonly collation: string;
+  /** every base table of the schema, by name, with DDL and columns */
+  readonly tables: readonly SnapshotTable[];
+  /** the rows of one table, each an array of raw column bytes in the table's column order */
+  rows(table: SnapshotTable): Readable;
+  close(): Promise<void>;
+}
+
+function promised(conn: mysql.Connection): Queryable {
+  const run = (sql: string, params?: readonly unknown[]): Promise<unknown> =>
+    new Promise((resolve, reject) => {
+      conn.query(sql, params as unknown[] | undefined, (err, res) => (err ? reject(err) : resolve(res)));
+    });
+  return {
+    async query<T>(sql: string, params?: readonly unknown[]): Promise<T[]> {
+      return (await run(sql, params)) as T[];
+    },
+    async exec(sql: string, params?: readonly unknown[]): Promise<ExecResult> {
+      const h = (await run(sql, params)) as mysql.ResultSetHeader;
+      return { affectedRows: h.affectedRows, insertId: h.insertId };
+    },
+  };
+}
+
+/** A raw mysql2 connection with spokesync's session settings (streaming needs the callback API). */
+export async function rawConnection(s: DbSettings): Promise<{ conn: mysql.Connection; q: Queryable }> {
+  const conn = mysql.createConnection({
+    host: s.host,
+    port: s.port,
+    user: s.user,
+    ...(s.password === undefined ? {} : { password: s.password }),
+    // Rows are read as raw bytes (typeCast: false), so only the charset and the
+    // time zone matter; mysql2 ignores typeCast: false when jsonStrings is on.
+    charset: connectionDefaults.charset,
+    timezone: connectionDefaults.timezone,
+    multipleStatements: false,
+  });
+  const q = promised(conn);
+  try {
+    await q.exec("SET time_zone = '+00:00'");
+  } catch (e) {
+    conn.destroy();
+    const code = (e as { code?: string }).code ?? 'unknown';
+    throw new SpokesyncError('SPOKESYNC_E_DB_CONNECT', `cannot connect to ${s.host}:${s.port} as ${s.user} (${code})`, { cause: e });
+  }
+  return { conn, q };
+}
+
+async function startSnapshot(q: Queryable, mariadb: boolean): Promise<BinlogPosition> {
+  await q.exec('SET SESSION TRANSACTION ISOLATION LEVEL REPEATABLE READ');
+  let file: string | undefined;
+  let pos: string | number | undefined;
+  if (mariadb) {
+    await q.exec('START TRANSACTION WITH CONSISTENT SNAPSHOT, READ ONLY');
+    const st = await q.query<{ Variable_name: string; Value: string }>("SHOW STATUS LIKE 'binlog_snapshot_%'");
+    file = st.find((r) => r.Variable_name.toLowerCase() === 'binlog_snapshot_file')?.Value;
+    pos = st.find((r) => r.Variable_name.toLowerCase() === 'binlog_snapshot_position')?.Value;
+  } else {
+    // MySQL 8 (untested here): a global read lock held only while the transaction starts.
+    await q.exec('FLUSH TABLES WITH READ LOCK');
+    try {
+      await q.exec('START TRANSACTION WITH CONSISTENT SNAPSHOT, READ ONLY');
+      let st: Array<{ File: string; Position: string | number }>;
+      try {
+        st = await q.query('SHOW BINARY LOG STATUS');
+      } catch {
+        st = await q.query('SHOW MASTER STATUS');
+      }
+      file = st[0]?.File;
+      pos = st[0]?.Position;
+    } finally {
+      await q.exec('UNLOCK TABLES');
+    }
+  }
+  if (!file || pos === undefined || !Number.isSafeInteger(Number(pos))) {
+    throw new SpokesyncError('SPOKESYNC_E_PREFLIGHT', 'the server reports no binlog position: is log_bin on?');
+  }
+  return { file, pos: Number(pos) };
+}
+
+/** Opens the consistent snapshot of `schema`; close() ends the transaction and the connection. */
+export async function openSnapshotSource(s: DbSettings, schema: string): Promise<SnapshotSource> {
+  const { conn, q } = await rawConnection(s);
+  try {
+    const version = (await q.query<{ v: string }>('SELECT VERSION() AS v'))[0]?.v ?? '';
+    const position = await startSnapshot(q, /mariadb/i.test(version));
+    const sch = await q.query<{ c: string; l: string }>(
+      'SELECT DEFAULT_CHARACTER_SET_NAME AS c, DEFAULT_COLLATION_NAME AS l FROM information_schema.SCHEMATA WHERE SCHEMA_NAME = ?',
+      [schema],
+    );
+    if (!sch[0]) throw new SpokesyncError('SPOKESYNC_E_PREFLIGHT', `schema ${schema} does not exist on the source`);
+    const catalog = await loadCatalog(q, schema);
+    const est = await q.query<{ TABLE_NAME: string; TABLE_ROWS: string | number | null }>(
+      "SELECT TABLE_NAME, TABLE_ROWS FROM information_schema.TABLES WHERE TABLE_SCHEMA = ? AND TABLE_TYPE = 'BASE TABLE'",
+      [schema],
+    );
+    const estimate = new Map(est.map((r) => [r.TABLE_NAME, Number(r.TABLE_ROWS ?? 0)]));
+    const tables: SnapshotTable[] = [];
+    for (const name of [...catalog.tables.keys()].sort()) {
+      const info = catalog.table(name);
+      const ddlRow = (await q.query<Record<string, string>>(`SHOW CREATE TABLE ${qid(schema)}.${qid(name)}`))[0];
+      const ddl = ddlRow?.['Create Table'];
+      if (!ddl) throw new SpokesyncError('SPOKESYNC_E_PREFLIGHT', `SHOW CREATE TABLE ${name} returned nothing`);
+      tables.push({
+        name,
+        ddl,
+        columns: [...info.columns].sort((a, b) => a.ordinal - b.ordinal).filter((c) => !c.generated)
+          .map((c) => ({ name: c.name, binary: c.binary })),
+        estimatedRows: estimate.get(name) ?? 0,
+      });
+    }
+    let closed = false;
+    return {
+      position,
+      server: version,
+      charset: sch[0].c,
+      collation: sch[0].l,
+      tables,
+      rows(t) {
+        const cols = t.columns.map((c) => qid(c.name)).join(', ');
+        return conn
+          .query({ sql: `SELECT ${cols} FROM ${qid(schema)}.${qid(t.name)}`, rowsAsArray: true, typeCast: false })
+          .stream({ highWaterMark: 256 });
+      },
+      async close() {
+        if (closed) return;
+        closed = true;
+        await q.exec('COMMIT').catch(() => undefined);
+        await new Promise<void>((resolve) => {
+          const timer = setTimeout(resolve, 2000);
+          conn.end(() => {
+            clearTimeout(timer);
+            resolve();
+          });
+        });
+        conn.destroy();
+      },
+    };
+  } catch (e) {
+    conn.destroy();
+    throw e;
+  }
+}
