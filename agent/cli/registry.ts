@@ -9,6 +9,8 @@ import { command as status } from '../commands/status.js';
 import { command as conflicts } from '../commands/conflicts.js';
 import { command as exportCmd } from '../commands/export.js';
 import { command as importCmd } from '../commands/import.js';
+import { command as snapshot } from '../commands/snapshot.js';
+import { command as clone } from '../commands/clone.js';
 
 export const commands: readonly CommandSpec[] = [
   run,
@@ -18,6 +20,8 @@ export const commands: readonly CommandSpec[] = [
   check,
   exportCmd,
   importCmd,
+  snapshot,
+  clone,
 ];
 
 export function findCommand(name: string, list: readonly CommandSpec[] = commands): CommandSpec | undefined {

@@ -37,6 +37,8 @@ export interface SnapshotDeps {
   readonly progress?: (totalRows: number) => Progress;
   /** gzip level 1..9 (default 6) */
   readonly gzipLevel?: number;
+  /** called once the snapshot transaction is open, before the first byte is written (HTTP status line) */
+  readonly onOpen?: () => void;
 }
 
 export interface SnapshotResult {
@@ -99,6 +101,12 @@ export async function writeSnapshot(deps: SnapshotDeps, peer: string, out: Writa
   const started = Date.now();
   const log = deps.log.child({ peer });
   const source = await openSnapshotSource(deps.settings, deps.schema);
+  try {
+    deps.onOpen?.();
+  } catch (e) {
+    await source.close();
+    throw e;
+  }
   const gz = createGzip({ level: deps.gzipLevel ?? 6 });
   const piping = pipeline(gz, out);
   piping.catch(() => undefined);

@@ -1,0 +1,66 @@
+// `spokesync clone`: provisions this node from its parent's snapshot, over
+// HTTP or from a file, and sets capture and the cursors so sync starts exactly
+// where the snapshot ends.
+import { createReadStream } from 'node:fs';
+import { access } from 'node:fs/promises';
+import type { Readable } from 'node:stream';
+import type { CommandSpec } from '../cli/command.js';
+import { formatPosition } from '../capture/position.js';
+import { connectDb } from '../db.js';
+import { SpokesyncError } from '../errors.js';
+import { fetchSnapshot } from '../provision/http.js';
+import { cloneSnapshot } from '../provision/load.js';
+
+export const command: CommandSpec = {
+  name: 'clone',
+  summary: "Load the parent's snapshot into this node's empty application schema (provisioning)",
+  description:
+    'Without --from, asks the parent (parent.url, parent.token) for a snapshot over HTTP and loads it ' +
+    'as it arrives; with --from, loads a file made on the parent with `spokesync snapshot --peer <this ' +
+    'node> --out FILE`. The load is not written to the binlog (SET sql_log_bin = 0: the spokesync user ' +
+    'needs BINLOG ADMIN, or SUPER before MariaDB 10.5.2), so it is never sent back as changes; capture ' +
+    'starts after it. An application schema that already has tables is refused unless --force, which ' +
+    'drops it first. An interrupted clone is started over by running clone again (no --force needed); ' +
+    'the clone counts as done only once the whole snapshot has loaded and its checksum matched. ' +
+    'Stop the daemon of this node first, and the application using the database.',
+  options: {
+    from: { type: 'string', arg: 'FILE', help: 'load this snapshot file instead of asking the parent' },
+    force: { type: 'boolean', help: 'drop a non-empty application schema and replace it' },
+  },
+  needsConfig: true,
+  async run(ctx) {
+    const { config, log, signal } = ctx;
+    const from = typeof ctx.options.from === 'string' ? ctx.options.from : undefined;
+    const parent = config.parent;
+    if (from === undefined && !parent) {
+      throw new SpokesyncError('SPOKESYNC_E_USAGE', 'this node has no parent section in its config: name a snapshot file with --from');
+    }
+    if (from !== undefined) {
+      await access(from).catch((e: unknown) => {
+        throw new SpokesyncError('SPOKESYNC_E_USAGE', `cannot read the snapshot file ${from}`, { cause: e });
+      });
+    }
+    const { host, port, user, password, schema, stateSchema } = config.database;
+    const db = await connectDb({ host, port, user, ...(password === undefined ? {} : { password }) }, { connectionLimit: 3 });
+    let input: Readable | undefined;
+    const stop = (): void => {
+      input?.destroy(new SpokesyncError('SPOKESYNC_E_SNAPSHOT', 'stopped by a signal'));
+    };
+    signal.addEventListener('abort', stop, { once: true });
+    try {
+      const r = await cloneSnapshot(
+        { db, schema, stateSchema, node: config.node.id, log, force: ctx.options.force === true },
+        async () => {
+          input = from !== undefined ? createReadStream(from) : await fetchSnapshot(parent!, signal);
+          return input;
+        },
+      );
+      ctx.out(`cloned ${r.tables} tables, ${r.rows} rows (${(r.bytes / 1e6).toFixed(1)} MB) from ${r.parent} ` +
+        `in ${r.seconds.toFixed(1)} s; the snapshot is at ${formatPosition(r.position)}, journal seq ${r.journalSeq}`);
+      return 0;
+    } finally {
+      signal.removeEventListener('abort', stop);
+      await db.close();
+    }
+  },
+};

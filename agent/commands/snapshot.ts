@@ -1,0 +1,120 @@
+// `spokesync snapshot`: a consistent snapshot of the application schema for a
+// new child, written to a file (for a USB stick or a large database), with the
+// child's cursor on this node started at the snapshot.
+import { createWriteStream } from 'node:fs';
+import { open, rename, rm } from 'node:fs/promises';
+import type { CommandContext, CommandSpec } from '../cli/command.js';
+import { createCheckpoint, readCheckpoint } from '../capture/journal.js';
+import { formatPosition } from '../capture/position.js';
+import type { Config } from '../config/types.js';
+import { connectDb } from '../db.js';
+import { SpokesyncError, isSpokesyncError } from '../errors.js';
+import { SpokesyncNode } from '../node.js';
+import { viaCapture, viaCheckpoint, type WaitForCapture } from '../provision/cursor.js';
+import { writeSnapshot, type SnapshotResult } from '../provision/writer.js';
+import { ensureStateSchema } from '../state/schema.js';
+
+function childOf(config: Config, peer: string | undefined): string {
+  const ids = config.children.map((c) => c.id);
+  if (peer !== undefined) {
+    if (!ids.includes(peer)) {
+      throw new SpokesyncError('SPOKESYNC_E_USAGE', `--peer ${peer} is not one of this node's children (${ids.join(', ') || 'none configured'})`);
+    }
+    return peer;
+  }
+  if (ids.length === 1) return ids[0]!;
+  throw new SpokesyncError('SPOKESYNC_E_USAGE', ids.length === 0
+    ? 'this node has no children in its config: add the new child under `children` first'
+    : `this node has ${ids.length} children: name the one the snapshot is for with --peer`);
+}
+
+async function writeFileSnapshot(ctx: CommandContext, peer: string, file: string, wait: WaitForCapture, db: Parameters<typeof writeSnapshot>[0]['db']): Promise<SnapshotResult> {
+  const { config, log } = ctx;
+  const { host, port, user, password, schema, stateSchema } = config.database;
+  const partial = `${file}.partial`;
+  const out = createWriteStream(partial);
+  const stop = (): void => {
+    out.destroy(new SpokesyncError('SPOKESYNC_E_SNAPSHOT', 'stopped by a signal'));
+  };
+  ctx.signal.addEventListener('abort', stop, { once: true });
+  try {
+    const r = await writeSnapshot({
+      settings: { host, port, user, ...(password === undefined ? {} : { password }) },
+      db, schema, stateSchema, node: config.node.id, log, waitForCapture: wait,
+    }, peer, out);
+    const fh = await open(partial, 'r');
+    await fh.sync();
+    await fh.close();
+    await rename(partial, file);
+    return r;
+  } catch (e) {
+    await rm(partial, { force: true });
+    throw e;
+  } finally {
+    ctx.signal.removeEventListener('abort', stop);
+  }
+}
+
+export const command: CommandSpec = {
+  name: 'snapshot',
+  summary: 'Write a consistent snapshot of the application schema for a new child (provisioning)',
+  description:
+    'Reads every table of database.schema (structure and data; the state schema is left out) in one ' +
+    'consistent transaction without locking tables, together with the binlog position it corresponds ' +
+    'to, and writes it to FILE (gzip; FILE.partial until complete, then renamed). When capture has ' +
+    'journaled up to that position, the cursor of the child on this node is set there: that child ' +
+    'receives exactly the changes made after the snapshot. If the daemon is running, capture is its; ' +
+    'otherwise this command runs capture itself until it has passed the snapshot. ' +
+    'Load the file on the child with `spokesync clone --from FILE`. A child with a network link can ' +
+    'instead run `spokesync clone` alone, which fetches the snapshot from the daemon over HTTP.',
+  options: {
+    out: { type: 'string', arg: 'FILE', required: true, help: 'the snapshot file to write' },
+    peer: { type: 'string', arg: 'ID', help: 'the child the snapshot is for (default: the only child in the config)' },
+  },
+  needsConfig: true,
+  async run(ctx) {
+    const { config, log } = ctx;
+    const peer = childOf(config, typeof ctx.options.peer === 'string' ? ctx.options.peer : undefined);
+    const file = String(ctx.options.out);
+    let result: SnapshotResult;
+    let node: SpokesyncNode | undefined;
+    try {
+      node = await SpokesyncNode.open(config, log);
+    } catch (e) {
+      if (!isSpokesyncError(e, 'SPOKESYNC_E_BUSY')) throw e;
+    }
+    if (node) {
+      // No daemon: capture runs here until it has passed the snapshot. A node that
+      // has never captured starts at the snapshot position itself.
+      const n = node;
+      try {
+        const { stateSchema } = config.database;
+        if (await readCheckpoint(n.db, stateSchema)) await n.capture.start();
+        const wait: WaitForCapture = async (pos, keepAlive) => {
+          if (await createCheckpoint(n.db, stateSchema, { position: pos, gtid: '', hlc: '0' })) {
+            log.info('capture starts at the snapshot position', { position: formatPosition(pos) });
+          }
+          await n.capture.start();
+          await viaCapture(n.capture)(pos, keepAlive);
+        };
+        result = await writeFileSnapshot(ctx, peer, file, wait, n.db);
+      } finally {
+        await n.close();
+      }
+    } else {
+      log.info('the daemon is running on this node: waiting for its capture');
+      const { host, port, user, password, stateSchema } = config.database;
+      const db = await connectDb({ host, port, user, ...(password === undefined ? {} : { password }) });
+      try {
+        await ensureStateSchema(db, stateSchema);
+        result = await writeFileSnapshot(ctx, peer, file, viaCheckpoint(db, stateSchema), db);
+      } finally {
+        await db.close();
+      }
+    }
+    ctx.out(`wrote a snapshot for ${peer} to ${file}: ${result.tables} tables, ${result.rows} rows, ` +
+      `${(result.bytes / 1e6).toFixed(1)} MB uncompressed in ${result.seconds.toFixed(1)} s ` +
+      `(binlog ${formatPosition(result.position)}, journal seq ${result.journalSeq})`);
+    return 0;
+  },
+};

@@ -1,0 +1,119 @@
+// Provisioning over HTTP. The parent serves GET /v1/snapshot to its configured
+// children only (the exchange server authenticates the Bearer token and names
+// the child); the body is the snapshot file itself, streamed as it is made, and
+// the child's cursor is set just before the trailer goes out. The child fetches
+// it with its parent.token and loads it as it arrives.
+import { X509Certificate } from 'node:crypto';
+import { checkServerIdentity, type PeerCertificate } from 'node:tls';
+import { readFileSync } from 'node:fs';
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { Readable } from 'node:stream';
+import got from 'got';
+import type { ChildConfig, Config, ParentConfig } from '../config/types.js';
+import type { Queryable } from '../db.js';
+import { SpokesyncError, catalogue, isSpokesyncError, type ErrorCode } from '../errors.js';
+import type { Logger } from '../log.js';
+import { viaCapture } from './cursor.js';
+import { createProgress } from './progress.js';
+import { writeSnapshot } from './writer.js';
+
+export const SNAPSHOT_PATH = '/v1/snapshot';
+export const SNAPSHOT_CONTENT_TYPE = 'application/vnd.spokesync.snapshot+gzip';
+
+export interface SnapshotRouteDeps {
+  readonly config: Config;
+  /** a pool on this node's server */
+  readonly db: Queryable;
+  readonly log: Logger;
+  /** the capture running in this process (the daemon's) */
+  readonly capture: { caughtUp(timeoutMs?: number): Promise<void> };
+}
+
+export interface RouteServer {
+  addRoute(method: string, path: string, handler: (req: IncomingMessage, res: ServerResponse, child: ChildConfig) => Promise<void>): void;
+}
+
+/** Adds GET /v1/snapshot to the parent's exchange server. */
+export function registerSnapshotRoute(server: RouteServer, deps: SnapshotRouteDeps): void {
+  const { config } = deps;
+  const { host, port, user, password, schema, stateSchema } = config.database;
+  server.addRoute('GET', SNAPSHOT_PATH, async (req, res, child) => {
+    const log = deps.log.child({ part: 'snapshot', child: child.id });
+    // A slow child may stop reading for a while (loading a large batch of rows).
+    req.socket.setTimeout(15 * 60_000);
+    let opened = false;
+    try {
+      await writeSnapshot({
+        settings: { host, port, user, ...(password === undefined ? {} : { password }) },
+        db: deps.db, schema, stateSchema, node: config.node.id, log,
+        waitForCapture: viaCapture(deps.capture),
+        progress: (total) => createProgress({ label: 'snapshot', totalRows: total, log, stream: nonTty, logEveryMs: 30_000 }),
+        onOpen: () => {
+          opened = true;
+          res.writeHead(200, { 'content-type': SNAPSHOT_CONTENT_TYPE, 'cache-control': 'no-store' });
+        },
+      }, child.id, res);
+    } catch (e) {
+      log.warn('snapshot for a child failed', { code: isSpokesyncError(e) ? e.code : undefined, error: (e as Error).message });
+      if (opened || res.headersSent) {
+        res.destroy();
+        return;
+      }
+      const code = isSpokesyncError(e) ? e.code : 'SPOKESYNC_E_HTTP';
+      const body = `${code}: the parent could not make a snapshot\n`;
+      res.writeHead(503, { 'content-type': 'text/plain; charset=utf-8', 'content-length': Buffer.byteLength(body), connection: 'close' });
+      res.end(body);
+    }
+  });
+}
+
+/** The daemon never draws a bar: progress goes to its log. */
+const nonTty = { isTTY: false } as NodeJS.WriteStream;
+
+function tlsOptions(caFile: string | undefined): { certificateAuthority?: string; checkServerIdentity?: typeof checkServerIdentity } {
+  if (!caFile) return {};
+  const pem = readFileSync(caFile, 'utf8');
+  const pinned = new Set(
+    (pem.match(/-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----/g) ?? []).map((c) => new X509Certificate(c).fingerprint256),
+  );
+  return {
+    certificateAuthority: pem,
+    checkServerIdentity: (h: string, cert: PeerCertificate) => (pinned.has(cert.fingerprint256) ? undefined : checkServerIdentity(h, cert)),
+  };
+}
+
+/** Asks the parent for a snapshot; resolves with the body stream once the parent has answered 200. */
+export async function fetchSnapshot(parent: ParentConfig, signal?: AbortSignal): Promise<Readable> {
+  const url = `${parent.url.replace(/\/+$/, '')}${SNAPSHOT_PATH}`;
+  const stream = got.stream(url, {
+    headers: { authorization: `Bearer ${parent.token}`, 'user-agent': 'spokesync' },
+    retry: { limit: 0 },
+    // connect and first byte within parent.timeout; then no more than that between bytes
+    timeout: { connect: parent.timeout, secureConnect: parent.timeout, response: parent.timeout, socket: Math.max(parent.timeout, 60_000) },
+    throwHttpErrors: false,
+    decompress: false,
+    followRedirect: false,
+    https: tlsOptions(parent.ca),
+    ...(signal ? { signal } : {}),
+  });
+  return new Promise<Readable>((resolve, reject) => {
+    stream.once('error', (e: Error & { code?: string }) => {
+      reject(new SpokesyncError('SPOKESYNC_E_HTTP', `cannot fetch a snapshot from the parent (${e.code ?? e.name})`, { cause: e }));
+    });
+    stream.once('response', (res: IncomingMessage) => {
+      if (res.statusCode === 200) {
+        resolve(stream);
+        return;
+      }
+      let text = '';
+      stream.on('data', (d: Buffer) => {
+        if (text.length < 400) text += d.toString('utf8');
+      });
+      stream.once('end', () => {
+        const m = /^(SPOKESYNC_E_[A-Z_]+): (.*)$/s.exec(text.trim());
+        const code: ErrorCode = m?.[1] && m[1] in catalogue ? (m[1] as ErrorCode) : res.statusCode === 401 ? 'SPOKESYNC_E_AUTH' : 'SPOKESYNC_E_HTTP';
+        reject(new SpokesyncError(code, `the parent answered ${res.statusCode ?? '?'} to the snapshot request${m ? `: ${m[2] ?? ''}` : ''}`));
+      });
+    });
+  });
+}
