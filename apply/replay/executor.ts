@@ -1,8 +1,11 @@
-// Runs a group of change sets in one transaction. Each change set has its own
-// savepoint: its ledger row first, then its ops; a change set that cannot
-// apply rolls back to its savepoint and is quarantined in the same
-// transaction, so the others are neither lost nor half-applied. A power cut
-// keeps the whole group or none of it. Lock errors run the group again.
+// Runs a group of change sets in one transaction: for each, its ledger row
+// first, then its ops. A change set that cannot apply is quarantined in the
+// same transaction and the others are neither lost nor half-applied: the
+// transaction is rolled back and run again with that change set quarantined
+// instead of applied. (Not savepoints: MariaDB writes every SAVEPOINT into the
+// binlog inside the transaction, where capture would have to parse it; failures
+// are rare, so running a group again costs little.) A power cut keeps the
+// whole group or none of it. Lock errors run the group again.
 import type { Db, Queryable } from '../../agent/db.js';
 import { SpokesyncError } from '../../agent/errors.js';
 import type { Logger } from '../../agent/log.js';
@@ -12,7 +15,7 @@ import type { Holds } from './holds.js';
 import { applyInsertRun, splitRuns } from './inserts.js';
 import { inLedger, writeLedger } from './ledger.js';
 import { applyDelete, applyUpdate } from './ops.js';
-import { dataProblem, isDuplicateKey, isTransient } from './problems.js';
+import { dataProblem, isDuplicateKey, isTransient, type ApplyProblem } from './problems.js';
 import { inQuarantine, quarantine, release, retried } from './quarantine.js';
 import type { Resolver } from './resolver.js';
 import type { RowMapper } from './rowmap.js';
@@ -48,29 +51,40 @@ export interface ExecutorDeps {
 }
 
 const ATTEMPTS = 5;
-const SAVEPOINT = 'spokesync_cs';
 
 export function emptyCounts(): GroupCounts {
   return { applied: 0, duplicates: 0, quarantined: 0, conflicts: 0, retried: 0 };
 }
 
+/** A change set of the group failed: run the group again with it quarantined. */
+class ItemFailed extends Error {
+  constructor(readonly id: string, readonly problem: ApplyProblem | 'duplicate') {
+    super(problem === 'duplicate' ? 'duplicate' : problem.reason);
+  }
+}
+
 /** Applies the group; returns its counts and the holds after it (the input holds are not changed). */
 export async function runGroup(d: ExecutorDeps, items: readonly GroupItem[], holds: Holds): Promise<{ counts: GroupCounts; holds: Holds }> {
   let retries = 0;
-  for (let attempt = 1; ; attempt++) {
+  const failed = new Map<string, ApplyProblem | 'duplicate'>();
+  for (let attempt = 1; ; ) {
     const h = holds.clone();
     await d.versions.prefetch(items.flatMap((i) => i.entry.ops.map((p) => [p.target.table.name, p.target.id] as const)));
     const layers = [d.resolver.cache, d.versions.overlay, d.versions.noops];
     for (const l of layers) l.begin();
     try {
-      const counts = await d.db.transaction((tx) => applyGroup(d, tx, items, h));
+      const counts = await d.db.transaction((tx) => applyGroup(d, tx, items, h, failed));
       for (const l of layers) l.commit();
       d.versions.noops.clear();
       counts.retried += retries;
       return { counts, holds: h };
     } catch (e) {
       for (const l of layers) l.rollbackAll();
-      if (isTransient(e) && attempt < ATTEMPTS) {
+      if (e instanceof ItemFailed) {
+        failed.set(e.id, e.problem);
+        continue;
+      }
+      if (isTransient(e) && attempt++ < ATTEMPTS) {
         retries += items.length;
         d.log.info('apply group runs again after a lock conflict', { attempt, error: e });
         await new Promise((r) => setTimeout(r, 20 * attempt * attempt));
@@ -82,7 +96,9 @@ export async function runGroup(d: ExecutorDeps, items: readonly GroupItem[], hol
   }
 }
 
-async function applyGroup(d: ExecutorDeps, tx: Queryable, items: readonly GroupItem[], holds: Holds): Promise<GroupCounts> {
+async function applyGroup(
+  d: ExecutorDeps, tx: Queryable, items: readonly GroupItem[], holds: Holds, failed: ReadonlyMap<string, ApplyProblem | 'duplicate'>,
+): Promise<GroupCounts> {
   d.resolver.attach(tx);
   const counts = emptyCounts();
   const ids = items.map((i) => i.entry.cs.id);
@@ -102,15 +118,19 @@ async function applyGroup(d: ExecutorDeps, tx: Queryable, items: readonly GroupI
       continue;
     }
     const by = holds.heldBy(item.entry);
-    if (by !== undefined) {
-      await hold(d, tx, item, `waits behind quarantined change set ${by} of the same origin`, by);
+    const failure = failed.get(cs.id);
+    if (failure === 'duplicate') {
+      counts.duplicates++;
+      continue;
+    }
+    if (by !== undefined || failure !== undefined) {
+      const reason = failure?.reason ?? `waits behind quarantined change set ${by} of the same origin`;
+      if (failure) d.log.info('change set quarantined', { change: cs.id, reason, waitsFor: failure.waitsFor });
+      await hold(d, tx, item, reason, failure ? failure.waitsFor : by ?? null);
       holds.hold(item.entry);
       counts.quarantined++;
       continue;
     }
-    await tx.exec(`SAVEPOINT ${SAVEPOINT}`);
-    const layers = [d.resolver.cache, d.versions.overlay, d.versions.noops];
-    for (const l of layers) l.begin();
     const ctx: OpContext = {
       tx, schema: d.schema, stateSchema: d.stateSchema, resolver: d.resolver, versions: d.versions, rowmap: d.rowmap,
       log: d.log, now: d.now, waitForCapture: d.waitForCapture, conflicts: 0,
@@ -126,25 +146,14 @@ async function applyGroup(d: ExecutorDeps, tx: Queryable, items: readonly GroupI
         else await applyDelete(ctx, cs, run[0]!);
       }
       if (item.mode === 'retry') await release(tx, d.stateSchema, cs.id);
-      await tx.exec(`RELEASE SAVEPOINT ${SAVEPOINT}`);
-      for (const l of layers) l.commit();
-      counts.applied++;
-      counts.conflicts += ctx.conflicts;
     } catch (e) {
       const problem = dataProblem(e);
       if (!problem) throw e;
-      await tx.exec(`ROLLBACK TO SAVEPOINT ${SAVEPOINT}`);
-      for (const l of layers) l.rollback();
-      if (!ledgerWritten && isDuplicateKey(e)) {
-        // applied meanwhile by another path (USB and network at once)
-        counts.duplicates++;
-        continue;
-      }
-      d.log.info('change set quarantined', { change: cs.id, reason: problem.reason, waitsFor: problem.waitsFor });
-      await hold(d, tx, item, problem.reason, problem.waitsFor);
-      holds.hold(item.entry);
-      counts.quarantined++;
+      // applied meanwhile by another path (USB and network at once): a duplicate
+      throw new ItemFailed(cs.id, !ledgerWritten && isDuplicateKey(e) ? 'duplicate' : problem);
     }
+    counts.applied++;
+    counts.conflicts += ctx.conflicts;
   }
   await d.versions.flush(tx);
   return counts;
