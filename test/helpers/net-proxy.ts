@@ -65,16 +65,45 @@ export function kbps(n: number): number {
 const LOOPBACK = new Set(['127.0.0.1', 'localhost', '::1']);
 const PIECE = 256;
 
-/** One direction of the shared link: serialisation at the link rate, then latency. */
+interface Piece {
+  readonly size: number;
+  /** false once its connection died: the piece is dropped without using the link */
+  alive(): boolean;
+  /** called when the piece reaches the other side */
+  arrive(): void;
+}
+
+/**
+ * One direction of the shared link: pieces queue in arrival order (all
+ * connections), each occupies the link for size/rate, then arrives after the
+ * latency. Pieces of a dead connection leave the queue without using the link.
+ */
 class Link {
-  private freeAt = 0;
+  private readonly queue: Piece[] = [];
+  private busy = false;
   constructor(private readonly opts: ProxyOptions) {}
-  /** When a piece of `size` bytes that arrives now reaches the other side. */
-  schedule(size: number, now: number): number {
-    const rate = this.opts.bytesPerSecond;
-    const start = Math.max(now, this.freeAt);
-    this.freeAt = rate && rate > 0 ? start + (size * 1000) / rate : start;
-    return this.freeAt + (this.opts.latencyMs ?? 0);
+  push(p: Piece): void {
+    this.queue.push(p);
+    this.next();
+  }
+  private next(): void {
+    if (this.busy) return;
+    let p = this.queue.shift();
+    while (p && !p.alive()) p = this.queue.shift();
+    if (!p) return;
+    const piece = p;
+    this.busy = true;
+    const rate = this.opts.bytesPerSecond ?? 0;
+    const tx = rate > 0 ? (piece.size * 1000) / rate : 0;
+    const sent = (): void => {
+      this.busy = false;
+      const latency = this.opts.latencyMs ?? 0;
+      if (latency > 0) setTimeout(() => piece.arrive(), latency).unref?.();
+      else piece.arrive();
+      this.next();
+    };
+    if (tx > 0) setTimeout(sent, tx).unref?.();
+    else setImmediate(sent);
   }
 }
 
@@ -89,50 +118,45 @@ export async function startProxy(options: ProxyOptions): Promise<NetProxy> {
   let planBytes = 0;
   const pump = (from: Socket, to: Socket, dir: Direction, kill: () => void): void => {
     let queued = 0;
-    let chain = Promise.resolve();
     const limit = opts.maxQueueBytes ?? 64 * 1024;
-    const deliver = (piece: Buffer): void => {
-      const at = links[dir].schedule(piece.length, Date.now());
-      queued += piece.length;
-      if (queued > limit) from.pause();
-      // pieces leave in order: each waits for its own delivery time after the previous one
-      chain = chain.then(() => new Promise<void>((resolve) => {
-        const wait = Math.max(0, at - Date.now());
-        const timer = setTimeout(() => {
-          queued -= piece.length;
-          if (queued <= limit / 2) from.resume();
-          if (to.destroyed) return resolve();
-          if ((opts.dropRate ?? 0) > 0 && (opts.rng ?? Math.random)() < (opts.dropRate ?? 0)) {
-            stats.drops++;
-            kill();
-            return resolve();
-          }
-          let out = piece;
-          const plan = plans[0];
-          if (plan && plan.direction === dir) {
-            if (planBytes + piece.length >= plan.afterBytes) {
-              out = piece.subarray(0, Math.max(0, plan.afterBytes - planBytes));
-              if (out.length > 0) to.write(out);
-              plans.shift();
-              planBytes = 0;
-              stats.cuts++;
-              kill();
-              return resolve();
-            }
-            planBytes += piece.length;
-          }
-          if (dir === 'up') stats.bytesUp += out.length; else stats.bytesDown += out.length;
-          to.write(out);
-          resolve();
-        }, wait);
-        timer.unref?.();
-      }));
+    const alive = (): boolean => !to.destroyed && !from.destroyed;
+    const forward = (piece: Buffer): void => {
+      queued -= piece.length;
+      if (queued <= limit / 2 && from.isPaused()) from.resume();
+      if (!alive()) return;
+      if ((opts.dropRate ?? 0) > 0 && (opts.rng ?? Math.random)() < (opts.dropRate ?? 0)) {
+        stats.drops++;
+        kill();
+        return;
+      }
+      let out = piece;
+      const plan = plans[0];
+      if (plan && plan.direction === dir) {
+        if (planBytes + piece.length >= plan.afterBytes) {
+          out = piece.subarray(0, Math.max(0, plan.afterBytes - planBytes));
+          if (out.length > 0) to.write(out);
+          plans.shift();
+          planBytes = 0;
+          stats.cuts++;
+          kill();
+          return;
+        }
+        planBytes += piece.length;
+      }
+      if (dir === 'up') stats.bytesUp += out.length; else stats.bytesDown += out.length;
+      to.write(out);
     };
     from.on('data', (chunk: Buffer) => {
-      for (let i = 0; i < chunk.length; i += PIECE) deliver(chunk.subarray(i, i + PIECE));
+      for (let i = 0; i < chunk.length; i += PIECE) {
+        const piece = chunk.subarray(i, i + PIECE);
+        queued += piece.length;
+        links[dir].push({ size: piece.length, alive, arrive: () => forward(piece) });
+      }
+      if (queued > limit) from.pause();
     });
+    // the end of a stream travels behind its last byte
     from.on('end', () => {
-      chain = chain.then(() => { if (!to.destroyed) to.end(); });
+      links[dir].push({ size: 0, alive: () => !to.destroyed, arrive: () => { if (!to.destroyed) to.end(); } });
     });
   };
 
