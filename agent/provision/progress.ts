@@ -58,7 +58,7 @@ export function createProgress(opts: {
   const now = opts.now ?? Date.now;
   const start = now();
   const logEvery = opts.logEveryMs ?? 5000;
-  let last = 0;
+  let last = start;
   let rows = 0;
   let bytes = 0;
   let table = '';
