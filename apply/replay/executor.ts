@@ -13,10 +13,11 @@ import { encodeChangeSet } from '../codec/encode.js';
 import type { OpContext } from './context.js';
 import type { Holds } from './holds.js';
 import { applyInsertRun, splitRuns } from './inserts.js';
-import { inLedger, writeLedger } from './ledger.js';
+import { writeLedger } from './ledger.js';
+import { groupLookup } from './lookup.js';
 import { applyDelete, applyUpdate } from './ops.js';
 import { dataProblem, isDuplicateKey, isTransient, type ApplyProblem } from './problems.js';
-import { inQuarantine, quarantine, release, retried } from './quarantine.js';
+import { quarantine, release, retried } from './quarantine.js';
 import type { Resolver } from './resolver.js';
 import type { RowMapper } from './rowmap.js';
 import type { PlannedEntry } from './validate.js';
@@ -69,7 +70,6 @@ export async function runGroup(d: ExecutorDeps, items: readonly GroupItem[], hol
   const failed = new Map<string, ApplyProblem | 'duplicate'>();
   for (let attempt = 1; ; ) {
     const h = holds.clone();
-    await d.versions.prefetch(items.flatMap((i) => i.entry.ops.map((p) => [p.target.table.name, p.target.id] as const)));
     const layers = [d.resolver.cache, d.versions.overlay, d.versions.noops];
     for (const l of layers) l.begin();
     try {
@@ -102,8 +102,10 @@ async function applyGroup(
   d.resolver.attach(tx);
   const counts = emptyCounts();
   const ids = items.map((i) => i.entry.cs.id);
-  const done = await inLedger(tx, d.stateSchema, ids);
-  const queued = items.some((i) => i.mode === 'new') ? await inQuarantine(tx, d.stateSchema, ids) : new Set<string>();
+  const rows = items.flatMap((i) => i.entry.ops.map((p) => [p.target.table.name, p.target.id] as const));
+  const known = await groupLookup(tx, d.stateSchema, ids, d.versions, rows);
+  const done = known.ledger;
+  const queued = known.quarantine;
   const seen = new Set<string>();
   for (const item of items) {
     const cs = item.entry.cs;

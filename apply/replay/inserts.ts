@@ -3,15 +3,16 @@
 // INSERT writes the new rows (auto-increment keys left to the server, shared
 // keys taken from the referenced row). An identity that exists already is an
 // insert conflict, merged per column.
+import type { TableInfo } from '../../agent/schema/catalog.js';
 import type { InsertOp, ChangeSet } from '../model.js';
 import { columnOutcome, versionJson, winner, type Side } from './conflicts.js';
 import {
   localValue, lockRow, logConflict, requiredValue, settledVersion, versionOf, type OpContext, type Raw,
 } from './context.js';
 import { localSide } from './ops.js';
-import { ApplyProblem } from './problems.js';
+import { ApplyProblem, isDuplicateKey } from './problems.js';
 import { Missing } from './resolver.js';
-import { insertSql, rowWhere, selectInSql, updateSql } from './sql.js';
+import { insertSql, rowWhere, selectInSql, updateSql, type Sql } from './sql.js';
 import { rowKey, targetDependencies } from './target.js';
 import type { PlannedOp } from './validate.js';
 import { jsonRow, sameValue, type LocalValue } from './values.js';
@@ -50,6 +51,21 @@ export function splitRuns(ops: readonly PlannedOp[]): PlannedOp[][] {
 export async function applyInsertRun(ctx: OpContext, cs: ChangeSet, run: readonly PlannedOp[]): Promise<void> {
   const t = run[0]!.target.table;
   const remote = versionOf(cs);
+  // Usual case: none of the rows is here and the identity is a unique key, so one
+  // INSERT does it; if a row is here after all, the server refuses the whole
+  // statement (duplicate key) and the careful path below looks row by row.
+  if (identityIsUnique(t) && !run.some((p) => ctx.versions.get(t.name, p.target.id, TOMBSTONE))) {
+    const statements = await insertStatements(ctx, t, run);
+    if (statements.length === 1) {
+      try {
+        await ctx.tx.exec(statements[0]!.sql, statements[0]!.params);
+        noteInserted(ctx, cs, run);
+        return;
+      } catch (e) {
+        if (!isDuplicateKey(e)) throw e;
+      }
+    }
+  }
   const existing = await findExisting(ctx, run);
   const fresh: PlannedOp[] = [];
   for (const p of run) {
@@ -70,14 +86,32 @@ export async function applyInsertRun(ctx: OpContext, cs: ChangeSet, run: readonl
     }
     fresh.push(p);
   }
-  let batch: { cols: string[]; rows: LocalValue[][]; bytes: number } | undefined;
-  const flush = async (): Promise<void> => {
-    if (!batch || batch.rows.length === 0) return;
-    const s = insertSql(ctx.schema, t, batch.cols, batch.rows);
-    await ctx.tx.exec(s.sql, s.params);
+  for (const s of await insertStatements(ctx, t, fresh)) await ctx.tx.exec(s.sql, s.params);
+  noteInserted(ctx, cs, fresh);
+}
+
+function noteInserted(ctx: OpContext, cs: ChangeSet, ops: readonly PlannedOp[]): void {
+  for (const p of ops) ctx.versions.noteInserted(p.target.table.name, p.target.id, versionOf(cs));
+}
+
+/** Whether the identity columns are the primary key or a unique key (the server refuses a second row). */
+function identityIsUnique(t: TableInfo): boolean {
+  const rule = t.identity;
+  if (!rule) return false;
+  const cols = rule.kind === 'natural' ? rule.columns : [rule.column];
+  const same = (k: readonly string[]): boolean => k.length === cols.length && k.every((c) => cols.includes(c));
+  return same(t.primaryKey) || t.uniqueKeys.some(same);
+}
+
+/** Multi-row INSERTs of the ops' rows: references resolved, shared keys from the referenced row, bounded in rows and bytes. */
+async function insertStatements(ctx: OpContext, t: TableInfo, ops: readonly PlannedOp[]): Promise<Sql[]> {
+  const out: Sql[] = [];
+  let batch: { cols: string[]; sig: string; rows: LocalValue[][]; bytes: number } | undefined;
+  const flush = (): void => {
+    if (batch && batch.rows.length > 0) out.push(insertSql(ctx.schema, t, batch.cols, batch.rows));
     batch = undefined;
   };
-  for (const p of fresh) {
+  for (const p of ops) {
     const op = p.op as InsertOp;
     const cols = Object.keys(op.row);
     const values: LocalValue[] = [];
@@ -87,17 +121,16 @@ export async function applyInsertRun(ctx: OpContext, cs: ChangeSet, run: readonl
       if (parent instanceof Missing) throw new ApplyProblem(`the ${parent.table} row that ${t.name} shares its key with is not here yet`, parent.key);
       cols.push(p.target.column);
       values.push(parent);
-      ctx.resolver.remember(t.name, p.target.id, p.target.column, parent);
     }
     const sig = cols.join('\u0000');
     const size = values.reduce<number>((n, v) => n + (v === null ? 4 : Buffer.isBuffer(v) ? v.length : String(v).length), 0);
-    if (batch && (batch.cols.join('\u0000') !== sig || batch.rows.length >= MAX_ROWS || batch.bytes + size > MAX_BYTES)) await flush();
-    if (!batch) batch = { cols, rows: [], bytes: 0 };
+    if (batch && (batch.sig !== sig || batch.rows.length >= MAX_ROWS || batch.bytes + size > MAX_BYTES)) flush();
+    batch ??= { cols, sig, rows: [], bytes: 0 };
     batch.rows.push(values);
     batch.bytes += size;
-    for (const c of Object.keys(op.row)) ctx.versions.note(t.name, p.target.id, c, remote);
   }
-  await flush();
+  flush();
+  return out;
 }
 
 /** The stored rows of the run's identities that exist already, locked, by identity. */

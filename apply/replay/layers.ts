@@ -22,6 +22,10 @@ export class Layers<V> {
     const top = this.stack.pop()!;
     const below = this.stack[this.stack.length - 1]!;
     const base = this.stack.length === 1;
+    if (below.size === 0 && !base) {
+      this.stack[this.stack.length - 1] = top;
+      return;
+    }
     for (const [k, v] of top) {
       if (v === GONE && base) below.delete(k);
       else below.set(k, v);

@@ -15,15 +15,6 @@ export interface QuarantineRow {
   readonly body: Buffer;
 }
 
-export async function inQuarantine(q: Queryable, stateSchema: string, ids: readonly string[]): Promise<Set<string>> {
-  if (ids.length === 0) return new Set();
-  const rows = await q.query<{ change_id: string }>(
-    `SELECT change_id FROM ${stateTable(stateSchema, 'quarantine')} WHERE change_id IN (${ids.map(() => '?').join(', ')})`,
-    ids,
-  );
-  return new Set(rows.map((r) => r.change_id));
-}
-
 export async function quarantine(
   tx: Queryable, stateSchema: string, cs: ChangeSet, fromPeer: string, body: string, reason: string, waitsFor: string | null, nowMs: number,
 ): Promise<void> {

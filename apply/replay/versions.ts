@@ -20,6 +20,8 @@ export interface Version {
 
 /** The row-tombstone column in `versions`. */
 export const TOMBSTONE = '*';
+/** Overlay key of a row inserted by this batch (not a column name: names are at most 64 characters). */
+const INSERTED = '\u0001inserted';
 
 interface NoopWrite {
   readonly table: string;
@@ -29,6 +31,7 @@ interface NoopWrite {
 }
 
 const CHUNK = 500;
+
 
 export class Versions {
   private readonly stored = new Map<string, Map<string, Version>>();
@@ -52,8 +55,8 @@ export class Versions {
     this.noops.clear();
   }
 
-  /** Reads the stored versions of many rows at once (rows already read are skipped). */
-  async prefetch(rows: Iterable<readonly [string, string]>): Promise<void> {
+  /** The rows (by table) whose stored versions have not been read yet. */
+  unread(rows: Iterable<readonly [string, string]>): Map<string, string[]> {
     const byTable = new Map<string, Set<string>>();
     for (const [table, id] of rows) {
       if (this.stored.has(rowKey(table, id))) continue;
@@ -61,10 +64,13 @@ export class Versions {
       if (!ids) byTable.set(table, (ids = new Set()));
       ids.add(id);
     }
-    for (const [table, ids] of byTable) {
-      const all = [...ids];
-      for (let i = 0; i < all.length; i += CHUNK) await this.read(table, all.slice(i, i + CHUNK));
-    }
+    return new Map([...byTable].map(([t, ids]) => [t, [...ids]]));
+  }
+
+  /** Takes versions read elsewhere: every row in `read` has been read; `found` are its rows in `versions`. */
+  absorb(read: ReadonlyMap<string, readonly string[]>, found: Iterable<{ tbl: string; identity: string; col: string; hlc: string; node: string }>): void {
+    for (const [table, ids] of read) for (const id of ids) this.stored.set(rowKey(table, id), new Map());
+    for (const r of found) this.stored.get(rowKey(r.tbl, r.identity))?.set(r.col, { hlc: String(r.hlc), node: r.node });
   }
 
   /** Reads one row's versions again (after waiting for capture). */
@@ -83,7 +89,16 @@ export class Versions {
 
   /** The local version of a column: this batch's writes first, then the table; undefined when unknown. */
   get(table: string, id: string, col: string): Version | undefined {
-    return this.overlay.get(`${rowKey(table, id)}\u0000${col}`) ?? this.stored.get(rowKey(table, id))?.get(col);
+    const key = rowKey(table, id);
+    const mine = this.overlay.get(`${key}\u0000${col}`);
+    const inserted = col === TOMBSTONE ? undefined : this.overlay.get(`${key}\u0000${INSERTED}`);
+    if (mine || inserted) return !mine ? inserted : !inserted ? mine : newer(inserted, mine) ? inserted : mine;
+    return this.stored.get(key)?.get(col);
+  }
+
+  /** A row was inserted by this batch at version v: every column it carried has that version. */
+  noteInserted(table: string, id: string, v: Version): void {
+    this.overlay.set(`${rowKey(table, id)}\u0000${INSERTED}`, v);
   }
 
   /** Whether the stored versions of the row have been read. */
