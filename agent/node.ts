@@ -12,6 +12,7 @@ import { ExchangeCore } from './exchange/protocol.js';
 import { ExchangeServer } from './exchange/server.js';
 import { trimChangeSet } from './exchange/wire.js';
 import type { Logger } from './log.js';
+import { registerSnapshotRoute } from './provision/http.js';
 import { PARENT_ID_KEY, getMeta } from './routing/cursors.js';
 import { routeTo, type PeerRole, type Route } from './routing/filters.js';
 import { JournalReader } from './routing/journal.js';
@@ -134,6 +135,8 @@ export class SpokesyncNode {
         routeFor: (c) => this.routeFor(c, 'child'),
         log: this.log,
       });
+      // GET /v1/snapshot: provisioning of a child (`spokesync clone`)
+      registerSnapshotRoute(this.server, { config: this.config, db: this.db, log: this.log, capture: this.capture });
       await this.server.start();
     }
     return this.server;

@@ -112,7 +112,8 @@ export async function fetchSnapshot(parent: ParentConfig, signal?: AbortSignal):
       stream.once('end', () => {
         const m = /^(SPOKESYNC_E_[A-Z_]+): (.*)$/s.exec(text.trim());
         const code: ErrorCode = m?.[1] && m[1] in catalogue ? (m[1] as ErrorCode) : res.statusCode === 401 ? 'SPOKESYNC_E_AUTH' : 'SPOKESYNC_E_HTTP';
-        reject(new SpokesyncError(code, `the parent answered ${res.statusCode ?? '?'} to the snapshot request${m ? `: ${m[2] ?? ''}` : ''}`));
+        reject(new SpokesyncError(code, `the parent answered ${res.statusCode ?? '?'} to the snapshot request${m ? `: ${m[2] ?? ''}` : ''}`,
+          res.statusCode === 404 ? { fix: 'The parent does not serve snapshots: update spokesync there, or bring a file made with `spokesync snapshot` and use --from.' } : undefined));
       });
     });
   });

@@ -15,7 +15,7 @@ import type { Config } from '../../agent/config/types.js';
 import { openDb, type Db } from '../../agent/db.js';
 import { silentLogger } from '../../agent/log.js';
 import { SpokesyncNode } from '../../agent/node.js';
-import { fetchSnapshot, registerSnapshotRoute } from '../../agent/provision/http.js';
+import { fetchSnapshot } from '../../agent/provision/http.js';
 import { cloneSnapshot } from '../../agent/provision/load.js';
 import { dumpByIdentity, dumpCounts } from '../helpers/compare.js';
 import { startServer, type TestServer } from '../helpers/mariadb.js';
@@ -115,7 +115,6 @@ void t.test('provisioning against a running parent', async (t) => {
   const hub = await startNode({ id: 'hub', listen: true, children: CHILDREN });
   t.teardown(() => stopNode(hub));
   const hubUrl = `http://127.0.0.1:${hub.config.listen!.port}`;
-  registerSnapshotRoute((await hub.node.startServer())!, { config: hub.config, db: hub.node.db, log: silentLogger, capture: hub.node.capture });
   await hub.sql(`INSERT INTO person (uuid, name, born, photo) SELECT UUID(), CONCAT('p', seq), NOW(6), UNHEX(SHA2(seq, 256)) FROM seq_1_to_3000;
     INSERT INTO visit (uuid, person_id, note, weight) SELECT UUID(), person_id, REPEAT('note ', 40), 60.25 FROM person;
     INSERT INTO patient (patient_id, allergy) SELECT person_id, 'none' FROM person WHERE person_id % 3 = 0;
@@ -180,7 +179,6 @@ void t.test('provisioning against a running parent', async (t) => {
     await hub.pause();
     const snap = await spokesync(['snapshot', '--config', hubFile, '--peer', 'leaf-kill', '--out', file]);
     await hub.resume();
-    registerSnapshotRoute((await hub.node.startServer())!, { config: hub.config, db: hub.node.db, log: silentLogger, capture: hub.node.capture });
     t.equal(snap.code, 0, 'snap exits 0', { stderr: snap.err.slice(-3000) });
 
     const fifo = join(dir, 'half.fifo');
