@@ -54,11 +54,13 @@ const NODE_ID = /^[a-z0-9-]{1,64}$/;
 
 export class Applier {
   private readonly deps: ExecutorDeps;
+  private catalog: Catalog;
   private readonly groupSize: number;
   private queue: Promise<unknown> = Promise.resolve();
 
   constructor(private readonly o: ApplierOptions) {
     if (o.catalog.schema !== o.schema) throw new Error(`the catalogue is of schema ${o.catalog.schema}, not ${o.schema}`);
+    this.catalog = o.catalog;
     this.groupSize = Math.max(1, Math.floor(o.groupSize ?? 20));
     this.deps = {
       db: o.db, schema: o.schema, stateSchema: o.stateSchema, node: o.node, log: o.log,
@@ -67,6 +69,13 @@ export class Applier {
       versions: new Versions(o.db, o.stateSchema),
       rowmap: new RowMapper(o.catalog, o.stateSchema),
     };
+  }
+
+  /** Uses a reloaded catalogue from the next batch on (after DDL on a synced table). */
+  updateCatalog(catalog: Catalog): void {
+    if (catalog.schema !== this.o.schema) throw new Error(`the catalogue is of schema ${catalog.schema}, not ${this.o.schema}`);
+    this.catalog = catalog;
+    this.deps.rowmap = new RowMapper(catalog, this.o.stateSchema);
   }
 
   /**
@@ -97,7 +106,7 @@ export class Applier {
 
   private async apply(fromPeer: string, entries: readonly BatchEntry[]): Promise<ApplyReport> {
     if (!NODE_ID.test(fromPeer)) throw badChange('the sending peer is not a node id ([a-z0-9-]+)');
-    const planned = validateBatch(this.o.catalog, this.o.tables, entries);
+    const planned = validateBatch(this.catalog, this.o.tables, entries);
     this.reset();
     let holds = await this.loadHolds();
     const total = emptyCounts();
@@ -154,7 +163,7 @@ export class Applier {
 
   private readQuarantined(q: QuarantineRow): ReturnType<typeof validateEntry> | Error {
     try {
-      return validateEntry(this.o.catalog, this.o.tables, { seq: '0', cs: decodeChangeSet(q.body) });
+      return validateEntry(this.catalog, this.o.tables, { seq: '0', cs: decodeChangeSet(q.body) });
     } catch (e) {
       return e instanceof Error ? e : new Error(String(e));
     }

@@ -48,7 +48,7 @@ export interface ExecutorDeps {
   readonly waitForCapture: (() => Promise<void>) | undefined;
   readonly resolver: Resolver;
   readonly versions: Versions;
-  readonly rowmap: RowMapper;
+  rowmap: RowMapper;
 }
 
 const ATTEMPTS = 5;

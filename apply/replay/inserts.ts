@@ -4,7 +4,7 @@
 // keys taken from the referenced row). An identity that exists already is an
 // insert conflict, merged per column.
 import type { TableInfo } from '../../agent/schema/catalog.js';
-import type { InsertOp, ChangeSet } from '../model.js';
+import { isRef, type InsertOp, type ChangeSet } from '../model.js';
 import { columnOutcome, versionJson, winner, type Side } from './conflicts.js';
 import {
   localValue, lockRow, logConflict, requiredValue, settledVersion, versionOf, type OpContext, type Raw,
@@ -15,7 +15,7 @@ import { Missing } from './resolver.js';
 import { insertSql, rowWhere, selectInSql, updateSql, type Sql } from './sql.js';
 import { rowKey, targetDependencies } from './target.js';
 import type { PlannedOp } from './validate.js';
-import { jsonRow, sameValue, type LocalValue } from './values.js';
+import { bindValue, jsonRow, sameValue, type LocalValue } from './values.js';
 import { newer, TOMBSTONE } from './versions.js';
 
 /** Rows and bytes per INSERT statement. */
@@ -115,7 +115,11 @@ async function insertStatements(ctx: OpContext, t: TableInfo, ops: readonly Plan
     const op = p.op as InsertOp;
     const cols = Object.keys(op.row);
     const values: LocalValue[] = [];
-    for (const c of cols) values.push(await requiredValue(ctx, op.row[c]!, p.refs, t, c));
+    for (const c of cols) {
+      const v = op.row[c]!;
+      // references need a lookup; plain values do not (no await: this loop runs for every value)
+      values.push(v !== null && isRef(v) ? await requiredValue(ctx, v, p.refs, t, c) : v === null ? null : bindValue(v, t.column.get(c)));
+    }
     if (p.target.kind === 'shared') {
       const parent = await ctx.resolver.value(p.target.parent, p.target.refColumn);
       if (parent instanceof Missing) throw new ApplyProblem(`the ${parent.table} row that ${t.name} shares its key with is not here yet`, parent.key);

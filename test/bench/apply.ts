@@ -66,10 +66,24 @@ export async function bench(log: (line: string) => void): Promise<void> {
       batches.push(await encodeBatch(header, entries.slice(i, i + PER_BATCH)));
     }
 
-    // --- spokesync apply on B ---
+    // --- native replay on a fresh server C (run before and after the apply runs; the faster counts) ---
+    const native = async (): Promise<number> => {
+      const c = await server();
+      const t0 = performance.now();
+      await pipeline(mariadbBinary('mariadb-binlog'), ['--no-defaults', ...workload], mariadbBinary('mariadb'), ['--no-defaults', '-h127.0.0.1', `-P${c.s.port}`, '-uroot']);
+      const ms = performance.now() - t0;
+      const [nc] = await c.db.query<{ n: number }>('SELECT COUNT(*) AS n FROM bench.item');
+      if (Number(nc!.n) !== ROWS) throw new Error(`native replay left ${nc!.n} rows, not ${ROWS}`);
+      return ms;
+    };
+    const nativeFirst = await native();
+
+    // --- spokesync apply on a fresh server B ---
     const b = await server();
     await ensureStateSchema(b.db, 'spokesync');
     const runApply = async (groupSize: number): Promise<{ ms: number; applyMs: number }> => {
+      await b.db.exec('DELETE FROM bench.item');
+      await b.db.exec('DELETE FROM spokesync.ledger');
       const applier = new Applier({
         db: b.db, catalog: await loadCatalog(b.db, 'bench'), schema: 'bench', stateSchema: 'spokesync', node: 'b',
         tables: new Set(['item']), log: silentLogger, groupSize,
@@ -89,27 +103,17 @@ export async function bench(log: (line: string) => void): Promise<void> {
       return { ms, applyMs };
     };
     const one = await runApply(1);
-    await b.db.exec('DELETE FROM bench.item');
-    await b.db.exec('DELETE FROM spokesync.ledger');
     const grouped = await runApply(20);
-
-    // --- native replay on C ---
-    const c = await server();
-    const t0 = performance.now();
-    await pipeline(mariadbBinary('mariadb-binlog'), ['--no-defaults', ...workload], mariadbBinary('mariadb'), ['--no-defaults', '-h127.0.0.1', `-P${c.s.port}`, '-uroot']);
-    const nativeMs = performance.now() - t0;
-    const [nc] = await c.db.query<{ n: number }>('SELECT COUNT(*) AS n FROM bench.item');
-    if (Number(nc!.n) !== ROWS) throw new Error(`native replay left ${nc!.n} rows, not ${ROWS}`);
+    const nativeMs = Math.min(nativeFirst, await native());
 
     const rate = (ms: number): number => ROWS / (ms / 1000);
-    const native = rate(nativeMs);
-    log(`native replay (mariadb-binlog | mariadb): ${ROWS} rows in ${(nativeMs / 1000).toFixed(2)} s = ${Math.round(native)} rows/s`);
-    log(`spokesync apply, 1 change set (100 rows) per transaction: ${(one.ms / 1000).toFixed(2)} s = ${Math.round(rate(one.ms))} rows/s ` +
-      `(decode + apply; apply alone ${Math.round(rate(one.applyMs))} rows/s)`);
-    log(`spokesync apply, 20 change sets per transaction (default): ${(grouped.ms / 1000).toFixed(2)} s = ${Math.round(rate(grouped.ms))} rows/s ` +
-      `(apply alone ${Math.round(rate(grouped.applyMs))} rows/s)`);
-    log(`ratio apply/native at 100 rows per transaction: ${(rate(one.ms) / native).toFixed(2)}× (target ≥ 0.5×); ` +
-      `with the default grouping: ${(rate(grouped.ms) / native).toFixed(2)}×`);
+    const nat = rate(nativeMs);
+    log(`native replay (mariadb-binlog | mariadb): ${ROWS} rows in ${(nativeMs / 1000).toFixed(2)} s = ${Math.round(nat)} rows/s (faster of 2 runs)`);
+    for (const [what, r] of [['1 change set (100 rows) per transaction', one], ['20 change sets per transaction (the default)', grouped]] as const) {
+      log(`spokesync apply, ${what}: ${Math.round(rate(r.applyMs))} rows/s = ${(rate(r.applyMs) / nat).toFixed(2)}× native; ` +
+        `with decoding the XML batches ${Math.round(rate(r.ms))} rows/s = ${(rate(r.ms) / nat).toFixed(2)}× native`);
+    }
+    log('target: apply ≥ 0.5× native');
   } finally {
     for (const db of dbs) await db.close().catch(() => undefined);
     for (const s of servers) await s.stop();
