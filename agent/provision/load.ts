@@ -92,8 +92,12 @@ export async function checkCloneTarget(deps: CloneDeps): Promise<{ resume: boole
   return { resume, tables };
 }
 
-/** Multi-row INSERTs of one table, flushed by size. */
+/**
+ * Multi-row INSERTs of one table, flushed by size. One statement runs on the
+ * server while the next is built from the stream (at most two in memory).
+ */
 class TableLoader {
+  private inflight: Promise<unknown> | null = null;
   private sqlHead: string;
   private tuple: string;
   private params: SnapshotValue[] = [];
@@ -112,6 +116,7 @@ class TableLoader {
     this.bytes += 2 * lineBytes;
   }
 
+  /** Sends what is buffered; resolves once the statement before it has run. */
   async flush(): Promise<void> {
     if (this.rows === 0) return;
     const sql = this.sqlHead + new Array<string>(this.rows).fill(this.tuple).join(',');
@@ -119,7 +124,16 @@ class TableLoader {
     this.params = [];
     this.rows = 0;
     this.bytes = 0;
-    await this.conn.exec(sql, params);
+    await this.inflight;
+    this.inflight = this.conn.exec(sql, params);
+    this.inflight.catch(() => undefined);
+  }
+
+  /** Everything sent and run. */
+  async finish(): Promise<void> {
+    await this.flush();
+    await this.inflight;
+    this.inflight = null;
   }
 }
 
@@ -183,7 +197,7 @@ export async function cloneSnapshot(deps: CloneDeps, open: () => Promise<Readabl
       if (next.done) throw new SpokesyncError('SPOKESYNC_E_SNAPSHOT', 'the snapshot ended without a trailer');
       const ev = next.value;
       if (ev.kind === 'table') {
-        await loader?.flush();
+        await loader?.finish();
         loader = new TableLoader(conn, deps.schema, ev.table, limit);
         progress.table(ev.table.name);
       } else if (ev.kind === 'row') {
@@ -192,7 +206,7 @@ export async function cloneSnapshot(deps: CloneDeps, open: () => Promise<Readabl
         bytes += ev.bytes;
         progress.add(1, ev.bytes);
       } else if (ev.kind === 'end') {
-        await loader?.flush();
+        await loader?.finish();
         // Verified: record the clone as complete, and where capture starts.
         const end = await binlogEnd(conn);
         const journalSeq = ev.trailer.journalSeq;
