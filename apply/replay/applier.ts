@@ -51,6 +51,8 @@ export interface ApplyReport {
 }
 
 const NODE_ID = /^[a-z0-9-]{1,64}$/;
+/** Versions written by this applier kept in memory until capture has surely recorded them. */
+const MAX_REMEMBERED = 200_000;
 
 export class Applier {
   private readonly deps: ExecutorDeps;
@@ -97,6 +99,13 @@ export class Applier {
     return next;
   }
 
+  /** Bounds what the versions overlay remembers: once it is large, let capture catch up and forget it. */
+  private async trim(): Promise<void> {
+    if (this.deps.versions.remembered < MAX_REMEMBERED) return;
+    await this.o.waitForCapture?.();
+    this.deps.versions.forgetWritten();
+  }
+
   private reset(): void {
     this.deps.versions.reset();
     this.deps.rowmap.reset();
@@ -108,6 +117,7 @@ export class Applier {
     if (!NODE_ID.test(fromPeer)) throw badChange('the sending peer is not a node id ([a-z0-9-]+)');
     const planned = validateBatch(this.catalog, this.o.tables, entries);
     this.reset();
+    await this.trim();
     let holds = await this.loadHolds();
     const total = emptyCounts();
     for (let i = 0; i < planned.length; i += this.groupSize) {
@@ -123,6 +133,7 @@ export class Applier {
 
   private async retry(): Promise<ApplyReport> {
     this.reset();
+    await this.trim();
     let holds = new Holds();
     const total = emptyCounts();
     let items: GroupItem[] = [];

@@ -7,6 +7,11 @@ const GONE = Symbol('gone');
 export class Layers<V> {
   private readonly stack: Map<string, V | typeof GONE>[] = [new Map()];
 
+  /** Entries in the base layer. */
+  get size(): number {
+    return this.stack[0]!.size;
+  }
+
   get depth(): number {
     return this.stack.length;
   }

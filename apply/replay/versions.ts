@@ -35,7 +35,7 @@ const CHUNK = 500;
 
 export class Versions {
   private readonly stored = new Map<string, Map<string, Version>>();
-  /** versions this batch has written, layered with the transaction */
+  /** versions this applier has written, layered with the transaction */
   readonly overlay = new Layers<Version>();
   /** versions apply itself must write before the group commits */
   readonly noops = new Layers<NoopWrite>();
@@ -46,13 +46,26 @@ export class Versions {
     private readonly stateSchema: string,
   ) {}
 
-  /** A new batch: forget everything read. */
+  /**
+   * A new batch: forget what was read from the table. What this applier wrote
+   * stays (capture may not have recorded it yet) until trim() finds it too much.
+   */
   reset(): void {
     this.stored.clear();
     this.overlay.rollbackAll();
-    this.overlay.clear();
     this.noops.rollbackAll();
     this.noops.clear();
+  }
+
+  /** Entries this applier remembers having written. */
+  get remembered(): number {
+    return this.overlay.size;
+  }
+
+  /** Forgets what this applier wrote (call once capture has recorded it). */
+  forgetWritten(): void {
+    this.overlay.rollbackAll();
+    this.overlay.clear();
   }
 
   /** The rows (by table) whose stored versions have not been read yet. */
@@ -87,13 +100,17 @@ export class Versions {
     for (const r of rows) this.stored.get(rowKey(table, r.identity))?.set(r.col, { hlc: String(r.hlc), node: r.node });
   }
 
-  /** The local version of a column: this batch's writes first, then the table; undefined when unknown. */
+  /**
+   * The local version of a column, undefined when unknown: the newest of what
+   * the table says and what this applier wrote (capture may lag behind it).
+   */
   get(table: string, id: string, col: string): Version | undefined {
     const key = rowKey(table, id);
-    const mine = this.overlay.get(`${key}\u0000${col}`);
-    const inserted = col === TOMBSTONE ? undefined : this.overlay.get(`${key}\u0000${INSERTED}`);
-    if (mine || inserted) return !mine ? inserted : !inserted ? mine : newer(inserted, mine) ? inserted : mine;
-    return this.stored.get(key)?.get(col);
+    let best = this.stored.get(key)?.get(col);
+    for (const v of [this.overlay.get(`${key}\u0000${col}`), col === TOMBSTONE ? undefined : this.overlay.get(`${key}\u0000${INSERTED}`)]) {
+      if (v && (!best || newer(v, best))) best = v;
+    }
+    return best;
   }
 
   /** A row was inserted by this batch at version v: every column it carried has that version. */
