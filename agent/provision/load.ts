@@ -182,8 +182,15 @@ export async function cloneSnapshot(deps: CloneDeps, open: () => Promise<Readabl
     await setMeta(conn, deps.stateSchema, CLONE_KEY, JSON.stringify({
       state: 'loading', from: header.node, binlog: formatPosition(header.binlog), at: new Date().toISOString(),
     } satisfies CloneMark));
-    await conn.exec(`DROP DATABASE IF EXISTS ${qid(deps.schema)}`);
-    await conn.exec(`CREATE DATABASE ${qid(deps.schema)} CHARACTER SET ${qid(header.charset)} COLLATE ${qid(header.collation)}`);
+    try {
+      await conn.exec(`DROP DATABASE IF EXISTS ${qid(deps.schema)}`);
+      await conn.exec(`CREATE DATABASE ${qid(deps.schema)} CHARACTER SET ${qid(header.charset)} COLLATE ${qid(header.collation)}`);
+    } catch (e) {
+      throw new SpokesyncError('SPOKESYNC_E_PREFLIGHT', `cannot replace schema ${deps.schema} (${(e as { code?: string }).code ?? 'error'})`, {
+        cause: e,
+        fix: `GRANT CREATE, DROP ON \`${deps.schema}\`.* TO the spokesync user for the clone (revoke it afterwards), then run clone again.`,
+      });
+    }
     await conn.exec(`USE ${qid(deps.schema)}`);
     for (const t of header.tables) await conn.exec(t.ddl);
 

@@ -8,7 +8,8 @@ import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { gunzipSync, gzipSync } from 'node:zlib';
-import { startServer, loadOpenmrs, type TestServer } from '../helpers/mariadb.js';
+import { spawn } from 'node:child_process';
+import { startServer, loadOpenmrs, mariadbBinary, type TestServer } from '../helpers/mariadb.js';
 import { openDb, type Db } from '../../agent/db.js';
 import { silentLogger } from '../../agent/log.js';
 import { ensureStateSchema } from '../../agent/state/schema.js';
@@ -211,4 +212,45 @@ void t.test('snapshot to a file and clone it: identical structure and data, curs
     const sums = await tableSums(leaf.db);
     for (const [name, sum] of a) t.equal(sums.get(name), sum, `table ${name} identical`);
   });
+});
+
+/** mysql-conf/grants.sql as documented, then any extra grants. */
+async function grants(s: TestServer, extra: string[] = []): Promise<void> {
+  const sql = await readFile(new URL('../../../mysql-conf/grants.sql', import.meta.url), 'utf8');
+  await new Promise<void>((resolve, reject) => {
+    const p = spawn(mariadbBinary('mariadb'), ['-h127.0.0.1', `-P${s.port}`, '-uroot'], { stdio: ['pipe', 'ignore', 'pipe'] });
+    let err = '';
+    p.stderr.on('data', (d: Buffer) => { err += d.toString(); });
+    p.on('exit', (code) => (code === 0 ? resolve() : reject(new Error(err))));
+    p.stdin.end(`SET @spokesync_password = 'pw', @app_schema = 'openmrs';\n${sql}\n${extra.map((g) => `${g} TO 'spokesync'@'127.0.0.1';`).join('\n')}\n`);
+  });
+}
+
+void t.test('least privilege: snapshot with the grants of mysql-conf/grants.sql; clone needs BINLOG ADMIN, CREATE and DROP', async (t) => {
+  const hub = await node(t, true);
+  const leaf = await node(t, false);
+  await grants(hub.s);
+  await grants(leaf.s);
+  const as = (n: Node): Db => {
+    const db = openDb({ host: n.s.host, port: n.s.port, user: 'spokesync', password: 'pw' });
+    t.teardown(() => db.close());
+    return db;
+  };
+  const dir = await mkdtemp(join(tmpdir(), 'spokesync-snap-'));
+  t.teardown(() => rm(dir, { recursive: true, force: true }));
+  const file = join(dir, 'leaf.snapshot');
+  const hubDb = as(hub);
+  const snap = await writeSnapshot({
+    ...snapDeps(hub, fakeCapture(hub.db).deps), settings: { host: hub.s.host, port: hub.s.port, user: 'spokesync', password: 'pw' }, db: hubDb,
+  }, 'leaf', createWriteStream(file));
+  t.equal(snap.tables, 116, 'the snapshot needs no more than grants.sql');
+
+  // global grants reach new connections only: a fresh pool for each try
+  const leafDeps = (): CloneDeps => ({ ...cloneDeps(leaf), db: as(leaf) });
+  await t.rejects(cloneSnapshot(leafDeps(), async () => createReadStream(file)), { code: 'SPOKESYNC_E_PREFLIGHT', fix: /BINLOG ADMIN/ });
+  await leaf.s.query("GRANT BINLOG ADMIN ON *.* TO 'spokesync'@'127.0.0.1'");
+  await t.rejects(cloneSnapshot(leafDeps(), async () => createReadStream(file)), { code: 'SPOKESYNC_E_PREFLIGHT', fix: /GRANT CREATE, DROP/ });
+  await leaf.s.query("GRANT CREATE, DROP ON `openmrs`.* TO 'spokesync'@'127.0.0.1'");
+  const res = await cloneSnapshot(leafDeps(), async () => createReadStream(file));
+  t.equal(res.rows, snap.rows, 'with BINLOG ADMIN, CREATE and DROP the clone completes');
 });
