@@ -91,7 +91,7 @@ export async function startServer(opts: ServerOptions = {}): Promise<TestServer>
   const datadir = await mkdtemp(join(tmpdir(), 'spokesync-db-'));
   await run(mariadbBinary('mariadb-install-db'), [
     '--no-defaults', `--datadir=${datadir}`, '--auth-root-authentication-method=normal',
-    '--skip-test-db', '--user=root', '--skip-name-resolve',
+    '--skip-test-db', '--user=root', '--skip-name-resolve', `--tmpdir=${datadir}`,
   ]);
   const serverId = opts.serverId ?? 1000 + Math.floor(Math.random() * 59000);
   let port = 0;
@@ -105,7 +105,7 @@ export async function startServer(opts: ServerOptions = {}): Promise<TestServer>
       opts.defaultsFile ? `--defaults-file=${opts.defaultsFile}` : '--no-defaults',
       `--datadir=${datadir}`, `--port=${port}`, '--bind-address=127.0.0.1',
       `--socket=${join(datadir, 'mysqld.sock')}`, `--pid-file=${join(datadir, 'mysqld.pid')}`,
-      `--log-error=${logFile}`, '--user=root', '--skip-name-resolve',
+      `--log-error=${logFile}`, '--user=root', '--skip-name-resolve', `--tmpdir=${datadir}`,
       '--innodb-buffer-pool-size=64M', '--innodb-log-file-size=48M',
       ...(opts.defaultsFile ? [] : [...binlogArgs, `--server-id=${serverId}`]),
       ...(opts.extraArgs ?? []),
