@@ -18,8 +18,11 @@
 --   REPLICATION CLIENT ON *.*       list binlog files and positions (BINLOG MONITOR on MariaDB 10.5+)
 --   SELECT, INSERT, UPDATE, DELETE  on the application schema: snapshots and applying changes
 --   ALL PRIVILEGES                  on the state schema: spokesync creates and migrates its own tables
--- `spokesync clone` into an empty schema also needs CREATE, ALTER, INDEX, REFERENCES and DROP on the
--- application schema while it runs; grant them for the clone and revoke them afterwards.
+-- `spokesync clone` (a new child) also needs, while it runs: CREATE and DROP on the application schema
+-- (it creates the tables from the snapshot), and BINLOG ADMIN on *.* (MariaDB; SUPER on MySQL) so its
+-- load runs with sql_log_bin = 0 and is never captured as changes. Grant them for the clone and
+-- revoke them afterwards:
+--   GRANT CREATE, DROP ON `openmrs`.* TO 'spokesync'@'127.0.0.1'; GRANT BINLOG ADMIN ON *.* TO 'spokesync'@'127.0.0.1';
 --
 -- Statements are built with PREPARE so the names come from the variables; schema names have their
 -- _ and % escaped, which are wildcards in GRANT ... ON `db`.*.
