@@ -13,9 +13,9 @@ import { SpokesyncError, catalogue, isSpokesyncError, type ErrorCode } from '../
 import type { Logger } from '../log.js';
 import { PARENT_ID_KEY, getCursor, getMeta, recordContact, setMeta } from '../routing/cursors.js';
 import type { Route } from '../routing/filters.js';
-import { compress, decompress, encodingFor, parseContentEncoding } from './compression.js';
+import { ACCEPTED_CODINGS, UBR, compress, decompress, encodingFor, parseContentEncoding, type Encoding } from './compression.js';
 import {
-  CAP_BYTES_HEADER, CAP_RECORDS_HEADER, EXCHANGE_PATH, PEER_PATH, type ExchangeCore, type TakeResult,
+  CAP_BYTES_HEADER, CAP_RECORDS_HEADER, DEFAULT_CAPS, EXCHANGE_PATH, PEER_PATH, type ExchangeCore, type TakeResult,
 } from './protocol.js';
 import { batchBuffer, collectBatch, type DecodedBatch } from './wire.js';
 
@@ -105,6 +105,9 @@ export class ExchangeClient {
   private readonly random: () => number;
   private readonly tls: ReturnType<typeof tlsOptions>;
   private readonly base: string;
+  private readonly accept: string;
+  /** the coding of our requests: the configured one, or spokesync-ubr once the parent offers it */
+  private requestEncoding: Encoding;
 
   constructor(private readonly o: ExchangeClientOptions) {
     this.log = o.log.child({ part: 'client' });
@@ -112,6 +115,8 @@ export class ExchangeClient {
     this.random = o.random ?? Math.random;
     this.tls = tlsOptions(o.parent.ca);
     this.base = o.parent.url.replace(/\/+$/, '');
+    this.requestEncoding = encodingFor(o.parent.compression);
+    this.accept = { br: ACCEPTED_CODINGS, gzip: 'gzip', none: 'identity' }[o.parent.compression];
   }
 
   /** One HTTP request, retried by p-retry; `parse` runs inside the retry (a garbled answer is fetched again). */
@@ -200,7 +205,7 @@ export class ExchangeClient {
   async round(parentId: string, signal?: AbortSignal): Promise<RoundResult> {
     const { parent, core } = this.o;
     const out = await core.next(this.o.routeFor(parentId), parent.batch);
-    const enc = encodingFor(parent.compression);
+    const enc = this.requestEncoding;
     const body = compress(await batchBuffer(out.header, out.entries), enc);
     const max = this.o.maxInflatedBytes ?? 64 * 1024 * 1024;
     const answer: DecodedBatch = await this.request(
@@ -211,14 +216,18 @@ export class ExchangeClient {
         body,
         headers: {
           ...this.headers(),
-          'content-type': 'application/xml',
-          'accept-encoding': enc === 'br' ? 'br, gzip' : enc === 'gzip' ? 'gzip' : 'identity',
+          'accept-encoding': this.accept,
           ...(enc === 'identity' ? {} : { 'content-encoding': enc }),
-          [CAP_RECORDS_HEADER]: String(parent.batch.records),
-          [CAP_BYTES_HEADER]: String(parent.batch.bytes),
+          // the parent answers within the same caps (defaults are not sent: every byte counts on 1 kbps)
+          ...(parent.batch.records === DEFAULT_CAPS.records ? {} : { [CAP_RECORDS_HEADER]: String(parent.batch.records) }),
+          ...(parent.batch.bytes === DEFAULT_CAPS.bytes ? {} : { [CAP_BYTES_HEADER]: String(parent.batch.bytes) }),
         },
       }),
       async (res) => {
+        // a parent that takes spokesync-ubr says so (RFC 7694); brotli requests use it from then on
+        if (parent.compression === 'br' && String(res.headers['accept-encoding'] ?? '').split(/\s*,\s*/).includes(UBR)) {
+          this.requestEncoding = UBR;
+        }
         const renc = parseContentEncoding(res.headers['content-encoding']);
         if (renc === null) throw new SpokesyncError('SPOKESYNC_E_HTTP', 'the parent answered in an unknown encoding');
         return collectBatch([decompress(res.body, renc, max)], { maxBytes: max });

@@ -4,8 +4,13 @@ import { Transform, type TransformCallback } from 'node:stream';
 import zlib from 'node:zlib';
 import type { Compression } from '../config/types.js';
 import { SpokesyncError } from '../errors.js';
+import { packUuids, unpackUuids } from './uuid-coding.js';
 
-export type Encoding = 'gzip' | 'br' | 'identity';
+/** `spokesync-ubr`: brotli over packed UUIDs (uuid-coding.ts), offered by spokesync parents */
+export type Encoding = 'gzip' | 'br' | 'identity' | 'spokesync-ubr';
+export const UBR = 'spokesync-ubr';
+/** what a spokesync parent accepts in requests, best first (sent in its answers, RFC 7694) */
+export const ACCEPTED_CODINGS = `${UBR}, br, gzip`;
 
 export function encodingFor(c: Compression): Encoding {
   return c === 'none' ? 'identity' : c;
@@ -17,12 +22,13 @@ export function parseContentEncoding(header: string | undefined): Encoding | nul
   if (v === '' || v === 'identity') return 'identity';
   if (v === 'gzip' || v === 'x-gzip') return 'gzip';
   if (v === 'br') return 'br';
+  if (v === UBR) return UBR;
   return null;
 }
 
 /**
  * The encoding of a response: the request's own encoding when the client
- * accepts it, else br, gzip, identity in that order of what it accepts.
+ * accepts it, else spokesync-ubr, br, gzip, identity in that order of what it accepts.
  */
 export function negotiate(acceptEncoding: string | undefined, requestEncoding: Encoding): Encoding {
   const accepted = new Set<string>();
@@ -32,7 +38,7 @@ export function negotiate(acceptEncoding: string | undefined, requestEncoding: E
     if (name && !(q && Number(q.slice(2)) === 0)) accepted.add(name === 'x-gzip' ? 'gzip' : name);
   }
   if (accepted.has(requestEncoding) || requestEncoding === 'identity' && accepted.size === 0) return requestEncoding;
-  for (const e of ['br', 'gzip'] as const) if (accepted.has(e)) return e;
+  for (const e of [UBR, 'br', 'gzip'] as const) if (accepted.has(e)) return e;
   return 'identity';
 }
 
@@ -48,11 +54,15 @@ const brotliParams = (size?: number): zlib.BrotliOptions => ({
 export function compress(buf: Buffer, enc: Encoding): Buffer {
   if (enc === 'gzip') return zlib.gzipSync(buf, { level: 9, memLevel: 9 });
   if (enc === 'br') return zlib.brotliCompressSync(buf, brotliParams(buf.length));
+  if (enc === UBR) {
+    const packed = packUuids(buf);
+    return zlib.brotliCompressSync(packed, brotliParams(packed.length));
+  }
   return buf;
 }
 
-/** A streaming compressor (USB files, large responses); identity passes through. */
-export function compressor(enc: Encoding): Transform {
+/** A streaming compressor (USB files); identity passes through; not for spokesync-ubr (whole buffers only). */
+export function compressor(enc: Exclude<Encoding, typeof UBR>): Transform {
   if (enc === 'gzip') return zlib.createGzip({ level: 9, memLevel: 9 });
   if (enc === 'br') return zlib.createBrotliCompress(brotliParams());
   return new Transform({ transform: (c: Buffer, _e, cb) => cb(null, c) });
@@ -63,6 +73,8 @@ export function decompress(buf: Buffer, enc: Encoding, maxBytes: number): Buffer
   try {
     if (enc === 'gzip') return zlib.gunzipSync(buf, { maxOutputLength: maxBytes });
     if (enc === 'br') return zlib.brotliDecompressSync(buf, { maxOutputLength: maxBytes });
+    // packing at most doubles a body (every 0x01 byte escaped), plus its length word
+    if (enc === UBR) return unpackUuids(zlib.brotliDecompressSync(buf, { maxOutputLength: 2 * maxBytes + 4 }), maxBytes);
   } catch (e) {
     throw inflateError(e, maxBytes);
   }
@@ -70,8 +82,8 @@ export function decompress(buf: Buffer, enc: Encoding, maxBytes: number): Buffer
   return buf;
 }
 
-/** A streaming decompressor; identity passes through. */
-export function decompressor(enc: Encoding): Transform {
+/** A streaming decompressor; identity passes through; not for spokesync-ubr (whole buffers only). */
+export function decompressor(enc: Exclude<Encoding, typeof UBR>): Transform {
   if (enc === 'gzip') return zlib.createGunzip();
   if (enc === 'br') return zlib.createBrotliDecompress();
   return new Transform({ transform: (c: Buffer, _e, cb) => cb(null, c) });

@@ -9,11 +9,13 @@ import https from 'node:https';
 import type { AddressInfo } from 'node:net';
 import { pipeline } from 'node:stream';
 import type { ChildConfig, ListenConfig } from '../config/types.js';
-import { isSpokesyncError, type ErrorCode } from '../errors.js';
+import { SpokesyncError, isSpokesyncError, type ErrorCode } from '../errors.js';
 import type { Logger } from '../log.js';
 import type { Route } from '../routing/filters.js';
 import type { Caps } from '../routing/journal.js';
-import { ByteLimit, compress, decompressor, inflateError, negotiate, parseContentEncoding } from './compression.js';
+import {
+  ACCEPTED_CODINGS, ByteLimit, UBR, compress, decompress, decompressor, inflateError, negotiate, parseContentEncoding,
+} from './compression.js';
 import {
   CAP_BYTES_HEADER, CAP_RECORDS_HEADER, DEFAULT_CAPS, EXCHANGE_PATH, HEALTH_PATH, PEER_PATH, type ExchangeCore,
 } from './protocol.js';
@@ -46,8 +48,16 @@ const STATUS: Partial<Record<ErrorCode, number>> = {
 
 const sha256 = (s: string): Buffer => createHash('sha256').update(s, 'utf8').digest();
 
-/** Sends `CODE: message` with a status; the connection closes when the request body was not read. */
-function fail(res: ServerResponse, status: number, code: string, message: string, close: boolean): void {
+/**
+ * How a refusal treats the rest of the request body: 'read' (it was all read),
+ * 'drain' (answer now, then read and drop what remains, up to `allowance`
+ * bytes, keeping the connection: closing on unread data can reset it before
+ * the client reads the answer), 'close' (too much to drain: close after answering).
+ */
+type Rest = { mode: 'read' } | { mode: 'drain'; allowance: number } | { mode: 'close' };
+
+/** Sends `CODE: message` with a status. */
+function fail(req: IncomingMessage, res: ServerResponse, status: number, code: string, message: string, rest: Rest): void {
   if (res.headersSent || res.destroyed) {
     res.destroy();
     return;
@@ -57,9 +67,17 @@ function fail(res: ServerResponse, status: number, code: string, message: string
     'content-type': 'text/plain; charset=utf-8',
     'content-length': Buffer.byteLength(body),
     ...(status === 401 ? { 'www-authenticate': 'Bearer realm="spokesync"' } : {}),
-    ...(close ? { connection: 'close' } : {}),
+    ...(rest.mode === 'close' ? { connection: 'close' } : {}),
   });
   res.end(body);
+  if (rest.mode === 'drain' && !req.complete) {
+    let left = rest.allowance;
+    req.on('data', (c: Buffer) => {
+      left -= c.length;
+      if (left < 0) req.socket.destroy();
+    });
+    req.resume();
+  }
 }
 
 function capHeader(v: string | string[] | undefined, fallback: number, max: number): number {
@@ -80,7 +98,7 @@ export class ExchangeServer {
     const handler = (req: IncomingMessage, res: ServerResponse): void => {
       const p = this.handle(req, res).catch((e: unknown) => {
         this.log.error('request failed', { error: e });
-        fail(res, 500, 'SPOKESYNC_E_HTTP', 'internal error', true);
+        fail(req, res, 500, 'SPOKESYNC_E_HTTP', 'internal error', { mode: 'close' });
       });
       this.inflight.add(p);
       void p.finally(() => this.inflight.delete(p));
@@ -138,6 +156,11 @@ export class ExchangeServer {
     await closed;
   }
 
+  /** Refusals before the body is read drain it, up to the body limit. */
+  private drain(): Rest {
+    return { mode: 'drain', allowance: this.o.listen.maxBodyBytes };
+  }
+
   /** The child whose token this is; every child is compared, in constant time. */
   private authenticate(req: IncomingMessage): ChildConfig | null {
     const m = /^Bearer\s+(\S+)\s*$/i.exec(req.headers.authorization ?? '');
@@ -158,13 +181,13 @@ export class ExchangeServer {
     const handler = this.routes.get(`${req.method ?? 'GET'} ${path}`);
     if (!handler) {
       const known = [...this.routes.keys()].some((k) => k.endsWith(` ${path}`));
-      fail(res, known ? 405 : 404, 'SPOKESYNC_E_HTTP', known ? 'method not allowed' : 'no such path', true);
+      fail(req, res, known ? 405 : 404, 'SPOKESYNC_E_HTTP', known ? 'method not allowed' : 'no such path', this.drain());
       return;
     }
     const child = this.authenticate(req);
     if (!child) {
       this.log.warn('refused: bad token', { path, remote: req.socket.remoteAddress });
-      fail(res, 401, 'SPOKESYNC_E_AUTH', 'missing or unknown token', true);
+      fail(req, res, 401, 'SPOKESYNC_E_AUTH', 'missing or unknown token', this.drain());
       return;
     }
     await handler(req, res, child);
@@ -175,26 +198,39 @@ export class ExchangeServer {
     const log = this.log.child({ child: child.id });
     const enc = parseContentEncoding(req.headers['content-encoding']);
     if (enc === null) {
-      fail(res, 415, 'SPOKESYNC_E_HTTP', 'Content-Encoding must be gzip, br or identity', true);
+      fail(req, res, 415, 'SPOKESYNC_E_HTTP', `Content-Encoding must be one of ${ACCEPTED_CODINGS}, identity`, this.drain());
       return;
     }
     const declared = Number(req.headers['content-length'] ?? 0);
     if (declared > listen.maxBodyBytes) {
-      fail(res, 413, 'SPOKESYNC_E_BATCH_TOO_LARGE', `the body is larger than ${listen.maxBodyBytes} bytes`, true);
+      fail(req, res, 413, 'SPOKESYNC_E_BATCH_TOO_LARGE', `the body is larger than ${listen.maxBodyBytes} bytes`, { mode: 'close' });
       return;
     }
     let bodyRead = false;
+    // req is piped, not pipelined: a failure downstream must leave the socket open for the answer
+    const wire = new ByteLimit(listen.maxBodyBytes, 'body');
+    req.pipe(wire);
+    req.once('close', () => {
+      if (!req.complete) wire.destroy(new SpokesyncError('SPOKESYNC_E_HTTP', 'the connection closed before the body ended'));
+    });
     try {
-      const inflated = pipeline(
-        req,
-        new ByteLimit(listen.maxBodyBytes, 'body'),
-        decompressor(enc),
-        new ByteLimit(listen.maxInflatedBytes, 'inflated body'),
-        () => undefined,
-      );
+      const limits = { maxRecords: this.o.maxRecords ?? 10_000, maxBytes: listen.maxInflatedBytes };
       let batch;
       try {
-        batch = await collectBatch(inflated, { maxRecords: this.o.maxRecords ?? 10_000, maxBytes: listen.maxInflatedBytes });
+        if (enc === UBR) {
+          // a whole-buffer coding: read the (capped) body, then unpack
+          const parts: Buffer[] = [];
+          for await (const c of wire) parts.push(c as Buffer);
+          batch = await collectBatch([decompress(Buffer.concat(parts), enc, listen.maxInflatedBytes)], limits);
+        } else {
+          const inflated = pipeline(
+            wire,
+            decompressor(enc),
+            new ByteLimit(listen.maxInflatedBytes, 'inflated body'),
+            () => undefined,
+          );
+          batch = await collectBatch(inflated, limits);
+        }
       } catch (e) {
         throw isSpokesyncError(e) ? e : inflateError(e, listen.maxInflatedBytes);
       }
@@ -210,8 +246,8 @@ export class ExchangeServer {
       const body = compress(await batchBuffer(answer.header, answer.entries), out);
       res.sendDate = false;
       res.writeHead(200, {
-        'content-type': 'application/xml',
         'content-length': body.length,
+        'accept-encoding': ACCEPTED_CODINGS,
         ...(out === 'identity' ? {} : { 'content-encoding': out }),
       });
       res.end(body);
@@ -221,7 +257,10 @@ export class ExchangeServer {
       const status = isSpokesyncError(e) ? STATUS[e.code] ?? 500 : 500;
       log.warn('exchange refused', { status, code, error: isSpokesyncError(e) ? e.message : String(e) });
       const msg = isSpokesyncError(e) ? e.message : 'internal error';
-      fail(res, status, code, msg, !bodyRead);
+      req.unpipe(wire);
+      const overflow = wire.bytes > listen.maxBodyBytes;
+      fail(req, res, status, code, msg, bodyRead ? { mode: 'read' }
+        : overflow ? { mode: 'close' } : { mode: 'drain', allowance: listen.maxBodyBytes - wire.bytes });
     }
   }
 }

@@ -8,7 +8,10 @@ import { KeyedMutex } from '../../agent/exchange/protocol.js';
 import { routeTo } from '../../agent/routing/filters.js';
 import { decide } from '../../agent/routing/journal.js';
 import { seqOf } from '../../agent/routing/cursors.js';
+import { packUuids, unpackUuids } from '../../agent/exchange/uuid-coding.js';
 import { kbps, startProxy } from '../helpers/net-proxy.js';
+import fc from 'fast-check';
+import { randomUUID } from 'node:crypto';
 
 void t.test('backoff: exponential, capped, jitter within [50%, 100%]', async (t) => {
   const table: [number, number, number][] = [
@@ -35,6 +38,44 @@ void t.test('content encodings: parse, negotiate, size limits', async (t) => {
     t.throws(() => decompress(compress(text, enc), enc, 1000), { code: 'SPOKESYNC_E_BATCH_TOO_LARGE' }, `${enc} bomb`);
   }
   t.throws(() => decompress(Buffer.from('not gzip'), 'gzip', 1000), { code: 'SPOKESYNC_E_XML' });
+});
+
+void t.test('spokesync-ubr: lossless for any bytes, smaller for UUID-heavy batches, refuses bad input', async (t) => {
+  const uuids = Array.from({ length: 100 }, () => randomUUID());
+  const xml = Buffer.from(Array.from({ length: 300 }, (_, i) =>
+    `<i t="person" k="${uuids[i % 100]!}"><c n="uuid">${uuids[i % 100]!}</c><c n="creator" r="users">${uuids[0]!}</c></i>`).join(''));
+  t.ok(unpackUuids(packUuids(xml), 1e7).equals(xml), 'batch round trip (more than 64 distinct UUIDs)');
+  t.ok(decompress(compress(xml, 'spokesync-ubr'), 'spokesync-ubr', 1e7).equals(xml));
+  t.ok(compress(xml, 'spokesync-ubr').length < compress(xml, 'br').length * 0.9, 'smaller than brotli alone');
+  const tricky = Buffer.concat([
+    Buffer.from([1, 1, 2, 0x20, 1]), Buffer.from(uuids[1]!.toUpperCase()), Buffer.from(uuids[2]!), Buffer.from([1]),
+    Buffer.from(uuids[2]!.slice(0, 35)), Buffer.from(`${uuids[3]!}${uuids[3]!}`), Buffer.from([0xff, 0xfe, 1]),
+  ]);
+  t.ok(unpackUuids(packUuids(tricky), 1e6).equals(tricky), 'escape bytes, upper case, partial and adjacent UUIDs');
+  fc.assert(fc.property(
+    fc.array(fc.oneof(fc.uint8Array({ maxLength: 20 }), fc.constantFrom(...uuids.slice(0, 5)).map((u) => Buffer.from(u)), fc.constant(new Uint8Array([1])))),
+    (parts) => {
+      const b = Buffer.concat(parts.map((p) => Buffer.from(p)));
+      return unpackUuids(packUuids(b), 1e6).equals(b);
+    },
+  ), { numRuns: 500 });
+  const bad: [string, Buffer][] = [
+    ['too short', Buffer.from([0, 0])],
+    ['length beyond the end', Buffer.from([0, 0, 0, 9, 65])],
+    ['a stray marker', Buffer.from([0, 0, 0, 2, 1, 0x7f])],
+    ['a reference to nothing', Buffer.from([0, 0, 0, 2, 1, 0x20])],
+    ['a missing literal', Buffer.from([0, 0, 0, 2, 1, 2])],
+    ['an unused literal', Buffer.concat([Buffer.from([0, 0, 0, 1, 65]), Buffer.alloc(16)])],
+    ['a marker cut short', Buffer.from([0, 0, 0, 1, 1])],
+  ];
+  for (const [what, b] of bad) t.throws(() => unpackUuids(b, 1000), { code: 'SPOKESYNC_E_XML' }, what);
+  // a bomb of references: 2 bytes each expand to 36
+  const bomb = Buffer.concat([Buffer.from([0, 0, 0, 0]), Buffer.alloc(16)]);
+  bomb.writeUInt32BE(2 + 2 * 5000, 0);
+  const text = Buffer.concat([Buffer.from([1, 2]), Buffer.from(Array.from({ length: 5000 }, () => [1, 0x20]).flat())]);
+  const packedBomb = Buffer.concat([bomb.subarray(0, 4), text, Buffer.alloc(16)]);
+  t.throws(() => unpackUuids(packedBomb, 100_000), { code: 'SPOKESYNC_E_BATCH_TOO_LARGE' });
+  t.equal(unpackUuids(packedBomb, 1e6).length, 36 * 5001, 'within the limit it expands');
 });
 
 void t.test('routing: never back to the sender, one-way tables, child filters', async (t) => {
