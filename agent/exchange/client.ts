@@ -106,7 +106,7 @@ export class ExchangeClient {
   private readonly tls: ReturnType<typeof tlsOptions>;
   private readonly base: string;
   private readonly accept: string;
-  /** the coding of our requests: the configured one, or spokesync-ubr once the parent offers it */
+  /** the coding of our requests: the configured one, spokesync-ubr for br while the parent takes it */
   private requestEncoding: Encoding;
 
   constructor(private readonly o: ExchangeClientOptions) {
@@ -115,7 +115,8 @@ export class ExchangeClient {
     this.random = o.random ?? Math.random;
     this.tls = tlsOptions(o.parent.ca);
     this.base = o.parent.url.replace(/\/+$/, '');
-    this.requestEncoding = encodingFor(o.parent.compression);
+    // brotli children try spokesync-ubr first and fall back to br when the parent refuses it (415)
+    this.requestEncoding = o.parent.compression === 'br' ? UBR : encodingFor(o.parent.compression);
     this.accept = { br: ACCEPTED_CODINGS, gzip: 'gzip', none: 'identity' }[o.parent.compression];
   }
 
@@ -205,29 +206,38 @@ export class ExchangeClient {
   async round(parentId: string, signal?: AbortSignal): Promise<RoundResult> {
     const { parent, core } = this.o;
     const out = await core.next(this.o.routeFor(parentId), parent.batch);
-    const enc = this.requestEncoding;
-    const body = compress(await batchBuffer(out.header, out.entries), enc);
+    const raw = await batchBuffer(out.header, out.entries);
+    const bodies = new Map<Encoding, Buffer>();
+    const bodyFor = (enc: Encoding): Buffer => {
+      let b = bodies.get(enc);
+      if (!b) bodies.set(enc, (b = compress(raw, enc)));
+      return b;
+    };
     const max = this.o.maxInflatedBytes ?? 64 * 1024 * 1024;
     const answer: DecodedBatch = await this.request(
       'exchange',
-      () => got(`${this.base}${EXCHANGE_PATH}`, {
-        ...this.gotOptions(),
-        method: 'POST',
-        body,
-        headers: {
-          ...this.headers(),
-          'accept-encoding': this.accept,
-          ...(enc === 'identity' ? {} : { 'content-encoding': enc }),
-          // the parent answers within the same caps (defaults are not sent: every byte counts on 1 kbps)
-          ...(parent.batch.records === DEFAULT_CAPS.records ? {} : { [CAP_RECORDS_HEADER]: String(parent.batch.records) }),
-          ...(parent.batch.bytes === DEFAULT_CAPS.bytes ? {} : { [CAP_BYTES_HEADER]: String(parent.batch.bytes) }),
-        },
-      }),
+      async () => {
+        const post = (enc: Encoding) => got(`${this.base}${EXCHANGE_PATH}`, {
+          ...this.gotOptions(),
+          method: 'POST',
+          body: bodyFor(enc),
+          headers: {
+            ...this.headers(),
+            'accept-encoding': this.accept,
+            ...(enc === 'identity' ? {} : { 'content-encoding': enc }),
+            // the parent answers within the same caps (defaults are not sent: every byte counts on 1 kbps)
+            ...(parent.batch.records === DEFAULT_CAPS.records ? {} : { [CAP_RECORDS_HEADER]: String(parent.batch.records) }),
+            ...(parent.batch.bytes === DEFAULT_CAPS.bytes ? {} : { [CAP_BYTES_HEADER]: String(parent.batch.bytes) }),
+          },
+        });
+        const res = await post(this.requestEncoding);
+        if (res.statusCode !== 415 || this.requestEncoding !== UBR) return res;
+        // a parent without spokesync-ubr: plain brotli from now on
+        this.requestEncoding = 'br';
+        this.log.info('the parent does not take spokesync-ubr; using br');
+        return post('br');
+      },
       async (res) => {
-        // a parent that takes spokesync-ubr says so (RFC 7694); brotli requests use it from then on
-        if (parent.compression === 'br' && String(res.headers['accept-encoding'] ?? '').split(/\s*,\s*/).includes(UBR)) {
-          this.requestEncoding = UBR;
-        }
         const renc = parseContentEncoding(res.headers['content-encoding']);
         if (renc === null) throw new SpokesyncError('SPOKESYNC_E_HTTP', 'the parent answered in an unknown encoding');
         return collectBatch([decompress(res.body, renc, max)], { maxBytes: max });

@@ -12,6 +12,7 @@ import { routeTo } from '../../agent/routing/filters.js';
 import type { ParentConfig } from '../../agent/config/types.js';
 import { startServer } from '../helpers/mariadb.js';
 import { startProxy } from '../helpers/net-proxy.js';
+import { createServer, request } from 'node:http';
 import { changeSet, journal, nodeConfig, rigNode, type RigNode } from '../helpers/exchange-rig.js';
 
 const TOKEN = 'leaf-token-a1';
@@ -116,6 +117,52 @@ void t.test('client', async (t) => {
     t.same(ids(hub).length, 9);
     t.same(ids(leaf).length, 4);
     t.ok(Date.now() - started < 30_000);
+  });
+
+  await t.test('brotli children send spokesync-ubr, and fall back to br for a parent without it', async (t) => {
+    const { hub, leaf, server, proxy } = await setup(t, db, 'e', 'br');
+    await fill(db, leaf, 'leaf-e', 4);
+    // an HTTP front that records request codings and, when told, refuses spokesync-ubr as an older parent would
+    const seen: string[] = [];
+    let refuse = false;
+    const front = createServer((req, res) => {
+      const enc = String(req.headers['content-encoding'] ?? 'identity');
+      seen.push(enc);
+      if (refuse && enc === 'spokesync-ubr') {
+        req.resume();
+        res.writeHead(415).end('SPOKESYNC_E_HTTP: unsupported\n');
+        return;
+      }
+      const up = request({ port: server.port, host: '127.0.0.1', path: req.url, method: req.method, headers: req.headers }, (r) => {
+        const headers = { ...r.headers };
+        if (refuse) delete headers['accept-encoding'];
+        res.writeHead(r.statusCode ?? 502, headers);
+        r.pipe(res);
+      });
+      req.pipe(up);
+    });
+    await new Promise<void>((r) => front.listen(0, '127.0.0.1', () => r()));
+    t.teardown(() => new Promise<void>((r) => { front.closeAllConnections(); front.close(() => r()); }));
+    const port = (front.address() as { port: number }).port;
+    const parent: ParentConfig = {
+      url: `http://127.0.0.1:${port}`, token: TOKEN, interval: 1000, timeout: 5000, maxTries: 3, compression: 'br',
+      batch: { records: 2, bytes: 65536 },
+    };
+    const mk = () => new ExchangeClient({
+      parent, node: leaf.id, core: leaf.core, db, stateSchema: leaf.stateSchema,
+      routeFor: (p) => routeTo(leaf.config, p, 'parent'), log: silentLogger, sleep: async () => undefined,
+    });
+    t.ok((await mk().sync()).drained);
+    t.ok(seen.length >= 3 && seen.every((e) => e === 'spokesync-ubr' || e === 'identity'), `codings: ${seen.join(',')}`);
+    await fill(db, leaf, 'leaf-e', 3, 5);
+    refuse = true;
+    seen.length = 0;
+    t.ok((await mk().sync()).drained, 'still drains');
+    t.equal(seen[0], 'spokesync-ubr');
+    t.equal(seen[1], 'br', 'fell back at once');
+    t.ok(seen.slice(1).every((e) => e === 'br'), 'and stayed on br');
+    t.same(ids(hub), Array.from({ length: 7 }, (_, i) => `leaf-e:${i + 1}`));
+    t.ok(proxy.stats.connections >= 0);
   });
 
   await t.test('permanent failures are not retried; transient ones are, then reported', async (t) => {
