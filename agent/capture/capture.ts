@@ -17,13 +17,14 @@ import type { Logger } from '../log.js';
 import { loadCatalog, type Catalog } from '../schema/catalog.js';
 import { ensureStateSchema } from '../state/schema.js';
 import { TransactionAssembler, type Assembled } from './assembler.js';
-import { buildEntries, type Txn } from './changesets.js';
+import { buildEntries } from './changesets.js';
 import { ddlTables } from './ddl.js';
 import { recordDdl } from './ddl-record.js';
 import type { SourceEvent } from './events.js';
-import { JournalWriter, createCheckpoint, readCheckpoint, writeCheckpoint, type Checkpoint } from './journal.js';
+import { takeGroup, type Group, type GroupLimits } from './grouping.js';
+import { JournalWriter, createCheckpoint, readCheckpoint, writeCheckpoint, type Checkpoint, type JournalEntry } from './journal.js';
 import { comparePositions, formatPosition, type BinlogPosition } from './position.js';
-import { IdentityResolver } from './resolver.js';
+import { IdentityResolver, type IdmapRow } from './resolver.js';
 import { assertReadable, binlogEnd, binlogFiles, isPurgedError, purgedError } from './server.js';
 import { BinlogSource } from './source.js';
 import { CaughtUpWaiters } from './waiters.js';
@@ -64,15 +65,11 @@ export interface CaptureStatus {
   readonly error?: string;
 }
 
-/** Group bounds for one journal transaction. */
-const GROUP_TXNS = 2000;
-const GROUP_ROWS = 20_000;
-const GROUP_BYTES = 8 * 1024 * 1024;
 /** Checkpoint after this many skipped (untracked) transactions, or this long after the last write. */
 const SKIP_EVENTS = 1000;
 const SKIP_MS = 5000;
 /** Decoded rows take several times their binlog size in memory. */
-const HEAP_FACTOR = 4;
+const HEAP_FACTOR = 8;
 
 export class Capture {
   private readonly log: Logger;
@@ -89,6 +86,12 @@ export class Capture {
   private source: BinlogSource | null = null;
   private queue: Assembled[] = [];
   private queuedBytes = 0;
+  /** queue items already in a group being mapped or written */
+  private taken = 0;
+  /** the write of the last group, not yet awaited */
+  private inflight: Promise<void> | null = null;
+  /** GTID of the last transaction taken into a group */
+  private tailGtid = '';
   private durable: Checkpoint = { position: { file: '', pos: 0 }, gtid: '', hlc: '0' };
   /** every transaction before this is journaled or has nothing to journal */
   private processed: { position: BinlogPosition; gtid: string } = { position: { file: '', pos: 0 }, gtid: '' };
@@ -230,6 +233,9 @@ export class Capture {
   }
 
   // --- the worker ---
+  // Groups are mapped in order; while one group's transaction is being
+  // written, the next is mapped. Writes are strictly sequential, so the
+  // checkpoint only moves forward.
 
   private kick(): void {
     if (this.pumping || !this.running) return;
@@ -242,14 +248,36 @@ export class Capture {
   private async pump(): Promise<void> {
     while (this.running) {
       try {
-        if (this.queue.length > 0) {
-          await this.processGroup();
+        if (this.taken < this.queue.length) {
+          const head = this.queue[this.taken]!;
+          if (this.isDdl(head)) {
+            await this.settle();
+            await this.processDdl(head as Extract<Assembled, { kind: 'statement' }>);
+            continue;
+          }
+          const group = takeGroup(this.queue, this.taken, LIMITS, (a) => this.isDdl(a));
+          this.taken += group.count;
+          const built = await this.build(group);
+          // the row images are mapped: keep only where each item ends
+          for (let i = this.taken - group.count; i < this.taken; i++) {
+            const it = this.queue[i]!;
+            if (it.kind === 'txn') this.queue[i] = { kind: 'skip', end: it.end, gtid: it.gtid };
+          }
+          await this.settle();
+          this.inflight = this.commit(group, built);
+          continue;
+        }
+        // every await below lets events in: look at the queue again before going on
+        if (this.inflight) {
+          await this.settle();
           continue;
         }
         if (this.skipped > 0 && (this.skipped >= SKIP_EVENTS || this.now() - this.lastWrite >= SKIP_MS)) {
           await this.writeCheckpointOnly();
+          continue;
         }
         if (this.reopenNeeded) {
+          // the stream is closed now, so the queue is complete and written: reopen where it ends
           if (this.failures > 0) await this.sleep(backoffMs(this.failures));
           if (!this.running) return;
           await this.reopen();
@@ -257,9 +285,57 @@ export class Capture {
         }
         return;
       } catch (e) {
+        await this.settle().catch(() => undefined);
         await this.recover(e);
       }
     }
+    await this.settle().catch(() => undefined);
+  }
+
+  /** Waits for the write in flight (throws if it failed). */
+  private async settle(): Promise<void> {
+    const p = this.inflight;
+    this.inflight = null;
+    if (p) await p;
+  }
+
+  private async build(group: Group): Promise<Built | null> {
+    if (group.txns.length === 0) return null;
+    const entries = await buildEntries(group.txns, {
+      catalog: this.catalog,
+      resolver: this.resolver,
+      clock: this.clock,
+      setPhysical: (ms) => { this.physical = ms; },
+      node: this.opts.node,
+    });
+    return { entries, idmap: this.resolver.takeIdmap(), hlc: this.clock.value.toString() };
+  }
+
+  private async commit(group: Group, built: Built | null): Promise<void> {
+    const gtid = group.gtid !== '' ? group.gtid : this.tailGtid;
+    this.tailGtid = gtid;
+    if (built) {
+      const cp: Checkpoint = { position: group.end, gtid, hlc: built.hlc };
+      await this.writer.write(built.entries, built.idmap, cp);
+      this.durable = cp;
+      this.journaled += built.entries.length;
+      this.skipped = 0;
+      this.lastWrite = this.now();
+      this.failures = 0;
+      this.lastError = undefined;
+    } else {
+      this.skipped += group.count;
+    }
+    this.dequeue(group.count, group.bytes, { position: group.end, gtid });
+  }
+
+  private dequeue(n: number, bytes: number, processed: { position: BinlogPosition; gtid: string }): void {
+    this.queue.splice(0, n);
+    this.taken -= n;
+    this.queuedBytes -= bytes;
+    // never backwards (a marker event can carry an earlier offset than where the stream started)
+    if (comparePositions(processed.position, this.processed.position) >= 0) this.processed = processed;
+    this.waiters.settle(processed.position);
   }
 
   private async reopen(): Promise<void> {
@@ -302,67 +378,15 @@ export class Capture {
   private resetTo(cp: Checkpoint): void {
     this.durable = cp;
     this.processed = { position: cp.position, gtid: cp.gtid };
+    this.tailGtid = cp.gtid;
     this.queue = [];
+    this.taken = 0;
     this.queuedBytes = 0;
     this.skipped = 0;
     this.lastWrite = this.now();
     this.assembler.reset();
-    this.resolver.endBatch(false);
+    this.resolver.forget();
     this.clock = new Hlc(() => this.physical, BigInt(cp.hlc));
-  }
-
-  private async processGroup(): Promise<void> {
-    const head = this.queue[0]!;
-    if (head.kind === 'statement' && this.ddlTablesOf(head).length > 0) {
-      await this.processDdl(head);
-      return;
-    }
-    const take: Assembled[] = [];
-    let rows = 0;
-    let bytes = 0;
-    for (const item of this.queue) {
-      if (item.kind === 'statement' && this.ddlTablesOf(item).length > 0) break;
-      if (item.kind === 'txn' && take.length > 0 && (rows + item.rows > GROUP_ROWS || bytes + item.bytes > GROUP_BYTES)) break;
-      take.push(item);
-      if (item.kind === 'txn') {
-        rows += item.rows;
-        bytes += item.bytes;
-      }
-      if (take.length >= GROUP_TXNS) break;
-    }
-    const last = take[take.length - 1]!;
-    const txns = take.filter((i): i is Txn => i.kind === 'txn');
-    const gtid = lastGtid(take) ?? this.processed.gtid;
-    if (txns.length === 0) {
-      this.skipped += take.length;
-      this.dequeue(take.length, 0, { position: last.end, gtid });
-      return;
-    }
-    const entries = await buildEntries(txns, {
-      catalog: this.catalog,
-      resolver: this.resolver,
-      clock: this.clock,
-      setPhysical: (ms) => { this.physical = ms; },
-      node: this.opts.node,
-    });
-    const cp: Checkpoint = { position: last.end, gtid, hlc: this.clock.value.toString() };
-    await this.writer.write(entries, this.resolver.takeIdmap(), cp);
-    this.resolver.endBatch(true);
-    this.durable = cp;
-    this.journaled += entries.length;
-    this.skipped = 0;
-    this.lastWrite = this.now();
-    this.failures = 0;
-    this.lastError = undefined;
-    this.dequeue(take.length, bytes, { position: last.end, gtid });
-  }
-
-  private dequeue(n: number, bytes: number, processed: { position: BinlogPosition; gtid: string }): void {
-    this.queue.splice(0, n);
-    this.queuedBytes -= bytes;
-    // never backwards (a marker event can carry an earlier offset than where the stream started)
-    if (comparePositions(processed.position, this.processed.position) >= 0) this.processed = processed;
-    this.waiters.settle(processed.position);
   }
 
   private async writeCheckpointOnly(): Promise<void> {
@@ -375,13 +399,17 @@ export class Capture {
     this.lastWrite = this.now();
   }
 
+  private isDdl(item: Assembled): boolean {
+    return item.kind === 'statement' && this.ddlTablesOf(item).length > 0;
+  }
+
   private ddlTablesOf(item: Extract<Assembled, { kind: 'statement' }>): string[] {
     return ddlTables(item.sql, item.schema, this.opts.schema).filter((t) => this.opts.tables.has(t));
   }
 
   private async processDdl(item: Extract<Assembled, { kind: 'statement' }>): Promise<void> {
     const tables = this.ddlTablesOf(item);
-    const cp: Checkpoint = { position: item.end, gtid: this.processed.gtid, hlc: this.clock.value.toString() };
+    const cp: Checkpoint = { position: item.end, gtid: this.tailGtid, hlc: this.clock.value.toString() };
     await recordDdl(this.opts.db, this.opts.stateSchema, this.opts.schema, tables, item.sql, cp);
     this.durable = cp;
     this.catalog = await (this.opts.reloadCatalog ?? (() => loadCatalog(this.opts.db, this.opts.schema)))();
@@ -389,17 +417,18 @@ export class Capture {
       tables,
       statement: item.sql.split(/\s+/, 2).join(' ').toUpperCase(),
     });
-    this.dequeue(1, 0, { position: item.end, gtid: this.processed.gtid });
+    this.taken++;
+    this.dequeue(1, 0, { position: item.end, gtid: this.tailGtid });
   }
 }
 
-function lastGtid(items: readonly Assembled[]): string | undefined {
-  for (let i = items.length - 1; i >= 0; i--) {
-    const it = items[i]!;
-    if (it.kind !== 'statement' && it.gtid !== '') return it.gtid;
-  }
-  return undefined;
+interface Built {
+  readonly entries: JournalEntry[];
+  readonly idmap: IdmapRow[];
+  readonly hlc: string;
 }
+
+const LIMITS: GroupLimits = { txns: 2000, rows: 10_000, bytes: 4 * 1024 * 1024 };
 
 function backoffMs(failures: number): number {
   return Math.min(30_000, 250 * 2 ** Math.min(failures - 1, 7));

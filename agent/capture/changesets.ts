@@ -7,7 +7,7 @@ import type { ChangeSet, Op } from '../../apply/model.js';
 import type { Catalog } from '../schema/catalog.js';
 import { isoFromMs, type Assembled } from './assembler.js';
 import type { Lookup } from './identity.js';
-import type { JournalEntry } from './journal.js';
+import { journalEntry, type JournalEntry } from './journal.js';
 import { canonicalize, lookupsFor, mapChange, type Canon } from './mapper.js';
 import type { HintRow, IdentityResolver } from './resolver.js';
 
@@ -62,7 +62,7 @@ export async function buildEntries(txns: readonly Txn[], ctx: BuildContext): Pro
         const hlc = ctx.clock.tick().toString();
         cs = { id: `${ctx.node}:${hlc}`, origin: ctx.node, hlc, time: isoFromMs(txn.timestamp), ops };
       }
-      entries.push({ cs, body: encodeChangeSet(cs), fromPeer: part.ledger?.fromPeer ?? null, end: txn.end });
+      entries.push(journalEntry(cs, encodeChangeSet(cs), part.ledger?.fromPeer ?? null, txn.end));
     });
   });
   return entries;

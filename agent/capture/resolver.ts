@@ -29,7 +29,7 @@ const MAX_ROUNDS = 12;
 
 export class IdentityResolver implements RefResolver {
   private readonly cache: Lru<string, string>;
-  /** answers pinned while one batch is prepared and mapped (the cache may evict) */
+  /** answers pinned while one group is prepared and mapped (the cache may evict); reset by prepare() */
   private batch = new Map<string, string>();
   private pending = new Map<string, IdmapRow>();
   /** lookups answered from the live table or the idmap since start (for status and tests) */
@@ -61,17 +61,16 @@ export class IdentityResolver implements RefResolver {
     return rows;
   }
 
-  /** The batch is written (or abandoned: then forget everything not durable). */
-  endBatch(committed: boolean): void {
+  /** Everything not durable is abandoned: forget it (answers are reread from the idmap and tables). */
+  forget(): void {
     this.batch = new Map();
-    if (!committed) {
-      this.pending.clear();
-      this.cache.clear();
-    }
+    this.pending.clear();
+    this.cache.clear();
   }
 
   /** Makes every lookup answerable by identity(), as far as the data allows. */
   async prepare(lookups: readonly Lookup[], hints: readonly HintRow[]): Promise<void> {
+    this.batch = new Map();
     const catalog = this.catalog();
     const hintIndex = new HintIndex(hints);
     const rows = new Map<string, HintRow>();

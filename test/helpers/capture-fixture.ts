@@ -101,9 +101,9 @@ export interface CaptureChild {
 }
 
 /** Runs test/helpers/capture-proc.js in a child process. */
-export function spawnCapture(args: CaptureProcArgs): CaptureChild {
+export function spawnCapture(args: CaptureProcArgs, nodeArgs: readonly string[] = []): CaptureChild {
   const file = fileURLToPath(new URL('./capture-proc.js', import.meta.url));
-  const proc = spawn(process.execPath, [file, JSON.stringify(args)], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const proc = spawn(process.execPath, [...nodeArgs, file, JSON.stringify(args)], { stdio: ['ignore', 'pipe', 'pipe'] });
   let err = '';
   proc.stderr!.on('data', (d: Buffer) => { err = (err + d.toString()).slice(-20_000); });
   const exited = new Promise<number | null>((resolve) => proc.once('close', (code) => resolve(code)));

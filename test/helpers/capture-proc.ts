@@ -25,7 +25,7 @@ async function main(): Promise<void> {
   const args = JSON.parse(process.argv[2] ?? '{}') as CaptureProcArgs;
   const settings = { host: '127.0.0.1', port: args.port, user: 'root' };
   const db = openDb(settings);
-  const log = createLogger({ level: 'warn', write: (line) => process.stderr.write(line + '\n') });
+  const log = createLogger({ level: process.env.CAPTURE_LOG === 'debug' ? 'debug' : 'warn', write: (line) => process.stderr.write(line + '\n') });
   const catalog = await loadCatalog(db, args.schema);
   const capture = new Capture({
     db, settings, catalog, log,

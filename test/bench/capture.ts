@@ -1,0 +1,129 @@
+// Capture benchmark: a backlog of rows in the binlog, captured into the
+// journal by a capture process, against zongji alone decoding the same
+// events (same run, same binlog, just counting rows). Then a 1,000,000-row
+// backlog for the capture process's peak memory (VmHWM).
+import { readFile } from 'node:fs/promises';
+import ZongJi from '@vlasky/zongji';
+import type { AnyBinlogEvent } from '@vlasky/zongji';
+import { startServer, type TestServer } from '../helpers/mariadb.js';
+import { dbFor, spawnCapture } from '../helpers/capture-fixture.js';
+import type { Db } from '../../agent/db.js';
+import type { CaptureProcArgs } from '../helpers/capture-proc.js';
+
+const ROWS = 200_000;
+const PER_TXN = 100;
+const BIG_ROWS = Number(process.env.BENCH_BIG_ROWS ?? 1_000_000);
+const NODE_ARGS = (process.env.BENCH_NODE_ARGS ?? '').split(' ').filter((a) => a !== '');
+
+export async function bench(log: (line: string) => void): Promise<void> {
+  const s = await startServer({ extraArgs: ['--innodb-buffer-pool-size=256M', '--sync-binlog=0', '--innodb-flush-log-at-trx-commit=2'] });
+  const db = dbFor(s);
+  try {
+    await db.exec('CREATE DATABASE app');
+    await db.exec(`CREATE TABLE app.kind (id INT AUTO_INCREMENT PRIMARY KEY, uuid CHAR(36) NOT NULL UNIQUE, name VARCHAR(50)) ENGINE=InnoDB`);
+    await db.exec(`CREATE TABLE app.item (
+      id INT AUTO_INCREMENT PRIMARY KEY, uuid CHAR(36) NOT NULL UNIQUE, kind_id INT NOT NULL, seq INT NOT NULL,
+      value_numeric DOUBLE, note VARCHAR(100), created DATETIME NOT NULL, voided TINYINT NOT NULL DEFAULT 0,
+      FOREIGN KEY (kind_id) REFERENCES app.kind (id)) ENGINE=InnoDB`);
+    for (let k = 0; k < 20; k++) await db.exec('INSERT INTO app.kind (uuid, name) VALUES (UUID(), ?)', [`kind ${k}`]);
+
+    // 1. throughput: 200,000 rows in transactions of 100
+    const run1 = await backlog(s, db, 'ss_rate', ROWS, 0, log);
+    const raw = await rawDecode(s, run1.start, run1.end);
+    const cap = await captureRun(s, 'ss_rate', NODE_ARGS);
+    const check = await db.query<{ n: number; ops: number; ids: number }>('SELECT COUNT(*) AS n, SUM(op_count) AS ops, COUNT(DISTINCT change_id) AS ids FROM ss_rate.journal');
+    log(`journal check: ${JSON.stringify(check[0])}`);
+    const rawRate = raw.rows / (raw.ms / 1000);
+    const capRate = ROWS / (cap.ms / 1000);
+    log(`zongji decode alone: ${raw.rows} rows in ${(raw.ms / 1000).toFixed(1)} s = ${Math.round(rawRate)} rows/s`);
+    log(`capture to committed journal: ${ROWS} rows (${cap.journaled} change sets) in ${(cap.ms / 1000).toFixed(1)} s = ${Math.round(capRate)} rows/s`);
+    log(`ratio capture/zongji: ${(capRate / rawRate).toFixed(2)}× (target ≥ 0.5×); capture peak RSS ${cap.peakMb.toFixed(0)} MB`);
+
+    // 2. memory: a 1,000,000-row backlog
+    await db.exec('TRUNCATE TABLE app.item');
+    await backlog(s, db, 'ss_mem', BIG_ROWS, ROWS, log);
+    const big = await captureRun(s, 'ss_mem', NODE_ARGS);
+    log(`1,000,000-row backlog: captured in ${(big.ms / 1000).toFixed(1)} s = ${Math.round(BIG_ROWS / (big.ms / 1000))} rows/s; ` +
+      `peak RSS (VmHWM) ${big.peakMb.toFixed(0)} MB (target ≤ 150 MB)`);
+  } finally {
+    await db.close();
+    await s.stop();
+  }
+}
+
+interface Pos { file: string; pos: number }
+
+async function masterPos(db: Db): Promise<Pos> {
+  const [r] = await db.query<{ File: string; Position: number }>('SHOW MASTER STATUS');
+  return { file: r!.File, pos: Number(r!.Position) };
+}
+
+/** Sets the capture checkpoint at the end of the binlog, then writes `rows` rows after it. */
+async function backlog(s: TestServer, db: Db, state: string, rows: number, offset: number, log: (l: string) => void): Promise<{ start: Pos; end: Pos }> {
+  const init = spawnCapture(args(s, state, 'catchup'));
+  await init.caughtUp;
+  await init.exited;
+  const start = await masterPos(db);
+  const conn = await s.connect('app');
+  const t0 = Date.now();
+  for (let i = 0; i < rows; i += PER_TXN) {
+    const batch: unknown[][] = [];
+    for (let j = i; j < i + PER_TXN; j++) {
+      const n = offset + j;
+      batch.push([`00000000-0000-4000-8000-${String(n).padStart(12, '0')}`, 1 + (n % 20), n, n / 7, `note number ${n}`, '2026-01-02 03:04:05']);
+    }
+    await conn.query('INSERT INTO item (uuid, kind_id, seq, value_numeric, note, created) VALUES ?', [batch]);
+  }
+  await conn.end();
+  log(`backlog of ${rows} rows in transactions of ${PER_TXN} written in ${((Date.now() - t0) / 1000).toFixed(1)} s`);
+  return { start, end: await masterPos(db) };
+}
+
+function args(s: TestServer, state: string, mode: 'catchup'): CaptureProcArgs {
+  return { port: s.port, schema: 'app', stateSchema: state, tables: ['item'], node: 'bench', serverId: 7000 + Math.floor(Math.random() * 1000), mode, timeoutMs: 600_000 };
+}
+
+/** Runs a capture process to the end of the binlog, sampling its memory. */
+async function captureRun(s: TestServer, state: string, nodeArgs: readonly string[] = []): Promise<{ ms: number; journaled: number; peakMb: number }> {
+  const child = spawnCapture(args(s, state, 'catchup'), nodeArgs);
+  let peakKb = 0;
+  const sample = async (): Promise<void> => {
+    const status = await readFile(`/proc/${child.proc.pid}/status`, 'utf8').catch(() => '');
+    const m = /VmHWM:\s+(\d+) kB/.exec(status);
+    if (m) peakKb = Math.max(peakKb, Number(m[1]));
+  };
+  const timer = setInterval(() => { void sample(); }, 50);
+  try {
+    const done = await child.caughtUp;
+    await sample();
+    if (process.env.BENCH_DEBUG) console.log(child.stderr().slice(0, 3000));
+    return { ...done, peakMb: peakKb / 1024 };
+  } finally {
+    clearInterval(timer);
+    await child.exited;
+  }
+}
+
+/** zongji alone over the same events: rows decoded per second. */
+async function rawDecode(s: TestServer, start: Pos, end: Pos): Promise<{ rows: number; ms: number }> {
+  const z = new ZongJi({ host: s.host, port: s.port, user: 'root', dateStrings: true, supportBigNumbers: true, bigNumberStrings: true, timezone: 'Z' });
+  let rows = 0;
+  let file = start.file;
+  const t0 = Date.now();
+  await new Promise<void>((resolve, reject) => {
+    z.on('error', reject);
+    z.on('binlog', (ev: AnyBinlogEvent) => {
+      const name = ev.getEventName();
+      if (name === 'rotate') file = (ev as { binlogName: string }).binlogName;
+      if (name === 'writerows') rows += (ev as { rows: unknown[] }).rows.length;
+      if (name === 'xid' && file === end.file && ev.nextPosition >= end.pos) resolve();
+    });
+    z.start({
+      serverId: 6000 + Math.floor(Math.random() * 1000), filename: start.file, position: start.pos,
+      includeEvents: ['rotate', 'tablemap', 'writerows', 'xid'], includeSchema: { app: ['item'] },
+    });
+  });
+  const ms = Date.now() - t0;
+  z.stop();
+  return { rows, ms };
+}
