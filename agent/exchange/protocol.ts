@@ -6,7 +6,7 @@ import type { BatchEntry, BatchHeader } from '../../apply/model.js';
 import type { Queryable } from '../db.js';
 import { SpokesyncError } from '../errors.js';
 import type { Logger } from '../log.js';
-import { advanceCursor, getCursor, maxSeq, nextBatchSeq } from '../routing/cursors.js';
+import { advanceCursor, getCursor, maxSeq, nextBatchSeq, recordContact } from '../routing/cursors.js';
 import type { Route } from '../routing/filters.js';
 import type { Caps, JournalReader, Outgoing } from '../routing/journal.js';
 
@@ -143,6 +143,11 @@ export class ExchangeCore {
   async all(route: Route): Promise<{ header: BatchHeader; entries: AsyncGenerator<Outgoing> }> {
     const cursor = await getCursor(this.o.db, this.o.stateSchema, route.peer);
     return { header: await this.header(route.peer, false), entries: this.o.reader.stream(route, cursor.ackedSeq) };
+  }
+
+  /** Notes the end of an exchange with `peer`: 'ok', or `CODE: message` (never a secret). */
+  async contact(peer: string, result: string): Promise<void> {
+    await recordContact(this.o.db, this.o.stateSchema, peer, result);
   }
 
   /** How many of our journal rows are still to go to `route.peer`. */

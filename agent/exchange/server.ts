@@ -252,11 +252,13 @@ export class ExchangeServer {
       });
       res.end(body);
       log.info('exchange', { ...taken, sent: answer.entries.length, more: answer.header.more, bytesOut: body.length });
+      await this.o.core.contact(child.id, 'ok').catch(() => undefined);
     } catch (e) {
       const code = isSpokesyncError(e) ? e.code : 'SPOKESYNC_E_HTTP';
       const status = isSpokesyncError(e) ? STATUS[e.code] ?? 500 : 500;
       log.warn('exchange refused', { status, code, error: isSpokesyncError(e) ? e.message : String(e) });
       const msg = isSpokesyncError(e) ? e.message : 'internal error';
+      await this.o.core.contact(child.id, `${code}: ${msg}`).catch(() => undefined);
       req.unpipe(wire);
       const overflow = wire.bytes > listen.maxBodyBytes;
       fail(req, res, status, code, msg, bodyRead ? { mode: 'read' }
