@@ -42,7 +42,7 @@ export interface CaptureOptions {
   /** binlog client id, unique per server */
   readonly serverId: number;
   readonly log: Logger;
-  /** budget for buffered binlog data, in bytes (default 24 MiB) */
+  /** budget for buffered binlog events, as estimated memory in bytes (default 16 MiB) */
   readonly memoryBytes?: number;
   readonly now?: () => number;
   /** where the first start begins when there is no checkpoint yet (default: the end of the binlog now) */
@@ -109,10 +109,10 @@ export class Capture {
     this.log = opts.log.child({ part: 'capture' });
     this.now = opts.now ?? Date.now;
     this.sleep = opts.sleep ?? ((ms) => new Promise((r) => setTimeout(r, ms)));
-    this.budget = opts.memoryBytes ?? 24 * 1024 * 1024;
+    this.budget = opts.memoryBytes ?? 16 * 1024 * 1024;
     this.catalog = opts.catalog;
     this.writer = new JournalWriter(opts.db, opts.stateSchema);
-    this.resolver = new IdentityResolver(opts.db, () => this.catalog, opts.stateSchema);
+    this.resolver = new IdentityResolver(opts.db, () => this.catalog, opts.stateSchema, 20_000);
     this.assembler = new TransactionAssembler({ schema: opts.schema, stateSchema: opts.stateSchema, tables: opts.tables });
     this.waiters = new CaughtUpWaiters(this.now);
   }
@@ -428,7 +428,7 @@ interface Built {
   readonly hlc: string;
 }
 
-const LIMITS: GroupLimits = { txns: 2000, rows: 10_000, bytes: 4 * 1024 * 1024 };
+const LIMITS: GroupLimits = { txns: 1000, rows: 5000, bytes: 2 * 1024 * 1024 };
 
 function backoffMs(failures: number): number {
   return Math.min(30_000, 250 * 2 ** Math.min(failures - 1, 7));

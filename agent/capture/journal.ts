@@ -61,7 +61,7 @@ export interface Checkpoint {
 
 /** Statement-size bounds: rows per multi-row INSERT, and bytes of journal bodies per INSERT. */
 const ROWS_PER_INSERT = 1000;
-const BODY_BYTES_PER_INSERT = 4 * 1024 * 1024;
+const BODY_BYTES_PER_INSERT = 1024 * 1024;
 
 export class JournalWriter {
   constructor(private readonly db: Db, private readonly stateSchema: string) {}
@@ -106,21 +106,16 @@ export class JournalWriter {
   }
 
   private async upsertVersions(tx: Queryable, entries: readonly JournalEntry[]): Promise<void> {
-    // last writer per (table, identity, column) in this group
-    const latest = new Map<string, [string, string, string, string, string]>();
+    const rows: [string, string, string, string, string, number][] = [];
     for (const e of entries) {
-      for (const w of e.written) {
-        for (const col of w.cols) {
-          const k = `${w.table}\u0000${w.id}\u0000${col}`;
-          latest.delete(k);
-          latest.set(k, [w.table, w.id, col, e.hlc, e.origin]);
-        }
-      }
+      for (const w of e.written) for (const col of w.cols) rows.push([w.table, w.id, col, e.hlc, e.origin, rows.length]);
     }
+    // in key order (InnoDB inserts sorted keys much faster than random uuids); the last writer of a key wins
+    rows.sort((a, b) => byKey(a, b) || a[5] - b[5]);
+    const last = rows.filter((r, i) => i === rows.length - 1 || byKey(r, rows[i + 1]!) !== 0).map((r) => r.slice(0, 5));
     const sql = `INSERT INTO ${stateTable(this.stateSchema, 'versions')} (tbl, identity, col, hlc, node) VALUES ?
       ON DUPLICATE KEY UPDATE hlc = VALUES(hlc), node = VALUES(node)`;
-    // in key order: InnoDB inserts sorted keys much faster than random uuids
-    await inChunks(tx, sql, [...latest.values()].sort(byKey));
+    await inChunks(tx, sql, last);
   }
 
   private async upsertIdmap(tx: Queryable, idmap: readonly IdmapRow[]): Promise<void> {
