@@ -11,10 +11,10 @@
 // reopened after a backoff, from the last position whose transactions are all
 // written; a failed write drops everything not durable and rereads it.
 import { Hlc } from '../../apply/hlc.js';
-import type { Db, DbSettings } from '../db.js';
 import { SpokesyncError, isSpokesyncError } from '../errors.js';
 import type { Logger } from '../log.js';
 import { loadCatalog, type Catalog } from '../schema/catalog.js';
+import type { CaptureOptions, CaptureStatus } from './options.js';
 import { ensureStateSchema } from '../state/schema.js';
 import { TransactionAssembler, type Assembled } from './assembler.js';
 import { buildEntries } from './changesets.js';
@@ -29,41 +29,7 @@ import { assertReadable, binlogEnd, binlogFiles, isPurgedError, purgedError } fr
 import { BinlogSource } from './source.js';
 import { CaughtUpWaiters } from './waiters.js';
 
-export interface CaptureOptions {
-  readonly db: Db;
-  /** for the binlog connection (host, port, user, password) */
-  readonly settings: DbSettings;
-  readonly catalog: Catalog;
-  readonly schema: string;
-  readonly stateSchema: string;
-  /** synced application tables */
-  readonly tables: ReadonlySet<string>;
-  readonly node: string;
-  /** binlog client id, unique per server */
-  readonly serverId: number;
-  readonly log: Logger;
-  /** budget for buffered binlog events, as estimated memory in bytes (default 16 MiB) */
-  readonly memoryBytes?: number;
-  readonly now?: () => number;
-  /** where the first start begins when there is no checkpoint yet (default: the end of the binlog now) */
-  readonly startAt?: BinlogPosition;
-  /** reloads the catalogue after DDL on a synced table (default: loadCatalog without key overrides) */
-  readonly reloadCatalog?: () => Promise<Catalog>;
-  /** called once when capture gives up (a purged binlog) */
-  readonly onFatal?: (e: SpokesyncError) => void;
-  readonly sleep?: (ms: number) => Promise<void>;
-}
-
-export interface CaptureStatus {
-  readonly file: string;
-  readonly pos: number;
-  readonly gtid: string;
-  /** change sets journaled since start */
-  readonly journaled: number;
-  readonly lagSeconds: number | null;
-  readonly running: boolean;
-  readonly error?: string;
-}
+export type { CaptureOptions, CaptureStatus } from './options.js';
 
 /** Checkpoint after this many skipped (untracked) transactions, or this long after the last write. */
 const SKIP_EVENTS = 1000;
@@ -82,6 +48,7 @@ export class Capture {
   private readonly waiters: CaughtUpWaiters;
   private catalog: Catalog;
   private clock = new Hlc(() => 0);
+  /** the commit time the clock's next tick reads: stamps follow commit order and replay identically */
   private physical = 0;
   private source: BinlogSource | null = null;
   private queue: Assembled[] = [];
@@ -173,7 +140,6 @@ export class Capture {
   }
 
   // --- the stream ---
-
   private async openSource(): Promise<void> {
     const { schema, stateSchema, tables } = this.opts;
     const src = new BinlogSource(
@@ -232,11 +198,9 @@ export class Capture {
     this.kick();
   }
 
-  // --- the worker ---
-  // Groups are mapped in order; while one group's transaction is being
-  // written, the next is mapped. Writes are strictly sequential, so the
+  // --- the worker: groups are mapped in order; while one group's transaction
+  // is written the next is mapped; writes are strictly sequential, so the
   // checkpoint only moves forward.
-
   private kick(): void {
     if (this.pumping || !this.running) return;
     this.pumping = this.pump().finally(() => {
@@ -298,7 +262,6 @@ export class Capture {
     this.inflight = null;
     if (p) await p;
   }
-
   private async build(group: Group): Promise<Built | null> {
     if (group.txns.length === 0) return null;
     const entries = await buildEntries(group.txns, {

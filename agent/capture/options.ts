@@ -1,0 +1,42 @@
+// What a Capture is built from, and what status() reports.
+import type { SpokesyncError } from '../errors.js';
+import type { Db, DbSettings } from '../db.js';
+import type { Logger } from '../log.js';
+import type { Catalog } from '../schema/catalog.js';
+import type { BinlogPosition } from './position.js';
+
+export interface CaptureOptions {
+  readonly db: Db;
+  /** for the binlog connection (host, port, user, password) */
+  readonly settings: DbSettings;
+  readonly catalog: Catalog;
+  readonly schema: string;
+  readonly stateSchema: string;
+  /** synced application tables */
+  readonly tables: ReadonlySet<string>;
+  readonly node: string;
+  /** binlog client id, unique per server */
+  readonly serverId: number;
+  readonly log: Logger;
+  /** budget for buffered binlog events, as estimated memory in bytes (default 16 MiB) */
+  readonly memoryBytes?: number;
+  readonly now?: () => number;
+  /** where the first start begins when there is no checkpoint yet (default: the end of the binlog now) */
+  readonly startAt?: BinlogPosition;
+  /** reloads the catalogue after DDL on a synced table (default: loadCatalog without key overrides) */
+  readonly reloadCatalog?: () => Promise<Catalog>;
+  /** called once when capture gives up (a purged binlog) */
+  readonly onFatal?: (e: SpokesyncError) => void;
+  readonly sleep?: (ms: number) => Promise<void>;
+}
+
+export interface CaptureStatus {
+  readonly file: string;
+  readonly pos: number;
+  readonly gtid: string;
+  /** change sets journaled since start */
+  readonly journaled: number;
+  readonly lagSeconds: number | null;
+  readonly running: boolean;
+  readonly error?: string;
+}
