@@ -86,8 +86,14 @@ export function openDb(s: DbSettings, opts: { connectionLimit?: number } = {}): 
     multipleStatements: false,
   });
   // Each new session works in UTC and with strict SQL, whatever the server defaults.
+  // The event hands over the callback-style core connection (whatever the typings
+  // say); the statement is queued ahead of any query the pool sends on it.
   pool.on('connection', (conn) => {
-    conn.query("SET time_zone = '+00:00', sql_mode = CONCAT(@@sql_mode, ',STRICT_ALL_TABLES,NO_AUTO_VALUE_ON_ZERO')");
+    const core = conn as unknown as { query(sql: string, cb: (err: Error | null) => void): void; destroy(): void };
+    core.query("SET time_zone = '+00:00', sql_mode = CONCAT(@@sql_mode, ',STRICT_ALL_TABLES,NO_AUTO_VALUE_ON_ZERO')", (err) => {
+      // A session without these settings must not be used: drop it, the pool opens another.
+      if (err) core.destroy();
+    });
   });
   const base = wrap(pool);
   return {
