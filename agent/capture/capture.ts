@@ -149,7 +149,8 @@ export class Capture {
     this.assembler.reset();
     this.source = src;
     try {
-      await src.start({ event: (ev) => this.onEvent(src, ev), error: (e) => this.onSourceError(src, e) });
+      const warn = (message: string): void => this.log.warn(message, { position: formatPosition(this.processed.position) });
+      await src.start({ event: (ev) => this.onEvent(src, ev), error: (e) => this.onSourceError(src, e), warn });
     } catch (e) {
       if (this.source === src) this.source = null;
       await src.stop();
@@ -393,6 +394,5 @@ interface Built {
 
 const LIMITS: GroupLimits = { txns: 1000, rows: 5000, bytes: 2 * 1024 * 1024 };
 
-function backoffMs(failures: number): number {
-  return Math.min(30_000, 250 * 2 ** Math.min(failures - 1, 7));
-}
+/** 250 ms, doubling, at most 30 s. */
+const backoffMs = (failures: number): number => Math.min(30_000, 250 * 2 ** Math.min(failures - 1, 7));

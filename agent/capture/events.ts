@@ -29,4 +29,6 @@ export type SourceEvent =
 export interface SourceHandler {
   event(ev: SourceEvent): void;
   error(err: Error): void;
+  /** something in the binlog that capture passes over (logged, never silent) */
+  warn(message: string): void;
 }

@@ -20,6 +20,7 @@ export interface CaptureOptions {
   readonly log: Logger;
   /** budget for buffered binlog events, as estimated memory in bytes (default 16 MiB) */
   readonly memoryBytes?: number;
+  /** wall clock for lag and checkpoint timing; change-set stamps use the binlog commit time instead */
   readonly now?: () => number;
   /** where the first start begins when there is no checkpoint yet (default: the end of the binlog now) */
   readonly startAt?: BinlogPosition;
