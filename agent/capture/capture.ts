@@ -4,12 +4,12 @@
 //
 // Lifecycle: start() opens the stream at the checkpoint; events are assembled
 // into transactions and queued; one worker maps and writes them in groups, in
-// order. Memory: when the queued binlog bytes pass the budget the stream is
-// stopped, the queue is written, and the stream reopens where it ended (zongji
-// cannot pause). A single transaction is always held whole, so memory grows
-// with the largest transaction, not with the backlog. Errors: the stream is
-// reopened after a backoff, from the last position whose transactions are all
-// written; a failed write drops everything not durable and rereads it.
+// order. Memory: past the budget the stream is stopped, the queue written,
+// and the stream reopened where it ended (zongji cannot pause). A single
+// transaction is always held whole: memory grows with the largest
+// transaction, not with the backlog. Errors: the stream reopens after a
+// backoff where everything before is written; a failed write drops all that
+// is not durable and rereads it from the checkpoint.
 import { Hlc } from '../../apply/hlc.js';
 import { SpokesyncError, isSpokesyncError } from '../errors.js';
 import type { Logger } from '../log.js';
@@ -18,8 +18,7 @@ import type { CaptureOptions, CaptureStatus } from './options.js';
 import { ensureStateSchema } from '../state/schema.js';
 import { TransactionAssembler, type Assembled } from './assembler.js';
 import { buildEntries } from './changesets.js';
-import { ddlTables } from './ddl.js';
-import { recordDdl } from './ddl-record.js';
+import { recordDdl, syncedDdlTables } from './ddl-record.js';
 import type { SourceEvent } from './events.js';
 import { takeGroup, type Group, type GroupLimits } from './grouping.js';
 import { JournalWriter, createCheckpoint, readCheckpoint, writeCheckpoint, type Checkpoint, type JournalEntry } from './journal.js';
@@ -27,7 +26,7 @@ import { comparePositions, formatPosition, type BinlogPosition } from './positio
 import { IdentityResolver, type IdmapRow } from './resolver.js';
 import { assertReadable, binlogEnd, binlogFiles, isPurgedError, purgedError } from './server.js';
 import { BinlogSource } from './source.js';
-import { CaughtUpWaiters } from './waiters.js';
+import { CaughtUpWaiters, interruptibleSleep } from './waiters.js';
 
 export type { CaptureOptions, CaptureStatus } from './options.js';
 
@@ -41,6 +40,8 @@ export class Capture {
   private readonly log: Logger;
   private readonly now: () => number;
   private readonly sleep: (ms: number) => Promise<void>;
+  /** ends the backoff sleep early (stop) */
+  private readonly wake: () => void;
   private readonly budget: number;
   private readonly writer: JournalWriter;
   private readonly resolver: IdentityResolver;
@@ -75,7 +76,9 @@ export class Capture {
   constructor(private readonly opts: CaptureOptions) {
     this.log = opts.log.child({ part: 'capture' });
     this.now = opts.now ?? Date.now;
-    this.sleep = opts.sleep ?? ((ms) => new Promise((r) => setTimeout(r, ms)));
+    const nap = interruptibleSleep();
+    this.sleep = opts.sleep ?? nap.sleep;
+    this.wake = nap.wake;
     this.budget = opts.memoryBytes ?? 16 * 1024 * 1024;
     this.catalog = opts.catalog;
     this.writer = new JournalWriter(opts.db, opts.stateSchema);
@@ -93,7 +96,7 @@ export class Capture {
       const end = this.opts.startAt ? { position: this.opts.startAt, gtid: '' } : await binlogEnd(db);
       await createCheckpoint(db, stateSchema, { position: end.position, gtid: end.gtid, hlc: '0' });
       cp = (await readCheckpoint(db, stateSchema))!;
-      this.log.info('capture starts at the end of the binlog', { position: formatPosition(cp.position) });
+      this.log.info('first start: capture begins here', { position: formatPosition(cp.position) });
     }
     await assertReadable(db, cp.position);
     this.resetTo(cp);
@@ -106,9 +109,8 @@ export class Capture {
   async stop(): Promise<void> {
     if (!this.running) return;
     this.running = false;
-    const src = this.source;
-    this.source = null;
-    await src?.stop();
+    this.wake();
+    await this.detachSource()?.stop();
     await this.pumping;
     this.waiters.rejectAll(new SpokesyncError('SPOKESYNC_E_CAPTURE', 'capture stopped'));
     this.log.info('capture stopped', { position: formatPosition(this.processed.position), journaled: this.journaled });
@@ -191,12 +193,18 @@ export class Capture {
 
   /** Stops the stream; the worker writes what is queued, then reopens it where it ended. */
   private closeSource(): void {
-    const src = this.source;
-    this.source = null;
+    const src = this.detachSource();
     this.assembler.reset();
     this.reopenNeeded = true;
     if (src) void src.stop();
     this.kick();
+  }
+
+  /** The current stream, which from now on delivers nothing. */
+  private detachSource(): BinlogSource | null {
+    const src = this.source;
+    this.source = null;
+    return src;
   }
 
   // --- the worker: groups are mapped in order; while one group's transaction
@@ -332,9 +340,7 @@ export class Capture {
     this.failures++;
     this.lastError = (e as Error).message;
     this.log.error('capture failed; restarting from the checkpoint', { error: e, position: formatPosition(this.durable.position) });
-    const src = this.source;
-    this.source = null;
-    await src?.stop();
+    await this.detachSource()?.stop();
     this.resetTo(this.durable);
     this.reopenNeeded = true;
   }
@@ -364,23 +370,15 @@ export class Capture {
   }
 
   private isDdl(item: Assembled): boolean {
-    return item.kind === 'statement' && this.ddlTablesOf(item).length > 0;
-  }
-
-  private ddlTablesOf(item: Extract<Assembled, { kind: 'statement' }>): string[] {
-    return ddlTables(item.sql, item.schema, this.opts.schema).filter((t) => this.opts.tables.has(t));
+    return item.kind === 'statement' && syncedDdlTables(item, this.opts.schema, this.opts.tables).length > 0;
   }
 
   private async processDdl(item: Extract<Assembled, { kind: 'statement' }>): Promise<void> {
-    const tables = this.ddlTablesOf(item);
     const cp: Checkpoint = { position: item.end, gtid: this.tailGtid, hlc: this.clock.value.toString() };
-    await recordDdl(this.opts.db, this.opts.stateSchema, this.opts.schema, tables, item.sql, cp);
+    const { db, stateSchema, schema, tables } = this.opts;
+    await recordDdl(db, stateSchema, schema, syncedDdlTables(item, schema, tables), item.sql, cp, this.log);
     this.durable = cp;
-    this.catalog = await (this.opts.reloadCatalog ?? (() => loadCatalog(this.opts.db, this.opts.schema)))();
-    this.log.warn('a synced table was changed by DDL: apply the same change on every node', {
-      tables,
-      statement: item.sql.split(/\s+/, 2).join(' ').toUpperCase(),
-    });
+    this.catalog = await (this.opts.reloadCatalog ?? (() => loadCatalog(db, schema)))();
     this.taken++;
     this.dequeue(1, 0, { position: item.end, gtid: this.tailGtid });
   }

@@ -1,14 +1,21 @@
 // Records DDL on synced tables in schema_events, with the checkpoint past it,
 // in one transaction.
 import type { Db } from '../db.js';
+import type { Logger } from '../log.js';
 import { stateTable } from '../state/schema.js';
-import { tableFingerprint } from './ddl.js';
+import type { Assembled } from './assembler.js';
+import { ddlTables, tableFingerprint } from './ddl.js';
 import { writeCheckpoint, type Checkpoint } from './journal.js';
 
 const MAX_STATEMENT = 60_000;
 
+/** The synced tables a logged statement changes by DDL ([] for anything else). */
+export function syncedDdlTables(item: Extract<Assembled, { kind: 'statement' }>, schema: string, synced: ReadonlySet<string>): string[] {
+  return ddlTables(item.sql, item.schema, schema).filter((t) => synced.has(t));
+}
+
 export async function recordDdl(
-  db: Db, stateSchema: string, schema: string, tables: readonly string[], sql: string, cp: Checkpoint,
+  db: Db, stateSchema: string, schema: string, tables: readonly string[], sql: string, cp: Checkpoint, log: Logger,
 ): Promise<void> {
   await db.transaction(async (tx) => {
     for (const t of tables) {
@@ -20,5 +27,9 @@ export async function recordDdl(
       );
     }
     await writeCheckpoint(tx, stateSchema, cp);
+  });
+  log.warn('a synced table was changed by DDL: apply the same change on every node', {
+    tables,
+    statement: sql.split(/\s+/, 2).join(' ').toUpperCase(),
   });
 }

@@ -55,3 +55,18 @@ export class CaughtUpWaiters {
     this.waiters = [];
   }
 }
+
+/** A sleep that wake() ends early. */
+export function interruptibleSleep(): { sleep: (ms: number) => Promise<void>; wake: () => void } {
+  let wakeUp: () => void = () => undefined;
+  return {
+    sleep: (ms) => new Promise<void>((resolve) => {
+      const timer = setTimeout(resolve, ms);
+      wakeUp = () => {
+        clearTimeout(timer);
+        resolve();
+      };
+    }),
+    wake: () => wakeUp(),
+  };
+}
