@@ -11,7 +11,7 @@ import type { ParentConfig } from '../config/types.js';
 import type { Queryable } from '../db.js';
 import { SpokesyncError, catalogue, isSpokesyncError, type ErrorCode } from '../errors.js';
 import type { Logger } from '../log.js';
-import { PARENT_ID_KEY, getCursor, getMeta, recordContact, setMeta } from '../routing/cursors.js';
+import { PARENT_ID_KEY, getMeta, recordContact, setMeta } from '../routing/cursors.js';
 import type { Route } from '../routing/filters.js';
 import { ACCEPTED_CODINGS, UBR, compress, decompress, encodingFor, parseContentEncoding, type Encoding } from './compression.js';
 import {
@@ -68,9 +68,8 @@ export interface SyncResult {
 }
 
 interface RoundResult {
+  /** our entries the parent got in this round (0 when only a probe went through) */
   readonly sent: number;
-  readonly ourMore: boolean;
-  readonly allAcked: boolean;
   readonly theirMore: boolean;
   readonly taken: TakeResult;
 }
@@ -123,16 +122,16 @@ export class ExchangeClient {
   /** One HTTP request, retried by p-retry; `parse` runs inside the retry (a garbled answer is fetched again). */
   private async request<T>(
     what: string,
-    send: () => Promise<Response<Buffer>>,
+    send: (attempt: number) => Promise<Response<Buffer>>,
     parse: (res: Response<Buffer>) => Promise<T>,
     signal?: AbortSignal,
   ): Promise<T> {
     const tries = Math.max(1, this.o.parent.maxTries);
     return pRetry(
-      async () => {
+      async (attempt) => {
         let res: Response<Buffer>;
         try {
-          res = await send();
+          res = await send(attempt);
         } catch (e) {
           throw new SpokesyncError('SPOKESYNC_E_HTTP', `${what}: ${(e as { code?: string }).code ?? (e as Error).message}`, { cause: e });
         }
@@ -206,17 +205,24 @@ export class ExchangeClient {
   async round(parentId: string, signal?: AbortSignal): Promise<RoundResult> {
     const { parent, core } = this.o;
     const out = await core.next(this.o.routeFor(parentId), parent.batch);
-    const raw = await batchBuffer(out.header, out.entries);
-    const bodies = new Map<Encoding, Buffer>();
+    // After a failed attempt the batch may have arrived and only the answer been lost:
+    // later attempts send a probe (acks, no entries) instead of the whole batch again;
+    // its answer says what the parent holds, and the next round sends only the rest.
+    const full = await batchBuffer(out.header, out.entries);
+    const probe = out.entries.length > 0 ? await batchBuffer({ ...out.header, more: true }, []) : full;
+    let probing = false;
+    const bodies = new Map<string, Buffer>();
     const bodyFor = (enc: Encoding): Buffer => {
-      let b = bodies.get(enc);
-      if (!b) bodies.set(enc, (b = compress(raw, enc)));
+      const key = `${probing ? 'probe' : 'full'}:${enc}`;
+      let b = bodies.get(key);
+      if (!b) bodies.set(key, (b = compress(probing ? probe : full, enc)));
       return b;
     };
     const max = this.o.maxInflatedBytes ?? 64 * 1024 * 1024;
     const answer: DecodedBatch = await this.request(
       'exchange',
-      async () => {
+      async (attempt) => {
+        probing = attempt > 1;
         const post = (enc: Encoding) => got(`${this.base}${EXCHANGE_PATH}`, {
           ...this.gotOptions(),
           method: 'POST',
@@ -245,12 +251,8 @@ export class ExchangeClient {
       signal,
     );
     const taken = await core.take(parentId, answer.header, answer.entries);
-    const last = out.entries[out.entries.length - 1]?.seq ?? '0';
-    const cursor = await getCursor(this.o.db, this.o.stateSchema, parentId);
     return {
-      sent: out.entries.length,
-      ourMore: out.header.more,
-      allAcked: BigInt(cursor.ackedSeq) >= BigInt(last),
+      sent: probing ? 0 : out.entries.length,
       theirMore: answer.header.more,
       taken,
     };
@@ -267,6 +269,7 @@ export class ExchangeClient {
     try {
       parent = await this.parentId(signal);
       let done = false;
+      let pending = 0;
       while (!done && t.rounds < maxRounds && !signal?.aborted) {
         const r = await this.round(parent, signal);
         t.rounds++;
@@ -276,10 +279,10 @@ export class ExchangeClient {
         t.duplicates += r.taken.duplicates;
         t.quarantined += r.taken.quarantined;
         t.conflicts += r.taken.conflicts;
-        // another round when they sent something (it needs our ack) or either side has more
-        done = r.taken.received === 0 && !r.theirMore && !r.ourMore && r.allAcked;
+        // another round when they sent something (it needs our ack), they have more, or we do
+        pending = await this.o.core.pending(this.o.routeFor(parent));
+        done = r.taken.received === 0 && !r.theirMore && pending === 0;
       }
-      const pending = await this.o.core.pending(this.o.routeFor(parent));
       const drained = done && pending === 0;
       await recordContact(db, stateSchema, parent, 'ok');
       this.log.info('sync', { parent, ...t, drained, pending });

@@ -26,7 +26,7 @@ async function setup(t: { teardown(fn: () => unknown): void }, db: Db, name: str
     children: hubConfig.children,
     core: hub.core,
     routeFor: (c) => routeTo(hubConfig, c, 'child'),
-    log: createLogger({ level: 'warn', write: (l) => refused.push(l) }),
+    log: createLogger({ level: 'info', write: (l) => refused.push(l) }),
   });
   await server.start();
   t.teardown(() => server.stop());
@@ -101,6 +101,18 @@ void t.test('client', async (t) => {
     t.same(ids(hub), Array.from({ length: 6 }, (_, i) => `leaf-b:${i + 1}`), 'each leaf change taken once, in order');
     t.same(ids(leaf), Array.from({ length: 6 }, (_, i) => `hub-b:${i + 1}`));
     t.equal(hub.applier.seen.size, 6);
+  });
+
+  await t.test('a lost answer costs a probe, not the batch again', async (t) => {
+    const { hub, leaf, client, proxy, refused } = await setup(t, db, 'f');
+    await client.parentId();
+    await fill(db, leaf, 'leaf-f', 3);
+    proxy.cutNext({ direction: 'down', afterBytes: 30 });
+    const r = await client.sync();
+    t.ok(r.drained);
+    const exchanges = refused.filter((l) => l.includes('"msg":"exchange"')).map((l) => JSON.parse(l) as { received: number; replayed: number });
+    t.same(exchanges.map((e) => [e.received, e.replayed]), [[3, 0], [0, 0]], 'the batch went once; a probe learned it had arrived');
+    t.same(ids(hub), ['leaf-f:1', 'leaf-f:2', 'leaf-f:3']);
   });
 
   await t.test('random drops on a slow link still converge', async (t) => {

@@ -66,8 +66,8 @@ void t.test('two nodes, HTTP, real capture and apply', async (t) => {
     proxy.cutNext(
       { direction: 'up', afterBytes: 700 },
       { direction: 'down', afterBytes: 300 },
-      { direction: 'down', afterBytes: 1500 },
-      { direction: 'up', afterBytes: 2500 },
+      { direction: 'down', afterBytes: 150 },
+      { direction: 'up', afterBytes: 400 },
       { direction: 'down', afterBytes: 50 },
     );
     const cutsBefore = proxy.stats.cuts;
