@@ -129,9 +129,16 @@ export class ExchangeServer {
   async start(): Promise<void> {
     const { host, port } = this.o.listen;
     await new Promise<void>((resolve, reject) => {
-      this.server.once('error', reject);
+      const failed = (e: Error): void => {
+        const code = (e as { code?: string }).code ?? 'error';
+        reject(new SpokesyncError('SPOKESYNC_E_CONFIG', `cannot listen on ${host}:${port} (${code})`, {
+          cause: e,
+          fix: 'Choose a free listen.port (and a listen.host of this machine), or stop the process that holds it.',
+        }));
+      };
+      this.server.once('error', failed);
       this.server.listen(port, host, () => {
-        this.server.off('error', reject);
+        this.server.off('error', failed);
         resolve();
       });
     });

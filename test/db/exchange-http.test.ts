@@ -151,4 +151,12 @@ void t.test('exchange server', async (t) => {
     t.equal((await raw(`${server.url}/v1/echo-child`, { method: 'GET', headers: auth() })).body.toString(), 'leaf');
     t.equal((await raw(`${server.url}/v1/echo-child`, { method: 'GET' })).status, 401);
   });
+
+  await t.test('a port already in use is a config error', async (t) => {
+    const second = new ExchangeServer({
+      listen: { host: '127.0.0.1', port: server.port, maxBodyBytes: 1024, maxInflatedBytes: 1024 },
+      children: [], core: hub.core, routeFor: (c) => routeTo(config, c, 'child'), log,
+    });
+    await t.rejects(second.start(), { code: 'SPOKESYNC_E_CONFIG' });
+  });
 });
