@@ -13,7 +13,7 @@ import { SpokesyncError, catalogue, isSpokesyncError, type ErrorCode } from '../
 import type { Logger } from '../log.js';
 import { PARENT_ID_KEY, getMeta, recordContact, setMeta } from '../routing/cursors.js';
 import type { Route } from '../routing/filters.js';
-import { ACCEPTED_CODINGS, UBR, compress, decompress, encodingFor, parseContentEncoding, type Encoding } from './compression.js';
+import { UBR, compress, decompress, encodingFor, parseContentEncoding, type Encoding } from './compression.js';
 import {
   CAP_BYTES_HEADER, CAP_RECORDS_HEADER, DEFAULT_CAPS, EXCHANGE_PATH, PEER_PATH, type ExchangeCore, type TakeResult,
 } from './protocol.js';
@@ -104,7 +104,6 @@ export class ExchangeClient {
   private readonly random: () => number;
   private readonly tls: ReturnType<typeof tlsOptions>;
   private readonly base: string;
-  private readonly accept: string;
   /** the coding of our requests: the configured one, spokesync-ubr for br while the parent takes it */
   private requestEncoding: Encoding;
 
@@ -116,7 +115,6 @@ export class ExchangeClient {
     this.base = o.parent.url.replace(/\/+$/, '');
     // brotli children try spokesync-ubr first and fall back to br when the parent refuses it (415)
     this.requestEncoding = o.parent.compression === 'br' ? UBR : encodingFor(o.parent.compression);
-    this.accept = { br: ACCEPTED_CODINGS, gzip: 'gzip', none: 'identity' }[o.parent.compression];
   }
 
   /** One HTTP request, retried by p-retry; `parse` runs inside the retry (a garbled answer is fetched again). */
@@ -229,7 +227,8 @@ export class ExchangeClient {
           body: bodyFor(enc),
           headers: {
             ...this.headers(),
-            'accept-encoding': this.accept,
+            // no Accept-Encoding: the answer comes in the request's coding (headers cost seconds at 1 kbps)
+            ...(this.requestEncoding === 'identity' ? { 'accept-encoding': 'identity' } : {}),
             ...(enc === 'identity' ? {} : { 'content-encoding': enc }),
             // the parent answers within the same caps (defaults are not sent: every byte counts on 1 kbps)
             ...(parent.batch.records === DEFAULT_CAPS.records ? {} : { [CAP_RECORDS_HEADER]: String(parent.batch.records) }),

@@ -9,7 +9,7 @@ import { packUuids, unpackUuids } from './uuid-coding.js';
 /** `spokesync-ubr`: brotli over packed UUIDs (uuid-coding.ts), offered by spokesync parents */
 export type Encoding = 'gzip' | 'br' | 'identity' | 'spokesync-ubr';
 export const UBR = 'spokesync-ubr';
-/** what a spokesync parent accepts in requests, best first (sent in its answers, RFC 7694) */
+/** what a spokesync parent accepts in requests, best first */
 export const ACCEPTED_CODINGS = `${UBR}, br, gzip`;
 
 export function encodingFor(c: Compression): Encoding {
@@ -28,16 +28,18 @@ export function parseContentEncoding(header: string | undefined): Encoding | nul
 
 /**
  * The encoding of a response: the request's own encoding when the client
- * accepts it, else spokesync-ubr, br, gzip, identity in that order of what it accepts.
+ * accepts it (no Accept-Encoding accepts any, RFC 9110), else spokesync-ubr,
+ * br, gzip, identity in that order of what it accepts.
  */
 export function negotiate(acceptEncoding: string | undefined, requestEncoding: Encoding): Encoding {
+  if (acceptEncoding === undefined || acceptEncoding.trim() === '') return requestEncoding;
   const accepted = new Set<string>();
   for (const part of (acceptEncoding ?? '').split(',')) {
     const [name, ...params] = part.trim().toLowerCase().split(';');
     const q = params.map((p) => p.trim()).find((p) => p.startsWith('q='));
     if (name && !(q && Number(q.slice(2)) === 0)) accepted.add(name === 'x-gzip' ? 'gzip' : name);
   }
-  if (accepted.has(requestEncoding) || requestEncoding === 'identity' && accepted.size === 0) return requestEncoding;
+  if (accepted.has(requestEncoding)) return requestEncoding;
   for (const e of [UBR, 'br', 'gzip'] as const) if (accepted.has(e)) return e;
   return 'identity';
 }

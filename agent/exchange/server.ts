@@ -254,7 +254,6 @@ export class ExchangeServer {
       res.sendDate = false;
       res.writeHead(200, {
         'content-length': body.length,
-        'accept-encoding': ACCEPTED_CODINGS,
         ...(out === 'identity' ? {} : { 'content-encoding': out }),
       });
       res.end(body);

@@ -31,7 +31,8 @@ void t.test('content encodings: parse, negotiate, size limits', async (t) => {
   t.equal(negotiate('gzip, br', 'gzip'), 'gzip', 'the request encoding wins when accepted');
   t.equal(negotiate('br;q=0, gzip', 'identity'), 'gzip');
   t.equal(negotiate(undefined, 'identity'), 'identity');
-  t.equal(negotiate(undefined, 'gzip'), 'identity');
+  t.equal(negotiate(undefined, 'gzip'), 'gzip', 'no Accept-Encoding: any coding, so the request\'s');
+  t.equal(negotiate('identity', 'br'), 'identity');
   const text = Buffer.from('<cs o="a" h="1"/>'.repeat(1000));
   for (const enc of ['gzip', 'br', 'identity'] as const) {
     t.ok(decompress(compress(text, enc), enc, 1e6).equals(text), `${enc} round trip`);
