@@ -20,6 +20,9 @@ import { loadCatalog, type Catalog } from './schema/catalog.js';
 import { ensureStateSchema } from './state/schema.js';
 import type { UsbDeps } from './usb/transfer.js';
 
+/** how long one-shot commands wait for capture to journal a backlog */
+export const CATCH_UP_MS = 15 * 60_000;
+
 export interface NodeOptions {
   /** backoff sleep and jitter of the client (tests) */
   readonly sleep?: Sleep;
@@ -118,8 +121,8 @@ export class SpokesyncNode {
     return routeTo(this.config, peer, role);
   }
 
-  /** Starts capture and waits until everything committed so far is journaled. */
-  async startCapture(timeoutMs = 120_000): Promise<void> {
+  /** Starts capture and waits until everything committed so far is journaled (a long backlog may take minutes). */
+  async startCapture(timeoutMs = CATCH_UP_MS): Promise<void> {
     await this.capture.start();
     await this.capture.caughtUp(timeoutMs);
   }

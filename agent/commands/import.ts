@@ -1,7 +1,7 @@
 // `spokesync import`: apply a peer's USB file (authenticated whole first), and
 // optionally write the reply file for that peer.
 import type { CommandSpec } from '../cli/command.js';
-import { withNode } from '../node.js';
+import { CATCH_UP_MS, withNode } from '../node.js';
 import { importFile } from '../usb/transfer.js';
 
 export const command: CommandSpec = {
@@ -24,7 +24,7 @@ export const command: CommandSpec = {
       await node.startCapture();
       const reply = typeof ctx.options.reply === 'string' ? ctx.options.reply : undefined;
       const r = await importFile(node.usb(), { in: String(ctx.options.in), ...(reply === undefined ? {} : { reply }) });
-      await node.capture.caughtUp(120_000);
+      await node.capture.caughtUp(CATCH_UP_MS);
       ctx.out(`imported ${r.received} change sets from ${r.sender}: applied ${r.applied}, duplicates ${r.duplicates + r.replayed}, ` +
         `quarantined ${r.quarantined}, conflicts ${r.conflicts}` +
         (r.reply ? `; wrote ${r.reply.entries} change sets for ${r.sender} to ${reply ?? ''}` : ''));

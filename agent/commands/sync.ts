@@ -3,7 +3,7 @@
 // both sides are drained. Exit 0 only when nothing is left to send or receive.
 import type { CommandSpec } from '../cli/command.js';
 import { SpokesyncError } from '../errors.js';
-import { withNode } from '../node.js';
+import { CATCH_UP_MS, withNode } from '../node.js';
 
 export const command: CommandSpec = {
   name: 'sync',
@@ -22,7 +22,7 @@ export const command: CommandSpec = {
     return withNode(ctx.config, ctx.log, async (node) => {
       await node.startCapture();
       const r = await node.syncWithParent(ctx.signal);
-      await node.capture.caughtUp(120_000);
+      await node.capture.caughtUp(CATCH_UP_MS);
       ctx.out(`synced with ${r.parent}: sent ${r.sent}, received ${r.received} (applied ${r.applied}, ` +
         `duplicates ${r.duplicates}, quarantined ${r.quarantined}, conflicts ${r.conflicts}) in ${r.rounds} rounds`);
       if (!r.drained) {
