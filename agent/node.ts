@@ -17,6 +17,7 @@ import { PARENT_ID_KEY, getMeta } from './routing/cursors.js';
 import { routeTo, type PeerRole, type Route } from './routing/filters.js';
 import { JournalReader } from './routing/journal.js';
 import { loadCatalog, type Catalog } from './schema/catalog.js';
+import { assertPreflight } from './check/preflight.js';
 import { ensureStateSchema } from './state/schema.js';
 import type { UsbDeps } from './usb/transfer.js';
 
@@ -72,7 +73,12 @@ export class SpokesyncNode {
     this.capture = new Capture({
       db, settings: settingsOf(config), catalog, schema: database.schema, stateSchema: database.stateSchema,
       tables, node: node.id, serverId: database.serverId, log, memoryBytes: config.capture.memoryBytes,
-      reloadCatalog: () => loadCatalog(db, database.schema, { keys: config.tables.keys }),
+      // After DDL on a synced table both sides of the node work from the new catalogue.
+      reloadCatalog: async () => {
+        const fresh = await loadCatalog(db, database.schema, { keys: config.tables.keys });
+        this.applier.updateCatalog(fresh);
+        return fresh;
+      },
       onFatal: (e) => {
         this.fatalError = e;
         log.error('capture stopped for good', { code: e.code, error: e.message });
@@ -123,6 +129,10 @@ export class SpokesyncNode {
 
   /** Starts capture and waits until everything committed so far is journaled (a long backlog may take minutes). */
   async startCapture(timeoutMs = CATCH_UP_MS): Promise<void> {
+    // Refuse to capture from a server or tables that would give wrong change sets
+    // (binlog settings, grants, tables without identity): every error at once, with its fix.
+    const warnings = await assertPreflight(this.db, this.config);
+    for (const w of warnings) this.log.warn(w.message, { check: w.check, fix: w.fix });
     await this.capture.start();
     await this.capture.caughtUp(timeoutMs);
   }
