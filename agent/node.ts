@@ -127,13 +127,20 @@ export class SpokesyncNode {
     return routeTo(this.config, peer, role);
   }
 
-  /** Starts capture and waits until everything committed so far is journaled (a long backlog may take minutes). */
-  async startCapture(timeoutMs = CATCH_UP_MS): Promise<void> {
-    // Refuse to capture from a server or tables that would give wrong change sets
-    // (binlog settings, grants, tables without identity): every error at once, with its fix.
+  /**
+   * Starts capture after the preflight: a server or tables that would give wrong
+   * change sets (binlog settings, grants, tables without identity) are refused,
+   * every error at once with its fix (SPOKESYNC_E_PREFLIGHT).
+   */
+  async beginCapture(): Promise<void> {
     const warnings = await assertPreflight(this.db, this.config);
     for (const w of warnings) this.log.warn(w.message, { check: w.check, fix: w.fix });
     await this.capture.start();
+  }
+
+  /** Starts capture and waits until everything committed so far is journaled (a long backlog may take minutes). */
+  async startCapture(timeoutMs = CATCH_UP_MS): Promise<void> {
+    await this.beginCapture();
     await this.capture.caughtUp(timeoutMs);
   }
 

@@ -25,7 +25,7 @@ export const command: CommandSpec = {
   async run(ctx) {
     const { config, log, signal } = ctx;
     return withNode(config, log, async (node) => {
-      await node.capture.start();
+      await node.beginCapture();
       await node.startServer();
       const interval = config.parent?.interval ?? QUARANTINE_TICK_MS;
       log.info('running', { listen: config.listen ? `${config.listen.host}:${config.listen.port}` : null, parent: config.parent?.url ?? null });
