@@ -1,25 +1,10 @@
 // `spokesync conflicts` as users run it: the built binary against a real server.
+import { spokesync } from '../helpers/cli.js';
 import t from 'tap';
-import { spawn } from 'node:child_process';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { APP, STATE, applyEnv, changeSet, entries, personInsert } from './apply-fixture.js';
-
-const main = fileURLToPath(new URL('../../agent/main.js', import.meta.url));
-
-function spokesync(args: string[]): Promise<{ code: number | null; out: string; err: string }> {
-  return new Promise((resolve, reject) => {
-    const p = spawn(process.execPath, [main, ...args], { env: { PATH: process.env.PATH } });
-    let out = '';
-    let err = '';
-    p.stdout.on('data', (d: Buffer) => { out += d.toString(); });
-    p.stderr.on('data', (d: Buffer) => { err += d.toString(); });
-    p.on('error', reject);
-    p.on('close', (code) => resolve({ code, out, err }));
-  });
-}
 
 void t.test('spokesync conflicts lists recorded conflicts, newest first, as text or JSON', async (t) => {
   const env = await applyEnv();

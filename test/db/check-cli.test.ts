@@ -1,25 +1,10 @@
 // `spokesync check` as users run it: the built binary against a real server.
+import { spokesync } from '../helpers/cli.js';
 import t from 'tap';
-import { spawn } from 'node:child_process';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { startServer, loadOpenmrs, freePort } from '../helpers/mariadb.js';
-
-const main = fileURLToPath(new URL('../../agent/main.js', import.meta.url));
-
-function spokesync(args: string[], env: NodeJS.ProcessEnv = {}): Promise<{ code: number | null; out: string; err: string }> {
-  return new Promise((resolve, reject) => {
-    const p = spawn(process.execPath, [main, ...args], { env: { PATH: process.env.PATH, ...env } });
-    let out = '';
-    let err = '';
-    p.stdout.on('data', (d: Buffer) => { out += d.toString(); });
-    p.stderr.on('data', (d: Buffer) => { err += d.toString(); });
-    p.on('error', reject);
-    p.on('close', (code) => resolve({ code, out, err }));
-  });
-}
 
 void t.test('spokesync check exits 0 on a good server, 1 on a bad one, listing each problem with its fix', async (t) => {
   const s = await startServer({ extraArgs: ['--binlog-expire-logs-seconds=1209600'] });

@@ -3,30 +3,16 @@
 // when the parent is unreachable, `status --json` reports cursors and capture,
 // `export`/`import --reply` carry a USB round, a damaged file exits 1, and a
 // node held by the daemon refuses a second process.
+import { spokesync, spokesyncMain } from '../helpers/cli.js';
 import t from 'tap';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { openDb } from '../../agent/db.js';
 import { dumpByIdentity } from '../helpers/compare.js';
 import { freePort } from '../helpers/mariadb.js';
 import { APP, SYNCED, startNode, stopNode, uuid, type NetNode } from '../helpers/sync-net.js';
-
-const main = fileURLToPath(new URL('../../agent/main.js', import.meta.url));
-
-function spokesync(args: string[]): Promise<{ code: number | null; out: string; err: string }> {
-  return new Promise((resolve, reject) => {
-    const p = spawn(process.execPath, [main, ...args], { env: { PATH: process.env.PATH } });
-    let out = '';
-    let err = '';
-    p.stdout.on('data', (d: Buffer) => { out += d.toString(); });
-    p.stderr.on('data', (d: Buffer) => { err += d.toString(); });
-    p.on('error', reject);
-    p.on('close', (code) => resolve({ code, out, err }));
-  });
-}
 
 async function dump(n: NetNode) {
   const db = openDb({ host: n.server.host, port: n.server.port, user: 'root' });
@@ -64,7 +50,7 @@ void t.test('exchange commands', async (t) => {
   await hub.sql(`INSERT INTO person (uuid, name) VALUES (?, 'from hub')`, [uuid('h', 1)]);
   await leaf.sql(`INSERT INTO person (uuid, name) VALUES (?, 'from leaf')`, [uuid('l', 1)]);
 
-  const daemon = spawn(process.execPath, [main, 'run', '--config', hubCfg], { env: { PATH: process.env.PATH } });
+  const daemon = spawn(process.execPath, [spokesyncMain, 'run', '--config', hubCfg], { env: { PATH: process.env.PATH } });
   let daemonOut = '';
   daemon.stdout.on('data', (d: Buffer) => { daemonOut += d.toString(); });
   daemon.stderr.on('data', (d: Buffer) => { daemonOut += d.toString(); });

@@ -2,13 +2,13 @@
 // while the parent keeps writing end identical to the parent and then sync both
 // ways with nothing lost, repeated or in conflict; a clone killed halfway is run
 // again and completes without --force.
+import { spokesync, spokesyncMain } from '../helpers/cli.js';
 import t, { type Test } from 'tap';
 import { spawn, execFile } from 'node:child_process';
 import { createWriteStream } from 'node:fs';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import type { Connection } from 'mysql2/promise';
 import type { Config } from '../../agent/config/types.js';
@@ -20,20 +20,6 @@ import { cloneSnapshot } from '../../agent/provision/load.js';
 import { dumpByIdentity, dumpCounts } from '../helpers/compare.js';
 import { startServer, type TestServer } from '../helpers/mariadb.js';
 import { APP, SYNCED, configText, startNode, stopNode, type NetNode } from '../helpers/sync-net.js';
-
-const main = fileURLToPath(new URL('../../agent/main.js', import.meta.url));
-
-function spokesync(args: string[]): Promise<{ code: number | null; out: string; err: string }> {
-  return new Promise((resolve, reject) => {
-    const p = spawn(process.execPath, [main, ...args], { env: { PATH: process.env.PATH } });
-    let out = '';
-    let err = '';
-    p.stdout.on('data', (d: Buffer) => { out += d.toString(); });
-    p.stderr.on('data', (d: Buffer) => { err += d.toString(); });
-    p.on('error', reject);
-    p.on('close', (code) => resolve({ code, out, err }));
-  });
-}
 
 const CHILDREN = [
   { id: 'leaf-http', token: 'tok-http-0123456789' },
@@ -184,7 +170,7 @@ void t.test('provisioning against a running parent', async (t) => {
     const fifo = join(dir, 'half.fifo');
     await promisify(execFile)('mkfifo', [fifo]);
     const bytes = await readFile(file);
-    const p = spawn(process.execPath, [main, 'clone', '--config', childFile, '--from', fifo], { stdio: 'ignore' });
+    const p = spawn(process.execPath, [spokesyncMain, 'clone', '--config', childFile, '--from', fifo], { stdio: 'ignore' });
     const exited = new Promise((r) => p.once('exit', r));
     const feed = createWriteStream(fifo);
     feed.on('error', () => undefined);

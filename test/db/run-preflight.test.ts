@@ -1,27 +1,15 @@
 // `spokesync run` refuses to start capturing from a server or tables that would
 // give wrong change sets, naming every problem and its fix (exit 1).
 import t from 'tap';
-import { spawn } from 'node:child_process';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { spokesync } from '../helpers/cli.js';
 import { startServer, loadOpenmrs, type TestServer } from '../helpers/mariadb.js';
 
-const main = fileURLToPath(new URL('../../agent/main.js', import.meta.url));
-
-function run(config: string): Promise<{ code: number | null; out: string; err: string }> {
-  return new Promise((resolve, reject) => {
-    const p = spawn(process.execPath, [main, 'run', '--config', config], { env: { PATH: process.env.PATH } });
-    let out = '';
-    let err = '';
-    p.stdout.on('data', (d: Buffer) => { out += d.toString(); });
-    p.stderr.on('data', (d: Buffer) => { err += d.toString(); });
-    p.on('error', reject);
-    // A daemon that did start is a failure of this test: stop it so the test ends.
-    const timer = setTimeout(() => p.kill('SIGKILL'), 30_000);
-    p.on('close', (code) => { clearTimeout(timer); resolve({ code, out, err }); });
-  });
+function run(config: string) {
+  // A daemon that did start is a failure of this test: it is killed so the test ends.
+  return spokesync(['run', '--config', config], {}, { killAfterMs: 30_000 });
 }
 
 function writeConfig(s: TestServer, tables: string): string {

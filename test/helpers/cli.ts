@@ -1,0 +1,29 @@
+// Runs the built `spokesync` binary as users do: a real process, its exit code
+// and everything it printed. Only PATH (plus `env`) is passed, so no variable of
+// the test runner leaks into the config.
+import { spawn } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+
+export const spokesyncMain = fileURLToPath(new URL('../../agent/main.js', import.meta.url));
+
+export interface CliResult {
+  readonly code: number | null;
+  readonly out: string;
+  readonly err: string;
+}
+
+export function spokesync(args: readonly string[], env: NodeJS.ProcessEnv = {}, opts: { killAfterMs?: number } = {}): Promise<CliResult> {
+  return new Promise((resolve, reject) => {
+    const p = spawn(process.execPath, [spokesyncMain, ...args], { env: { PATH: process.env.PATH, ...env } });
+    let out = '';
+    let err = '';
+    p.stdout.on('data', (d: Buffer) => { out += d.toString(); });
+    p.stderr.on('data', (d: Buffer) => { err += d.toString(); });
+    p.on('error', reject);
+    const timer = opts.killAfterMs === undefined ? undefined : setTimeout(() => p.kill('SIGKILL'), opts.killAfterMs);
+    p.on('close', (code) => {
+      if (timer) clearTimeout(timer);
+      resolve({ code, out, err });
+    });
+  });
+}
