@@ -8,6 +8,8 @@ import { WIRE_NAMESPACE } from '../model.js';
 import {
   COMMIT_TIME,
   DIGEST,
+  LIST_NAME,
+  NAME_LIST,
   NODE_ID,
   decodeBase64,
   decodeUtf16,
@@ -26,6 +28,9 @@ interface OpState {
   old: Record<string, Value>;
   digest: string;
   sawOld: boolean;
+  /** insert only: columns listed in z (null), and the column named by u (= identity) */
+  nulls: Set<string>;
+  same: string | undefined;
 }
 
 interface ColState {
@@ -142,6 +147,8 @@ export class ChangeSetBuilder {
     let table: string | undefined;
     let id: string | undefined;
     let digest: string | undefined;
+    let nulls: string | undefined;
+    let same: string | undefined;
     for (const k in a) {
       const v = a[k]!;
       switch (k) {
@@ -153,6 +160,14 @@ export class ChangeSetBuilder {
           if (kind !== 'delete') throw unknownAttr(k, el);
           digest = v;
           break;
+        case 'z':
+          if (kind !== 'insert') throw unknownAttr(k, el);
+          nulls = v;
+          break;
+        case 'u':
+          if (kind !== 'insert') throw unknownAttr(k, el);
+          same = v;
+          break;
         case 'xmlns': checkNamespace(v); break;
         default: throw unknownAttr(k, el);
       }
@@ -160,7 +175,10 @@ export class ChangeSetBuilder {
     if (table === undefined || table === '') throw badAttr('t', el, 'a table name');
     if (id === undefined) throw badAttr('k', el, 'an identity');
     if (kind === 'delete' && (digest === undefined || !DIGEST.test(digest))) throw badAttr('g', el, 'a base64url digest');
-    this.op = { kind, table, id, row: {}, old: {}, digest: digest ?? '', sawOld: false };
+    this.op = {
+      kind, table, id, row: {}, old: {}, digest: digest ?? '', sawOld: false, nulls: nullList(nulls), same: sameColumn(same),
+    };
+    if (same !== undefined && this.op.nulls.has(same)) throw xmlError('column given twice in one <i>');
   }
 
   private openCol(old: boolean, a: Attrs): void {
@@ -195,7 +213,7 @@ export class ChangeSetBuilder {
     }
     const op = this.op!;
     if (old) op.sawOld = true;
-    if (Object.hasOwn(old ? op.old : op.row, name)) throw xmlError(`column given twice in one <${el === 'o' ? 'u' : op.kind[0]}>`);
+    if (Object.hasOwn(old ? op.old : op.row, name) || (!old && (op.nulls.has(name) || op.same === name))) throw xmlError(`column given twice in one <${el === 'o' ? 'u' : op.kind[0]}>`);
     this.col = { old, name, enc, ref };
     this.buf = '';
   }
@@ -216,24 +234,50 @@ export class ChangeSetBuilder {
       case 'w': v = decodeUtf16(decodeBase64(t, 'column text'), 'column text'); break;
     }
     if (c.ref !== undefined) v = { ref: c.ref, id: v as string } satisfies Ref;
-    const row = c.old ? this.op!.old : this.op!.row;
-    if (c.name === '__proto__') {
-      Object.defineProperty(row, c.name, { value: v, enumerable: true, writable: true, configurable: true });
-    } else {
-      row[c.name] = v;
-    }
+    setColumn(c.old ? this.op!.old : this.op!.row, c.name, v);
     this.col = undefined;
   }
 
   private closeOp(): void {
     const o = this.op!;
     let op: Op;
-    if (o.kind === 'insert') op = { kind: 'insert', table: o.table, id: o.id, row: o.row };
+    if (o.kind === 'insert') {
+      // the short forms come back after the element columns: re-encoding gives the same bytes
+      for (const name of o.nulls) setColumn(o.row, name, null);
+      if (o.same !== undefined) setColumn(o.row, o.same, o.id);
+      op = { kind: 'insert', table: o.table, id: o.id, row: o.row };
+    }
     else if (o.kind === 'update') op = { kind: 'update', table: o.table, id: o.id, set: o.row, old: o.old };
     else op = { kind: 'delete', table: o.table, id: o.id, digest: o.digest };
     this.ops.push(op);
     this.op = undefined;
   }
+}
+
+function setColumn(row: Record<string, Value>, name: string, v: Value): void {
+  if (name === '__proto__') {
+    Object.defineProperty(row, name, { value: v, enumerable: true, writable: true, configurable: true });
+  } else {
+    row[name] = v;
+  }
+}
+
+/** z on <i>: column names separated by single spaces, each at most once. */
+function nullList(v: string | undefined): Set<string> {
+  const out = new Set<string>();
+  if (v === undefined) return out;
+  if (!NAME_LIST.test(v)) throw badAttr('z', 'i', 'column names separated by single spaces');
+  for (const name of v.split(' ')) {
+    if (out.has(name)) throw xmlError('column given twice in one <i>');
+    out.add(name);
+  }
+  return out;
+}
+
+/** u on <i>: the column whose value is the row's identity. */
+function sameColumn(v: string | undefined): string | undefined {
+  if (v !== undefined && !LIST_NAME.test(v)) throw badAttr('u', 'i', 'a column name');
+  return v;
 }
 
 export function checkNamespace(v: string): void {

@@ -15,6 +15,7 @@ import type { ChangeSet, Op, Row, Value } from '../model.js';
 import {
   COMMIT_TIME,
   DIGEST,
+  LIST_NAME,
   NODE_ID,
   escapeText,
   hasLoneSurrogate,
@@ -46,8 +47,8 @@ function encodeOp(op: Op): string {
   const head = nameAttr('t', 'T', str(op.table, 'table name'), 'table name') + nameAttr('k', 'K', str(op.id, 'identity'), 'identity');
   switch (op.kind) {
     case 'insert': {
-      const cols = encodeRow('c', op.row, op.table);
-      return cols === '' ? `<i${head}/>` : `<i${head}>${cols}</i>`;
+      const { attrs, cols } = encodeInsertRow(op.row, op.id, op.table);
+      return cols === '' ? `<i${head}${attrs}/>` : `<i${head}${attrs}>${cols}</i>`;
     }
     case 'update': {
       const cols = encodeRow('c', op.set, op.table) + encodeRow('o', op.old, op.table);
@@ -61,6 +62,36 @@ function encodeOp(op: Op): string {
     default:
       throw xmlError(`cannot encode op of kind ${label(String((op as { kind: unknown }).kind))}`);
   }
+}
+
+/**
+ * An inserted row in its short form: the one column whose value is the row's
+ * identity (its uuid) is named in u="col" and left out; null columns are listed
+ * in z="a b c". Only names matching LIST_NAME use these forms; the rest stay
+ * elements. Deterministic, and decode → encode gives the same bytes.
+ */
+function encodeInsertRow(row: Row, id: string, table: string): { attrs: string; cols: string } {
+  let same: string | undefined;
+  let matches = 0;
+  for (const col of Object.keys(row)) {
+    if (row[col] === id && LIST_NAME.test(col)) {
+      same = col;
+      matches++;
+    }
+  }
+  // with two such columns, which one was left out would depend on column order
+  if (matches !== 1) same = undefined;
+  const nulls: string[] = [];
+  let cols = '';
+  for (const col of Object.keys(row)) {
+    if (col === same) continue;
+    const v = row[col]!;
+    if (v === null && LIST_NAME.test(col)) nulls.push(col);
+    else cols += encodeValue('c', nameAttr('n', 'N', col, 'column name'), v, table, col);
+  }
+  let attrs = same === undefined ? '' : ` u="${same}"`;
+  if (nulls.length > 0) attrs += ` z="${nulls.join(' ')}"`;
+  return { attrs, cols };
 }
 
 function encodeRow(tag: 'c' | 'o', row: Row, table: string): string {

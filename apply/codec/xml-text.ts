@@ -116,3 +116,7 @@ export const NODE_ID = /^[a-z0-9-]+$/;
 export const COMMIT_TIME = /^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}Z$/;
 /** Row digests are base64url (rowDigest gives 22 characters). */
 export const DIGEST = /^[A-Za-z0-9_-]{1,128}$/;
+/** A column name that may travel in an insert's z (null list) or u (column = identity) attribute. */
+export const LIST_NAME = /^[A-Za-z0-9_$]+$/;
+/** The z attribute of <i>: such names separated by single spaces. */
+export const NAME_LIST = /^[A-Za-z0-9_$]+(?: [A-Za-z0-9_$]+)*$/;

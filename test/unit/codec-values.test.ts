@@ -149,7 +149,7 @@ void t.test('the encoding is compact and text stays readable', async (t) => {
   t.equal(
     xml,
     '<cs o="kigali" h="42" t="2026-01-02T03:04:05Z">' +
-      '<i t="person" k="p1"><c n="gender">F</c><c n="dead">0</c><c n="death_date" z="1"/><c n="creator" r="users">u1</c></i>' +
+      '<i t="person" k="p1" z="death_date"><c n="gender">F</c><c n="dead">0</c><c n="creator" r="users">u1</c></i>' +
       '<u t="person" k="p1"><c n="dead">1</c><o n="dead">0</o></u>' +
       '<d t="person_name" k="n1" g="AAAAAAAAAAAAAAAAAAAAAA"/></cs>',
   );

@@ -38,6 +38,7 @@ const awkward: ChangeSet = {
     { kind: 'update', table: 'person', id: 'p2', set: {}, old: {} },
     { kind: 'delete', table: 'person_name', id: 'n1', digest: rowDigest({ a: '1' }) },
     { kind: 'insert', table: 'empty', id: '', row: {} },
+    { kind: 'insert', table: 'person', id: 'p9', row: { gender: 'F', death_date: null, uuid: 'p9', dead: null } },
   ],
 };
 
@@ -73,6 +74,12 @@ void t.test('the XSD rejects non-conforming batches', async (t) => {
     ['old values before new', good.replace('<u t="person" k="p1"><c n="dead">', '<u t="person" k="p1"><o n="x">0</o><c n="dead">')],
     ['delete without digest', good.replace(/ g="[^"]*"/, '')],
     ['bad base64 name', good.replace(/ T="[^"]*"/, ' T="!!"')],
+    ['u naming an odd column', good.replace(' u="uuid"', ' u="uu id"')],
+    ['z with two spaces', good.replace(' z="death_date dead"', ' z="death_date  dead"')],
+    ['z with a leading space', good.replace(' z="death_date dead"', ' z=" death_date dead"')],
+    ['empty z', good.replace(' z="death_date dead"', ' z=""')],
+    ['z on an update', good.replace('<u t="person" k="p1">', '<u t="person" k="p1" z="dead">')],
+    ['u on a delete', good.replace('<d t="person_name"', '<d u="uuid" t="person_name"')],
   ];
   // one xmllint run for all of them (each run costs about half a second); every file must fail
   const files = broken.map(([, xml], i) => ({ fileName: `broken${i}.xml`, contents: xml }));
@@ -93,6 +100,13 @@ void t.test('the example in apply/FORMAT.md is valid and decodes', async (t) => 
   t.same(r.errors, []);
   const d = await decodeBatch(example);
   t.equal(d.entries.length, 2);
+  t.same(d.entries[0]!.cs.ops[0], {
+    kind: 'insert', table: 'person', id: 'a08ff49b-6f77-4632-a16c-43069c43a8c3',
+    row: {
+      gender: 'F', birthdate: '1972-07-18', creator: { ref: 'users', id: '1010d442-e134-11de-babe-001e378eb67e' },
+      date_created: '2026-03-01 08:00:00', death_date: null, void_reason: null, uuid: 'a08ff49b-6f77-4632-a16c-43069c43a8c3',
+    },
+  }, 'the short forms of the insert decode to the whole row');
   const upd = d.entries[1]!.cs;
   t.equal(upd.id, 'kigali:116129792000065536');
   t.same(upd.ops[0], {
