@@ -26,6 +26,7 @@ import { comparePositions, formatPosition, type BinlogPosition } from './positio
 import { IdentityResolver, type IdmapRow } from './resolver.js';
 import { assertReadable, binlogEnd, binlogFiles, isPurgedError, purgedError } from './server.js';
 import { BinlogSource } from './source.js';
+import { StateSession } from './state-session.js';
 import { CaughtUpWaiters, interruptibleSleep } from './waiters.js';
 
 export type { CaptureOptions, CaptureStatus } from './options.js';
@@ -43,6 +44,7 @@ export class Capture {
   /** ends the backoff sleep early (stop) */
   private readonly wake: () => void;
   private readonly budget: number;
+  private readonly session: StateSession;
   private readonly writer: JournalWriter;
   private readonly resolver: IdentityResolver;
   private readonly assembler: TransactionAssembler;
@@ -81,7 +83,8 @@ export class Capture {
     this.wake = nap.wake;
     this.budget = opts.memoryBytes ?? 16 * 1024 * 1024;
     this.catalog = opts.catalog;
-    this.writer = new JournalWriter(opts.db, opts.stateSchema);
+    this.session = new StateSession(opts.settings, this.log);
+    this.writer = new JournalWriter(this.session, opts.stateSchema);
     this.resolver = new IdentityResolver(opts.db, () => this.catalog, opts.stateSchema, 20_000);
     this.assembler = new TransactionAssembler({ schema: opts.schema, stateSchema: opts.stateSchema, tables: opts.tables });
     this.waiters = new CaughtUpWaiters(this.now);
@@ -107,11 +110,15 @@ export class Capture {
   }
 
   async stop(): Promise<void> {
-    if (!this.running) return;
+    if (!this.running) {
+      await this.session.close().catch(() => undefined);
+      return;
+    }
     this.running = false;
     this.wake();
     await this.detachSource()?.stop();
     await this.pumping;
+    await this.session.close().catch(() => undefined);
     this.waiters.rejectAll(new SpokesyncError('SPOKESYNC_E_CAPTURE', 'capture stopped'));
     this.log.info('capture stopped', { position: formatPosition(this.processed.position), journaled: this.journaled });
   }
@@ -362,7 +369,7 @@ export class Capture {
   private async writeCheckpointOnly(): Promise<void> {
     const cp: Checkpoint = { position: this.processed.position, gtid: this.processed.gtid, hlc: this.clock.value.toString() };
     if (comparePositions(cp.position, this.durable.position) !== 0) {
-      await this.opts.db.transaction((tx) => writeCheckpoint(tx, this.opts.stateSchema, cp));
+      await this.session.transaction((tx) => writeCheckpoint(tx, this.opts.stateSchema, cp));
       this.durable = cp;
     }
     this.skipped = 0;
@@ -376,7 +383,7 @@ export class Capture {
   private async processDdl(item: Extract<Assembled, { kind: 'statement' }>): Promise<void> {
     const cp: Checkpoint = { position: item.end, gtid: this.tailGtid, hlc: this.clock.value.toString() };
     const { db, stateSchema, schema, tables } = this.opts;
-    await recordDdl(db, stateSchema, schema, syncedDdlTables(item, schema, tables), item.sql, cp, this.log);
+    await recordDdl(this.session, stateSchema, schema, syncedDdlTables(item, schema, tables), item.sql, cp, this.log);
     this.durable = cp;
     this.catalog = await (this.opts.reloadCatalog ?? (() => loadCatalog(db, schema)))();
     this.taken++;

@@ -8,7 +8,7 @@ import type { Catalog } from '../schema/catalog.js';
 import { isoFromMs, type Assembled } from './assembler.js';
 import type { Lookup } from './identity.js';
 import { journalEntry, type JournalEntry } from './journal.js';
-import { canonicalize, lookupsFor, mapChange, type Canon } from './mapper.js';
+import { canonicalize, lookupsFor, mapChange, type Canon, type Learned } from './mapper.js';
 import type { HintRow, IdentityResolver } from './resolver.js';
 
 export type Txn = Extract<Assembled, { kind: 'txn' }>;
@@ -46,10 +46,14 @@ export async function buildEntries(txns: readonly Txn[], ctx: BuildContext): Pro
   txns.forEach((txn, i) => {
     txn.parts.forEach((part, j) => {
       const ops: Op[] = [];
+      const inserted: Learned[] = [];
       for (const c of canon[i]![j]!) {
         const mapped = mapChange(c, ctx.catalog, ctx.resolver);
-        ops.push(...mapped.ops);
-        for (const l of mapped.learned) ctx.resolver.learn(l);
+        for (const op of mapped.ops) ops.push(op);
+        for (const l of mapped.learned) {
+          ctx.resolver.learn(l);
+          if (l.inserted) inserted.push(l);
+        }
       }
       let cs: ChangeSet;
       if (part.ledger) {
@@ -62,7 +66,13 @@ export async function buildEntries(txns: readonly Txn[], ctx: BuildContext): Pro
         const hlc = ctx.clock.tick().toString();
         cs = { id: `${ctx.node}:${hlc}`, origin: ctx.node, hlc, time: isoFromMs(txn.timestamp), ops };
       }
-      entries.push(journalEntry(cs, encodeChangeSet(cs), part.ledger?.fromPeer ?? null, txn.end));
+      // an insert's version rides in the idmap row of the inserted row, when the table has one
+      const inIdmap = new Set<string>();
+      for (const l of inserted) {
+        ctx.resolver.stampInsert(l, cs.hlc, cs.origin);
+        inIdmap.add(`${l.table}\u0000${l.identity}`);
+      }
+      entries.push(journalEntry(cs, encodeChangeSet(cs), part.ledger?.fromPeer ?? null, txn.end, inIdmap));
     });
   });
   return entries;

@@ -15,7 +15,7 @@ export function syncedDdlTables(item: Extract<Assembled, { kind: 'statement' }>,
 }
 
 export async function recordDdl(
-  db: Db, stateSchema: string, schema: string, tables: readonly string[], sql: string, cp: Checkpoint, log: Logger,
+  db: Pick<Db, 'transaction'>, stateSchema: string, schema: string, tables: readonly string[], sql: string, cp: Checkpoint, log: Logger,
 ): Promise<void> {
   await db.transaction(async (tx) => {
     for (const t of tables) {

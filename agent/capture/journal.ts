@@ -5,13 +5,19 @@
 // fails the whole write (the unique key), never silently: replays restart at
 // the checkpoint, so a duplicate is a bug to surface, not to hide.
 import type { ChangeSet } from '../../apply/model.js';
-import type { Db, Queryable } from '../db.js';
+import { ROW_INSERT, TOMBSTONE } from '../../apply/replay/versions.js';
+import type { Queryable } from '../db.js';
 import { SpokesyncError } from '../errors.js';
 import { stateTable } from '../state/schema.js';
 import type { BinlogPosition } from './position.js';
 import type { IdmapRow } from './resolver.js';
+import type { StateSession } from './state-session.js';
 
-/** Which columns of which row a change set wrote (delete: the tombstone column '*'). */
+/**
+ * Which columns of which row a change set wrote: an update its changed columns, a
+ * delete the tombstone column '*', an insert nothing when its version rides in the
+ * row's idmap row and the row-insert column '+' otherwise.
+ */
 export interface Written {
   readonly table: string;
   readonly id: string;
@@ -36,13 +42,20 @@ export interface JournalEntry {
   readonly end: BinlogPosition;
 }
 
-/** The journal entry of a change set. */
-export function journalEntry(cs: ChangeSet, body: string, fromPeer: string | null, end: BinlogPosition): JournalEntry {
+const NONE: readonly string[] = [];
+const TOMBSTONE_COLS = [TOMBSTONE];
+const INSERT_COLS = [ROW_INSERT];
+
+/** The journal entry of a change set; `inIdmap`: `table\0identity` of inserts whose version the idmap records. */
+export function journalEntry(cs: ChangeSet, body: string, fromPeer: string | null, end: BinlogPosition, inIdmap: ReadonlySet<string> = new Set()): JournalEntry {
   const tables: string[] = [];
   const written: Written[] = [];
   for (const op of cs.ops) {
     if (!tables.includes(op.table)) tables.push(op.table);
-    written.push({ table: op.table, id: op.id, cols: op.kind === 'delete' ? ['*'] : Object.keys(op.kind === 'insert' ? op.row : op.set) });
+    const cols = op.kind === 'delete' ? TOMBSTONE_COLS
+      : op.kind === 'update' ? Object.keys(op.set)
+      : inIdmap.has(`${op.table}\u0000${op.id}`) ? NONE : INSERT_COLS;
+    if (cols.length > 0) written.push({ table: op.table, id: op.id, cols });
   }
   return {
     changeId: cs.id, origin: cs.origin, hlc: cs.hlc, time: cs.time, fromPeer, tables, opCount: cs.ops.length,
@@ -59,69 +72,90 @@ export interface Checkpoint {
   readonly hlc: string;
 }
 
-/** Statement-size bounds: rows per multi-row INSERT, and bytes of journal bodies per INSERT. */
-const ROWS_PER_INSERT = 1000;
-const BODY_BYTES_PER_INSERT = 1024 * 1024;
+/**
+ * Statement bounds: rows per multi-row statement, and bytes of values per statement
+ * (journal bodies travel as hex: twice their size; well under the server's 16 MiB
+ * default max_allowed_packet).
+ */
+const ROWS_PER_STATEMENT = 20_000;
+const BYTES_PER_STATEMENT = 3 * 1024 * 1024;
 
+type Runner = Pick<StateSession, 'transaction'>;
+
+/**
+ * Writes a group in one transaction: a few multi-row statements, sent one
+ * after the other without waiting for each answer (one connection runs them in
+ * order; the first failure fails the transaction, which then rolls back).
+ */
 export class JournalWriter {
-  constructor(private readonly db: Db, private readonly stateSchema: string) {}
+  constructor(private readonly session: Runner, private readonly stateSchema: string) {}
 
   async write(entries: readonly JournalEntry[], idmap: readonly IdmapRow[], checkpoint: Checkpoint): Promise<void> {
-    await this.db.transaction(async (tx) => {
-      await this.insertJournal(tx, entries);
-      await this.upsertVersions(tx, entries);
-      await this.upsertIdmap(tx, idmap);
-      await writeCheckpoint(tx, this.stateSchema, checkpoint);
+    await this.session.transaction(async (tx) => {
+      const sent: Promise<unknown>[] = [];
+      this.insertJournal(tx, entries, sent);
+      this.upsertVersions(tx, entries, sent);
+      this.upsertIdmap(tx, idmap, sent);
+      sent.push(writeCheckpoint(tx, this.stateSchema, checkpoint));
+      await Promise.all(sent);
     });
   }
 
-  private async insertJournal(tx: Queryable, entries: readonly JournalEntry[]): Promise<void> {
+  private insertJournal(tx: Queryable, entries: readonly JournalEntry[], sent: Promise<unknown>[]): void {
     const sql = `INSERT INTO ${stateTable(this.stateSchema, 'journal')}
       (change_id, origin, from_peer, hlc, commit_time, tables, op_count, body, binlog_file, binlog_pos) VALUES ?`;
-    let rows: unknown[][] = [];
-    let bytes = 0;
-    const flush = async (): Promise<void> => {
-      if (rows.length === 0) return;
-      try {
-        await tx.exec(sql, [rows]);
-      } catch (e) {
+    const rows = entries.map((e) => {
+      const tables = e.tables.join(',');
+      return [
+        e.changeId, e.origin, e.fromPeer, e.hlc, e.time.slice(0, 10) + ' ' + e.time.slice(11, 19),
+        tables.length > 4000 ? tables.slice(0, 4000) : tables, e.opCount, e.body, e.end.file, e.end.pos,
+      ];
+    });
+    for (const chunk of chunks(rows, (r) => 2 * (r[7] as Buffer).length + 200)) {
+      sent.push(tx.exec(sql, [chunk]).catch((e: unknown) => {
         if ((e as { code?: string }).code === 'ER_DUP_ENTRY') {
           throw new SpokesyncError('SPOKESYNC_E_CAPTURE', 'a change set captured now is already in the journal (duplicate change id)', { cause: e });
         }
         throw e;
-      }
-      rows = [];
-      bytes = 0;
-    };
-    for (const e of entries) {
-      const tables = e.tables.join(',');
-      rows.push([
-        e.changeId, e.origin, e.fromPeer, e.hlc, e.time.slice(0, 10) + ' ' + e.time.slice(11, 19),
-        tables.length > 4000 ? tables.slice(0, 4000) : tables, e.opCount, e.body, e.end.file, e.end.pos,
-      ]);
-      bytes += e.body.length;
-      if (rows.length >= ROWS_PER_INSERT || bytes >= BODY_BYTES_PER_INSERT) await flush();
+      }));
     }
-    await flush();
   }
 
-  private async upsertVersions(tx: Queryable, entries: readonly JournalEntry[]): Promise<void> {
+  private upsertVersions(tx: Queryable, entries: readonly JournalEntry[], sent: Promise<unknown>[]): void {
     const rows: [string, string, string, string, string, number][] = [];
     for (const e of entries) {
       for (const w of e.written) for (const col of w.cols) rows.push([w.table, w.id, col, e.hlc, e.origin, rows.length]);
     }
+    if (rows.length === 0) return;
     // in key order (InnoDB inserts sorted keys much faster than random uuids); the last writer of a key wins
     rows.sort((a, b) => byKey(a, b) || a[5] - b[5]);
     const last = rows.filter((r, i) => i === rows.length - 1 || byKey(r, rows[i + 1]!) !== 0).map((r) => r.slice(0, 5));
     const sql = `INSERT INTO ${stateTable(this.stateSchema, 'versions')} (tbl, identity, col, hlc, node) VALUES ?
       ON DUPLICATE KEY UPDATE hlc = VALUES(hlc), node = VALUES(node)`;
-    await inChunks(tx, sql, last);
+    for (const chunk of chunks(last, rowBytes)) sent.push(tx.exec(sql, [chunk]));
   }
 
-  private async upsertIdmap(tx: Queryable, idmap: readonly IdmapRow[]): Promise<void> {
-    const sql = `INSERT INTO ${stateTable(this.stateSchema, 'idmap')} (tbl, local_id, identity) VALUES ?
-      ON DUPLICATE KEY UPDATE identity = VALUES(identity)`;
-    await inChunks(tx, sql, idmap.map((r) => [r.tbl, r.localId, r.identity]).sort(byKey));
+  private upsertIdmap(tx: Queryable, idmap: readonly IdmapRow[], sent: Promise<unknown>[]): void {
+    const table = stateTable(this.stateSchema, 'idmap');
+    // a mapping learnt again keeps the insert version it has unless it names another row now
+    const update = `ON DUPLICATE KEY UPDATE
+        hlc = IF(identity <=> VALUES(identity), COALESCE(VALUES(hlc), hlc), VALUES(hlc)),
+        node = IF(identity <=> VALUES(identity), COALESCE(VALUES(node), node), VALUES(node)),
+        identity = VALUES(identity)`;
+    const sql = `INSERT INTO ${table} (tbl, local_id, identity, hlc, node) VALUES ? ${update}`;
+    // a row whose key changed: its insert version moves along from the old local id (before
+    // the rows below, which may give that id to another row)
+    for (const r of idmap) {
+      if (r.from === undefined) continue;
+      sent.push(tx.exec(sql, [[[r.tbl, r.localId, r.identity, null, null]]]));
+      sent.push(tx.exec(
+        `UPDATE ${table} n JOIN ${table} o ON o.tbl = n.tbl AND o.local_id = ? AND o.identity = n.identity
+            SET n.hlc = o.hlc, n.node = o.node WHERE n.tbl = ? AND n.local_id = ? AND n.hlc IS NULL`,
+        [r.from, r.tbl, r.localId],
+      ));
+    }
+    const rows = idmap.filter((r) => r.from === undefined).map((r) => [r.tbl, r.localId, r.identity, r.hlc, r.node]).sort(byKey);
+    for (const chunk of chunks(rows, rowBytes)) sent.push(tx.exec(sql, [chunk]));
   }
 }
 
@@ -134,8 +168,30 @@ function byKey(a: readonly unknown[], b: readonly unknown[]): number {
   return 0;
 }
 
-async function inChunks(tx: Queryable, sql: string, rows: readonly unknown[][]): Promise<void> {
-  for (let i = 0; i < rows.length; i += ROWS_PER_INSERT) await tx.exec(sql, [rows.slice(i, i + ROWS_PER_INSERT)]);
+/** Approximate statement bytes of a row of short values. */
+function rowBytes(r: readonly unknown[]): number {
+  let n = 8;
+  for (const v of r) n += typeof v === 'string' ? v.length + 4 : 24;
+  return n;
+}
+
+/** Consecutive slices of rows, each within the statement bounds (at least one row). */
+function chunks<T>(rows: readonly T[], size: (r: T) => number): T[][] {
+  const out: T[][] = [];
+  let cur: T[] = [];
+  let bytes = 0;
+  for (const r of rows) {
+    const b = size(r);
+    if (cur.length > 0 && (cur.length >= ROWS_PER_STATEMENT || bytes + b > BYTES_PER_STATEMENT)) {
+      out.push(cur);
+      cur = [];
+      bytes = 0;
+    }
+    cur.push(r);
+    bytes += b;
+  }
+  if (cur.length > 0) out.push(cur);
+  return out;
 }
 
 export async function writeCheckpoint(tx: Queryable, stateSchema: string, c: Checkpoint): Promise<void> {

@@ -29,6 +29,10 @@ export interface Learned {
   readonly column: string;
   readonly localId: string;
   readonly identity: string;
+  /** the change set inserts this identity: its idmap row records the insert's version */
+  readonly inserted: boolean;
+  /** the key changed and the identity did not: the row's local id before (its insert version moves along) */
+  readonly from?: string;
 }
 
 const travelCache = new WeakMap<TableInfo, readonly string[]>();
@@ -112,7 +116,7 @@ export function mapChange(c: Canon, catalog: Catalog, refs: RefResolver): Mapped
   if (c.op === 'insert') {
     const id = identityOf(t, c.after!, refs);
     ops.push({ kind: 'insert', table: t.name, id, row: travelRow(t, c.after!, travelColumns(t), catalog, refs) });
-    learn(t, c.after!, id, learned);
+    learn(t, c.after!, id, true, undefined, learned);
   } else if (c.op === 'delete') {
     const id = identityOf(t, c.before!, refs);
     const digest = rowDigest(travelRow(t, c.before!, travelColumns(t), catalog, refs));
@@ -139,15 +143,19 @@ export function mapChange(c: Canon, catalog: Catalog, refs: RefResolver): Mapped
       }
     }
     const pk = singlePk(t);
-    if (oldId !== newId || (pk !== undefined && keyText(before[pk]) !== keyText(after[pk]))) learn(t, after, newId, learned);
+    const from = pk === undefined ? undefined : keyText(before[pk]);
+    if (oldId !== newId) learn(t, after, newId, true, undefined, learned);
+    else if (pk !== undefined && from !== keyText(after[pk])) learn(t, after, newId, false, from, learned);
   }
   return { ops, learned };
 }
 
-function learn(t: TableInfo, row: CanonRow, identity: string, out: Learned[]): void {
+function learn(t: TableInfo, row: CanonRow, identity: string, inserted: boolean, from: string | undefined, out: Learned[]): void {
   const pk = singlePk(t);
   const localId = pk === undefined ? undefined : keyText(row[pk]);
-  if (pk !== undefined && localId !== undefined) out.push({ table: t.name, column: pk, localId, identity });
+  if (pk !== undefined && localId !== undefined) {
+    out.push(from === undefined ? { table: t.name, column: pk, localId, identity, inserted } : { table: t.name, column: pk, localId, identity, inserted, from });
+  }
 }
 
 function identityOf(t: TableInfo, row: CanonRow, refs: RefResolver): string {

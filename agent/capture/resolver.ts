@@ -17,6 +17,11 @@ export interface IdmapRow {
   readonly tbl: string;
   readonly localId: string;
   readonly identity: string;
+  /** the version of the insert that created the row; null when unknown here */
+  hlc: string | null;
+  node: string | null;
+  /** the key changed: the row's local id before, whose insert version the writer copies */
+  from?: string;
 }
 
 export interface HintRow {
@@ -51,7 +56,25 @@ export class IdentityResolver implements RefResolver {
 
   /** A mapping learnt from the binlog (an insert, a changed key): known now, persisted with the next write. */
   learn(l: Learned): void {
-    this.answer({ table: l.table, column: l.column, value: l.localId }, l.identity, true);
+    this.answer({ table: l.table, column: l.column, value: l.localId }, l.identity, false);
+    const row = this.remember(l.table, l.localId, l.identity);
+    if (l.from === undefined || row.hlc !== null) return;
+    const before = this.pending.get(`${l.table}\u0000${l.from}`);
+    if (before?.identity === l.identity && before.hlc !== null) {
+      row.hlc = before.hlc;
+      row.node = before.node;
+    } else {
+      row.from = l.from;
+    }
+  }
+
+  /** The change set that inserted a learnt row has its version: the idmap row records it. */
+  stampInsert(l: Learned, hlc: string, node: string): void {
+    const row = this.pending.get(`${l.table}\u0000${l.localId}`);
+    if (row?.identity !== l.identity) return;
+    row.hlc = hlc;
+    row.node = node;
+    delete row.from;
   }
 
   /** The idmap rows to write with the next journal transaction. */
@@ -113,7 +136,17 @@ export class IdentityResolver implements RefResolver {
     const k = lookupKey(l.table, l.column, l.value);
     this.batch.set(k, identity);
     this.cache.set(k, identity);
-    if (persist) this.pending.set(`${l.table}\u0000${l.value}`, { tbl: l.table, localId: l.value, identity });
+    if (persist) this.remember(l.table, l.value, identity);
+  }
+
+  /** The pending idmap row of a mapping; one already pending for the same identity keeps its version. */
+  private remember(tbl: string, localId: string, identity: string): IdmapRow {
+    const key = `${tbl}\u0000${localId}`;
+    const had = this.pending.get(key);
+    if (had?.identity === identity) return had;
+    const row: IdmapRow = { tbl, localId, identity, hlc: null, node: null };
+    this.pending.set(key, row);
+    return row;
   }
 
   private async fromIdmap(lookups: readonly Lookup[]): Promise<void> {

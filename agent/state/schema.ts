@@ -4,7 +4,13 @@
 import type { Queryable } from '../db.js';
 import { qid } from '../db.js';
 
-export const STATE_VERSION = 1;
+export const STATE_VERSION = 2;
+
+/** Columns added since version 1, created on tables that predate them. */
+const ADDED_COLUMNS: ReadonlyArray<{ table: string; column: string; ddl: string }> = [
+  { table: 'idmap', column: 'hlc', ddl: 'BIGINT UNSIGNED NULL' },
+  { table: 'idmap', column: 'node', ddl: 'VARCHAR(64) NULL' },
+];
 
 /** Table definitions, in creation order. Names are relative to the state schema. */
 export const stateTables: ReadonlyArray<{ name: string; ddl: string }> = [
@@ -66,17 +72,23 @@ export const stateTables: ReadonlyArray<{ name: string; ddl: string }> = [
   },
   {
     // Local primary key -> network identity, kept so rows deleted since still resolve.
+    // hlc + node: the version of the insert that created the row (its columns' version
+    // unless `versions` holds a newer one); NULL when the mapping was only looked up.
     name: 'idmap',
     ddl: `(
       tbl VARCHAR(64) NOT NULL,
       local_id VARCHAR(255) NOT NULL,
       identity VARCHAR(700) NOT NULL,
+      hlc BIGINT UNSIGNED NULL,
+      node VARCHAR(64) NULL,
       PRIMARY KEY (tbl, local_id),
       KEY idmap_identity (tbl, identity(200))
     ) ENGINE=InnoDB`,
   },
   {
-    // Last writer of each column of each synced row, for conflict resolution.
+    // Last writer of each column of each synced row, for conflict resolution. Inserts
+    // are recorded once per row: in idmap, or here as col '+' (tables without a one-column
+    // key); col '*' is a delete tombstone. A column's version is the newest of these.
     name: 'versions',
     ddl: `(
       tbl VARCHAR(64) NOT NULL,
@@ -148,8 +160,16 @@ export async function ensureStateSchema(db: Queryable, stateSchema: string): Pro
   for (const t of stateTables) {
     await db.exec(`CREATE TABLE IF NOT EXISTS ${qid(stateSchema)}.${qid(t.name)} ${t.ddl}`);
   }
+  const have = await db.query<{ t: string; c: string }>(
+    `SELECT TABLE_NAME AS t, COLUMN_NAME AS c FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = ?`, [stateSchema]);
+  for (const a of ADDED_COLUMNS) {
+    if (!have.some((h) => h.t === a.table && h.c === a.column)) {
+      await db.exec(`ALTER TABLE ${qid(stateSchema)}.${qid(a.table)} ADD COLUMN ${qid(a.column)} ${a.ddl}`);
+    }
+  }
   await db.exec(
-    `INSERT IGNORE INTO ${qid(stateSchema)}.meta (k, v) VALUES ('version', ?)`,
+    `INSERT INTO ${qid(stateSchema)}.meta (k, v) VALUES ('version', ?)
+     ON DUPLICATE KEY UPDATE v = IF(CAST(v AS UNSIGNED) < CAST(VALUES(v) AS UNSIGNED), VALUES(v), v)`,
     [String(STATE_VERSION)],
   );
 }

@@ -1,9 +1,9 @@
 // What a group needs to know before it runs, in one round trip at the start
 // of its transaction: which change ids are in the ledger or in quarantine, and
-// the stored versions of every row the group touches.
+// the stored versions of every row the group touches (with the insert versions in idmap).
 import type { Queryable } from '../../agent/db.js';
 import { stateTable } from '../../agent/state/schema.js';
-import type { Versions } from './versions.js';
+import { storedVersionsSql, type Versions } from './versions.js';
 
 export interface Known {
   readonly ledger: Set<string>;
@@ -24,8 +24,8 @@ export async function groupLookup(
     params.push(...ids, ...ids);
   }
   for (const [table, tids] of unread) {
-    parts.push(`SELECT CONCAT('v', tbl), identity, col, hlc, node FROM ${stateTable(stateSchema, 'versions')} WHERE tbl = ? AND identity IN (${list(tids.length)})`);
-    params.push(table, ...tids);
+    parts.push(storedVersionsSql(stateSchema, "CONCAT('v', tbl)", tids.length));
+    params.push(table, ...tids, table, ...tids);
   }
   if (parts.length === 0) return out;
   const result = await tx.query<{ src: string; a: string; b: string | null; c: string | null; d: string | null }>(parts.join('\nUNION ALL '), params);

@@ -1,6 +1,9 @@
 // Column versions for conflict resolution. Capture writes `versions` (last
-// writer hlc + node per row and column; col '*' is a row's delete tombstone);
-// apply reads it outside its transaction, so a re-read after waitForCapture()
+// writer hlc + node per row and column; col '*' is a row's delete tombstone)
+// for updates and deletes, and records an insert once per row: in the row's
+// `idmap` row (hlc, node), or in `versions` as col '+' for tables without a
+// one-column key. A column's version is the newest of its own and its row's
+// insert version (the tombstone stands alone). Apply reads them outside its transaction, so a re-read after waitForCapture()
 // sees what capture wrote meanwhile. What this batch has written and capture
 // has not seen yet sits in an overlay whose layers follow the transaction.
 //
@@ -20,6 +23,8 @@ export interface Version {
 
 /** The row-tombstone column in `versions`. */
 export const TOMBSTONE = '*';
+/** The row-insert column: in `versions` (tables without a one-column key), and how idmap's insert versions are read. */
+export const ROW_INSERT = '+';
 /** Overlay key of a row inserted by this batch (not a column name: names are at most 64 characters). */
 const INSERTED = '\u0001inserted';
 
@@ -83,7 +88,15 @@ export class Versions {
   /** Takes versions read elsewhere: every row in `read` has been read; `found` are its rows in `versions`. */
   absorb(read: ReadonlyMap<string, readonly string[]>, found: Iterable<{ tbl: string; identity: string; col: string; hlc: string; node: string }>): void {
     for (const [table, ids] of read) for (const id of ids) this.stored.set(rowKey(table, id), new Map());
-    for (const r of found) this.stored.get(rowKey(r.tbl, r.identity))?.set(r.col, { hlc: String(r.hlc), node: r.node });
+    for (const r of found) this.keep(r.tbl, r.identity, r.col, { hlc: String(r.hlc), node: r.node });
+  }
+
+  /** A stored version read; a row can have several insert versions (idmap rows of old local ids): the newest counts. */
+  private keep(table: string, id: string, col: string, v: Version): void {
+    const row = this.stored.get(rowKey(table, id));
+    if (!row) return;
+    const had = col === ROW_INSERT ? row.get(col) : undefined;
+    if (!had || newer(v, had)) row.set(col, v);
   }
 
   /** Reads one row's versions again (after waiting for capture). */
@@ -93,11 +106,8 @@ export class Versions {
 
   private async read(table: string, ids: readonly string[]): Promise<void> {
     for (const id of ids) this.stored.set(rowKey(table, id), new Map());
-    const rows = await this.db.query<{ identity: string; col: string; hlc: string; node: string }>(
-      `SELECT identity, col, hlc, node FROM ${stateTable(this.stateSchema, 'versions')} WHERE tbl = ? AND identity IN (${ids.map(() => '?').join(', ')})`,
-      [table, ...ids],
-    );
-    for (const r of rows) this.stored.get(rowKey(table, r.identity))?.set(r.col, { hlc: String(r.hlc), node: r.node });
+    const rows = await this.db.query<{ a: string; b: string; c: string; d: string }>(storedVersionsSql(this.stateSchema, "'v'", ids.length), [table, ...ids, table, ...ids]);
+    for (const r of rows) this.keep(table, r.a, r.b, { hlc: String(r.c), node: r.d });
   }
 
   /**
@@ -106,8 +116,14 @@ export class Versions {
    */
   get(table: string, id: string, col: string): Version | undefined {
     const key = rowKey(table, id);
-    let best = this.stored.get(key)?.get(col);
-    for (const v of [this.overlay.get(`${key}\u0000${col}`), col === TOMBSTONE ? undefined : this.overlay.get(`${key}\u0000${INSERTED}`)]) {
+    const stored = this.stored.get(key);
+    let best = stored?.get(col);
+    const column = col !== TOMBSTONE;
+    for (const v of [
+      column ? stored?.get(ROW_INSERT) : undefined,
+      this.overlay.get(`${key}\u0000${col}`),
+      column ? this.overlay.get(`${key}\u0000${INSERTED}`) : undefined,
+    ]) {
       if (v && (!best || newer(v, best))) best = v;
     }
     return best;
@@ -148,6 +164,17 @@ export class Versions {
       );
     }
   }
+}
+
+/**
+ * The stored versions of n rows of one table, as (src, a: identity, b: col, c: hlc, d: node):
+ * `versions`, and the insert versions in `idmap` as col '+'. Parameters: table, the n
+ * identities, table, the n identities again. `src` is the SQL expression given.
+ */
+export function storedVersionsSql(stateSchema: string, src: string, n: number): string {
+  const list = Array(n).fill('?').join(', ');
+  return `SELECT ${src} AS src, identity AS a, col AS b, hlc AS c, node AS d FROM ${stateTable(stateSchema, 'versions')} WHERE tbl = ? AND identity IN (${list})
+    UNION ALL SELECT ${src}, identity, '${ROW_INSERT}', hlc, node FROM ${stateTable(stateSchema, 'idmap')} WHERE tbl = ? AND identity IN (${list}) AND hlc IS NOT NULL`;
 }
 
 /** Whether a beats b (a strictly newer version; an unknown b counts as version 0). */

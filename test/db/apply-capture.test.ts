@@ -93,6 +93,7 @@ async function reset(x: Node): Promise<void> {
   await x.capture.caughtUp();
   // as if both nodes were cloned with this row: no versions yet
   await x.env.db.exec(`DELETE FROM ${STATE}.versions WHERE identity = ?`, [ID]);
+  await x.env.db.exec(`UPDATE ${STATE}.idmap SET hlc = NULL, node = NULL WHERE identity = ?`, [ID]);
 }
 
 function model(css: readonly ChangeSet[]): Record<Col, string | null> {

@@ -105,6 +105,31 @@ void t.test('capture identities on OpenMRS', async (t) => {
     t.same((ops[2] as InsertOp).row.person_id, { ref: 'person', id: uuid('1') });
   });
 
+  await t.test('versions: an insert once per row (idmap, or col + without a one-column key), updates per column, deletes as a tombstone', async (t) => {
+    const versions = (id: string): Promise<{ col: string; hlc: string; node: string }[]> => db.query(
+      `SELECT col, hlc, node FROM ${STATE}.versions WHERE identity = ? ORDER BY col`, [id]);
+    const idmap = (id: string): Promise<{ local_id: string; hlc: string | null; node: string | null }[]> => db.query(
+      `SELECT local_id, hlc, node FROM ${STATE}.idmap WHERE tbl = 'person' AND identity = ? ORDER BY CAST(local_id AS UNSIGNED)`, [id]);
+    const pid = await addPerson(uuid('50'));
+    const [ins] = await next();
+    t.same(await versions(uuid('50')), [], 'no per-column versions for an insert');
+    t.same(await idmap(uuid('50')), [{ local_id: String(pid), hlc: ins!.hlc, node: 'kigali' }], 'the insert version is in its idmap row');
+    await sql.query("UPDATE person SET gender = 'M' WHERE uuid = ?", [uuid('50')]);
+    const [upd] = await next();
+    t.same(await versions(uuid('50')), [{ col: 'gender', hlc: upd!.hlc, node: 'kigali' }], 'an update: its changed columns');
+    await sql.query('UPDATE person SET person_id = ? WHERE person_id = ?', [pid + 1000, pid]);
+    await next();
+    t.same(await idmap(uuid('50')), [{ local_id: String(pid), hlc: ins!.hlc, node: 'kigali' }, { local_id: String(pid + 1000), hlc: ins!.hlc, node: 'kigali' }],
+      'a changed key takes the insert version along');
+    await sql.query("INSERT INTO role_privilege (role, privilege) VALUES ('Anonymous', 'Add Cohorts')");
+    const [rp] = await next();
+    const id = rp!.cs.ops[0]!.id;
+    t.same(await versions(id), [{ col: '+', hlc: rp!.hlc, node: 'kigali' }], 'a table without a one-column key: one row-insert version');
+    await sql.query("DELETE FROM role_privilege WHERE role = 'Anonymous' AND privilege = 'Add Cohorts'");
+    const [del] = await next();
+    t.same(await versions(id), [{ col: '*', hlc: del!.hlc, node: 'kigali' }, { col: '+', hlc: rp!.hlc, node: 'kigali' }], 'a delete: the tombstone');
+  });
+
   await t.test('referenced rows deleted before capture reads the reference still resolve', async (t) => {
     const p2 = await addPerson(uuid('20')); // captured now: its id → uuid goes into idmap
     await next();
@@ -160,8 +185,8 @@ void t.test('capture identities on OpenMRS', async (t) => {
     t.equal(rows[1]!.hlc, far);
     t.ok(BigInt(rows[3]!.hlc) > BigInt(far), 'the clock observed the applied stamp: later local stamps exceed it');
     const versions = await db.query<{ hlc: string; node: string }>(
-      `SELECT hlc, node FROM ${STATE}.versions WHERE tbl = 'person' AND identity = ? AND col = 'gender'`, [uuid('41')]);
-    t.same(versions, [{ hlc: far, node: 'rubavu' }], 'versions carry the origin of the applied change');
+      `SELECT hlc, node FROM ${STATE}.idmap WHERE tbl = 'person' AND identity = ?`, [uuid('41')]);
+    t.same(versions, [{ hlc: far, node: 'rubavu' }], 'the insert version carries the origin of the applied change');
   });
 });
 
