@@ -6,6 +6,12 @@
 // row, its ops... Each ledger row therefore starts a new part that keeps the
 // change set's original id, origin, stamp and peer. Ops before any ledger row
 // are a change set committed on this node.
+//
+// Savepoints: MariaDB logs SAVEPOINT x inside a transaction, and ROLLBACK TO x
+// when the rolled-back part cannot simply be cut from the transaction's log
+// (a non-transactional table was written meanwhile); the row events logged
+// between them did not commit, so they are dropped here. Neither ends the
+// transaction.
 import { SpokesyncError } from '../errors.js';
 import type { RowChange, SourceEvent } from './events.js';
 import type { BinlogPosition } from './position.js';
@@ -54,7 +60,21 @@ interface Open {
   parts: TxnPart[];
   bytes: number;
   rows: number;
+  /** savepoints set, oldest first */
+  savepoints: Savepoint[];
 }
+
+/** Where the transaction stood when a savepoint was set. */
+interface Savepoint {
+  readonly name: string;
+  readonly parts: number;
+  /** changes in the last part then */
+  readonly changes: number;
+  readonly bytes: number;
+  readonly rows: number;
+}
+
+const fresh = (gtid: string): Open => ({ gtid, parts: [], bytes: 0, rows: 0, savepoints: [] });
 
 export class TransactionAssembler {
   private open: Open | null = null;
@@ -76,10 +96,10 @@ export class TransactionAssembler {
     switch (ev.kind) {
       case 'begin':
         this.closeEmpty('a transaction began before the previous one committed');
-        this.open = { gtid: ev.gtid, parts: [], bytes: 0, rows: 0 };
+        this.open = fresh(ev.gtid);
         return null;
       case 'rows': {
-        const open = (this.open ??= { gtid: '', parts: [], bytes: 0, rows: 0 });
+        const open = (this.open ??= fresh(''));
         open.bytes += ev.bytes;
         for (const c of ev.changes) this.add(open, c);
         return null;
@@ -97,6 +117,9 @@ export class TransactionAssembler {
         this.open = null;
         return { kind: 'skip', end: ev.end, gtid };
       }
+      case 'savepoint':
+        if (this.open) savepoint(this.open, ev.action, ev.name);
+        return null;
       case 'statement':
         this.closeEmpty('a statement was logged inside a transaction that changed rows');
         this.open = null;
@@ -126,6 +149,27 @@ export class TransactionAssembler {
     if (this.open && this.open.parts.length > 0) {
       throw new SpokesyncError('SPOKESYNC_E_CAPTURE', `unexpected binlog sequence: ${why}`);
     }
+  }
+}
+
+function savepoint(open: Open, action: 'set' | 'rollback' | 'release', name: string): void {
+  let at = open.savepoints.length - 1;
+  while (at >= 0 && open.savepoints[at]!.name !== name) at--;
+  if (action === 'set') {
+    if (at >= 0) open.savepoints.splice(at, 1);
+    const last = open.parts[open.parts.length - 1];
+    open.savepoints.push({ name, parts: open.parts.length, changes: last?.changes.length ?? 0, bytes: open.bytes, rows: open.rows });
+  } else if (action === 'release') {
+    if (at >= 0) open.savepoints.length = at;
+  } else {
+    // a savepoint that was never logged was set before anything was: back to the start
+    const p = open.savepoints[at] ?? { name, parts: 0, changes: 0, bytes: 0, rows: 0 };
+    open.savepoints.length = at + 1;
+    open.parts.length = p.parts;
+    const last = open.parts[p.parts - 1];
+    if (last) last.changes.length = p.changes;
+    open.bytes = p.bytes;
+    open.rows = p.rows;
   }
 }
 

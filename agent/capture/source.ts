@@ -5,7 +5,7 @@
 import ZongJi from '@vlasky/zongji';
 import type { AnyBinlogEvent, TableMapEntry } from '@vlasky/zongji';
 import type { DbSettings } from '../db.js';
-import type { RowChange, RowImage, SourceHandler } from './events.js';
+import { queryMeaning, type RowChange, type RowImage, type SourceHandler } from './events.js';
 import { isRawLatin1 } from './values.js';
 import type { BinlogPosition } from './position.js';
 
@@ -155,10 +155,11 @@ export class BinlogSource {
       case 'query': {
         const q = ev as Extract<AnyBinlogEvent, { getEventName(): 'query' }>;
         const sql = q.query.trim();
-        const word = /^(BEGIN|COMMIT|ROLLBACK)(?![\w$])/i.exec(sql)?.[1]?.toUpperCase();
-        if (word === 'BEGIN') h.event({ kind: 'begin', gtid: '', timestamp: q.timestamp });
-        else if (word === 'COMMIT') h.event({ kind: 'commit', end: at(q.nextPosition), timestamp: q.timestamp });
-        else if (word === 'ROLLBACK') h.event({ kind: 'rollback', end: at(q.nextPosition) });
+        const m = queryMeaning(sql);
+        if (m.kind === 'begin') h.event({ kind: 'begin', gtid: '', timestamp: q.timestamp });
+        else if (m.kind === 'commit') h.event({ kind: 'commit', end: at(q.nextPosition), timestamp: q.timestamp });
+        else if (m.kind === 'rollback') h.event({ kind: 'rollback', end: at(q.nextPosition) });
+        else if (m.kind === 'savepoint') h.event(m);
         else h.event({ kind: 'statement', schema: q.schema, sql, end: at(q.nextPosition), timestamp: q.timestamp });
         return;
       }

@@ -159,6 +159,50 @@ void t.test('capture and the binlog', async (t) => {
     await cap.stop();
   });
 
+  await t.test('savepoints inside a transaction: the rows rolled back to one are not journaled, the rest are', async (t) => {
+    const cap = await capture('ss_save');
+    await cap.start();
+    await sqlAfterCrash.query('CREATE TABLE app.nontx (id INT PRIMARY KEY) ENGINE=MyISAM');
+    const q = (text: string, values?: unknown[]): Promise<unknown> => sqlAfterCrash.query(text, values);
+    const item = (n: number): Promise<unknown> => q('INSERT INTO app.items (uuid, seq) VALUES (?, ?)', [`sp-${n}`, 1000 + n]);
+    // savepoint first, then rows (nothing logged for the savepoint nor the rolled-back row)
+    await q('BEGIN');
+    await q('SAVEPOINT a');
+    await item(1);
+    await q('ROLLBACK TO a');
+    await item(2);
+    await q('COMMIT');
+    // rows before the savepoint: SAVEPOINT is logged inside the transaction
+    await q('BEGIN');
+    await item(3);
+    await q('SAVEPOINT a');
+    await item(4);
+    await q('ROLLBACK TO SAVEPOINT a');
+    await item(5);
+    await q('COMMIT');
+    // a non-transactional write after the savepoint: ROLLBACK TO is logged after the rolled-back row
+    await q('BEGIN');
+    await item(6);
+    await q('SAVEPOINT `b x`');
+    await item(7);
+    await q('INSERT INTO app.nontx VALUES (1)');
+    await q('ROLLBACK WORK TO SAVEPOINT `B X`');
+    await item(8);
+    await q('SAVEPOINT c');
+    await item(9);
+    await q('RELEASE SAVEPOINT c');
+    await item(10);
+    await q('COMMIT');
+    const events = await db.query<{ Info: string }>(`SHOW BINLOG EVENTS IN '${cap.status().file}'`);
+    t.ok(events.some((e) => /^ROLLBACK TO/.test(e.Info)), 'the binlog holds a ROLLBACK TO');
+    await cap.caughtUp();
+    const rows = await journal(db, 0, 'ss_save');
+    t.same(rows.map((r) => r.cs.ops.map((o) => Number((o as InsertOp).row.seq) - 1000)), [[2], [3, 5], [6, 8, 9, 10]],
+      'one change set per transaction with exactly the committed rows');
+    t.notOk(cap.status().error);
+    await cap.stop();
+  });
+
   await t.test('a change id already in the journal fails loudly and is never written twice', async (t) => {
     const cap = await capture('ss_dup', { sleep: () => new Promise((r) => setTimeout(r, 50)) });
     await cap.start();
