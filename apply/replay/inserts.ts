@@ -113,7 +113,9 @@ async function insertStatements(ctx: OpContext, t: TableInfo, ops: readonly Plan
   };
   for (const p of ops) {
     const op = p.op as InsertOp;
-    const cols = Object.keys(op.row);
+    // Sorted, so rows of one table whose decoded column order differs (their NULL
+    // columns travel apart) still share one multi-row statement.
+    const cols = Object.keys(op.row).sort();
     const values: LocalValue[] = [];
     for (const c of cols) {
       const v = op.row[c]!;
