@@ -4,8 +4,9 @@
 //
 // Lifecycle: start() opens the stream at the checkpoint; events are assembled
 // into transactions and queued; one worker maps and writes them in groups, in
-// order. Memory: past the budget the stream is stopped, the queue written,
-// and the stream reopened where it ended (zongji cannot pause). A single
+// order. Memory: past the budget reading pauses (the binlog connection's
+// socket) until the queue is written down to half the budget; a pause that
+// lasts stops the stream, which reopens where it ended. A single
 // transaction is always held whole: memory grows with the largest
 // transaction, not with the backlog. Errors: the stream reopens after a
 // backoff where everything before is written; a failed write drops all that
@@ -36,6 +37,8 @@ const SKIP_EVENTS = 1000;
 const SKIP_MS = 5000;
 /** Decoded rows take several times their binlog size in memory. */
 const HEAP_FACTOR = 8;
+/** A pause for the memory budget longer than this closes the stream instead (the server drops a reader that waits too long). */
+const PAUSE_MS = 15_000;
 
 export class Capture {
   private readonly log: Logger;
@@ -70,6 +73,8 @@ export class Capture {
   private journaled = 0;
   private running = false;
   private reopenNeeded = false;
+  /** when reading paused for the memory budget; null when reading */
+  private pausedAt: number | null = null;
   private failures = 0;
   private pumping: Promise<void> | null = null;
   private lastError: string | undefined;
@@ -183,9 +188,27 @@ export class Capture {
     }
     // A transaction alone over the budget is read whole (it is one change set); the budget
     // stops reading only when there is something complete to write first.
-    if (this.queuedBytes > 0 && (this.queuedBytes + this.assembler.openBytes) * HEAP_FACTOR > this.budget) {
-      // zongji has no pause: close the stream, write what is queued, reopen where it ended
-      this.log.debug('capture memory budget reached: draining', { queuedBytes: this.queuedBytes });
+    if (this.pausedAt === null && this.queuedBytes > 0 && this.heldBytes() > this.budget) {
+      this.log.debug('capture memory budget reached: reading pauses', { queuedBytes: this.queuedBytes });
+      this.pausedAt = this.now();
+      src.pause();
+    }
+  }
+
+  /** Estimated memory held by decoded events. */
+  private heldBytes(): number {
+    return (this.queuedBytes + this.assembler.openBytes) * HEAP_FACTOR;
+  }
+
+  /** Reading resumes once the queue is written down to half the budget (or empty); a long pause closes the stream. */
+  private resumeReading(): void {
+    const src = this.source;
+    if (this.pausedAt === null || !src) return;
+    if (this.queuedBytes === 0 || this.heldBytes() <= this.budget / 2) {
+      this.pausedAt = null;
+      src.resume();
+    } else if (this.now() - this.pausedAt > PAUSE_MS) {
+      this.log.debug('capture paused too long: the stream closes and reopens where it ended');
       this.closeSource();
     }
   }
@@ -211,6 +234,7 @@ export class Capture {
   private detachSource(): BinlogSource | null {
     const src = this.source;
     this.source = null;
+    this.pausedAt = null;
     return src;
   }
 
@@ -315,6 +339,7 @@ export class Capture {
     // never backwards (a marker event can carry an earlier offset than where the stream started)
     if (comparePositions(processed.position, this.processed.position) >= 0) this.processed = processed;
     this.waiters.settle(processed.position);
+    this.resumeReading();
   }
 
   private async reopen(): Promise<void> {

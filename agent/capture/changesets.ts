@@ -22,8 +22,12 @@ export interface BuildContext {
   readonly node: string;
 }
 
+/** Longest stretch of mapping without letting I/O callbacks in (the write in flight finishes sooner). */
+const SLICE_MS = 2;
+
 /** The journal entries of a group of transactions, in order (transactions that map to nothing give none). */
 export async function buildEntries(txns: readonly Txn[], ctx: BuildContext): Promise<JournalEntry[]> {
+  const pause = slicer();
   const canon: Canon[][][] = [];
   const lookups: Lookup[] = [];
   const hints: HintRow[] = [];
@@ -39,41 +43,59 @@ export async function buildEntries(txns: readonly Txn[], ctx: BuildContext): Pro
       parts.push(list);
     }
     canon.push(parts);
+    await pause();
   }
   await ctx.resolver.prepare(lookups, hints);
 
   const entries: JournalEntry[] = [];
-  txns.forEach((txn, i) => {
-    txn.parts.forEach((part, j) => {
-      const ops: Op[] = [];
-      const inserted: Learned[] = [];
-      for (const c of canon[i]![j]!) {
-        const mapped = mapChange(c, ctx.catalog, ctx.resolver);
-        for (const op of mapped.ops) ops.push(op);
-        for (const l of mapped.learned) {
-          ctx.resolver.learn(l);
-          if (l.inserted) inserted.push(l);
-        }
-      }
-      let cs: ChangeSet;
-      if (part.ledger) {
-        const l = part.ledger;
-        ctx.clock.observe(BigInt(l.hlc));
-        cs = { id: l.changeId, origin: l.origin, hlc: l.hlc, time: l.time, ops };
-      } else {
-        if (ops.length === 0) return;
-        ctx.setPhysical(txn.timestamp);
-        const hlc = ctx.clock.tick().toString();
-        cs = { id: `${ctx.node}:${hlc}`, origin: ctx.node, hlc, time: isoFromMs(txn.timestamp), ops };
-      }
-      // an insert's version rides in the idmap row of the inserted row, when the table has one
-      const inIdmap = new Set<string>();
-      for (const l of inserted) {
-        ctx.resolver.stampInsert(l, cs.hlc, cs.origin);
-        inIdmap.add(`${l.table}\u0000${l.identity}`);
-      }
-      entries.push(journalEntry(cs, encodeChangeSet(cs), part.ledger?.fromPeer ?? null, txn.end, inIdmap));
-    });
-  });
+  for (let i = 0; i < txns.length; i++) {
+    const txn = txns[i]!;
+    for (let j = 0; j < txn.parts.length; j++) {
+      const entry = mapPart(txn, txn.parts[j]!, canon[i]![j]!, ctx);
+      if (entry) entries.push(entry);
+    }
+    await pause();
+  }
   return entries;
+}
+
+function mapPart(txn: Txn, part: Txn['parts'][number], canon: readonly Canon[], ctx: BuildContext): JournalEntry | null {
+  const ops: Op[] = [];
+  const inserted: Learned[] = [];
+  for (const c of canon) {
+    const mapped = mapChange(c, ctx.catalog, ctx.resolver);
+    for (const op of mapped.ops) ops.push(op);
+    for (const l of mapped.learned) {
+      ctx.resolver.learn(l);
+      if (l.inserted) inserted.push(l);
+    }
+  }
+  let cs: ChangeSet;
+  if (part.ledger) {
+    const l = part.ledger;
+    ctx.clock.observe(BigInt(l.hlc));
+    cs = { id: l.changeId, origin: l.origin, hlc: l.hlc, time: l.time, ops };
+  } else {
+    if (ops.length === 0) return null;
+    ctx.setPhysical(txn.timestamp);
+    const hlc = ctx.clock.tick().toString();
+    cs = { id: `${ctx.node}:${hlc}`, origin: ctx.node, hlc, time: isoFromMs(txn.timestamp), ops };
+  }
+  // an insert's version rides in the idmap row of the inserted row, when the table has one
+  const inIdmap = new Set<string>();
+  for (const l of inserted) {
+    ctx.resolver.stampInsert(l, cs.hlc, cs.origin);
+    inIdmap.add(`${l.table}\u0000${l.identity}`);
+  }
+  return journalEntry(cs, encodeChangeSet(cs), part.ledger?.fromPeer ?? null, txn.end, inIdmap);
+}
+
+/** A function to await between pieces of work: it yields to the event loop once SLICE_MS have passed. */
+function slicer(): () => Promise<void> {
+  let since = performance.now();
+  return async () => {
+    if (performance.now() - since < SLICE_MS) return;
+    await new Promise<void>((resolve) => setImmediate(resolve));
+    since = performance.now();
+  };
 }

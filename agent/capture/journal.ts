@@ -11,7 +11,7 @@ import { SpokesyncError } from '../errors.js';
 import { stateTable } from '../state/schema.js';
 import type { BinlogPosition } from './position.js';
 import type { IdmapRow } from './resolver.js';
-import type { StateSession } from './state-session.js';
+import type { StateSession, StateTx } from './state-session.js';
 
 /**
  * Which columns of which row a change set wrote: an update its changed columns, a
@@ -73,19 +73,20 @@ export interface Checkpoint {
 }
 
 /**
- * Statement bounds: rows per multi-row statement, and bytes of values per statement
- * (journal bodies travel as hex: twice their size; well under the server's 16 MiB
- * default max_allowed_packet).
+ * Statement bounds: bytes of values per statement (well under the 16 MiB
+ * max_allowed_packet spokesync check asks for at least) and rows per statement.
  */
-const ROWS_PER_STATEMENT = 20_000;
-const BYTES_PER_STATEMENT = 3 * 1024 * 1024;
+const MAX_BYTES = 4 * 1024 * 1024;
+const MAX_ROWS = 20_000;
 
 type Runner = Pick<StateSession, 'transaction'>;
 
 /**
- * Writes a group in one transaction: a few multi-row statements, sent one
- * after the other without waiting for each answer (one connection runs them in
- * order; the first failure fails the transaction, which then rolls back).
+ * Writes a group in one transaction: one multi-row statement per table as a
+ * rule, sent one after the other without waiting for each answer (one
+ * connection runs them in order; the first failure fails the transaction,
+ * which then rolls back). Journal bodies go as a prepared statement (bytes as
+ * they are); the short values of versions and idmap as SQL text.
  */
 export class JournalWriter {
   constructor(private readonly session: Runner, private readonly stateSchema: string) {}
@@ -101,18 +102,20 @@ export class JournalWriter {
     });
   }
 
-  private insertJournal(tx: Queryable, entries: readonly JournalEntry[], sent: Promise<unknown>[]): void {
-    const sql = `INSERT INTO ${stateTable(this.stateSchema, 'journal')}
-      (change_id, origin, from_peer, hlc, commit_time, tables, op_count, body, binlog_file, binlog_pos) VALUES ?`;
-    const rows = entries.map((e) => {
-      const tables = e.tables.join(',');
-      return [
-        e.changeId, e.origin, e.fromPeer, e.hlc, e.time.slice(0, 10) + ' ' + e.time.slice(11, 19),
-        tables.length > 4000 ? tables.slice(0, 4000) : tables, e.opCount, e.body, e.end.file, e.end.pos,
-      ];
-    });
-    for (const chunk of chunks(rows, (r) => 2 * (r[7] as Buffer).length + 200)) {
-      sent.push(tx.exec(sql, [chunk]).catch((e: unknown) => {
+  private insertJournal(tx: StateTx, entries: readonly JournalEntry[], sent: Promise<unknown>[]): void {
+    const head = `INSERT INTO ${stateTable(this.stateSchema, 'journal')}
+      (change_id, origin, from_peer, hlc, commit_time, tables, op_count, body, binlog_file, binlog_pos) VALUES `;
+    const one = '(?, ?, ?, ?, ?, ?, ?, ?, ?, ?)';
+    for (const chunk of chunks(entries, (e) => e.body.length + 200)) {
+      const params: unknown[] = [];
+      for (const e of chunk) {
+        const tables = e.tables.join(',');
+        params.push(
+          e.changeId, e.origin, e.fromPeer, e.hlc, e.time.slice(0, 10) + ' ' + e.time.slice(11, 19),
+          tables.length > 4000 ? tables.slice(0, 4000) : tables, e.opCount, e.body, e.end.file, e.end.pos,
+        );
+      }
+      sent.push(tx.execute(head + Array<string>(chunk.length).fill(one).join(', '), params).catch((e: unknown) => {
         if ((e as { code?: string }).code === 'ER_DUP_ENTRY') {
           throw new SpokesyncError('SPOKESYNC_E_CAPTURE', 'a change set captured now is already in the journal (duplicate change id)', { cause: e });
         }
@@ -121,7 +124,7 @@ export class JournalWriter {
     }
   }
 
-  private upsertVersions(tx: Queryable, entries: readonly JournalEntry[], sent: Promise<unknown>[]): void {
+  private upsertVersions(tx: StateTx, entries: readonly JournalEntry[], sent: Promise<unknown>[]): void {
     const rows: [string, string, string, string, string, number][] = [];
     for (const e of entries) {
       for (const w of e.written) for (const col of w.cols) rows.push([w.table, w.id, col, e.hlc, e.origin, rows.length]);
@@ -135,14 +138,14 @@ export class JournalWriter {
     for (const chunk of chunks(last, rowBytes)) sent.push(tx.exec(sql, [chunk]));
   }
 
-  private upsertIdmap(tx: Queryable, idmap: readonly IdmapRow[], sent: Promise<unknown>[]): void {
+  private upsertIdmap(tx: StateTx, idmap: readonly IdmapRow[], sent: Promise<unknown>[]): void {
     const table = stateTable(this.stateSchema, 'idmap');
     // a mapping learnt again keeps the insert version it has unless it names another row now
-    const update = `ON DUPLICATE KEY UPDATE
+    const sql = `INSERT INTO ${table} (tbl, local_id, identity, hlc, node) VALUES ?
+      ON DUPLICATE KEY UPDATE
         hlc = IF(identity <=> VALUES(identity), COALESCE(VALUES(hlc), hlc), VALUES(hlc)),
         node = IF(identity <=> VALUES(identity), COALESCE(VALUES(node), node), VALUES(node)),
         identity = VALUES(identity)`;
-    const sql = `INSERT INTO ${table} (tbl, local_id, identity, hlc, node) VALUES ? ${update}`;
     // a row whose key changed: its insert version moves along from the old local id (before
     // the rows below, which may give that id to another row)
     for (const r of idmap) {
@@ -159,22 +162,6 @@ export class JournalWriter {
   }
 }
 
-function byKey(a: readonly unknown[], b: readonly unknown[]): number {
-  for (let i = 0; i < 3; i++) {
-    const x = a[i] as string;
-    const y = b[i] as string;
-    if (x !== y) return x < y ? -1 : 1;
-  }
-  return 0;
-}
-
-/** Approximate statement bytes of a row of short values. */
-function rowBytes(r: readonly unknown[]): number {
-  let n = 8;
-  for (const v of r) n += typeof v === 'string' ? v.length + 4 : 24;
-  return n;
-}
-
 /** Consecutive slices of rows, each within the statement bounds (at least one row). */
 function chunks<T>(rows: readonly T[], size: (r: T) => number): T[][] {
   const out: T[][] = [];
@@ -182,7 +169,7 @@ function chunks<T>(rows: readonly T[], size: (r: T) => number): T[][] {
   let bytes = 0;
   for (const r of rows) {
     const b = size(r);
-    if (cur.length > 0 && (cur.length >= ROWS_PER_STATEMENT || bytes + b > BYTES_PER_STATEMENT)) {
+    if (cur.length > 0 && (cur.length >= MAX_ROWS || bytes + b > MAX_BYTES)) {
       out.push(cur);
       cur = [];
       bytes = 0;
@@ -192,6 +179,22 @@ function chunks<T>(rows: readonly T[], size: (r: T) => number): T[][] {
   }
   if (cur.length > 0) out.push(cur);
   return out;
+}
+
+function byKey(a: readonly unknown[], b: readonly unknown[]): number {
+  for (let i = 0; i < 3; i++) {
+    const x = a[i] as string;
+    const y = b[i] as string;
+    if (x !== y) return x < y ? -1 : 1;
+  }
+  return 0;
+}
+
+/** Approximate statement bytes of a row of short values (escaped text). */
+function rowBytes(r: readonly unknown[]): number {
+  let n = 8;
+  for (const v of r) n += typeof v === 'string' ? 2 * v.length + 4 : 24;
+  return n;
 }
 
 export async function writeCheckpoint(tx: Queryable, stateSchema: string, c: Checkpoint): Promise<void> {

@@ -1,7 +1,8 @@
 // The binlog source: a thin adapter over zongji that reads from a position
 // and hands capture's own SourceEvents (events.ts) to a handler. zongji has no
-// pause: to stop reading, stop() the source and start a new one later at the
-// saved position.
+// pause of its own: pause() stops reading its connection's socket (the server
+// waits, up to its net_write_timeout), resume() goes on where it stopped. For
+// longer, stop() the source and start a new one later at the saved position.
 import ZongJi from '@vlasky/zongji';
 import type { AnyBinlogEvent, TableMapEntry } from '@vlasky/zongji';
 import type { DbSettings } from '../db.js';
@@ -78,6 +79,19 @@ export class BinlogSource {
         includeSchema: Object.fromEntries(Object.entries(this.opts.include).map(([k, v]) => [k, [...v]])),
       });
     });
+  }
+
+  /**
+   * Stops reading: events already received may still arrive, then none until
+   * resume(). Meant for short waits (the server drops a reader that does not
+   * read for net_write_timeout, 60 s by default, which the handler sees as an error).
+   */
+  pause(): void {
+    if (!this.stopped) this.zongji?.connection?.pause();
+  }
+
+  resume(): void {
+    if (!this.stopped) this.zongji?.connection?.resume();
   }
 
   /** Closes the stream; no event is delivered after this resolves. */

@@ -4,18 +4,29 @@
 // are this node's state and never captured, and binlogged they would double
 // the binlog volume and come back to capture as events to skip. Only the
 // ledger must be binlogged, and apply writes it on its own connections: this
-// session serves capture alone, so its setting cannot leak into them. Without
-// the privilege the writes are binlogged, as before, and that is logged once.
-// A replica of this server then lacks capture's state: the state is per node.
-import { openDb, type Db, type DbSettings, type Queryable } from '../db.js';
+// connection serves capture alone, so its setting cannot leak into them.
+// Without the privilege the writes are binlogged, as before, and that is
+// logged once. A replica of this server then lacks capture's state: the
+// state is per node.
+//
+// Bulk rows go as prepared statements (execute): values travel as bytes in
+// the binary protocol, not as SQL text the server has to parse back.
+import mysql from 'mysql2/promise';
+import { connectionDefaults, type DbSettings, type ExecResult, type Queryable } from '../db.js';
 import type { Logger } from '../log.js';
 
 /** ER_SPECIFIC_ACCESS_DENIED_ERROR: the privilege to set sql_log_bin is missing. */
 const ACCESS_DENIED = 1227;
 
+export interface StateTx extends Queryable {
+  /** A statement with ? placeholders, prepared once per text and run with binary values. */
+  execute(sql: string, params: readonly unknown[]): Promise<ExecResult>;
+}
+
 export class StateSession {
-  private db: Db | null = null;
-  /** undefined until the first write finds out */
+  private conn: mysql.Connection | null = null;
+  private connecting: Promise<mysql.Connection> | null = null;
+  /** undefined until the first connection finds out */
   private unlogged: boolean | undefined;
 
   constructor(private readonly settings: DbSettings, private readonly log: Logger, private readonly tryUnlogged = true) {}
@@ -25,25 +36,71 @@ export class StateSession {
     return this.unlogged === undefined ? undefined : !this.unlogged;
   }
 
-  /** Runs fn in one transaction on the session's connection. */
-  async transaction<T>(fn: (tx: Queryable) => Promise<T>): Promise<T> {
-    // one connection: the setting and the transaction share it (a new connection after a
-    // lost one starts binlogged until the next write sets it again, which is only slower)
-    const db = (this.db ??= openDb(this.settings, { connectionLimit: 1 }));
-    if (this.unlogged !== false && this.tryUnlogged) await this.leaveBinlog(db);
-    else this.unlogged ??= false;
-    return db.transaction(fn);
+  /**
+   * Runs fn in one transaction (the session runs with autocommit off: fn's
+   * first statement starts it); COMMIT once all of fn's statements succeeded,
+   * ROLLBACK otherwise.
+   */
+  async transaction<T>(fn: (tx: StateTx) => Promise<T>): Promise<T> {
+    const conn = await this.connection();
+    try {
+      const out = await fn(wrap(conn));
+      await conn.query('COMMIT');
+      return out;
+    } catch (e) {
+      if ((e as { fatal?: boolean }).fatal) this.drop(conn);
+      else await conn.query('ROLLBACK').catch(() => this.drop(conn));
+      throw e;
+    }
   }
 
   async close(): Promise<void> {
-    const db = this.db;
-    this.db = null;
-    await db?.close();
+    const conn = this.conn;
+    this.conn = null;
+    await conn?.end().catch(() => conn.destroy());
   }
 
-  private async leaveBinlog(db: Db): Promise<void> {
+  private drop(conn: mysql.Connection): void {
+    if (this.conn === conn) this.conn = null;
+    conn.destroy();
+  }
+
+  private async connection(): Promise<mysql.Connection> {
+    if (this.conn) return this.conn;
+    this.connecting ??= this.connect().finally(() => {
+      this.connecting = null;
+    });
+    return this.connecting;
+  }
+
+  private async connect(): Promise<mysql.Connection> {
+    const s = this.settings;
+    const conn = await mysql.createConnection({
+      host: s.host,
+      port: s.port,
+      user: s.user,
+      ...(s.password === undefined ? {} : { password: s.password }),
+      ...connectionDefaults,
+      // journal inserts of differing row counts are different statements: keep a few prepared
+      maxPreparedStatements: 16,
+    });
+    conn.on('error', () => this.drop(conn));
     try {
-      await db.exec('SET SESSION sql_log_bin = 0');
+      // autocommit off: a statement starts the transaction that COMMIT or ROLLBACK ends (no round trip to begin)
+      await conn.query("SET time_zone = '+00:00', sql_mode = CONCAT(@@sql_mode, ',STRICT_ALL_TABLES,NO_AUTO_VALUE_ON_ZERO'), autocommit = 0");
+      if (this.tryUnlogged && this.unlogged !== false) await this.leaveBinlog(conn);
+      else this.unlogged = false;
+    } catch (e) {
+      conn.destroy();
+      throw e;
+    }
+    this.conn = conn;
+    return conn;
+  }
+
+  private async leaveBinlog(conn: mysql.Connection): Promise<void> {
+    try {
+      await conn.query('SET SESSION sql_log_bin = 0');
       this.unlogged = true;
     } catch (e) {
       if ((e as { errno?: number }).errno !== ACCESS_DENIED) throw e;
@@ -53,4 +110,25 @@ export class StateSession {
       });
     }
   }
+}
+
+function wrap(c: mysql.Connection): StateTx {
+  const result = (res: unknown): ExecResult => {
+    const h = res as mysql.ResultSetHeader;
+    return { affectedRows: h.affectedRows, insertId: h.insertId };
+  };
+  return {
+    async query<T>(sql: string, params?: readonly unknown[]): Promise<T[]> {
+      const [rows] = await c.query(sql, params as unknown[] | undefined);
+      return rows as T[];
+    },
+    async exec(sql: string, params?: readonly unknown[]): Promise<ExecResult> {
+      const [res] = await c.query(sql, params as unknown[] | undefined);
+      return result(res);
+    },
+    async execute(sql: string, params: readonly unknown[]): Promise<ExecResult> {
+      const [res] = await c.execute(sql, params as mysql.ExecuteValues[]);
+      return result(res);
+    },
+  };
 }

@@ -97,6 +97,19 @@ void t.test('LRU keeps the most recently used entries', async (t) => {
   t.equal(l.get('a'), 1);
   t.equal(l.get('c'), 3);
   t.equal(l.size, 2);
+  // any use pattern: never more than max entries, and the last max/2 keys used are all kept
+  const big = new Lru<number, number>(100);
+  const used: number[] = [];
+  let x = 7;
+  for (let i = 0; i < 20_000; i++) {
+    x = (x * 1103515245 + 12345) % 2147483648;
+    const k = x % (i < 10_000 ? 80 : 400);
+    if (big.get(k) === undefined) big.set(k, k * 2);
+    used.push(k);
+    if (big.size > 100) throw new Error(`${big.size} entries`);
+  }
+  const recent = [...new Set(used.reverse())].slice(0, 50);
+  t.same(recent.map((k) => big.get(k)), recent.map((k) => k * 2), 'recently used entries are kept with their values');
 });
 
 void t.test('latin1 bytes decode as MariaDB does (Windows-1252, five bytes kept as C1 controls)', async (t) => {
