@@ -149,6 +149,7 @@ export class Capture {
       journaled: this.journaled,
       lagSeconds: lag,
       running: this.running,
+      ...(this.session.binlogged === undefined ? {} : { stateBinlogged: this.session.binlogged }),
       ...(this.lastError === undefined ? {} : { error: this.lastError }),
     };
   }

@@ -6,7 +6,7 @@ import type { Hlc } from '../../apply/hlc.js';
 import type { ChangeSet, Op } from '../../apply/model.js';
 import type { Catalog } from '../schema/catalog.js';
 import { isoFromMs, type Assembled } from './assembler.js';
-import type { Lookup } from './identity.js';
+import { singlePk, type Lookup } from './identity.js';
 import { journalEntry, type JournalEntry } from './journal.js';
 import { canonicalize, lookupsFor, mapChange, type Canon, type Learned } from './mapper.js';
 import type { HintRow, IdentityResolver } from './resolver.js';
@@ -30,22 +30,19 @@ export async function buildEntries(txns: readonly Txn[], ctx: BuildContext): Pro
   const pause = slicer();
   const canon: Canon[][][] = [];
   const lookups: Lookup[] = [];
-  const hints: HintRow[] = [];
   for (const txn of txns) {
     const parts: Canon[][] = [];
     for (const part of txn.parts) {
       const list = part.changes.map((c) => canonicalize(c, ctx.catalog));
       for (const c of list) {
         lookupsFor(c, ctx.catalog, lookups);
-        if (c.before) hints.push({ table: c.table, row: c.before });
-        if (c.after) hints.push({ table: c.table, row: c.after });
       }
       parts.push(list);
     }
     canon.push(parts);
     await pause();
   }
-  await ctx.resolver.prepare(lookups, hints);
+  await ctx.resolver.prepare(lookups, () => hintRows(canon));
 
   const entries: JournalEntry[] = [];
   for (let i = 0; i < txns.length; i++) {
@@ -57,6 +54,20 @@ export async function buildEntries(txns: readonly Txn[], ctx: BuildContext): Pro
     await pause();
   }
   return entries;
+}
+
+/** The row images of the group, for the resolver (a row deleted later still names its identity). */
+function hintRows(canon: readonly (readonly (readonly Canon[])[])[]): HintRow[] {
+  const hints: HintRow[] = [];
+  for (const parts of canon) {
+    for (const list of parts) {
+      for (const c of list) {
+        if (c.before) hints.push({ table: c.table, row: c.before });
+        if (c.after) hints.push({ table: c.table, row: c.after });
+      }
+    }
+  }
+  return hints;
 }
 
 function mapPart(txn: Txn, part: Txn['parts'][number], canon: readonly Canon[], ctx: BuildContext): JournalEntry | null {
@@ -81,12 +92,13 @@ function mapPart(txn: Txn, part: Txn['parts'][number], canon: readonly Canon[], 
     const hlc = ctx.clock.tick().toString();
     cs = { id: `${ctx.node}:${hlc}`, origin: ctx.node, hlc, time: isoFromMs(txn.timestamp), ops };
   }
-  // an insert's version rides in the idmap row of the inserted row, when the table has one
-  const inIdmap = new Set<string>();
+  // an insert's version rides in the idmap row of the inserted row (tables with a one-column key)
+  let elsewhere: Set<string> | undefined;
   for (const l of inserted) {
-    ctx.resolver.stampInsert(l, cs.hlc, cs.origin);
-    inIdmap.add(`${l.table}\u0000${l.identity}`);
+    if (!ctx.resolver.stampInsert(l, cs.hlc, cs.origin)) (elsewhere ??= new Set()).add(`${l.table}\u0000${l.identity}`);
   }
+  const inIdmap = (table: string, id: string): boolean =>
+    singlePk(ctx.catalog.table(table)) !== undefined && !elsewhere?.has(`${table}\u0000${id}`);
   return journalEntry(cs, encodeChangeSet(cs), part.ledger?.fromPeer ?? null, txn.end, inIdmap);
 }
 

@@ -86,7 +86,20 @@ export function formatFixed(x: number, decimals: number): string {
 
 /** FLOAT and DOUBLE from the binlog, in the text a SELECT gives. `columnType` is e.g. 'float', 'double(20,6)'. */
 export function floatText(x: number, dataType: 'float' | 'double', columnType: string): string {
-  const m = /\(\s*\d+\s*,\s*(\d+)\s*\)/.exec(columnType);
-  if (m) return formatFixed(x, Number(m[1]));
-  return dataType === 'float' ? formatSignificant(x, 6) : String(x);
+  return floatFormat(dataType, columnType)(x);
+}
+
+const formats = new Map<string, (x: number) => string>();
+
+/** The formatter of a column type (one per type: the type is parsed once). */
+export function floatFormat(dataType: 'float' | 'double', columnType: string): (x: number) => string {
+  const key = `${dataType} ${columnType}`;
+  let f = formats.get(key);
+  if (!f) {
+    const m = /\(\s*\d+\s*,\s*(\d+)\s*\)/.exec(columnType.toLowerCase());
+    const decimals = m ? Number(m[1]) : -1;
+    f = decimals >= 0 ? (x) => formatFixed(x, decimals) : dataType === 'float' ? (x) => formatSignificant(x, 6) : String;
+    formats.set(key, f);
+  }
+  return f;
 }

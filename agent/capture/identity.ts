@@ -43,30 +43,31 @@ export function singlePk(t: TableInfo): string | undefined {
 export function rowIdentity(t: TableInfo, row: CanonRow, refs: RefResolver, missing?: Lookup[]): string | undefined {
   const rule = t.identity;
   if (!rule) return undefined;
-  const ask = (table: string, column: string, v: Value | undefined): string | undefined => {
-    const value = keyText(v);
-    if (value === undefined) return undefined;
-    const id = refs.identity(table, column, value);
-    if (id === undefined) missing?.push({ table, column, value });
-    return id;
-  };
   switch (rule.kind) {
     case 'uuid':
       return keyText(row[rule.column]);
     case 'shared':
-      return ask(rule.refTable, rule.refColumn, row[rule.column]);
+      return ask(refs, rule.refTable, rule.refColumn, row[rule.column], missing);
     case 'natural': {
       const parts: string[] = [];
       let complete = true;
       for (const c of rule.columns) {
         const ref = t.refs.get(c);
-        const part = ref ? ask(ref.table, ref.column, row[c]) : keyText(row[c]);
+        const part = ref ? ask(refs, ref.table, ref.column, row[c], missing) : keyText(row[c]);
         if (part === undefined) complete = false;
         else parts.push(part);
       }
       return complete ? encodeIdentity(parts) : undefined;
     }
   }
+}
+
+function ask(refs: RefResolver, table: string, column: string, v: Value | undefined, missing: Lookup[] | undefined): string | undefined {
+  const value = keyText(v);
+  if (value === undefined) return undefined;
+  const id = refs.identity(table, column, value);
+  if (id === undefined) missing?.push({ table, column, value });
+  return id;
 }
 
 /** The columns a row's identity is computed from (for reading it from the live table). */

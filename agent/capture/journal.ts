@@ -46,15 +46,17 @@ const NONE: readonly string[] = [];
 const TOMBSTONE_COLS = [TOMBSTONE];
 const INSERT_COLS = [ROW_INSERT];
 
-/** The journal entry of a change set; `inIdmap`: `table\0identity` of inserts whose version the idmap records. */
-export function journalEntry(cs: ChangeSet, body: string, fromPeer: string | null, end: BinlogPosition, inIdmap: ReadonlySet<string> = new Set()): JournalEntry {
+/** The journal entry of a change set; `inIdmap`: whether the idmap records the version of an insert. */
+export function journalEntry(
+  cs: ChangeSet, body: string, fromPeer: string | null, end: BinlogPosition, inIdmap: (table: string, id: string) => boolean = () => false,
+): JournalEntry {
   const tables: string[] = [];
   const written: Written[] = [];
   for (const op of cs.ops) {
     if (!tables.includes(op.table)) tables.push(op.table);
     const cols = op.kind === 'delete' ? TOMBSTONE_COLS
       : op.kind === 'update' ? Object.keys(op.set)
-      : inIdmap.has(`${op.table}\u0000${op.id}`) ? NONE : INSERT_COLS;
+      : inIdmap(op.table, op.id) ? NONE : INSERT_COLS;
     if (cols.length > 0) written.push({ table: op.table, id: op.id, cols });
   }
   return {

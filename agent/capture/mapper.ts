@@ -66,16 +66,29 @@ export function canonicalize(c: RowChange, catalog: Catalog): Canon {
 /** Every referenced row mapping `c` will ask the resolver about (answered ones included). */
 export function lookupsFor(c: Canon, catalog: Catalog, out: Lookup[]): void {
   const t = c.table;
-  const wantRow = (row: CanonRow, cols: readonly string[]): void => {
-    const id = t.identity;
-    if (id?.kind === 'shared') add(out, id.refTable, id.refColumn, row[id.column]);
-    if (id?.kind === 'natural') for (const k of id.columns) addRef(out, t, catalog, k, row[k]);
-    for (const col of cols) addRef(out, t, catalog, col, row[col]);
-  };
   const whole = c.op !== 'update' || identityChanged(t, c.before!, c.after!);
-  const cols = whole ? travelColumns(t) : changedColumns(t, c.before!, c.after!);
-  if (c.after) wantRow(c.after, cols);
-  if (c.before) wantRow(c.before, cols);
+  const cols = whole ? refColumns(t) : changedColumns(t, c.before!, c.after!);
+  if (c.after) wantRow(t, catalog, c.after, cols, out);
+  if (c.before) wantRow(t, catalog, c.before, cols, out);
+}
+
+function wantRow(t: TableInfo, catalog: Catalog, row: CanonRow, cols: readonly string[], out: Lookup[]): void {
+  const id = t.identity;
+  if (id?.kind === 'shared') add(out, id.refTable, id.refColumn, row[id.column]);
+  if (id?.kind === 'natural') for (const k of id.columns) addRef(out, t, catalog, k, row[k]);
+  for (const col of cols) addRef(out, t, catalog, col, row[col]);
+}
+
+const refCache = new WeakMap<TableInfo, readonly string[]>();
+
+/** The travelling columns that hold references (the only ones addRef looks up). */
+function refColumns(t: TableInfo): readonly string[] {
+  let cols = refCache.get(t);
+  if (!cols) {
+    cols = travelColumns(t).filter((c) => t.refs.has(c));
+    refCache.set(t, cols);
+  }
+  return cols;
 }
 
 /** An update that changes the identity columns (uuid, shared key, natural key) travels as delete + insert. */
@@ -159,9 +172,11 @@ function learn(t: TableInfo, row: CanonRow, identity: string, inserted: boolean,
 }
 
 function identityOf(t: TableInfo, row: CanonRow, refs: RefResolver): string {
-  const missing: Lookup[] = [];
-  const id = rowIdentity(t, row, refs, missing);
+  const id = rowIdentity(t, row, refs);
   if (id === undefined) {
+    // again, to name what is missing
+    const missing: Lookup[] = [];
+    rowIdentity(t, row, refs, missing);
     if (missing.length > 0) throw unresolved(t.name, missing[0]!);
     throw new SpokesyncError('SPOKESYNC_E_NO_IDENTITY', `a row of ${t.name} has no identity (its key is NULL or the table has none)`);
   }

@@ -39,5 +39,7 @@ export interface CaptureStatus {
   readonly journaled: number;
   readonly lagSeconds: number | null;
   readonly running: boolean;
+  /** whether capture's own state writes go to the binlog (unknown before its first write) */
+  readonly stateBinlogged?: boolean;
   readonly error?: string;
 }

@@ -37,6 +37,8 @@ export class IdentityResolver implements RefResolver {
   /** answers pinned while one group is prepared and mapped (the cache may evict); reset by prepare() */
   private batch = new Map<string, string>();
   private pending = new Map<string, IdmapRow>();
+  /** the same rows by table and identity */
+  private pendingById = new Map<string, IdmapRow>();
   /** lookups answered from the live table or the idmap since start (for status and tests) */
   lookups = 0;
 
@@ -56,7 +58,9 @@ export class IdentityResolver implements RefResolver {
 
   /** A mapping learnt from the binlog (an insert, a changed key): known now, persisted with the next write. */
   learn(l: Learned): void {
-    this.answer({ table: l.table, column: l.column, value: l.localId }, l.identity, false);
+    const k = lookupKey(l.table, l.column, l.localId);
+    this.batch.set(k, l.identity);
+    this.cache.set(k, l.identity);
     const row = this.remember(l.table, l.localId, l.identity);
     if (l.from === undefined || row.hlc !== null) return;
     const before = this.pending.get(`${l.table}\u0000${l.from}`);
@@ -68,19 +72,25 @@ export class IdentityResolver implements RefResolver {
     }
   }
 
-  /** The change set that inserted a learnt row has its version: the idmap row records it. */
-  stampInsert(l: Learned, hlc: string, node: string): void {
-    const row = this.pending.get(`${l.table}\u0000${l.localId}`);
-    if (row?.identity !== l.identity) return;
+  /**
+   * The change set that inserted a learnt row has its version: the row's pending
+   * idmap row records it (wherever its key is now). False when there is none
+   * (the row went again in the same change set): the caller records the version elsewhere.
+   */
+  stampInsert(l: Learned, hlc: string, node: string): boolean {
+    const row = this.pendingById.get(`${l.table}\u0000${l.identity}`);
+    if (!row || this.pending.get(`${row.tbl}\u0000${row.localId}`) !== row) return false;
     row.hlc = hlc;
     row.node = node;
     delete row.from;
+    return true;
   }
 
   /** The idmap rows to write with the next journal transaction. */
   takeIdmap(): IdmapRow[] {
     const rows = [...this.pending.values()];
     this.pending.clear();
+    this.pendingById.clear();
     return rows;
   }
 
@@ -88,21 +98,28 @@ export class IdentityResolver implements RefResolver {
   forget(): void {
     this.batch = new Map();
     this.pending.clear();
+    this.pendingById.clear();
     this.cache.clear();
   }
 
-  /** Makes every lookup answerable by identity(), as far as the data allows. */
-  async prepare(lookups: readonly Lookup[], hints: readonly HintRow[]): Promise<void> {
+  /** Makes every lookup answerable by identity(), as far as the data allows (`hints`: the batch's row images, asked for when needed). */
+  async prepare(lookups: readonly Lookup[], hints: () => readonly HintRow[]): Promise<void> {
     this.batch = new Map();
     const catalog = this.catalog();
-    const hintIndex = new HintIndex(hints);
+    let hintIndex: HintIndex | undefined;
     const rows = new Map<string, HintRow>();
     const tried = new Set<string>();
-    let want = dedupe(lookups.filter((l) => this.identity(l.table, l.column, l.value) === undefined));
+    // what the cache knows is pinned for the group too: mapping learns rows, and the cache may evict
+    let want: Lookup[] = [];
+    for (const [k, l] of unique(lookups)) {
+      const id = this.cache.get(k);
+      if (id === undefined) want.push(l);
+      else this.batch.set(k, id);
+    }
     for (let round = 0; want.length > 0 && round < MAX_ROUNDS; round++) {
       for (const l of want) {
         const k = lookupKey(l.table, l.column, l.value);
-        const hint = rows.has(k) ? undefined : hintIndex.find(l);
+        const hint = rows.has(k) ? undefined : (hintIndex ??= new HintIndex(hints())).find(l);
         if (hint) rows.set(k, hint);
       }
       const fresh = want.filter((l) => !rows.has(lookupKey(l.table, l.column, l.value)) && !tried.has(lookupKey(l.table, l.column, l.value)));
@@ -146,6 +163,7 @@ export class IdentityResolver implements RefResolver {
     if (had?.identity === identity) return had;
     const row: IdmapRow = { tbl, localId, identity, hlc: null, node: null };
     this.pending.set(key, row);
+    this.pendingById.set(`${tbl}\u0000${identity}`, row);
     return row;
   }
 
@@ -202,10 +220,14 @@ function selectValue(v: unknown): Value {
   return JSON.stringify(v);
 }
 
-function dedupe(lookups: readonly Lookup[]): Lookup[] {
+function unique(lookups: readonly Lookup[]): Map<string, Lookup> {
   const seen = new Map<string, Lookup>();
   for (const l of lookups) seen.set(lookupKey(l.table, l.column, l.value), l);
-  return [...seen.values()];
+  return seen;
+}
+
+function dedupe(lookups: readonly Lookup[]): Lookup[] {
+  return [...unique(lookups).values()];
 }
 
 function groupValues(lookups: readonly Lookup[]): Map<string, string[]> {

@@ -3,7 +3,7 @@
 // String() for numbers; Buffers for binary columns. Pure.
 import type { Value } from '../../apply/model.js';
 import type { ColumnInfo } from '../schema/catalog.js';
-import { floatText } from './float-text.js';
+import { floatFormat } from './float-text.js';
 
 /**
  * MariaDB's latin1 is Windows-1252 with the five unassigned bytes kept as the
@@ -42,7 +42,7 @@ export function canonicalValue(col: ColumnInfo | undefined, v: unknown): Value {
   if (col === undefined) return generic(v);
   const t = col.dataType;
   if (typeof v === 'number') {
-    if (t === 'float' || t === 'double') return floatText(v, t, col.columnType.toLowerCase());
+    if (t === 'float' || t === 'double') return floatFormat(t, col.columnType)(v);
     // zongji decodes YEAR 0000 as 1900, a year the type cannot hold
     if (t === 'year') return v === 1900 ? '0' : String(v);
     return String(v);

@@ -1,10 +1,15 @@
 // Capture benchmark: a backlog of rows in the binlog, captured into the
 // journal by a capture process, against zongji alone decoding the same
-// events (same run, same binlog, just counting rows). Then a 1,000,000-row
-// backlog for the capture process's peak memory (VmHWM).
+// events (same run, same binlog, just counting rows): once with an account
+// that may keep capture's state writes out of the binlog (root) and once with
+// the least-privilege account of mysql-conf/grants.sql (they are binlogged).
+// Then a 1,000,000-row backlog for the capture process's peak memory (VmHWM),
+// with node's defaults and with the V8 flags the daemon ships with.
 import { readFile } from 'node:fs/promises';
 import ZongJi from '@vlasky/zongji';
 import type { AnyBinlogEvent } from '@vlasky/zongji';
+import { specOf } from '../../agent/config/reference.js';
+import { parseBytes } from '../../agent/config/units.js';
 import { startServer, type TestServer } from '../helpers/mariadb.js';
 import { dbFor, spawnCapture } from '../helpers/capture-fixture.js';
 import type { Db } from '../../agent/db.js';
@@ -13,8 +18,17 @@ import type { CaptureProcArgs } from '../helpers/capture-proc.js';
 const ROWS = 200_000;
 const PER_TXN = 100;
 const BIG_ROWS = Number(process.env.BENCH_BIG_ROWS ?? 1_000_000);
-/** V8 heap limits for the memory run: without them V8 lets garbage pile up far past the live set. */
-const MEM_NODE_ARGS = (process.env.BENCH_NODE_ARGS ?? '--max-old-space-size=64 --max-semi-space-size=4').split(' ').filter((a) => a !== '');
+/**
+ * The V8 flags the daemon runs with (deploy/ and the `spokesync` bin must carry the
+ * same, e.g. NODE_OPTIONS, which accepts both): without them V8 lets garbage pile up
+ * far past the live set before it collects.
+ */
+export const DAEMON_NODE_ARGS = ['--max-old-space-size=96', '--max-semi-space-size=2'];
+const MEM_NODE_ARGS = process.env.BENCH_NODE_ARGS === undefined ? DAEMON_NODE_ARGS : process.env.BENCH_NODE_ARGS.split(' ').filter((a) => a !== '');
+/** The daemon's capture memory budget (config capture.memoryBytes, its default). */
+const MEMORY_BYTES = parseBytes(String(specOf('capture.memoryBytes')!.default))!;
+/** The least-privilege account (mysql-conf/grants.sql, without BINLOG ADMIN). */
+const LP = { user: 'bench_lp', password: 'bench-lp-secret' };
 
 export async function bench(log: (line: string) => void): Promise<void> {
   const s = await startServer({ extraArgs: ['--innodb-buffer-pool-size=256M', '--sync-binlog=0', '--innodb-flush-log-at-trx-commit=2'] });
@@ -27,25 +41,35 @@ export async function bench(log: (line: string) => void): Promise<void> {
       value_numeric DOUBLE, note VARCHAR(100), created DATETIME NOT NULL, voided TINYINT NOT NULL DEFAULT 0,
       FOREIGN KEY (kind_id) REFERENCES app.kind (id)) ENGINE=InnoDB`);
     for (let k = 0; k < 20; k++) await db.exec('INSERT INTO app.kind (uuid, name) VALUES (UUID(), ?)', [`kind ${k}`]);
+    await db.exec(`CREATE USER ${LP.user}@'%' IDENTIFIED BY '${LP.password}'`);
+    await db.exec(`GRANT REPLICATION SLAVE, REPLICATION CLIENT ON *.* TO ${LP.user}@'%'`);
+    await db.exec(`GRANT SELECT, INSERT, UPDATE, DELETE ON app.* TO ${LP.user}@'%'`);
+    await db.exec(`GRANT ALL PRIVILEGES ON ss_rate_lp.* TO ${LP.user}@'%'`);
+    log(`capture memory budget ${MEMORY_BYTES / 1048576} MiB (the daemon's default); throughput runs with node's default flags`);
 
-    // 1. throughput: 200,000 rows in transactions of 100
-    const run1 = await backlog(s, db, 'ss_rate', ROWS, 0, log);
+    // 1. throughput: 200,000 rows in transactions of 100, captured twice
+    const run1 = await backlog(s, db, [['ss_rate'], ['ss_rate_lp', LP]], ROWS, 0, log);
     const raw = await rawDecode(s, run1.start, run1.end);
-    const cap = await captureRun(s, 'ss_rate');
-    await checkJournal(db, 'ss_rate', ROWS / PER_TXN, ROWS);
     const rawRate = raw.rows / (raw.ms / 1000);
-    const capRate = ROWS / (cap.ms / 1000);
-    log(`zongji decode alone: ${raw.rows} rows in ${(raw.ms / 1000).toFixed(1)} s = ${Math.round(rawRate)} rows/s`);
-    log(`capture to committed journal: ${ROWS} rows (${cap.journaled} change sets) in ${(cap.ms / 1000).toFixed(1)} s = ${Math.round(capRate)} rows/s`);
-    log(`ratio capture/zongji: ${(capRate / rawRate).toFixed(3)}× (target ≥ 0.5×); capture peak RSS ${cap.peakMb.toFixed(0)} MB (node defaults)`);
+    log(`zongji decode alone: ${raw.rows} rows in ${(raw.ms / 1000).toFixed(2)} s = ${Math.round(rawRate)} rows/s`);
+    for (const [state, account, how] of [['ss_rate', undefined, 'state writes kept out of the binlog (root)'], ['ss_rate_lp', LP, 'state writes binlogged (no BINLOG ADMIN)']] as const) {
+      const cap = await captureRun(s, state, [], account);
+      await checkJournal(db, state, ROWS / PER_TXN, ROWS);
+      const capRate = ROWS / (cap.ms / 1000);
+      log(`capture to committed journal, ${how}: ${ROWS} rows (${cap.journaled} change sets) in ${(cap.ms / 1000).toFixed(2)} s = ` +
+        `${Math.round(capRate)} rows/s; ratio capture/zongji ${(capRate / rawRate).toFixed(3)}× (target ≥ 0.5×); ` +
+        `state binlogged: ${String(cap.stateBinlogged)}; peak RSS ${cap.peakMb.toFixed(0)} MB (node defaults)`);
+    }
 
-    // 2. memory: a 1,000,000-row backlog
+    // 2. memory: a 1,000,000-row backlog, captured with node's defaults and with the daemon's flags
     await db.exec('TRUNCATE TABLE app.item');
-    await backlog(s, db, 'ss_mem', BIG_ROWS, ROWS, log);
-    const big = await captureRun(s, 'ss_mem', MEM_NODE_ARGS);
-    await checkJournal(db, 'ss_mem', BIG_ROWS / PER_TXN, BIG_ROWS);
-    log(`${BIG_ROWS}-row backlog: captured in ${(big.ms / 1000).toFixed(1)} s = ${Math.round(BIG_ROWS / (big.ms / 1000))} rows/s; ` +
-      `peak RSS (VmHWM) ${big.peakMb.toFixed(0)} MB with node ${MEM_NODE_ARGS.join(' ')} (target ≤ 150 MB)`);
+    await backlog(s, db, [['ss_mem'], ['ss_mem_flags']], BIG_ROWS, ROWS, log);
+    for (const [state, args] of [['ss_mem', []], ['ss_mem_flags', MEM_NODE_ARGS]] as const) {
+      const big = await captureRun(s, state, args);
+      await checkJournal(db, state, BIG_ROWS / PER_TXN, BIG_ROWS);
+      log(`${BIG_ROWS}-row backlog: captured in ${(big.ms / 1000).toFixed(1)} s = ${Math.round(BIG_ROWS / (big.ms / 1000))} rows/s; ` +
+        `peak RSS (VmHWM) ${big.peakMb.toFixed(0)} MB with ${args.length === 0 ? "node's defaults" : `node ${args.join(' ')}`} (target ≤ 150 MB)`);
+    }
   } finally {
     await db.close();
     await s.stop();
@@ -68,11 +92,17 @@ async function masterPos(db: Db): Promise<Pos> {
   return { file: r!.File, pos: Number(r!.Position) };
 }
 
-/** Sets the capture checkpoint at the end of the binlog, then writes `rows` rows after it. */
-async function backlog(s: TestServer, db: Db, state: string, rows: number, offset: number, log: (l: string) => void): Promise<{ start: Pos; end: Pos }> {
-  const init = spawnCapture(args(s, state, 'catchup'));
-  await init.caughtUp;
-  await init.exited;
+type Account = { readonly user: string; readonly password: string };
+
+/** Sets the capture checkpoints (one per state schema) at the end of the binlog, then writes `rows` rows after them. */
+async function backlog(
+  s: TestServer, db: Db, states: readonly (readonly [string, Account?])[], rows: number, offset: number, log: (l: string) => void,
+): Promise<{ start: Pos; end: Pos }> {
+  for (const [state, account] of states) {
+    const init = spawnCapture(args(s, state, account));
+    await init.caughtUp;
+    await init.exited;
+  }
   const start = await masterPos(db);
   const conn = await s.connect('app');
   const t0 = Date.now();
@@ -89,13 +119,18 @@ async function backlog(s: TestServer, db: Db, state: string, rows: number, offse
   return { start, end: await masterPos(db) };
 }
 
-function args(s: TestServer, state: string, mode: 'catchup'): CaptureProcArgs {
-  return { port: s.port, schema: 'app', stateSchema: state, tables: ['item'], node: 'bench', serverId: 7000 + Math.floor(Math.random() * 1000), mode, timeoutMs: 600_000 };
+function args(s: TestServer, state: string, account?: Account): CaptureProcArgs {
+  return {
+    port: s.port, schema: 'app', stateSchema: state, tables: ['item'], node: 'bench', serverId: 7000 + Math.floor(Math.random() * 1000),
+    mode: 'catchup', timeoutMs: 600_000, memoryBytes: MEMORY_BYTES, ...account,
+  };
 }
 
 /** Runs a capture process to the end of the binlog, sampling its memory. */
-async function captureRun(s: TestServer, state: string, nodeArgs: readonly string[] = []): Promise<{ ms: number; journaled: number; peakMb: number }> {
-  const child = spawnCapture(args(s, state, 'catchup'), nodeArgs);
+async function captureRun(
+  s: TestServer, state: string, nodeArgs: readonly string[] = [], account?: Account,
+): Promise<{ ms: number; journaled: number; stateBinlogged?: boolean; peakMb: number }> {
+  const child = spawnCapture(args(s, state, account), nodeArgs);
   let peakKb = 0;
   const sample = async (): Promise<void> => {
     const status = await readFile(`/proc/${child.proc.pid}/status`, 'utf8').catch(() => '');

@@ -1,7 +1,8 @@
 // Capture against the binlog's life: first start, rotation, transactions
 // that touch nothing synced, a dropped binlog connection, a server crash,
-// DDL, a transaction far larger than the memory budget, the duplicate guard,
-// and a checkpoint whose binlog was purged.
+// DDL, a transaction far larger than the memory budget, savepoints, capture's
+// own writes in or out of the binlog, the duplicate guard, and a checkpoint
+// whose binlog was purged.
 import t from 'tap';
 import type { InsertOp } from '../../apply/model.js';
 import { isSpokesyncError } from '../../agent/errors.js';
@@ -201,6 +202,37 @@ void t.test('capture and the binlog', async (t) => {
       'one change set per transaction with exactly the committed rows');
     t.notOk(cap.status().error);
     await cap.stop();
+  });
+
+  await t.test("capture's own writes stay out of the binlog when the account may, and are binlogged (and read past) when it may not", async (t) => {
+    const eventsSince = async (from: { File: string; Position: number }): Promise<string[]> =>
+      (await db.query<{ Info: string }>(`SHOW BINLOG EVENTS IN '${from.File}' FROM ${Number(from.Position)}`)).map((e) => e.Info);
+    const run = async (state: string, extra: object): Promise<{ events: string[]; cap: Capture }> => {
+      const cap = await capture(state, extra);
+      await cap.start();
+      const [from] = await db.query<{ File: string; Position: number }>('SHOW MASTER STATUS');
+      await write2(1);
+      await write2(1);
+      await cap.caughtUp();
+      await write2(1);
+      await cap.caughtUp();
+      const events = await eventsSince(from!);
+      t.equal((await journal(db, 0, state)).length, 3, `${state}: each transaction journaled once`);
+      await cap.stop();
+      return { events, cap };
+    };
+    const root = await run('ss_nolog', {});
+    t.equal(root.cap.status().stateBinlogged, false, 'root may: not binlogged');
+    t.notOk(root.events.some((e) => e.includes('ss_nolog.')), 'no event of the state schema in the binlog');
+    t.ok(root.events.some((e) => e.includes('app.items')), '(the application rows are)');
+
+    await db.exec("CREATE USER ss_lp@'%' IDENTIFIED BY 'lp-secret'");
+    await db.exec("GRANT REPLICATION SLAVE, REPLICATION CLIENT ON *.* TO ss_lp@'%'");
+    await db.exec("GRANT SELECT, INSERT, UPDATE, DELETE ON app.* TO ss_lp@'%'");
+    await db.exec("GRANT ALL PRIVILEGES ON ss_logged.* TO ss_lp@'%'");
+    const lp = await run('ss_logged', { settings: { host: s.host, port: s.port, user: 'ss_lp', password: 'lp-secret' } });
+    t.equal(lp.cap.status().stateBinlogged, true, 'without BINLOG ADMIN: binlogged');
+    t.ok(lp.events.some((e) => e.includes('ss_logged.journal')), 'the journal rows are in the binlog');
   });
 
   await t.test('a change id already in the journal fails loudly and is never written twice', async (t) => {

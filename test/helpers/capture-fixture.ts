@@ -95,7 +95,7 @@ export interface CaptureChild {
   /** capture is running */
   readonly ready: Promise<void>;
   /** catch-up mode: capture reached the end of the binlog */
-  readonly caughtUp: Promise<{ ms: number; journaled: number }>;
+  readonly caughtUp: Promise<{ ms: number; journaled: number; stateBinlogged?: boolean }>;
   readonly exited: Promise<number | null>;
   stderr(): string;
 }
@@ -108,15 +108,15 @@ export function spawnCapture(args: CaptureProcArgs, nodeArgs: readonly string[] 
   proc.stderr!.on('data', (d: Buffer) => { err = (err + d.toString()).slice(-20_000); });
   const exited = new Promise<number | null>((resolve) => proc.once('close', (code) => resolve(code)));
   let onReady: () => void = () => undefined;
-  let onCaughtUp: (v: { ms: number; journaled: number }) => void = () => undefined;
+  let onCaughtUp: (v: { ms: number; journaled: number; stateBinlogged?: boolean }) => void = () => undefined;
   const ready = new Promise<void>((resolve) => { onReady = resolve; });
-  const caughtUp = new Promise<{ ms: number; journaled: number }>((resolve) => { onCaughtUp = resolve; });
+  const caughtUp = new Promise<{ ms: number; journaled: number; stateBinlogged?: boolean }>((resolve) => { onCaughtUp = resolve; });
   const failed = exited.then((code) => { throw new Error(`capture process exited (${code}) before it was ready: ${err.slice(-2000)}`); });
   failed.catch(() => undefined);
   createInterface({ input: proc.stdout! }).on('line', (line) => {
-    const msg = JSON.parse(line) as { ready?: boolean; caughtUp?: boolean; ms?: number; journaled?: number };
+    const msg = JSON.parse(line) as { ready?: boolean; caughtUp?: boolean; ms?: number; journaled?: number; stateBinlogged?: boolean };
     if (msg.ready) onReady();
-    if (msg.caughtUp) onCaughtUp({ ms: msg.ms ?? 0, journaled: msg.journaled ?? 0 });
+    if (msg.caughtUp) onCaughtUp({ ms: msg.ms ?? 0, journaled: msg.journaled ?? 0, ...(msg.stateBinlogged === undefined ? {} : { stateBinlogged: msg.stateBinlogged }) });
   });
   // handled here so a child killed on purpose is not an unhandled rejection; awaiting still throws
   const readyOrFailed = Promise.race([ready, failed]);

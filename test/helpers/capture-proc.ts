@@ -16,6 +16,9 @@ export interface CaptureProcArgs {
   readonly node: string;
   readonly serverId: number;
   readonly memoryBytes?: number;
+  /** account to connect as (default root, no password) */
+  readonly user?: string;
+  readonly password?: string;
   /** run until killed, or catch up with the binlog as it is at start and exit */
   readonly mode: 'run' | 'catchup';
   readonly timeoutMs?: number;
@@ -23,7 +26,7 @@ export interface CaptureProcArgs {
 
 async function main(): Promise<void> {
   const args = JSON.parse(process.argv[2] ?? '{}') as CaptureProcArgs;
-  const settings = { host: '127.0.0.1', port: args.port, user: 'root' };
+  const settings = { host: '127.0.0.1', port: args.port, user: args.user ?? 'root', ...(args.password === undefined ? {} : { password: args.password }) };
   const db = openDb(settings);
   const log = createLogger({ level: process.env.CAPTURE_LOG === 'debug' ? 'debug' : 'warn', write: (line) => process.stderr.write(line + '\n') });
   const catalog = await loadCatalog(db, args.schema);
@@ -47,7 +50,7 @@ async function main(): Promise<void> {
   if (args.mode === 'catchup') {
     await capture.caughtUp(args.timeoutMs ?? 600_000);
     const st = capture.status();
-    process.stdout.write(JSON.stringify({ caughtUp: true, ms: Date.now() - started, journaled: st.journaled }) + '\n');
+    process.stdout.write(JSON.stringify({ caughtUp: true, ms: Date.now() - started, journaled: st.journaled, stateBinlogged: st.stateBinlogged }) + '\n');
     await capture.stop();
     await db.close();
     process.exit(0);

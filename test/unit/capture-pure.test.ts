@@ -1,5 +1,5 @@
 // The pure parts of capture, table-driven: number text, positions, DDL
-// parsing, grouping, the LRU, latin1 text.
+// parsing, grouping, the LRU, latin1 text, the idmap rows a group learns.
 import t from 'tap';
 import { floatText, formatFixed, formatSignificant } from '../../agent/capture/float-text.js';
 import { comparePositions, formatPosition, parsePosition } from '../../agent/capture/position.js';
@@ -8,6 +8,8 @@ import { takeGroup } from '../../agent/capture/grouping.js';
 import type { Assembled } from '../../agent/capture/assembler.js';
 import { Lru } from '../../agent/capture/lru.js';
 import { decodeLatin1 } from '../../agent/capture/values.js';
+import type { Learned } from '../../agent/capture/mapper.js';
+import { IdentityResolver } from '../../agent/capture/resolver.js';
 
 void t.test('FLOAT/DOUBLE text: exact rounding, ties to even', async (t) => {
   const cases: [string, string, string][] = [
@@ -116,4 +118,43 @@ void t.test('latin1 bytes decode as MariaDB does (Windows-1252, five bytes kept 
   const bytes = Buffer.from([0x41, 0x80, 0x81, 0x8d, 0x8f, 0x90, 0x9d, 0x9f, 0xe9, 0xff]).toString('latin1');
   t.equal(decodeLatin1(bytes), 'A€\u0081\u008d\u008f\u0090\u009dŸéÿ');
   t.equal(decodeLatin1('plain é'), 'plain é');
+});
+
+void t.test('idmap rows learnt in a group carry the insert version, wherever the row’s key is now', async (t) => {
+  const noDb = { query: () => Promise.reject(new Error('no database here')), exec: () => Promise.reject(new Error('no database here')) };
+  const r = new IdentityResolver(noDb, () => { throw new Error('no catalogue here'); }, 'spokesync');
+  const learnt = (localId: string, identity: string, inserted: boolean, from?: string): Learned =>
+    from === undefined ? { table: 'person', column: 'id', localId, identity, inserted } : { table: 'person', column: 'id', localId, identity, inserted, from };
+  const a = learnt('5', 'A', true);
+  const e = learnt('8', 'E', true);
+  const f = learnt('8', 'F', true);
+  const b = learnt('5', 'B', true);
+  r.learn(a);
+  r.learn(learnt('6', 'A', false, '5')); // A's key changes to 6 ...
+  r.learn(b); // ... and B takes 5, all in one change set
+  r.learn(e);
+  r.learn(f); // E went and F took its key
+  t.equal(r.stampInsert(a, '10', 'x'), true);
+  t.equal(r.stampInsert(b, '10', 'x'), true);
+  t.equal(r.stampInsert(e, '10', 'x'), false, 'a row gone again: its version goes elsewhere');
+  t.equal(r.stampInsert(f, '10', 'x'), true);
+  r.learn(learnt('9', 'G', false, '3')); // a key change of a row inserted before this group
+  t.same(r.takeIdmap().sort((x, y) => x.localId.localeCompare(y.localId)), [
+    { tbl: 'person', localId: '5', identity: 'B', hlc: '10', node: 'x' },
+    { tbl: 'person', localId: '6', identity: 'A', hlc: '10', node: 'x' },
+    { tbl: 'person', localId: '8', identity: 'F', hlc: '10', node: 'x' },
+    { tbl: 'person', localId: '9', identity: 'G', hlc: null, node: null, from: '3' },
+  ]);
+  t.same(r.takeIdmap(), [], 'taken once');
+});
+
+void t.test('what the cache answers when a group is prepared stays answered while the group maps, whatever it learns', async (t) => {
+  const noDb = { query: () => Promise.reject(new Error('no database here')), exec: () => Promise.reject(new Error('no database here')) };
+  const r = new IdentityResolver(noDb, () => ({ schema: 'app', tables: new Map(), table: () => { throw new Error('no table here'); } }), 'spokesync', 4);
+  r.learn({ table: 'kind', column: 'id', localId: '1', identity: 'K1', inserted: true });
+  r.takeIdmap();
+  await r.prepare([{ table: 'kind', column: 'id', value: '1' }], () => []);
+  for (let i = 0; i < 20; i++) r.learn({ table: 'person', column: 'id', localId: String(i), identity: `P${i}`, inserted: true });
+  t.equal(r.identity('kind', 'id', '1'), 'K1', 'still known after the cache turned over');
+  t.equal(r.identity('person', 'id', '0'), 'P0', 'and so is everything learnt in the group');
 });
