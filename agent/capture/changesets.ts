@@ -2,13 +2,13 @@
 // row of the group at once, then map transaction by transaction, in commit
 // order, stamping change sets committed here with the node's clock.
 import { encodeChangeSet } from '../../apply/codec/encode.js';
-import type { Hlc } from '../../apply/hlc.js';
+import { Hlc } from '../../apply/hlc.js';
 import type { ChangeSet, Op } from '../../apply/model.js';
 import type { Catalog } from '../schema/catalog.js';
 import { isoFromMs, type Assembled } from './assembler.js';
 import { singlePk, type Lookup } from './identity.js';
 import { journalEntry, type JournalEntry } from './journal.js';
-import { canonicalize, lookupsFor, mapChange, type Canon, type Learned } from './mapper.js';
+import { canonicalize, lookupsFor, mapChange, type Canon } from './mapper.js';
 import type { HintRow, IdentityResolver } from './resolver.js';
 
 export type Txn = Extract<Assembled, { kind: 'txn' }>;
@@ -71,35 +71,31 @@ function hintRows(canon: readonly (readonly (readonly Canon[])[])[]): HintRow[] 
 }
 
 function mapPart(txn: Txn, part: Txn['parts'][number], canon: readonly Canon[], ctx: BuildContext): JournalEntry | null {
+  const l = part.ledger;
+  if (!l && canon.length === 0) return null;
+  // the change set's version first: an insert's version rides in the idmap row of the
+  // inserted row (tables with a one-column key); a local stamp is taken for good below
+  const hlc = l ? l.hlc : new Hlc(() => txn.timestamp, ctx.clock.value).tick().toString();
+  const version = { hlc, node: l ? l.origin : ctx.node };
   const ops: Op[] = [];
-  const inserted: Learned[] = [];
   for (const c of canon) {
     const mapped = mapChange(c, ctx.catalog, ctx.resolver);
     for (const op of mapped.ops) ops.push(op);
-    for (const l of mapped.learned) {
-      ctx.resolver.learn(l);
-      if (l.inserted) inserted.push(l);
-    }
+    for (const learnt of mapped.learned) ctx.resolver.learn(learnt, learnt.inserted ? version : undefined);
   }
   let cs: ChangeSet;
-  if (part.ledger) {
-    const l = part.ledger;
+  if (l) {
     ctx.clock.observe(BigInt(l.hlc));
     cs = { id: l.changeId, origin: l.origin, hlc: l.hlc, time: l.time, ops };
   } else {
+    // (no ops: nothing was inserted either, so no version was handed out)
     if (ops.length === 0) return null;
     ctx.setPhysical(txn.timestamp);
-    const hlc = ctx.clock.tick().toString();
+    if (ctx.clock.tick().toString() !== hlc) throw new Error('capture clock: the stamp taken differs from the one foreseen');
     cs = { id: `${ctx.node}:${hlc}`, origin: ctx.node, hlc, time: isoFromMs(txn.timestamp), ops };
   }
-  // an insert's version rides in the idmap row of the inserted row (tables with a one-column key)
-  let elsewhere: Set<string> | undefined;
-  for (const l of inserted) {
-    if (!ctx.resolver.stampInsert(l, cs.hlc, cs.origin)) (elsewhere ??= new Set()).add(`${l.table}\u0000${l.identity}`);
-  }
-  const inIdmap = (table: string, id: string): boolean =>
-    singlePk(ctx.catalog.table(table)) !== undefined && !elsewhere?.has(`${table}\u0000${id}`);
-  return journalEntry(cs, encodeChangeSet(cs), part.ledger?.fromPeer ?? null, txn.end, inIdmap);
+  const inIdmap = (table: string): boolean => singlePk(ctx.catalog.table(table)) !== undefined;
+  return journalEntry(cs, encodeChangeSet(cs), l?.fromPeer ?? null, txn.end, inIdmap);
 }
 
 /** A function to await between pieces of work: it yields to the event loop once SLICE_MS have passed. */

@@ -46,9 +46,9 @@ const NONE: readonly string[] = [];
 const TOMBSTONE_COLS = [TOMBSTONE];
 const INSERT_COLS = [ROW_INSERT];
 
-/** The journal entry of a change set; `inIdmap`: whether the idmap records the version of an insert. */
+/** The journal entry of a change set; `inIdmap`: whether the idmap records the version of an insert into the table. */
 export function journalEntry(
-  cs: ChangeSet, body: string, fromPeer: string | null, end: BinlogPosition, inIdmap: (table: string, id: string) => boolean = () => false,
+  cs: ChangeSet, body: string, fromPeer: string | null, end: BinlogPosition, inIdmap: (table: string) => boolean = () => false,
 ): JournalEntry {
   const tables: string[] = [];
   const written: Written[] = [];
@@ -56,7 +56,7 @@ export function journalEntry(
     if (!tables.includes(op.table)) tables.push(op.table);
     const cols = op.kind === 'delete' ? TOMBSTONE_COLS
       : op.kind === 'update' ? Object.keys(op.set)
-      : inIdmap(op.table, op.id) ? NONE : INSERT_COLS;
+      : inIdmap(op.table) ? NONE : INSERT_COLS;
     if (cols.length > 0) written.push({ table: op.table, id: op.id, cols });
   }
   return {

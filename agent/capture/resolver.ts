@@ -10,6 +10,7 @@ import type { Catalog, TableInfo } from '../schema/catalog.js';
 import { stateTable } from '../state/schema.js';
 import { identityColumns, keyText, lookupKey, rowIdentity, singlePk, type CanonRow, type Lookup, type RefResolver } from './identity.js';
 import { Lru } from './lru.js';
+import { Map2, PairNames } from './map2.js';
 import type { Learned } from './mapper.js';
 import type { Value } from '../../apply/model.js';
 
@@ -34,11 +35,11 @@ const MAX_ROUNDS = 12;
 
 export class IdentityResolver implements RefResolver {
   private readonly cache: Lru<string, string>;
-  /** answers pinned while one group is prepared and mapped (the cache may evict); reset by prepare() */
-  private batch = new Map<string, string>();
-  private pending = new Map<string, IdmapRow>();
-  /** the same rows by table and identity */
-  private pendingById = new Map<string, IdmapRow>();
+  /** answers pinned while one group is prepared and mapped (the cache may evict), by table+column and value; reset by prepare() */
+  private batch = new Map2<string>();
+  private readonly pairs = new PairNames();
+  /** idmap rows to write, by table and local id */
+  private readonly pending = new Map2<IdmapRow>();
   /** lookups answered from the live table or the idmap since start (for status and tests) */
   lookups = 0;
 
@@ -52,18 +53,25 @@ export class IdentityResolver implements RefResolver {
   }
 
   identity(table: string, column: string, value: string): string | undefined {
-    const k = lookupKey(table, column, value);
-    return this.batch.get(k) ?? this.cache.get(k);
+    return this.batch.get(this.pairs.of(table, column), value) ?? this.cache.get(lookupKey(table, column, value));
   }
 
-  /** A mapping learnt from the binlog (an insert, a changed key): known now, persisted with the next write. */
-  learn(l: Learned): void {
-    const k = lookupKey(l.table, l.column, l.localId);
-    this.batch.set(k, l.identity);
-    this.cache.set(k, l.identity);
+  /**
+   * A mapping learnt from the binlog (an insert, a changed key): known now, persisted with
+   * the next write; `inserted`: the version of the change set that inserted the row.
+   */
+  learn(l: Learned, inserted?: { readonly hlc: string; readonly node: string }): void {
+    this.pin(l.table, l.column, l.localId, l.identity);
     const row = this.remember(l.table, l.localId, l.identity);
+    if (inserted) {
+      row.hlc = inserted.hlc;
+      row.node = inserted.node;
+      delete row.from;
+      return;
+    }
     if (l.from === undefined || row.hlc !== null) return;
-    const before = this.pending.get(`${l.table}\u0000${l.from}`);
+    // the key changed: the insert version moves along, from this group or from the idmap
+    const before = this.pending.get(l.table, l.from);
     if (before?.identity === l.identity && before.hlc !== null) {
       row.hlc = before.hlc;
       row.node = before.node;
@@ -72,50 +80,37 @@ export class IdentityResolver implements RefResolver {
     }
   }
 
-  /**
-   * The change set that inserted a learnt row has its version: the row's pending
-   * idmap row records it (wherever its key is now). False when there is none
-   * (the row went again in the same change set): the caller records the version elsewhere.
-   */
-  stampInsert(l: Learned, hlc: string, node: string): boolean {
-    const row = this.pendingById.get(`${l.table}\u0000${l.identity}`);
-    if (!row || this.pending.get(`${row.tbl}\u0000${row.localId}`) !== row) return false;
-    row.hlc = hlc;
-    row.node = node;
-    delete row.from;
-    return true;
-  }
-
   /** The idmap rows to write with the next journal transaction. */
   takeIdmap(): IdmapRow[] {
     const rows = [...this.pending.values()];
     this.pending.clear();
-    this.pendingById.clear();
     return rows;
   }
 
   /** Everything not durable is abandoned: forget it (answers are reread from the idmap and tables). */
   forget(): void {
-    this.batch = new Map();
+    this.batch = new Map2();
     this.pending.clear();
-    this.pendingById.clear();
     this.cache.clear();
   }
 
   /** Makes every lookup answerable by identity(), as far as the data allows (`hints`: the batch's row images, asked for when needed). */
   async prepare(lookups: readonly Lookup[], hints: () => readonly HintRow[]): Promise<void> {
-    this.batch = new Map();
+    this.batch = new Map2();
     const catalog = this.catalog();
     let hintIndex: HintIndex | undefined;
     const rows = new Map<string, HintRow>();
     const tried = new Set<string>();
     // what the cache knows is pinned for the group too: mapping learns rows, and the cache may evict
     let want: Lookup[] = [];
-    for (const [k, l] of unique(lookups)) {
-      const id = this.cache.get(k);
+    for (const l of lookups) {
+      const pair = this.pairs.of(l.table, l.column);
+      if (this.batch.get(pair, l.value) !== undefined) continue;
+      const id = this.cache.get(lookupKey(l.table, l.column, l.value));
       if (id === undefined) want.push(l);
-      else this.batch.set(k, id);
+      else this.batch.set(pair, l.value, id);
     }
+    want = dedupe(want);
     for (let round = 0; want.length > 0 && round < MAX_ROUNDS; round++) {
       for (const l of want) {
         const k = lookupKey(l.table, l.column, l.value);
@@ -150,20 +145,22 @@ export class IdentityResolver implements RefResolver {
   }
 
   private answer(l: Lookup, identity: string, persist: boolean): void {
-    const k = lookupKey(l.table, l.column, l.value);
-    this.batch.set(k, identity);
-    this.cache.set(k, identity);
+    this.pin(l.table, l.column, l.value, identity);
     if (persist) this.remember(l.table, l.value, identity);
+  }
+
+  /** Known for this group and cached beyond it. */
+  private pin(table: string, column: string, value: string, identity: string): void {
+    this.batch.set(this.pairs.of(table, column), value, identity);
+    this.cache.set(lookupKey(table, column, value), identity);
   }
 
   /** The pending idmap row of a mapping; one already pending for the same identity keeps its version. */
   private remember(tbl: string, localId: string, identity: string): IdmapRow {
-    const key = `${tbl}\u0000${localId}`;
-    const had = this.pending.get(key);
+    const had = this.pending.get(tbl, localId);
     if (had?.identity === identity) return had;
     const row: IdmapRow = { tbl, localId, identity, hlc: null, node: null };
-    this.pending.set(key, row);
-    this.pendingById.set(`${tbl}\u0000${identity}`, row);
+    this.pending.set(tbl, localId, row);
     return row;
   }
 
@@ -220,14 +217,10 @@ function selectValue(v: unknown): Value {
   return JSON.stringify(v);
 }
 
-function unique(lookups: readonly Lookup[]): Map<string, Lookup> {
+function dedupe(lookups: readonly Lookup[]): Lookup[] {
   const seen = new Map<string, Lookup>();
   for (const l of lookups) seen.set(lookupKey(l.table, l.column, l.value), l);
-  return seen;
-}
-
-function dedupe(lookups: readonly Lookup[]): Lookup[] {
-  return [...unique(lookups).values()];
+  return [...seen.values()];
 }
 
 function groupValues(lookups: readonly Lookup[]): Map<string, string[]> {

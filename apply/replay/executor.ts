@@ -3,9 +3,10 @@
 // same transaction and the others are neither lost nor half-applied: the
 // transaction is rolled back and run again with that change set quarantined
 // instead of applied. (Not savepoints: MariaDB writes every SAVEPOINT into the
-// binlog inside the transaction, where capture would have to parse it; failures
-// are rare, so running a group again costs little.) A power cut keeps the
-// whole group or none of it. Lock errors run the group again.
+// binlog inside the transaction; capture reads past them (assembler.ts), but
+// failures are rare, so running a group again costs little and keeps the
+// binlog free of them.) A power cut keeps the whole group or none of it. Lock
+// errors run the group again.
 import type { Db, Queryable } from '../../agent/db.js';
 import { SpokesyncError } from '../../agent/errors.js';
 import type { Logger } from '../../agent/log.js';
