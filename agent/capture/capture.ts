@@ -18,27 +18,24 @@ import { loadCatalog, type Catalog } from '../schema/catalog.js';
 import type { CaptureOptions, CaptureStatus } from './options.js';
 import { ensureStateSchema } from '../state/schema.js';
 import { TransactionAssembler, type Assembled } from './assembler.js';
-import { buildEntries } from './changesets.js';
+import { buildGroup, type Built } from './changesets.js';
 import { recordDdl, syncedDdlTables } from './ddl-record.js';
 import type { SourceEvent } from './events.js';
-import { takeGroup, type Group, type GroupLimits } from './grouping.js';
-import { JournalWriter, createCheckpoint, readCheckpoint, writeCheckpoint, type Checkpoint, type JournalEntry } from './journal.js';
+import { GROUP_LIMITS, takeGroup, type Group } from './grouping.js';
+import { JournalWriter, startingCheckpoint, writeCheckpoint, type Checkpoint } from './journal.js';
 import { comparePositions, formatPosition, type BinlogPosition } from './position.js';
-import { IdentityResolver, type IdmapRow } from './resolver.js';
-import { assertReadable, binlogEnd, binlogFiles, isPurgedError, purgedError } from './server.js';
+import { IdentityResolver } from './resolver.js';
+import { assertReadable, binlogEnd, isPurgedError, purgedNow } from './server.js';
 import { BinlogSource } from './source.js';
 import { StateSession } from './state-session.js';
-import { CaughtUpWaiters, interruptibleSleep } from './waiters.js';
+import { Alarm, CaughtUpWaiters, backoffMs, interruptibleSleep } from './waiters.js';
+import { ReadGate } from './budget.js';
 
 export type { CaptureOptions, CaptureStatus } from './options.js';
 
 /** Checkpoint after this many skipped (untracked) transactions, or this long after the last write. */
 const SKIP_EVENTS = 1000;
 const SKIP_MS = 5000;
-/** Decoded rows take several times their binlog size in memory. */
-const HEAP_FACTOR = 8;
-/** A pause for the memory budget longer than this closes the stream instead (the server drops a reader that waits too long). */
-const PAUSE_MS = 15_000;
 
 export class Capture {
   private readonly log: Logger;
@@ -46,12 +43,13 @@ export class Capture {
   private readonly sleep: (ms: number) => Promise<void>;
   /** ends the backoff sleep early (stop) */
   private readonly wake: () => void;
-  private readonly budget: number;
+  private readonly gate: ReadGate;
   private readonly session: StateSession;
   private readonly writer: JournalWriter;
   private readonly resolver: IdentityResolver;
   private readonly assembler: TransactionAssembler;
   private readonly waiters: CaughtUpWaiters;
+  private readonly skipMs: number;
   private catalog: Catalog;
   private clock = new Hlc(() => 0);
   /** the commit time the clock's next tick reads: stamps follow commit order and replay identically */
@@ -73,8 +71,8 @@ export class Capture {
   private journaled = 0;
   private running = false;
   private reopenNeeded = false;
-  /** when reading paused for the memory budget; null when reading */
-  private pausedAt: number | null = null;
+  /** wakes the worker to checkpoint skipped transactions */
+  private readonly alarm = new Alarm();
   private failures = 0;
   private pumping: Promise<void> | null = null;
   private lastError: string | undefined;
@@ -86,7 +84,8 @@ export class Capture {
     const nap = interruptibleSleep();
     this.sleep = opts.sleep ?? nap.sleep;
     this.wake = nap.wake;
-    this.budget = opts.memoryBytes ?? 16 * 1024 * 1024;
+    this.gate = new ReadGate(opts.memoryBytes ?? 16 * 1024 * 1024, this.now);
+    this.skipMs = opts.skipCheckpointMs ?? SKIP_MS;
     this.catalog = opts.catalog;
     this.session = new StateSession(opts.settings, this.log);
     this.writer = new JournalWriter(this.session, opts.stateSchema);
@@ -99,13 +98,7 @@ export class Capture {
     if (this.running) return;
     const { db, stateSchema } = this.opts;
     await ensureStateSchema(db, stateSchema);
-    let cp = await readCheckpoint(db, stateSchema);
-    if (!cp) {
-      const end = this.opts.startAt ? { position: this.opts.startAt, gtid: '' } : await binlogEnd(db);
-      await createCheckpoint(db, stateSchema, { position: end.position, gtid: end.gtid, hlc: '0' });
-      cp = (await readCheckpoint(db, stateSchema))!;
-      this.log.info('first start: capture begins here', { position: formatPosition(cp.position) });
-    }
+    const cp = await startingCheckpoint(db, stateSchema, this.opts.startAt, this.log);
     await assertReadable(db, cp.position);
     this.resetTo(cp);
     this.running = true;
@@ -115,15 +108,14 @@ export class Capture {
   }
 
   async stop(): Promise<void> {
-    if (!this.running) {
-      await this.session.close().catch(() => undefined);
-      return;
-    }
+    const was = this.running;
     this.running = false;
     this.wake();
+    this.alarm.clear();
     await this.detachSource()?.stop();
     await this.pumping;
     await this.session.close().catch(() => undefined);
+    if (!was) return;
     this.waiters.rejectAll(new SpokesyncError('SPOKESYNC_E_CAPTURE', 'capture stopped'));
     this.log.info('capture stopped', { position: formatPosition(this.processed.position), journaled: this.journaled });
   }
@@ -187,28 +179,19 @@ export class Capture {
       if (item.kind === 'txn') this.queuedBytes += item.bytes;
       this.kick();
     }
-    // A transaction alone over the budget is read whole (it is one change set); the budget
-    // stops reading only when there is something complete to write first.
-    if (this.pausedAt === null && this.queuedBytes > 0 && this.heldBytes() > this.budget) {
+    if (this.gate.pauseNow(this.queuedBytes, this.assembler.openBytes)) {
       this.log.debug('capture memory budget reached: reading pauses', { queuedBytes: this.queuedBytes });
-      this.pausedAt = this.now();
       src.pause();
     }
   }
 
-  /** Estimated memory held by decoded events. */
-  private heldBytes(): number {
-    return (this.queuedBytes + this.assembler.openBytes) * HEAP_FACTOR;
-  }
-
-  /** Reading resumes once the queue is written down to half the budget (or empty); a long pause closes the stream. */
+  /** After a write: reading resumes, or a pause that lasted closes the stream. */
   private resumeReading(): void {
     const src = this.source;
-    if (this.pausedAt === null || !src) return;
-    if (this.queuedBytes === 0 || this.heldBytes() <= this.budget / 2) {
-      this.pausedAt = null;
-      src.resume();
-    } else if (this.now() - this.pausedAt > PAUSE_MS) {
+    if (!src) return;
+    const next = this.gate.afterWrite(this.queuedBytes, this.assembler.openBytes);
+    if (next === 'resume') src.resume();
+    if (next === 'close') {
       this.log.debug('capture paused too long: the stream closes and reopens where it ended');
       this.closeSource();
     }
@@ -235,7 +218,7 @@ export class Capture {
   private detachSource(): BinlogSource | null {
     const src = this.source;
     this.source = null;
-    this.pausedAt = null;
+    this.gate.reset();
     return src;
   }
 
@@ -260,7 +243,7 @@ export class Capture {
             await this.processDdl(head as Extract<Assembled, { kind: 'statement' }>);
             continue;
           }
-          const group = takeGroup(this.queue, this.taken, LIMITS, (a) => this.isDdl(a));
+          const group = takeGroup(this.queue, this.taken, GROUP_LIMITS, (a) => this.isDdl(a));
           this.taken += group.count;
           const built = await this.build(group);
           // the row images are mapped: keep only where each item ends
@@ -277,7 +260,7 @@ export class Capture {
           await this.settle();
           continue;
         }
-        if (this.skipped > 0 && (this.skipped >= SKIP_EVENTS || this.now() - this.lastWrite >= SKIP_MS)) {
+        if (this.skipped > 0 && (this.skipped >= SKIP_EVENTS || this.now() - this.lastWrite >= this.skipMs)) {
           await this.writeCheckpointOnly();
           continue;
         }
@@ -288,6 +271,9 @@ export class Capture {
           await this.reopen();
           continue;
         }
+        // skipped transactions are checkpointed a while after the last write even when no more
+        // binlog comes to wake the worker (capture's own writes may not be in the binlog)
+        if (this.skipped > 0) this.alarm.set(this.skipMs - (this.now() - this.lastWrite), () => this.kick());
         return;
       } catch (e) {
         await this.settle().catch(() => undefined);
@@ -305,14 +291,8 @@ export class Capture {
   }
   private async build(group: Group): Promise<Built | null> {
     if (group.txns.length === 0) return null;
-    const entries = await buildEntries(group.txns, {
-      catalog: this.catalog,
-      resolver: this.resolver,
-      clock: this.clock,
-      setPhysical: (ms) => { this.physical = ms; },
-      node: this.opts.node,
-    });
-    return { entries, idmap: this.resolver.takeIdmap(), hlc: this.clock.value.toString() };
+    const setPhysical = (ms: number): void => { this.physical = ms; };
+    return buildGroup(group.txns, { catalog: this.catalog, resolver: this.resolver, clock: this.clock, setPhysical, node: this.opts.node });
   }
 
   private async commit(group: Group, built: Built | null): Promise<void> {
@@ -356,9 +336,8 @@ export class Capture {
   }
 
   private async checkPurged(cause: unknown): Promise<void> {
-    const files = await binlogFiles(this.opts.db).catch(() => null);
-    if (files && !files.includes(this.processed.position.file)) {
-      const err = purgedError(this.processed.position, files[0], cause);
+    const err = await purgedNow(this.opts.db, this.processed.position, cause);
+    if (err) {
       this.fatal = err;
       this.lastError = err.message;
       this.log.error('capture stopped: the binlog it needs was purged', { error: err, fix: err.fix });
@@ -417,13 +396,3 @@ export class Capture {
   }
 }
 
-interface Built {
-  readonly entries: JournalEntry[];
-  readonly idmap: IdmapRow[];
-  readonly hlc: string;
-}
-
-const LIMITS: GroupLimits = { txns: 1000, rows: 5000, bytes: 2 * 1024 * 1024 };
-
-/** 250 ms, doubling, at most 30 s. */
-const backoffMs = (failures: number): number => Math.min(30_000, 250 * 2 ** Math.min(failures - 1, 7));

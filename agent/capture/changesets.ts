@@ -9,7 +9,7 @@ import { isoFromMs, type Assembled } from './assembler.js';
 import { singlePk, type Lookup } from './identity.js';
 import { journalEntry, type JournalEntry } from './journal.js';
 import { canonicalize, lookupsFor, mapChange, type Canon } from './mapper.js';
-import type { HintRow, IdentityResolver } from './resolver.js';
+import type { HintRow, IdentityResolver, IdmapRow } from './resolver.js';
 
 export type Txn = Extract<Assembled, { kind: 'txn' }>;
 
@@ -20,6 +20,18 @@ export interface BuildContext {
   /** sets the physical time the clock's next tick() reads */
   readonly setPhysical: (ms: number) => void;
   readonly node: string;
+}
+
+/** A group of transactions ready to write: its journal entries, the idmap rows learnt, the clock after it. */
+export interface Built {
+  readonly entries: JournalEntry[];
+  readonly idmap: IdmapRow[];
+  readonly hlc: string;
+}
+
+export async function buildGroup(txns: readonly Txn[], ctx: BuildContext): Promise<Built> {
+  const entries = await buildEntries(txns, ctx);
+  return { entries, idmap: ctx.resolver.takeIdmap(), hlc: ctx.clock.value.toString() };
 }
 
 /** Longest stretch of mapping without letting I/O callbacks in (the write in flight finishes sooner). */

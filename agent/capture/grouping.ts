@@ -8,6 +8,9 @@ export interface GroupLimits {
   readonly bytes: number;
 }
 
+/** Bounds of one journal transaction. */
+export const GROUP_LIMITS: GroupLimits = { txns: 1000, rows: 5000, bytes: 2 * 1024 * 1024 };
+
 export interface Group {
   /** items taken, from the front */
   readonly count: number;

@@ -9,7 +9,9 @@ import { ROW_INSERT, TOMBSTONE } from '../../apply/replay/versions.js';
 import type { Queryable } from '../db.js';
 import { SpokesyncError } from '../errors.js';
 import { stateTable } from '../state/schema.js';
-import type { BinlogPosition } from './position.js';
+import type { Logger } from '../log.js';
+import { formatPosition, type BinlogPosition } from './position.js';
+import { binlogEnd } from './server.js';
 import type { IdmapRow } from './resolver.js';
 import type { StateSession, StateTx } from './state-session.js';
 
@@ -226,4 +228,15 @@ export async function createCheckpoint(db: Queryable, stateSchema: string, c: Ch
     [c.position.file, c.position.pos, c.gtid, c.hlc],
   );
   return res.affectedRows === 1;
+}
+
+/** The checkpoint capture starts from; on the first start one is created at `startAt` or the end of the binlog now. */
+export async function startingCheckpoint(db: Queryable, stateSchema: string, startAt: BinlogPosition | undefined, log: Logger): Promise<Checkpoint> {
+  const cp = await readCheckpoint(db, stateSchema);
+  if (cp) return cp;
+  const end = startAt ? { position: startAt, gtid: '' } : await binlogEnd(db);
+  await createCheckpoint(db, stateSchema, { position: end.position, gtid: end.gtid, hlc: '0' });
+  const created = (await readCheckpoint(db, stateSchema))!;
+  log.info('first start: capture begins here', { position: formatPosition(created.position) });
+  return created;
 }

@@ -29,6 +29,8 @@ export interface CaptureOptions {
   /** called once when capture gives up (a purged binlog) */
   readonly onFatal?: (e: SpokesyncError) => void;
   readonly sleep?: (ms: number) => Promise<void>;
+  /** transactions with nothing to journal are checkpointed this long after the last write (default 5 s) */
+  readonly skipCheckpointMs?: number;
 }
 
 export interface CaptureStatus {

@@ -30,6 +30,12 @@ export function purgedError(p: BinlogPosition, oldest: string | undefined, cause
   );
 }
 
+/** SPOKESYNC_E_BINLOG_PURGED when the file of `p` is gone now (null when it is there, or the server cannot say). */
+export async function purgedNow(db: Queryable, p: BinlogPosition, cause: unknown): Promise<SpokesyncError | null> {
+  const files = await binlogFiles(db).catch(() => null);
+  return files && !files.includes(p.file) ? purgedError(p, files[0], cause) : null;
+}
+
 /** Throws SPOKESYNC_E_BINLOG_PURGED when the file of `p` is gone. */
 export async function assertReadable(db: Queryable, p: BinlogPosition): Promise<void> {
   const files = await binlogFiles(db);

@@ -70,3 +70,26 @@ export function interruptibleSleep(): { sleep: (ms: number) => Promise<void>; wa
     wake: () => wakeUp(),
   };
 }
+
+/** One pending wake-up at a time; it never keeps the process alive. */
+export class Alarm {
+  private timer: NodeJS.Timeout | null = null;
+
+  /** Calls fn in `ms` (at least 10 ms), unless a wake-up is pending already. */
+  set(ms: number, fn: () => void): void {
+    if (this.timer) return;
+    this.timer = setTimeout(() => {
+      this.timer = null;
+      fn();
+    }, Math.max(10, ms));
+    this.timer.unref();
+  }
+
+  clear(): void {
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = null;
+  }
+}
+
+/** Backoff after failures: 250 ms, doubling, at most 30 s. */
+export const backoffMs = (failures: number): number => Math.min(30_000, 250 * 2 ** Math.min(failures - 1, 7));

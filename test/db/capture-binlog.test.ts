@@ -77,6 +77,25 @@ void t.test('capture and the binlog', async (t) => {
     await db.exec('DELETE FROM app.other');
   });
 
+  await t.test('skipped transactions reach the checkpoint a while after the last write, with no more binlog to wake capture', async (t) => {
+    const cap = await capture('ss_idle', { skipCheckpointMs: 300 });
+    await cap.start();
+    await write(1);
+    await cap.caughtUp();
+    await sql.query('INSERT INTO app.other VALUES (?, ?)', [5000, 1]);
+    await cap.caughtUp();
+    const [end] = await db.query<{ Position: number }>('SHOW MASTER STATUS');
+    let at = 0;
+    for (let i = 0; i < 50 && at !== Number(end!.Position); i++) {
+      await new Promise((r) => setTimeout(r, 100));
+      const [cp] = await db.query<{ binlog_pos: number }>('SELECT binlog_pos FROM ss_idle.checkpoint');
+      at = Number(cp!.binlog_pos);
+    }
+    t.equal(at, Number(end!.Position), 'the checkpoint is at the end of the binlog');
+    await cap.stop();
+    await db.exec('DELETE FROM app.other');
+  });
+
   await t.test('a dropped binlog connection and a server crash lose and repeat nothing', async (t) => {
     const cap = await capture('ss_err');
     await cap.start();

@@ -10,6 +10,7 @@ import { Lru } from '../../agent/capture/lru.js';
 import { decodeLatin1 } from '../../agent/capture/values.js';
 import type { Learned } from '../../agent/capture/mapper.js';
 import { IdentityResolver } from '../../agent/capture/resolver.js';
+import { PAUSE_MS, ReadGate } from '../../agent/capture/budget.js';
 
 void t.test('FLOAT/DOUBLE text: exact rounding, ties to even', async (t) => {
   const cases: [string, string, string][] = [
@@ -152,4 +153,22 @@ void t.test('what the cache answers when a group is prepared stays answered whil
   for (let i = 0; i < 20; i++) r.learn({ table: 'person', column: 'id', localId: String(i), identity: `P${i}`, inserted: true });
   t.equal(r.identity('kind', 'id', '1'), 'K1', 'still known after the cache turned over');
   t.equal(r.identity('person', 'id', '0'), 'P0', 'and so is everything learnt in the group');
+});
+
+void t.test('the memory budget pauses reading when there is something to write, resumes at half, closes a pause that lasts', async (t) => {
+  let now = 0;
+  const g = new ReadGate(8 * 1000, () => now); // 8,000 bytes of memory = 1,000 binlog bytes
+  t.equal(g.pauseNow(0, 5000), false, 'one transaction alone over the budget is read whole');
+  t.equal(g.pauseNow(600, 300), false, 'under the budget');
+  t.equal(g.pauseNow(800, 300), true, 'over it with a transaction to write');
+  t.equal(g.pauseNow(900, 300), false, 'paused once');
+  t.equal(g.afterWrite(600, 0), 'wait', 'still over half');
+  now += PAUSE_MS + 1;
+  t.equal(g.afterWrite(600, 0), 'close', 'a pause that lasts closes the stream');
+  g.reset();
+  t.equal(g.paused, false);
+  t.equal(g.pauseNow(1200, 0), true);
+  t.equal(g.afterWrite(500, 0), 'resume', 'at half the budget');
+  t.equal(g.pauseNow(1200, 0), true);
+  t.equal(g.afterWrite(0, 900), 'resume', 'an empty queue always resumes');
 });
