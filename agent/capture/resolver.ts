@@ -1,7 +1,8 @@
 // The identity resolver: local keys → network identities for referenced rows.
-// Answers come, in order, from what this batch learnt, a bounded in-memory
-// cache, row images of the batch being mapped (so a row deleted later in the
-// backlog still resolves), the durable idmap, and finally the live table.
+// Answers come, in order, from a bounded in-memory cache (which keeps all a
+// group learns and looks up until the group is written), row images of the
+// batch being mapped (so a row deleted later in the backlog still resolves),
+// the durable idmap, and finally the live table.
 // Mappings found outside the idmap are written to it with the next journal
 // transaction, so rows deleted since still resolve after a restart.
 import type { Queryable } from '../db.js';
@@ -9,7 +10,7 @@ import { qid } from '../db.js';
 import type { Catalog, TableInfo } from '../schema/catalog.js';
 import { stateTable } from '../state/schema.js';
 import { identityColumns, keyText, lookupKey, rowIdentity, singlePk, type CanonRow, type Lookup, type RefResolver } from './identity.js';
-import { Lru } from './lru.js';
+import { GroupCache } from './lru.js';
 import { Map2, PairNames } from './map2.js';
 import type { Learned } from './mapper.js';
 import type { Value } from '../../apply/model.js';
@@ -34,9 +35,8 @@ const IN_CHUNK = 500;
 const MAX_ROUNDS = 12;
 
 export class IdentityResolver implements RefResolver {
-  private readonly cache: Lru<string, string>;
-  /** answers pinned while one group is prepared and mapped (the cache may evict), by table+column and value; reset by prepare() */
-  private batch = new Map2<string>();
+  /** identities by table+column and key value; nothing a group looks up or learns is forgotten before the next group */
+  private readonly cache: GroupCache;
   private readonly pairs = new PairNames();
   /** idmap rows to write, by table and local id */
   private readonly pending = new Map2<IdmapRow>();
@@ -49,11 +49,11 @@ export class IdentityResolver implements RefResolver {
     private readonly stateSchema: string,
     cacheEntries = 50_000,
   ) {
-    this.cache = new Lru(cacheEntries);
+    this.cache = new GroupCache(cacheEntries);
   }
 
   identity(table: string, column: string, value: string): string | undefined {
-    return this.batch.get(this.pairs.of(table, column), value) ?? this.cache.get(lookupKey(table, column, value));
+    return this.cache.get(this.pairs.of(table, column), value);
   }
 
   /**
@@ -89,28 +89,18 @@ export class IdentityResolver implements RefResolver {
 
   /** Everything not durable is abandoned: forget it (answers are reread from the idmap and tables). */
   forget(): void {
-    this.batch = new Map2();
     this.pending.clear();
     this.cache.clear();
   }
 
   /** Makes every lookup answerable by identity(), as far as the data allows (`hints`: the batch's row images, asked for when needed). */
   async prepare(lookups: readonly Lookup[], hints: () => readonly HintRow[]): Promise<void> {
-    this.batch = new Map2();
+    this.cache.turn();
     const catalog = this.catalog();
     let hintIndex: HintIndex | undefined;
     const rows = new Map<string, HintRow>();
     const tried = new Set<string>();
-    // what the cache knows is pinned for the group too: mapping learns rows, and the cache may evict
-    let want: Lookup[] = [];
-    for (const l of lookups) {
-      const pair = this.pairs.of(l.table, l.column);
-      if (this.batch.get(pair, l.value) !== undefined) continue;
-      const id = this.cache.get(lookupKey(l.table, l.column, l.value));
-      if (id === undefined) want.push(l);
-      else this.batch.set(pair, l.value, id);
-    }
-    want = dedupe(want);
+    let want = dedupe(lookups.filter((l) => this.identity(l.table, l.column, l.value) === undefined));
     for (let round = 0; want.length > 0 && round < MAX_ROUNDS; round++) {
       for (const l of want) {
         const k = lookupKey(l.table, l.column, l.value);
@@ -149,10 +139,8 @@ export class IdentityResolver implements RefResolver {
     if (persist) this.remember(l.table, l.value, identity);
   }
 
-  /** Known for this group and cached beyond it. */
   private pin(table: string, column: string, value: string, identity: string): void {
-    this.batch.set(this.pairs.of(table, column), value, identity);
-    this.cache.set(lookupKey(table, column, value), identity);
+    this.cache.set(this.pairs.of(table, column), value, identity);
   }
 
   /** The pending idmap row of a mapping; one already pending for the same identity keeps its version. */

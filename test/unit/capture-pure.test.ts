@@ -1,12 +1,12 @@
 // The pure parts of capture, table-driven: number text, positions, DDL
-// parsing, grouping, the LRU, latin1 text, the idmap rows a group learns.
+// parsing, grouping, the identity cache, latin1 text, the idmap rows a group learns.
 import t from 'tap';
 import { floatText, formatFixed, formatSignificant } from '../../agent/capture/float-text.js';
 import { comparePositions, formatPosition, parsePosition } from '../../agent/capture/position.js';
 import { ddlTables } from '../../agent/capture/ddl.js';
 import { takeGroup } from '../../agent/capture/grouping.js';
 import type { Assembled } from '../../agent/capture/assembler.js';
-import { Lru } from '../../agent/capture/lru.js';
+import { GroupCache } from '../../agent/capture/lru.js';
 import { decodeLatin1 } from '../../agent/capture/values.js';
 import type { Learned } from '../../agent/capture/mapper.js';
 import { IdentityResolver } from '../../agent/capture/resolver.js';
@@ -90,29 +90,28 @@ void t.test('groups stop at the limits and at barriers, and always take one item
   t.throws(() => takeGroup([ddl(1)], 0, limits, (a) => a.kind === 'statement'), 'a barrier first is the caller’s to handle');
 });
 
-void t.test('LRU keeps the most recently used entries', async (t) => {
-  const l = new Lru<string, number>(2);
-  l.set('a', 1);
-  l.set('b', 2);
-  t.equal(l.get('a'), 1);
-  l.set('c', 3);
-  t.equal(l.get('b'), undefined, 'b was least recently used');
-  t.equal(l.get('a'), 1);
-  t.equal(l.get('c'), 3);
-  t.equal(l.size, 2);
-  // any use pattern: never more than max entries, and the last max/2 keys used are all kept
-  const big = new Lru<number, number>(100);
-  const used: number[] = [];
-  let x = 7;
-  for (let i = 0; i < 20_000; i++) {
-    x = (x * 1103515245 + 12345) % 2147483648;
-    const k = x % (i < 10_000 ? 80 : 400);
-    if (big.get(k) === undefined) big.set(k, k * 2);
-    used.push(k);
-    if (big.size > 100) throw new Error(`${big.size} entries`);
-  }
-  const recent = [...new Set(used.reverse())].slice(0, 50);
-  t.same(recent.map((k) => big.get(k)), recent.map((k) => k * 2), 'recently used entries are kept with their values');
+void t.test('the identity cache keeps what a group uses until the group is written, and the recently used beyond it', async (t) => {
+  const c = new GroupCache(4); // generations of 2
+  c.set('p', 'a', 'A');
+  c.set('p', 'b', 'B');
+  c.set('p', 'c', 'C');
+  t.same(['a', 'b', 'c'].map((v) => c.get('p', v)), ['A', 'B', 'C'], 'a group learning more than the cache holds forgets nothing');
+  c.turn();
+  t.equal(c.recent, 0, 'between groups the generations turn over');
+  c.set('p', 'd', 'D');
+  t.equal(c.get('p', 'a'), 'A', 'the previous group’s entries still answer ...');
+  t.equal(c.recent, 2, '... and move to the newer generation');
+  c.turn();
+  t.equal(c.get('p', 'b'), undefined, 'not used for two groups: forgotten');
+  t.equal(c.get('q', 'a'), undefined, 'keys are per table and column');
+  t.same([c.get('p', 'a'), c.get('p', 'd')], ['A', 'D']);
+  c.set('p', 'a', 'A2');
+  t.equal(c.get('p', 'a'), 'A2', 'a new value replaces the old one');
+  c.turn();
+  c.turn();
+  t.equal(c.get('p', 'a'), 'A2');
+  c.clear();
+  t.equal(c.get('p', 'a'), undefined);
 });
 
 void t.test('latin1 bytes decode as MariaDB does (Windows-1252, five bytes kept as C1 controls)', async (t) => {
