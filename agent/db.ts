@@ -60,7 +60,14 @@ export const connectionDefaults = {
   typeCast,
 } as const;
 
-function wrap(c: mysql.Pool | mysql.PoolConnection): Queryable {
+/** Affected rows and insert id of a mysql2 result header. */
+export function execResult(res: unknown): ExecResult {
+  const h = res as mysql.ResultSetHeader;
+  return { affectedRows: h.affectedRows, insertId: h.insertId };
+}
+
+/** The Queryable view of a mysql2 pool or connection. */
+export function wrapQueryable(c: mysql.Pool | mysql.PoolConnection | mysql.Connection): Queryable {
   return {
     async query<T>(sql: string, params?: readonly unknown[]): Promise<T[]> {
       const [rows] = await c.query(sql, params as unknown[] | undefined);
@@ -68,8 +75,7 @@ function wrap(c: mysql.Pool | mysql.PoolConnection): Queryable {
     },
     async exec(sql: string, params?: readonly unknown[]): Promise<ExecResult> {
       const [res] = await c.query(sql, params as unknown[] | undefined);
-      const h = res as mysql.ResultSetHeader;
-      return { affectedRows: h.affectedRows, insertId: h.insertId };
+      return execResult(res);
     },
   };
 }
@@ -95,14 +101,14 @@ export function openDb(s: DbSettings, opts: { connectionLimit?: number } = {}): 
       if (err) core.destroy();
     });
   });
-  const base = wrap(pool);
+  const base = wrapQueryable(pool);
   return {
     ...base,
     async transaction<T>(fn: (tx: Queryable) => Promise<T>): Promise<T> {
       const conn = await pool.getConnection();
       try {
         await conn.beginTransaction();
-        const out = await fn(wrap(conn));
+        const out = await fn(wrapQueryable(conn));
         await conn.commit();
         return out;
       } catch (e) {
@@ -114,7 +120,7 @@ export function openDb(s: DbSettings, opts: { connectionLimit?: number } = {}): 
     },
     async connection() {
       const conn = await pool.getConnection();
-      return { ...wrap(conn), release: () => conn.release() };
+      return { ...wrapQueryable(conn), release: () => conn.release() };
     },
     async close() {
       await pool.end();

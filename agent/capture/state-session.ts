@@ -12,7 +12,7 @@
 // Bulk rows go as prepared statements (execute): values travel as bytes in
 // the binary protocol, not as SQL text the server has to parse back.
 import mysql from 'mysql2/promise';
-import { connectionDefaults, type DbSettings, type ExecResult, type Queryable } from '../db.js';
+import { connectionDefaults, execResult, wrapQueryable, type DbSettings, type ExecResult, type Queryable } from '../db.js';
 import type { Logger } from '../log.js';
 
 /** ER_SPECIFIC_ACCESS_DENIED_ERROR: the privilege to set sql_log_bin is missing. */
@@ -113,22 +113,11 @@ export class StateSession {
 }
 
 function wrap(c: mysql.Connection): StateTx {
-  const result = (res: unknown): ExecResult => {
-    const h = res as mysql.ResultSetHeader;
-    return { affectedRows: h.affectedRows, insertId: h.insertId };
-  };
   return {
-    async query<T>(sql: string, params?: readonly unknown[]): Promise<T[]> {
-      const [rows] = await c.query(sql, params as unknown[] | undefined);
-      return rows as T[];
-    },
-    async exec(sql: string, params?: readonly unknown[]): Promise<ExecResult> {
-      const [res] = await c.query(sql, params as unknown[] | undefined);
-      return result(res);
-    },
+    ...wrapQueryable(c),
     async execute(sql: string, params: readonly unknown[]): Promise<ExecResult> {
       const [res] = await c.execute(sql, params as mysql.ExecuteValues[]);
-      return result(res);
+      return execResult(res);
     },
   };
 }
