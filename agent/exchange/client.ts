@@ -17,7 +17,10 @@ import { UBR, compress, decompress, encodingFor, parseContentEncoding, type Enco
 import {
   CAP_BYTES_HEADER, CAP_RECORDS_HEADER, DEFAULT_CAPS, EXCHANGE_PATH, PEER_PATH, type ExchangeCore, type TakeResult,
 } from './protocol.js';
-import { batchBuffer, collectBatch, type DecodedBatch } from './wire.js';
+import {
+  HAVE_HEADER, OFFSET_HEADER, RESUMABLE_BYTES, RESUME_HEADER, UPLOAD_HEADER, parseOffset, uploadId,
+} from './resume.js';
+import { batchBuffer, collectBatch } from './wire.js';
 
 export type Sleep = (ms: number, signal?: AbortSignal) => Promise<void>;
 
@@ -96,6 +99,20 @@ function httpError(res: Response<Buffer>): SpokesyncError {
   const code = m && m[1] && m[1] in catalogue ? (m[1] as ErrorCode) : 'SPOKESYNC_E_HTTP';
   const message = `the parent answered ${res.statusCode}${m ? `: ${m[2] ?? ''}` : ''}`;
   return new SpokesyncError(code, message);
+}
+
+interface Upload {
+  readonly enc: Encoding;
+  readonly id: string;
+  /** bytes the parent holds */
+  readonly held: number;
+}
+
+function sum(a: TakeResult, b: TakeResult): TakeResult {
+  return {
+    applied: a.applied + b.applied, duplicates: a.duplicates + b.duplicates, quarantined: a.quarantined + b.quarantined,
+    conflicts: a.conflicts + b.conflicts, received: a.received + b.received, replayed: a.replayed + b.replayed,
+  };
 }
 
 export class ExchangeClient {
@@ -199,62 +216,88 @@ export class ExchangeClient {
     return who.node;
   }
 
-  /** One request and its answer. */
+  /**
+   * One round: our batch goes up, the parent's answer comes down. After a
+   * failed attempt the batch may have arrived and only the answer been lost, or
+   * part of it may have arrived: later attempts send a probe (acks, no entries)
+   * instead of the whole batch again. Its answer says what the parent took, and
+   * how much of a cut upload it holds (resume.ts); then only the rest goes up.
+   * A batch the parent holds none of is sent whole in the next round.
+   */
   async round(parentId: string, signal?: AbortSignal): Promise<RoundResult> {
     const { parent, core } = this.o;
     const out = await core.next(this.o.routeFor(parentId), parent.batch);
-    // After a failed attempt the batch may have arrived and only the answer been lost:
-    // later attempts send a probe (acks, no entries) instead of the whole batch again;
-    // its answer says what the parent holds, and the next round sends only the rest.
     const full = await batchBuffer(out.header, out.entries);
     const probe = out.entries.length > 0 ? await batchBuffer({ ...out.header, more: true }, []) : full;
-    let probing = false;
     const bodies = new Map<string, Buffer>();
-    const bodyFor = (enc: Encoding): Buffer => {
-      const key = `${probing ? 'probe' : 'full'}:${enc}`;
+    const bodyFor = (which: 'full' | 'probe', enc: Encoding): Buffer => {
+      const key = `${which}:${enc}`;
       let b = bodies.get(key);
-      if (!b) bodies.set(key, (b = compress(probing ? probe : full, enc)));
+      if (!b) bodies.set(key, (b = compress(which === 'probe' ? probe : full, enc)));
       return b;
     };
     const max = this.o.maxInflatedBytes ?? 64 * 1024 * 1024;
-    const answer: DecodedBatch = await this.request(
-      'exchange',
-      async (attempt) => {
-        probing = attempt > 1;
-        const post = (enc: Encoding) => got(`${this.base}${EXCHANGE_PATH}`, {
-          ...this.gotOptions(),
-          method: 'POST',
-          body: bodyFor(enc),
-          headers: {
-            ...this.headers(),
-            // no Accept-Encoding: the answer comes in the request's coding (headers cost seconds at 1 kbps)
-            ...(this.requestEncoding === 'identity' ? { 'accept-encoding': 'identity' } : {}),
-            ...(enc === 'identity' ? {} : { 'content-encoding': enc }),
-            // the parent answers within the same caps (defaults are not sent: every byte counts on 1 kbps)
-            ...(parent.batch.records === DEFAULT_CAPS.records ? {} : { [CAP_RECORDS_HEADER]: String(parent.batch.records) }),
-            ...(parent.batch.bytes === DEFAULT_CAPS.bytes ? {} : { [CAP_BYTES_HEADER]: String(parent.batch.bytes) }),
-          },
-        });
-        const res = await post(this.requestEncoding);
-        if (res.statusCode !== 415 || this.requestEncoding !== UBR) return res;
-        // a parent without spokesync-ubr: plain brotli from now on
-        this.requestEncoding = 'br';
-        this.log.info('the parent does not take spokesync-ubr; using br');
-        return post('br');
-      },
-      async (res) => {
-        const renc = parseContentEncoding(res.headers['content-encoding']);
-        if (renc === null) throw new SpokesyncError('SPOKESYNC_E_HTTP', 'the parent answered in an unknown encoding');
-        return collectBatch([decompress(res.body, renc, max)], { maxBytes: max });
-      },
-      signal,
-    );
-    const taken = await core.take(parentId, answer.header, answer.entries);
-    return {
-      sent: probing ? 0 : out.entries.length,
-      theirMore: answer.header.more,
-      taken,
-    };
+    /** the upload in progress: its coding, name, and the bytes the parent holds */
+    let upload = null as Upload | null;
+    let taken: TakeResult = { applied: 0, duplicates: 0, quarantined: 0, conflicts: 0, received: 0, replayed: 0 };
+    const tries = Math.max(1, parent.maxTries);
+    for (let pass = 0; ; pass++) {
+      let probing = false;
+      const answer = await this.request(
+        'exchange',
+        async (attempt) => {
+          probing = attempt > 1;
+          const post = (enc: Encoding) => {
+            const body = bodyFor(probing ? 'probe' : 'full', enc);
+            const named = !probing && body.length >= RESUMABLE_BYTES;
+            if (named && upload?.enc !== enc) upload = { enc, id: uploadId(body), held: 0 };
+            const offset = named && upload ? upload.held : 0;
+            return got(`${this.base}${EXCHANGE_PATH}`, {
+              ...this.gotOptions(),
+              method: 'POST',
+              body: offset > 0 ? body.subarray(offset) : body,
+              headers: {
+                ...this.headers(),
+                // no Accept-Encoding: the answer comes in the request's coding (headers cost seconds at 1 kbps)
+                ...(this.requestEncoding === 'identity' ? { 'accept-encoding': 'identity' } : {}),
+                ...(enc === 'identity' ? {} : { 'content-encoding': enc }),
+                // the parent answers within the same caps (defaults are not sent: every byte counts on 1 kbps)
+                ...(parent.batch.records === DEFAULT_CAPS.records ? {} : { [CAP_RECORDS_HEADER]: String(parent.batch.records) }),
+                ...(parent.batch.bytes === DEFAULT_CAPS.bytes ? {} : { [CAP_BYTES_HEADER]: String(parent.batch.bytes) }),
+                ...(named && upload ? { [UPLOAD_HEADER]: upload.id } : {}),
+                ...(offset > 0 ? { [OFFSET_HEADER]: String(offset) } : {}),
+                ...(probing && upload ? { [RESUME_HEADER]: upload.id } : {}),
+              },
+            });
+          };
+          const res = await post(this.requestEncoding);
+          if (res.statusCode !== 415 || this.requestEncoding !== UBR) return res;
+          // a parent without spokesync-ubr: plain brotli from now on
+          this.requestEncoding = 'br';
+          this.log.info('the parent does not take spokesync-ubr; using br');
+          return post('br');
+        },
+        async (res) => {
+          const renc = parseContentEncoding(res.headers['content-encoding']);
+          if (renc === null) throw new SpokesyncError('SPOKESYNC_E_HTTP', 'the parent answered in an unknown encoding');
+          const batch = collectBatch([decompress(res.body, renc, max)], { maxBytes: max });
+          return { batch: await batch, have: parseOffset(res.headers[HAVE_HEADER]) ?? 0 };
+        },
+        signal,
+      );
+      const t = await core.take(parentId, answer.batch.header, answer.batch.entries);
+      taken = sum(taken, t);
+      const more = answer.batch.header.more;
+      if (!probing) return { sent: out.entries.length, theirMore: more, taken };
+      // the probe's answer: resume the upload when the parent holds part of it
+      const u = upload as Upload | null;
+      const size = u ? bodyFor('full', u.enc).length : 0;
+      if (!u || answer.have <= 0 || answer.have >= size || pass + 1 >= tries || signal?.aborted) {
+        return { sent: 0, theirMore: more, taken };
+      }
+      this.log.info('resuming the upload', { have: answer.have, of: size });
+      upload = { ...u, held: answer.have };
+    }
   }
 
   /**

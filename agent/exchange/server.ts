@@ -19,6 +19,9 @@ import {
 import {
   CAP_BYTES_HEADER, CAP_RECORDS_HEADER, DEFAULT_CAPS, EXCHANGE_PATH, HEALTH_PATH, PEER_PATH, type ExchangeCore,
 } from './protocol.js';
+import {
+  HAVE_HEADER, OFFSET_HEADER, RESUME_HEADER, UPLOAD_HEADER, UploadStore, parseOffset, parseUploadId, uploadId,
+} from './resume.js';
 import { batchBuffer, collectBatch } from './wire.js';
 
 export type RouteHandler = (req: IncomingMessage, res: ServerResponse, child: ChildConfig) => Promise<void>;
@@ -91,6 +94,8 @@ export class ExchangeServer {
   private readonly routes = new Map<string, RouteHandler>();
   private readonly inflight = new Set<Promise<void>>();
   private readonly log: Logger;
+  /** partial bodies of uploads whose connection was lost */
+  private readonly uploads = new UploadStore();
 
   constructor(private readonly o: ExchangeServerOptions) {
     this.log = o.log.child({ part: 'server' });
@@ -213,12 +218,36 @@ export class ExchangeServer {
       fail(req, res, 413, 'SPOKESYNC_E_BATCH_TOO_LARGE', `the body is larger than ${listen.maxBodyBytes} bytes`, { mode: 'close' });
       return;
     }
+    // a resumable upload (resume.ts): the body is named, and may continue one the connection lost
+    const upload = parseUploadId(req.headers[UPLOAD_HEADER]);
+    const offset = upload ? parseOffset(req.headers[OFFSET_HEADER]) ?? 0 : 0;
+    const prefix = upload && offset > 0 ? this.uploads.get(child.id, upload) : null;
+    if (offset > 0 && prefix?.length !== offset) {
+      fail(req, res, 409, 'SPOKESYNC_E_HTTP', 'the upload to resume is not held here; send it whole', this.drain());
+      return;
+    }
     let bodyRead = false;
+    let answering = false;
     // req is piped, not pipelined: a failure downstream must leave the socket open for the answer
     const wire = new ByteLimit(listen.maxBodyBytes, 'body');
+    const raw: Buffer[] = [];
+    if (prefix) {
+      raw.push(prefix);
+      wire.write(prefix);
+    }
+    let rawBytes = prefix?.length ?? 0;
+    if (upload) {
+      req.on('data', (c: Buffer) => {
+        rawBytes += c.length;
+        if (rawBytes <= listen.maxBodyBytes) raw.push(c);
+      });
+    }
     req.pipe(wire);
     req.once('close', () => {
-      if (!req.complete) wire.destroy(new SpokesyncError('SPOKESYNC_E_HTTP', 'the connection closed before the body ended'));
+      if (req.complete) return;
+      // the connection was lost mid-body: keep what came, for the child to send only the rest
+      if (upload && !answering && rawBytes <= listen.maxBodyBytes) this.uploads.set(child.id, upload, Buffer.concat(raw));
+      wire.destroy(new SpokesyncError('SPOKESYNC_E_HTTP', 'the connection closed before the body ended'));
     });
     try {
       const limits = { maxRecords: this.o.maxRecords ?? 10_000, maxBytes: listen.maxInflatedBytes };
@@ -242,6 +271,12 @@ export class ExchangeServer {
         throw isSpokesyncError(e) ? e : inflateError(e, listen.maxInflatedBytes);
       }
       bodyRead = true;
+      if (upload) {
+        this.uploads.delete(child.id);
+        if (uploadId(Buffer.concat(raw)) !== upload) {
+          throw new SpokesyncError('SPOKESYNC_E_XML', prefix ? 'the resumed body does not match its upload id' : 'the body does not match its upload id');
+        }
+      }
       const taken = await this.o.core.take(child.id, batch.header, batch.entries);
       const max = this.o.maxCaps ?? { records: 1000, bytes: 1024 * 1024 };
       const caps: Caps = {
@@ -251,15 +286,19 @@ export class ExchangeServer {
       const answer = await this.o.core.next(this.o.routeFor(child.id), caps);
       const out = negotiate(req.headers['accept-encoding'], enc);
       const body = compress(await batchBuffer(answer.header, answer.entries), out);
+      const asked = parseUploadId(req.headers[RESUME_HEADER]);
+      const held = asked ? this.uploads.get(child.id, asked)?.length ?? 0 : 0;
       res.sendDate = false;
       res.writeHead(200, {
         'content-length': body.length,
+        ...(held > 0 ? { [HAVE_HEADER]: String(held) } : {}),
         ...(out === 'identity' ? {} : { 'content-encoding': out }),
       });
       res.end(body);
       log.info('exchange', { ...taken, sent: answer.entries.length, more: answer.header.more, bytesOut: body.length });
       await this.o.core.contact(child.id, 'ok').catch(() => undefined);
     } catch (e) {
+      answering = true;
       const code = isSpokesyncError(e) ? e.code : 'SPOKESYNC_E_HTTP';
       const status = isSpokesyncError(e) ? STATUS[e.code] ?? 500 : 500;
       log.warn('exchange refused', { status, code, error: isSpokesyncError(e) ? e.message : String(e) });

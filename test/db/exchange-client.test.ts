@@ -11,13 +11,17 @@ import { PARENT_ID_KEY, getCursor, getMeta } from '../../agent/routing/cursors.j
 import { routeTo } from '../../agent/routing/filters.js';
 import type { ParentConfig } from '../../agent/config/types.js';
 import { startServer } from '../helpers/mariadb.js';
+import { batchBuffer } from '../../agent/exchange/wire.js';
 import { startProxy } from '../helpers/net-proxy.js';
 import { createServer, request } from 'node:http';
 import { changeSet, journal, nodeConfig, rigNode, type RigNode } from '../helpers/exchange-rig.js';
 
 const TOKEN = 'leaf-token-a1';
 
-async function setup(t: { teardown(fn: () => unknown): void }, db: Db, name: string, compression: ParentConfig['compression'] = 'gzip') {
+async function setup(
+  t: { teardown(fn: () => unknown): void }, db: Db, name: string, compression: ParentConfig['compression'] = 'gzip',
+  batch: ParentConfig['batch'] = { records: 3, bytes: 64 * 1024 },
+) {
   const hubConfig = nodeConfig(`hub-${name}`, { children: [{ id: `leaf-${name}`, token: TOKEN }] });
   const hub = await rigNode(db, hubConfig);
   const refused: string[] = [];
@@ -33,8 +37,7 @@ async function setup(t: { teardown(fn: () => unknown): void }, db: Db, name: str
   const proxy = await startProxy({ target: { host: '127.0.0.1', port: server.port } });
   t.teardown(() => proxy.close());
   const parent: ParentConfig = {
-    url: proxy.url, token: TOKEN, interval: 1000, timeout: 5000, maxTries: 6, compression,
-    batch: { records: 3, bytes: 64 * 1024 },
+    url: proxy.url, token: TOKEN, interval: 1000, timeout: 5000, maxTries: 6, compression, batch,
   };
   const leafConfig = nodeConfig(`leaf-${name}`, { parent });
   const leaf = await rigNode(db, leafConfig);
@@ -113,6 +116,49 @@ void t.test('client', async (t) => {
     const exchanges = refused.filter((l) => l.includes('"msg":"exchange"')).map((l) => JSON.parse(l) as { received: number; replayed: number });
     t.same(exchanges.map((e) => [e.received, e.replayed]), [[3, 0], [0, 0]], 'the batch went once; a probe learned it had arrived');
     t.same(ids(hub), ['leaf-f:1', 'leaf-f:2', 'leaf-f:3']);
+  });
+
+  await t.test('an upload cut part way is resumed: only the rest goes up, and each change is taken once', async (t) => {
+    const { hub, leaf, client, proxy, refused } = await setup(t, db, 'g', 'none', { records: 100, bytes: 1 << 20 });
+    await client.parentId();
+    await fill(db, leaf, 'leaf-g', 60);
+    const pending = await leaf.core.next(routeTo(leaf.config, 'hub-g', 'parent'), { records: 100, bytes: 1 << 20 });
+    const size = (await batchBuffer(pending.header, pending.entries)).length;
+    t.ok(size > 7000, `a batch of ${size} B`);
+    // cut 5000 bytes into the upload, then again 1000 bytes into the rest
+    proxy.cutNext({ direction: 'up', afterBytes: 5000 }, { direction: 'up', afterBytes: 1000 });
+    const up0 = proxy.stats.bytesUp;
+    const r = await client.sync();
+    t.ok(r.drained);
+    t.equal(r.sent, 60);
+    t.same(ids(hub), Array.from({ length: 60 }, (_, i) => `leaf-g:${i + 1}`), 'each change taken once, in order');
+    const up = proxy.stats.bytesUp - up0;
+    t.ok(up < size + 3000, `${up} B went up for a ${size} B batch (sent whole again it would be over ${size + 5000})`);
+    const exchanges = refused.filter((l) => l.includes('"msg":"exchange"')).map((l) => JSON.parse(l) as { received: number });
+    t.same(exchanges.map((e) => e.received), [0, 0, 60], 'two probes, then the joined batch');
+  });
+
+  await t.test('a resumed body that does not match its name is refused, and the batch goes whole', async (t) => {
+    const { hub, leaf, client, proxy, server } = await setup(t, db, 'h', 'none', { records: 100, bytes: 1 << 20 });
+    await client.parentId();
+    await fill(db, leaf, 'leaf-h', 40);
+    // a continuation naming an upload the parent does not hold
+    const res = await fetch(`${proxy.url}/v1/exchange`, {
+      method: 'POST', body: 'x'.repeat(100),
+      headers: { authorization: `Bearer ${TOKEN}`, 'x-spokesync-upload': 'A'.repeat(22), 'x-spokesync-offset': '500' },
+    });
+    t.equal(res.status, 409);
+    t.match(await res.text(), /not held here/);
+    // a whole body whose name is not its digest
+    const bad = await fetch(`${proxy.url}/v1/exchange`, {
+      method: 'POST', body: await batchBuffer({ version: 1, from: 'leaf-h', to: 'hub-h', seq: '900', ack: '0', more: false }, []),
+      headers: { authorization: `Bearer ${TOKEN}`, 'x-spokesync-upload': 'B'.repeat(22) },
+    });
+    t.equal(bad.status, 400);
+    t.match(await bad.text(), /does not match its upload id/);
+    t.ok((await client.sync()).drained, 'the real batch still goes');
+    t.equal(ids(hub).length, 40);
+    t.ok(server.port > 0);
   });
 
   await t.test('random drops on a slow link still converge', async (t) => {

@@ -1,0 +1,39 @@
+// The parent's store of partial uploads: one per child, keyed by the body's
+// name, within a byte budget (oldest out first) and a time to live.
+import t from 'tap';
+import { UploadStore, parseOffset, parseUploadId, uploadId } from '../../agent/exchange/resume.js';
+
+void t.test('upload ids and offsets', async (t) => {
+  const id = uploadId(Buffer.from('a batch'));
+  t.match(id, /^[A-Za-z0-9_-]{22}$/);
+  t.not(uploadId(Buffer.from('a batcH')), id, 'another body, another name');
+  t.equal(parseUploadId(id), id);
+  for (const bad of [undefined, '', 'short', `${id}x`, 'A'.repeat(21) + '=', [id]]) t.equal(parseUploadId(bad), null, `refused: ${String(bad)}`);
+  t.equal(parseOffset('0'), 0);
+  t.equal(parseOffset('4096'), 4096);
+  for (const bad of [undefined, '', '-1', '1e3', '1234567890123', ' 5']) t.equal(parseOffset(bad), null, `refused: ${String(bad)}`);
+});
+
+void t.test('store: per child and per name, budget, time to live', async (t) => {
+  let now = 1000;
+  const s = new UploadStore({ maxBytes: 100, ttlMs: 50, now: () => now });
+  s.set('a', 'id-a', Buffer.alloc(40, 1));
+  s.set('b', 'id-b', Buffer.alloc(40, 2));
+  t.equal(s.get('a', 'id-a')?.length, 40);
+  t.equal(s.get('a', 'id-b'), null, 'another name is not served');
+  t.equal(s.get('c', 'id-a'), null, 'nor another child');
+  t.equal(s.bytes, 80);
+  s.set('a', 'id-a2', Buffer.alloc(30, 3));
+  t.equal(s.get('a', 'id-a'), null, 'a child holds one upload');
+  t.equal(s.bytes, 70);
+  s.set('c', 'id-c', Buffer.alloc(50, 4));
+  t.equal(s.get('b', 'id-b'), null, 'over budget: the oldest went');
+  t.equal(s.get('a', 'id-a2')?.length, 30);
+  t.equal(s.bytes, 80);
+  s.set('d', 'id-d', Buffer.alloc(101));
+  t.equal(s.get('d', 'id-d'), null, 'larger than the whole budget: not kept');
+  now += 51;
+  t.equal(s.get('c', 'id-c'), null, 'expired');
+  s.delete('a');
+  t.equal(s.bytes, 0);
+});
