@@ -24,6 +24,10 @@
 -- revoke them afterwards:
 --   GRANT CREATE, DROP ON `openmrs`.* TO 'spokesync'@'127.0.0.1'; GRANT BINLOG ADMIN ON *.* TO 'spokesync'@'127.0.0.1';
 --
+-- Optional for a running node: BINLOG ADMIN on *.* (MariaDB; SUPER on MySQL) lets capture write its
+-- journal with sql_log_bin = 0, so its own state writes stay out of the binlog (less binlog, a little
+-- faster capture). Without it they are binlogged and capture skips them when it reads them back.
+--
 -- Statements are built with PREPARE so the names come from the variables; schema names have their
 -- _ and % escaped, which are wildcards in GRANT ... ON `db`.*.
 

@@ -28,8 +28,9 @@ export interface NodeStatus {
     readonly pos: number | null;
     readonly binlogEnd: { readonly file: string; readonly pos: number };
     /**
-     * binlog bytes after the checkpoint, when in the same file (spokesync's own
-     * state writes always follow the checkpoint, so a few KiB is caught up)
+     * binlog bytes after the checkpoint, when in the same file (when spokesync's
+     * own state writes are binlogged, i.e. without BINLOG ADMIN, they follow the
+     * checkpoint, so a few KiB is caught up)
      */
     readonly behindBytes: number | null;
     /** seconds since the checkpoint last moved */
