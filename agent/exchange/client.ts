@@ -13,7 +13,7 @@ import { SpokesyncError, catalogue, isSpokesyncError, type ErrorCode } from '../
 import type { Logger } from '../log.js';
 import { PARENT_ID_KEY, getMeta, recordContact, setMeta } from '../routing/cursors.js';
 import type { Route } from '../routing/filters.js';
-import { UBR, compress, decompress, encodingFor, parseContentEncoding, type Encoding } from './compression.js';
+import { BROTLI_CODINGS, compress, decompress, encodingFor, parseContentEncoding, type Encoding } from './compression.js';
 import {
   CAP_BYTES_HEADER, CAP_RECORDS_HEADER, DEFAULT_CAPS, EXCHANGE_PATH, PEER_PATH, type ExchangeCore, type TakeResult,
 } from './protocol.js';
@@ -121,7 +121,7 @@ export class ExchangeClient {
   private readonly random: () => number;
   private readonly tls: ReturnType<typeof tlsOptions>;
   private readonly base: string;
-  /** the coding of our requests: the configured one, spokesync-ubr for br while the parent takes it */
+  /** the coding of our requests: the configured one; for br, the best of spokesync's own the parent takes */
   private requestEncoding: Encoding;
 
   constructor(private readonly o: ExchangeClientOptions) {
@@ -130,8 +130,8 @@ export class ExchangeClient {
     this.random = o.random ?? Math.random;
     this.tls = tlsOptions(o.parent.ca);
     this.base = o.parent.url.replace(/\/+$/, '');
-    // brotli children try spokesync-ubr first and fall back to br when the parent refuses it (415)
-    this.requestEncoding = o.parent.compression === 'br' ? UBR : encodingFor(o.parent.compression);
+    // brotli children try spokesync-vbr first and fall back, coding by coding, when the parent refuses one (415)
+    this.requestEncoding = o.parent.compression === 'br' ? BROTLI_CODINGS[0]! : encodingFor(o.parent.compression);
   }
 
   /** One HTTP request, retried by p-retry; `parse` runs inside the retry (a garbled answer is fetched again). */
@@ -270,12 +270,15 @@ export class ExchangeClient {
               },
             });
           };
-          const res = await post(this.requestEncoding);
-          if (res.statusCode !== 415 || this.requestEncoding !== UBR) return res;
-          // a parent without spokesync-ubr: plain brotli from now on
-          this.requestEncoding = 'br';
-          this.log.info('the parent does not take spokesync-ubr; using br');
-          return post('br');
+          let res = await post(this.requestEncoding);
+          for (;;) {
+            const next = BROTLI_CODINGS[BROTLI_CODINGS.indexOf(this.requestEncoding) + 1];
+            if (res.statusCode !== 415 || !BROTLI_CODINGS.includes(this.requestEncoding) || next === undefined) return res;
+            // an older parent: the next coding from now on
+            this.log.info(`the parent does not take ${this.requestEncoding}; using ${next}`);
+            this.requestEncoding = next;
+            res = await post(next);
+          }
         },
         async (res) => {
           const renc = parseContentEncoding(res.headers['content-encoding']);

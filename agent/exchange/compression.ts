@@ -5,12 +5,23 @@ import zlib from 'node:zlib';
 import type { Compression } from '../config/types.js';
 import { SpokesyncError } from '../errors.js';
 import { packUuids, unpackUuids } from './uuid-coding.js';
+import { packValues, unpackValues } from './value-coding.js';
 
-/** `spokesync-ubr`: brotli over packed UUIDs (uuid-coding.ts), offered by spokesync parents */
-export type Encoding = 'gzip' | 'br' | 'identity' | 'spokesync-ubr';
+/**
+ * spokesync's own codings, offered by spokesync parents: `spokesync-ubr` is
+ * brotli over packed UUIDs (uuid-coding.ts); `spokesync-vbr` packs repeated
+ * values and number steps first (value-coding.ts), then UUIDs, then brotli.
+ */
+export type Encoding = 'gzip' | 'br' | 'identity' | 'spokesync-ubr' | 'spokesync-vbr';
 export const UBR = 'spokesync-ubr';
+export const VBR = 'spokesync-vbr';
+/** codings that need the whole body (no streaming) */
+export type WholeBody = typeof UBR | typeof VBR;
+export const isWholeBody = (e: Encoding): e is WholeBody => e === UBR || e === VBR;
 /** what a spokesync parent accepts in requests, best first */
-export const ACCEPTED_CODINGS = `${UBR}, br, gzip`;
+export const ACCEPTED_CODINGS = `${VBR}, ${UBR}, br, gzip`;
+/** what a brotli child offers, best first: on 415 it takes the next */
+export const BROTLI_CODINGS: readonly Encoding[] = [VBR, UBR, 'br'];
 
 export function encodingFor(c: Compression): Encoding {
   return c === 'none' ? 'identity' : c;
@@ -23,13 +34,14 @@ export function parseContentEncoding(header: string | undefined): Encoding | nul
   if (v === 'gzip' || v === 'x-gzip') return 'gzip';
   if (v === 'br') return 'br';
   if (v === UBR) return UBR;
+  if (v === VBR) return VBR;
   return null;
 }
 
 /**
  * The encoding of a response: the request's own encoding when the client
- * accepts it (no Accept-Encoding accepts any, RFC 9110), else spokesync-ubr,
- * br, gzip, identity in that order of what it accepts.
+ * accepts it (no Accept-Encoding accepts any, RFC 9110), else spokesync-vbr,
+ * spokesync-ubr, br, gzip, identity in that order of what it accepts.
  */
 export function negotiate(acceptEncoding: string | undefined, requestEncoding: Encoding): Encoding {
   if (acceptEncoding === undefined || acceptEncoding.trim() === '') return requestEncoding;
@@ -40,7 +52,7 @@ export function negotiate(acceptEncoding: string | undefined, requestEncoding: E
     if (name && !(q && Number(q.slice(2)) === 0)) accepted.add(name === 'x-gzip' ? 'gzip' : name);
   }
   if (accepted.has(requestEncoding)) return requestEncoding;
-  for (const e of [UBR, 'br', 'gzip'] as const) if (accepted.has(e)) return e;
+  for (const e of [VBR, UBR, 'br', 'gzip'] as const) if (accepted.has(e)) return e;
   return 'identity';
 }
 
@@ -56,15 +68,15 @@ const brotliParams = (size?: number): zlib.BrotliOptions => ({
 export function compress(buf: Buffer, enc: Encoding): Buffer {
   if (enc === 'gzip') return zlib.gzipSync(buf, { level: 9, memLevel: 9 });
   if (enc === 'br') return zlib.brotliCompressSync(buf, brotliParams(buf.length));
-  if (enc === UBR) {
-    const packed = packUuids(buf);
+  if (isWholeBody(enc)) {
+    const packed = packUuids(enc === VBR ? packValues(buf) : buf);
     return zlib.brotliCompressSync(packed, brotliParams(packed.length));
   }
   return buf;
 }
 
-/** A streaming compressor (USB files); identity passes through; not for spokesync-ubr (whole buffers only). */
-export function compressor(enc: Exclude<Encoding, typeof UBR>): Transform {
+/** A streaming compressor (USB files); identity passes through; not for spokesync's own codings (whole buffers only). */
+export function compressor(enc: Exclude<Encoding, WholeBody>): Transform {
   if (enc === 'gzip') return zlib.createGzip({ level: 9, memLevel: 9 });
   if (enc === 'br') return zlib.createBrotliCompress(brotliParams());
   return new Transform({ transform: (c: Buffer, _e, cb) => cb(null, c) });
@@ -77,6 +89,11 @@ export function decompress(buf: Buffer, enc: Encoding, maxBytes: number): Buffer
     if (enc === 'br') return zlib.brotliDecompressSync(buf, { maxOutputLength: maxBytes });
     // packing at most doubles a body (every 0x01 byte escaped), plus its length word
     if (enc === UBR) return unpackUuids(zlib.brotliDecompressSync(buf, { maxOutputLength: 2 * maxBytes + 4 }), maxBytes);
+    // value packing at most doubles a body too (every 0x02 byte escaped), and UUID packing doubles that
+    if (enc === VBR) {
+      const packed = unpackUuids(zlib.brotliDecompressSync(buf, { maxOutputLength: 4 * maxBytes + 4 }), 2 * maxBytes);
+      return unpackValues(packed, maxBytes);
+    }
   } catch (e) {
     throw inflateError(e, maxBytes);
   }
@@ -84,8 +101,8 @@ export function decompress(buf: Buffer, enc: Encoding, maxBytes: number): Buffer
   return buf;
 }
 
-/** A streaming decompressor; identity passes through; not for spokesync-ubr (whole buffers only). */
-export function decompressor(enc: Exclude<Encoding, typeof UBR>): Transform {
+/** A streaming decompressor; identity passes through; not for spokesync's own codings (whole buffers only). */
+export function decompressor(enc: Exclude<Encoding, WholeBody>): Transform {
   if (enc === 'gzip') return zlib.createGunzip();
   if (enc === 'br') return zlib.createBrotliDecompress();
   return new Transform({ transform: (c: Buffer, _e, cb) => cb(null, c) });

@@ -14,7 +14,7 @@ import type { Logger } from '../log.js';
 import type { Route } from '../routing/filters.js';
 import type { Caps } from '../routing/journal.js';
 import {
-  ACCEPTED_CODINGS, ByteLimit, UBR, compress, decompress, decompressor, inflateError, negotiate, parseContentEncoding,
+  ACCEPTED_CODINGS, ByteLimit, compress, decompress, decompressor, inflateError, isWholeBody, negotiate, parseContentEncoding,
 } from './compression.js';
 import {
   CAP_BYTES_HEADER, CAP_RECORDS_HEADER, DEFAULT_CAPS, EXCHANGE_PATH, HEALTH_PATH, PEER_PATH, type ExchangeCore,
@@ -253,7 +253,7 @@ export class ExchangeServer {
       const limits = { maxRecords: this.o.maxRecords ?? 10_000, maxBytes: listen.maxInflatedBytes };
       let batch;
       try {
-        if (enc === UBR) {
+        if (isWholeBody(enc)) {
           // a whole-buffer coding: read the (capped) body, then unpack
           const parts: Buffer[] = [];
           for await (const c of wire) parts.push(c as Buffer);

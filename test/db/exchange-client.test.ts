@@ -177,24 +177,22 @@ void t.test('client', async (t) => {
     t.ok(Date.now() - started < 30_000);
   });
 
-  await t.test('brotli children send spokesync-ubr, and fall back to br for a parent without it', async (t) => {
+  await t.test('brotli children send spokesync-vbr, and fall back coding by coding for an older parent', async (t) => {
     const { hub, leaf, server, proxy } = await setup(t, db, 'e', 'br');
     await fill(db, leaf, 'leaf-e', 4);
-    // an HTTP front that records request codings and, when told, refuses spokesync-ubr as an older parent would
+    // an HTTP front that records request codings and refuses the ones it is told to, as an older parent would
     const seen: string[] = [];
-    let refuse = false;
+    const refuse = new Set<string>();
     const front = createServer((req, res) => {
       const enc = String(req.headers['content-encoding'] ?? 'identity');
       seen.push(enc);
-      if (refuse && enc === 'spokesync-ubr') {
+      if (refuse.has(enc)) {
         req.resume();
         res.writeHead(415).end('SPOKESYNC_E_HTTP: unsupported\n');
         return;
       }
       const up = request({ port: server.port, host: '127.0.0.1', path: req.url, method: req.method, headers: req.headers }, (r) => {
-        const headers = { ...r.headers };
-        if (refuse) delete headers['accept-encoding'];
-        res.writeHead(r.statusCode ?? 502, headers);
+        res.writeHead(r.statusCode ?? 502, r.headers);
         r.pipe(res);
       });
       req.pipe(up);
@@ -211,15 +209,24 @@ void t.test('client', async (t) => {
       routeFor: (p) => routeTo(leaf.config, p, 'parent'), log: silentLogger, sleep: async () => undefined,
     });
     t.ok((await mk().sync()).drained);
-    t.ok(seen.length >= 3 && seen.every((e) => e === 'spokesync-ubr' || e === 'identity'), `codings: ${seen.join(',')}`);
-    await fill(db, leaf, 'leaf-e', 3, 5);
-    refuse = true;
+    t.ok(seen.length >= 3 && seen.every((e) => e === 'spokesync-vbr' || e === 'identity'), `codings: ${seen.join(',')}`);
+
+    // a parent that knows spokesync-ubr but not spokesync-vbr
+    await fill(db, leaf, 'leaf-e', 2, 5);
+    refuse.add('spokesync-vbr');
     seen.length = 0;
     t.ok((await mk().sync()).drained, 'still drains');
-    t.equal(seen[0], 'spokesync-ubr');
-    t.equal(seen[1], 'br', 'fell back at once');
-    t.ok(seen.slice(1).every((e) => e === 'br'), 'and stayed on br');
-    t.same(ids(hub), Array.from({ length: 7 }, (_, i) => `leaf-e:${i + 1}`));
+    t.same(seen.slice(0, 2), ['spokesync-vbr', 'spokesync-ubr'], 'fell back at once');
+    t.ok(seen.slice(1).every((e) => e === 'spokesync-ubr'), `and stayed there: ${seen.join(',')}`);
+
+    // a parent with neither
+    await fill(db, leaf, 'leaf-e', 2, 7);
+    refuse.add('spokesync-ubr');
+    seen.length = 0;
+    t.ok((await mk().sync()).drained, 'still drains');
+    t.same(seen.slice(0, 3), ['spokesync-vbr', 'spokesync-ubr', 'br'], 'down to br');
+    t.ok(seen.slice(2).every((e) => e === 'br'), `and stayed on br: ${seen.join(',')}`);
+    t.same(ids(hub), Array.from({ length: 8 }, (_, i) => `leaf-e:${i + 1}`));
     t.ok(proxy.stats.connections >= 0);
   });
 

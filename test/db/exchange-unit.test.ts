@@ -79,6 +79,20 @@ void t.test('spokesync-ubr: lossless for any bytes, smaller for UUID-heavy batch
   t.equal(unpackUuids(packedBomb, 1e6).length, 36 * 5001, 'within the limit it expands');
 });
 
+void t.test('spokesync-vbr: round trip through compress/decompress, smaller than spokesync-ubr, limits hold', async (t) => {
+  const uuids = Array.from({ length: 50 }, () => randomUUID());
+  const xml = Buffer.from(Array.from({ length: 200 }, (_, i) =>
+    `<e seq="${100 + i}"><cs o="a" h="${117682050105344000 + i}" t="2026-03-01T08:00:00Z"><i t="person" k="${uuids[i % 50]!}">` +
+    `<c n="date_created">2026-03-0${1 + (i % 9)} 08:00:00</c><c n="creator" r="users">${uuids[0]!}</c></i>` +
+    `<i t="person_name" k="${uuids[(i + 1) % 50]!}"><c n="date_created">2026-03-0${1 + (i % 9)} 08:00:00</c></i></cs></e>`).join(''));
+  t.ok(decompress(compress(xml, 'spokesync-vbr'), 'spokesync-vbr', 1e7).equals(xml), 'lossless');
+  t.ok(compress(xml, 'spokesync-vbr').length < compress(xml, 'spokesync-ubr').length, 'smaller than spokesync-ubr');
+  t.throws(() => decompress(compress(xml, 'spokesync-vbr'), 'spokesync-vbr', xml.length - 1), { code: 'SPOKESYNC_E_BATCH_TOO_LARGE' });
+  t.throws(() => decompress(compress(Buffer.from([2, 9]), 'spokesync-ubr'), 'spokesync-vbr', 1000), { code: 'SPOKESYNC_E_XML' }, 'a bad marker');
+  t.equal(parseContentEncoding('spokesync-vbr'), 'spokesync-vbr');
+  t.equal(negotiate('gzip, spokesync-vbr', 'br'), 'spokesync-vbr', 'offered first when accepted');
+});
+
 void t.test('routing: never back to the sender, one-way tables, child filters', async (t) => {
   const config = {
     tables: { include: [], exclude: [], keys: {}, direction: { audit: 'up', drug: 'down' } as const },
