@@ -5,9 +5,11 @@ import { encodeChangeSet } from '../../apply/codec/encode.js';
 import { Hlc } from '../../apply/hlc.js';
 import type { ChangeSet, Op } from '../../apply/model.js';
 import type { Catalog } from '../schema/catalog.js';
-import { isoFromMs, type Assembled } from './assembler.js';
+import { isoFromMs, type Assembled, type LedgerMark, type TxnPart } from './assembler.js';
+import type { RowChange } from './events.js';
 import { singlePk, type Lookup } from './identity.js';
-import { journalEntry, type JournalEntry } from './journal.js';
+import { changeSetOpen, encodeInsert, insertLookups, insertPlan, type InsertFacts, type InsertPlan } from './insert-form.js';
+import { INSERT_COLS, journalEntry, type JournalEntry, type Written } from './journal.js';
 import { canonicalize, lookupsFor, mapChange, type Canon } from './mapper.js';
 import type { HintRow, IdentityResolver, IdmapRow } from './resolver.js';
 
@@ -37,30 +39,45 @@ export async function buildGroup(txns: readonly Txn[], ctx: BuildContext): Promi
 /** Longest stretch of mapping without letting I/O callbacks in (the write in flight finishes sooner). */
 const SLICE_MS = 2;
 
+/**
+ * How a part of a transaction is mapped: a part made only of inserts into
+ * tables with an identity rule goes the short way (insert-form.ts, one plan
+ * per change); any other part is canonicalized and goes the general way.
+ */
+type PartWork = { readonly plans: readonly InsertPlan[]; canon: Canon[] | null } | { readonly plans: null; canon: Canon[] };
+
 /** The journal entries of a group of transactions, in order (transactions that map to nothing give none). */
 export async function buildEntries(txns: readonly Txn[], ctx: BuildContext): Promise<JournalEntry[]> {
   const pause = slicer();
-  const canon: Canon[][][] = [];
+  const work: PartWork[][] = [];
   const lookups: Lookup[] = [];
+  ctx.resolver.beginGroup();
   for (const txn of txns) {
-    const parts: Canon[][] = [];
+    const parts: PartWork[] = [];
     for (const part of txn.parts) {
-      const list = part.changes.map((c) => canonicalize(c, ctx.catalog));
-      for (const c of list) {
-        lookupsFor(c, ctx.catalog, lookups);
+      const plans = insertPlans(part.changes, ctx.catalog);
+      if (plans) {
+        for (let i = 0; i < plans.length; i++) insertLookups(plans[i]!, (part.changes[i] as Inserted).after, ctx.resolver, lookups);
+        parts.push({ plans, canon: null });
+      } else {
+        const canon = part.changes.map((c) => canonicalize(c, ctx.catalog));
+        for (const c of canon) lookupsFor(c, ctx.catalog, lookups);
+        parts.push({ plans: null, canon });
       }
-      parts.push(list);
     }
-    canon.push(parts);
+    work.push(parts);
     await pause();
   }
-  await ctx.resolver.prepare(lookups, () => hintRows(canon));
+  if (lookups.length > 0) await ctx.resolver.prepare(lookups, hintsOf(txns, work, ctx.catalog));
 
   const entries: JournalEntry[] = [];
   for (let i = 0; i < txns.length; i++) {
     const txn = txns[i]!;
     for (let j = 0; j < txn.parts.length; j++) {
-      const entry = mapPart(txn, txn.parts[j]!, canon[i]![j]!, ctx);
+      const part = txn.parts[j]!;
+      const w = work[i]![j]!;
+      let entry: JournalEntry | null | undefined = w.plans ? mapInserts(txn, part, w.plans, ctx) : undefined;
+      if (entry === undefined) entry = mapPart(txn, part, (w.canon ??= part.changes.map((c) => canonicalize(c, ctx.catalog))), ctx);
       if (entry) entries.push(entry);
     }
     await pause();
@@ -68,44 +85,104 @@ export async function buildEntries(txns: readonly Txn[], ctx: BuildContext): Pro
   return entries;
 }
 
-/** The row images of the group, for the resolver (a row deleted later still names its identity). */
-function hintRows(canon: readonly (readonly (readonly Canon[])[])[]): HintRow[] {
-  const hints: HintRow[] = [];
-  for (const parts of canon) {
-    for (const list of parts) {
-      for (const c of list) {
-        if (c.before) hints.push({ table: c.table, row: c.before });
-        if (c.after) hints.push({ table: c.table, row: c.after });
-      }
-    }
+type Inserted = Extract<RowChange, { op: 'insert' }>;
+
+/** One insert plan per change when every change is an insert into a table that has one; null otherwise. */
+function insertPlans(changes: readonly RowChange[], catalog: Catalog): InsertPlan[] | null {
+  if (changes.length === 0) return null;
+  const plans: InsertPlan[] = [];
+  for (const c of changes) {
+    const plan = c.op === 'insert' ? insertPlan(catalog, c.table) : null;
+    if (!plan) return null;
+    plans.push(plan);
   }
-  return hints;
+  return plans;
 }
 
-function mapPart(txn: Txn, part: Txn['parts'][number], canon: readonly Canon[], ctx: BuildContext): JournalEntry | null {
+/** The row images of the group by table, canonical, made when the resolver first asks (a row deleted later still names its identity). */
+function hintsOf(txns: readonly Txn[], work: readonly (readonly PartWork[])[], catalog: Catalog): (table: string) => readonly HintRow[] {
+  const made = new Map<string, HintRow[]>();
+  return (table) => {
+    let hints = made.get(table);
+    if (hints) return hints;
+    hints = [];
+    for (let i = 0; i < txns.length; i++) {
+      const parts = txns[i]!.parts;
+      for (let j = 0; j < parts.length; j++) {
+        const changes = parts[j]!.changes;
+        const canon = work[i]![j]!.canon;
+        for (let k = 0; k < changes.length; k++) {
+          const ch = changes[k]!;
+          if (ch.table !== table) continue;
+          const c = canon ? canon[k]! : canonicalize(ch, catalog);
+          if (c.before) hints.push({ table: c.table, row: c.before });
+          if (c.after) hints.push({ table: c.table, row: c.after });
+        }
+      }
+    }
+    made.set(table, hints);
+    return hints;
+  };
+}
+
+/** The change set's version: a ledger row's, or the local stamp it will take (foreseen: an insert's version rides in its idmap row). */
+function versionOf(txn: Txn, l: LedgerMark | null, ctx: BuildContext): { readonly hlc: string; readonly node: string } {
+  return { hlc: l ? l.hlc : new Hlc(() => txn.timestamp, ctx.clock.value).tick().toString(), node: l ? l.origin : ctx.node };
+}
+
+/** The stamp is taken for good (local) or merged (a peer's); the change set's id, origin, time. */
+function stamp(txn: Txn, l: LedgerMark | null, hlc: string, ctx: BuildContext): { readonly id: string; readonly origin: string; readonly time: string } {
+  if (l) {
+    ctx.clock.observe(BigInt(l.hlc));
+    return { id: l.changeId, origin: l.origin, time: l.time };
+  }
+  ctx.setPhysical(txn.timestamp);
+  if (ctx.clock.tick().toString() !== hlc) throw new Error('capture clock: the stamp taken differs from the one foreseen');
+  return { id: `${ctx.node}:${hlc}`, origin: ctx.node, time: isoFromMs(txn.timestamp) };
+}
+
+/** A part of inserts only, the short way; undefined when a row needs the general path (which names what is missing). */
+function mapInserts(txn: Txn, part: TxnPart, plans: readonly InsertPlan[], ctx: BuildContext): JournalEntry | undefined {
+  const l = part.ledger;
+  const version = versionOf(txn, l, ctx);
+  const id = l ? l.changeId : `${ctx.node}:${version.hlc}`;
+  const time = l ? l.time : isoFromMs(txn.timestamp);
+  let body = changeSetOpen(id, version.node, version.hlc, time);
+  const tables: string[] = [];
+  const written: Written[] = [];
+  const facts: InsertFacts = { identity: '', localId: undefined };
+  for (let i = 0; i < plans.length; i++) {
+    const plan = plans[i]!;
+    const el = encodeInsert(plan, (part.changes[i] as Inserted).after, ctx.resolver, facts);
+    if (el === undefined) return undefined;
+    body += el;
+    const table = plan.table.name;
+    if (tables.length === 0 || (tables[tables.length - 1] !== table && !tables.includes(table))) tables.push(table);
+    if (!plan.pk) written.push({ table, id: facts.identity, cols: INSERT_COLS });
+    else if (facts.localId !== undefined) ctx.resolver.learnInsert(table, plan.pk.name, facts.localId, facts.identity, version);
+  }
+  stamp(txn, l, version.hlc, ctx);
+  return {
+    changeId: id, origin: version.node, hlc: version.hlc, time, fromPeer: l?.fromPeer ?? null, tables, opCount: plans.length,
+    // bytes, not the string: an encoded body is a rope of many small pieces until flattened
+    body: Buffer.from(body + '</cs>', 'utf8'), written, end: txn.end,
+  };
+}
+
+function mapPart(txn: Txn, part: TxnPart, canon: readonly Canon[], ctx: BuildContext): JournalEntry | null {
   const l = part.ledger;
   if (!l && canon.length === 0) return null;
-  // the change set's version first: an insert's version rides in the idmap row of the
-  // inserted row (tables with a one-column key); a local stamp is taken for good below
-  const hlc = l ? l.hlc : new Hlc(() => txn.timestamp, ctx.clock.value).tick().toString();
-  const version = { hlc, node: l ? l.origin : ctx.node };
+  const version = versionOf(txn, l, ctx);
   const ops: Op[] = [];
   for (const c of canon) {
     const mapped = mapChange(c, ctx.catalog, ctx.resolver);
     for (const op of mapped.ops) ops.push(op);
     for (const learnt of mapped.learned) ctx.resolver.learn(learnt, learnt.inserted ? version : undefined);
   }
-  let cs: ChangeSet;
-  if (l) {
-    ctx.clock.observe(BigInt(l.hlc));
-    cs = { id: l.changeId, origin: l.origin, hlc: l.hlc, time: l.time, ops };
-  } else {
-    // (no ops: nothing was inserted either, so no version was handed out)
-    if (ops.length === 0) return null;
-    ctx.setPhysical(txn.timestamp);
-    if (ctx.clock.tick().toString() !== hlc) throw new Error('capture clock: the stamp taken differs from the one foreseen');
-    cs = { id: `${ctx.node}:${hlc}`, origin: ctx.node, hlc, time: isoFromMs(txn.timestamp), ops };
-  }
+  // (no ops: nothing was inserted either, so no version was handed out)
+  if (!l && ops.length === 0) return null;
+  const { id, origin, time } = stamp(txn, l, version.hlc, ctx);
+  const cs: ChangeSet = { id, origin, hlc: version.hlc, time, ops };
   const inIdmap = (table: string): boolean => singlePk(ctx.catalog.table(table)) !== undefined;
   return journalEntry(cs, encodeChangeSet(cs), l?.fromPeer ?? null, txn.end, inIdmap);
 }

@@ -46,7 +46,8 @@ export interface JournalEntry {
 
 const NONE: readonly string[] = [];
 const TOMBSTONE_COLS = [TOMBSTONE];
-const INSERT_COLS = [ROW_INSERT];
+/** What an insert into a table without a one-column key writes: the row-insert version. */
+export const INSERT_COLS: readonly string[] = [ROW_INSERT];
 
 /** The journal entry of a change set; `inIdmap`: whether the idmap records the version of an insert into the table. */
 export function journalEntry(

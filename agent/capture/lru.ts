@@ -51,7 +51,9 @@ export class GroupCache {
   }
 
   private put(pair: string, value: string, identity: string): void {
-    if (this.cur.get(pair, value) === undefined) this.curSize++;
-    this.cur.set(pair, value, identity);
+    const inner = this.cur.inner(pair);
+    const had = inner.size;
+    inner.set(value, identity);
+    this.curSize += inner.size - had;
   }
 }

@@ -10,9 +10,14 @@ export class Map2<V> {
   }
 
   set(a: string, b: string, v: V): void {
+    this.inner(a).set(b, v);
+  }
+
+  /** The map of the entries whose first key is `a` (made when missing). */
+  inner(a: string): Map<string, V> {
     let inner = this.outer.get(a);
     if (!inner) this.outer.set(a, (inner = new Map()));
-    inner.set(b, v);
+    return inner;
   }
 
   clear(): void {

@@ -13,7 +13,7 @@ import { SpokesyncError } from '../errors.js';
 import type { Catalog, TableInfo } from '../schema/catalog.js';
 import type { RowChange, RowImage } from './events.js';
 import { identityColumns, keyText, rowIdentity, singlePk, type CanonRow, type Lookup, type RefResolver } from './identity.js';
-import { canonicalValue, sameValue } from './values.js';
+import { canonicalValue, sameValue, valueConverter } from './values.js';
 
 /** A row change with its images in canonical form. */
 export interface Canon {
@@ -47,9 +47,24 @@ export function travelColumns(t: TableInfo): readonly string[] {
   return cols;
 }
 
+const convertCache = new WeakMap<TableInfo, ReadonlyMap<string, (v: unknown) => Value>>();
+
+/** Each column's canonicalValue, by column name. */
+export function converters(t: TableInfo): ReadonlyMap<string, (v: unknown) => Value> {
+  let m = convertCache.get(t);
+  if (!m) {
+    m = new Map(t.columns.map((c) => [c.name, valueConverter(c)]));
+    convertCache.set(t, m);
+  }
+  return m;
+}
+
+const unknownColumn = (v: unknown): Value => canonicalValue(undefined, v);
+
 export function canonicalImage(t: TableInfo, image: RowImage): CanonRow {
+  const conv = converters(t);
   const out: Record<string, Value> = {};
-  for (const name in image) out[name] = canonicalValue(t.column.get(name), image[name]);
+  for (const name in image) out[name] = (conv.get(name) ?? unknownColumn)(image[name]);
   return out;
 }
 

@@ -61,14 +61,12 @@ export class IdentityResolver implements RefResolver {
    * the next write; `inserted`: the version of the change set that inserted the row.
    */
   learn(l: Learned, inserted?: { readonly hlc: string; readonly node: string }): void {
-    this.pin(l.table, l.column, l.localId, l.identity);
-    const row = this.remember(l.table, l.localId, l.identity);
     if (inserted) {
-      row.hlc = inserted.hlc;
-      row.node = inserted.node;
-      delete row.from;
+      this.learnInsert(l.table, l.column, l.localId, l.identity, inserted);
       return;
     }
+    this.pin(l.table, l.column, l.localId, l.identity);
+    const row = this.remember(l.table, l.localId, l.identity);
     if (l.from === undefined || row.hlc !== null) return;
     // the key changed: the insert version moves along, from this group or from the idmap
     const before = this.pending.get(l.table, l.from);
@@ -78,6 +76,15 @@ export class IdentityResolver implements RefResolver {
     } else {
       row.from = l.from;
     }
+  }
+
+  /** learn() of a row the change set with `version` inserted. */
+  learnInsert(table: string, column: string, localId: string, identity: string, version: { readonly hlc: string; readonly node: string }): void {
+    this.pin(table, column, localId, identity);
+    const row = this.remember(table, localId, identity);
+    row.hlc = version.hlc;
+    row.node = version.node;
+    delete row.from;
   }
 
   /** The idmap rows to write with the next journal transaction. */
@@ -93,9 +100,20 @@ export class IdentityResolver implements RefResolver {
     this.cache.clear();
   }
 
-  /** Makes every lookup answerable by identity(), as far as the data allows (`hints`: the batch's row images, asked for when needed). */
-  async prepare(lookups: readonly Lookup[], hints: () => readonly HintRow[]): Promise<void> {
+  /**
+   * A group starts: from here until its write, nothing it looks up or learns is
+   * forgotten (call before asking identity() about the group's lookups).
+   */
+  beginGroup(): void {
     this.cache.turn();
+  }
+
+  /**
+   * Makes every lookup answerable by identity(), as far as the data allows
+   * (`hints`: the batch's row images of a table, asked for when needed). Call
+   * beginGroup() first.
+   */
+  async prepare(lookups: readonly Lookup[], hints: (table: string) => readonly HintRow[]): Promise<void> {
     const catalog = this.catalog();
     let hintIndex: HintIndex | undefined;
     const rows = new Map<string, HintRow>();
@@ -104,7 +122,7 @@ export class IdentityResolver implements RefResolver {
     for (let round = 0; want.length > 0 && round < MAX_ROUNDS; round++) {
       for (const l of want) {
         const k = lookupKey(l.table, l.column, l.value);
-        const hint = rows.has(k) ? undefined : (hintIndex ??= new HintIndex(hints())).find(l);
+        const hint = rows.has(k) ? undefined : (hintIndex ??= new HintIndex(hints)).find(l);
         if (hint) rows.set(k, hint);
       }
       const fresh = want.filter((l) => !rows.has(lookupKey(l.table, l.column, l.value)) && !tried.has(lookupKey(l.table, l.column, l.value)));
@@ -221,25 +239,18 @@ function groupValues(lookups: readonly Lookup[]): Map<string, string[]> {
   return m;
 }
 
-/** Row images of the batch, found by (table, column, key text). */
+/** Row images of the batch, found by (table, column, key text); a table's images are asked for once, when first needed. */
 class HintIndex {
   private readonly index = new Map<string, Map<string, HintRow>>();
-  private readonly byTable = new Map<string, HintRow[]>();
 
-  constructor(hints: readonly HintRow[]) {
-    for (const h of hints) {
-      const list = this.byTable.get(h.table.name);
-      if (list) list.push(h);
-      else this.byTable.set(h.table.name, [h]);
-    }
-  }
+  constructor(private readonly hints: (table: string) => readonly HintRow[]) {}
 
   find(l: Lookup): HintRow | undefined {
     const k = `${l.table}\u0000${l.column}`;
     let m = this.index.get(k);
     if (!m) {
       m = new Map();
-      for (const h of this.byTable.get(l.table) ?? []) {
+      for (const h of this.hints(l.table)) {
         const v = keyText(h.row[l.column]);
         if (v !== undefined && !m.has(v)) m.set(v, h);
       }

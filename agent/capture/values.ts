@@ -62,6 +62,29 @@ export function canonicalValue(col: ColumnInfo | undefined, v: unknown): Value {
   return generic(v);
 }
 
+const converters = new WeakMap<ColumnInfo, (v: unknown) => Value>();
+
+/**
+ * canonicalValue for one column, with what depends on the column's type
+ * worked out once (the hot path of capture: one call per column per row).
+ */
+export function valueConverter(col: ColumnInfo): (v: unknown) => Value {
+  let f = converters.get(col);
+  if (!f) {
+    const t = col.dataType;
+    if (t === 'float' || t === 'double') {
+      const format = floatFormat(t, col.columnType);
+      f = (v) => (typeof v === 'number' ? format(v) : canonicalValue(col, v));
+    } else if (INTEGER_TYPES.has(t)) {
+      f = (v) => (typeof v === 'number' ? String(v) : canonicalValue(col, v));
+    } else {
+      f = (v) => canonicalValue(col, v);
+    }
+    converters.set(col, f);
+  }
+  return f;
+}
+
 function generic(v: unknown): Value {
   if (typeof v === 'string') return v;
   if (typeof v === 'number' || typeof v === 'bigint' || typeof v === 'boolean') return String(v);

@@ -148,6 +148,7 @@ void t.test('what the cache answers when a group is prepared stays answered whil
   const r = new IdentityResolver(noDb, () => ({ schema: 'app', tables: new Map(), table: () => { throw new Error('no table here'); } }), 'spokesync', 4);
   r.learn({ table: 'kind', column: 'id', localId: '1', identity: 'K1', inserted: true });
   r.takeIdmap();
+  r.beginGroup();
   await r.prepare([{ table: 'kind', column: 'id', value: '1' }], () => []);
   for (let i = 0; i < 20; i++) r.learn({ table: 'person', column: 'id', localId: String(i), identity: `P${i}`, inserted: true });
   t.equal(r.identity('kind', 'id', '1'), 'K1', 'still known after the cache turned over');

@@ -1,0 +1,207 @@
+// Inserts written straight from binlog row images: the <i> element that
+// apply/codec/encode.ts writes for the InsertOp mapChange would build, the
+// row's identity and its local id, without the canonical row, the op and
+// its row object in between (capture's hot path: most captured changes are
+// inserts). The bytes are the codec's, exactly (test/unit/capture-insert-form
+// compares them); anything the short way cannot decide (an identity or a
+// reference not known) is left to the general path, which names the problem.
+import type { Value } from '../../apply/model.js';
+import { COMMIT_TIME, LIST_NAME, NODE_ID, escapeText, hasLoneSurrogate, isUint64, isXmlSafe, nameAttr, xmlError } from '../../apply/codec/xml-text.js';
+import type { Catalog, TableInfo } from '../schema/catalog.js';
+import type { RowImage } from './events.js';
+import { identityColumns, keyText, rowIdentity, singlePk, type CanonRow, type Lookup, type RefResolver } from './identity.js';
+import { converters, travelColumns } from './mapper.js';
+
+interface ColumnPlan {
+  readonly name: string;
+  readonly convert: (v: unknown) => Value;
+  /** a foreign key to a table with an identity: travels as a reference */
+  readonly ref: { readonly table: string; readonly column: string; readonly attr: string } | null;
+  /** `<c n="name"` */
+  readonly open: string;
+  /** may be listed in z= / named in u= */
+  readonly listName: boolean;
+}
+
+export interface InsertPlan {
+  readonly table: TableInfo;
+  /** ` t="table"` */
+  readonly head: string;
+  readonly cols: readonly ColumnPlan[];
+  /** the columns the identity is computed from */
+  readonly idCols: readonly { readonly name: string; readonly convert: (v: unknown) => Value }[];
+  /** references the identity needs (shared key, natural key parts) */
+  readonly idRefs: readonly { readonly name: string; readonly convert: (v: unknown) => Value; readonly table: string; readonly column: string }[];
+  readonly pk: { readonly name: string; readonly convert: (v: unknown) => Value } | undefined;
+  /** scratch space for one row's values: the value, or the referenced identity */
+  readonly values: (Value | undefined)[];
+  readonly isRef: boolean[];
+}
+
+const plans = new WeakMap<Catalog, Map<string, InsertPlan | null>>();
+
+/** The plan for inserts into `table`, or null when its inserts take the general path (no identity rule). */
+export function insertPlan(catalog: Catalog, table: string): InsertPlan | null {
+  let byTable = plans.get(catalog);
+  if (!byTable) plans.set(catalog, (byTable = new Map()));
+  let plan = byTable.get(table);
+  if (plan === undefined) {
+    plan = makePlan(catalog, table);
+    byTable.set(table, plan);
+  }
+  return plan;
+}
+
+function makePlan(catalog: Catalog, name: string): InsertPlan | null {
+  const t = catalog.tables.get(name);
+  if (!t || !t.identity) return null;
+  const conv = converters(t);
+  const convert = (c: string): ((v: unknown) => Value) | undefined => conv.get(c);
+  try {
+    const cols: ColumnPlan[] = [];
+    for (const c of travelColumns(t)) {
+      const ref = t.refs.get(c);
+      const target = ref && catalog.tables.get(ref.table)?.identity ? ref : undefined;
+      cols.push({
+        name: c,
+        convert: convert(c)!,
+        ref: target ? { table: target.table, column: target.column, attr: nameAttr('r', 'R', target.table, 'referenced table name') } : null,
+        open: `<c${nameAttr('n', 'N', c, 'column name')}`,
+        listName: LIST_NAME.test(c),
+      });
+    }
+    const rule = t.identity;
+    const idRefs = rule.kind === 'shared' ? [{ name: rule.column, convert: convert(rule.column)!, table: rule.refTable, column: rule.refColumn }]
+      : rule.kind === 'natural' ? rule.columns.filter((c) => t.refs.has(c)).map((c) => ({ name: c, convert: convert(c)!, ...t.refs.get(c)! }))
+      : [];
+    const pk = singlePk(t);
+    return {
+      table: t,
+      head: nameAttr('t', 'T', t.name, 'table name'),
+      cols,
+      idCols: identityColumns(t).map((c) => ({ name: c, convert: convert(c)! })),
+      idRefs,
+      pk: pk === undefined ? undefined : { name: pk, convert: convert(pk)! },
+      values: new Array<Value | undefined>(cols.length),
+      isRef: new Array<boolean>(cols.length).fill(false),
+    };
+  } catch {
+    // a name the wire format cannot carry: the general path reports it
+    return null;
+  }
+}
+
+/** The referenced rows an insert of `image` needs that `refs` does not know yet (lookupsFor, for a plan). */
+export function insertLookups(plan: InsertPlan, image: RowImage, refs: RefResolver, out: Lookup[]): void {
+  for (const c of plan.idRefs) want(c.table, c.column, c.convert, image, c.name, refs, out);
+  for (const c of plan.cols) if (c.ref) want(c.ref.table, c.ref.column, c.convert, image, c.name, refs, out);
+}
+
+function want(table: string, column: string, convert: (v: unknown) => Value, image: RowImage, name: string, refs: RefResolver, out: Lookup[]): void {
+  if (!(name in image)) return;
+  const value = keyText(convert(image[name]));
+  if (value !== undefined && refs.identity(table, column, value) === undefined) out.push({ table, column, value });
+}
+
+/** What encodeInsert found out about the row besides its element. */
+export interface InsertFacts {
+  identity: string;
+  /** the primary key's text when the key is one column */
+  localId: string | undefined;
+}
+
+/**
+ * The <i> element of the insert of `image` (as encodeChangeSet writes it), or
+ * undefined when the identity or a reference is not known (the general path
+ * then fails with the reason).
+ */
+export function encodeInsert(plan: InsertPlan, image: RowImage, refs: RefResolver, facts: InsertFacts): string | undefined {
+  const idRow: Record<string, Value> = {};
+  for (const c of plan.idCols) if (c.name in image) idRow[c.name] = c.convert(image[c.name]);
+  const id = rowIdentity(plan.table, idRow as CanonRow, refs);
+  if (id === undefined) return undefined;
+  const { cols, values, isRef } = plan;
+  let same = -1;
+  let matches = 0;
+  for (let i = 0; i < cols.length; i++) {
+    const c = cols[i]!;
+    if (!(c.name in image)) {
+      values[i] = undefined;
+      continue;
+    }
+    const v = c.convert(image[c.name]);
+    if (v !== null && c.ref) {
+      const target = refs.identity(c.ref.table, c.ref.column, keyText(v)!);
+      if (target === undefined) return undefined;
+      values[i] = target;
+      isRef[i] = true;
+      continue;
+    }
+    values[i] = v;
+    isRef[i] = false;
+    if (v === id && c.listName) {
+      same = i;
+      matches++;
+    }
+  }
+  // with two such columns, which one was left out would depend on column order
+  if (matches !== 1) same = -1;
+  let nulls = '';
+  let body = '';
+  for (let i = 0; i < cols.length; i++) {
+    const v = values[i];
+    if (v === undefined || i === same) continue;
+    const c = cols[i]!;
+    if (isRef[i]) body += refElement(c.open, c.ref!.attr, v as string);
+    else if (v === null) {
+      if (c.listName) nulls += nulls === '' ? c.name : ` ${c.name}`;
+      else body += `${c.open} z="1"/>`;
+    } else if (typeof v === 'string') body += textElement(c.open, v);
+    else body += binaryElement(c.open, v as Buffer);
+  }
+  let head = plan.head + (NOT_PLAIN_ATTR.test(id) ? nameAttr('k', 'K', id, 'identity') : ` k="${id}"`);
+  if (same >= 0) head += ` u="${cols[same]!.name}"`;
+  if (nulls !== '') head += ` z="${nulls}"`;
+  facts.identity = id;
+  facts.localId = plan.pk && plan.pk.name in image ? keyText(plan.pk.convert(image[plan.pk.name])) : undefined;
+  return body === '' ? `<i${head}/>` : `<i${head}>${body}</i>`;
+}
+
+/** Characters that need neither escaping nor base64: one test settles most values. */
+const NOT_PLAIN = /[^\t\n\x20-\x25\x27-\x3b\x3d\x3f-\uD7FF\uE000-\uFFFD]/;
+/** The same in an attribute value (where '>' needs nothing, '"', tab and LF do). */
+const NOT_PLAIN_ATTR = /[^\x20\x21\x23-\x25\x27-\x3b\x3d-\uD7FF\uE000-\uFFFD]/;
+
+function textElement(open: string, v: string): string {
+  if (v === '') return `${open}/>`;
+  if (!NOT_PLAIN.test(v)) return `${open}>${v}</c>`;
+  if (isXmlSafe(v)) return `${open}>${escapeText(v)}</c>`;
+  return `${open}${unsafe(v)}</c>`;
+}
+
+function refElement(open: string, attr: string, id: string): string {
+  if (id === '') return `${open}${attr}/>`;
+  if (!NOT_PLAIN.test(id)) return `${open}${attr}>${id}</c>`;
+  if (isXmlSafe(id)) return `${open}${attr}>${escapeText(id)}</c>`;
+  return `${open}${attr}${unsafe(id)}</c>`;
+}
+
+function binaryElement(open: string, v: Buffer): string {
+  return v.length === 0 ? `${open} e="b"/>` : `${open} e="b">${v.toString('base64')}</c>`;
+}
+
+function unsafe(s: string): string {
+  if (hasLoneSurrogate(s)) return ` e="w">${Buffer.from(s, 'utf16le').toString('base64')}`;
+  return ` e="u">${Buffer.from(s, 'utf8').toString('base64')}`;
+}
+
+/** `<cs ...>` as encodeChangeSet begins it (the same checks, the same errors). */
+export function changeSetOpen(id: string, origin: string, hlc: string, time: string): string {
+  if (!NODE_ID.test(origin)) throw xmlError('cannot encode change set: origin is not a node id ([a-z0-9-]+)');
+  if (!isUint64(hlc)) throw xmlError('cannot encode change set: hlc is not a decimal uint64');
+  if (!COMMIT_TIME.test(time)) throw xmlError("cannot encode change set: time is not 'YYYY-MM-DDTHH:MM:SSZ'");
+  let s = '<cs';
+  if (id !== `${origin}:${hlc}`) s += nameAttr('id', 'I', id, 'change set id');
+  return `${s} o="${origin}" h="${hlc}" t="${time}">`;
+}
+
