@@ -141,21 +141,24 @@ function stamp(txn: Txn, l: LedgerMark | null, hlc: string, ctx: BuildContext): 
   return { id: `${ctx.node}:${hlc}`, origin: ctx.node, time: isoFromMs(txn.timestamp) };
 }
 
+/** The pieces of the change set being written (one array, reused). */
+const pieces: string[] = [];
+
 /** A part of inserts only, the short way; undefined when a row needs the general path (which names what is missing). */
 function mapInserts(txn: Txn, part: TxnPart, plans: readonly InsertPlan[], ctx: BuildContext): JournalEntry | undefined {
   const l = part.ledger;
   const version = versionOf(txn, l, ctx);
   const id = l ? l.changeId : `${ctx.node}:${version.hlc}`;
   const time = l ? l.time : isoFromMs(txn.timestamp);
-  let body = changeSetOpen(id, version.node, version.hlc, time);
+  const body = pieces;
+  body.length = 0;
+  body.push(changeSetOpen(id, version.node, version.hlc, time));
   const tables: string[] = [];
   const written: Written[] = [];
   const facts: InsertFacts = { identity: '', localId: undefined };
   for (let i = 0; i < plans.length; i++) {
     const plan = plans[i]!;
-    const el = encodeInsert(plan, (part.changes[i] as Inserted).after, ctx.resolver, facts);
-    if (el === undefined) return undefined;
-    body += el;
+    if (!encodeInsert(plan, (part.changes[i] as Inserted).after, ctx.resolver, facts, body)) return undefined;
     const table = plan.table.name;
     if (tables.length === 0 || (tables[tables.length - 1] !== table && !tables.includes(table))) tables.push(table);
     if (!plan.pk) written.push({ table, id: facts.identity, cols: INSERT_COLS });
@@ -164,8 +167,7 @@ function mapInserts(txn: Txn, part: TxnPart, plans: readonly InsertPlan[], ctx: 
   stamp(txn, l, version.hlc, ctx);
   return {
     changeId: id, origin: version.node, hlc: version.hlc, time, fromPeer: l?.fromPeer ?? null, tables, opCount: plans.length,
-    // bytes, not the string: an encoded body is a rope of many small pieces until flattened
-    body: Buffer.from(body + '</cs>', 'utf8'), written, end: txn.end,
+    body: Buffer.from((body.push('</cs>'), body.join('')), 'utf8'), written, end: txn.end,
   };
 }
 

@@ -111,18 +111,21 @@ export interface InsertFacts {
 }
 
 /**
- * The <i> element of the insert of `image` (as encodeChangeSet writes it), or
- * undefined when the identity or a reference is not known (the general path
- * then fails with the reason).
+ * Appends the pieces of the <i> element of the insert of `image` (as
+ * encodeChangeSet writes it) to `out`; false, with `out` as it was, when the
+ * identity or a reference is not known (the general path then fails with the
+ * reason). Pieces, not one string: the change set is joined once, flat.
  */
-export function encodeInsert(plan: InsertPlan, image: RowImage, refs: RefResolver, facts: InsertFacts): string | undefined {
+export function encodeInsert(plan: InsertPlan, image: RowImage, refs: RefResolver, facts: InsertFacts, out: string[]): boolean {
   const idRow: Record<string, Value> = {};
   for (const c of plan.idCols) if (c.name in image) idRow[c.name] = c.convert(image[c.name]);
   const id = rowIdentity(plan.table, idRow as CanonRow, refs);
-  if (id === undefined) return undefined;
+  if (id === undefined) return false;
   const { cols, values, isRef } = plan;
   let same = -1;
   let matches = 0;
+  let elements = 0;
+  let nulls = '';
   for (let i = 0; i < cols.length; i++) {
     const c = cols[i]!;
     if (!(c.name in image)) {
@@ -132,13 +135,19 @@ export function encodeInsert(plan: InsertPlan, image: RowImage, refs: RefResolve
     const v = c.convert(image[c.name]);
     if (v !== null && c.ref) {
       const target = refs.identity(c.ref.table, c.ref.column, keyText(v)!);
-      if (target === undefined) return undefined;
+      if (target === undefined) return false;
       values[i] = target;
       isRef[i] = true;
+      elements++;
       continue;
     }
     values[i] = v;
     isRef[i] = false;
+    if (v === null && c.listName) {
+      nulls += nulls === '' ? c.name : ` ${c.name}`;
+      continue;
+    }
+    elements++;
     if (v === id && c.listName) {
       same = i;
       matches++;
@@ -146,25 +155,29 @@ export function encodeInsert(plan: InsertPlan, image: RowImage, refs: RefResolve
   }
   // with two such columns, which one was left out would depend on column order
   if (matches !== 1) same = -1;
-  let nulls = '';
-  let body = '';
+  else elements--;
+  out.push('<i', plan.head, NOT_PLAIN_ATTR.test(id) ? nameAttr('k', 'K', id, 'identity') : ` k="${id}"`);
+  if (same >= 0) out.push(' u="', cols[same]!.name, '"');
+  if (nulls !== '') out.push(' z="', nulls, '"');
+  facts.identity = id;
+  facts.localId = plan.pk && plan.pk.name in image ? keyText(plan.pk.convert(image[plan.pk.name])) : undefined;
+  if (elements === 0) {
+    out.push('/>');
+    return true;
+  }
+  out.push('>');
   for (let i = 0; i < cols.length; i++) {
     const v = values[i];
     if (v === undefined || i === same) continue;
     const c = cols[i]!;
-    if (isRef[i]) body += refElement(c.open, c.ref!.attr, v as string);
+    if (isRef[i]) refElement(c.open, c.ref!.attr, v as string, out);
     else if (v === null) {
-      if (c.listName) nulls += nulls === '' ? c.name : ` ${c.name}`;
-      else body += `${c.open} z="1"/>`;
-    } else if (typeof v === 'string') body += textElement(c.open, v);
-    else body += binaryElement(c.open, v as Buffer);
+      if (!c.listName) out.push(c.open, ' z="1"/>');
+    } else if (typeof v === 'string') textElement(c.open, v, out);
+    else binaryElement(c.open, v as Buffer, out);
   }
-  let head = plan.head + (NOT_PLAIN_ATTR.test(id) ? nameAttr('k', 'K', id, 'identity') : ` k="${id}"`);
-  if (same >= 0) head += ` u="${cols[same]!.name}"`;
-  if (nulls !== '') head += ` z="${nulls}"`;
-  facts.identity = id;
-  facts.localId = plan.pk && plan.pk.name in image ? keyText(plan.pk.convert(image[plan.pk.name])) : undefined;
-  return body === '' ? `<i${head}/>` : `<i${head}>${body}</i>`;
+  out.push('</i>');
+  return true;
 }
 
 /** Characters that need neither escaping nor base64: one test settles most values. */
@@ -172,22 +185,23 @@ const NOT_PLAIN = /[^\t\n\x20-\x25\x27-\x3b\x3d\x3f-\uD7FF\uE000-\uFFFD]/;
 /** The same in an attribute value (where '>' needs nothing, '"', tab and LF do). */
 const NOT_PLAIN_ATTR = /[^\x20\x21\x23-\x25\x27-\x3b\x3d-\uD7FF\uE000-\uFFFD]/;
 
-function textElement(open: string, v: string): string {
-  if (v === '') return `${open}/>`;
-  if (!NOT_PLAIN.test(v)) return `${open}>${v}</c>`;
-  if (isXmlSafe(v)) return `${open}>${escapeText(v)}</c>`;
-  return `${open}${unsafe(v)}</c>`;
+function textElement(open: string, v: string, out: string[]): void {
+  if (v === '') out.push(open, '/>');
+  else if (!NOT_PLAIN.test(v)) out.push(open, '>', v, '</c>');
+  else if (isXmlSafe(v)) out.push(open, '>', escapeText(v), '</c>');
+  else out.push(open, unsafe(v), '</c>');
 }
 
-function refElement(open: string, attr: string, id: string): string {
-  if (id === '') return `${open}${attr}/>`;
-  if (!NOT_PLAIN.test(id)) return `${open}${attr}>${id}</c>`;
-  if (isXmlSafe(id)) return `${open}${attr}>${escapeText(id)}</c>`;
-  return `${open}${attr}${unsafe(id)}</c>`;
+function refElement(open: string, attr: string, id: string, out: string[]): void {
+  if (id === '') out.push(open, attr, '/>');
+  else if (!NOT_PLAIN.test(id)) out.push(open, attr, '>', id, '</c>');
+  else if (isXmlSafe(id)) out.push(open, attr, '>', escapeText(id), '</c>');
+  else out.push(open, attr, unsafe(id), '</c>');
 }
 
-function binaryElement(open: string, v: Buffer): string {
-  return v.length === 0 ? `${open} e="b"/>` : `${open} e="b">${v.toString('base64')}</c>`;
+function binaryElement(open: string, v: Buffer, out: string[]): void {
+  if (v.length === 0) out.push(open, ' e="b"/>');
+  else out.push(open, ' e="b">', v.toString('base64'), '</c>');
 }
 
 function unsafe(s: string): string {

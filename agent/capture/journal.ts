@@ -4,6 +4,7 @@
 // only writer of these tables. A change id that is already in the journal
 // fails the whole write (the unique key), never silently: replays restart at
 // the checkpoint, so a duplicate is a bug to surface, not to hide.
+import mysql from 'mysql2';
 import type { ChangeSet } from '../../apply/model.js';
 import { ROW_INSERT, TOMBSTONE } from '../../apply/replay/versions.js';
 import type { Queryable } from '../db.js';
@@ -146,11 +147,13 @@ export class JournalWriter {
   private upsertIdmap(tx: StateTx, idmap: readonly IdmapRow[], sent: Promise<unknown>[]): void {
     const table = stateTable(this.stateSchema, 'idmap');
     // a mapping learnt again keeps the insert version it has unless it names another row now
-    const sql = `INSERT INTO ${table} (tbl, local_id, identity, hlc, node) VALUES ?
+    const head = `INSERT INTO ${table} (tbl, local_id, identity, hlc, node) VALUES `;
+    const tail = `
       ON DUPLICATE KEY UPDATE
         hlc = IF(identity <=> VALUES(identity), COALESCE(VALUES(hlc), hlc), VALUES(hlc)),
         node = IF(identity <=> VALUES(identity), COALESCE(VALUES(node), node), VALUES(node)),
         identity = VALUES(identity)`;
+    const sql = `${head}?${tail}`;
     // a row whose key changed: its insert version moves along from the old local id (before
     // the rows below, which may give that id to another row)
     for (const r of idmap) {
@@ -162,8 +165,17 @@ export class JournalWriter {
         [r.from, r.tbl, r.localId],
       ));
     }
-    const rows = idmap.filter((r) => r.from === undefined).map((r) => [r.tbl, r.localId, r.identity, r.hlc, r.node]).sort(byKey);
-    for (const chunk of chunks(rows, rowBytes)) sent.push(tx.exec(sql, [chunk]));
+    const rows = idmap.filter((r) => r.from === undefined).sort(byTableAndId);
+    for (const chunk of chunks(rows, idmapBytes)) {
+      // the statement's text written here (a fifth cheaper than mysql2 formatting nested arrays)
+      let text = head;
+      for (let i = 0; i < chunk.length; i++) {
+        const r = chunk[i]!;
+        text += `${i === 0 ? '' : ', '}(${sqlString(r.tbl)}, ${sqlString(r.localId)}, ${sqlString(r.identity)}, ` +
+          `${r.hlc === null ? 'NULL' : sqlString(r.hlc)}, ${r.node === null ? 'NULL' : sqlString(r.node)})`;
+      }
+      sent.push(tx.exec(text + tail));
+    }
   }
 }
 
@@ -193,6 +205,24 @@ function byKey(a: readonly unknown[], b: readonly unknown[]): number {
     if (x !== y) return x < y ? -1 : 1;
   }
   return 0;
+}
+
+function byTableAndId(a: IdmapRow, b: IdmapRow): number {
+  if (a.tbl !== b.tbl) return a.tbl < b.tbl ? -1 : 1;
+  return a.localId < b.localId ? -1 : a.localId > b.localId ? 1 : 0;
+}
+
+/** What mysql2 escapes in a string literal (it quotes the rest as it is). */
+// eslint-disable-next-line no-control-regex -- these control characters are exactly what needs escaping
+const SQL_SPECIAL = /[\0\b\t\n\r\x1a"'\\]/;
+
+/** A string as an SQL literal, as mysql2 would write it. */
+function sqlString(s: string): string {
+  return SQL_SPECIAL.test(s) ? mysql.escape(s) : `'${s}'`;
+}
+
+function idmapBytes(r: IdmapRow): number {
+  return 40 + 2 * (r.tbl.length + r.localId.length + r.identity.length + (r.node?.length ?? 0));
 }
 
 /** Approximate statement bytes of a row of short values (escaped text). */
