@@ -78,7 +78,7 @@ export const CONFIG_KEYS: readonly KeySpec[] = [
   { key: 'parent.interval', kind: 'duration', default: '5m', min: 1000, help: 'time between exchanges in `spokesync run`' },
   { key: 'parent.timeout', kind: 'duration', default: '60s', min: 1000, help: 'time allowed for one HTTP request' },
   { key: 'parent.maxTries', kind: 'int', default: 5, min: 1, max: 100, help: 'attempts per request, the first one included' },
-  { key: 'parent.compression', kind: 'enum', default: 'gzip', values: ['gzip', 'br', 'none'], help: 'request body encoding: gzip, br (brotli) or none' },
+  { key: 'parent.compression', kind: 'enum', default: 'gzip', values: ['gzip', 'br', 'none'], help: 'request body encoding: gzip, br (brotli, as spokesync-vbr to parents that take it) or none' },
   { key: 'parent.batch', kind: 'section', help: 'size of one request, so it fits a slow link' },
   { key: 'parent.batch.records', kind: 'int', default: 200, min: 1, max: 1_000_000, help: 'most change sets per request' },
   { key: 'parent.batch.bytes', kind: 'bytes', default: '64KiB', min: 1024, help: 'most bytes per request, before compression' },
