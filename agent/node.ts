@@ -14,7 +14,7 @@ import { trimChangeSet } from './exchange/wire.js';
 import type { Logger } from './log.js';
 import { registerSnapshotRoute } from './provision/http.js';
 import { PARENT_ID_KEY, getMeta } from './routing/cursors.js';
-import { routeTo, type PeerRole, type Route } from './routing/filters.js';
+import { refusedFrom, routeTo, type PeerRole, type Route } from './routing/filters.js';
 import { JournalReader } from './routing/journal.js';
 import { loadCatalog, type Catalog } from './schema/catalog.js';
 import { assertPreflight } from './check/preflight.js';
@@ -89,8 +89,11 @@ export class SpokesyncNode {
       waitForCapture: () => this.capture.caughtUp(),
     });
     this.reader = new JournalReader(db, database.stateSchema, trimChangeSet);
+    const fromChild = refusedFrom(config, 'child');
+    const fromParent = refusedFrom(config, 'parent');
     this.core = new ExchangeCore({
       db, stateSchema: database.stateSchema, node: node.id, applier: this.applier, reader: this.reader, log,
+      refused: (peer) => (config.children.some((c) => c.id === peer) ? fromChild : fromParent),
     });
   }
 

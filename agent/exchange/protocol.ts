@@ -67,6 +67,8 @@ export interface ExchangeCoreOptions {
   readonly applier: BatchApplier;
   readonly reader: JournalReader;
   readonly log: Logger;
+  /** one-way tables that may not come from `peer` (routing/filters.ts refusedFrom); none when absent */
+  readonly refused?: (peer: string) => (table: string) => 'up' | 'down' | null;
 }
 
 function checkOrder(entries: readonly BatchEntry[]): void {
@@ -98,6 +100,19 @@ export class ExchangeCore {
       throw new SpokesyncError('SPOKESYNC_E_PEER', `the batch is for '${header.to}', this node is '${this.node}'`);
     }
     checkOrder(entries);
+    const refused = this.o.refused?.(peer);
+    if (refused) {
+      for (const e of entries) {
+        for (const op of e.cs.ops) {
+          const dir = refused(op.table);
+          if (dir) {
+            throw new SpokesyncError('SPOKESYNC_E_UNKNOWN_TABLE',
+              `a change set from '${peer}' writes table ${JSON.stringify(op.table)}, which flows only ${dir === 'up' ? 'up (child to parent)' : 'down (parent to child)'} here; ` +
+              'the two nodes disagree on tables.direction', { fix: 'Give both nodes the same tables.direction for this table; nothing was applied, and the sender keeps the change.' });
+          }
+        }
+      }
+    }
     return this.mutex.run(peer, async () => {
       const { db, stateSchema } = this.o;
       const cursor = await getCursor(db, stateSchema, peer);

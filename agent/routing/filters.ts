@@ -38,3 +38,15 @@ export function routeTo(config: Pick<Config, 'tables' | 'children'>, peer: strin
     accepts: (t) => !oneWay.has(t) && (own === null || own(t)),
   };
 }
+
+/**
+ * Which one-way tables may not come from a peer of `role`: 'up' tables come
+ * only from children, 'down' tables only from the parent. The sender filters
+ * the same way; this holds when the two configs disagree. Returns the table's
+ * direction when it is refused, else null.
+ */
+export function refusedFrom(config: Pick<Config, 'tables'>, role: PeerRole): (table: string) => 'up' | 'down' | null {
+  const blocked = role === 'parent' ? 'up' : 'down';
+  const oneWay = new Set(Object.entries(config.tables.direction).filter(([, d]) => d === blocked).map(([t]) => t));
+  return (t) => (oneWay.has(t) ? blocked : null);
+}
