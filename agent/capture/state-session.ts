@@ -83,6 +83,9 @@ export class StateSession {
       ...connectionDefaults,
       // journal inserts of differing row counts are different statements: keep a few prepared
       maxPreparedStatements: 16,
+      // a statement without values is sent as it is (mysql2 would scan its text, megabytes of idmap rows, for placeholders)
+      queryFormat: (sql: string, values: unknown): string =>
+        values === undefined || (Array.isArray(values) && values.length === 0) ? sql : mysql.format(sql, values as Parameters<typeof mysql.format>[1], false, connectionDefaults.timezone),
     });
     conn.on('error', () => this.drop(conn));
     try {
