@@ -275,6 +275,40 @@ void t.test('capture and the binlog', async (t) => {
     await cap.stop();
   });
 
+  await t.test('groups built behind a write that fails are never written; all is reread and written once', async (t) => {
+    const cap = await capture('ss_ahead', { sleep: () => new Promise((r) => setTimeout(r, 50)) });
+    await cap.start();
+    await cap.caughtUp();
+    await cap.stop();
+    await db.exec(`INSERT INTO ss_ahead.journal (change_id, origin, hlc, commit_time, tables, op_count, body, binlog_file, binlog_pos)
+      VALUES ('huye:7', 'huye', 7, NOW(), '', 0, '<cs/>', 'x', 0)`);
+    // a backlog of several groups (5,000 rows each at most) whose first one cannot be written
+    await sqlAfterCrash.query('BEGIN');
+    await sqlAfterCrash.query("INSERT INTO ss_ahead.ledger VALUES ('huye:7', 'huye', 'musanze', 7, NOW(), NOW(6))");
+    await sqlAfterCrash.query("INSERT INTO app.items (uuid, seq) VALUES ('ahead-0', -3)");
+    await sqlAfterCrash.query('COMMIT');
+    const want: number[] = [];
+    for (let i = 0; i < 300; i++) {
+      const rows: unknown[][] = [];
+      for (let j = 0; j < 50; j++) {
+        rows.push([`ahead-${++seq}`, seq]);
+        want.push(seq);
+      }
+      await sqlAfterCrash.query('INSERT INTO app.items (uuid, seq) VALUES ?', [rows]);
+    }
+    await cap.start();
+    await t.rejects(cap.caughtUp(3000), /duplicate change id/);
+    await new Promise((r) => setTimeout(r, 500));
+    const during = await db.query<{ n: number }>('SELECT COUNT(*) AS n FROM ss_ahead.journal');
+    t.equal(Number(during[0]!.n), 1, 'nothing after the failed group was written while it fails');
+    await db.exec("DELETE FROM ss_ahead.journal WHERE change_id = 'huye:7'");
+    await cap.caughtUp(60_000);
+    const rows = await journal(db, 0, 'ss_ahead');
+    t.equal(rows[0]!.changeId, 'huye:7', 'the failed change set first');
+    t.same(rows.slice(1).flatMap((r) => r.cs.ops.map((o) => Number((o as InsertOp).row.seq))), want, 'then every later one, once, in order');
+    await cap.stop();
+  });
+
   await t.test('a purged binlog at the checkpoint is an error with the remedy, never skipped', async (t) => {
     const cap = await capture('ss_purge');
     await cap.start();
