@@ -1,7 +1,6 @@
 // `spokesync clone`: provisions this node from its parent's snapshot, over
 // HTTP or from a file, and sets capture and the cursors so sync starts exactly
 // where the snapshot ends.
-import { createReadStream } from 'node:fs';
 import { access } from 'node:fs/promises';
 import type { Readable } from 'node:stream';
 import type { CommandSpec } from '../cli/command.js';
@@ -10,6 +9,7 @@ import { connectDb } from '../db.js';
 import { SpokesyncError } from '../errors.js';
 import { fetchSnapshot } from '../provision/http.js';
 import { cloneSnapshot } from '../provision/load.js';
+import { openSnapshotFile } from '../provision/sealed.js';
 
 export const command: CommandSpec = {
   name: 'clone',
@@ -17,14 +17,17 @@ export const command: CommandSpec = {
   description:
     'Without --from, asks the parent (parent.url, parent.token) for a snapshot over HTTP and loads it ' +
     'as it arrives; with --from, loads a file made on the parent with `spokesync snapshot --peer <this ' +
-    'node> --out FILE`. The load is not written to the binlog (SET sql_log_bin = 0: the spokesync user ' +
-    'needs BINLOG ADMIN, or SUPER before MariaDB 10.5.2), so it is never sent back as changes; capture ' +
+    'node> --out FILE`, which is sealed for this node: it opens only with parent.token, and all of it is ' +
+    'authenticated before anything is dropped or loaded (a changed, cut, or foreign file is refused with ' +
+    'SPOKESYNC_E_SNAPSHOT and the schema is left as it was). ' +
+    'The load is not written to the binlog (SET sql_log_bin = 0: the spokesync user needs BINLOG ADMIN, or SUPER before MariaDB 10.5.2), so it is never sent back as changes; capture ' +
     'starts after it. An application schema that already has tables is refused unless --force, which ' +
     'drops it first. An interrupted clone is started over by running clone again (no --force needed); ' +
-    'the clone counts as done only once the whole snapshot has loaded and its checksum matched. ' +
+    'the clone counts as done only once the whole snapshot has loaded and its checksum matched. A clone ' +
+    'that fails once loading has begun empties the application schema again. ' +
     'Stop the daemon of this node first, and the application using the database.',
   options: {
-    from: { type: 'string', arg: 'FILE', help: 'load this snapshot file instead of asking the parent' },
+    from: { type: 'string', arg: 'FILE', help: 'load this snapshot file (made for this node, opened with parent.token) instead of asking the parent' },
     force: { type: 'boolean', help: 'drop a non-empty application schema and replace it' },
   },
   needsConfig: true,
@@ -32,8 +35,9 @@ export const command: CommandSpec = {
     const { config, log, signal } = ctx;
     const from = typeof ctx.options.from === 'string' ? ctx.options.from : undefined;
     const parent = config.parent;
-    if (from === undefined && !parent) {
-      throw new SpokesyncError('SPOKESYNC_E_USAGE', 'this node has no parent section in its config: name a snapshot file with --from');
+    if (!parent) {
+      throw new SpokesyncError('SPOKESYNC_E_USAGE', 'this node has no parent section in its config: clone needs parent.token ' +
+        '(the token the parent lists for this node) to fetch a snapshot or to open a snapshot file');
     }
     if (from !== undefined) {
       await access(from).catch((e: unknown) => {
@@ -51,7 +55,9 @@ export const command: CommandSpec = {
       const r = await cloneSnapshot(
         { db, schema, stateSchema, node: config.node.id, log, force: ctx.options.force === true },
         async () => {
-          input = from !== undefined ? createReadStream(from) : await fetchSnapshot(parent!, signal);
+          input = from !== undefined
+            ? await openSnapshotFile(from, { node: config.node.id, token: parent.token }, { log, signal })
+            : await fetchSnapshot(parent, signal);
           return input;
         },
       );

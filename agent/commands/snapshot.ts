@@ -1,6 +1,7 @@
 // `spokesync snapshot`: a consistent snapshot of the application schema for a
-// new child, written to a file (for a USB stick or a large database), with the
-// child's cursor on this node started at the snapshot.
+// new child, written to a file (for a USB stick or a large database) sealed for
+// that child (provision/sealed.ts), with the child's cursor on this node
+// started at the snapshot.
 import { createWriteStream } from 'node:fs';
 import { open, rename, rm } from 'node:fs/promises';
 import type { CommandContext, CommandSpec } from '../cli/command.js';
@@ -8,31 +9,31 @@ import { createCheckpoint, readCheckpoint } from '../capture/journal.js';
 import { formatPosition } from '../capture/position.js';
 import type { Config } from '../config/types.js';
 import { connectDb } from '../db.js';
+import type { ChildConfig } from '../config/types.js';
 import { SpokesyncError, isSpokesyncError } from '../errors.js';
 import { SpokesyncNode } from '../node.js';
 import { viaCapture, viaCheckpoint, type WaitForCapture } from '../provision/cursor.js';
 import { writeSnapshot, type SnapshotResult } from '../provision/writer.js';
 import { ensureStateSchema } from '../state/schema.js';
 
-function childOf(config: Config, peer: string | undefined): string {
-  const ids = config.children.map((c) => c.id);
-  if (peer !== undefined) {
-    if (!ids.includes(peer)) {
-      throw new SpokesyncError('SPOKESYNC_E_USAGE', `--peer ${peer} is not one of this node's children (${ids.join(', ') || 'none configured'})`);
-    }
-    return peer;
+/** The child named by --peer: the file is sealed with its token, so it is never guessed. */
+function childOf(config: Config, peer: string): ChildConfig {
+  const child = config.children.find((c) => c.id === peer);
+  if (!child) {
+    const ids = config.children.map((c) => c.id);
+    throw new SpokesyncError('SPOKESYNC_E_USAGE', ids.length === 0
+      ? `--peer ${peer}: this node has no children in its config: add the new child (id and token) under \`children\` first`
+      : `--peer ${peer} is not one of this node's children (${ids.join(', ')})`);
   }
-  if (ids.length === 1) return ids[0]!;
-  throw new SpokesyncError('SPOKESYNC_E_USAGE', ids.length === 0
-    ? 'this node has no children in its config: add the new child under `children` first'
-    : `this node has ${ids.length} children: name the one the snapshot is for with --peer`);
+  return child;
 }
 
-async function writeFileSnapshot(ctx: CommandContext, peer: string, file: string, wait: WaitForCapture, db: Parameters<typeof writeSnapshot>[0]['db']): Promise<SnapshotResult> {
+async function writeFileSnapshot(ctx: CommandContext, peer: ChildConfig, file: string, wait: WaitForCapture, db: Parameters<typeof writeSnapshot>[0]['db']): Promise<SnapshotResult> {
   const { config, log } = ctx;
   const { host, port, user, password, schema, stateSchema } = config.database;
   const partial = `${file}.partial`;
-  const out = createWriteStream(partial);
+  // patient data: readable by the owner only, even sealed
+  const out = createWriteStream(partial, { mode: 0o600 });
   const stop = (): void => {
     out.destroy(new SpokesyncError('SPOKESYNC_E_SNAPSHOT', 'stopped by a signal'));
   };
@@ -40,8 +41,8 @@ async function writeFileSnapshot(ctx: CommandContext, peer: string, file: string
   try {
     const r = await writeSnapshot({
       settings: { host, port, user, ...(password === undefined ? {} : { password }) },
-      db, schema, stateSchema, node: config.node.id, log, waitForCapture: wait,
-    }, peer, out);
+      db, schema, stateSchema, node: config.node.id, log, waitForCapture: wait, sealWith: peer.token,
+    }, peer.id, out);
     const fh = await open(partial, 'r');
     await fh.sync();
     await fh.close();
@@ -61,20 +62,26 @@ export const command: CommandSpec = {
   description:
     'Reads every table of database.schema (structure and data; the state schema is left out) in one ' +
     'consistent transaction without locking tables, together with the binlog position it corresponds ' +
-    'to, and writes it to FILE (gzip; FILE.partial until complete, then renamed). When capture has ' +
+    'to, and writes it to FILE (gzip, then encrypted and authenticated like USB files with the token of ' +
+    'the child named by --peer, so only that child can read it and a changed or cut file is refused; ' +
+    'FILE.partial until complete, then renamed). When capture has ' +
     'journaled up to that position, the cursor of the child on this node is set there: that child ' +
     'receives exactly the changes made after the snapshot. If the daemon is running, capture is its; ' +
     'otherwise this command runs capture itself until it has passed the snapshot. ' +
-    'Load the file on the child with `spokesync clone --from FILE`. A child with a network link can ' +
+    'Load the file on that child with `spokesync clone --from FILE` (it opens it with its parent.token). ' +
+    'A child with a network link can ' +
     'instead run `spokesync clone` alone, which fetches the snapshot from the daemon over HTTP.',
   options: {
+    peer: {
+      type: 'string', arg: 'ID', required: true,
+      help: 'the child the snapshot is for, as listed under children: the file is sealed with its token',
+    },
     out: { type: 'string', arg: 'FILE', required: true, help: 'the snapshot file to write' },
-    peer: { type: 'string', arg: 'ID', help: 'the child the snapshot is for (default: the only child in the config)' },
   },
   needsConfig: true,
   async run(ctx) {
     const { config, log } = ctx;
-    const peer = childOf(config, typeof ctx.options.peer === 'string' ? ctx.options.peer : undefined);
+    const peer = childOf(config, String(ctx.options.peer));
     const file = String(ctx.options.out);
     let result: SnapshotResult;
     let node: SpokesyncNode | undefined;
@@ -112,7 +119,7 @@ export const command: CommandSpec = {
         await db.close();
       }
     }
-    ctx.out(`wrote a snapshot for ${peer} to ${file}: ${result.tables} tables, ${result.rows} rows, ` +
+    ctx.out(`wrote a snapshot for ${peer.id} to ${file} (sealed with its token): ${result.tables} tables, ${result.rows} rows, ` +
       `${(result.bytes / 1e6).toFixed(1)} MB uncompressed in ${result.seconds.toFixed(1)} s ` +
       `(binlog ${formatPosition(result.position)}, journal seq ${result.journalSeq})`);
     return 0;

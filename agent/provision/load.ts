@@ -8,7 +8,12 @@
 // first drop until the very end; a rerun that finds 'loading' starts over
 // without --force. Completion (capture checkpoint at the binlog end, peers row
 // and parent id, clone 'done') is written in one transaction, and only after
-// the reader has verified the trailer's checksum and row counts.
+// the reader has verified the trailer's checksum and row counts. A load that
+// fails once the schema was replaced (a damaged or cut stream, a chunk of a
+// sealed file that does not authenticate, a lost link, a signal) empties the
+// schema again before it reports the error, so no half-loaded tables are left
+// for an application to start on; only a crash (kill -9, power) leaves them,
+// with the 'loading' mark that makes the next clone start over.
 import type { Readable } from 'node:stream';
 import { qid, type Db, type Queryable } from '../db.js';
 import { SpokesyncError } from '../errors.js';
@@ -149,6 +154,8 @@ export async function cloneSnapshot(deps: CloneDeps, open: () => Promise<Readabl
   let conn: (Queryable & { release(): void }) | undefined;
   let events: AsyncGenerator<SnapshotEvent> | undefined;
   let progress: Progress | undefined;
+  /** set from the first drop until the clone is complete: a failure in between empties the schema */
+  let replacing: SnapshotHeader | undefined;
   try {
     const target = await checkCloneTarget(deps);
     if (target.resume) log.warn('an earlier clone did not finish: starting over');
@@ -191,6 +198,7 @@ export async function cloneSnapshot(deps: CloneDeps, open: () => Promise<Readabl
         fix: `GRANT CREATE, DROP ON \`${deps.schema}\`.* TO the spokesync user for the clone (revoke it afterwards), then run clone again.`,
       });
     }
+    replacing = header;
     await conn.exec(`USE ${qid(deps.schema)}`);
     for (const t of header.tables) await conn.exec(t.ddl);
 
@@ -221,6 +229,7 @@ export async function cloneSnapshot(deps: CloneDeps, open: () => Promise<Readabl
           state: 'done', from: header.node, binlog: formatPosition(header.binlog), journalSeq, at: new Date().toISOString(),
         };
         await completeClone(conn, deps.stateSchema, header.node, journalSeq, end, mark);
+        replacing = undefined;
         progress.done(true);
         const result: CloneResult = {
           parent: header.node, position: header.binlog, journalSeq, tables: header.tables.length, rows, bytes,
@@ -233,6 +242,7 @@ export async function cloneSnapshot(deps: CloneDeps, open: () => Promise<Readabl
   } catch (e) {
     progress?.done(false);
     await events?.return(undefined).catch(() => undefined);
+    if (replacing && conn) await emptySchema(conn, deps, replacing);
     throw e;
   } finally {
     if (conn) {
@@ -240,6 +250,22 @@ export async function cloneSnapshot(deps: CloneDeps, open: () => Promise<Readabl
       conn.release();
     }
     await lock.release();
+  }
+}
+
+/**
+ * After a failed load: the application schema is dropped and created again
+ * empty, on the load's session (not binlogged). The 'loading' mark stays, so a
+ * rerun starts over without --force.
+ */
+async function emptySchema(conn: Queryable, deps: CloneDeps, header: SnapshotHeader): Promise<void> {
+  try {
+    await conn.exec(`DROP DATABASE IF EXISTS ${qid(deps.schema)}`);
+    await conn.exec(`CREATE DATABASE ${qid(deps.schema)} CHARACTER SET ${qid(header.charset)} COLLATE ${qid(header.collation)}`);
+    deps.log.warn('the clone failed: the application schema was emptied again; run clone again', { schema: deps.schema });
+  } catch (e) {
+    deps.log.warn('the clone failed and its partly loaded schema could not be emptied: run clone again (it starts over), ' +
+      'and do not start the application on this schema before', { schema: deps.schema, code: (e as { code?: string }).code });
   }
 }
 

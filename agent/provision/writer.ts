@@ -2,7 +2,8 @@
 // HTTP response): header, every table's rows, then — once capture has journaled
 // past the snapshot's binlog position — the child's cursor on this node is set
 // and the trailer (journal seq, row counts, sha256) closes the file.
-// Memory stays flat: rows stream from the server with backpressure into gzip.
+// Memory stays flat: rows stream from the server with backpressure into gzip
+// (and, for a file, through the sealing of sealed.ts).
 import { createHash, type Hash } from 'node:crypto';
 import { once } from 'node:events';
 import type { Writable } from 'node:stream';
@@ -16,6 +17,7 @@ import {
 } from './format.js';
 import { formatPosition, type BinlogPosition } from '../capture/position.js';
 import { createProgress, type Progress } from './progress.js';
+import { sealer } from './sealed.js';
 import { openSnapshotSource } from './source.js';
 
 export interface SnapshotDeps {
@@ -39,6 +41,13 @@ export interface SnapshotDeps {
   readonly gzipLevel?: number;
   /** called once the snapshot transaction is open, before the first byte is written (HTTP status line) */
   readonly onOpen?: () => void;
+  /**
+   * Seal the output for `peer` with this secret, the child's token (snapshot
+   * files: sealed.ts). The HTTP body is not sealed: TLS protects it.
+   */
+  readonly sealWith?: string;
+  /** plaintext bytes per sealed chunk (default 64 KiB) */
+  readonly sealChunk?: number;
 }
 
 export interface SnapshotResult {
@@ -108,7 +117,11 @@ export async function writeSnapshot(deps: SnapshotDeps, peer: string, out: Writa
     throw e;
   }
   const gz = createGzip({ level: deps.gzipLevel ?? 6 });
-  const piping = pipeline(gz, out);
+  const piping = deps.sealWith === undefined
+    ? pipeline(gz, out)
+    : pipeline(gz, sealer({
+      sender: deps.node, receiver: peer, secret: deps.sealWith, ...(deps.sealChunk === undefined ? {} : { chunkSize: deps.sealChunk }),
+    }), out);
   piping.catch(() => undefined);
   const hash = createHash('sha256');
   const sink = new LineSink(gz, hash, piping);

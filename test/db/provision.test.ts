@@ -1,7 +1,9 @@
-// Snapshot → file → clone between two real servers: the child ends identical
+// Snapshot → stream → clone between two real servers: the child ends identical
 // (structure and every value, bit for bit), the parent's cursor for the child is
 // the journal seq at the snapshot's binlog position, and damaged, foreign or
-// unwanted loads are refused before they are marked complete.
+// unwanted loads are refused before they are marked complete. The streams here
+// are unsealed, as the HTTP body is; snapshot files are sealed on top of this
+// (provision-sealed.test.ts).
 import t, { type Test } from 'tap';
 import { createReadStream, createWriteStream } from 'node:fs';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
@@ -203,6 +205,8 @@ void t.test('snapshot to a file and clone it: identical structure and data, curs
     await t.rejects(cloneSnapshot(cloneDeps(leaf, true), async () => createReadStream(bad)), { code: 'SPOKESYNC_E_SNAPSHOT' });
     const [mark] = await leaf.db.query<{ v: string }>("SELECT v FROM spokesync.meta WHERE k = 'clone'");
     t.match(JSON.parse(mark?.v ?? '{}'), { state: 'loading' }, 'not marked complete');
+    const [left] = await leaf.db.query<{ n: string }>("SELECT COUNT(*) AS n FROM information_schema.TABLES WHERE TABLE_SCHEMA = 'openmrs'");
+    t.equal(Number(left?.n), 0, 'the checksum fails only at the end, after every row loaded: the schema is emptied again');
     const truncated = join(dir, 'truncated.snapshot');
     await writeFile(truncated, good.subarray(0, Math.floor(good.length * 0.7)));
     await t.rejects(cloneSnapshot(cloneDeps(leaf), async () => createReadStream(truncated)), { code: 'SPOKESYNC_E_SNAPSHOT' },
