@@ -253,6 +253,8 @@ export class Capture {
           }
           await this.settle();
           this.inflight = this.commit(group, built);
+          // settle() reports a failure; until then it must not count as unhandled (the process would exit)
+          this.inflight.catch(() => undefined);
           continue;
         }
         // every await below lets events in: look at the queue again before going on
