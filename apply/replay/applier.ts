@@ -3,6 +3,7 @@
 // the ledger row, identities → local ids, conflict detection). Used by a
 // parent for its children's batches and by a child for its parent's.
 import type { Db } from '../../agent/db.js';
+import { SpokesyncError, isSpokesyncError } from '../../agent/errors.js';
 import type { Logger } from '../../agent/log.js';
 import type { Catalog } from '../../agent/schema/catalog.js';
 import { decodeChangeSet } from '../codec/decode.js';
@@ -85,12 +86,12 @@ export class Applier {
    * or unsynced table or column, or is malformed), then applies in order.
    */
   applyBatch(fromPeer: string, entries: readonly BatchEntry[]): Promise<ApplyReport> {
-    return this.serially(() => this.apply(fromPeer, entries));
+    return this.serially(() => typed(this.apply(fromPeer, entries)));
   }
 
   /** Retries quarantined change sets in origin order (called on every exchange). */
   retryQuarantine(): Promise<ApplyReport> {
-    return this.serially(() => this.retry());
+    return this.serially(() => typed(this.retry()));
   }
 
   private serially<T>(fn: () => Promise<T>): Promise<T> {
@@ -178,6 +179,16 @@ export class Applier {
     } catch (e) {
       return e instanceof Error ? e : new Error(String(e));
     }
+  }
+}
+
+/** A failure outside a group's transaction (e.g. the database went away while the quarantine was read), typed. */
+async function typed<T>(p: Promise<T>): Promise<T> {
+  try {
+    return await p;
+  } catch (e) {
+    if (isSpokesyncError(e)) throw e;
+    throw new SpokesyncError('SPOKESYNC_E_APPLY', `applying was interrupted (${(e as { code?: string }).code ?? (e as Error).message}); what was not committed comes again`, { cause: e });
   }
 }
 
