@@ -4,16 +4,8 @@
 import t from 'tap';
 import { randomBytes } from 'node:crypto';
 import { open, seal, type UsbHeader } from '../../agent/usb/format.js';
+import { chunks, collect } from '../helpers/streams.js';
 
-async function collect(gen: AsyncIterable<Buffer>): Promise<Buffer> {
-  const parts: Buffer[] = [];
-  for await (const p of gen) parts.push(p);
-  return Buffer.concat(parts);
-}
-
-async function* chunks(buf: Buffer, size = 1000): AsyncGenerator<Buffer> {
-  for (let i = 0; i < buf.length; i += size) yield buf.subarray(i, i + size);
-}
 
 const secret = 'child-token-1';
 const sealed = async (plain: Buffer, chunkSize = 100): Promise<Buffer> =>

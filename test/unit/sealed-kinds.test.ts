@@ -7,16 +7,8 @@ import { createCipheriv, hkdfSync, randomBytes } from 'node:crypto';
 import { Readable } from 'node:stream';
 import { SNAPSHOT_FILE, USB_FILE, open, seal, type FileKind, type UsbHeader } from '../../agent/usb/format.js';
 import { unsealed } from '../../agent/provision/sealed.js';
+import { chunks, collect } from '../helpers/streams.js';
 
-async function collect(gen: AsyncIterable<Buffer>): Promise<Buffer> {
-  const parts: Buffer[] = [];
-  for await (const p of gen) parts.push(p);
-  return Buffer.concat(parts);
-}
-
-async function* chunks(buf: Buffer, size = 1000): AsyncGenerator<Buffer> {
-  for (let i = 0; i < buf.length; i += size) yield buf.subarray(i, i + size);
-}
 
 const secret = 'tok-leaf-0123456789';
 const peers = { sender: 'hub', receiver: 'leaf', secret };
