@@ -22,9 +22,17 @@ export const RESUMABLE_BYTES = 2048;
 
 const ID = /^[A-Za-z0-9_-]{22}$/;
 
-/** The name of a body: 128 bits of its SHA-256, base64url (22 characters). */
+/** The name of a body fed piece by piece: 128 bits of its SHA-256, base64url (22 characters). */
+export function uploadDigest(): { update(piece: Buffer): void; id(): string } {
+  const h = createHash('sha256');
+  return { update: (piece) => h.update(piece), id: () => h.digest().subarray(0, 16).toString('base64url') };
+}
+
+/** The name of a whole body (uploadDigest). */
 export function uploadId(body: Buffer): string {
-  return createHash('sha256').update(body).digest().subarray(0, 16).toString('base64url');
+  const d = uploadDigest();
+  d.update(body);
+  return d.id();
 }
 
 /** A header's value when it is a well-formed upload id, else null. */

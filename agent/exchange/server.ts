@@ -20,7 +20,7 @@ import {
   CAP_BYTES_HEADER, CAP_RECORDS_HEADER, DEFAULT_CAPS, EXCHANGE_PATH, HEALTH_PATH, PEER_PATH, type ExchangeCore,
 } from './protocol.js';
 import {
-  HAVE_HEADER, OFFSET_HEADER, RESUME_HEADER, UPLOAD_HEADER, UploadStore, parseOffset, parseUploadId, uploadId,
+  HAVE_HEADER, OFFSET_HEADER, RESUME_HEADER, UPLOAD_HEADER, UploadStore, parseOffset, parseUploadId, uploadDigest,
 } from './resume.js';
 import { batchBuffer, collectBatch } from './wire.js';
 
@@ -230,18 +230,21 @@ export class ExchangeServer {
     let answering = false;
     // req is piped, not pipelined: a failure downstream must leave the socket open for the answer
     const wire = new ByteLimit(listen.maxBodyBytes, 'body');
+    // a named body is kept in pieces (to hold it if the connection is lost) and hashed as it comes
     const raw: Buffer[] = [];
+    const digest = uploadDigest();
+    let rawBytes = 0;
+    const keep = (c: Buffer): void => {
+      rawBytes += c.length;
+      if (rawBytes > listen.maxBodyBytes) return;
+      raw.push(c);
+      digest.update(c);
+    };
     if (prefix) {
-      raw.push(prefix);
+      keep(prefix);
       wire.write(prefix);
     }
-    let rawBytes = prefix?.length ?? 0;
-    if (upload) {
-      req.on('data', (c: Buffer) => {
-        rawBytes += c.length;
-        if (rawBytes <= listen.maxBodyBytes) raw.push(c);
-      });
-    }
+    if (upload) req.on('data', keep);
     req.pipe(wire);
     req.once('close', () => {
       if (req.complete) return;
@@ -273,7 +276,7 @@ export class ExchangeServer {
       bodyRead = true;
       if (upload) {
         this.uploads.delete(child.id);
-        if (uploadId(Buffer.concat(raw)) !== upload) {
+        if (digest.id() !== upload) {
           throw new SpokesyncError('SPOKESYNC_E_XML', prefix ? 'the resumed body does not match its upload id' : 'the body does not match its upload id');
         }
       }
