@@ -139,7 +139,7 @@ void t.test('client', async (t) => {
   });
 
   await t.test('a resumed body that does not match its name is refused, and the batch goes whole', async (t) => {
-    const { hub, leaf, client, proxy, server } = await setup(t, db, 'h', 'none', { records: 100, bytes: 1 << 20 });
+    const { hub, leaf, client, proxy } = await setup(t, db, 'h', 'none', { records: 100, bytes: 1 << 20 });
     await client.parentId();
     await fill(db, leaf, 'leaf-h', 40);
     // a continuation naming an upload the parent does not hold
@@ -157,8 +157,7 @@ void t.test('client', async (t) => {
     t.equal(bad.status, 400);
     t.match(await bad.text(), /does not match its upload id/);
     t.ok((await client.sync()).drained, 'the real batch still goes');
-    t.equal(ids(hub).length, 40);
-    t.ok(server.port > 0);
+    t.same(ids(hub), Array.from({ length: 40 }, (_, i) => `leaf-h:${i + 1}`), 'only the real batch was applied, once');
   });
 
   await t.test('random drops on a slow link still converge', async (t) => {
@@ -227,7 +226,7 @@ void t.test('client', async (t) => {
     t.same(seen.slice(0, 3), ['spokesync-vbr', 'spokesync-ubr', 'br'], 'down to br');
     t.ok(seen.slice(2).every((e) => e === 'br'), `and stayed on br: ${seen.join(',')}`);
     t.same(ids(hub), Array.from({ length: 8 }, (_, i) => `leaf-e:${i + 1}`));
-    t.ok(proxy.stats.connections >= 0);
+    t.equal(proxy.stats.bytesUp, 0, 'every request went through the front');
   });
 
   await t.test('permanent failures are not retried; transient ones are, then reported', async (t) => {
