@@ -21,21 +21,25 @@ export function tableFilter(f: TableFilter | undefined): ((table: string) => boo
   return (t) => f.include.some((p) => matchGlob(p, t)) && !f.exclude.some((p) => matchGlob(p, t));
 }
 
+/** The tables configured to flow only `direction`. */
+function oneWay(config: Pick<Config, 'tables'>, direction: 'up' | 'down'): ReadonlySet<string> {
+  return new Set(Object.entries(config.tables.direction).filter(([, d]) => d === direction).map(([t]) => t));
+}
+
 /**
  * The route toward `peer`. Toward the parent, tables set 'down' stay here;
  * toward a child, tables set 'up' stay here and the child's filter applies.
  */
 export function routeTo(config: Pick<Config, 'tables' | 'children'>, peer: string, role: PeerRole): Route {
-  const blocked = role === 'parent' ? 'down' : 'up';
-  const oneWay = new Set(Object.entries(config.tables.direction).filter(([, d]) => d === blocked).map(([t]) => t));
+  const blocked = oneWay(config, role === 'parent' ? 'down' : 'up');
   const child = role === 'child' ? config.children.find((c) => c.id === peer) : undefined;
   const own = tableFilter(child?.tables);
-  const acceptsAll = oneWay.size === 0 && own === null;
+  const acceptsAll = blocked.size === 0 && own === null;
   return {
     peer,
     role,
     acceptsAll,
-    accepts: (t) => !oneWay.has(t) && (own === null || own(t)),
+    accepts: (t) => !blocked.has(t) && (own === null || own(t)),
   };
 }
 
@@ -46,7 +50,7 @@ export function routeTo(config: Pick<Config, 'tables' | 'children'>, peer: strin
  * direction when it is refused, else null.
  */
 export function refusedFrom(config: Pick<Config, 'tables'>, role: PeerRole): (table: string) => 'up' | 'down' | null {
-  const blocked = role === 'parent' ? 'up' : 'down';
-  const oneWay = new Set(Object.entries(config.tables.direction).filter(([, d]) => d === blocked).map(([t]) => t));
-  return (t) => (oneWay.has(t) ? blocked : null);
+  const direction = role === 'parent' ? 'up' : 'down';
+  const blocked = oneWay(config, direction);
+  return (t) => (blocked.has(t) ? direction : null);
 }
