@@ -6,16 +6,19 @@
 // Then a 1,000,000-row backlog for the capture process's peak memory (VmHWM),
 // with node's defaults and with the V8 flags the daemon ships with.
 import { readFile } from 'node:fs/promises';
+import { availableParallelism } from 'node:os';
+import { join } from 'node:path';
 import ZongJi from '@vlasky/zongji';
 import type { AnyBinlogEvent } from '@vlasky/zongji';
 import { specOf } from '../../agent/config/reference.js';
 import { parseBytes } from '../../agent/config/units.js';
 import { startServer, type TestServer } from '../helpers/mariadb.js';
-import { dbFor, spawnCapture } from '../helpers/capture-fixture.js';
+import { dbFor, spawnCapture, type CaughtUp } from '../helpers/capture-fixture.js';
 import type { Db } from '../../agent/db.js';
 import type { CaptureProcArgs } from '../helpers/capture-proc.js';
 
 const ROWS = 200_000;
+const CORES = availableParallelism();
 const PER_TXN = 100;
 const BIG_ROWS = Number(process.env.BENCH_BIG_ROWS ?? 1_000_000);
 /**
@@ -49,17 +52,24 @@ export async function bench(log: (line: string) => void): Promise<void> {
 
     // 1. throughput: 200,000 rows in transactions of 100, captured twice
     const run1 = await backlog(s, db, [['ss_rate'], ['ss_rate_lp', LP]], ROWS, 0, log);
+    const server0 = await serverCpuMs(s);
     const raw = await rawDecode(s, run1.start, run1.end);
+    const rawServerMs = (await serverCpuMs(s)) - server0;
     const rawRate = raw.rows / (raw.ms / 1000);
-    log(`zongji decode alone: ${raw.rows} rows in ${(raw.ms / 1000).toFixed(2)} s = ${Math.round(rawRate)} rows/s`);
+    log(`zongji decode alone: ${raw.rows} rows in ${(raw.ms / 1000).toFixed(2)} s = ${Math.round(rawRate)} rows/s; ` +
+      `CPU per row: ${perRow(raw.cpuMs, ROWS)} µs in node, ${perRow(rawServerMs, ROWS)} µs in the server (binlog dump)`);
     for (const [state, account, how] of [['ss_rate', undefined, 'state writes kept out of the binlog (root)'], ['ss_rate_lp', LP, 'state writes binlogged (no BINLOG ADMIN)']] as const) {
+      const before = await serverCpuMs(s);
       const cap = await captureRun(s, state, [], account);
+      const serverMs = (await serverCpuMs(s)) - before;
       await checkJournal(db, state, ROWS / PER_TXN, ROWS);
       const capRate = ROWS / (cap.ms / 1000);
       log(`capture to committed journal, ${how}: ${ROWS} rows (${cap.journaled} change sets) in ${(cap.ms / 1000).toFixed(2)} s = ` +
         `${Math.round(capRate)} rows/s; ratio capture/zongji ${(capRate / rawRate).toFixed(3)}× (target ≥ 0.5×); ` +
-        `state binlogged: ${String(cap.stateBinlogged)}; peak RSS ${cap.peakMb.toFixed(0)} MB (node defaults)`);
+        `state binlogged: ${String(cap.stateBinlogged)}; peak RSS ${cap.peakMb.toFixed(0)} MB (node defaults); ` +
+        `CPU per row: ${perRow(cap.cpuMs, ROWS)} µs in the capture process, ${perRow(serverMs, ROWS)} µs in the server`);
     }
+    await stateWriteFloor(s, db, 'ss_rate', raw, rawServerMs, log);
 
     // 2. memory: a 1,000,000-row backlog, captured with node's defaults and with the daemon's flags
     await db.exec('TRUNCATE TABLE app.item');
@@ -129,7 +139,7 @@ function args(s: TestServer, state: string, account?: Account): CaptureProcArgs 
 /** Runs a capture process to the end of the binlog, sampling its memory. */
 async function captureRun(
   s: TestServer, state: string, nodeArgs: readonly string[] = [], account?: Account,
-): Promise<{ ms: number; journaled: number; stateBinlogged?: boolean; peakMb: number }> {
+): Promise<CaughtUp & { peakMb: number }> {
   const child = spawnCapture(args(s, state, account), nodeArgs);
   let peakKb = 0;
   const sample = async (): Promise<void> => {
@@ -150,11 +160,12 @@ async function captureRun(
 }
 
 /** zongji alone over the same events: rows decoded per second. */
-async function rawDecode(s: TestServer, start: Pos, end: Pos): Promise<{ rows: number; ms: number }> {
+async function rawDecode(s: TestServer, start: Pos, end: Pos): Promise<{ rows: number; ms: number; cpuMs: number }> {
   const z = new ZongJi({ host: s.host, port: s.port, user: 'root', dateStrings: true, supportBigNumbers: true, bigNumberStrings: true, timezone: 'Z' });
   let rows = 0;
   let file = start.file;
   const t0 = Date.now();
+  const cpu0 = process.cpuUsage();
   await new Promise<void>((resolve, reject) => {
     z.on('error', reject);
     z.on('binlog', (ev: AnyBinlogEvent) => {
@@ -169,6 +180,66 @@ async function rawDecode(s: TestServer, start: Pos, end: Pos): Promise<{ rows: n
     });
   });
   const ms = Date.now() - t0;
+  const cpu = process.cpuUsage(cpu0);
   z.stop();
-  return { rows, ms };
+  return { rows, ms, cpuMs: (cpu.user + cpu.system) / 1000 };
+}
+
+function perRow(ms: number, rows: number): string {
+  return ((ms * 1000) / rows).toFixed(2);
+}
+
+/** CPU time (user + system, all threads) the server has used so far, from /proc. */
+async function serverCpuMs(s: TestServer): Promise<number> {
+  const pid = (await readFile(join(s.datadir, 'mysqld.pid'), 'utf8')).trim();
+  const fields = (await readFile(`/proc/${pid}/stat`, 'utf8')).split(') ')[1]!.split(' ');
+  // utime and stime are fields 14 and 15 of the line, in clock ticks (100 per second on Linux)
+  return (Number(fields[11]) + Number(fields[12])) * 10;
+}
+
+/**
+ * What the durable state alone costs the server: capture's idmap rows and
+ * journal rows, copied into empty tables of the same definition by multi-row
+ * INSERTs from a client in transactions of a capture group's size. With the
+ * decode zongji does anyway, this bounds what capture could reach on this
+ * machine if mapping and encoding cost nothing: the server and the capture
+ * process share its cores, so rows/s ≤ cores / (CPU per row of decode + dump
+ * + these writes).
+ */
+async function stateWriteFloor(
+  s: TestServer, db: Db, state: string, raw: { ms: number; cpuMs: number }, rawServerMs: number, log: (l: string) => void,
+): Promise<void> {
+  await db.exec('CREATE DATABASE floor');
+  const conn = await s.connect('floor');
+  try {
+    await conn.query('SET SESSION sql_log_bin = 0');
+    const cost: Record<string, number> = {};
+    for (const t of ['idmap', 'journal']) {
+      await conn.query(`CREATE TABLE floor.${t} LIKE ${state}.${t}`);
+      const [, cols] = await conn.query(`SELECT * FROM ${state}.${t} LIMIT 0`) as unknown as [unknown, { name: string }[]];
+      const names = cols.map((c) => c.name).filter((n) => n !== 'seq');
+      const keyCol = t === 'idmap' ? 'tbl, local_id' : 'seq';
+      const total = Number(((await conn.query(`SELECT COUNT(*) AS n FROM ${state}.${t}`)) as unknown as [{ n: number }[]])[0][0]!.n);
+      let spent = 0;
+      const perTxn = t === 'idmap' ? 5000 : 50;
+      for (let off = 0; off < total; off += perTxn) {
+        const [rows] = await conn.query(`SELECT ${names.join(', ')} FROM ${state}.${t} ORDER BY ${keyCol} LIMIT ${perTxn} OFFSET ${off}`) as unknown as [Record<string, unknown>[]];
+        const before = await serverCpuMs(s);
+        await conn.query('BEGIN');
+        for (let i = 0; i < rows.length; i += 100) {
+          await conn.query(`INSERT INTO floor.${t} (${names.join(', ')}) VALUES ?`, [rows.slice(i, i + 100).map((r) => names.map((n) => r[n]))]);
+        }
+        await conn.query('COMMIT');
+        spent += (await serverCpuMs(s)) - before;
+      }
+      cost[t] = spent;
+      log(`the ${t} rows alone (${total}), written from a client: ${(spent / 1000).toFixed(2)} s of server CPU = ${perRow(spent, ROWS)} µs per captured row`);
+    }
+    const floorPerRow = (raw.cpuMs + rawServerMs + cost.idmap! + cost.journal!) / ROWS;
+    const ceiling = (CORES / floorPerRow) / (ROWS / raw.ms);
+    log(`ceiling on ${CORES} cores with mapping and encoding free: decode + dump + idmap + journal = ${(floorPerRow * 1000).toFixed(2)} µs of CPU per row, ` +
+      `so capture/zongji ≤ ${ceiling.toFixed(2)}× (the idmap alone takes ${((cost.idmap! / ROWS) / floorPerRow * 100).toFixed(0)}% of it)`);
+  } finally {
+    await conn.end();
+  }
 }

@@ -95,9 +95,18 @@ export interface CaptureChild {
   /** capture is running */
   readonly ready: Promise<void>;
   /** catch-up mode: capture reached the end of the binlog */
-  readonly caughtUp: Promise<{ ms: number; journaled: number; stateBinlogged?: boolean }>;
+  readonly caughtUp: Promise<CaughtUp>;
   readonly exited: Promise<number | null>;
   stderr(): string;
+}
+
+/** What a capture process in catch-up mode reports when it reached the end of the binlog. */
+export interface CaughtUp {
+  readonly ms: number;
+  /** CPU time of the capture process (all threads) over the same span */
+  readonly cpuMs: number;
+  readonly journaled: number;
+  readonly stateBinlogged?: boolean;
 }
 
 /** Runs test/helpers/capture-proc.js in a child process. */
@@ -108,15 +117,15 @@ export function spawnCapture(args: CaptureProcArgs, nodeArgs: readonly string[] 
   proc.stderr!.on('data', (d: Buffer) => { err = (err + d.toString()).slice(-20_000); });
   const exited = new Promise<number | null>((resolve) => proc.once('close', (code) => resolve(code)));
   let onReady: () => void = () => undefined;
-  let onCaughtUp: (v: { ms: number; journaled: number; stateBinlogged?: boolean }) => void = () => undefined;
+  let onCaughtUp: (v: CaughtUp) => void = () => undefined;
   const ready = new Promise<void>((resolve) => { onReady = resolve; });
-  const caughtUp = new Promise<{ ms: number; journaled: number; stateBinlogged?: boolean }>((resolve) => { onCaughtUp = resolve; });
+  const caughtUp = new Promise<CaughtUp>((resolve) => { onCaughtUp = resolve; });
   const failed = exited.then((code) => { throw new Error(`capture process exited (${code}) before it was ready: ${err.slice(-2000)}`); });
   failed.catch(() => undefined);
   createInterface({ input: proc.stdout! }).on('line', (line) => {
-    const msg = JSON.parse(line) as { ready?: boolean; caughtUp?: boolean; ms?: number; journaled?: number; stateBinlogged?: boolean };
+    const msg = JSON.parse(line) as { ready?: boolean; caughtUp?: boolean; ms?: number; cpuMs?: number; journaled?: number; stateBinlogged?: boolean };
     if (msg.ready) onReady();
-    if (msg.caughtUp) onCaughtUp({ ms: msg.ms ?? 0, journaled: msg.journaled ?? 0, ...(msg.stateBinlogged === undefined ? {} : { stateBinlogged: msg.stateBinlogged }) });
+    if (msg.caughtUp) onCaughtUp({ ms: msg.ms ?? 0, cpuMs: msg.cpuMs ?? 0, journaled: msg.journaled ?? 0, ...(msg.stateBinlogged === undefined ? {} : { stateBinlogged: msg.stateBinlogged }) });
   });
   // handled here so a child killed on purpose is not an unhandled rejection; awaiting still throws
   const readyOrFailed = Promise.race([ready, failed]);

@@ -2,7 +2,8 @@
 // benchmark that measures its memory. Run from dist:
 //   node dist/test/helpers/capture-proc.js '<json CaptureProcArgs>'
 // Prints one JSON line per milestone on stdout: {"ready":true} once capture
-// runs; in catch-up mode {"caughtUp":true,"ms":...,"journaled":...} and exits.
+// runs; in catch-up mode {"caughtUp":true,"ms":...,"cpuMs":...,"journaled":...} and exits
+// (cpuMs: the process's CPU time over all its threads, from start to caught up).
 import { Capture } from '../../agent/capture/capture.js';
 import { openDb } from '../../agent/db.js';
 import { createLogger } from '../../agent/log.js';
@@ -40,6 +41,7 @@ async function main(): Promise<void> {
     ...(args.memoryBytes === undefined ? {} : { memoryBytes: args.memoryBytes }),
   });
   const started = Date.now();
+  const cpu0 = process.cpuUsage();
   await capture.start();
   process.stdout.write(JSON.stringify({ ready: true }) + '\n');
   const shutdown = (): void => {
@@ -50,7 +52,10 @@ async function main(): Promise<void> {
   if (args.mode === 'catchup') {
     await capture.caughtUp(args.timeoutMs ?? 600_000);
     const st = capture.status();
-    process.stdout.write(JSON.stringify({ caughtUp: true, ms: Date.now() - started, journaled: st.journaled, stateBinlogged: st.stateBinlogged }) + '\n');
+    const cpu = process.cpuUsage(cpu0);
+    process.stdout.write(JSON.stringify({
+      caughtUp: true, ms: Date.now() - started, cpuMs: (cpu.user + cpu.system) / 1000, journaled: st.journaled, stateBinlogged: st.stateBinlogged,
+    }) + '\n');
     await capture.stop();
     await db.close();
     process.exit(0);
