@@ -3,6 +3,7 @@
 // `parent` is set; quarantined change sets are retried on every tick. SIGTERM
 // stops cleanly: the batch in flight finishes, requests in flight finish, capture stops.
 import type { CommandSpec } from '../cli/command.js';
+import { DAEMON_HEAP_FLAGS, missingHeapFlags } from '../cli/heap-flags.js';
 import { realSleep } from '../exchange/client.js';
 import { isSpokesyncError } from '../errors.js';
 import { withNode } from '../node.js';
@@ -24,6 +25,12 @@ export const command: CommandSpec = {
   logTo: 'stdout',
   async run(ctx) {
     const { config, log, signal } = ctx;
+    const missing = missingHeapFlags(process.execArgv, process.env.NODE_OPTIONS);
+    if (missing.length > 0) {
+      log.warn("node runs without the daemon's heap flags: on a large capture backlog memory can grow to about twice as much", {
+        missing, fix: `NODE_OPTIONS="${DAEMON_HEAP_FLAGS.join(' ')}" (deploy/spokesync.service sets it)`,
+      });
+    }
     return withNode(config, log, async (node) => {
       await node.beginCapture();
       await node.startServer();

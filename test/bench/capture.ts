@@ -10,6 +10,7 @@ import { availableParallelism } from 'node:os';
 import { join } from 'node:path';
 import ZongJi from '@vlasky/zongji';
 import type { AnyBinlogEvent } from '@vlasky/zongji';
+import { DAEMON_HEAP_FLAGS } from '../../agent/cli/heap-flags.js';
 import { specOf } from '../../agent/config/reference.js';
 import { parseBytes } from '../../agent/config/units.js';
 import { startServer, type TestServer } from '../helpers/mariadb.js';
@@ -21,13 +22,8 @@ const ROWS = 200_000;
 const CORES = availableParallelism();
 const PER_TXN = 100;
 const BIG_ROWS = Number(process.env.BENCH_BIG_ROWS ?? 1_000_000);
-/**
- * The V8 flags the daemon runs with (deploy/ and the `spokesync` bin must carry the
- * same, e.g. NODE_OPTIONS, which accepts both): without them V8 lets garbage pile up
- * far past the live set before it collects.
- */
-export const DAEMON_NODE_ARGS = ['--max-old-space-size=96', '--max-semi-space-size=2'];
-const MEM_NODE_ARGS = process.env.BENCH_NODE_ARGS === undefined ? DAEMON_NODE_ARGS : process.env.BENCH_NODE_ARGS.split(' ').filter((a) => a !== '');
+/** The V8 flags the daemon runs with (agent/cli/heap-flags.ts). */
+const MEM_NODE_ARGS = process.env.BENCH_NODE_ARGS === undefined ? DAEMON_HEAP_FLAGS : process.env.BENCH_NODE_ARGS.split(' ').filter((a) => a !== '');
 /** The daemon's capture memory budget (config capture.memoryBytes, its default). */
 const MEMORY_BYTES = parseBytes(String(specOf('capture.memoryBytes')!.default))!;
 /** The least-privilege account (mysql-conf/grants.sql, without BINLOG ADMIN). */
