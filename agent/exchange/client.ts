@@ -3,6 +3,7 @@
 // is off; p-retry is the one retry layer, with the delay from a pure function
 // and an injected sleep. A dropped connection costs at most the batch in flight.
 import { X509Certificate } from 'node:crypto';
+import type { IncomingMessage } from 'node:http';
 import { readFileSync } from 'node:fs';
 import { checkServerIdentity, type PeerCertificate } from 'node:tls';
 import got, { type Response } from 'got';
@@ -18,7 +19,8 @@ import {
   CAP_BYTES_HEADER, CAP_RECORDS_HEADER, DEFAULT_CAPS, EXCHANGE_PATH, PEER_PATH, type ExchangeCore, type TakeResult,
 } from './protocol.js';
 import {
-  HAVE_HEADER, OFFSET_HEADER, RESUMABLE_BYTES, RESUME_HEADER, UPLOAD_HEADER, parseOffset, uploadId,
+  ANSWER_HAVE_HEADER, ANSWER_HEADER, HAVE_HEADER, OFFSET_HEADER, RESUMABLE_BYTES, RESUME_HEADER, UPLOAD_HEADER, parseOffset,
+  parseUploadId, uploadId,
 } from './resume.js';
 import { batchBuffer, collectBatch } from './wire.js';
 
@@ -106,6 +108,75 @@ interface Upload {
   readonly id: string;
   /** bytes the parent holds */
   readonly held: number;
+}
+
+/**
+ * The parent's answer as it arrives, kept when the connection is lost part way
+ * so that the next probe asks for the rest only (resume.ts).
+ */
+class AnswerPart {
+  /** the named answer held in part, and its bytes so far */
+  id: string | null = null;
+  private pieces: Buffer[] = [];
+  length = 0;
+  /** the answer the response in flight carries, from which byte, and what came of it */
+  private arriving: { id: string | null; from: number; pieces: Buffer[]; length: number } | null = null;
+
+  /** A response began (status 200): named or not, from `from` (a continuation of the answer held) or whole. */
+  begin(id: string | null, from: number): void {
+    this.arriving = { id, from, pieces: [], length: 0 };
+  }
+
+  data(c: Buffer): void {
+    if (!this.arriving) return;
+    this.arriving.pieces.push(c);
+    this.arriving.length += c.length;
+  }
+
+  /** The response failed: keep what came of a named answer (joined to the part held when it continued it). */
+  lost(): void {
+    const a = this.arriving;
+    this.arriving = null;
+    if (!a || a.id === null || a.length === 0) return;
+    if (a.from === 0) {
+      this.id = a.id;
+      this.pieces = a.pieces;
+      this.length = a.length;
+    } else if (a.id === this.id && a.from === this.length) {
+      this.pieces.push(...a.pieces);
+      this.length += a.length;
+    }
+  }
+
+  /** ANSWER_HAVE_HEADER for the next probe, or nothing. */
+  header(): Record<string, string> {
+    return this.id !== null && this.length > 0 ? { [ANSWER_HAVE_HEADER]: `${this.id} ${this.length}` } : {};
+  }
+
+  /**
+   * The whole answer body of a response that arrived in full: a continuation is
+   * joined to the part held and must match its name; null when it does not fit
+   * (the part is forgotten and the exchange is tried again).
+   */
+  whole(res: Response<Buffer>): Buffer | null {
+    this.arriving = null;
+    const id = parseUploadId(res.headers[ANSWER_HEADER]);
+    const from = parseOffset(res.headers[OFFSET_HEADER]) ?? 0;
+    if (from === 0) {
+      this.forget();
+      return res.body;
+    }
+    const ok = id !== null && id === this.id && from === this.length;
+    const body = ok ? Buffer.concat([...this.pieces, res.body]) : null;
+    this.forget();
+    return body !== null && uploadId(body) === id ? body : null;
+  }
+
+  forget(): void {
+    this.id = null;
+    this.pieces = [];
+    this.length = 0;
+  }
 }
 
 function sum(a: TakeResult, b: TakeResult): TakeResult {
@@ -239,6 +310,7 @@ export class ExchangeClient {
     const max = this.o.maxInflatedBytes ?? 64 * 1024 * 1024;
     /** the upload in progress: its coding, name, and the bytes the parent holds */
     let upload = null as Upload | null;
+    const answerPart = new AnswerPart();
     let taken: TakeResult = { applied: 0, duplicates: 0, quarantined: 0, conflicts: 0, received: 0, replayed: 0 };
     const tries = Math.max(1, parent.maxTries);
     for (let pass = 0; ; pass++) {
@@ -252,7 +324,7 @@ export class ExchangeClient {
             const named = !probing && body.length >= RESUMABLE_BYTES;
             if (named && upload?.enc !== enc) upload = { enc, id: uploadId(body), held: 0 };
             const offset = named && upload ? upload.held : 0;
-            return got(`${this.base}${EXCHANGE_PATH}`, {
+            const req = got(`${this.base}${EXCHANGE_PATH}`, {
               ...this.gotOptions(),
               method: 'POST',
               body: offset > 0 ? body.subarray(offset) : body,
@@ -267,7 +339,18 @@ export class ExchangeClient {
                 ...(named && upload ? { [UPLOAD_HEADER]: upload.id } : {}),
                 ...(offset > 0 ? { [OFFSET_HEADER]: String(offset) } : {}),
                 ...(probing && upload ? { [RESUME_HEADER]: upload.id } : {}),
+                ...(probing ? answerPart.header() : {}),
               },
+            });
+            // the answer's bytes as they come (got keeps none of a body cut part way)
+            void req.on('request', (r) => r.on('response', (res: IncomingMessage) => {
+              if (res.statusCode !== 200) return;
+              answerPart.begin(parseUploadId(res.headers[ANSWER_HEADER]), parseOffset(res.headers[OFFSET_HEADER]) ?? 0);
+              res.on('data', (c: Buffer) => answerPart.data(c));
+            }));
+            return req.catch((e: unknown) => {
+              answerPart.lost();
+              throw e;
             });
           };
           let res = await post(this.requestEncoding);
@@ -281,9 +364,11 @@ export class ExchangeClient {
           }
         },
         async (res) => {
+          const body = answerPart.whole(res);
+          if (body === null) throw new SpokesyncError('SPOKESYNC_E_HTTP', 'the rest of the answer does not complete the part held');
           const renc = parseContentEncoding(res.headers['content-encoding']);
           if (renc === null) throw new SpokesyncError('SPOKESYNC_E_HTTP', 'the parent answered in an unknown encoding');
-          const batch = collectBatch([decompress(res.body, renc, max)], { maxBytes: max });
+          const batch = collectBatch([decompress(body, renc, max)], { maxBytes: max });
           return { batch: await batch, have: parseOffset(res.headers[HAVE_HEADER]) ?? 0 };
         },
         signal,

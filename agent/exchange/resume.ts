@@ -7,15 +7,24 @@
 // the rest (OFFSET_HEADER). The parent joins the two, checks the digest, and
 // takes the batch as if it had come in one piece.
 //
-// Partial bodies live in memory only (a restarted parent asks for the whole
-// batch again), one per child, each at most the body limit, all of them within
-// a byte budget, and for at most `ttlMs`.
+// Answers are resumed the same way, the other way round: the parent names each
+// large answer (ANSWER_HEADER) and keeps it until the child's next request;
+// a child that lost the connection part way through one says in its probe how
+// much of it it holds (ANSWER_HAVE_HEADER), and the parent sends only the rest
+// (OFFSET_HEADER in the answer). The child joins the two and checks the digest.
+//
+// Partial uploads and last answers live in memory only (after a restart the
+// whole body goes again), one of each per child, each at most the body limit,
+// all of them within a byte budget, and for at most `ttlMs`.
 import { createHash } from 'node:crypto';
 
 export const UPLOAD_HEADER = 'x-spokesync-upload';
 export const OFFSET_HEADER = 'x-spokesync-offset';
 export const RESUME_HEADER = 'x-spokesync-resume';
 export const HAVE_HEADER = 'x-spokesync-have';
+/** on an answer: its name; the child's probe names the answer it holds part of in ANSWER_HAVE_HEADER, `ID N` */
+export const ANSWER_HEADER = 'x-spokesync-answer';
+export const ANSWER_HAVE_HEADER = 'x-spokesync-answer-have';
 
 /** Bodies smaller than this are not named: resending them costs less than the headers. */
 export const RESUMABLE_BYTES = 2048;
@@ -45,9 +54,16 @@ export function parseOffset(v: string | string[] | undefined): number | null {
   return typeof v === 'string' && /^[0-9]{1,12}$/.test(v) ? Number(v) : null;
 }
 
-interface Partial {
+/** `ID N` of ANSWER_HAVE_HEADER: a part of answer ID of N bytes (N > 0), else null. */
+export function parseAnswerHave(v: string | string[] | undefined): { id: string; have: number } | null {
+  const m = typeof v === 'string' ? /^([A-Za-z0-9_-]{22}) ([1-9][0-9]{0,11})$/.exec(v) : null;
+  return m ? { id: m[1]!, have: Number(m[2]) } : null;
+}
+
+interface Partial<M> {
   readonly id: string;
   readonly bytes: Buffer;
+  readonly meta: M;
   readonly at: number;
 }
 
@@ -59,9 +75,9 @@ export interface UploadStoreOptions {
   readonly now?: () => number;
 }
 
-/** The parent's partial bodies, one per child. */
-export class UploadStore {
-  private readonly partials = new Map<string, Partial>();
+/** Bodies kept per child (the parent's partial uploads, its last answers), one per child; `meta` travels with each. */
+export class UploadStore<M = undefined> {
+  private readonly partials = new Map<string, Partial<M>>();
   private total = 0;
   private readonly maxBytes: number;
   private readonly ttlMs: number;
@@ -73,19 +89,24 @@ export class UploadStore {
     this.now = o.now ?? Date.now;
   }
 
-  /** The bytes held of upload `id` from `child`, or null. */
+  /** The bytes held of body `id` of `child`, or null. */
   get(child: string, id: string): Buffer | null {
+    return this.entry(child, id)?.bytes ?? null;
+  }
+
+  /** Body `id` of `child` with what was kept with it, or null. */
+  entry(child: string, id: string): { readonly bytes: Buffer; readonly meta: M } | null {
     const p = this.partials.get(child);
     if (!p || p.id !== id) return null;
     if (this.now() - p.at > this.ttlMs) {
       this.delete(child);
       return null;
     }
-    return p.bytes;
+    return p;
   }
 
-  /** Keeps what arrived of upload `id` (replacing whatever the child had before). */
-  set(child: string, id: string, bytes: Buffer): void {
+  /** Keeps body `id` (replacing whatever the child had before). */
+  set(child: string, id: string, bytes: Buffer, ...meta: M extends undefined ? [] : [M]): void {
     this.delete(child);
     if (bytes.length === 0 || bytes.length > this.maxBytes) return;
     // Map order is insertion order: the first entries are the oldest
@@ -93,7 +114,7 @@ export class UploadStore {
       if (this.total + bytes.length <= this.maxBytes && this.now() - p.at <= this.ttlMs) break;
       this.delete(c);
     }
-    this.partials.set(child, { id, bytes, at: this.now() });
+    this.partials.set(child, { id, bytes, meta: meta[0] as M, at: this.now() });
     this.total += bytes.length;
   }
 

@@ -14,13 +14,14 @@ import type { Logger } from '../log.js';
 import type { Route } from '../routing/filters.js';
 import type { Caps } from '../routing/journal.js';
 import {
-  ACCEPTED_CODINGS, ByteLimit, compress, decompress, decompressor, inflateError, isWholeBody, negotiate, parseContentEncoding,
+  ACCEPTED_CODINGS, ByteLimit, type Encoding, compress, decompress, decompressor, inflateError, isWholeBody, negotiate, parseContentEncoding,
 } from './compression.js';
 import {
   CAP_BYTES_HEADER, CAP_RECORDS_HEADER, DEFAULT_CAPS, EXCHANGE_PATH, HEALTH_PATH, PEER_PATH, type ExchangeCore,
 } from './protocol.js';
 import {
-  HAVE_HEADER, OFFSET_HEADER, RESUME_HEADER, UPLOAD_HEADER, UploadStore, parseOffset, parseUploadId, uploadDigest,
+  ANSWER_HAVE_HEADER, ANSWER_HEADER, HAVE_HEADER, OFFSET_HEADER, RESUMABLE_BYTES, RESUME_HEADER, UPLOAD_HEADER, UploadStore,
+  parseAnswerHave, parseOffset, parseUploadId, uploadDigest, uploadId,
 } from './resume.js';
 import { batchBuffer, collectBatch } from './wire.js';
 
@@ -96,6 +97,8 @@ export class ExchangeServer {
   private readonly log: Logger;
   /** partial bodies of uploads whose connection was lost */
   private readonly uploads = new UploadStore();
+  /** each child's last large answer, with its coding, until its next request: a child that lost part of it gets the rest */
+  private readonly answers = new UploadStore<Encoding>();
 
   constructor(private readonly o: ExchangeServerOptions) {
     this.log = o.log.child({ part: 'server' });
@@ -281,6 +284,27 @@ export class ExchangeServer {
         }
       }
       const taken = await this.o.core.take(child.id, batch.header, batch.entries);
+      const asked = parseUploadId(req.headers[RESUME_HEADER]);
+      const held = asked ? this.uploads.get(child.id, asked)?.length ?? 0 : 0;
+      res.sendDate = false;
+      // a probe from a child that holds part of the last answer: the rest of it (it is still
+      // a right answer: the child has taken none of it, and the journal only grows)
+      const part = parseAnswerHave(req.headers[ANSWER_HAVE_HEADER]);
+      const last = part && batch.entries.length === 0 ? this.answers.entry(child.id, part.id) : null;
+      if (last && part && part.have < last.bytes.length) {
+        const rest = last.bytes.subarray(part.have);
+        res.writeHead(200, {
+          'content-length': rest.length,
+          [ANSWER_HEADER]: part.id,
+          [OFFSET_HEADER]: String(part.have),
+          ...(held > 0 ? { [HAVE_HEADER]: String(held) } : {}),
+          ...(last.meta === 'identity' ? {} : { 'content-encoding': last.meta }),
+        });
+        res.end(rest);
+        log.info('exchange', { ...taken, resumedAnswer: part.id, bytesOut: rest.length, of: last.bytes.length });
+        await this.o.core.contact(child.id, 'ok').catch(() => undefined);
+        return;
+      }
       const max = this.o.maxCaps ?? { records: 1000, bytes: 1024 * 1024 };
       const caps: Caps = {
         records: capHeader(req.headers[CAP_RECORDS_HEADER], DEFAULT_CAPS.records, max.records),
@@ -289,11 +313,12 @@ export class ExchangeServer {
       const answer = await this.o.core.next(this.o.routeFor(child.id), caps);
       const out = negotiate(req.headers['accept-encoding'], enc);
       const body = compress(await batchBuffer(answer.header, answer.entries), out);
-      const asked = parseUploadId(req.headers[RESUME_HEADER]);
-      const held = asked ? this.uploads.get(child.id, asked)?.length ?? 0 : 0;
-      res.sendDate = false;
+      const named = body.length >= RESUMABLE_BYTES ? uploadId(body) : null;
+      if (named) this.answers.set(child.id, named, body, out);
+      else this.answers.delete(child.id);
       res.writeHead(200, {
         'content-length': body.length,
+        ...(named ? { [ANSWER_HEADER]: named } : {}),
         ...(held > 0 ? { [HAVE_HEADER]: String(held) } : {}),
         ...(out === 'identity' ? {} : { 'content-encoding': out }),
       });

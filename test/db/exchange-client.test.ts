@@ -12,6 +12,7 @@ import { routeTo } from '../../agent/routing/filters.js';
 import type { ParentConfig } from '../../agent/config/types.js';
 import { startServer } from '../helpers/mariadb.js';
 import { batchBuffer } from '../../agent/exchange/wire.js';
+import { uploadId } from '../../agent/exchange/resume.js';
 import { startProxy } from '../helpers/net-proxy.js';
 import { createServer, request } from 'node:http';
 import { changeSet, journal, nodeConfig, rigNode, type RigNode } from '../helpers/exchange-rig.js';
@@ -158,6 +159,104 @@ void t.test('client', async (t) => {
     t.match(await bad.text(), /does not match its upload id/);
     t.ok((await client.sync()).drained, 'the real batch still goes');
     t.same(ids(hub), Array.from({ length: 40 }, (_, i) => `leaf-h:${i + 1}`), 'only the real batch was applied, once');
+  });
+
+  await t.test('an answer cut part way is resumed: only the rest comes down, and each change is taken once', async (t) => {
+    const { hub, leaf, client, proxy, refused } = await setup(t, db, 'i', 'none', { records: 100, bytes: 1 << 20 });
+    await client.parentId();
+    await fill(db, hub, 'hub-i', 60);
+    const pending = await hub.core.next(routeTo(hub.config, 'leaf-i', 'child'), { records: 100, bytes: 1 << 20 });
+    const size = (await batchBuffer(pending.header, pending.entries)).length;
+    t.ok(size > 7000, `an answer of ${size} B`);
+    // cut 5000 bytes into the answer, then again 1000 bytes into the rest
+    proxy.cutNext({ direction: 'down', afterBytes: 5000 }, { direction: 'down', afterBytes: 1000 });
+    const down0 = proxy.stats.bytesDown;
+    const r = await client.sync();
+    t.ok(r.drained);
+    t.equal(r.received, 60);
+    t.same(ids(leaf), Array.from({ length: 60 }, (_, i) => `hub-i:${i + 1}`), 'each change taken once, in order');
+    const down = proxy.stats.bytesDown - down0;
+    t.ok(down < size + 3000, `${down} B came down for a ${size} B answer (sent whole again it would be over ${size + 6000})`);
+    const exchanges = refused.filter((l) => l.includes('"msg":"exchange"')).map((l) => JSON.parse(l) as { sent?: number; resumedAnswer?: string; bytesOut: number });
+    const resumed = exchanges.filter((e) => e.resumedAnswer !== undefined);
+    t.equal(resumed.length, 2, 'two probes each got the rest of the answer');
+    t.equal(new Set(resumed.map((e) => e.resumedAnswer)).size, 1, 'of the same answer');
+    t.equal(exchanges[0]?.sent, 60, 'which was built once');
+
+    // the parent's side, request by request: a probe naming an answer it does not hold, or a
+    // request that carries changes, gets a fresh answer; a probe naming its last answer, the rest
+    await fill(db, hub, 'hub-i', 30, 61);
+    const post = async (headers: Record<string, string>, entries = 0) => {
+      const mine = entries > 0 ? (await leaf.core.next(routeTo(leaf.config, 'hub-i', 'parent'), { records: entries, bytes: 1 << 20 })).entries : [];
+      const res = await fetch(`${proxy.url}/v1/exchange`, {
+        method: 'POST', body: await batchBuffer({ version: 1, from: 'leaf-i', to: 'hub-i', seq: '900', ack: '60', more: true }, mine),
+        headers: { authorization: `Bearer ${TOKEN}`, 'accept-encoding': 'identity', ...headers },
+      });
+      return { status: res.status, name: res.headers.get('x-spokesync-answer'), offset: res.headers.get('x-spokesync-offset'), body: Buffer.from(await res.arrayBuffer()) };
+    };
+    const fresh = await post({ 'x-spokesync-answer-have': `${'C'.repeat(22)} 100` });
+    t.equal(fresh.status, 200);
+    t.equal(fresh.offset, null, 'an answer it does not hold: a fresh one');
+    t.equal(fresh.name, uploadId(fresh.body), 'named by its digest');
+    const rest = await post({ 'x-spokesync-answer-have': `${fresh.name} 100` });
+    t.same([rest.status, rest.name, rest.offset], [200, fresh.name, '100'], 'its last answer: the rest');
+    t.ok(Buffer.concat([fresh.body.subarray(0, 100), rest.body]).equals(fresh.body), 'which completes it');
+    await fill(db, leaf, 'leaf-i', 1);
+    const withChanges = await post({ 'x-spokesync-answer-have': `${fresh.name} 100` }, 1);
+    t.same([withChanges.status, withChanges.offset], [200, null], 'a request with changes gets a fresh answer');
+    t.not(withChanges.name, fresh.name);
+  });
+
+  await t.test('a rest that does not complete the answer held is refused, and the answer comes whole', async (t) => {
+    const { hub, leaf, server } = await setup(t, db, 'j', 'none', { records: 100, bytes: 1 << 20 });
+    await fill(db, hub, 'hub-j', 40);
+    // a front that cuts the first named answer part way and spoils the rest it then carries
+    const asked: string[] = [];
+    let answers = 0;
+    const front = createServer((req, res) => {
+      const have = req.headers['x-spokesync-answer-have'];
+      if (typeof have === 'string') asked.push(have);
+      const up = request({ port: server.port, host: '127.0.0.1', path: req.url, method: req.method, headers: req.headers }, (r) => {
+        const parts: Buffer[] = [];
+        r.on('data', (c: Buffer) => parts.push(c));
+        r.on('end', () => {
+          const body = Buffer.concat(parts);
+          const named = r.headers['x-spokesync-answer'] !== undefined;
+          const n = named ? ++answers : 0;
+          res.writeHead(r.statusCode ?? 502, r.headers);
+          if (n === 1) {
+            res.write(body.subarray(0, 3000));
+            setTimeout(() => res.socket?.destroy(), 20);
+          } else if (n === 2) {
+            // still well-formed: one value changed (n37 → m37)
+            const at = body.lastIndexOf('>n');
+            if (at >= 0) body.write('m', at + 1);
+            res.end(body);
+          } else {
+            res.end(body);
+          }
+        });
+      });
+      req.pipe(up);
+    });
+    await new Promise<void>((r) => front.listen(0, '127.0.0.1', () => r()));
+    t.teardown(() => new Promise<void>((r) => { front.closeAllConnections(); front.close(() => r()); }));
+    const parent: ParentConfig = {
+      url: `http://127.0.0.1:${(front.address() as { port: number }).port}`, token: TOKEN, interval: 1000, timeout: 5000, maxTries: 5,
+      compression: 'none', batch: { records: 100, bytes: 1 << 20 },
+    };
+    const client = new ExchangeClient({
+      parent, node: leaf.id, core: leaf.core, db, stateSchema: leaf.stateSchema,
+      routeFor: (p) => routeTo(leaf.config, p, 'parent'), log: silentLogger, sleep: async () => undefined,
+    });
+    const r = await client.sync();
+    t.ok(r.drained);
+    t.equal(asked.length, 1, 'one probe asked for the rest');
+    t.match(asked[0], /^[A-Za-z0-9_-]{22} 3000$/, 'of the 3000 bytes it held');
+    t.ok(answers >= 3, `${answers} named answers: cut, spoilt, whole`);
+    t.same(ids(leaf), Array.from({ length: 40 }, (_, i) => `hub-j:${i + 1}`), 'the whole answer was taken, once');
+    const values = JSON.stringify(leaf.applier.taken.map((x) => x.entry.cs.ops));
+    t.ok(values.includes('"name":"n40"') && !values.includes('"name":"m'), 'and not the spoilt one');
   });
 
   await t.test('random drops on a slow link still converge', async (t) => {

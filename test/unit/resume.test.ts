@@ -1,7 +1,7 @@
 // The parent's store of partial uploads: one per child, keyed by the body's
 // name, within a byte budget (oldest out first) and a time to live.
 import t from 'tap';
-import { UploadStore, parseOffset, parseUploadId, uploadId } from '../../agent/exchange/resume.js';
+import { UploadStore, parseAnswerHave, parseOffset, parseUploadId, uploadId } from '../../agent/exchange/resume.js';
 
 void t.test('upload ids and offsets', async (t) => {
   const id = uploadId(Buffer.from('a batch'));
@@ -36,4 +36,22 @@ void t.test('store: per child and per name, budget, time to live', async (t) => 
   t.equal(s.get('c', 'id-c'), null, 'expired');
   s.delete('a');
   t.equal(s.bytes, 0);
+});
+
+void t.test('the part of an answer a probe holds', async (t) => {
+  const id = uploadId(Buffer.from('an answer'));
+  t.same(parseAnswerHave(`${id} 3000`), { id, have: 3000 });
+  for (const bad of [undefined, '', id, `${id} 0`, `${id} 012`, `${id}  5`, `${id} 5 `, `${id}x 5`, `${id} 1234567890123`, [`${id} 5`]]) {
+    t.equal(parseAnswerHave(bad), null, `refused: ${String(bad)}`);
+  }
+});
+
+void t.test('store: what is kept with a body', async (t) => {
+  const s = new UploadStore<string>({ maxBytes: 100 });
+  s.set('a', 'id-a', Buffer.alloc(10, 1), 'br');
+  t.match(s.entry('a', 'id-a'), { bytes: Buffer.alloc(10, 1), meta: 'br' });
+  t.equal(s.entry('a', 'id-b'), null, 'another name');
+  s.set('a', 'id-c', Buffer.alloc(5, 2), 'gzip');
+  t.same(s.entry('a', 'id-c')?.meta, 'gzip', 'replaced, with its own');
+  t.equal(s.bytes, 5);
 });
