@@ -1,10 +1,15 @@
-// FLOAT and DOUBLE values as the server writes them in query results, so a
-// value read from the binlog equals the value a SELECT returns.
+// FLOAT and DOUBLE values as text that holds them exactly and that spokesync's
+// own reads give for the same stored value.
 //
-// The binlog carries the exact IEEE-754 bits. The server prints:
-//   FLOAT         6 significant digits, DOUBLE the shortest text that reads
-//                 back to the same double (what JavaScript's String() gives);
-//   FLOAT(M,D), DOUBLE(M,D)  exactly D decimals.
+// The binlog carries the exact IEEE-754 bits. Their text:
+//   DOUBLE        the shortest text that reads back to the same double (what
+//                 the server prints, and JavaScript's String());
+//   FLOAT         the same of the float's exact value as a double (the server
+//                 prints only 6 significant digits of a FLOAT, 16777215 as
+//                 16777200, so spokesync reads FLOAT columns as CAST(c AS
+//                 DOUBLE): see exactFloatRead);
+//   FLOAT(M,D), DOUBLE(M,D)  exactly D decimals, as the server prints them
+//                 (the server rounds such values to D decimals when storing).
 // Rounding is to nearest, ties to even, on the exact binary value; JavaScript's
 // toPrecision/toFixed round ties away from zero, so the digits are worked out
 // exactly here. The result is then the number's canonical JavaScript text,
@@ -66,14 +71,6 @@ function toNumberText(negative: boolean, digits: string, exp10: number): string 
   return String(negative && n !== 0 ? -n : n);
 }
 
-/** The value rounded to `significant` digits (ties to even), as canonical number text. */
-export function formatSignificant(x: number, significant: number): string {
-  if (!Number.isFinite(x)) return String(x);
-  const e = exactDecimal(x);
-  if (e.digits === '0') return '0';
-  return toNumberText(e.negative, roundDigits(e.digits, significant), e.exp10);
-}
-
 /** The value rounded to `decimals` places (ties to even), as canonical number text. */
 export function formatFixed(x: number, decimals: number): string {
   if (!Number.isFinite(x)) return String(x);
@@ -84,7 +81,7 @@ export function formatFixed(x: number, decimals: number): string {
   return toNumberText(e.negative, roundDigits(padded, keep), e.exp10);
 }
 
-/** FLOAT and DOUBLE from the binlog, in the text a SELECT gives. `columnType` is e.g. 'float', 'double(20,6)'. */
+/** FLOAT and DOUBLE from the binlog, exact (module comment). `columnType` is e.g. 'float', 'double(20,6)'. */
 export function floatText(x: number, dataType: 'float' | 'double', columnType: string): string {
   return floatFormat(dataType, columnType)(x);
 }
@@ -98,8 +95,16 @@ export function floatFormat(dataType: 'float' | 'double', columnType: string): (
   if (!f) {
     const m = /\(\s*\d+\s*,\s*(\d+)\s*\)/.exec(columnType.toLowerCase());
     const decimals = m ? Number(m[1]) : -1;
-    f = decimals >= 0 ? (x) => formatFixed(x, decimals) : dataType === 'float' ? (x) => formatSignificant(x, 6) : String;
+    f = decimals >= 0 ? (x) => formatFixed(x, decimals) : String;
     formats.set(key, f);
   }
   return f;
+}
+
+/**
+ * Whether a column is a FLOAT whose query text is not exact (no (M,D)): reads
+ * select it as CAST(c AS DOUBLE), which gives the float's exact value.
+ */
+export function exactFloatRead(dataType: string, columnType: string): boolean {
+  return dataType === 'float' && !/\(\s*\d+\s*,\s*\d+\s*\)/.test(columnType);
 }

@@ -11,6 +11,7 @@
 import mysql from 'mysql2';
 import type { Readable } from 'node:stream';
 import { connectionDefaults, qid, type DbSettings, type Queryable, type ExecResult } from '../db.js';
+import { exactFloatRead } from '../capture/float-text.js';
 import { SpokesyncError } from '../errors.js';
 import { loadCatalog } from '../schema/catalog.js';
 import type { BinlogPosition } from '../capture/position.js';
@@ -119,16 +120,19 @@ export async function openSnapshotSource(s: DbSettings, schema: string): Promise
     );
     const estimate = new Map(est.map((r) => [r.TABLE_NAME, Number(r.TABLE_ROWS ?? 0)]));
     const tables: SnapshotTable[] = [];
+    /** each table's SELECT list: FLOAT columns as their exact value (the server's text of a FLOAT has 6 digits) */
+    const selects = new Map<string, string>();
     for (const name of [...catalog.tables.keys()].sort()) {
       const info = catalog.table(name);
       const ddlRow = (await q.query<Record<string, string>>(`SHOW CREATE TABLE ${qid(schema)}.${qid(name)}`))[0];
       const ddl = ddlRow?.['Create Table'];
       if (!ddl) throw new SpokesyncError('SPOKESYNC_E_PREFLIGHT', `SHOW CREATE TABLE ${name} returned nothing`);
+      const columns = [...info.columns].sort((a, b) => a.ordinal - b.ordinal).filter((c) => !c.generated);
+      selects.set(name, columns.map((c) => exactFloatRead(c.dataType, c.columnType) ? `CAST(${qid(c.name)} AS DOUBLE)` : qid(c.name)).join(', '));
       tables.push({
         name,
         ddl,
-        columns: [...info.columns].sort((a, b) => a.ordinal - b.ordinal).filter((c) => !c.generated)
-          .map((c) => ({ name: c.name, binary: c.binary })),
+        columns: columns.map((c) => ({ name: c.name, binary: c.binary })),
         estimatedRows: estimate.get(name) ?? 0,
       });
     }
@@ -140,7 +144,7 @@ export async function openSnapshotSource(s: DbSettings, schema: string): Promise
       collation: sch[0].l,
       tables,
       rows(t) {
-        const cols = t.columns.map((c) => qid(c.name)).join(', ');
+        const cols = selects.get(t.name) ?? t.columns.map((c) => qid(c.name)).join(', ');
         return conn
           .query({ sql: `SELECT ${cols} FROM ${qid(schema)}.${qid(t.name)}`, rowsAsArray: true, typeCast: false })
           .stream({ highWaterMark: 256 });

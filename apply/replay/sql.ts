@@ -3,6 +3,7 @@
 import type { TableInfo } from '../../agent/schema/catalog.js';
 import { qid } from '../../agent/db.js';
 import { SpokesyncError } from '../../agent/errors.js';
+import { exactFloatRead } from '../../agent/capture/float-text.js';
 
 export interface Sql {
   readonly sql: string;
@@ -17,6 +18,18 @@ function colId(t: TableInfo, name: string): string {
   return qid(name);
 }
 
+/** A column in a SELECT list: a FLOAT as its exact value (the server's text of a FLOAT has 6 digits). */
+function readCol(t: TableInfo, name: string): string {
+  const q = colId(t, name);
+  const c = t.column.get(name)!;
+  return exactFloatRead(c.dataType, c.columnType) ? `CAST(${q} AS DOUBLE) AS ${q}` : q;
+}
+
+/** The SELECT list of every column of `t`: `*` unless a FLOAT needs reading exactly. */
+function allColumns(t: TableInfo): string {
+  return t.columns.some((c) => exactFloatRead(c.dataType, c.columnType)) ? t.columns.map((c) => readCol(t, c.name)).join(', ') : '*';
+}
+
 export function tableId(schema: string, t: TableInfo): string {
   return `${qid(schema)}.${qid(t.name)}`;
 }
@@ -28,7 +41,7 @@ export function whereEq(t: TableInfo, pairs: ReadonlyArray<readonly [string, unk
 }
 
 export function selectSql(schema: string, t: TableInfo, columns: readonly string[] | '*', where: Where, opts: { forUpdate?: boolean; limit?: number } = {}): Sql {
-  const cols = columns === '*' ? '*' : columns.map((c) => colId(t, c)).join(', ');
+  const cols = columns === '*' ? allColumns(t) : columns.map((c) => readCol(t, c)).join(', ');
   const limit = opts.limit === undefined ? '' : ` LIMIT ${Math.floor(opts.limit)}`;
   return { sql: `SELECT ${cols} FROM ${tableId(schema, t)} WHERE ${where.sql}${limit}${opts.forUpdate ? ' FOR UPDATE' : ''}`, params: where.params };
 }
@@ -36,7 +49,7 @@ export function selectSql(schema: string, t: TableInfo, columns: readonly string
 /** SELECT of the rows whose `column` is one of values (one round trip for many identities). */
 export function selectInSql(schema: string, t: TableInfo, columns: readonly string[], column: string, values: readonly unknown[], forUpdate: boolean): Sql {
   return {
-    sql: `SELECT ${columns.map((c) => colId(t, c)).join(', ')} FROM ${tableId(schema, t)} WHERE ${colId(t, column)} IN (${values.map(() => '?').join(', ')})${forUpdate ? ' FOR UPDATE' : ''}`,
+    sql: `SELECT ${columns.map((c) => readCol(t, c)).join(', ')} FROM ${tableId(schema, t)} WHERE ${colId(t, column)} IN (${values.map(() => '?').join(', ')})${forUpdate ? ' FOR UPDATE' : ''}`,
     params: values,
   };
 }

@@ -10,6 +10,7 @@ import { rowDigest } from '../../apply/codec/digest.js';
 import { encodeChangeSet } from '../../apply/codec/encode.js';
 import type { ChangeSet, Op, Row } from '../../apply/model.js';
 import { RowMapper } from '../../apply/replay/rowmap.js';
+import { selectSql } from '../../apply/replay/sql.js';
 import { journal, makeCapture } from '../helpers/capture-fixture.js';
 import { STATE, applyEnv, silentLogger, type ApplyEnv } from './apply-fixture.js';
 
@@ -51,7 +52,7 @@ const ROWS: string[] = [
     X'', X'', X'00000000', X'',
     ST_GeomFromText('LINESTRING(0 0, 1 1, 2 0)'))`,
   `('mid', 1, 0, 0, 0, 1, 0, NULL,
-    0.000000000000000000000000000001, 0, 0.1, 0.1,
+    0.000000000000000000000000000001, 0, 16777215, 0.1,
     '2026-01-02 03:04:05.123456', '2026-01-02 03:04:05', '2026-01-02 03:04:05.000001', '2026-01-02',
     '00:00:00', '-00:00:00.000001', 0, b'10000000', NULL, b'10101',
     'c d', 'y', '"text"', X'80818d8f909d9eff', ${"'" + CONTROL.replace(/\\/g, '\\\\').replace(/'/g, "\\'") + "'"}, 'line1\\nline2\\r\\n', 'trailing  ', 'x ',
@@ -67,8 +68,9 @@ async function exactSelect(db: Db): Promise<string> {
     `SELECT COLUMN_NAME, DATA_TYPE FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = 'app' AND TABLE_NAME = 'typed' AND COLUMN_NAME <> 'id' ORDER BY ORDINAL_POSITION`);
   const expr = cols.map((c) => {
     const q = '`' + c.COLUMN_NAME + '`';
-    if (/int|decimal|year|float|double/.test(c.DATA_TYPE)) return `CAST(${q} AS CHAR) AS ${q}`;
-    if (c.DATA_TYPE === 'float') return `CAST(${q} AS CHAR) AS ${q}`;
+    // a FLOAT's text has 6 significant digits: its exact value is the double it widens to
+    if (c.DATA_TYPE === 'float') return `CAST(CAST(${q} AS DOUBLE) AS CHAR) AS ${q}`;
+    if (/int|decimal|year|double/.test(c.DATA_TYPE)) return `CAST(${q} AS CHAR) AS ${q}`;
     if (/date|time/.test(c.DATA_TYPE)) return `CAST(${q} AS CHAR) AS ${q}`;
     if (c.DATA_TYPE === 'bit') return `BIN(${q}) AS ${q}`;
     if (c.DATA_TYPE === 'geometry') return `HEX(${q}) AS ${q}`;
@@ -85,7 +87,9 @@ async function stored(db: Db): Promise<Record<string, unknown>[]> {
 async function wireRows(db: Db, catalog: Catalog): Promise<Map<string, Row>> {
   const mapper = new RowMapper(catalog, STATE);
   const out = new Map<string, Row>();
-  for (const raw of await db.query<Record<string, unknown>>(`SELECT * FROM app.typed`)) {
+  // as apply reads rows (FLOAT columns exactly)
+  const all = selectSql('app', catalog.table('typed'), '*', { sql: '1 = 1', params: [] });
+  for (const raw of await db.query<Record<string, unknown>>(all.sql)) {
     out.set(String(raw.uuid), await mapper.toWire(db, catalog.table('typed'), raw));
   }
   return out;

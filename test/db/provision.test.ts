@@ -38,7 +38,7 @@ async function seedTyped(s: TestServer): Promise<void> {
     `INSERT INTO openmrs.typed (dt, ts, d, ub, b, e, s, j, y, tm, blb, vb, txt, lat, dbl, flt, g) VALUES
      ('2026-01-02 03:04:05.123456', '2038-01-19 03:14:07.999999', '-12345678901234567890123456789012345.123456789012345678901234567890',
       '18446744073709551615', b'1010101010', 'b c', 'x,z', '{"k": [1, "é", null]}', '2026', '-838:59:59.000000',
-      ?, X'00FF00', 'tab\\tnl\\ncr\\rnul\\0 😀 ünï', 'café', 1e-1 + 2e-1, 1.1, ST_GeomFromText('POINT(1 2)')),
+      ?, X'00FF00', 'tab\\tnl\\ncr\\rnul\\0 😀 ünï', 'café', 1e-1 + 2e-1, 16777215, ST_GeomFromText('POINT(1 2)')),
      (NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL),
      ('0000-00-00 00:00:00', NULL, '0', '0', b'0', '', '', '[]', '0000', '00:00:00', '', '', '', '', -0.0, 3.4e38, NULL)`,
     [all],

@@ -1,7 +1,7 @@
 // The pure parts of capture, table-driven: number text, positions, DDL
 // parsing, grouping, the identity cache, latin1 text, the idmap rows a group learns.
 import t from 'tap';
-import { floatText, formatFixed, formatSignificant } from '../../agent/capture/float-text.js';
+import { exactFloatRead, floatText, formatFixed } from '../../agent/capture/float-text.js';
 import { comparePositions, formatPosition, parsePosition } from '../../agent/capture/position.js';
 import { ddlTables } from '../../agent/capture/ddl.js';
 import { takeGroup } from '../../agent/capture/grouping.js';
@@ -14,15 +14,12 @@ import { PAUSE_MS, ReadGate } from '../../agent/capture/budget.js';
 
 void t.test('FLOAT/DOUBLE text: exact rounding, ties to even', async (t) => {
   const cases: [string, string, string][] = [
-    [formatSignificant(8591085, 6), '8591080', 'tie rounds to even (down)'],
-    [formatSignificant(8591095, 6), '8591100', 'tie rounds to even (up)'],
-    [formatSignificant(974454.5, 6), '974454', 'tie at the decimal point'],
-    [formatSignificant(Math.fround(0.1), 6), '0.1', 'float 0.1'],
-    [formatSignificant(3.4028234663852886e38, 6), '3.40282e+38', 'FLT_MAX'],
-    [formatSignificant(Math.fround(1e-45), 6), '1.4013e-45', 'smallest subnormal float'],
-    [formatSignificant(-0, 6), '0', 'negative zero'],
-    [formatSignificant(16777216, 6), '16777200', 'integer beyond 6 digits'],
-    [formatSignificant(-2.5, 6), '-2.5', 'negative'],
+    [floatText(Math.fround(0.1), 'float', 'float'), '0.10000000149011612', 'FLOAT: the float exactly (the server would print 0.1)'],
+    [floatText(16777215, 'float', 'float'), '16777215', 'FLOAT: an integer of 8 digits (the server would print 16777200)'],
+    [floatText(Math.fround(0.1234567), 'float', 'float'), '0.12345670163631439', 'FLOAT: 7 digits'],
+    [floatText(3.4028234663852886e38, 'float', 'float'), '3.4028234663852886e+38', 'FLT_MAX'],
+    [floatText(Math.fround(1e-45), 'float', 'float'), '1.401298464324817e-45', 'smallest subnormal float'],
+    [floatText(-0, 'float', 'float'), '0', 'negative zero'],
     [formatFixed(79420.40625, 4), '79420.4062', 'fixed tie to even'],
     [formatFixed(27025.53125, 4), '27025.5312', 'fixed tie to even again'],
     [formatFixed(0.00005, 4), '0.0001', 'just above the tie (0.00005 is not exact)'],
@@ -33,6 +30,19 @@ void t.test('FLOAT/DOUBLE text: exact rounding, ties to even', async (t) => {
     [floatText(Math.fround(1234.5678), 'float', 'float(7,3)'), '1234.568', 'FLOAT(M,D)'],
   ];
   for (const [got, want, why] of cases) t.equal(got, want, why);
+  // every float reads back to its own bits
+  const bits = new Float32Array(1);
+  const wrong: number[] = [];
+  for (let i = 0; i < 2000; i++) {
+    new Uint32Array(bits.buffer)[0] = (Math.random() * 2 ** 32) >>> 0;
+    const f = bits[0]!;
+    if (Number.isFinite(f) && Math.fround(Number(floatText(f, 'float', 'float'))) !== f) wrong.push(f);
+  }
+  t.same(wrong, [], 'random float bit patterns read back to themselves');
+  t.same(
+    [exactFloatRead('float', 'float'), exactFloatRead('float', 'float unsigned'), exactFloatRead('float', 'float(7,3)'), exactFloatRead('double', 'double')],
+    [true, true, false, false], 'which reads need CAST(c AS DOUBLE)',
+  );
 });
 
 void t.test('binlog positions order by file number, then offset', async (t) => {
