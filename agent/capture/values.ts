@@ -3,6 +3,7 @@
 // String() for numbers; Buffers for binary columns. Pure.
 import type { Value } from '../../apply/model.js';
 import type { ColumnInfo } from '../schema/catalog.js';
+import { FIXED_TEXT_TYPES, fixedText } from './fixed-text.js';
 import { floatFormat } from './float-text.js';
 
 /**
@@ -41,6 +42,11 @@ export function canonicalValue(col: ColumnInfo | undefined, v: unknown): Value {
   }
   if (col === undefined) return generic(v);
   const t = col.dataType;
+  if (FIXED_TEXT_TYPES.has(t) && (Buffer.isBuffer(v) || typeof v === 'string')) {
+    // UUID/INET6/INET4: the server's text of the bytes (bytes of an unexpected length stay bytes)
+    const bytes = Buffer.isBuffer(v) ? v : Buffer.from(v, 'latin1');
+    return fixedText(t, bytes) ?? Buffer.from(bytes);
+  }
   if (typeof v === 'number') {
     if (t === 'float' || t === 'double') return floatFormat(t, col.columnType)(v);
     // zongji decodes YEAR 0000 as 1900, a year the type cannot hold

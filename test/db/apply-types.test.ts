@@ -28,7 +28,7 @@ const DDL = [
     c_latin VARCHAR(300) CHARACTER SET latin1 NULL, c_utf8 VARCHAR(300) CHARACTER SET utf8mb3 NULL,
     c_text TEXT NULL, c_vc VARCHAR(300) NULL, c_char CHAR(10) NULL,
     c_blob BLOB NULL, c_lblob LONGBLOB NULL, c_bin BINARY(4) NULL, c_vbin VARBINARY(300) NULL,
-    c_geo GEOMETRY NULL
+    c_geo GEOMETRY NULL, c_uuid UUID NULL, c_inet6 INET6 NULL, c_inet4 INET4 NULL
   ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4`,
 ];
 
@@ -43,23 +43,23 @@ const ROWS: string[] = [
     '838:59:59', '838:59:59.000000', 2155, b'1111111111111111111111111111111111111111111111111111111111111111', b'1', b'11111',
     'é', 'x,y,z', '{"a": [1, 2.50, "\\\\u00e9"], "b": null}', X'${ALL_BYTES.subarray(1).toString('hex')}', 'mañana ☃', NULL, NULL, 'abcdefghij',
     X'${ALL_BYTES.toString('hex')}', X'${Buffer.concat(Array(300).fill(ALL_BYTES)).toString('hex')}', X'ffffffff', X'00ff00',
-    ST_GeomFromText('POINT(1.5 -2.25)'))`,
+    ST_GeomFromText('POINT(1.5 -2.25)'), 'ffffffff-ffff-ffff-ffff-ffffffffffff', 'ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff', '255.255.255.255')`,
   `('min', 0, -9223372036854775808, -2147483648, -128, 0, -8388608, 0,
     -99999999999999999999999999999999999.999999999999999999999999999999, -9999999999, -1.17549e-38, 4.9406564584124654e-324,
     '1000-01-01 00:00:00.000000', '0000-00-00 00:00:00', '1970-01-01 00:00:01.000000', '1000-01-01',
     '-838:59:59', '-838:59:59.000000', 1901, b'0', b'0', b'0',
     'a', '', '[]', X'00', '', '', '', '',
     X'', X'', X'00000000', X'',
-    ST_GeomFromText('LINESTRING(0 0, 1 1, 2 0)'))`,
+    ST_GeomFromText('LINESTRING(0 0, 1 1, 2 0)'), '00000000-0000-0000-0000-000000000000', '::', '0.0.0.0')`,
   `('mid', 1, 0, 0, 0, 1, 0, NULL,
     0.000000000000000000000000000001, 0, 16777215, 0.1,
     '2026-01-02 03:04:05.123456', '2026-01-02 03:04:05', '2026-01-02 03:04:05.000001', '2026-01-02',
     '00:00:00', '-00:00:00.000001', 0, b'10000000', NULL, b'10101',
     'c d', 'y', '"text"', X'80818d8f909d9eff', ${"'" + CONTROL.replace(/\\/g, '\\\\').replace(/'/g, "\\'") + "'"}, 'line1\\nline2\\r\\n', 'trailing  ', 'x ',
     X'0d0a1a00', NULL, X'00000001', X'5c27',
-    NULL)`,
+    NULL, '6ccd780c-baba-1026-9564-5b8c656024db', '2001:db8:0:1::ffff:1.2.3.4', '10.0.0.1')`,
   `('nulls', NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL,
-    NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL)`,
+    NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL)`,
 ];
 
 /** One SELECT expression per column that shows exactly what the server stores. */
@@ -113,7 +113,7 @@ void t.test('every type round-trips bit for bit: inserts, updates, deletes', asy
   const catA = await loadCatalog(a.db, 'app');
   await a.db.exec(`INSERT INTO app.typed (uuid, c_bigu, c_big, c_int, c_tiny, c_small, c_med, c_bool, c_dec, c_dec0, c_float, c_double,
     c_dt, c_dt0, c_ts, c_date, c_time, c_time6, c_year, c_bit, c_bit1, c_bit5, c_enum, c_set, c_json, c_latin, c_utf8, c_text, c_vc, c_char,
-    c_blob, c_lblob, c_bin, c_vbin, c_geo) VALUES ${ROWS.join(', ')}`);
+    c_blob, c_lblob, c_bin, c_vbin, c_geo, c_uuid, c_inet6, c_inet4) VALUES ${ROWS.join(', ')}`);
   // YEAR 0000 is only reachable with a number
   await a.db.exec(`UPDATE app.typed SET c_year = 0 WHERE uuid = 'mid'`);
   const applier = await b.applier({ tables: new Set(['typed']), log: silentLogger });
@@ -170,7 +170,7 @@ void t.test('captured on A by the real capture, applied on B: stored identically
   };
   await a.db.exec(`INSERT INTO app.typed (uuid, c_bigu, c_big, c_int, c_tiny, c_small, c_med, c_bool, c_dec, c_dec0, c_float, c_double,
     c_dt, c_dt0, c_ts, c_date, c_time, c_time6, c_year, c_bit, c_bit1, c_bit5, c_enum, c_set, c_json, c_latin, c_utf8, c_text, c_vc, c_char,
-    c_blob, c_lblob, c_bin, c_vbin, c_geo) VALUES ${ROWS.join(', ')}`);
+    c_blob, c_lblob, c_bin, c_vbin, c_geo, c_uuid, c_inet6, c_inet4) VALUES ${ROWS.join(', ')}`);
   await a.db.exec(`UPDATE app.typed SET c_year = 0 WHERE uuid = 'mid'`);
   await step('inserts');
   const cols = (await a.db.query<{ COLUMN_NAME: string }>(

@@ -2,6 +2,7 @@
 // parsing, grouping, the identity cache, latin1 text, the idmap rows a group learns.
 import t from 'tap';
 import { exactFloatRead, floatText, formatFixed } from '../../agent/capture/float-text.js';
+import { fixedText } from '../../agent/capture/fixed-text.js';
 import { comparePositions, formatPosition, parsePosition } from '../../agent/capture/position.js';
 import { ddlTables } from '../../agent/capture/ddl.js';
 import { takeGroup } from '../../agent/capture/grouping.js';
@@ -43,6 +44,25 @@ void t.test('FLOAT/DOUBLE text: exact rounding, ties to even', async (t) => {
     [exactFloatRead('float', 'float'), exactFloatRead('float', 'float unsigned'), exactFloatRead('float', 'float(7,3)'), exactFloatRead('double', 'double')],
     [true, true, false, false], 'which reads need CAST(c AS DOUBLE)',
   );
+});
+
+void t.test("UUID, INET6, INET4 bytes → the server's text", async (t) => {
+  const h = (hex: string): Buffer => Buffer.from(hex, 'hex');
+  // pairs read off MariaDB 10.11: SELECT a, HEX(a)
+  const inet6: [string, string][] = [
+    ['00000000000000000000000000000000', '::'], ['00000000000000000000000000000001', '::1'], ['0000000000000000000000000000ffff', '::ffff'],
+    ['00000000000000000000000000010000', '::0.1.0.0'], ['00000000000000000000000001020304', '::1.2.3.4'], ['00000000000000000000000000000100', '::100'],
+    ['00000000000000000000ffff01020304', '::ffff:1.2.3.4'], ['00000000000000000000fffe01020304', '::fffe:102:304'], ['00010000000000000000000000000000', '1::'],
+    ['00010000000100000000000100000000', '1:0:1::1:0:0'], ['00010000000000010000000000010001', '1::1:0:0:1:1'], ['00010002000300040005000600070008', '1:2:3:4:5:6:7:8'],
+    ['00010000000300040005000600070008', '1::3:4:5:6:7:8'], ['00000000000000000000ffff00000000', '::ffff:0.0.0.0'], ['0064ff9b000000000000000001020304', '64:ff9b::102:304'],
+    ['00000000000000000000000100000000', '::1:0:0'], ['abcd00000000000000000000000000ef', 'abcd::ef'],
+  ];
+  for (const [hex, text] of inet6) t.equal(fixedText('inet6', h(hex)), text, `INET6 ${text}`);
+  t.equal(fixedText('uuid', h('00112233445566778899aabbccddeeff')), '00112233-4455-6677-8899-aabbccddeeff');
+  t.equal(fixedText('inet4', h('0a010203')), '10.1.2.3');
+  t.equal(fixedText('inet4', h('ffffffff')), '255.255.255.255');
+  t.same([fixedText('uuid', h('00')), fixedText('inet6', h('0102')), fixedText('inet4', h('0102')), fixedText('char', h('00'))], [null, null, null, null],
+    'a length that does not fit the type: no text');
 });
 
 void t.test('binlog positions order by file number, then offset', async (t) => {
