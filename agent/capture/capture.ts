@@ -24,6 +24,9 @@ import type { SourceEvent } from './events.js';
 import { GROUP_LIMITS, takeGroup, type Group } from './grouping.js';
 import { JournalWriter, startingCheckpoint, writeCheckpoint, type Checkpoint } from './journal.js';
 import { comparePositions, formatPosition, type BinlogPosition } from './position.js';
+import { lookupKey, type Lookup } from './identity.js';
+import { scanAhead } from './lookahead.js';
+import { UnresolvedReference } from './mapper.js';
 import { IdentityResolver } from './resolver.js';
 import { assertReadable, binlogEnd, isPurgedError, purgedNow } from './server.js';
 import { BinlogSource } from './source.js';
@@ -77,6 +80,8 @@ export class Capture {
   private pumping: Promise<void> | null = null;
   private lastError: string | undefined;
   private fatal: SpokesyncError | undefined;
+  /** the read-ahead questions already asked (checkpoint and rows) */
+  private readonly readAheadAsked = new Set<string>();
 
   constructor(private readonly opts: CaptureOptions) {
     this.log = opts.log.child({ part: 'capture' });
@@ -355,8 +360,36 @@ export class Capture {
     this.lastError = (e as Error).message;
     this.log.error('capture failed; restarting from the checkpoint', { error: e, position: formatPosition(this.durable.position) });
     await this.detachSource()?.stop();
+    const wanted = e instanceof UnresolvedReference ? [e.lookup, ...this.resolver.unresolved()] : [];
     this.resetTo(this.durable);
     this.reopenNeeded = true;
+    if (wanted.length > 0) await this.readAhead(wanted);
+  }
+
+  /**
+   * References nothing else could answer (rows deleted before capture read the
+   * change): read ahead in the binlog for their last images (lookahead.ts), with
+   * capture's own stream closed. The same question from the same checkpoint is
+   * asked once: the binlog had no answer, and capture goes on retrying (status shows why).
+   */
+  private async readAhead(wanted: readonly Lookup[]): Promise<void> {
+    const asked = `${formatPosition(this.durable.position)} ${[...new Set(wanted.map((l) => lookupKey(l.table, l.column, l.value)))].sort().join(' ')}`;
+    if (this.readAheadAsked.has(asked)) return;
+    if (this.readAheadAsked.size >= 100) this.readAheadAsked.clear();
+    this.readAheadAsked.add(asked);
+    const from = this.durable.position;
+    try {
+      const rows = await scanAhead(wanted, { settings: this.opts.settings, serverId: this.opts.serverId, db: this.opts.db, catalog: this.catalog, from });
+      this.log.info('read ahead in the binlog for rows deleted since the changes that refer to them', {
+        from: formatPosition(from), asked: wanted.length, found: rows.length,
+      });
+      if (rows.length > 0) {
+        this.resolver.addAhead(rows);
+        this.failures = 0;
+      }
+    } catch (err) {
+      this.log.warn('reading ahead in the binlog failed', { error: err, from: formatPosition(from) });
+    }
   }
 
   private resetTo(cp: Checkpoint): void {

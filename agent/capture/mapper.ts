@@ -216,9 +216,16 @@ function travelRow(t: TableInfo, row: CanonRow, cols: readonly string[], catalog
   return out;
 }
 
+/** A reference nothing could answer: the row is gone from the table, and neither the idmap nor the batch knows it. */
+export class UnresolvedReference extends SpokesyncError {
+  constructor(from: string, readonly lookup: Lookup) {
+    super(
+      'SPOKESYNC_E_CAPTURE',
+      `a change to ${from} refers to the ${lookup.table} row with ${lookup.column} = ${lookup.value}, which is neither in the idmap nor in the table any more`,
+    );
+  }
+}
+
 function unresolved(from: string, l: Lookup): SpokesyncError {
-  return new SpokesyncError(
-    'SPOKESYNC_E_CAPTURE',
-    `a change to ${from} refers to the ${l.table} row with ${l.column} = ${l.value}, which is neither in the idmap nor in the table any more`,
-  );
+  return new UnresolvedReference(from, l);
 }

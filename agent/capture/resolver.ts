@@ -42,6 +42,10 @@ export class IdentityResolver implements RefResolver {
   private readonly pending = new Map2<IdmapRow>();
   /** lookups answered from the live table or the idmap since start (for status and tests) */
   lookups = 0;
+  /** row images found by reading ahead in the binlog (lookahead.ts), by table: kept until the process ends */
+  private readonly ahead = new Map<string, HintRow[]>();
+  /** what the last prepare() could not answer (nested lookups included) */
+  private unanswered: Lookup[] = [];
 
   constructor(
     private readonly db: Queryable,
@@ -100,11 +104,26 @@ export class IdentityResolver implements RefResolver {
     this.cache.clear();
   }
 
+  /** The lookups the last prepare() left unanswered: rows gone from the table that the idmap and the batch do not know. */
+  unresolved(): readonly Lookup[] {
+    return this.unanswered;
+  }
+
+  /** Row images read ahead in the binlog: from now on they answer as row images of the batch do (after them). */
+  addAhead(rows: readonly HintRow[]): void {
+    for (const r of rows) {
+      const list = this.ahead.get(r.table.name);
+      if (list) list.push(r);
+      else this.ahead.set(r.table.name, [r]);
+    }
+  }
+
   /**
    * A group starts: from here until its write, nothing it looks up or learns is
    * forgotten (call before asking identity() about the group's lookups).
    */
   beginGroup(): void {
+    this.unanswered = [];
     this.cache.turn();
   }
 
@@ -113,12 +132,18 @@ export class IdentityResolver implements RefResolver {
    * (`hints`: the batch's row images of a table, asked for when needed). Call
    * beginGroup() first.
    */
-  async prepare(lookups: readonly Lookup[], hints: (table: string) => readonly HintRow[]): Promise<void> {
+  async prepare(lookups: readonly Lookup[], batchHints: (table: string) => readonly HintRow[]): Promise<void> {
     const catalog = this.catalog();
+    const hints = (table: string): readonly HintRow[] => {
+      const ahead = this.ahead.get(table);
+      return ahead ? [...batchHints(table), ...ahead] : batchHints(table);
+    };
     let hintIndex: HintIndex | undefined;
     const rows = new Map<string, HintRow>();
     const tried = new Set<string>();
     let want = dedupe(lookups.filter((l) => this.identity(l.table, l.column, l.value) === undefined));
+    /** every lookup this call met, nested ones included */
+    const asked: Lookup[] = [...want];
     for (let round = 0; want.length > 0 && round < MAX_ROUNDS; round++) {
       for (const l of want) {
         const k = lookupKey(l.table, l.column, l.value);
@@ -147,9 +172,11 @@ export class IdentityResolver implements RefResolver {
           next.push(l, ...missing);
         }
       }
+      asked.push(...next);
       if (!progress && next.every((l) => tried.has(lookupKey(l.table, l.column, l.value)))) break;
       want = dedupe(next.filter((l) => this.identity(l.table, l.column, l.value) === undefined));
     }
+    this.unanswered = dedupe(asked.filter((l) => this.identity(l.table, l.column, l.value) === undefined));
   }
 
   private answer(l: Lookup, identity: string, persist: boolean): void {

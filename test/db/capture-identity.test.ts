@@ -6,6 +6,7 @@ import t from 'tap';
 import { encodeIdentity } from '../../apply/identity.js';
 import { packHlc } from '../../apply/hlc.js';
 import type { InsertOp, Op } from '../../apply/model.js';
+import { createLogger } from '../../agent/log.js';
 import { loadOpenmrs, startServer } from '../helpers/mariadb.js';
 import { STATE, dbFor, journal, makeCapture } from '../helpers/capture-fixture.js';
 
@@ -157,6 +158,33 @@ void t.test('capture identities on OpenMRS', async (t) => {
       ['insert', 'person', uuid('30')], ['insert', 'person_name', uuid('31')], ['delete', 'person_name', uuid('31')], ['delete', 'person', uuid('30')],
     ]);
     t.same((ops[2] as InsertOp).row.person_id, { ref: 'person', id: uuid('30') });
+    t.notOk(cap.status().error);
+  });
+
+  await t.test('a row older than capture, deleted after a change that refers to it: found by reading ahead in the binlog', async (t) => {
+    const keep = await addPerson(uuid('72'));
+    // a person neither the binlog nor the idmap saw (older than capture)
+    await sql.query('SET SESSION sql_log_bin = 0');
+    const old = await addPerson(uuid('70'));
+    await sql.query('SET SESSION sql_log_bin = 1');
+    await next();
+    await cap.stop();
+    const lines: string[] = [];
+    cap = await makeCapture(s, db, 'openmrs', TABLES, { log: createLogger({ level: 'info', write: (l) => lines.push(l) }) });
+    // while capture is down: a name refers to that person; a transaction larger than a
+    // capture group goes by (the delete is not among the rows mapped with the name); both go
+    await sql.query("INSERT INTO person_name (person_id, given_name, creator, date_created, uuid) VALUES (?, 'Ama', 1, NOW(), ?)", [old, uuid('71')]);
+    await sql.query("INSERT INTO person_name (person_id, given_name, creator, date_created, uuid) SELECT ?, 'filler', 1, NOW(), CONCAT('filler-', seq) FROM seq_1_to_6000", [keep]);
+    await sql.query('DELETE FROM person_name WHERE uuid = ?', [uuid('71')]);
+    await sql.query('DELETE FROM person WHERE person_id = ?', [old]);
+    await cap.start();
+    const ops = (await next()).flatMap((r) => r.cs.ops);
+    const name = ops.find((o): o is InsertOp => o.kind === 'insert' && o.id === uuid('71'));
+    t.same(name?.row.person_id, { ref: 'person', id: uuid('70') }, 'the reference names the person, found ahead in the binlog');
+    t.same(ops.filter((o) => o.kind === 'delete').map((o) => [o.table, o.id]), [['person_name', uuid('71')], ['person', uuid('70')]]);
+    t.equal(ops.filter((o) => o.kind === 'insert' && o.table === 'person_name').length, 6001, 'every name, once');
+    const ahead = lines.filter((l) => l.includes('read ahead in the binlog')).map((l) => JSON.parse(l) as { found: number });
+    t.same(ahead.map((a) => a.found), [1], 'one read ahead found the row');
     t.notOk(cap.status().error);
   });
 
