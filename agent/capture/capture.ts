@@ -309,6 +309,7 @@ export class Capture {
       const cp: Checkpoint = { position: group.end, gtid, hlc: built.hlc };
       await this.writer.write(built.entries, built.idmap, cp);
       this.durable = cp;
+      this.resolver.dropAhead();
       this.journaled += built.entries.length;
       this.skipped = 0;
       this.lastWrite = this.now();

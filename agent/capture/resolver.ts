@@ -42,7 +42,7 @@ export class IdentityResolver implements RefResolver {
   private readonly pending = new Map2<IdmapRow>();
   /** lookups answered from the live table or the idmap since start (for status and tests) */
   lookups = 0;
-  /** row images found by reading ahead in the binlog (lookahead.ts), by table: kept until the process ends */
+  /** row images found by reading ahead in the binlog (lookahead.ts), by table: kept until a group is written */
   private readonly ahead = new Map<string, HintRow[]>();
   /** what the last prepare() could not answer (nested lookups included) */
   private unanswered: Lookup[] = [];
@@ -109,7 +109,15 @@ export class IdentityResolver implements RefResolver {
     return this.unanswered;
   }
 
-  /** Row images read ahead in the binlog: from now on they answer as row images of the batch do (after them). */
+  /**
+   * Row images read ahead in the binlog: they answer as row images of the batch
+   * do (after them) until dropAhead(), which capture calls once a group is
+   * written (a later key could be given to another row).
+   */
+  dropAhead(): void {
+    this.ahead.clear();
+  }
+
   addAhead(rows: readonly HintRow[]): void {
     for (const r of rows) {
       const list = this.ahead.get(r.table.name);
