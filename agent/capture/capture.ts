@@ -82,6 +82,8 @@ export class Capture {
   private fatal: SpokesyncError | undefined;
   /** the read-ahead questions already asked (checkpoint and rows) */
   private readonly readAheadAsked = new Set<string>();
+  /** stops a read-ahead in progress (stop()) */
+  private stopping = new AbortController();
 
   constructor(private readonly opts: CaptureOptions) {
     this.log = opts.log.child({ part: 'capture' });
@@ -107,6 +109,7 @@ export class Capture {
     await assertReadable(db, cp.position);
     this.resetTo(cp);
     this.running = true;
+    this.stopping = new AbortController();
     this.fatal = undefined;
     await this.openSource();
     this.log.info('capture started', { position: formatPosition(cp.position) });
@@ -117,6 +120,7 @@ export class Capture {
     this.running = false;
     this.wake();
     this.alarm.clear();
+    this.stopping.abort();
     await this.detachSource()?.stop();
     await this.pumping;
     await this.session.close().catch(() => undefined);
@@ -380,7 +384,9 @@ export class Capture {
     this.readAheadAsked.add(asked);
     const from = this.durable.position;
     try {
-      const rows = await scanAhead(wanted, { settings: this.opts.settings, serverId: this.opts.serverId, db: this.opts.db, catalog: this.catalog, from });
+      const rows = await scanAhead(wanted, {
+        settings: this.opts.settings, serverId: this.opts.serverId, db: this.opts.db, catalog: this.catalog, from, signal: this.stopping.signal,
+      });
       this.log.info('read ahead in the binlog for rows deleted since the changes that refer to them', {
         from: formatPosition(from), asked: wanted.length, found: rows.length,
       });

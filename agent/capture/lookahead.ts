@@ -27,6 +27,8 @@ export interface LookaheadOptions {
   readonly from: BinlogPosition;
   /** the longest the scan may take (default ten minutes) */
   readonly timeoutMs?: number;
+  /** ends the scan early (capture stops): it then fails */
+  readonly signal?: AbortSignal;
 }
 
 /**
@@ -53,12 +55,16 @@ export async function scanAhead(wanted: readonly Lookup[], o: LookaheadOptions):
   const source = new BinlogSource({ settings: o.settings, serverId: o.serverId, include: { [o.catalog.schema]: [...want.keys()] } }, o.from);
   try {
     await new Promise<void>((resolve, reject) => {
-      const timer = setTimeout(() => reject(new Error('reading ahead in the binlog took too long')), o.timeoutMs ?? 600_000);
+      const timer = setTimeout(() => done(new Error('reading ahead in the binlog took too long')), o.timeoutMs ?? 600_000);
+      const stopped = (): void => done(new Error('reading ahead in the binlog was stopped'));
       const done = (e?: Error): void => {
         clearTimeout(timer);
+        o.signal?.removeEventListener('abort', stopped);
         if (e) reject(e);
         else resolve();
       };
+      if (o.signal?.aborted) return stopped();
+      o.signal?.addEventListener('abort', stopped, { once: true });
       const reached = (end: BinlogPosition): void => {
         if (comparePositions(end, to) >= 0) done();
       };
