@@ -1,6 +1,7 @@
 // Pieces of the live demo (deploy/demo.ts): spokesync processes, cleanup that
 // runs whatever happens, and OpenMRS-shaped SQL for registering patients.
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { DAEMON_HEAP_FLAGS } from '../agent/cli/heap-flags.js';
 import { randomUUID } from 'node:crypto';
 import { createWriteStream, existsSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
@@ -50,10 +51,10 @@ export async function stopProcess(p: ChildProcess, graceMs = 8000): Promise<void
   clearTimeout(timer);
 }
 
-/** `spokesync run` in the background, its logs (JSON lines) into `logFile`. */
+/** `spokesync run` in the background, as deploy/spokesync.service runs it (the heap flags), its logs (JSON lines) into `logFile`. */
 export function startDaemon(config: string, logFile: string): ChildProcess {
   const log = createWriteStream(logFile, { flags: 'a' });
-  const p = spawn(process.execPath, [MAIN, 'run', '--config', config], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const p = spawn(process.execPath, [...DAEMON_HEAP_FLAGS, MAIN, 'run', '--config', config], { stdio: ['ignore', 'pipe', 'pipe'] });
   p.stdout?.pipe(log);
   p.stderr?.pipe(log);
   return p;
