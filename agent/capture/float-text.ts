@@ -108,3 +108,8 @@ export function floatFormat(dataType: 'float' | 'double', columnType: string): (
 export function exactFloatRead(dataType: string, columnType: string): boolean {
   return dataType === 'float' && !/\(\s*\d+\s*,\s*\d+\s*\)/.test(columnType);
 }
+
+/** The SELECT expression of a column (`quoted`: its quoted name) that reads it exactly, without an alias. */
+export function exactReadExpr(quoted: string, c: { readonly dataType: string; readonly columnType: string }): string {
+  return exactFloatRead(c.dataType, c.columnType) ? `CAST(${quoted} AS DOUBLE)` : quoted;
+}

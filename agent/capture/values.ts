@@ -42,11 +42,6 @@ export function canonicalValue(col: ColumnInfo | undefined, v: unknown): Value {
   }
   if (col === undefined) return generic(v);
   const t = col.dataType;
-  if (FIXED_TEXT_TYPES.has(t) && (Buffer.isBuffer(v) || typeof v === 'string')) {
-    // UUID/INET6/INET4: the server's text of the bytes (bytes of an unexpected length stay bytes)
-    const bytes = Buffer.isBuffer(v) ? v : Buffer.from(v, 'latin1');
-    return fixedText(t, bytes) ?? Buffer.from(bytes);
-  }
   if (typeof v === 'number') {
     if (t === 'float' || t === 'double') return floatFormat(t, col.columnType)(v);
     // zongji decodes YEAR 0000 as 1900, a year the type cannot hold
@@ -81,6 +76,13 @@ export function valueConverter(col: ColumnInfo): (v: unknown) => Value {
     if (t === 'float' || t === 'double') {
       const format = floatFormat(t, col.columnType);
       f = (v) => (typeof v === 'number' ? format(v) : canonicalValue(col, v));
+    } else if (FIXED_TEXT_TYPES.has(t)) {
+      // UUID/INET6/INET4: the server's text of the bytes (bytes of an unexpected length stay bytes)
+      f = (v) => {
+        if (!Buffer.isBuffer(v) && typeof v !== 'string') return canonicalValue(col, v);
+        const bytes = Buffer.isBuffer(v) ? v : Buffer.from(v, 'latin1');
+        return fixedText(t, bytes) ?? Buffer.from(bytes);
+      };
     } else if (INTEGER_TYPES.has(t)) {
       f = (v) => (typeof v === 'number' ? String(v) : canonicalValue(col, v));
     } else {

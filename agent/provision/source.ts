@@ -11,7 +11,7 @@
 import mysql from 'mysql2';
 import type { Readable } from 'node:stream';
 import { connectionDefaults, qid, type DbSettings, type Queryable, type ExecResult } from '../db.js';
-import { exactFloatRead } from '../capture/float-text.js';
+import { exactReadExpr } from '../capture/float-text.js';
 import { SpokesyncError } from '../errors.js';
 import { loadCatalog } from '../schema/catalog.js';
 import type { BinlogPosition } from '../capture/position.js';
@@ -128,7 +128,7 @@ export async function openSnapshotSource(s: DbSettings, schema: string): Promise
       const ddl = ddlRow?.['Create Table'];
       if (!ddl) throw new SpokesyncError('SPOKESYNC_E_PREFLIGHT', `SHOW CREATE TABLE ${name} returned nothing`);
       const columns = [...info.columns].sort((a, b) => a.ordinal - b.ordinal).filter((c) => !c.generated);
-      selects.set(name, columns.map((c) => exactFloatRead(c.dataType, c.columnType) ? `CAST(${qid(c.name)} AS DOUBLE)` : qid(c.name)).join(', '));
+      selects.set(name, columns.map((c) => exactReadExpr(qid(c.name), c)).join(', '));
       tables.push({
         name,
         ddl,

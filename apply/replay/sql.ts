@@ -3,7 +3,7 @@
 import type { TableInfo } from '../../agent/schema/catalog.js';
 import { qid } from '../../agent/db.js';
 import { SpokesyncError } from '../../agent/errors.js';
-import { exactFloatRead } from '../../agent/capture/float-text.js';
+import { exactFloatRead, exactReadExpr } from '../../agent/capture/float-text.js';
 
 export interface Sql {
   readonly sql: string;
@@ -21,8 +21,8 @@ function colId(t: TableInfo, name: string): string {
 /** A column in a SELECT list: a FLOAT as its exact value (the server's text of a FLOAT has 6 digits). */
 function readCol(t: TableInfo, name: string): string {
   const q = colId(t, name);
-  const c = t.column.get(name)!;
-  return exactFloatRead(c.dataType, c.columnType) ? `CAST(${q} AS DOUBLE) AS ${q}` : q;
+  const expr = exactReadExpr(q, t.column.get(name)!);
+  return expr === q ? q : `${expr} AS ${q}`;
 }
 
 /** The SELECT list of every column of `t`: `*` unless a FLOAT needs reading exactly. */
