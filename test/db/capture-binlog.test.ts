@@ -254,15 +254,23 @@ void t.test('capture and the binlog', async (t) => {
     t.ok(lp.events.some((e) => e.includes('ss_logged.journal')), 'the journal rows are in the binlog');
   });
 
+  /** Change set huye:hlc put in the journal of `state` by hand, as if capture had written it already. */
+  const journaledAlready = (state: string, hlc: number): Promise<unknown> => db.exec(
+    `INSERT INTO ${state}.journal (change_id, origin, hlc, commit_time, tables, op_count, body, binlog_file, binlog_pos)
+      VALUES (?, 'huye', ?, NOW(), '', 0, '<cs/>', 'x', 0)`, [`huye:${hlc}`, hlc]);
+  /** A transaction applied from peer musanze as change set huye:hlc: its ledger row and one item. */
+  const appliedItem = async (state: string, hlc: number, uuid: string, seq: number): Promise<void> => {
+    await sqlAfterCrash.query('BEGIN');
+    await sqlAfterCrash.query(`INSERT INTO ${state}.ledger VALUES (?, 'huye', 'musanze', ?, NOW(), NOW(6))`, [`huye:${hlc}`, hlc]);
+    await sqlAfterCrash.query('INSERT INTO app.items (uuid, seq) VALUES (?, ?)', [uuid, seq]);
+    await sqlAfterCrash.query('COMMIT');
+  };
+
   await t.test('a change id already in the journal fails loudly and is never written twice', async (t) => {
     const cap = await capture('ss_dup', { sleep: () => new Promise((r) => setTimeout(r, 50)) });
     await cap.start();
-    await db.exec(`INSERT INTO ss_dup.journal (change_id, origin, hlc, commit_time, tables, op_count, body, binlog_file, binlog_pos)
-      VALUES ('huye:9', 'huye', 9, NOW(), '', 0, '<cs/>', 'x', 0)`);
-    await sqlAfterCrash.query('BEGIN');
-    await sqlAfterCrash.query("INSERT INTO ss_dup.ledger VALUES ('huye:9', 'huye', 'musanze', 9, NOW(), NOW(6))");
-    await sqlAfterCrash.query("INSERT INTO app.items (uuid, seq) VALUES ('dup-1', -2)");
-    await sqlAfterCrash.query('COMMIT');
+    await journaledAlready('ss_dup', 9);
+    await appliedItem('ss_dup', 9, 'dup-1', -2);
     await t.rejects(cap.caughtUp(1500), /duplicate change id/);
     t.match(cap.status().error, /duplicate change id/);
     const count = await db.query<{ n: number }>("SELECT COUNT(*) AS n FROM ss_dup.journal WHERE change_id = 'huye:9'");
@@ -280,13 +288,9 @@ void t.test('capture and the binlog', async (t) => {
     await cap.start();
     await cap.caughtUp();
     await cap.stop();
-    await db.exec(`INSERT INTO ss_ahead.journal (change_id, origin, hlc, commit_time, tables, op_count, body, binlog_file, binlog_pos)
-      VALUES ('huye:7', 'huye', 7, NOW(), '', 0, '<cs/>', 'x', 0)`);
+    await journaledAlready('ss_ahead', 7);
     // a backlog of several groups (5,000 rows each at most) whose first one cannot be written
-    await sqlAfterCrash.query('BEGIN');
-    await sqlAfterCrash.query("INSERT INTO ss_ahead.ledger VALUES ('huye:7', 'huye', 'musanze', 7, NOW(), NOW(6))");
-    await sqlAfterCrash.query("INSERT INTO app.items (uuid, seq) VALUES ('ahead-0', -3)");
-    await sqlAfterCrash.query('COMMIT');
+    await appliedItem('ss_ahead', 7, 'ahead-0', -3);
     const want: number[] = [];
     for (let i = 0; i < 300; i++) {
       const rows: unknown[][] = [];
