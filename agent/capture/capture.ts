@@ -311,7 +311,7 @@ export class Capture {
     this.tailGtid = gtid;
     if (built) {
       const cp: Checkpoint = { position: group.end, gtid, hlc: built.hlc };
-      await this.writer.write(built.entries, built.idmap, cp);
+      await this.writer.write(built.entries, built.writes, cp);
       this.durable = cp;
       this.resolver.dropAhead();
       this.journaled += built.entries.length;

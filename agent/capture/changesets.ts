@@ -11,7 +11,7 @@ import { singlePk, type Lookup } from './identity.js';
 import { changeSetOpen, encodeInsert, insertLookups, insertPlan, type InsertFacts, type InsertPlan } from './insert-form.js';
 import { INSERT_COLS, journalEntry, type JournalEntry, type Written } from './journal.js';
 import { canonicalize, lookupsFor, mapChange, type Canon } from './mapper.js';
-import type { HintRow, IdentityResolver, IdmapRow } from './resolver.js';
+import type { HintRow, IdentityResolver, IdentityWrites } from './resolver.js';
 
 export type Txn = Extract<Assembled, { kind: 'txn' }>;
 
@@ -24,16 +24,16 @@ export interface BuildContext {
   readonly node: string;
 }
 
-/** A group of transactions ready to write: its journal entries, the idmap rows learnt, the clock after it. */
+/** A group of transactions ready to write: its journal entries, the identity state learnt, the clock after it. */
 export interface Built {
   readonly entries: JournalEntry[];
-  readonly idmap: IdmapRow[];
+  readonly writes: IdentityWrites;
   readonly hlc: string;
 }
 
 export async function buildGroup(txns: readonly Txn[], ctx: BuildContext): Promise<Built> {
   const entries = await buildEntries(txns, ctx);
-  return { entries, idmap: ctx.resolver.takeIdmap(), hlc: ctx.clock.value.toString() };
+  return { entries, writes: ctx.resolver.takeWrites(), hlc: ctx.clock.value.toString() };
 }
 
 /** Longest stretch of mapping without letting I/O callbacks in (the write in flight finishes sooner). */
@@ -51,6 +51,7 @@ export async function buildEntries(txns: readonly Txn[], ctx: BuildContext): Pro
   const pause = slicer();
   const work: PartWork[][] = [];
   const lookups: Lookup[] = [];
+  await ctx.resolver.loadMarks();
   ctx.resolver.beginGroup();
   for (const txn of txns) {
     const parts: PartWork[] = [];
@@ -125,7 +126,7 @@ function hintsOf(txns: readonly Txn[], work: readonly (readonly PartWork[])[], c
   };
 }
 
-/** The change set's version: a ledger row's, or the local stamp it will take (foreseen: an insert's version rides in its idmap row). */
+/** The change set's version: a ledger row's, or the local stamp it will take (foreseen: an insert's version rides in its idmap row or insert range). */
 function versionOf(txn: Txn, l: LedgerMark | null, ctx: BuildContext): { readonly hlc: string; readonly node: string } {
   return { hlc: l ? l.hlc : new Hlc(() => txn.timestamp, ctx.clock.value).tick().toString(), node: l ? l.origin : ctx.node };
 }

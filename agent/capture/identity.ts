@@ -36,6 +36,35 @@ export function singlePk(t: TableInfo): string | undefined {
   return t.primaryKey.length === 1 ? t.primaryKey[0] : undefined;
 }
 
+const INTEGER_TYPES = new Set(['tinyint', 'smallint', 'mediumint', 'int', 'bigint']);
+
+/**
+ * The key column of a table whose insert versions are kept as ranges of local
+ * ids (state table `insert_ranges`): its row is its uuid and its primary key
+ * one integer column. Capture and apply must agree on it, so both ask here.
+ */
+export function rangeKey(t: TableInfo): string | undefined {
+  let k = rangeKeys.get(t);
+  if (k === undefined) rangeKeys.set(t, (k = findRangeKey(t) ?? null));
+  return k ?? undefined;
+}
+
+const rangeKeys = new WeakMap<TableInfo, string | null>();
+
+function findRangeKey(t: TableInfo): string | undefined {
+  if (t.identity?.kind !== 'uuid') return undefined;
+  const pk = singlePk(t);
+  const col = pk === undefined ? undefined : t.column.get(pk);
+  return col && INTEGER_TYPES.has(col.dataType) && pk !== t.identity.column ? pk : undefined;
+}
+
+/** A key's text as a number when it is an integer JavaScript holds exactly; undefined otherwise. */
+export function safeInteger(text: string): number | undefined {
+  if (text.length > 16 || !/^-?\d+$/.test(text)) return undefined;
+  const n = Number(text);
+  return Number.isSafeInteger(n) ? n : undefined;
+}
+
 /**
  * The row's identity, or undefined when a referenced row is not known yet
  * (each such lookup is added to `missing`) or a key column is NULL.

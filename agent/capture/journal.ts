@@ -1,6 +1,6 @@
 // The journal writer: one InnoDB transaction per group of captured source
-// transactions holds their journal rows, the versions they set, the idmap
-// rows learnt, and the checkpoint at the end of the last one. Capture is the
+// transactions holds their journal rows, the versions they set, the insert
+// ranges and idmap rows learnt, and the checkpoint at the end of the last one. Capture is the
 // only writer of these tables. A change id that is already in the journal
 // fails the whole write (the unique key), never silently: replays restart at
 // the checkpoint, so a duplicate is a bug to surface, not to hide.
@@ -13,7 +13,7 @@ import { stateTable } from '../state/schema.js';
 import type { Logger } from '../log.js';
 import { formatPosition, type BinlogPosition } from './position.js';
 import { binlogEnd } from './server.js';
-import type { IdmapRow } from './resolver.js';
+import type { IdentityWrites, IdmapRow, InsertRange } from './resolver.js';
 import type { StateSession, StateTx } from './state-session.js';
 
 /**
@@ -97,12 +97,14 @@ type Runner = Pick<StateSession, 'transaction'>;
 export class JournalWriter {
   constructor(private readonly session: Runner, private readonly stateSchema: string) {}
 
-  async write(entries: readonly JournalEntry[], idmap: readonly IdmapRow[], checkpoint: Checkpoint): Promise<void> {
+  async write(entries: readonly JournalEntry[], writes: IdentityWrites, checkpoint: Checkpoint): Promise<void> {
     await this.session.transaction(async (tx) => {
       const sent: Promise<unknown>[] = [];
       this.insertJournal(tx, entries, sent);
       this.upsertVersions(tx, entries, sent);
-      this.upsertIdmap(tx, idmap, sent);
+      // ranges before idmap rows: a re-keyed row's insert version is copied from its range
+      this.insertRanges(tx, writes.ranges, writes.marks, sent);
+      this.upsertIdmap(tx, writes.idmap, sent);
       sent.push(writeCheckpoint(tx, this.stateSchema, checkpoint));
       await Promise.all(sent);
     });
@@ -144,6 +146,25 @@ export class JournalWriter {
     for (const chunk of chunks(last, rowBytes)) sent.push(tx.exec(sql, [chunk]));
   }
 
+  private insertRanges(tx: StateTx, ranges: readonly InsertRange[], marks: ReadonlyMap<string, number>, sent: Promise<unknown>[]): void {
+    // a plain INSERT: a run starts above its table's mark, so no earlier run has its key
+    const head = `INSERT INTO ${stateTable(this.stateSchema, 'insert_ranges')} (tbl, lo, hi, hlc, node) VALUES `;
+    for (const chunk of chunks(ranges, (r) => 80 + 2 * (r.tbl.length + r.node.length))) {
+      let text = head;
+      for (let i = 0; i < chunk.length; i++) {
+        const r = chunk[i]!;
+        text += `${i === 0 ? '' : ', '}(${sqlString(r.tbl)}, ${r.lo}, ${r.hi}, ${sqlString(r.hlc)}, ${sqlString(r.node)})`;
+      }
+      sent.push(tx.exec(text));
+    }
+    if (marks.size > 0) {
+      sent.push(tx.exec(
+        `INSERT INTO ${stateTable(this.stateSchema, 'key_marks')} (tbl, hi) VALUES ? ON DUPLICATE KEY UPDATE hi = GREATEST(hi, VALUES(hi))`,
+        [[...marks]],
+      ));
+    }
+  }
+
   private upsertIdmap(tx: StateTx, idmap: readonly IdmapRow[], sent: Promise<unknown>[]): void {
     const table = stateTable(this.stateSchema, 'idmap');
     // a mapping learnt again keeps the insert version it has unless it names another row now
@@ -163,6 +184,14 @@ export class JournalWriter {
         `UPDATE ${table} n JOIN ${table} o ON o.tbl = n.tbl AND o.local_id = ? AND o.identity = n.identity
             SET n.hlc = o.hlc, n.node = o.node WHERE n.tbl = ? AND n.local_id = ? AND n.hlc IS NULL`,
         [r.from, r.tbl, r.localId],
+      ));
+      // (or, when no idmap row with a version stands for the old local id, from the range that holds it)
+      const ranges = stateTable(this.stateSchema, 'insert_ranges');
+      sent.push(tx.exec(
+        `UPDATE ${table} n JOIN ${ranges} r ON r.tbl = n.tbl
+             AND r.lo = (SELECT MAX(x.lo) FROM ${ranges} x WHERE x.tbl = ? AND x.lo <= CAST(? AS SIGNED)) AND r.hi >= CAST(? AS SIGNED)
+            SET n.hlc = r.hlc, n.node = r.node WHERE n.tbl = ? AND n.local_id = ? AND n.hlc IS NULL`,
+        [r.tbl, r.from, r.from, r.tbl, r.localId],
       ));
     }
     const rows = idmap.filter((r) => r.from === undefined).sort(byTableAndId);

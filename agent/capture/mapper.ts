@@ -23,7 +23,7 @@ export interface Canon {
   readonly after: CanonRow | null;
 }
 
-/** What mapping learnt: the row of `table` with primary key `localId` has `identity`. */
+/** What mapping learnt: the row of `table` with primary key `localId` has (or, deleted, had) `identity`. */
 export interface Learned {
   readonly table: string;
   readonly column: string;
@@ -149,6 +149,8 @@ export function mapChange(c: Canon, catalog: Catalog, refs: RefResolver): Mapped
     const id = identityOf(t, c.before!, refs);
     const digest = rowDigest(travelRow(t, c.before!, travelColumns(t), catalog, refs));
     ops.push({ kind: 'delete', table: t.name, id, digest });
+    // the row is gone from the table now: the idmap keeps its identity for references
+    learn(t, c.before!, id, false, undefined, learned);
   } else {
     const before = c.before!;
     const after = c.after!;

@@ -9,7 +9,7 @@ import type { Queryable } from '../db.js';
 import { qid } from '../db.js';
 import type { Catalog, TableInfo } from '../schema/catalog.js';
 import { stateTable } from '../state/schema.js';
-import { identityColumns, keyText, lookupKey, rowIdentity, singlePk, type CanonRow, type Lookup, type RefResolver } from './identity.js';
+import { identityColumns, keyText, lookupKey, rangeKey, rowIdentity, safeInteger, singlePk, type CanonRow, type Lookup, type RefResolver } from './identity.js';
 import { GroupCache } from './lru.js';
 import { Map2, PairNames } from './map2.js';
 import type { Learned } from './mapper.js';
@@ -24,6 +24,23 @@ export interface IdmapRow {
   node: string | null;
   /** the key changed: the row's local id before, whose insert version the writer copies */
   from?: string;
+}
+
+/** Consecutive local ids one change set inserted into a range table (identity.ts rangeKey). */
+export interface InsertRange {
+  readonly tbl: string;
+  readonly lo: number;
+  hi: number;
+  readonly hlc: string;
+  readonly node: string;
+}
+
+/** What a group writes to the identity state besides its journal rows. */
+export interface IdentityWrites {
+  readonly idmap: IdmapRow[];
+  readonly ranges: InsertRange[];
+  /** new marks of range tables (key_marks): no local id above has been given a range or idmap row */
+  readonly marks: ReadonlyMap<string, number>;
 }
 
 export interface HintRow {
@@ -46,6 +63,12 @@ export class IdentityResolver implements RefResolver {
   private readonly ahead = new Map<string, HintRow[]>();
   /** what the last prepare() could not answer (nested lookups included) */
   private unanswered: Lookup[] = [];
+  /** key_marks as durable plus what the pending writes raise them to; null: read them again */
+  private marks: Map<string, number> | null = null;
+  private readonly raised = new Map<string, number>();
+  private readonly ranges: InsertRange[] = [];
+  /** the run each range table's inserts may extend */
+  private readonly lastRange = new Map<string, InsertRange>();
 
   constructor(
     private readonly db: Queryable,
@@ -82,26 +105,91 @@ export class IdentityResolver implements RefResolver {
     }
   }
 
-  /** learn() of a row the change set with `version` inserted. */
+  /**
+   * learn() of a row the change set with `version` inserted. In a range table, a
+   * local id above the table's mark joins a run of the change set's inserts (no
+   * idmap row: the live row has the identity, and a delete writes it); any other
+   * gets an idmap row with the version, as in other tables.
+   */
   learnInsert(table: string, column: string, localId: string, identity: string, version: { readonly hlc: string; readonly node: string }): void {
     this.pin(table, column, localId, identity);
+    const n = this.isRangeTable(table) ? safeInteger(localId) : undefined;
+    if (n !== undefined && n > this.mark(table)) {
+      const last = this.lastRange.get(table);
+      if (last && last.hi === n - 1 && last.hlc === version.hlc && last.node === version.node) {
+        last.hi = n;
+      } else {
+        const run: InsertRange = { tbl: table, lo: n, hi: n, hlc: version.hlc, node: version.node };
+        this.ranges.push(run);
+        this.lastRange.set(table, run);
+      }
+      this.raise(table, n);
+      return;
+    }
     const row = this.remember(table, localId, identity);
     row.hlc = version.hlc;
     row.node = version.node;
     delete row.from;
   }
 
-  /** The idmap rows to write with the next journal transaction. */
-  takeIdmap(): IdmapRow[] {
-    const rows = [...this.pending.values()];
+  /** Reads the marks of the range tables unless known (call before mapping a group). */
+  async loadMarks(): Promise<void> {
+    if (this.marks) return;
+    const tables = [...this.catalog().tables.values()].filter((t) => rangeKey(t) !== undefined).map((t) => t.name);
+    const marks = new Map<string, number>();
+    if (tables.length > 0) {
+      const found = await this.db.query<{ tbl: string; hi: string | number }>(
+        `SELECT tbl, hi FROM ${stateTable(this.stateSchema, 'key_marks')} WHERE tbl IN (?)`, [tables]);
+      for (const r of found) marks.set(r.tbl, Number(r.hi));
+      const unmarked = tables.filter((t) => !marks.has(t));
+      if (unmarked.length > 0) {
+        // first time (or a state from before ranges): every id the idmap holds is below the mark
+        const highest = await this.db.query<{ tbl: string; hi: string | number | null }>(
+          `SELECT tbl, MAX(CAST(local_id AS SIGNED)) AS hi FROM ${stateTable(this.stateSchema, 'idmap')} WHERE tbl IN (?) GROUP BY tbl`, [unmarked]);
+        for (const r of highest) if (r.hi !== null) marks.set(r.tbl, Number(r.hi));
+        const known = unmarked.filter((t) => marks.has(t));
+        if (known.length > 0) {
+          await this.db.exec(`INSERT IGNORE INTO ${stateTable(this.stateSchema, 'key_marks')} (tbl, hi) VALUES ?`, [known.map((t) => [t, marks.get(t)])]);
+        }
+      }
+    }
+    this.marks = marks;
+  }
+
+  /** What the group learnt, to write with its journal rows; the group's runs end here. */
+  takeWrites(): IdentityWrites {
+    const idmap = [...this.pending.values()];
     this.pending.clear();
-    return rows;
+    const out: IdentityWrites = { idmap, ranges: this.ranges.splice(0), marks: new Map(this.raised) };
+    this.raised.clear();
+    this.lastRange.clear();
+    return out;
   }
 
   /** Everything not durable is abandoned: forget it (answers are reread from the idmap and tables). */
   forget(): void {
     this.pending.clear();
     this.cache.clear();
+    this.ranges.length = 0;
+    this.lastRange.clear();
+    this.raised.clear();
+    this.marks = null;
+  }
+
+  private isRangeTable(table: string): boolean {
+    const t = this.catalog().tables.get(table);
+    return t !== undefined && rangeKey(t) !== undefined;
+  }
+
+  private mark(table: string): number {
+    if (!this.marks) throw new Error('the marks of the range tables are not loaded (loadMarks() before mapping)');
+    return this.marks.get(table) ?? Number.NEGATIVE_INFINITY;
+  }
+
+  private raise(table: string, n: number): void {
+    if (n <= this.mark(table)) return;
+    this.marks!.set(table, n);
+    this.raised.set(table, n);
   }
 
   /** The lookups the last prepare() left unanswered: rows gone from the table that the idmap and the batch do not know. */
@@ -148,6 +236,8 @@ export class IdentityResolver implements RefResolver {
     };
     let hintIndex: HintIndex | undefined;
     const rows = new Map<string, HintRow>();
+    /** keys of `rows` read from the live tables (the others are row images) */
+    const live = new Set<string>();
     const tried = new Set<string>();
     let want = dedupe(lookups.filter((l) => this.identity(l.table, l.column, l.value) === undefined));
     /** every lookup this call met, nested ones included */
@@ -161,7 +251,7 @@ export class IdentityResolver implements RefResolver {
       const fresh = want.filter((l) => !rows.has(lookupKey(l.table, l.column, l.value)) && !tried.has(lookupKey(l.table, l.column, l.value)));
       for (const l of fresh) tried.add(lookupKey(l.table, l.column, l.value));
       await this.fromIdmap(fresh.filter((l) => singlePk(catalog.table(l.table)) === l.column));
-      await this.fromTables(catalog, fresh.filter((l) => this.identity(l.table, l.column, l.value) === undefined), rows);
+      await this.fromTables(catalog, fresh.filter((l) => this.identity(l.table, l.column, l.value) === undefined), rows, live);
       const next: Lookup[] = [];
       let progress = false;
       for (const l of want) {
@@ -174,7 +264,10 @@ export class IdentityResolver implements RefResolver {
         const missing: Lookup[] = [];
         const id = rowIdentity(found.table, found.row, this, missing);
         if (id !== undefined) {
-          this.answer(l, id, singlePk(found.table) === l.column);
+          // kept in the idmap (so it resolves after a restart even once deleted), except a
+          // row of a range table this batch holds: capture writes its idmap row when it sees it deleted
+          const k = lookupKey(l.table, l.column, l.value);
+          this.answer(l, id, singlePk(found.table) === l.column && (live.has(k) || rangeKey(found.table) === undefined));
           progress = true;
         } else if (missing.length > 0) {
           next.push(l, ...missing);
@@ -200,6 +293,10 @@ export class IdentityResolver implements RefResolver {
   private remember(tbl: string, localId: string, identity: string): IdmapRow {
     const had = this.pending.get(tbl, localId);
     if (had?.identity === identity) return had;
+    if (this.isRangeTable(tbl)) {
+      const n = safeInteger(localId);
+      if (n !== undefined) this.raise(tbl, n);
+    }
     const row: IdmapRow = { tbl, localId, identity, hlc: null, node: null };
     this.pending.set(tbl, localId, row);
     return row;
@@ -220,7 +317,7 @@ export class IdentityResolver implements RefResolver {
     }
   }
 
-  private async fromTables(catalog: Catalog, lookups: readonly Lookup[], rows: Map<string, HintRow>): Promise<void> {
+  private async fromTables(catalog: Catalog, lookups: readonly Lookup[], rows: Map<string, HintRow>, live: Set<string>): Promise<void> {
     const byColumn = new Map<string, Lookup[]>();
     for (const l of lookups) {
       const k = `${l.table}\u0000${l.column}`;
@@ -243,7 +340,10 @@ export class IdentityResolver implements RefResolver {
           const row: Record<string, Value> = {};
           for (const c of cols) row[c] = selectValue(r[c]);
           const value = keyText(row[column]);
-          if (value !== undefined) rows.set(lookupKey(table, column, value), { table: t, row });
+          if (value === undefined) continue;
+          const k = lookupKey(table, column, value);
+          rows.set(k, { table: t, row });
+          live.add(k);
         }
       }
     }

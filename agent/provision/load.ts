@@ -285,7 +285,7 @@ async function completeClone(
       [end.position.file, end.position.pos, end.gtid],
     );
     // Local state about rows that are gone now.
-    for (const t of ['idmap', 'versions', 'quarantine']) await tx.exec(`DELETE FROM ${stateTable(stateSchema, t)}`);
+    for (const t of ['idmap', 'insert_ranges', 'key_marks', 'versions', 'quarantine']) await tx.exec(`DELETE FROM ${stateTable(stateSchema, t)}`);
     // Everything the parent journaled up to the snapshot is in the data; nothing
     // journaled here before the clone is sent up.
     const [top] = await tx.query<{ m: string | number | null }>(`SELECT MAX(seq) AS m FROM ${stateTable(stateSchema, 'journal')}`);

@@ -4,7 +4,7 @@
 import type { Queryable } from '../db.js';
 import { qid } from '../db.js';
 
-export const STATE_VERSION = 2;
+export const STATE_VERSION = 3;
 
 /** Columns added since version 1, created on tables that predate them. */
 const ADDED_COLUMNS: ReadonlyArray<{ table: string; column: string; ddl: string }> = [
@@ -71,9 +71,11 @@ export const stateTables: ReadonlyArray<{ name: string; ddl: string }> = [
     ) ENGINE=InnoDB`,
   },
   {
-    // Local primary key -> network identity, kept so rows deleted since still resolve.
-    // hlc + node: the version of the insert that created the row (its columns' version
-    // unless `versions` holds a newer one); NULL when the mapping was only looked up.
+    // Local primary key -> network identity, kept so rows deleted since still resolve
+    // (written when capture sees a row inserted, deleted, re-keyed or looked up; rows of
+    // range tables only when deleted, re-keyed or looked up). hlc + node: the version of
+    // the insert that created the row (its columns' version unless `versions` holds a
+    // newer one); NULL when the mapping was only looked up or the row deleted.
     name: 'idmap',
     ddl: `(
       tbl VARCHAR(64) NOT NULL,
@@ -86,9 +88,34 @@ export const stateTables: ReadonlyArray<{ name: string; ddl: string }> = [
     ) ENGINE=InnoDB`,
   },
   {
+    // Insert versions of rows of tables whose row is its uuid and whose key is one
+    // integer column (identity.ts rangeKey): one row per run of consecutive local ids
+    // one change set inserted, instead of one idmap row per inserted row. Runs never
+    // overlap: a local id at or below the table's mark in key_marks (one some range or
+    // idmap row has held) takes an idmap row with its version instead, which then
+    // stands for that id. Apply reads a live row's insert version through its local id.
+    name: 'insert_ranges',
+    ddl: `(
+      tbl VARCHAR(64) NOT NULL,
+      lo BIGINT NOT NULL,
+      hi BIGINT NOT NULL,
+      hlc BIGINT UNSIGNED NOT NULL,
+      node VARCHAR(64) NOT NULL,
+      PRIMARY KEY (tbl, lo)
+    ) ENGINE=InnoDB`,
+  },
+  {
+    // Per range table: no local id above `hi` has been in insert_ranges or idmap.
+    name: 'key_marks',
+    ddl: `(
+      tbl VARCHAR(64) NOT NULL PRIMARY KEY,
+      hi BIGINT NOT NULL
+    ) ENGINE=InnoDB`,
+  },
+  {
     // Last writer of each column of each synced row, for conflict resolution. Inserts
-    // are recorded once per row: in idmap, or here as col '+' (tables without a one-column
-    // key); col '*' is a delete tombstone. A column's version is the newest of these.
+    // are recorded once per row: in insert_ranges, in idmap, or here as col '+' (tables
+    // without a one-column key); col '*' is a delete tombstone. A column's version is the newest of these.
     name: 'versions',
     ddl: `(
       tbl VARCHAR(64) NOT NULL,

@@ -69,7 +69,7 @@ export class Applier {
       db: o.db, schema: o.schema, stateSchema: o.stateSchema, node: o.node, log: o.log,
       now: o.now ?? Date.now, waitForCapture: o.waitForCapture,
       resolver: new Resolver(o.schema, new Layers()),
-      versions: new Versions(o.db, o.stateSchema),
+      versions: new Versions(o.db, o.stateSchema, () => this.catalog),
       rowmap: new RowMapper(o.catalog, o.stateSchema),
     };
   }

@@ -1,9 +1,9 @@
 // What a group needs to know before it runs, in one round trip at the start
 // of its transaction: which change ids are in the ledger or in quarantine, and
-// the stored versions of every row the group touches (with the insert versions in idmap).
+// the stored versions of every row the group touches (with the insert versions in idmap and insert_ranges).
 import type { Queryable } from '../../agent/db.js';
 import { stateTable } from '../../agent/state/schema.js';
-import { storedVersionsSql, type Versions } from './versions.js';
+import type { Versions } from './versions.js';
 
 export interface Known {
   readonly ledger: Set<string>;
@@ -24,8 +24,9 @@ export async function groupLookup(
     params.push(...ids, ...ids);
   }
   for (const [table, tids] of unread) {
-    parts.push(storedVersionsSql(stateSchema, "CONCAT('v', tbl)", tids.length));
-    params.push(table, ...tids, table, ...tids);
+    const q = versions.query(`v${table}`, table, tids);
+    parts.push(q.sql);
+    params.push(...q.params);
   }
   if (parts.length === 0) return out;
   const result = await tx.query<{ src: string; a: string; b: string | null; c: string | null; d: string | null }>(parts.join('\nUNION ALL '), params);

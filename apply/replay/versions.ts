@@ -1,8 +1,9 @@
 // Column versions for conflict resolution. Capture writes `versions` (last
 // writer hlc + node per row and column; col '*' is a row's delete tombstone)
-// for updates and deletes, and records an insert once per row: in the row's
-// `idmap` row (hlc, node), or in `versions` as col '+' for tables without a
-// one-column key. A column's version is the newest of its own and its row's
+// for updates and deletes, and records an insert once per row: in the run of
+// `insert_ranges` that holds its local id (rows named by uuid with an integer
+// key), in the row's `idmap` row (hlc, node), or in `versions` as col '+' for
+// tables without a one-column key. A column's version is the newest of its own and its row's
 // insert version (the tombstone stands alone). Apply reads them outside its transaction, so a re-read after waitForCapture()
 // sees what capture wrote meanwhile. What this batch has written and capture
 // has not seen yet sits in an overlay whose layers follow the transaction.
@@ -10,7 +11,10 @@
 // One write comes from apply itself: a column whose winning value equals the
 // stored one produces no binlog row, so capture cannot record the new version;
 // apply records it (never lowering a version) at the end of the group.
+import { rangeKey } from '../../agent/capture/identity.js';
 import type { Queryable } from '../../agent/db.js';
+import { qid } from '../../agent/db.js';
+import type { Catalog, TableInfo } from '../../agent/schema/catalog.js';
 import { stateTable } from '../../agent/state/schema.js';
 import { compareVersions } from '../hlc.js';
 import { Layers } from './layers.js';
@@ -49,7 +53,15 @@ export class Versions {
     /** reads run here, outside the apply transaction (a pool) */
     private readonly db: Queryable,
     private readonly stateSchema: string,
+    /** the application schema as it is now */
+    private readonly catalog: () => Catalog,
   ) {}
+
+  /** The query for the stored versions of rows of a table (storedVersionsQuery), rows tagged with `src`. */
+  query(src: string, table: string, ids: readonly string[]): { sql: string; params: unknown[] } {
+    const c = this.catalog();
+    return storedVersionsQuery(this.stateSchema, c.tables.get(table), c.schema, src, table, ids);
+  }
 
   /**
    * A new batch: forget what was read from the table. What this applier wrote
@@ -106,7 +118,8 @@ export class Versions {
 
   private async read(table: string, ids: readonly string[]): Promise<void> {
     for (const id of ids) this.stored.set(rowKey(table, id), new Map());
-    const rows = await this.db.query<{ a: string; b: string; c: string; d: string }>(storedVersionsSql(this.stateSchema, "'v'", ids.length), [table, ...ids, table, ...ids]);
+    const q = this.query('v', table, ids);
+    const rows = await this.db.query<{ a: string; b: string; c: string; d: string }>(q.sql, q.params);
     for (const r of rows) this.keep(table, r.a, r.b, { hlc: String(r.c), node: r.d });
   }
 
@@ -167,14 +180,32 @@ export class Versions {
 }
 
 /**
- * The stored versions of n rows of one table, as (src, a: identity, b: col, c: hlc, d: node):
- * `versions`, and the insert versions in `idmap` as col '+'. Parameters: table, the n
- * identities, table, the n identities again. `src` is the SQL expression given.
+ * The stored versions of rows of one table, as rows (src, a: identity, b: col,
+ * c: hlc, d: node), src being the text given: `versions`, and as col '+' the
+ * insert versions in `idmap` and, for a range table (identity.ts rangeKey), in
+ * `insert_ranges`, found through the live row's local id unless an idmap row
+ * with a version stands for that id.
  */
-export function storedVersionsSql(stateSchema: string, src: string, n: number): string {
-  const list = Array(n).fill('?').join(', ');
-  return `SELECT ${src} AS src, identity AS a, col AS b, hlc AS c, node AS d FROM ${stateTable(stateSchema, 'versions')} WHERE tbl = ? AND identity IN (${list})
-    UNION ALL SELECT ${src}, identity, '${ROW_INSERT}', hlc, node FROM ${stateTable(stateSchema, 'idmap')} WHERE tbl = ? AND identity IN (${list}) AND hlc IS NOT NULL`;
+export function storedVersionsQuery(
+  stateSchema: string, t: TableInfo | undefined, appSchema: string, src: string, table: string, ids: readonly string[],
+): { sql: string; params: unknown[] } {
+  const list = Array(ids.length).fill('?').join(', ');
+  const idmap = stateTable(stateSchema, 'idmap');
+  let sql = `SELECT ? AS src, identity AS a, col AS b, hlc AS c, node AS d FROM ${stateTable(stateSchema, 'versions')} WHERE tbl = ? AND identity IN (${list})
+    UNION ALL SELECT ?, identity, '${ROW_INSERT}', hlc, node FROM ${idmap} WHERE tbl = ? AND identity IN (${list}) AND hlc IS NOT NULL`;
+  const params: unknown[] = [src, table, ...ids, src, table, ...ids];
+  const pk = t ? rangeKey(t) : undefined;
+  if (t && pk !== undefined && t.identity?.kind === 'uuid') {
+    const ranges = stateTable(stateSchema, 'insert_ranges');
+    const key = `l.${qid(pk)}`;
+    sql += `
+    UNION ALL SELECT ?, l.${qid(t.identity.column)}, '${ROW_INSERT}', r.hlc, r.node FROM ${qid(appSchema)}.${qid(t.name)} l
+      JOIN ${ranges} r ON r.tbl = ? AND r.lo = (SELECT MAX(x.lo) FROM ${ranges} x WHERE x.tbl = ? AND x.lo <= ${key}) AND r.hi >= ${key}
+     WHERE l.${qid(t.identity.column)} IN (${list})
+       AND NOT EXISTS (SELECT 1 FROM ${idmap} m WHERE m.tbl = ? AND m.local_id = CONVERT(${key}, CHAR) COLLATE utf8mb4_bin AND m.hlc IS NOT NULL)`;
+    params.push(src, table, table, ...ids, table);
+  }
+  return { sql, params };
 }
 
 /** Whether a beats b (a strictly newer version; an unknown b counts as version 0). */

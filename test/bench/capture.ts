@@ -56,7 +56,7 @@ export async function bench(log: (line: string) => void): Promise<void> {
       `CPU per row: ${perRow(raw.cpuMs, ROWS)} µs in node, ${perRow(rawServerMs, ROWS)} µs in the server (binlog dump)`);
     for (const [state, account, how] of [['ss_rate', undefined, 'state writes kept out of the binlog (root)'], ['ss_rate_lp', LP, 'state writes binlogged (no BINLOG ADMIN)']] as const) {
       const before = await serverCpuMs(s);
-      const cap = await captureRun(s, state, [], account);
+      const cap = await captureRun(s, state, process.env.BENCH_PROF ? ['--cpu-prof', `--cpu-prof-dir=${process.env.BENCH_PROF}`] : [], account);
       const serverMs = (await serverCpuMs(s)) - before;
       await checkJournal(db, state, ROWS / PER_TXN, ROWS);
       const capRate = ROWS / (cap.ms / 1000);
@@ -194,8 +194,8 @@ async function serverCpuMs(s: TestServer): Promise<number> {
 }
 
 /**
- * What the durable state alone costs the server: capture's idmap rows and
- * journal rows, copied into empty tables of the same definition by multi-row
+ * What the durable state alone costs the server: capture's identity rows
+ * (idmap, insert_ranges) and journal rows, copied into empty tables of the same definition by multi-row
  * INSERTs from a client in transactions of a capture group's size. With the
  * decode zongji does anyway, this bounds what capture could reach on this
  * machine if mapping and encoding cost nothing: the server and the capture
@@ -210,14 +210,14 @@ async function stateWriteFloor(
   try {
     await conn.query('SET SESSION sql_log_bin = 0');
     const cost: Record<string, number> = {};
-    for (const t of ['idmap', 'journal']) {
+    for (const t of ['idmap', 'insert_ranges', 'journal']) {
       await conn.query(`CREATE TABLE floor.${t} LIKE ${state}.${t}`);
       const [, cols] = await conn.query(`SELECT * FROM ${state}.${t} LIMIT 0`) as unknown as [unknown, { name: string }[]];
       const names = cols.map((c) => c.name).filter((n) => n !== 'seq');
-      const keyCol = t === 'idmap' ? 'tbl, local_id' : 'seq';
+      const keyCol = t === 'idmap' ? 'tbl, local_id' : t === 'insert_ranges' ? 'tbl, lo' : 'seq';
       const total = Number(((await conn.query(`SELECT COUNT(*) AS n FROM ${state}.${t}`)) as unknown as [{ n: number }[]])[0][0]!.n);
       let spent = 0;
-      const perTxn = t === 'idmap' ? 5000 : 50;
+      const perTxn = t === 'journal' ? 50 : 5000;
       for (let off = 0; off < total; off += perTxn) {
         const [rows] = await conn.query(`SELECT ${names.join(', ')} FROM ${state}.${t} ORDER BY ${keyCol} LIMIT ${perTxn} OFFSET ${off}`) as unknown as [Record<string, unknown>[]];
         const before = await serverCpuMs(s);
@@ -231,10 +231,11 @@ async function stateWriteFloor(
       cost[t] = spent;
       log(`the ${t} rows alone (${total}), written from a client: ${(spent / 1000).toFixed(2)} s of server CPU = ${perRow(spent, ROWS)} µs per captured row`);
     }
-    const floorPerRow = (raw.cpuMs + rawServerMs + cost.idmap! + cost.journal!) / ROWS;
+    const identity = cost.idmap! + cost.insert_ranges!;
+    const floorPerRow = (raw.cpuMs + rawServerMs + identity + cost.journal!) / ROWS;
     const ceiling = (CORES / floorPerRow) / (ROWS / raw.ms);
-    log(`ceiling on ${CORES} cores with mapping and encoding free: decode + dump + idmap + journal = ${(floorPerRow * 1000).toFixed(2)} µs of CPU per row, ` +
-      `so capture/zongji ≤ ${ceiling.toFixed(2)}× (the idmap alone takes ${((cost.idmap! / ROWS) / floorPerRow * 100).toFixed(0)}% of it)`);
+    log(`ceiling on ${CORES} cores with mapping and encoding free: decode + dump + identity rows + journal = ${(floorPerRow * 1000).toFixed(2)} µs of CPU per row, ` +
+      `so capture/zongji ≤ ${ceiling.toFixed(2)}× (the identity rows take ${((identity / ROWS) / floorPerRow * 100).toFixed(0)}% of it)`);
   } finally {
     await conn.end();
   }

@@ -12,6 +12,7 @@ import { decodeLatin1 } from '../../agent/capture/values.js';
 import type { Learned } from '../../agent/capture/mapper.js';
 import { IdentityResolver } from '../../agent/capture/resolver.js';
 import { PAUSE_MS, ReadGate } from '../../agent/capture/budget.js';
+import type { ColumnInfo, TableInfo } from '../../agent/schema/catalog.js';
 
 void t.test('FLOAT/DOUBLE text: exact rounding, ties to even', async (t) => {
   const cases: [string, string, string][] = [
@@ -152,7 +153,8 @@ void t.test('latin1 bytes decode as MariaDB does (Windows-1252, five bytes kept 
 
 void t.test('idmap rows learnt in a group carry the insert version, wherever the row’s key is now', async (t) => {
   const noDb = { query: () => Promise.reject(new Error('no database here')), exec: () => Promise.reject(new Error('no database here')) };
-  const r = new IdentityResolver(noDb, () => { throw new Error('no catalogue here'); }, 'spokesync');
+  // a catalogue without the table: not a range table (see the next test for one)
+  const r = new IdentityResolver(noDb, () => ({ schema: 'app', tables: new Map(), table: () => { throw new Error('no table here'); } }), 'spokesync');
   const learnt = (localId: string, identity: string, inserted: boolean, from?: string): Learned =>
     from === undefined ? { table: 'person', column: 'id', localId, identity, inserted } : { table: 'person', column: 'id', localId, identity, inserted, from };
   const v = { hlc: '10', node: 'x' };
@@ -163,21 +165,69 @@ void t.test('idmap rows learnt in a group carry the insert version, wherever the
   r.learn(learnt('8', 'F', true), { hlc: '11', node: 'y' }); // E went (its tombstone has the newer version) and F took its key
   r.learn(learnt('9', 'G', false, '3')); // a key change of a row inserted before this group
   r.learn(learnt('7', 'H', false)); // looked up or learnt without an insert: no version
-  t.same(r.takeIdmap().sort((x, y) => x.localId.localeCompare(y.localId)), [
+  t.same(r.takeWrites().idmap.sort((x, y) => x.localId.localeCompare(y.localId)), [
     { tbl: 'person', localId: '5', identity: 'B', hlc: '10', node: 'x' },
     { tbl: 'person', localId: '6', identity: 'A', hlc: '10', node: 'x' },
     { tbl: 'person', localId: '7', identity: 'H', hlc: null, node: null },
     { tbl: 'person', localId: '8', identity: 'F', hlc: '11', node: 'y' },
     { tbl: 'person', localId: '9', identity: 'G', hlc: null, node: null, from: '3' },
   ]);
-  t.same(r.takeIdmap(), [], 'taken once');
+  t.same(r.takeWrites().idmap, [], 'taken once');
+});
+
+void t.test('inserts into a range table: one run per change set and consecutive ids; ids at or below the mark, deletes and key changes take idmap rows', async (t) => {
+  const col = (name: string, dataType: string): ColumnInfo =>
+    ({ name, ordinal: 0, dataType, columnType: dataType, nullable: false, autoIncrement: name === 'id', generated: false, binary: false, charset: null });
+  const columns = [col('id', 'int'), col('uuid', 'char')];
+  const obs: TableInfo = {
+    name: 'obs', engine: 'InnoDB', columns, column: new Map(columns.map((c) => [c.name, c])), primaryKey: ['id'], uniqueKeys: [], foreignKeys: [],
+    refs: new Map(), identity: { kind: 'uuid', column: 'uuid' }, identityProblem: null, localColumns: new Set(['id']),
+  };
+  const tables = new Map([['obs', obs]]);
+  const reads: string[] = [];
+  const db = {
+    query: async (sql: string): Promise<never[]> => {
+      reads.push(sql);
+      return (/key_marks/.test(sql) ? [{ tbl: 'obs', hi: '10' }] : []) as never[];
+    },
+    exec: () => Promise.reject(new Error('nothing is written here')),
+  };
+  const r = new IdentityResolver(db, () => ({ schema: 'app', tables, table: (n: string) => tables.get(n)! }), 'spokesync');
+  t.throws(() => r.learnInsert('obs', 'id', '11', 'A', { hlc: '1', node: 'x' }), /not loaded/, 'marks are read before mapping');
+  await r.loadMarks();
+  const v1 = { hlc: '20', node: 'x' };
+  const v2 = { hlc: '21', node: 'y' };
+  for (const [id, v] of [['11', v1], ['12', v1], ['13', v1], ['14', v2], ['16', v2], ['5', v2]] as const) r.learnInsert('obs', 'id', id, `U${id}`, v);
+  r.learn({ table: 'obs', column: 'id', localId: '12', identity: 'U12', inserted: false }); // deleted
+  r.learn({ table: 'obs', column: 'id', localId: '30', identity: 'U16', inserted: false, from: '16' }); // re-keyed
+  const w = r.takeWrites();
+  t.same(w.ranges, [
+    { tbl: 'obs', lo: 11, hi: 13, hlc: '20', node: 'x' },
+    { tbl: 'obs', lo: 14, hi: 14, hlc: '21', node: 'y' },
+    { tbl: 'obs', lo: 16, hi: 16, hlc: '21', node: 'y' },
+  ], 'runs of consecutive ids of one version');
+  t.same(w.idmap.sort((x, y) => Number(x.localId) - Number(y.localId)), [
+    { tbl: 'obs', localId: '5', identity: 'U5', hlc: '21', node: 'y' },
+    { tbl: 'obs', localId: '12', identity: 'U12', hlc: null, node: null },
+    { tbl: 'obs', localId: '30', identity: 'U16', hlc: null, node: null, from: '16' },
+  ], 'an id at or below the mark keeps its version in the idmap; a deleted row its identity; a re-keyed row moves');
+  t.same([...w.marks], [['obs', 30]], 'the mark rises to every id given a range or an idmap row');
+  t.equal(r.identity('obs', 'id', '13'), 'U13', 'a row in a range still answers from the cache');
+  r.learnInsert('obs', 'id', '31', 'U31', v2);
+  t.same(r.takeWrites().ranges, [{ tbl: 'obs', lo: 31, hi: 31, hlc: '21', node: 'y' }], 'runs end with the group');
+  r.learnInsert('obs', 'id', '31', 'U31b', v2);
+  t.same(r.takeWrites().idmap.map((x) => [x.localId, x.hlc]), [['31', '21']], 'an id a range holds again takes an idmap row');
+  const before = reads.length;
+  r.forget();
+  await r.loadMarks();
+  t.equal(reads.length, before + 1, 'after forget() the marks are read again');
 });
 
 void t.test('what the cache answers when a group is prepared stays answered while the group maps, whatever it learns', async (t) => {
   const noDb = { query: () => Promise.reject(new Error('no database here')), exec: () => Promise.reject(new Error('no database here')) };
   const r = new IdentityResolver(noDb, () => ({ schema: 'app', tables: new Map(), table: () => { throw new Error('no table here'); } }), 'spokesync', 4);
   r.learn({ table: 'kind', column: 'id', localId: '1', identity: 'K1', inserted: true });
-  r.takeIdmap();
+  r.takeWrites();
   r.beginGroup();
   await r.prepare([{ table: 'kind', column: 'id', value: '1' }], () => []);
   for (let i = 0; i < 20; i++) r.learn({ table: 'person', column: 'id', localId: String(i), identity: `P${i}`, inserted: true });
