@@ -80,6 +80,45 @@ void t.test('a local write not yet captured decides a conflict: apply waits for 
   t.same(outcomes, [{ change_id: older.id, outcome: 'local wins: name' }, { change_id: newer.id, outcome: 'remote wins: note' }]);
 });
 
+void t.test('the same row inserted here and remotely: the insert versions capture keeps (runs of local ids, idmap rows for reused keys) decide', async (t) => {
+  const u = 'c0000000-0000-0000-0000-0000000000a1';
+  const v = 'c0000000-0000-0000-0000-0000000000a2';
+  const outcome = async (id: string): Promise<string[]> =>
+    (await n.env.rows<{ outcome: string }>(`SELECT outcome FROM ${STATE}.conflicts WHERE identity = ? ORDER BY id`, [id])).map((r) => r.outcome);
+  const nameOf = async (id: string): Promise<unknown> => (await n.env.rows<{ name: string }>(`SELECT name FROM ${APP}.person WHERE uuid = ?`, [id]))[0]?.name;
+  // inserted here now: capture keeps its version in a run of insert_ranges, not in idmap
+  await n.env.db.exec(`INSERT INTO ${APP}.person (uuid, name) VALUES (?, 'Here')`, [u]);
+  await n.capture.caughtUp();
+  const [pid] = await n.env.rows<{ person_id: number }>(`SELECT person_id FROM ${APP}.person WHERE uuid = ?`, [u]);
+  t.same(await n.env.rows(`SELECT 1 FROM ${STATE}.idmap WHERE tbl = 'person' AND identity = ?`, [u]), [], 'no idmap row');
+  const older = cs('rubavu', 1_700_000_100_000, [personInsert(u, 'Older remote')]);
+  t.match(await n.applier.applyBatch('kigali', entries(older)), { applied: 1, conflicts: 1 });
+  t.equal(await nameOf(u), 'Here', 'an older remote insert loses to the insert version read through the live row');
+  const newer = cs('rubavu', Date.now() + 60_000, [personInsert(u, 'Newer remote')]);
+  t.match(await n.applier.applyBatch('kigali', entries(newer)), { applied: 1, conflicts: 1 });
+  t.equal(await nameOf(u), 'Newer remote', 'a newer one wins');
+  t.same(await outcome(u), ['local wins: name', 'remote wins: name']);
+
+  // the key is given again to another row, by a transaction applied from a peer with an old
+  // stamp: its version is in an idmap row, which stands for the key instead of the run
+  await n.env.db.exec(`DELETE FROM ${APP}.person WHERE uuid = ?`, [u]);
+  const old = hlcAt(1_700_000_200_000);
+  const conn = await n.env.server.connect(APP);
+  await conn.query('BEGIN');
+  await conn.query(`INSERT INTO ${STATE}.ledger (change_id, origin, from_peer, hlc, commit_time, applied_at) VALUES (?, 'huye', 'kigali', ?, '2023-11-14 22:13:20', NOW(6))`, [`huye:${old}`, old]);
+  await conn.query(`INSERT INTO ${APP}.person (person_id, uuid, name) VALUES (?, ?, 'Reused key')`, [pid!.person_id, v]);
+  await conn.query('COMMIT');
+  await conn.end();
+  await n.capture.caughtUp();
+  t.same(await n.env.rows(`SELECT hlc, node FROM ${STATE}.idmap WHERE tbl = 'person' AND local_id = ?`, [String(pid!.person_id)]),
+    [{ hlc: old, node: 'huye' }], 'the reused key has an idmap row with its insert version');
+  // newer than the reused row's insert, older than the run's (which belongs to the deleted row)
+  const between = cs('rubavu', 1_700_000_300_000, [personInsert(v, 'Remote')]);
+  t.match(await n.applier.applyBatch('kigali', entries(between)), { applied: 1, conflicts: 1 });
+  t.equal(await nameOf(v), 'Remote', 'the idmap row, not the run, gives the version of the row that holds the key now');
+  t.same(await outcome(v), ['remote wins: name']);
+});
+
 // --- convergence with the real capture on two servers ---
 
 const ID = 'c1111111-2222-3333-4444-555555555555';
@@ -94,6 +133,7 @@ async function reset(x: Node): Promise<void> {
   // as if both nodes were cloned with this row: no versions yet
   await x.env.db.exec(`DELETE FROM ${STATE}.versions WHERE identity = ?`, [ID]);
   await x.env.db.exec(`UPDATE ${STATE}.idmap SET hlc = NULL, node = NULL WHERE identity = ?`, [ID]);
+  await x.env.db.exec(`DELETE FROM ${STATE}.insert_ranges WHERE tbl = 'person'`);
 }
 
 function model(css: readonly ChangeSet[]): Record<Col, string | null> {

@@ -81,4 +81,15 @@ void t.test('capture survives kill -9 at random points without loss or duplicate
   t.equal(ids.size, rows.length, 'change ids are unique');
   const hlcs = rows.map((r) => BigInt(r.hlc));
   t.ok(hlcs.every((h, i) => i === 0 || h > hlcs[i - 1]!), 'stamps increase in commit order');
+  for (const table of ['visit', 'note']) {
+    const want = new Map(rows.flatMap((r) => r.cs.ops.filter((o) => o.table === table).map((o) => [o.id, r.hlc] as const)));
+    const got = await db.query<{ uuid: string; n: string | number; hlc: string | null }>(
+      `SELECT l.uuid, COUNT(r.lo) AS n, MAX(r.hlc) AS hlc FROM app.${table} l
+         LEFT JOIN ${STATE}.insert_ranges r ON r.tbl = ? AND l.id BETWEEN r.lo AND r.hi GROUP BY l.uuid`, [table]);
+    const wrong = got.filter((g) => Number(g.n) !== 1 || String(g.hlc) !== want.get(g.uuid));
+    t.equal(got.length, committed, `${table}: every row is there`);
+    t.same(wrong.slice(0, 3), [], `${table}: every row is in one run of insert_ranges, with the version of the change set that inserted it`);
+  }
+  const [versioned] = await db.query<{ n: string | number }>(`SELECT COUNT(*) AS n FROM ${STATE}.idmap WHERE hlc IS NOT NULL`);
+  t.equal(Number(versioned!.n), 0, 'no insert version fell back to an idmap row (the marks were read again after each restart)');
 });
