@@ -112,7 +112,8 @@ export class IdentityResolver implements RefResolver {
    * gets an idmap row with the version, as in other tables.
    */
   learnInsert(table: string, column: string, localId: string, identity: string, version: { readonly hlc: string; readonly node: string }): void {
-    this.pin(table, column, localId, identity);
+    // (only a table something refers to is ever asked about)
+    if (referencedTables(this.catalog()).has(table)) this.pin(table, column, localId, identity);
     const n = this.isRangeTable(table) ? safeInteger(localId) : undefined;
     if (n !== undefined && n > this.mark(table)) {
       const last = this.lastRange.get(table);
@@ -356,6 +357,22 @@ function selectValue(v: unknown): Value {
   if (typeof v === 'string' || Buffer.isBuffer(v)) return v;
   if (typeof v === 'number' || typeof v === 'bigint') return String(v);
   return JSON.stringify(v);
+}
+
+const referenced = new WeakMap<Catalog, ReadonlySet<string>>();
+
+/** The tables whose rows some table of the catalogue refers to: by a foreign key, a shared key or a natural key part. */
+function referencedTables(catalog: Catalog): ReadonlySet<string> {
+  let set = referenced.get(catalog);
+  if (!set) {
+    const out = new Set<string>();
+    for (const t of catalog.tables.values()) {
+      for (const r of t.refs.values()) out.add(r.table);
+      if (t.identity?.kind === 'shared') out.add(t.identity.refTable);
+    }
+    referenced.set(catalog, (set = out));
+  }
+  return set;
 }
 
 function dedupe(lookups: readonly Lookup[]): Lookup[] {

@@ -24,6 +24,11 @@ const PER_TXN = 100;
 const BIG_ROWS = Number(process.env.BENCH_BIG_ROWS ?? 1_000_000);
 /** The V8 flags the daemon runs with (agent/cli/heap-flags.ts). */
 const MEM_NODE_ARGS = process.env.BENCH_NODE_ARGS === undefined ? DAEMON_HEAP_FLAGS : process.env.BENCH_NODE_ARGS.split(' ').filter((a) => a !== '');
+/** Node flags of the throughput runs (node's defaults unless BENCH_CAPTURE_ARGS; BENCH_PROF=dir adds a CPU profile). */
+const THROUGHPUT_ARGS = [
+  ...(process.env.BENCH_CAPTURE_ARGS ?? '').split(' ').filter((a) => a !== ''),
+  ...(process.env.BENCH_PROF ? ['--cpu-prof', `--cpu-prof-dir=${process.env.BENCH_PROF}`] : []),
+];
 /** The daemon's capture memory budget (config capture.memoryBytes, its default). */
 const MEMORY_BYTES = parseBytes(String(specOf('capture.memoryBytes')!.default))!;
 /** The least-privilege account (mysql-conf/grants.sql, without BINLOG ADMIN). */
@@ -56,7 +61,7 @@ export async function bench(log: (line: string) => void): Promise<void> {
       `CPU per row: ${perRow(raw.cpuMs, ROWS)} µs in node, ${perRow(rawServerMs, ROWS)} µs in the server (binlog dump)`);
     for (const [state, account, how] of [['ss_rate', undefined, 'state writes kept out of the binlog (root)'], ['ss_rate_lp', LP, 'state writes binlogged (no BINLOG ADMIN)']] as const) {
       const before = await serverCpuMs(s);
-      const cap = await captureRun(s, state, process.env.BENCH_PROF ? ['--cpu-prof', `--cpu-prof-dir=${process.env.BENCH_PROF}`] : [], account);
+      const cap = await captureRun(s, state, THROUGHPUT_ARGS, account);
       const serverMs = (await serverCpuMs(s)) - before;
       await checkJournal(db, state, ROWS / PER_TXN, ROWS);
       const capRate = ROWS / (cap.ms / 1000);

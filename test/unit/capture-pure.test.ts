@@ -178,17 +178,18 @@ void t.test('idmap rows learnt in a group carry the insert version, wherever the
 void t.test('inserts into a range table: one run per change set and consecutive ids; ids at or below the mark, deletes and key changes take idmap rows', async (t) => {
   const col = (name: string, dataType: string): ColumnInfo =>
     ({ name, ordinal: 0, dataType, columnType: dataType, nullable: false, autoIncrement: name === 'id', generated: false, binary: false, charset: null });
-  const columns = [col('id', 'int'), col('uuid', 'char')];
+  const columns = [col('id', 'int'), col('uuid', 'char'), col('group_id', 'int')];
   const obs: TableInfo = {
     name: 'obs', engine: 'InnoDB', columns, column: new Map(columns.map((c) => [c.name, c])), primaryKey: ['id'], uniqueKeys: [], foreignKeys: [],
-    refs: new Map(), identity: { kind: 'uuid', column: 'uuid' }, identityProblem: null, localColumns: new Set(['id']),
+    refs: new Map([['group_id', { table: 'obs', column: 'id' }]]), identity: { kind: 'uuid', column: 'uuid' }, identityProblem: null, localColumns: new Set(['id']),
   };
-  const tables = new Map([['obs', obs]]);
+  const note: TableInfo = { ...obs, name: 'note', refs: new Map() };
+  const tables = new Map([['obs', obs], ['note', note]]);
   const reads: string[] = [];
   const db = {
     query: async (sql: string): Promise<never[]> => {
       reads.push(sql);
-      return (/key_marks/.test(sql) ? [{ tbl: 'obs', hi: '10' }] : []) as never[];
+      return (/key_marks/.test(sql) ? [{ tbl: 'obs', hi: '10' }, { tbl: 'note', hi: '0' }] : []) as never[];
     },
     exec: () => Promise.reject(new Error('nothing is written here')),
   };
@@ -213,6 +214,9 @@ void t.test('inserts into a range table: one run per change set and consecutive 
   ], 'an id at or below the mark keeps its version in the idmap; a deleted row its identity; a re-keyed row moves');
   t.same([...w.marks], [['obs', 30]], 'the mark rises to every id given a range or an idmap row');
   t.equal(r.identity('obs', 'id', '13'), 'U13', 'a row in a range still answers from the cache');
+  r.learnInsert('note', 'id', '1', 'N1', v1);
+  t.equal(r.identity('note', 'id', '1'), undefined, 'a row of a table nothing refers to is not kept in the cache');
+  t.same(r.takeWrites().ranges.map((x) => x.tbl), ['note']);
   r.learnInsert('obs', 'id', '31', 'U31', v2);
   t.same(r.takeWrites().ranges, [{ tbl: 'obs', lo: 31, hi: 31, hlc: '21', node: 'y' }], 'runs end with the group');
   r.learnInsert('obs', 'id', '31', 'U31b', v2);
