@@ -159,7 +159,10 @@ export class Capture {
   private async openSource(): Promise<void> {
     const { schema, stateSchema, tables } = this.opts;
     const src = new BinlogSource(
-      { settings: this.opts.settings, serverId: this.opts.serverId, include: { [schema]: [...tables], [stateSchema]: ['ledger'] } },
+      {
+        settings: this.opts.settings, serverId: this.opts.serverId, include: { [schema]: [...tables], [stateSchema]: ['ledger'] },
+        ...(this.opts.rowDecoder === false ? {} : { tableInfo: (s: string, t: string) => (s === schema && tables.has(t) ? this.catalog.tables.get(t) : undefined) }),
+      },
       this.processed.position,
     );
     this.assembler.reset();

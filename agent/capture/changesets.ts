@@ -58,7 +58,10 @@ export async function buildEntries(txns: readonly Txn[], ctx: BuildContext): Pro
     for (const part of txn.parts) {
       const plans = insertPlans(part.changes, ctx.catalog);
       if (plans) {
-        for (let i = 0; i < plans.length; i++) insertLookups(plans[i]!, (part.changes[i] as Inserted).after, ctx.resolver, lookups);
+        for (let i = 0; i < plans.length; i++) {
+          const c = part.changes[i] as Inserted;
+          insertLookups(plans[i]!, c.after, c.canon === true, ctx.resolver, lookups);
+        }
         parts.push({ plans, canon: null });
       } else {
         const canon = part.changes.map((c) => canonicalize(c, ctx.catalog));
@@ -159,7 +162,8 @@ function mapInserts(txn: Txn, part: TxnPart, plans: readonly InsertPlan[], ctx: 
   const facts: InsertFacts = { identity: '', localId: undefined };
   for (let i = 0; i < plans.length; i++) {
     const plan = plans[i]!;
-    if (!encodeInsert(plan, (part.changes[i] as Inserted).after, ctx.resolver, facts, body)) return undefined;
+    const c = part.changes[i] as Inserted;
+    if (!encodeInsert(plan, c.after, c.canon === true, ctx.resolver, facts, body)) return undefined;
     const table = plan.table.name;
     if (tables.length === 0 || (tables[tables.length - 1] !== table && !tables.includes(table))) tables.push(table);
     if (!plan.pk) written.push({ table, id: facts.identity, cols: INSERT_COLS });

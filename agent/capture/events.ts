@@ -3,13 +3,14 @@
 // transaction assembler, the mapper) only knows this file.
 import type { BinlogPosition } from './position.js';
 
-/** A row image as decoded from the binlog: column name → decoder value. */
+/** A row image as decoded from the binlog: column name → decoder value (or canonical value, see RowChange). */
 export type RowImage = Readonly<Record<string, unknown>>;
 
+/** `canon`: the images hold canonical values already (row-decoder.ts), not the decoder's. */
 export type RowChange =
-  | { readonly op: 'insert'; readonly schema: string; readonly table: string; readonly after: RowImage }
-  | { readonly op: 'update'; readonly schema: string; readonly table: string; readonly before: RowImage; readonly after: RowImage }
-  | { readonly op: 'delete'; readonly schema: string; readonly table: string; readonly before: RowImage };
+  | { readonly op: 'insert'; readonly schema: string; readonly table: string; readonly after: RowImage; readonly canon?: boolean }
+  | { readonly op: 'update'; readonly schema: string; readonly table: string; readonly before: RowImage; readonly after: RowImage; readonly canon?: boolean }
+  | { readonly op: 'delete'; readonly schema: string; readonly table: string; readonly before: RowImage; readonly canon?: boolean };
 
 export type SourceEvent =
   /** a transaction (or standalone event group) starts */

@@ -92,10 +92,13 @@ function makePlan(catalog: Catalog, name: string): InsertPlan | null {
 }
 
 /** The referenced rows an insert of `image` needs that `refs` does not know yet (lookupsFor, for a plan). */
-export function insertLookups(plan: InsertPlan, image: RowImage, refs: RefResolver, out: Lookup[]): void {
-  for (const c of plan.idRefs) want(c.table, c.column, c.convert, image, c.name, refs, out);
-  for (const c of plan.cols) if (c.ref) want(c.ref.table, c.ref.column, c.convert, image, c.name, refs, out);
+export function insertLookups(plan: InsertPlan, image: RowImage, canon: boolean, refs: RefResolver, out: Lookup[]): void {
+  for (const c of plan.idRefs) want(c.table, c.column, canon ? asValue : c.convert, image, c.name, refs, out);
+  for (const c of plan.cols) if (c.ref) want(c.ref.table, c.ref.column, canon ? asValue : c.convert, image, c.name, refs, out);
 }
+
+/** The conversion of a value that is canonical already (events.ts RowChange canon). */
+const asValue = (v: unknown): Value => v as Value;
 
 function want(table: string, column: string, convert: (v: unknown) => Value, image: RowImage, name: string, refs: RefResolver, out: Lookup[]): void {
   if (!(name in image)) return;
@@ -115,10 +118,11 @@ export interface InsertFacts {
  * encodeChangeSet writes it) to `out`; false, with `out` as it was, when the
  * identity or a reference is not known (the general path then fails with the
  * reason). Pieces, not one string: the change set is joined once, flat.
+ * `canon`: the image holds canonical values already (row-decoder.ts).
  */
-export function encodeInsert(plan: InsertPlan, image: RowImage, refs: RefResolver, facts: InsertFacts, out: string[]): boolean {
+export function encodeInsert(plan: InsertPlan, image: RowImage, canon: boolean, refs: RefResolver, facts: InsertFacts, out: string[]): boolean {
   const idRow: Record<string, Value> = {};
-  for (const c of plan.idCols) if (c.name in image) idRow[c.name] = c.convert(image[c.name]);
+  for (const c of plan.idCols) if (c.name in image) idRow[c.name] = canon ? image[c.name] as Value : c.convert(image[c.name]);
   const id = rowIdentity(plan.table, idRow as CanonRow, refs);
   if (id === undefined) return false;
   const { cols, values, isRef } = plan;
@@ -132,7 +136,7 @@ export function encodeInsert(plan: InsertPlan, image: RowImage, refs: RefResolve
       values[i] = undefined;
       continue;
     }
-    const v = c.convert(image[c.name]);
+    const v = canon ? image[c.name] as Value : c.convert(image[c.name]);
     if (v !== null && c.ref) {
       const target = refs.identity(c.ref.table, c.ref.column, keyText(v)!);
       if (target === undefined) return false;
@@ -160,7 +164,8 @@ export function encodeInsert(plan: InsertPlan, image: RowImage, refs: RefResolve
   if (same >= 0) out.push(' u="', cols[same]!.name, '"');
   if (nulls !== '') out.push(' z="', nulls, '"');
   facts.identity = id;
-  facts.localId = plan.pk && plan.pk.name in image ? keyText(plan.pk.convert(image[plan.pk.name])) : undefined;
+  const pk = plan.pk;
+  facts.localId = pk && pk.name in image ? keyText(canon ? image[pk.name] as Value : pk.convert(image[pk.name])) : undefined;
   if (elements === 0) {
     out.push('/>');
     return true;

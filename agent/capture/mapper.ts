@@ -70,11 +70,13 @@ export function canonicalImage(t: TableInfo, image: RowImage): CanonRow {
 
 export function canonicalize(c: RowChange, catalog: Catalog): Canon {
   const table = catalog.table(c.table);
+  // images row-decoder.ts made are canonical already
+  const image = c.canon ? (i: RowImage): CanonRow => i as CanonRow : (i: RowImage): CanonRow => canonicalImage(table, i);
   return {
     table,
     op: c.op,
-    before: c.op === 'insert' ? null : canonicalImage(table, c.before),
-    after: c.op === 'delete' ? null : canonicalImage(table, c.after),
+    before: c.op === 'insert' ? null : image(c.before),
+    after: c.op === 'delete' ? null : image(c.after),
   };
 }
 

@@ -31,6 +31,8 @@ export interface CaptureOptions {
   readonly sleep?: (ms: number) => Promise<void>;
   /** transactions with nothing to journal are checkpointed this long after the last write (default 5 s) */
   readonly skipCheckpointMs?: number;
+  /** rows of tables of simple column types decoded straight into canonical values (row-decoder.ts); default true */
+  readonly rowDecoder?: boolean;
 }
 
 export interface CaptureStatus {

@@ -8,6 +8,8 @@ import type { AnyBinlogEvent, TableMapEntry } from '@vlasky/zongji';
 import type { DbSettings } from '../db.js';
 import { queryMeaning, type RowChange, type RowImage, type SourceHandler } from './events.js';
 import { isRawLatin1 } from './values.js';
+import { CANONICAL_ROWS, attachPlan, installRowDecoder } from './row-decoder.js';
+import type { TableInfo } from '../schema/catalog.js';
 import type { BinlogPosition } from './position.js';
 
 export interface SourceOptions {
@@ -16,6 +18,8 @@ export interface SourceOptions {
   readonly serverId: number;
   /** schema → tables whose row events are decoded (all others are skipped undecoded) */
   readonly include: Readonly<Record<string, readonly string[]>>;
+  /** the catalogue entry of a table whose rows row-decoder.ts may decode into canonical values */
+  readonly tableInfo?: (schema: string, table: string) => TableInfo | undefined;
 }
 
 /** The events capture asks zongji for. */
@@ -40,6 +44,7 @@ export class BinlogSource {
   /** Resolves when the stream is open. Events and errors go to the handler from then on. */
   async start(handler: SourceHandler): Promise<void> {
     const s = this.opts.settings;
+    if (this.opts.tableInfo) await installRowDecoder();
     const z = new ZongJi({
       host: s.host,
       port: s.port,
@@ -133,7 +138,11 @@ export class BinlogSource {
       case 'tablemap': {
         const t = ev as Extract<AnyBinlogEvent, { getEventName(): 'tablemap' }>;
         const entry = z.tableMap[t.tableId];
-        if (entry) rawColumns(entry);
+        if (entry) {
+          // (the plan first: rawColumns changes the entry for zongji's own decoding)
+          if (this.opts.tableInfo) attachPlan(entry, this.opts.tableInfo(entry.parentSchema, entry.tableName));
+          rawColumns(entry);
+        }
         return;
       }
       case 'writerows':
@@ -146,13 +155,14 @@ export class BinlogSource {
         const table = entry.tableName;
         const changes: RowChange[] = [];
         const name = ev.getEventName();
+        const canon = (r as { [CANONICAL_ROWS]?: boolean })[CANONICAL_ROWS] === true;
         if (name === 'writerows') {
-          for (const row of r.rows as RowImage[]) changes.push({ op: 'insert', schema, table, after: row });
+          for (const row of r.rows as RowImage[]) changes.push({ op: 'insert', schema, table, after: row, canon });
         } else if (name === 'deleterows') {
-          for (const row of r.rows as RowImage[]) changes.push({ op: 'delete', schema, table, before: row });
+          for (const row of r.rows as RowImage[]) changes.push({ op: 'delete', schema, table, before: row, canon });
         } else {
           for (const row of r.rows as { before: RowImage; after: RowImage }[]) {
-            changes.push({ op: 'update', schema, table, before: row.before, after: row.after });
+            changes.push({ op: 'update', schema, table, before: row.before, after: row.after, canon });
           }
         }
         h.event({ kind: 'rows', changes, bytes: ev.size, timestamp: ev.timestamp });

@@ -1,0 +1,354 @@
+// Row images read straight from the binlog's bytes into canonical values
+// (apply/model.ts Value, exactly what values.ts makes of zongji's values),
+// for the tables whose every column has a type decoded here: integers, YEAR,
+// FLOAT/DOUBLE, CHAR/VARCHAR/TEXT in utf8 or latin1, BINARY/VARBINARY/BLOB,
+// DATE, DATETIME and TIMESTAMP. Any other table, and any row image that is not
+// whole, is decoded by zongji as before and converted by values.ts.
+//
+// Why: zongji builds each value through a general decoder (IEEE 754 by hand,
+// dates padded piece by piece), and capture then converts every value again.
+// Decoding once into the final form halves the CPU a captured row costs
+// (`npm run bench`, capture section). zongji still reads the stream, the table
+// maps and every other event; only the decoding of a row's values is done here,
+// by taking over RowsEvent's per-row method (the event is marked so capture
+// knows its rows are canonical already). test/db/capture-types checks both
+// paths against the server's own SELECT, byte for byte.
+import type { TableMapEntry } from '@vlasky/zongji';
+import type { Value } from '../../apply/model.js';
+import type { ColumnInfo, TableInfo } from '../schema/catalog.js';
+import { floatFormat } from './float-text.js';
+import { decodeLatin1 } from './values.js';
+
+/** Set on a rows event whose rows this module decoded: their values are canonical. */
+export const CANONICAL_ROWS = Symbol('spokesync.canonicalRows');
+/** Where a table map entry keeps the plan its rows are decoded with. */
+const PLAN = Symbol('spokesync.rowPlan');
+
+type Reader = (b: Buffer) => Value;
+
+export interface RowPlan {
+  readonly names: readonly string[];
+  readonly readers: readonly Reader[];
+}
+
+/** The read position in the buffer being decoded (one row at a time, synchronously). */
+let at = 0;
+/** Row images decoded here since the process started (for tests). */
+let decoded = 0;
+
+export function rowsDecoded(): number {
+  return decoded;
+}
+
+// binlog column type codes (after zongji has put ENUM/SET in place of STRING)
+const T = {
+  TINY: 1, SHORT: 2, LONG: 3, FLOAT: 4, DOUBLE: 5, LONGLONG: 8, INT24: 9, DATE: 10, YEAR: 13,
+  VARCHAR: 15, TIMESTAMP2: 17, DATETIME2: 18, BLOB: 252, STRING: 254,
+} as const;
+
+const INT_TYPES: Record<number, string> = { [T.TINY]: 'tinyint', [T.SHORT]: 'smallint', [T.INT24]: 'mediumint', [T.LONG]: 'int', [T.LONGLONG]: 'bigint' };
+const UTF8 = new Set(['utf8mb4', 'utf8mb3', 'utf8']);
+const TEXT_TYPES = new Set(['char', 'varchar', 'tinytext', 'text', 'mediumtext', 'longtext']);
+const BYTES_TYPES = new Set(['binary', 'varbinary', 'tinyblob', 'blob', 'mediumblob', 'longblob']);
+
+type EntryColumn = NonNullable<TableMapEntry['columns']>[number] & { metadata?: Record<string, number> };
+
+const plans = new WeakMap<TableInfo, Map<string, RowPlan | null>>();
+
+/**
+ * The plan for the rows of a table map entry of `table`, kept on the entry;
+ * null (and the entry left to zongji) when a column is of a type not decoded
+ * here or the binlog's columns are not the catalogue's.
+ */
+export function attachPlan(entry: TableMapEntry, table: TableInfo | undefined): RowPlan | null {
+  const e = entry as TableMapEntry & { [PLAN]?: RowPlan | null };
+  const cols = (entry.columns ?? []) as EntryColumn[];
+  if (!table || cols.length === 0) {
+    e[PLAN] = null;
+    return null;
+  }
+  let byShape = plans.get(table);
+  if (!byShape) plans.set(table, (byShape = new Map()));
+  let signature = '';
+  for (const c of cols) {
+    signature += `${c.name}\u0001${c.type}\u0001${c.charset ?? ''}`;
+    if (c.metadata) for (const k in c.metadata) signature += `\u0001${k}=${c.metadata[k]}`;
+    signature += '\u0002';
+  }
+  let plan = byShape.get(signature);
+  if (plan === undefined) {
+    plan = makePlan(cols, table);
+    byShape.set(signature, plan);
+  }
+  e[PLAN] = plan;
+  return plan;
+}
+
+function makePlan(cols: readonly EntryColumn[], table: TableInfo): RowPlan | null {
+  if (cols.length !== table.columns.length) return null;
+  const readers: Reader[] = [];
+  for (const c of cols) {
+    const info = table.column.get(c.name);
+    const r = info ? reader(c, info) : null;
+    if (!r) return null;
+    readers.push(r);
+  }
+  return { names: cols.map((c) => c.name), readers };
+}
+
+function reader(c: EntryColumn, col: ColumnInfo): Reader | null {
+  const t = col.dataType;
+  const meta = c.metadata ?? {};
+  if (INT_TYPES[c.type] !== undefined) return INT_TYPES[c.type] === t ? intReader(c.type, /\bunsigned\b/.test(col.columnType)) : null;
+  switch (c.type) {
+    case T.YEAR:
+      return t === 'year' ? (b) => {
+        const v = b[at++]!;
+        // YEAR 0000 (values.ts: the decoder's 1900)
+        return v === 0 ? '0' : String(1900 + v);
+      } : null;
+    case T.FLOAT: {
+      if (t !== 'float') return null;
+      const format = floatFormat(t, col.columnType);
+      return (b) => {
+        const v = b.readFloatLE(at);
+        at += 4;
+        return format(v);
+      };
+    }
+    case T.DOUBLE: {
+      if (t !== 'double') return null;
+      const format = floatFormat(t, col.columnType);
+      return (b) => {
+        const v = b.readDoubleLE(at);
+        at += 8;
+        return format(v);
+      };
+    }
+    case T.VARCHAR:
+    case T.STRING: {
+      if (t !== 'char' && t !== 'varchar' && t !== 'binary' && t !== 'varbinary') return null;
+      return bytesReader((meta.max_length ?? 0) > 255 ? 2 : 1, col);
+    }
+    case T.BLOB: {
+      const size = meta.length_size ?? 0;
+      // TEXT and BLOB types only (CHAR/VARCHAR/BINARY/VARBINARY never come as BLOB)
+      if (size < 1 || size > 4 || !/text$|blob$/.test(t)) return null;
+      return bytesReader(size, col);
+    }
+    case T.DATE:
+      return t === 'date' ? (b) => {
+        const v = b[at]! | (b[at + 1]! << 8) | (b[at + 2]! << 16);
+        at += 3;
+        return `${pad4(v >>> 9)}-${pad2((v >>> 5) & 15)}-${pad2(v & 31)}`;
+      } : null;
+    case T.DATETIME2: {
+      if (t !== 'datetime') return null;
+      const fraction = fractionReader(meta.decimals ?? 0);
+      return (b) => {
+        const hi = b.readUInt32BE(at);
+        const lo = b.readUInt32BE(at + 1);
+        at += 5;
+        const ym = (hi >>> 14) & 0x1ffff;
+        const text = `${pad4(Math.floor(ym / 13))}-${pad2(ym % 13)}-${pad2((lo >>> 17) & 31)} ` +
+          `${pad2((lo >>> 12) & 31)}:${pad2((lo >>> 6) & 63)}:${pad2(lo & 63)}`;
+        return fraction ? text + fraction(b) : text;
+      };
+    }
+    case T.TIMESTAMP2: {
+      if (t !== 'timestamp') return null;
+      const fraction = fractionReader(meta.decimals ?? 0);
+      return (b) => {
+        const seconds = b.readUInt32BE(at);
+        at += 4;
+        const f = fraction ? fraction(b) : '';
+        // the zero timestamp, as the decoder writes it; any other in UTC (capture's time zone)
+        if (seconds === 0 && !/[1-9]/.test(f)) return `0000-00-00 00:00:00${f}`;
+        const d = new Date(seconds * 1000);
+        return `${pad4(d.getUTCFullYear())}-${pad2(d.getUTCMonth() + 1)}-${pad2(d.getUTCDate())} ` +
+          `${pad2(d.getUTCHours())}:${pad2(d.getUTCMinutes())}:${pad2(d.getUTCSeconds())}${f}`;
+      };
+    }
+    default:
+      return null;
+  }
+}
+
+function intReader(type: number, unsigned: boolean): Reader {
+  switch (type) {
+    case T.TINY:
+      return unsigned ? (b) => String(b[at++]!) : (b) => String(b.readInt8(at++));
+    case T.SHORT:
+      return (b) => {
+        const v = unsigned ? b.readUInt16LE(at) : b.readInt16LE(at);
+        at += 2;
+        return String(v);
+      };
+    case T.INT24:
+      return (b) => {
+        const v = unsigned ? b.readUIntLE(at, 3) : b.readIntLE(at, 3);
+        at += 3;
+        return String(v);
+      };
+    case T.LONG:
+      return (b) => {
+        const v = unsigned ? b.readUInt32LE(at) : b.readInt32LE(at);
+        at += 4;
+        return String(v);
+      };
+    default:
+      return (b) => {
+        const lo = b.readUInt32LE(at);
+        const hi = unsigned ? b.readUInt32LE(at + 4) : b.readInt32LE(at + 4);
+        const start = at;
+        at += 8;
+        // exact as a double below 2^53 in magnitude; beyond, as a bigint
+        if (hi < 0x200000 && hi >= -0x200000) return String(hi * 0x100000000 + lo);
+        return (unsigned ? b.readBigUInt64LE(start) : b.readBigInt64LE(start)).toString();
+      };
+  }
+}
+
+/** A length-prefixed value: text in the column's character set, or bytes (BINARY(n) padded to n, as the server returns it). */
+function bytesReader(prefix: number, col: ColumnInfo): Reader | null {
+  const length = prefix === 1 ? (b: Buffer): number => b[at++]! : (b: Buffer): number => {
+    const n = b.readUIntLE(at, prefix);
+    at += prefix;
+    return n;
+  };
+  if (col.binary) {
+    if (!BYTES_TYPES.has(col.dataType)) return null;
+    const width = col.dataType === 'binary' ? Number(/\((\d+)\)/.exec(col.columnType)?.[1] ?? NaN) : 0;
+    if (Number.isNaN(width)) return null;
+    return (b) => {
+      const n = length(b);
+      const out = Buffer.alloc(Math.max(n, width));
+      b.copy(out, 0, at, at + n);
+      at += n;
+      return out;
+    };
+  }
+  if (!TEXT_TYPES.has(col.dataType)) return null;
+  if (col.charset !== null && UTF8.has(col.charset)) {
+    return (b) => {
+      const n = length(b);
+      const s = b.toString('utf8', at, at + n);
+      at += n;
+      return s;
+    };
+  }
+  if (col.charset === 'latin1') {
+    return (b) => {
+      const n = length(b);
+      const s = decodeLatin1(b.toString('latin1', at, at + n));
+      at += n;
+      return s;
+    };
+  }
+  return null;
+}
+
+/** The fractional seconds of a DATETIME/TIMESTAMP of `digits` digits, as '.ddd'; null without any. */
+function fractionReader(digits: number): ((b: Buffer) => string) | null {
+  if (digits <= 0) return null;
+  const size = Math.ceil(digits / 2);
+  const odd = digits % 2 !== 0;
+  return (b) => {
+    let v = b.readUIntBE(at, size);
+    at += size;
+    // an odd number of digits keeps one more in storage, always 0
+    if (odd) v = Math.floor(v / 10);
+    return '.' + String(v).padStart(digits, '0');
+  };
+}
+
+function pad2(n: number): string {
+  return n < 10 ? `0${n}` : String(n);
+}
+
+function pad4(n: number): string {
+  return n >= 1000 ? String(n) : String(n).padStart(4, '0');
+}
+
+/** Whether every column of the image is present (a whole image; binlog_row_image=FULL). */
+function whole(present: Buffer, count: number): boolean {
+  for (let i = 0; i < count; i++) if ((present[i >> 3]! & (1 << (i & 7))) === 0) return false;
+  return true;
+}
+
+/** One row image at the parser's position: column name → canonical value; the parser moves past it. */
+function decodeRow(parser: ZongjiParser, plan: RowPlan): Record<string, Value> {
+  const b = parser._buffer;
+  const { names, readers } = plan;
+  const count = names.length;
+  const nullBytes = (count + 7) >> 3;
+  const nulls = parser._offset;
+  at = nulls + nullBytes;
+  const row: Record<string, Value> = {};
+  for (let i = 0; i < count; i++) {
+    row[names[i]!] = (b[nulls + (i >> 3)]! & (1 << (i & 7))) !== 0 ? null : readers[i]!(b);
+  }
+  parser._offset = at;
+  decoded++;
+  return row;
+}
+
+interface ZongjiParser {
+  _buffer: Buffer;
+  _offset: number;
+}
+
+interface RowsEventShape {
+  tableMap?: Record<number, TableMapEntry & { [PLAN]?: RowPlan | null }>;
+  tableId: number;
+  numberOfColumns: number;
+  columns_present_bitmap: Buffer;
+  columns_present_bitmap2?: Buffer;
+  [CANONICAL_ROWS]?: boolean;
+}
+
+type FetchOne = (this: RowsEventShape, parser: ZongjiParser) => unknown;
+
+let installing: Promise<boolean> | undefined;
+
+/**
+ * Takes over the per-row decoding of zongji's rows events for tables with a
+ * plan (once per process). False, with zongji left as it is, when its classes
+ * are not shaped as expected (another version): capture then converts
+ * zongji's values as before.
+ */
+export function installRowDecoder(): Promise<boolean> {
+  installing ??= (async () => {
+    try {
+      const main = import.meta.resolve('@vlasky/zongji');
+      const mod = (await import(new URL('./lib/rows_event.js', main).href)) as Record<string, { prototype: Record<string, unknown> } | undefined>;
+      const write = mod.WriteRows?.prototype;
+      const update = mod.UpdateRows?.prototype;
+      const base = write ? (Object.getPrototypeOf(write) as Record<string, unknown>) : undefined;
+      const single = base?._fetchOneRow;
+      const pair = update?._fetchOneRow;
+      if (!base || !update || typeof single !== 'function' || typeof pair !== 'function' || update === base) return false;
+      base._fetchOneRow = function (this: RowsEventShape, parser: ZongjiParser): unknown {
+        const plan = this.tableMap?.[this.tableId]?.[PLAN];
+        if (!plan || this.numberOfColumns !== plan.names.length || !whole(this.columns_present_bitmap, plan.names.length)) {
+          return (single as FetchOne).call(this, parser);
+        }
+        this[CANONICAL_ROWS] = true;
+        return decodeRow(parser, plan);
+      } satisfies FetchOne;
+      update._fetchOneRow = function (this: RowsEventShape, parser: ZongjiParser): unknown {
+        const plan = this.tableMap?.[this.tableId]?.[PLAN];
+        if (!plan || this.numberOfColumns !== plan.names.length || !whole(this.columns_present_bitmap, plan.names.length) ||
+          !whole(this.columns_present_bitmap2!, plan.names.length)) {
+          return (pair as FetchOne).call(this, parser);
+        }
+        this[CANONICAL_ROWS] = true;
+        return { before: decodeRow(parser, plan), after: decodeRow(parser, plan) };
+      } satisfies FetchOne;
+      return true;
+    } catch {
+      return false;
+    }
+  })();
+  return installing;
+}
