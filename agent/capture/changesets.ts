@@ -8,9 +8,10 @@ import type { Catalog } from '../schema/catalog.js';
 import { isoFromMs, type Assembled, type LedgerMark, type TxnPart } from './assembler.js';
 import type { RowChange } from './events.js';
 import { singlePk, type Lookup } from './identity.js';
-import { changeSetOpen, encodeInsert, insertLookups, insertPlan, type InsertFacts, type InsertPlan } from './insert-form.js';
+import { Pieces, changeSetOpen, utf8Bytes, encodeInsert, insertLookups, insertPlan, type InsertFacts, type InsertPlan } from './insert-form.js';
 import { INSERT_COLS, journalEntry, type JournalEntry, type Written } from './journal.js';
 import { canonicalize, lookupsFor, mapChange, type Canon } from './mapper.js';
+import { decodeImages } from './row-decoder.js';
 import type { HintRow, IdentityResolver, IdentityWrites } from './resolver.js';
 
 export type Txn = Extract<Assembled, { kind: 'txn' }>;
@@ -56,6 +57,7 @@ export async function buildEntries(txns: readonly Txn[], ctx: BuildContext): Pro
   for (const txn of txns) {
     const parts: PartWork[] = [];
     for (const part of txn.parts) {
+      decodeImages(part.changes);
       const plans = insertPlans(part.changes, ctx.catalog);
       if (plans) {
         for (let i = 0; i < plans.length; i++) {
@@ -145,8 +147,8 @@ function stamp(txn: Txn, l: LedgerMark | null, hlc: string, ctx: BuildContext): 
   return { id: `${ctx.node}:${hlc}`, origin: ctx.node, time: isoFromMs(txn.timestamp) };
 }
 
-/** The pieces of the change set being written (one array, reused). */
-const pieces: string[] = [];
+/** The pieces of the change set being written (reused). */
+const pieces = new Pieces();
 
 /** A part of inserts only, the short way; undefined when a row needs the general path (which names what is missing). */
 function mapInserts(txn: Txn, part: TxnPart, plans: readonly InsertPlan[], ctx: BuildContext): JournalEntry | undefined {
@@ -155,7 +157,7 @@ function mapInserts(txn: Txn, part: TxnPart, plans: readonly InsertPlan[], ctx: 
   const id = l ? l.changeId : `${ctx.node}:${version.hlc}`;
   const time = l ? l.time : isoFromMs(txn.timestamp);
   const body = pieces;
-  body.length = 0;
+  body.truncate(0);
   body.push(changeSetOpen(id, version.node, version.hlc, time));
   const tables: string[] = [];
   const written: Written[] = [];
@@ -172,7 +174,7 @@ function mapInserts(txn: Txn, part: TxnPart, plans: readonly InsertPlan[], ctx: 
   stamp(txn, l, version.hlc, ctx);
   return {
     changeId: id, origin: version.node, hlc: version.hlc, time, fromPeer: l?.fromPeer ?? null, tables, opCount: plans.length,
-    body: Buffer.from((body.push('</cs>'), body.join('')), 'utf8'), written, end: txn.end,
+    body: utf8Bytes((body.push('</cs>'), body.join())), written, end: txn.end,
   };
 }
 

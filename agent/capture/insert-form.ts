@@ -106,6 +106,60 @@ function want(table: string, column: string, convert: (v: unknown) => Value, ima
   if (value !== undefined && refs.identity(table, column, value) === undefined) out.push({ table, column, value });
 }
 
+/**
+ * The pieces of a change set being written, joined once at the end. One array,
+ * reused: emptying an array with `length = 0` gives its storage back, and
+ * growing it again for every change set was most of what encoding allocated.
+ */
+export class Pieces {
+  private readonly a: string[] = [];
+  private n = 0;
+
+  get length(): number {
+    return this.n;
+  }
+
+  /** Adds up to five pieces (fixed arguments: a rest parameter would allocate an array per call). */
+  push(a: string, b?: string, c?: string, d?: string, e?: string): void {
+    const arr = this.a;
+    arr[this.n++] = a;
+    if (b === undefined) return;
+    arr[this.n++] = b;
+    if (c === undefined) return;
+    arr[this.n++] = c;
+    if (d === undefined) return;
+    arr[this.n++] = d;
+    if (e !== undefined) arr[this.n++] = e;
+  }
+
+  /** Back to `n` pieces (what was added since is dropped). */
+  truncate(n: number): void {
+    this.n = n;
+  }
+
+  /**
+   * The pieces as one string; the array is empty again (its storage kept).
+   * By concat, not Array.prototype.join: join gave a two-byte string here for
+   * pieces that are all one-byte (twice the memory, and a slower encoding).
+   */
+  join(): string {
+    const a = this.a;
+    if (a.length !== this.n) a.length = this.n;
+    let s = '';
+    for (let i = 0; i < a.length; i += CONCAT_ARGS) s += String.prototype.concat.apply('', i === 0 && a.length <= CONCAT_ARGS ? a : a.slice(i, i + CONCAT_ARGS));
+    this.n = 0;
+    return s;
+  }
+}
+
+/** Pieces per String.prototype.concat call (well under the engine's argument limit). */
+const CONCAT_ARGS = 8192;
+
+/** A string's UTF-8 bytes; ASCII text (most change sets) copied as it is. */
+export function utf8Bytes(s: string): Buffer {
+  return Buffer.from(s, Buffer.byteLength(s, 'utf8') === s.length ? 'latin1' : 'utf8');
+}
+
 /** What encodeInsert found out about the row besides its element. */
 export interface InsertFacts {
   identity: string;
@@ -120,7 +174,7 @@ export interface InsertFacts {
  * reason). Pieces, not one string: the change set is joined once, flat.
  * `canon`: the image holds canonical values already (row-decoder.ts).
  */
-export function encodeInsert(plan: InsertPlan, image: RowImage, canon: boolean, refs: RefResolver, facts: InsertFacts, out: string[]): boolean {
+export function encodeInsert(plan: InsertPlan, image: RowImage, canon: boolean, refs: RefResolver, facts: InsertFacts, out: Pieces): boolean {
   const idRow: Record<string, Value> = {};
   for (const c of plan.idCols) if (c.name in image) idRow[c.name] = canon ? image[c.name] as Value : c.convert(image[c.name]);
   const id = rowIdentity(plan.table, idRow as CanonRow, refs);
@@ -160,7 +214,9 @@ export function encodeInsert(plan: InsertPlan, image: RowImage, canon: boolean, 
   // with two such columns, which one was left out would depend on column order
   if (matches !== 1) same = -1;
   else elements--;
-  out.push('<i', plan.head, NOT_PLAIN_ATTR.test(id) ? nameAttr('k', 'K', id, 'identity') : ` k="${id}"`);
+  out.push('<i', plan.head);
+  if (NOT_PLAIN_ATTR.test(id)) out.push(nameAttr('k', 'K', id, 'identity'));
+  else out.push(' k="', id, '"');
   if (same >= 0) out.push(' u="', cols[same]!.name, '"');
   if (nulls !== '') out.push(' z="', nulls, '"');
   facts.identity = id;
@@ -190,21 +246,21 @@ const NOT_PLAIN = /[^\t\n\x20-\x25\x27-\x3b\x3d\x3f-\uD7FF\uE000-\uFFFD]/;
 /** The same in an attribute value (where '>' needs nothing, '"', tab and LF do). */
 const NOT_PLAIN_ATTR = /[^\x20\x21\x23-\x25\x27-\x3b\x3d-\uD7FF\uE000-\uFFFD]/;
 
-function textElement(open: string, v: string, out: string[]): void {
+function textElement(open: string, v: string, out: Pieces): void {
   if (v === '') out.push(open, '/>');
   else if (!NOT_PLAIN.test(v)) out.push(open, '>', v, '</c>');
   else if (isXmlSafe(v)) out.push(open, '>', escapeText(v), '</c>');
   else out.push(open, unsafe(v), '</c>');
 }
 
-function refElement(open: string, attr: string, id: string, out: string[]): void {
+function refElement(open: string, attr: string, id: string, out: Pieces): void {
   if (id === '') out.push(open, attr, '/>');
   else if (!NOT_PLAIN.test(id)) out.push(open, attr, '>', id, '</c>');
   else if (isXmlSafe(id)) out.push(open, attr, '>', escapeText(id), '</c>');
   else out.push(open, attr, unsafe(id), '</c>');
 }
 
-function binaryElement(open: string, v: Buffer, out: string[]): void {
+function binaryElement(open: string, v: Buffer, out: Pieces): void {
   if (v.length === 0) out.push(open, ' e="b"/>');
   else out.push(open, ' e="b">', v.toString('base64'), '</c>');
 }

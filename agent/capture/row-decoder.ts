@@ -15,6 +15,7 @@
 // paths against the server's own SELECT, byte for byte.
 import type { TableMapEntry } from '@vlasky/zongji';
 import type { Value } from '../../apply/model.js';
+import type { RowChange, RowImage } from './events.js';
 import type { ColumnInfo, TableInfo } from '../schema/catalog.js';
 import { floatFormat } from './float-text.js';
 import { decodeLatin1 } from './values.js';
@@ -25,10 +26,29 @@ export const CANONICAL_ROWS = Symbol('spokesync.canonicalRows');
 const PLAN = Symbol('spokesync.rowPlan');
 
 type Reader = (b: Buffer) => Value;
+/** Moves `at` past a value without decoding it. */
+type Skipper = (b: Buffer) => void;
 
 export interface RowPlan {
   readonly names: readonly string[];
   readonly readers: readonly Reader[];
+  readonly skippers: readonly Skipper[];
+}
+
+/**
+ * An inserted row's image not decoded yet: where it starts in a copy of its
+ * event's rows. Inserts wait in capture's queue like this (a few bytes each,
+ * not an object of values) and are decoded when their group is mapped
+ * (decodeImages): most of a large backlog then never outlives a young-generation
+ * collection.
+ */
+export class RawImage {
+  constructor(readonly bytes: Buffer, readonly at: number, readonly plan: RowPlan) {}
+
+  decode(): Record<string, Value> {
+    at = this.at;
+    return readValues(this.bytes, this.plan);
+  }
 }
 
 /** The read position in the buffer being decoded (one row at a time, synchronously). */
@@ -87,13 +107,35 @@ export function attachPlan(entry: TableMapEntry, table: TableInfo | undefined): 
 function makePlan(cols: readonly EntryColumn[], table: TableInfo): RowPlan | null {
   if (cols.length !== table.columns.length) return null;
   const readers: Reader[] = [];
+  const skippers: Skipper[] = [];
   for (const c of cols) {
     const info = table.column.get(c.name);
     const r = info ? reader(c, info) : null;
     if (!r) return null;
     readers.push(r);
+    skippers.push(skipper(c));
   }
-  return { names: cols.map((c) => c.name), readers };
+  return { names: cols.map((c) => c.name), readers, skippers };
+}
+
+const FIXED_SIZE: Record<number, number> = {
+  [T.TINY]: 1, [T.SHORT]: 2, [T.INT24]: 3, [T.LONG]: 4, [T.LONGLONG]: 8, [T.FLOAT]: 4, [T.DOUBLE]: 8, [T.DATE]: 3, [T.YEAR]: 1,
+};
+
+/** How to pass over a value of a column reader() decodes. */
+function skipper(c: EntryColumn): Skipper {
+  const meta = c.metadata ?? {};
+  const fixed = FIXED_SIZE[c.type] ?? (c.type === T.DATETIME2 ? 5 : c.type === T.TIMESTAMP2 ? 4 : undefined);
+  if (fixed !== undefined) {
+    const n = fixed + Math.ceil((c.type === T.DATETIME2 || c.type === T.TIMESTAMP2 ? meta.decimals ?? 0 : 0) / 2);
+    return () => {
+      at += n;
+    };
+  }
+  const prefix = c.type === T.BLOB ? meta.length_size ?? 0 : (meta.max_length ?? 0) > 255 ? 2 : 1;
+  return (b) => {
+    at += prefix + b.readUIntLE(at, prefix);
+  };
 }
 
 function reader(c: EntryColumn, col: ColumnInfo): Reader | null {
@@ -136,37 +178,69 @@ function reader(c: EntryColumn, col: ColumnInfo): Reader | null {
       if (size < 1 || size > 4 || !/text$|blob$/.test(t)) return null;
       return bytesReader(size, col);
     }
-    case T.DATE:
-      return t === 'date' ? (b) => {
+    case T.DATE: {
+      if (t !== 'date') return null;
+      // (the last value's text is kept: rows of a transaction often share their dates)
+      let last = -1;
+      let text = '';
+      return (b) => {
         const v = b[at]! | (b[at + 1]! << 8) | (b[at + 2]! << 16);
         at += 3;
-        return `${pad4(v >>> 9)}-${pad2((v >>> 5) & 15)}-${pad2(v & 31)}`;
-      } : null;
+        if (v !== last) {
+          last = v;
+          text = `${pad4(v >>> 9)}-${PAD2[(v >>> 5) & 15]!}-${PAD2[v & 31]!}`;
+        }
+        return text;
+      };
+    }
     case T.DATETIME2: {
       if (t !== 'datetime') return null;
       const fraction = fractionReader(meta.decimals ?? 0);
+      let lastHi = -1;
+      let lastLo = -1;
+      let lastFrac = -1;
+      let text = '';
       return (b) => {
         const hi = b.readUInt32BE(at);
         const lo = b.readUInt32BE(at + 1);
         at += 5;
-        const ym = (hi >>> 14) & 0x1ffff;
-        const text = `${pad4(Math.floor(ym / 13))}-${pad2(ym % 13)}-${pad2((lo >>> 17) & 31)} ` +
-          `${pad2((lo >>> 12) & 31)}:${pad2((lo >>> 6) & 63)}:${pad2(lo & 63)}`;
-        return fraction ? text + fraction(b) : text;
+        const frac = fraction ? fraction.raw(b) : 0;
+        if (hi !== lastHi || lo !== lastLo || frac !== lastFrac) {
+          lastHi = hi;
+          lastLo = lo;
+          lastFrac = frac;
+          const ym = (hi >>> 14) & 0x1ffff;
+          text = `${pad4(Math.floor(ym / 13))}-${PAD2[ym % 13]!}-${PAD2[(lo >>> 17) & 31]!} ` +
+            `${PAD2[(lo >>> 12) & 31]!}:${PAD2[(lo >>> 6) & 63]!}:${PAD2[lo & 63]!}${fraction ? fraction.text(frac) : ''}`;
+        }
+        return text;
       };
     }
     case T.TIMESTAMP2: {
       if (t !== 'timestamp') return null;
       const fraction = fractionReader(meta.decimals ?? 0);
+      let lastSeconds = -1;
+      let lastFrac = -1;
+      let text = '';
       return (b) => {
         const seconds = b.readUInt32BE(at);
         at += 4;
-        const f = fraction ? fraction(b) : '';
-        // the zero timestamp, as the decoder writes it; any other in UTC (capture's time zone)
-        if (seconds === 0 && !/[1-9]/.test(f)) return `0000-00-00 00:00:00${f}`;
-        const d = new Date(seconds * 1000);
-        return `${pad4(d.getUTCFullYear())}-${pad2(d.getUTCMonth() + 1)}-${pad2(d.getUTCDate())} ` +
-          `${pad2(d.getUTCHours())}:${pad2(d.getUTCMinutes())}:${pad2(d.getUTCSeconds())}${f}`;
+        const frac = fraction ? fraction.raw(b) : 0;
+        if (seconds !== lastSeconds || frac !== lastFrac) {
+          lastSeconds = seconds;
+          lastFrac = frac;
+          const f = fraction ? fraction.text(frac) : '';
+          if (seconds === 0 && frac === 0) {
+            // the zero timestamp, as the decoder writes it
+            text = `0000-00-00 00:00:00${f}`;
+          } else {
+            // in UTC (capture's time zone)
+            const d = new Date(seconds * 1000);
+            text = `${pad4(d.getUTCFullYear())}-${PAD2[d.getUTCMonth() + 1]!}-${PAD2[d.getUTCDate()]!} ` +
+              `${PAD2[d.getUTCHours()]!}:${PAD2[d.getUTCMinutes()]!}:${PAD2[d.getUTCSeconds()]!}${f}`;
+          }
+        }
+        return text;
       };
     }
     default:
@@ -248,23 +322,23 @@ function bytesReader(prefix: number, col: ColumnInfo): Reader | null {
   return null;
 }
 
-/** The fractional seconds of a DATETIME/TIMESTAMP of `digits` digits, as '.ddd'; null without any. */
-function fractionReader(digits: number): ((b: Buffer) => string) | null {
+/** The fractional seconds of a DATETIME/TIMESTAMP of `digits` digits: read (as stored), and written as '.ddd'; null without any. */
+function fractionReader(digits: number): { raw: (b: Buffer) => number; text: (raw: number) => string } | null {
   if (digits <= 0) return null;
   const size = Math.ceil(digits / 2);
   const odd = digits % 2 !== 0;
-  return (b) => {
-    let v = b.readUIntBE(at, size);
-    at += size;
+  return {
+    raw: (b) => {
+      const v = b.readUIntBE(at, size);
+      at += size;
+      return v;
+    },
     // an odd number of digits keeps one more in storage, always 0
-    if (odd) v = Math.floor(v / 10);
-    return '.' + String(v).padStart(digits, '0');
+    text: (raw) => '.' + String(odd ? Math.floor(raw / 10) : raw).padStart(digits, '0'),
   };
 }
 
-function pad2(n: number): string {
-  return n < 10 ? `0${n}` : String(n);
-}
+const PAD2 = Array.from({ length: 100 }, (_, i) => String(i).padStart(2, '0'));
 
 function pad4(n: number): string {
   return n >= 1000 ? String(n) : String(n).padStart(4, '0');
@@ -278,20 +352,46 @@ function whole(present: Buffer, count: number): boolean {
 
 /** One row image at the parser's position: column name → canonical value; the parser moves past it. */
 function decodeRow(parser: ZongjiParser, plan: RowPlan): Record<string, Value> {
-  const b = parser._buffer;
+  at = parser._offset;
+  const row = readValues(parser._buffer, plan);
+  parser._offset = at;
+  return row;
+}
+
+/** The image that starts at `at` (its null bitmap), decoded; `at` ends past it. */
+function readValues(b: Buffer, plan: RowPlan): Record<string, Value> {
   const { names, readers } = plan;
   const count = names.length;
-  const nullBytes = (count + 7) >> 3;
-  const nulls = parser._offset;
-  at = nulls + nullBytes;
+  const nulls = at;
+  at += (count + 7) >> 3;
   const row: Record<string, Value> = {};
   for (let i = 0; i < count; i++) {
     row[names[i]!] = (b[nulls + (i >> 3)]! & (1 << (i & 7))) !== 0 ? null : readers[i]!(b);
   }
-  parser._offset = at;
   decoded++;
   return row;
 }
+
+/** Decodes the inserted rows left undecoded (RawImage) among `changes`, in place. */
+export function decodeImages(changes: RowChange[]): void {
+  for (let i = 0; i < changes.length; i++) {
+    const c = changes[i]!;
+    // (in place: the change is capture's own, made by source.ts for this image)
+    if (c.op === 'insert' && c.after instanceof RawImage) (c as { after: RowImage }).after = c.after.decode();
+  }
+}
+
+/** Passes over the image that starts at `at`; `at` ends past it. */
+function skipValues(b: Buffer, plan: RowPlan): void {
+  const { skippers } = plan;
+  const count = skippers.length;
+  const nulls = at;
+  at += (count + 7) >> 3;
+  for (let i = 0; i < count; i++) if ((b[nulls + (i >> 3)]! & (1 << (i & 7))) === 0) skippers[i]!(b);
+}
+
+/** Inserted rows of a table with a plan, kept undecoded (RawImage): the copy of the event's rows they point into. */
+const RAW = Symbol('spokesync.rawRows');
 
 interface ZongjiParser {
   _buffer: Buffer;
@@ -305,6 +405,7 @@ interface RowsEventShape {
   columns_present_bitmap: Buffer;
   columns_present_bitmap2?: Buffer;
   [CANONICAL_ROWS]?: boolean;
+  [RAW]?: { readonly bytes: Buffer; readonly base: number };
 }
 
 type FetchOne = (this: RowsEventShape, parser: ZongjiParser) => unknown;
@@ -322,6 +423,7 @@ export function installRowDecoder(): Promise<boolean> {
     try {
       const main = import.meta.resolve('@vlasky/zongji');
       const mod = (await import(new URL('./lib/rows_event.js', main).href)) as Record<string, { prototype: Record<string, unknown> } | undefined>;
+      const writeClass = mod.WriteRows as unknown as abstract new (...args: never[]) => unknown;
       const write = mod.WriteRows?.prototype;
       const update = mod.UpdateRows?.prototype;
       const base = write ? (Object.getPrototypeOf(write) as Record<string, unknown>) : undefined;
@@ -334,7 +436,18 @@ export function installRowDecoder(): Promise<boolean> {
           return (single as FetchOne).call(this, parser);
         }
         this[CANONICAL_ROWS] = true;
-        return decodeRow(parser, plan);
+        if (!(this instanceof writeClass)) return decodeRow(parser, plan);
+        // an insert: left undecoded until its group is mapped
+        let raw = this[RAW];
+        if (!raw) {
+          const end = (parser as ZongjiParser & { _packetEnd: number })._packetEnd;
+          raw = this[RAW] = { bytes: Buffer.from(parser._buffer.subarray(parser._offset, end)), base: parser._offset };
+        }
+        const start = parser._offset - raw.base;
+        at = start;
+        skipValues(raw.bytes, plan);
+        parser._offset = raw.base + at;
+        return new RawImage(raw.bytes, start, plan);
       } satisfies FetchOne;
       update._fetchOneRow = function (this: RowsEventShape, parser: ZongjiParser): unknown {
         const plan = this.tableMap?.[this.tableId]?.[PLAN];

@@ -8,7 +8,7 @@ import { encodeChangeSet } from '../../apply/codec/encode.js';
 import type { ChangeSet } from '../../apply/model.js';
 import type { RowImage } from '../../agent/capture/events.js';
 import type { RefResolver } from '../../agent/capture/identity.js';
-import { changeSetOpen, encodeInsert, insertLookups, insertPlan, type InsertFacts } from '../../agent/capture/insert-form.js';
+import { Pieces, changeSetOpen, encodeInsert, utf8Bytes, insertLookups, insertPlan, type InsertFacts } from '../../agent/capture/insert-form.js';
 import { canonicalImage, canonicalize, lookupsFor, mapChange } from '../../agent/capture/mapper.js';
 import type { Catalog, ColumnInfo, TableInfo } from '../../agent/schema/catalog.js';
 
@@ -75,12 +75,13 @@ function short(tbl: string, image: RowImage, canon = false): { xml: string; iden
   const plan = insertPlan(catalog, tbl);
   if (!plan) throw new Error(`no plan for ${tbl}`);
   const facts: InsertFacts = { identity: '', localId: undefined };
-  const out = [changeSetOpen('kigali:77', 'kigali', '77', '2026-01-02T03:04:05Z')];
+  const out = new Pieces();
+  out.push(changeSetOpen('kigali:77', 'kigali', '77', '2026-01-02T03:04:05Z'));
   if (!encodeInsert(plan, image, canon, refs, facts, out)) {
     if (out.length !== 1) throw new Error('a row left to the general way left pieces behind');
     return undefined;
   }
-  return { xml: out.join('') + '</cs>', identity: facts.identity, localId: facts.localId };
+  return { xml: out.join() + '</cs>', identity: facts.identity, localId: facts.localId };
 }
 
 void t.test('an insert the short way is byte for byte the general way', async (t) => {
@@ -136,4 +137,24 @@ void t.test('a change set header is checked as the codec checks it', async (t) =
   t.throws(() => changeSetOpen('x:01', 'x', '01', '2026-01-02T03:04:05Z'), { code: 'SPOKESYNC_E_XML' });
   t.throws(() => changeSetOpen('x:1', 'x', '1', '2026-01-02 03:04:05'), { code: 'SPOKESYNC_E_XML' });
   t.equal(insertPlan(catalog, 'kind'), null, 'a table without identity goes the general way');
+});
+
+void t.test('pieces join in order, past the pieces of one concat call; UTF-8 bytes as Buffer.from would give them', async (t) => {
+  const p = new Pieces();
+  const want: string[] = [];
+  for (let i = 0; i < 20_000; i++) {
+    const s = i % 1000 === 0 ? `é${i}` : String(i);
+    p.push(s, ',');
+    want.push(s, ',');
+  }
+  t.equal(p.length, 40_000);
+  t.equal(p.join(), want.join(''), '40,000 pieces, in order');
+  t.equal(p.length, 0, 'empty after join');
+  p.push('a', 'b', 'c');
+  p.truncate(1);
+  p.push('d');
+  t.equal(p.join(), 'ad', 'truncate drops what came after');
+  for (const s of ['plain ascii <c n="x">1</c>', 'é and €', '\u{1F600}', 'lone \uD800 surrogate', '', '\u0080\u00ff']) {
+    t.same(utf8Bytes(s), Buffer.from(s, 'utf8'), JSON.stringify(s));
+  }
 });
