@@ -21,6 +21,8 @@ interface ColumnPlan {
   readonly open: string;
   /** may be listed in z= / named in u= */
   readonly listName: boolean;
+  /** the name as output text: a copy never used as a property key (see Pieces.join) */
+  readonly text: string;
 }
 
 export interface InsertPlan {
@@ -68,6 +70,7 @@ function makePlan(catalog: Catalog, name: string): InsertPlan | null {
         ref: target ? { table: target.table, column: target.column, attr: nameAttr('r', 'R', target.table, 'referenced table name') } : null,
         open: `<c${nameAttr('n', 'N', c, 'column name')}`,
         listName: LIST_NAME.test(c),
+        text: Buffer.from(c, 'utf8').toString('utf8'),
       });
     }
     const rule = t.identity;
@@ -139,21 +142,19 @@ export class Pieces {
 
   /**
    * The pieces as one string; the array is empty again (its storage kept).
-   * By concat, not Array.prototype.join: join gave a two-byte string here for
-   * pieces that are all one-byte (twice the memory, and a slower encoding).
+   * Array.prototype.join makes one flat string, and a one-byte one when every
+   * piece is one-byte and none is a name V8 internalized as a property key (it
+   * then counts as two-byte: twice the memory, and a slower encoding). So
+   * names go out as copies (ColumnPlan.text).
    */
   join(): string {
     const a = this.a;
     if (a.length !== this.n) a.length = this.n;
-    let s = '';
-    for (let i = 0; i < a.length; i += CONCAT_ARGS) s += String.prototype.concat.apply('', i === 0 && a.length <= CONCAT_ARGS ? a : a.slice(i, i + CONCAT_ARGS));
+    const s = a.join('');
     this.n = 0;
     return s;
   }
 }
-
-/** Pieces per String.prototype.concat call (well under the engine's argument limit). */
-const CONCAT_ARGS = 8192;
 
 /** A string's UTF-8 bytes; ASCII text (most change sets) copied as it is. */
 export function utf8Bytes(s: string): Buffer {
@@ -202,7 +203,7 @@ export function encodeInsert(plan: InsertPlan, image: RowImage, canon: boolean, 
     values[i] = v;
     isRef[i] = false;
     if (v === null && c.listName) {
-      nulls += nulls === '' ? c.name : ` ${c.name}`;
+      nulls += nulls === '' ? c.text : ` ${c.text}`;
       continue;
     }
     elements++;
@@ -217,7 +218,7 @@ export function encodeInsert(plan: InsertPlan, image: RowImage, canon: boolean, 
   out.push('<i', plan.head);
   if (NOT_PLAIN_ATTR.test(id)) out.push(nameAttr('k', 'K', id, 'identity'));
   else out.push(' k="', id, '"');
-  if (same >= 0) out.push(' u="', cols[same]!.name, '"');
+  if (same >= 0) out.push(' u="', cols[same]!.text, '"');
   if (nulls !== '') out.push(' z="', nulls, '"');
   facts.identity = id;
   const pk = plan.pk;
