@@ -19,6 +19,8 @@ interface ColumnPlan {
   readonly ref: { readonly table: string; readonly column: string; readonly attr: string } | null;
   /** `<c n="name"` */
   readonly open: string;
+  /** `<c n="name">`, and for a reference `<c n="name" r="table">` (fewer pieces to join) */
+  readonly openGt: string;
   /** may be listed in z= / named in u= */
   readonly listName: boolean;
   /** the name as output text: a copy never used as a property key (see Pieces.join) */
@@ -27,8 +29,10 @@ interface ColumnPlan {
 
 export interface InsertPlan {
   readonly table: TableInfo;
-  /** ` t="table"` */
-  readonly head: string;
+  /** `<i t="table"` */
+  readonly iOpen: string;
+  /** `<i t="table" k="` */
+  readonly iOpenK: string;
   readonly cols: readonly ColumnPlan[];
   /** the columns the identity is computed from */
   readonly idCols: readonly { readonly name: string; readonly convert: (v: unknown) => Value }[];
@@ -69,6 +73,7 @@ function makePlan(catalog: Catalog, name: string): InsertPlan | null {
         convert: convert(c)!,
         ref: target ? { table: target.table, column: target.column, attr: nameAttr('r', 'R', target.table, 'referenced table name') } : null,
         open: `<c${nameAttr('n', 'N', c, 'column name')}`,
+        openGt: `<c${nameAttr('n', 'N', c, 'column name')}${target ? nameAttr('r', 'R', target.table, 'referenced table name') : ''}>`,
         listName: LIST_NAME.test(c),
         text: Buffer.from(c, 'utf8').toString('utf8'),
       });
@@ -80,7 +85,8 @@ function makePlan(catalog: Catalog, name: string): InsertPlan | null {
     const pk = singlePk(t);
     return {
       table: t,
-      head: nameAttr('t', 'T', t.name, 'table name'),
+      iOpen: `<i${nameAttr('t', 'T', t.name, 'table name')}`,
+      iOpenK: `<i${nameAttr('t', 'T', t.name, 'table name')} k="`,
       cols,
       idCols: identityColumns(t).map((c) => ({ name: c, convert: convert(c)! })),
       idRefs,
@@ -215,27 +221,39 @@ export function encodeInsert(plan: InsertPlan, image: RowImage, canon: boolean, 
   // with two such columns, which one was left out would depend on column order
   if (matches !== 1) same = -1;
   else elements--;
-  out.push('<i', plan.head);
-  if (NOT_PLAIN_ATTR.test(id)) out.push(nameAttr('k', 'K', id, 'identity'));
-  else out.push(' k="', id, '"');
-  if (same >= 0) out.push(' u="', cols[same]!.text, '"');
-  if (nulls !== '') out.push(' z="', nulls, '"');
+  // (constant pieces joined ahead where they meet: fewer pieces, same text)
+  let quote: boolean;
+  if (NOT_PLAIN_ATTR.test(id)) {
+    out.push(plan.iOpen, nameAttr('k', 'K', id, 'identity'));
+    quote = false;
+  } else {
+    out.push(plan.iOpenK, id);
+    quote = true;
+  }
+  if (same >= 0) {
+    out.push(quote ? '" u="' : ' u="', cols[same]!.text);
+    quote = true;
+  }
+  if (nulls !== '') {
+    out.push(quote ? '" z="' : ' z="', nulls);
+    quote = true;
+  }
   facts.identity = id;
   const pk = plan.pk;
   facts.localId = pk && pk.name in image ? keyText(canon ? image[pk.name] as Value : pk.convert(image[pk.name])) : undefined;
   if (elements === 0) {
-    out.push('/>');
+    out.push(quote ? '"/>' : '/>');
     return true;
   }
-  out.push('>');
+  out.push(quote ? '">' : '>');
   for (let i = 0; i < cols.length; i++) {
     const v = values[i];
     if (v === undefined || i === same) continue;
     const c = cols[i]!;
-    if (isRef[i]) refElement(c.open, c.ref!.attr, v as string, out);
+    if (isRef[i]) refElement(c, v as string, out);
     else if (v === null) {
       if (!c.listName) out.push(c.open, ' z="1"/>');
-    } else if (typeof v === 'string') textElement(c.open, v, out);
+    } else if (typeof v === 'string') textElement(c, v, out);
     else binaryElement(c.open, v as Buffer, out);
   }
   out.push('</i>');
@@ -247,18 +265,19 @@ const NOT_PLAIN = /[^\t\n\x20-\x25\x27-\x3b\x3d\x3f-\uD7FF\uE000-\uFFFD]/;
 /** The same in an attribute value (where '>' needs nothing, '"', tab and LF do). */
 const NOT_PLAIN_ATTR = /[^\x20\x21\x23-\x25\x27-\x3b\x3d-\uD7FF\uE000-\uFFFD]/;
 
-function textElement(open: string, v: string, out: Pieces): void {
-  if (v === '') out.push(open, '/>');
-  else if (!NOT_PLAIN.test(v)) out.push(open, '>', v, '</c>');
-  else if (isXmlSafe(v)) out.push(open, '>', escapeText(v), '</c>');
-  else out.push(open, unsafe(v), '</c>');
+function textElement(c: ColumnPlan, v: string, out: Pieces): void {
+  if (v === '') out.push(c.open, '/>');
+  else if (!NOT_PLAIN.test(v)) out.push(c.openGt, v, '</c>');
+  else if (isXmlSafe(v)) out.push(c.openGt, escapeText(v), '</c>');
+  else out.push(c.open, unsafe(v), '</c>');
 }
 
-function refElement(open: string, attr: string, id: string, out: Pieces): void {
-  if (id === '') out.push(open, attr, '/>');
-  else if (!NOT_PLAIN.test(id)) out.push(open, attr, '>', id, '</c>');
-  else if (isXmlSafe(id)) out.push(open, attr, '>', escapeText(id), '</c>');
-  else out.push(open, attr, unsafe(id), '</c>');
+function refElement(c: ColumnPlan, id: string, out: Pieces): void {
+  const attr = c.ref!.attr;
+  if (id === '') out.push(c.open, attr, '/>');
+  else if (!NOT_PLAIN.test(id)) out.push(c.openGt, id, '</c>');
+  else if (isXmlSafe(id)) out.push(c.openGt, escapeText(id), '</c>');
+  else out.push(c.open, attr, unsafe(id), '</c>');
 }
 
 function binaryElement(open: string, v: Buffer, out: Pieces): void {
