@@ -71,14 +71,20 @@ export async function bench(log: (line: string) => void): Promise<void> {
         `CPU per row: ${perRow(cap.cpuMs, ROWS)} µs in the capture process, ${perRow(serverMs, ROWS)} µs in the server`);
     }
     await stateWriteFloor(s, db, 'ss_rate', raw, rawServerMs, log);
+    await stateSize(db, 'ss_rate', log);
 
     // 2. memory: a 1,000,000-row backlog, captured with node's defaults and with the daemon's flags
     await db.exec('TRUNCATE TABLE app.item');
-    await backlog(s, db, [['ss_mem'], ['ss_mem_flags']], BIG_ROWS, ROWS, log);
+    const run2 = await backlog(s, db, [['ss_mem'], ['ss_mem_flags']], BIG_ROWS, ROWS, log);
+    // the same comparison on a backlog five times longer: less of either run is start-up and warm-up
+    const bigRaw = await rawDecode(s, run2.start, run2.end);
+    const bigRawRate = bigRaw.rows / (bigRaw.ms / 1000);
+    log(`zongji decode alone, ${BIG_ROWS}-row backlog: ${(bigRaw.ms / 1000).toFixed(2)} s = ${Math.round(bigRawRate)} rows/s`);
     for (const [state, args] of [['ss_mem', []], ['ss_mem_flags', MEM_NODE_ARGS]] as const) {
       const big = await captureRun(s, state, args);
       await checkJournal(db, state, BIG_ROWS / PER_TXN, BIG_ROWS);
-      log(`${BIG_ROWS}-row backlog: captured in ${(big.ms / 1000).toFixed(1)} s = ${Math.round(BIG_ROWS / (big.ms / 1000))} rows/s; ` +
+      const rate = BIG_ROWS / (big.ms / 1000);
+      log(`${BIG_ROWS}-row backlog: captured in ${(big.ms / 1000).toFixed(1)} s = ${Math.round(rate)} rows/s, ratio capture/zongji ${(rate / bigRawRate).toFixed(3)}×; ` +
         `peak RSS (VmHWM) ${big.peakMb.toFixed(0)} MB with ${args.length === 0 ? "node's defaults" : `node ${args.join(' ')}`} (target ≤ 150 MB)`);
     }
   } finally {
@@ -196,6 +202,18 @@ async function serverCpuMs(s: TestServer): Promise<number> {
   const fields = (await readFile(`/proc/${pid}/stat`, 'utf8')).split(') ')[1]!.split(' ');
   // utime and stime are fields 14 and 15 of the line, in clock ticks (100 per second on Linux)
   return (Number(fields[11]) + Number(fields[12])) * 10;
+}
+
+/** The size of capture's identity state next to the table it covers (InnoDB data + indexes, as the server reports it). */
+async function stateSize(db: Db, state: string, log: (l: string) => void): Promise<void> {
+  await db.exec(`ANALYZE TABLE ${state}.idmap, ${state}.insert_ranges, ${state}.journal, app.item`);
+  const rows = await db.query<{ s: string; t: string; n: string | number; b: string | number }>(
+    `SELECT TABLE_SCHEMA AS s, TABLE_NAME AS t, TABLE_ROWS AS n, DATA_LENGTH + INDEX_LENGTH AS b FROM information_schema.TABLES
+      WHERE (TABLE_SCHEMA = ? AND TABLE_NAME IN ('idmap', 'insert_ranges', 'journal')) OR (TABLE_SCHEMA = 'app' AND TABLE_NAME = 'item')`, [state]);
+  const mb = (t: string): string => (Number(rows.find((r) => r.t === t)?.b ?? 0) / 1048576).toFixed(1);
+  const n = (t: string): number => Number(rows.find((r) => r.t === t)?.n ?? 0);
+  log(`identity state after capturing ${ROWS} rows: idmap ${mb('idmap')} MB (~${n('idmap')} rows), insert_ranges ${mb('insert_ranges')} MB (~${n('insert_ranges')} rows); ` +
+    `the table itself ${mb('item')} MB, the journal ${mb('journal')} MB`);
 }
 
 /**
