@@ -144,9 +144,12 @@ export class IdentityResolver implements RefResolver {
       for (const r of found) marks.set(r.tbl, Number(r.hi));
       const unmarked = tables.filter((t) => !marks.has(t));
       if (unmarked.length > 0) {
-        // first time (or a state from before ranges): every id the idmap holds is below the mark
+        // first time (or a state from before ranges): every id the idmap or a run holds is below the mark
         const highest = await this.db.query<{ tbl: string; hi: string | number | null }>(
-          `SELECT tbl, MAX(CAST(local_id AS SIGNED)) AS hi FROM ${stateTable(this.stateSchema, 'idmap')} WHERE tbl IN (?) GROUP BY tbl`, [unmarked]);
+          `SELECT tbl, MAX(hi) AS hi FROM (
+             SELECT tbl, MAX(CAST(local_id AS SIGNED)) AS hi FROM ${stateTable(this.stateSchema, 'idmap')} WHERE tbl IN (?) GROUP BY tbl
+             UNION ALL SELECT tbl, MAX(hi) FROM ${stateTable(this.stateSchema, 'insert_ranges')} WHERE tbl IN (?) GROUP BY tbl) h GROUP BY tbl`,
+          [unmarked, unmarked]);
         for (const r of highest) if (r.hi !== null) marks.set(r.tbl, Number(r.hi));
         const known = unmarked.filter((t) => marks.has(t));
         if (known.length > 0) {
