@@ -103,7 +103,7 @@ async function applyGroup(
   d.resolver.attach(tx);
   const counts = emptyCounts();
   const ids = items.map((i) => i.entry.cs.id);
-  const rows = items.flatMap((i) => i.entry.ops.map((p) => [p.target.table.name, p.target.id] as const));
+  const rows = items.flatMap((i) => i.entry.ops.map((p) => [p.target.table.name, p.target.id, p.op.kind === 'insert'] as const));
   const known = await groupLookup(tx, d.stateSchema, ids, d.versions, rows);
   const done = known.ledger;
   const queued = known.quarantine;

@@ -11,10 +11,12 @@ export interface Known {
 }
 
 export async function groupLookup(
-  tx: Queryable, stateSchema: string, ids: readonly string[], versions: Versions, rows: Iterable<readonly [string, string]>,
+  tx: Queryable, stateSchema: string, ids: readonly string[], versions: Versions, rows: readonly (readonly [string, string, boolean])[],
 ): Promise<Known> {
   const out: Known = { ledger: new Set(), quarantine: new Set() };
-  const unread = versions.unread(rows);
+  const unread = versions.unread(rows.map(([table, id]) => [table, id] as const));
+  // rows only inserted are normally not here: their insert versions kept as runs are read if they are (readInsertRanges)
+  const changed = new Set(rows.filter(([, , insert]) => !insert).map(([table, id]) => `${table}\u0000${id}`));
   const parts: string[] = [];
   const params: unknown[] = [];
   const list = (n: number): string => Array(n).fill('?').join(', ');
@@ -24,7 +26,7 @@ export async function groupLookup(
     params.push(...ids, ...ids);
   }
   for (const [table, tids] of unread) {
-    const q = versions.query(`v${table}`, table, tids);
+    const q = versions.query(`v${table}`, table, tids, tids.filter((id) => changed.has(`${table}\u0000${id}`)));
     parts.push(q.sql);
     params.push(...q.params);
   }

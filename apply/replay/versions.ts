@@ -57,10 +57,26 @@ export class Versions {
     private readonly catalog: () => Catalog,
   ) {}
 
-  /** The query for the stored versions of rows of a table (storedVersionsQuery), rows tagged with `src`. */
-  query(src: string, table: string, ids: readonly string[]): { sql: string; params: unknown[] } {
+  /**
+   * The query for the stored versions of rows of a table (storedVersionsQuery),
+   * rows tagged with `src`; insert versions kept as runs only for `rangeIds`.
+   */
+  query(src: string, table: string, ids: readonly string[], rangeIds: readonly string[] = ids): { sql: string; params: unknown[] } {
     const c = this.catalog();
-    return storedVersionsQuery(this.stateSchema, c.tables.get(table), c.schema, src, table, ids);
+    return storedVersionsQuery(this.stateSchema, c.tables.get(table), c.schema, src, table, ids, rangeIds);
+  }
+
+  /**
+   * Reads the insert versions kept as runs of rows that turned out to be here
+   * (groupLookup leaves them out for rows a group only inserts: they are
+   * normally not here yet, and looking for them cost apply a quarter of its speed).
+   */
+  async readInsertRanges(table: string, ids: readonly string[]): Promise<void> {
+    const c = this.catalog();
+    const q = ids.length > 0 ? insertRangesQuery(this.stateSchema, c.tables.get(table), c.schema, 'v', table, ids) : null;
+    if (!q) return;
+    const rows = await this.db.query<{ a: string; b: string; c: string; d: string }>(q.sql, q.params);
+    for (const r of rows) this.keep(table, r.a, r.b, { hlc: String(r.c), node: r.d });
   }
 
   /**
@@ -182,30 +198,45 @@ export class Versions {
 /**
  * The stored versions of rows of one table, as rows (src, a: identity, b: col,
  * c: hlc, d: node), src being the text given: `versions`, and as col '+' the
- * insert versions in `idmap` and, for a range table (identity.ts rangeKey), in
- * `insert_ranges`, found through the live row's local id unless an idmap row
- * with a version stands for that id.
+ * insert versions in `idmap` and, for the rows `rangeIds` names (all by
+ * default), in `insert_ranges` (insertRangesQuery).
  */
 export function storedVersionsQuery(
   stateSchema: string, t: TableInfo | undefined, appSchema: string, src: string, table: string, ids: readonly string[],
+  rangeIds: readonly string[] = ids,
 ): { sql: string; params: unknown[] } {
   const list = Array(ids.length).fill('?').join(', ');
-  const idmap = stateTable(stateSchema, 'idmap');
   let sql = `SELECT ? AS src, identity AS a, col AS b, hlc AS c, node AS d FROM ${stateTable(stateSchema, 'versions')} WHERE tbl = ? AND identity IN (${list})
-    UNION ALL SELECT ?, identity, '${ROW_INSERT}', hlc, node FROM ${idmap} WHERE tbl = ? AND identity IN (${list}) AND hlc IS NOT NULL`;
+    UNION ALL SELECT ?, identity, '${ROW_INSERT}', hlc, node FROM ${stateTable(stateSchema, 'idmap')} WHERE tbl = ? AND identity IN (${list}) AND hlc IS NOT NULL`;
   const params: unknown[] = [src, table, ...ids, src, table, ...ids];
-  const pk = t ? rangeKey(t) : undefined;
-  if (t && pk !== undefined && t.identity?.kind === 'uuid') {
-    const ranges = stateTable(stateSchema, 'insert_ranges');
-    const key = `l.${qid(pk)}`;
-    sql += `
-    UNION ALL SELECT ?, l.${qid(t.identity.column)}, '${ROW_INSERT}', r.hlc, r.node FROM ${qid(appSchema)}.${qid(t.name)} l
-      JOIN ${ranges} r ON r.tbl = ? AND r.lo = (SELECT MAX(x.lo) FROM ${ranges} x WHERE x.tbl = ? AND x.lo <= ${key}) AND r.hi >= ${key}
-     WHERE l.${qid(t.identity.column)} IN (${list})
-       AND NOT EXISTS (SELECT 1 FROM ${idmap} m WHERE m.tbl = ? AND m.local_id = CONVERT(${key}, CHAR) COLLATE utf8mb4_bin AND m.hlc IS NOT NULL)`;
-    params.push(src, table, table, ...ids, table);
+  const ranges = rangeIds.length > 0 ? insertRangesQuery(stateSchema, t, appSchema, src, table, rangeIds) : null;
+  if (ranges) {
+    sql += `\n    UNION ALL ${ranges.sql}`;
+    params.push(...ranges.params);
   }
   return { sql, params };
+}
+
+/**
+ * The insert versions of live rows of a range table (identity.ts rangeKey) kept
+ * in `insert_ranges`, found through each row's local id, unless an idmap row with
+ * a version stands for that id; rows as storedVersionsQuery's. Null for any other table.
+ */
+export function insertRangesQuery(
+  stateSchema: string, t: TableInfo | undefined, appSchema: string, src: string, table: string, ids: readonly string[],
+): { sql: string; params: unknown[] } | null {
+  const pk = t ? rangeKey(t) : undefined;
+  if (!t || pk === undefined || t.identity?.kind !== 'uuid') return null;
+  const ranges = stateTable(stateSchema, 'insert_ranges');
+  const key = `l.${qid(pk)}`;
+  return {
+    sql: `SELECT ? AS src, l.${qid(t.identity.column)} AS a, '${ROW_INSERT}' AS b, r.hlc AS c, r.node AS d FROM ${qid(appSchema)}.${qid(t.name)} l
+      JOIN ${ranges} r ON r.tbl = ? AND r.lo = (SELECT MAX(x.lo) FROM ${ranges} x WHERE x.tbl = ? AND x.lo <= ${key}) AND r.hi >= ${key}
+     WHERE l.${qid(t.identity.column)} IN (${Array(ids.length).fill('?').join(', ')})
+       AND NOT EXISTS (SELECT 1 FROM ${stateTable(stateSchema, 'idmap')} m
+                        WHERE m.tbl = ? AND m.local_id = CONVERT(${key}, CHAR) COLLATE utf8mb4_bin AND m.hlc IS NOT NULL)`,
+    params: [src, table, table, ...ids, table],
+  };
 }
 
 /** Whether a beats b (a strictly newer version; an unknown b counts as version 0). */

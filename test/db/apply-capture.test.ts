@@ -91,9 +91,12 @@ void t.test('the same row inserted here and remotely: the insert versions captur
   await n.capture.caughtUp();
   const [pid] = await n.env.rows<{ person_id: number }>(`SELECT person_id FROM ${APP}.person WHERE uuid = ?`, [u]);
   t.same(await n.env.rows(`SELECT 1 FROM ${STATE}.idmap WHERE tbl = 'person' AND identity = ?`, [u]), [], 'no idmap row');
+  let waits = 0;
+  const applier = await n.env.applier({ waitForCapture: () => { waits++; return n.capture.caughtUp(); }, groupSize: 4 });
   const older = cs('rubavu', 1_700_000_100_000, [personInsert(u, 'Older remote')]);
-  t.match(await n.applier.applyBatch('kigali', entries(older)), { applied: 1, conflicts: 1 });
+  t.match(await applier.applyBatch('kigali', entries(older)), { applied: 1, conflicts: 1 });
   t.equal(await nameOf(u), 'Here', 'an older remote insert loses to the insert version read through the live row');
+  t.equal(waits, 0, 'read once the row was found here, without waiting for capture');
   const newer = cs('rubavu', Date.now() + 60_000, [personInsert(u, 'Newer remote')]);
   t.match(await n.applier.applyBatch('kigali', entries(newer)), { applied: 1, conflicts: 1 });
   t.equal(await nameOf(u), 'Newer remote', 'a newer one wins');
