@@ -31,6 +31,9 @@ const EVENTS = [
 const TYPE_BLOB = 252;
 const TYPE_GEOMETRY = 255;
 
+/** Whether the row decoder's absence has been reported (once per process). */
+let decoderWarned = false;
+
 /** Opens one binlog stream; use once (start, then stop). */
 export class BinlogSource {
   private zongji: ZongJi | undefined;
@@ -44,7 +47,10 @@ export class BinlogSource {
   /** Resolves when the stream is open. Events and errors go to the handler from then on. */
   async start(handler: SourceHandler): Promise<void> {
     const s = this.opts.settings;
-    if (this.opts.tableInfo) await installRowDecoder();
+    if (this.opts.tableInfo && !(await installRowDecoder()) && !decoderWarned) {
+      decoderWarned = true;
+      handler.warn("capture decodes every row through zongji: its own row decoder does not fit this version of @vlasky/zongji (slower, same values)");
+    }
     const z = new ZongJi({
       host: s.host,
       port: s.port,
