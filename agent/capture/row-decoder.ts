@@ -179,67 +179,43 @@ function reader(c: EntryColumn, col: ColumnInfo): Reader | null {
     }
     case T.DATE: {
       if (t !== 'date') return null;
-      // (the last value's text is kept: rows of a transaction often share their dates)
-      let last = -1;
-      let text = '';
+      const text = lastText((v) => `${pad4(v >>> 9)}-${PAD2[(v >>> 5) & 15]!}-${PAD2[v & 31]!}`);
       return (b) => {
         const v = b[at]! | (b[at + 1]! << 8) | (b[at + 2]! << 16);
         at += 3;
-        if (v !== last) {
-          last = v;
-          text = `${pad4(v >>> 9)}-${PAD2[(v >>> 5) & 15]!}-${PAD2[v & 31]!}`;
-        }
-        return text;
+        return text(v, 0, 0);
       };
     }
     case T.DATETIME2: {
       if (t !== 'datetime') return null;
       const fraction = fractionReader(meta.decimals ?? 0);
-      let lastHi = -1;
-      let lastLo = -1;
-      let lastFrac = -1;
-      let text = '';
+      const text = lastText((hi, lo, frac) => {
+        const ym = (hi >>> 14) & 0x1ffff;
+        return `${pad4(Math.floor(ym / 13))}-${PAD2[ym % 13]!}-${PAD2[(lo >>> 17) & 31]!} ` +
+          `${PAD2[(lo >>> 12) & 31]!}:${PAD2[(lo >>> 6) & 63]!}:${PAD2[lo & 63]!}${fraction ? fraction.text(frac) : ''}`;
+      });
       return (b) => {
         const hi = b.readUInt32BE(at);
         const lo = b.readUInt32BE(at + 1);
         at += 5;
-        const frac = fraction ? fraction.raw(b) : 0;
-        if (hi !== lastHi || lo !== lastLo || frac !== lastFrac) {
-          lastHi = hi;
-          lastLo = lo;
-          lastFrac = frac;
-          const ym = (hi >>> 14) & 0x1ffff;
-          text = `${pad4(Math.floor(ym / 13))}-${PAD2[ym % 13]!}-${PAD2[(lo >>> 17) & 31]!} ` +
-            `${PAD2[(lo >>> 12) & 31]!}:${PAD2[(lo >>> 6) & 63]!}:${PAD2[lo & 63]!}${fraction ? fraction.text(frac) : ''}`;
-        }
-        return text;
+        return text(hi, lo, fraction ? fraction.raw(b) : 0);
       };
     }
     case T.TIMESTAMP2: {
       if (t !== 'timestamp') return null;
       const fraction = fractionReader(meta.decimals ?? 0);
-      let lastSeconds = -1;
-      let lastFrac = -1;
-      let text = '';
+      const text = lastText((seconds, frac) => {
+        const f = fraction ? fraction.text(frac) : '';
+        // the zero timestamp, as the decoder writes it; any other in UTC (capture's time zone)
+        if (seconds === 0 && frac === 0) return `0000-00-00 00:00:00${f}`;
+        const d = new Date(seconds * 1000);
+        return `${pad4(d.getUTCFullYear())}-${PAD2[d.getUTCMonth() + 1]!}-${PAD2[d.getUTCDate()]!} ` +
+          `${PAD2[d.getUTCHours()]!}:${PAD2[d.getUTCMinutes()]!}:${PAD2[d.getUTCSeconds()]!}${f}`;
+      });
       return (b) => {
         const seconds = b.readUInt32BE(at);
         at += 4;
-        const frac = fraction ? fraction.raw(b) : 0;
-        if (seconds !== lastSeconds || frac !== lastFrac) {
-          lastSeconds = seconds;
-          lastFrac = frac;
-          const f = fraction ? fraction.text(frac) : '';
-          if (seconds === 0 && frac === 0) {
-            // the zero timestamp, as the decoder writes it
-            text = `0000-00-00 00:00:00${f}`;
-          } else {
-            // in UTC (capture's time zone)
-            const d = new Date(seconds * 1000);
-            text = `${pad4(d.getUTCFullYear())}-${PAD2[d.getUTCMonth() + 1]!}-${PAD2[d.getUTCDate()]!} ` +
-              `${PAD2[d.getUTCHours()]!}:${PAD2[d.getUTCMinutes()]!}:${PAD2[d.getUTCSeconds()]!}${f}`;
-          }
-        }
-        return text;
+        return text(seconds, fraction ? fraction.raw(b) : 0, 0);
       };
     }
     default:
@@ -334,6 +310,26 @@ function fractionReader(digits: number): { raw: (b: Buffer) => number; text: (ra
     },
     // an odd number of digits keeps one more in storage, always 0
     text: (raw) => '.' + String(odd ? Math.floor(raw / 10) : raw).padStart(digits, '0'),
+  };
+}
+
+/**
+ * A value's text, kept for the next value when it is the same (the rows of a
+ * transaction often share their dates and times): `format` of up to three numbers.
+ */
+function lastText(format: (a: number, b: number, c: number) => string): (a: number, b: number, c: number) => string {
+  let la = NaN;
+  let lb = NaN;
+  let lc = NaN;
+  let text = '';
+  return (a, b, c) => {
+    if (a !== la || b !== lb || c !== lc) {
+      la = a;
+      lb = b;
+      lc = c;
+      text = format(a, b, c);
+    }
+    return text;
   };
 }
 
