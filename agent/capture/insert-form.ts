@@ -162,11 +162,6 @@ export class Pieces {
   }
 }
 
-/** A string's UTF-8 bytes; ASCII text (most change sets) copied as it is. */
-export function utf8Bytes(s: string): Buffer {
-  return Buffer.from(s, Buffer.byteLength(s, 'utf8') === s.length ? 'latin1' : 'utf8');
-}
-
 /** What encodeInsert found out about the row besides its element. */
 export interface InsertFacts {
   identity: string;

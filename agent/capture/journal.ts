@@ -50,6 +50,11 @@ const TOMBSTONE_COLS = [TOMBSTONE];
 /** What an insert into a table without a one-column key writes: the row-insert version. */
 export const INSERT_COLS: readonly string[] = [ROW_INSERT];
 
+/** A change set's UTF-8 bytes; ASCII text (most change sets) copied as it is. */
+export function utf8Bytes(s: string): Buffer {
+  return Buffer.from(s, Buffer.byteLength(s, 'utf8') === s.length ? 'latin1' : 'utf8');
+}
+
 /** The journal entry of a change set; `inIdmap`: whether the idmap records the version of an insert into the table. */
 export function journalEntry(
   cs: ChangeSet, body: string, fromPeer: string | null, end: BinlogPosition, inIdmap: (table: string) => boolean = () => false,
@@ -66,7 +71,7 @@ export function journalEntry(
   return {
     changeId: cs.id, origin: cs.origin, hlc: cs.hlc, time: cs.time, fromPeer, tables, opCount: cs.ops.length,
     // bytes, not the string: an encoded body is a rope of many small pieces until flattened
-    body: Buffer.from(body, 'utf8'),
+    body: utf8Bytes(body),
     written, end,
   };
 }

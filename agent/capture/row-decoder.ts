@@ -75,16 +75,16 @@ type EntryColumn = NonNullable<TableMapEntry['columns']>[number] & { metadata?: 
 const plans = new WeakMap<TableInfo, Map<string, RowPlan | null>>();
 
 /**
- * The plan for the rows of a table map entry of `table`, kept on the entry;
- * null (and the entry left to zongji) when a column is of a type not decoded
+ * Keeps on a table map entry of `table` the plan its rows are decoded with;
+ * none (the entry left to zongji) when a column is of a type not decoded
  * here or the binlog's columns are not the catalogue's.
  */
-export function attachPlan(entry: TableMapEntry, table: TableInfo | undefined): RowPlan | null {
+export function attachPlan(entry: TableMapEntry, table: TableInfo | undefined): void {
   const e = entry as TableMapEntry & { [PLAN]?: RowPlan | null };
   const cols = (entry.columns ?? []) as EntryColumn[];
   if (!table || cols.length === 0) {
     e[PLAN] = null;
-    return null;
+    return;
   }
   let byShape = plans.get(table);
   if (!byShape) plans.set(table, (byShape = new Map()));
@@ -100,7 +100,6 @@ export function attachPlan(entry: TableMapEntry, table: TableInfo | undefined): 
     byShape.set(signature, plan);
   }
   e[PLAN] = plan;
-  return plan;
 }
 
 function makePlan(cols: readonly EntryColumn[], table: TableInfo): RowPlan | null {
@@ -148,21 +147,14 @@ function reader(c: EntryColumn, col: ColumnInfo): Reader | null {
         // YEAR 0000 (values.ts: the decoder's 1900)
         return v === 0 ? '0' : String(1900 + v);
       } : null;
-    case T.FLOAT: {
-      if (t !== 'float') return null;
-      const format = floatFormat(t, col.columnType);
-      return (b) => {
-        const v = b.readFloatLE(at);
-        at += 4;
-        return format(v);
-      };
-    }
+    case T.FLOAT:
     case T.DOUBLE: {
-      if (t !== 'double') return null;
+      const double = c.type === T.DOUBLE;
+      if (t !== (double ? 'double' : 'float')) return null;
       const format = floatFormat(t, col.columnType);
       return (b) => {
-        const v = b.readDoubleLE(at);
-        at += 8;
+        const v = double ? b.readDoubleLE(at) : b.readFloatLE(at);
+        at += double ? 8 : 4;
         return format(v);
       };
     }

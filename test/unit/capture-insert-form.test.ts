@@ -8,7 +8,8 @@ import { encodeChangeSet } from '../../apply/codec/encode.js';
 import type { ChangeSet } from '../../apply/model.js';
 import type { RowImage } from '../../agent/capture/events.js';
 import type { RefResolver } from '../../agent/capture/identity.js';
-import { Pieces, changeSetOpen, encodeInsert, utf8Bytes, insertLookups, insertPlan, type InsertFacts } from '../../agent/capture/insert-form.js';
+import { Pieces, changeSetOpen, encodeInsert, insertLookups, insertPlan, type InsertFacts } from '../../agent/capture/insert-form.js';
+import { utf8Bytes } from '../../agent/capture/journal.js';
 import { canonicalImage, canonicalize, lookupsFor, mapChange } from '../../agent/capture/mapper.js';
 import type { Catalog, ColumnInfo, TableInfo } from '../../agent/schema/catalog.js';
 
