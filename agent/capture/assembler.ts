@@ -193,7 +193,15 @@ export function isoTime(datetime: string): string {
   return `${datetime.slice(0, 10)}T${datetime.slice(11, 19)}Z`;
 }
 
-/** ms since the epoch → 'YYYY-MM-DDTHH:MM:SSZ' */
+let lastSecond = NaN;
+let lastIso = '';
+
+/** ms since the epoch → 'YYYY-MM-DDTHH:MM:SSZ' (the last one kept: transactions in a row mostly share their second) */
 export function isoFromMs(ms: number): string {
-  return new Date(Math.floor(ms / 1000) * 1000).toISOString().replace(/\.\d{3}Z$/, 'Z');
+  const second = Math.floor(ms / 1000);
+  if (second !== lastSecond) {
+    lastSecond = second;
+    lastIso = `${new Date(second * 1000).toISOString().slice(0, 19)}Z`;
+  }
+  return lastIso;
 }

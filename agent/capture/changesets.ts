@@ -8,10 +8,10 @@ import type { Catalog } from '../schema/catalog.js';
 import { isoFromMs, type Assembled, type LedgerMark, type TxnPart } from './assembler.js';
 import type { RowChange } from './events.js';
 import { singlePk, type Lookup } from './identity.js';
-import { Pieces, changeSetOpen, encodeInsert, insertLookups, insertPlan, type InsertFacts, type InsertPlan } from './insert-form.js';
-import { INSERT_COLS, journalEntry, utf8Bytes, type JournalEntry, type Written } from './journal.js';
+import { Body, changeSetOpen, encodeInsert, encodeRawInsert, insertLookups, insertPlan, rawInsertLookups, type InsertFacts, type InsertPlan } from './insert-form.js';
+import { INSERT_COLS, journalEntry, type JournalEntry, type Written } from './journal.js';
 import { canonicalize, lookupsFor, mapChange, type Canon } from './mapper.js';
-import { decodeImages } from './row-decoder.js';
+import { RawImage, decodeImages } from './row-decoder.js';
 import type { HintRow, IdentityResolver, IdentityWrites } from './resolver.js';
 
 export type Txn = Extract<Assembled, { kind: 'txn' }>;
@@ -57,15 +57,17 @@ export async function buildEntries(txns: readonly Txn[], ctx: BuildContext): Pro
   for (const txn of txns) {
     const parts: PartWork[] = [];
     for (const part of txn.parts) {
-      decodeImages(part.changes);
       const plans = insertPlans(part.changes, ctx.catalog);
       if (plans) {
+        // (inserts not decoded yet stay so: encodeRawInsert writes them from their bytes)
         for (let i = 0; i < plans.length; i++) {
           const c = part.changes[i] as Inserted;
-          insertLookups(plans[i]!, c.after, c.canon === true, ctx.resolver, lookups);
+          if (c.after instanceof RawImage) rawInsertLookups(plans[i]!, c.after, ctx.resolver, lookups);
+          else insertLookups(plans[i]!, c.after, c.canon === true, ctx.resolver, lookups);
         }
         parts.push({ plans, canon: null });
       } else {
+        decodeImages(part.changes);
         const canon = part.changes.map((c) => canonicalize(c, ctx.catalog));
         for (const c of canon) lookupsFor(c, ctx.catalog, lookups);
         parts.push({ plans: null, canon });
@@ -83,7 +85,7 @@ export async function buildEntries(txns: readonly Txn[], ctx: BuildContext): Pro
       const part = txn.parts[j]!;
       const w = work[i]![j]!;
       let entry: JournalEntry | null | undefined = w.plans ? mapInserts(txn, part, w.plans, ctx) : undefined;
-      if (entry === undefined) entry = mapPart(txn, part, (w.canon ??= part.changes.map((c) => canonicalize(c, ctx.catalog))), ctx);
+      if (entry === undefined) entry = mapPart(txn, part, (w.canon ??= canonicalPart(part, ctx.catalog)), ctx);
       if (entry) entries.push(entry);
     }
     await pause();
@@ -92,6 +94,17 @@ export async function buildEntries(txns: readonly Txn[], ctx: BuildContext): Pro
 }
 
 type Inserted = Extract<RowChange, { op: 'insert' }>;
+
+/** The changes of a part, canonical (images not decoded yet are decoded, in place). */
+function canonicalPart(part: TxnPart, catalog: Catalog): Canon[] {
+  decodeImages(part.changes);
+  return part.changes.map((c) => canonicalize(c, catalog));
+}
+
+/** The change with its image decoded, when it is not yet (a copy: the change itself stays as it is). */
+function decoded(c: RowChange): RowChange {
+  return c.op === 'insert' && c.after instanceof RawImage ? { ...c, after: c.after.decode() } : c;
+}
 
 /** One insert plan per change when every change is an insert into a table that has one; null otherwise. */
 function insertPlans(changes: readonly RowChange[], catalog: Catalog): InsertPlan[] | null {
@@ -120,7 +133,7 @@ function hintsOf(txns: readonly Txn[], work: readonly (readonly PartWork[])[], c
         for (let k = 0; k < changes.length; k++) {
           const ch = changes[k]!;
           if (ch.table !== table) continue;
-          const c = canon ? canon[k]! : canonicalize(ch, catalog);
+          const c = canon ? canon[k]! : canonicalize(decoded(ch), catalog);
           if (c.before) hints.push({ table: c.table, row: c.before });
           if (c.after) hints.push({ table: c.table, row: c.after });
         }
@@ -147,8 +160,8 @@ function stamp(txn: Txn, l: LedgerMark | null, hlc: string, ctx: BuildContext): 
   return { id: `${ctx.node}:${hlc}`, origin: ctx.node, time: isoFromMs(txn.timestamp) };
 }
 
-/** The pieces of the change set being written (reused). */
-const pieces = new Pieces();
+/** The change set being written (its buffer reused). */
+const body = new Body();
 
 /** A part of inserts only, the short way; undefined when a row needs the general path (which names what is missing). */
 function mapInserts(txn: Txn, part: TxnPart, plans: readonly InsertPlan[], ctx: BuildContext): JournalEntry | undefined {
@@ -156,16 +169,17 @@ function mapInserts(txn: Txn, part: TxnPart, plans: readonly InsertPlan[], ctx: 
   const version = versionOf(txn, l, ctx);
   const id = l ? l.changeId : `${ctx.node}:${version.hlc}`;
   const time = l ? l.time : isoFromMs(txn.timestamp);
-  const body = pieces;
   body.truncate(0);
-  body.push(changeSetOpen(id, version.node, version.hlc, time));
+  body.str(changeSetOpen(id, version.node, version.hlc, time));
   const tables: string[] = [];
   const written: Written[] = [];
   const facts: InsertFacts = { identity: '', localId: undefined };
   for (let i = 0; i < plans.length; i++) {
     const plan = plans[i]!;
     const c = part.changes[i] as Inserted;
-    if (!encodeInsert(plan, c.after, c.canon === true, ctx.resolver, facts, body)) return undefined;
+    const done = c.after instanceof RawImage ? encodeRawInsert(plan, c.after, ctx.resolver, facts, body)
+      : encodeInsert(plan, c.after, c.canon === true, ctx.resolver, facts, body);
+    if (!done) return undefined;
     const table = plan.table.name;
     if (tables.length === 0 || (tables[tables.length - 1] !== table && !tables.includes(table))) tables.push(table);
     if (!plan.pk) written.push({ table, id: facts.identity, cols: INSERT_COLS });
@@ -174,7 +188,7 @@ function mapInserts(txn: Txn, part: TxnPart, plans: readonly InsertPlan[], ctx: 
   stamp(txn, l, version.hlc, ctx);
   return {
     changeId: id, origin: version.node, hlc: version.hlc, time, fromPeer: l?.fromPeer ?? null, tables, opCount: plans.length,
-    body: utf8Bytes((body.push('</cs>'), body.join())), written, end: txn.end,
+    body: (body.str('</cs>'), body.take()), written, end: txn.end,
   };
 }
 

@@ -58,9 +58,12 @@ function findRangeKey(t: TableInfo): string | undefined {
   return col && INTEGER_TYPES.has(col.dataType) && pk !== t.identity.column ? pk : undefined;
 }
 
+const INTEGER_TEXT = /^-?\d+$/;
+
 /** A key's text as a number when it is an integer JavaScript holds exactly; undefined otherwise. */
 export function safeInteger(text: string): number | undefined {
-  if (text.length > 16 || !/^-?\d+$/.test(text)) return undefined;
+  // (the pattern a constant: a literal here would make a new RegExp object per call)
+  if (text.length > 16 || !INTEGER_TEXT.test(text)) return undefined;
   const n = Number(text);
   return Number.isSafeInteger(n) ? n : undefined;
 }

@@ -9,6 +9,7 @@ import type { Value } from '../../apply/model.js';
 import { COMMIT_TIME, LIST_NAME, NODE_ID, escapeText, hasLoneSurrogate, isUint64, isXmlSafe, nameAttr, xmlError } from '../../apply/codec/xml-text.js';
 import type { Catalog, TableInfo } from '../schema/catalog.js';
 import type { RowImage } from './events.js';
+import type { RawImage, RowPlan } from './row-decoder.js';
 import { identityColumns, keyText, rowIdentity, singlePk, type CanonRow, type Lookup, type RefResolver } from './identity.js';
 import { converters, travelColumns } from './mapper.js';
 
@@ -23,8 +24,6 @@ interface ColumnPlan {
   readonly openGt: string;
   /** may be listed in z= / named in u= */
   readonly listName: boolean;
-  /** the name as output text: a copy never used as a property key (see Pieces.join) */
-  readonly text: string;
 }
 
 export interface InsertPlan {
@@ -75,7 +74,6 @@ function makePlan(catalog: Catalog, name: string): InsertPlan | null {
         open: `<c${nameAttr('n', 'N', c, 'column name')}`,
         openGt: `<c${nameAttr('n', 'N', c, 'column name')}${target ? nameAttr('r', 'R', target.table, 'referenced table name') : ''}>`,
         listName: LIST_NAME.test(c),
-        text: Buffer.from(c, 'utf8').toString('utf8'),
       });
     }
     const rule = t.identity;
@@ -115,52 +113,105 @@ function want(table: string, column: string, convert: (v: unknown) => Value, ima
   if (value !== undefined && refs.identity(table, column, value) === undefined) out.push({ table, column, value });
 }
 
+/** Where the pieces of a change set go (Body; tests may use any). */
+export interface Sink {
+  /** Adds up to five pieces (fixed arguments: a rest parameter would allocate an array per call). */
+  push(a: string, b?: string, c?: string, d?: string, e?: string): void;
+}
+
 /**
- * The pieces of a change set being written, joined once at the end. One array,
- * reused: emptying an array with `length = 0` gives its storage back, and
- * growing it again for every change set was most of what encoding allocated.
+ * Change sets written as bytes, one after the other into a chunk of memory;
+ * the body of each is a view of the chunk, not a copy. Strings go in as
+ * UTF-8, by a plain loop while they are ASCII (most pieces are short: a loop
+ * beats a call into the runtime). The text of a row can go in as the
+ * binlog's own bytes (encodeRawInsert). Building bytes, not one string of
+ * many pieces, leaves nothing to join and nothing to convert: joining and
+ * converting were a third of encoding's cost, and most of what it allocated.
  */
-export class Pieces {
-  private readonly a: string[] = [];
+export class Body implements Sink {
+  /** the chunk being written: change sets taken so far, then [base, n), the one being written */
+  private buf = Buffer.allocUnsafe(CHUNK);
+  private base = 0;
   private n = 0;
 
+  /** bytes of the change set being written */
   get length(): number {
-    return this.n;
+    return this.n - this.base;
   }
 
-  /** Adds up to five pieces (fixed arguments: a rest parameter would allocate an array per call). */
   push(a: string, b?: string, c?: string, d?: string, e?: string): void {
-    const arr = this.a;
-    arr[this.n++] = a;
+    this.str(a);
     if (b === undefined) return;
-    arr[this.n++] = b;
+    this.str(b);
     if (c === undefined) return;
-    arr[this.n++] = c;
+    this.str(c);
     if (d === undefined) return;
-    arr[this.n++] = d;
-    if (e !== undefined) arr[this.n++] = e;
+    this.str(d);
+    if (e !== undefined) this.str(e);
   }
 
-  /** Back to `n` pieces (what was added since is dropped). */
-  truncate(n: number): void {
+  /** Adds `s` as UTF-8. */
+  str(s: string): void {
+    const len = s.length;
+    if (this.n + 3 * len > this.buf.length) this.grow(3 * len);
+    const buf = this.buf;
+    let n = this.n;
+    for (let i = 0; i < len; i++) {
+      const c = s.charCodeAt(i);
+      if (c >= 0x80) {
+        // (from the start of s again: what the loop wrote is overwritten)
+        this.n += buf.write(s, this.n, 'utf8');
+        return;
+      }
+      buf[n++] = c;
+    }
     this.n = n;
   }
 
+  /** Adds src[start, end) as it is. */
+  bytes(src: Buffer, start: number, end: number): void {
+    const len = end - start;
+    if (this.n + len > this.buf.length) this.grow(len);
+    if (len > 24) {
+      src.copy(this.buf, this.n, start, end);
+      this.n += len;
+      return;
+    }
+    const buf = this.buf;
+    let n = this.n;
+    for (let i = start; i < end; i++) buf[n++] = src[i]!;
+    this.n = n;
+  }
+
+  /** Back to `len` bytes of the change set being written (what was added since is dropped). */
+  truncate(len: number): void {
+    this.n = this.base + len;
+  }
+
   /**
-   * The pieces as one string; the array is empty again (its storage kept).
-   * Array.prototype.join makes one flat string, and a one-byte one when every
-   * piece is one-byte and none is a name V8 internalized as a property key (it
-   * then counts as two-byte: twice the memory, and a slower encoding). So
-   * names go out as copies (ColumnPlan.text).
+   * The change set written, and the next one begins. Its bytes stay where
+   * they were written (a view of the chunk, not a copy): the chunk is never
+   * written there again, and lives as long as a change set taken from it.
    */
-  join(): string {
-    const a = this.a;
-    if (a.length !== this.n) a.length = this.n;
-    const s = a.join('');
-    this.n = 0;
-    return s;
+  take(): Buffer {
+    const out = this.buf.subarray(this.base, this.n);
+    this.base = this.n;
+    return out;
+  }
+
+  /** A new chunk, the change set being written moved to its start. */
+  private grow(extra: number): void {
+    const len = this.n - this.base;
+    const next = Buffer.allocUnsafe(Math.max(CHUNK, 2 * (len + extra)));
+    this.buf.copy(next, 0, this.base, this.n);
+    this.buf = next;
+    this.base = 0;
+    this.n = len;
   }
 }
+
+/** Bytes of change sets a Body writes into one buffer. */
+const CHUNK = 1 << 20;
 
 /** What encodeInsert found out about the row besides its element. */
 export interface InsertFacts {
@@ -173,10 +224,9 @@ export interface InsertFacts {
  * Appends the pieces of the <i> element of the insert of `image` (as
  * encodeChangeSet writes it) to `out`; false, with `out` as it was, when the
  * identity or a reference is not known (the general path then fails with the
- * reason). Pieces, not one string: the change set is joined once, flat.
- * `canon`: the image holds canonical values already (row-decoder.ts).
+ * reason). `canon`: the image holds canonical values already (row-decoder.ts).
  */
-export function encodeInsert(plan: InsertPlan, image: RowImage, canon: boolean, refs: RefResolver, facts: InsertFacts, out: Pieces): boolean {
+export function encodeInsert(plan: InsertPlan, image: RowImage, canon: boolean, refs: RefResolver, facts: InsertFacts, out: Sink): boolean {
   const idRow: Record<string, Value> = {};
   for (const c of plan.idCols) if (c.name in image) idRow[c.name] = canon ? image[c.name] as Value : c.convert(image[c.name]);
   const id = rowIdentity(plan.table, idRow as CanonRow, refs);
@@ -204,7 +254,7 @@ export function encodeInsert(plan: InsertPlan, image: RowImage, canon: boolean, 
     values[i] = v;
     isRef[i] = false;
     if (v === null && c.listName) {
-      nulls += nulls === '' ? c.text : ` ${c.text}`;
+      nulls += nulls === '' ? c.name : ` ${c.name}`;
       continue;
     }
     elements++;
@@ -226,7 +276,7 @@ export function encodeInsert(plan: InsertPlan, image: RowImage, canon: boolean, 
     quote = true;
   }
   if (same >= 0) {
-    out.push(quote ? '" u="' : ' u="', cols[same]!.text);
+    out.push(quote ? '" u="' : ' u="', cols[same]!.name);
     quote = true;
   }
   if (nulls !== '') {
@@ -255,19 +305,243 @@ export function encodeInsert(plan: InsertPlan, image: RowImage, canon: boolean, 
   return true;
 }
 
+/** A plan's columns in a binlog image of its table (RawImage): row-decoder.ts's column index of each. */
+interface RawColumns {
+  /** for each of plan.cols */
+  readonly index: Int32Array;
+  /** for each of plan.cols: a text column whose ASCII values are their bytes (RowPlan.text) */
+  readonly text: readonly boolean[];
+  /** for each of plan.cols: values plain ASCII text, never empty (RowPlan.plain) */
+  readonly plain: readonly boolean[];
+  readonly prefix: Int32Array;
+  readonly idCols: Int32Array;
+  readonly idRefs: Int32Array;
+  /** -1: no one-column key */
+  readonly pk: number;
+}
+
+const rawColumns = new WeakMap<InsertPlan, Map<RowPlan, RawColumns | null>>();
+
+function rawColumnsOf(plan: InsertPlan, rowPlan: RowPlan): RawColumns | null {
+  let byRow = rawColumns.get(plan);
+  if (!byRow) rawColumns.set(plan, (byRow = new Map()));
+  let found = byRow.get(rowPlan);
+  if (found === undefined) byRow.set(rowPlan, (found = makeRawColumns(plan, rowPlan)));
+  return found;
+}
+
+// (its own function: closures over rowPlan in rawColumnsOf would cost an allocation per call)
+function makeRawColumns(plan: InsertPlan, rowPlan: RowPlan): RawColumns | null {
+  const at = (name: string): number => rowPlan.names.indexOf(name);
+  const index = Int32Array.from(plan.cols, (c) => at(c.name));
+  const idCols = Int32Array.from(plan.idCols, (c) => at(c.name));
+  const idRefs = Int32Array.from(plan.idRefs, (c) => at(c.name));
+  const pk = plan.pk ? at(plan.pk.name) : -1;
+  if ([...index, ...idCols, ...idRefs].some((i) => i < 0) || (plan.pk !== undefined && pk < 0)) return null;
+  return {
+    index, idCols, idRefs, pk,
+    text: Array.from(index, (i) => rowPlan.text[i]!),
+    plain: Array.from(index, (i) => rowPlan.plain[i]!),
+    prefix: Int32Array.from(index, (i) => rowPlan.prefixes[i]!),
+  };
+}
+
+/** Where the columns of the image being written lie (RawImage.locate), reused. */
+let where = new Int32Array(256);
+
+function locate(image: RawImage): Int32Array {
+  const need = 2 * image.plan.names.length;
+  if (where.length < need) where = new Int32Array(need);
+  image.locate(where);
+  return where;
+}
+
+/** A column's value as a key part; undefined for NULL. */
+function rawKey(image: RawImage, w: Int32Array, i: number): string | undefined {
+  const start = w[2 * i]!;
+  return start < 0 ? undefined : keyText(image.read(i, start));
+}
+
+/** insertLookups of an image not decoded: only the referencing columns are read. */
+export function rawInsertLookups(plan: InsertPlan, image: RawImage, refs: RefResolver, out: Lookup[]): void {
+  const rc = rawColumnsOf(plan, image.plan);
+  if (!rc) {
+    insertLookups(plan, image.decode(), true, refs, out);
+    return;
+  }
+  const w = locate(image);
+  for (let k = 0; k < plan.idRefs.length; k++) {
+    const c = plan.idRefs[k]!;
+    wantKey(c.table, c.column, rawKey(image, w, rc.idRefs[k]!), refs, out);
+  }
+  const cols = plan.cols;
+  for (let j = 0; j < cols.length; j++) {
+    const ref = cols[j]!.ref;
+    if (ref) wantKey(ref.table, ref.column, rawKey(image, w, rc.index[j]!), refs, out);
+  }
+}
+
+function wantKey(table: string, column: string, value: string | undefined, refs: RefResolver, out: Lookup[]): void {
+  if (value !== undefined && refs.identity(table, column, value) === undefined) out.push({ table, column, value });
+}
+
+/** Bytes a text value may have and still go as it is (the ASCII part of NOT_PLAIN's complement). */
+const PLAIN_BYTE = new Uint8Array(256);
+for (let b = 0; b < 0x80; b++) PLAIN_BYTE[b] = b === 0x09 || b === 0x0a || (b >= 0x20 && b !== 0x26 && b !== 0x3c && b !== 0x3e) ? 1 : 0;
+
+function plainBytes(b: Buffer, start: number, end: number): boolean {
+  for (let k = start; k < end; k++) if (PLAIN_BYTE[b[k]!] === 0) return false;
+  return true;
+}
+
+/**
+ * encodeInsert of an image not decoded (row-decoder.ts RawImage): the same
+ * bytes, written into `out` from the binlog's bytes. Text that is plain ASCII
+ * (nearly all of it) is copied as it is; only what the element needs as
+ * text is read (the identity, referencing columns, numbers and dates); any
+ * other text value is read and goes the way encodeInsert writes it.
+ */
+export function encodeRawInsert(plan: InsertPlan, image: RawImage, refs: RefResolver, facts: InsertFacts, out: Body): boolean {
+  const rc = rawColumnsOf(plan, image.plan);
+  if (!rc) return encodeInsert(plan, image.decode(), true, refs, facts, out);
+  const w = locate(image);
+  const bytes = image.bytes;
+  let id: string | undefined;
+  if (plan.table.identity?.kind === 'uuid') {
+    id = rawKey(image, w, rc.idCols[0]!);
+  } else {
+    const idRow: Record<string, Value> = {};
+    for (let k = 0; k < plan.idCols.length; k++) {
+      const i = rc.idCols[k]!;
+      const start = w[2 * i]!;
+      idRow[plan.idCols[k]!.name] = start < 0 ? null : image.read(i, start);
+    }
+    id = rowIdentity(plan.table, idRow as CanonRow, refs);
+  }
+  if (id === undefined) return false;
+  const idAscii = !NON_ASCII.test(id);
+  const { cols, values, isRef } = plan;
+  let same = -1;
+  let matches = 0;
+  let elements = 0;
+  let nulls = '';
+  for (let j = 0; j < cols.length; j++) {
+    const c = cols[j]!;
+    const i = rc.index[j]!;
+    const start = w[2 * i]!;
+    isRef[j] = false;
+    if (start < 0) {
+      values[j] = null;
+      if (c.listName) nulls += nulls === '' ? c.name : ` ${c.name}`;
+      else elements++;
+      continue;
+    }
+    if (c.ref) {
+      const target = refs.identity(c.ref.table, c.ref.column, keyText(image.read(i, start))!);
+      if (target === undefined) return false;
+      values[j] = target;
+      isRef[j] = true;
+      elements++;
+      continue;
+    }
+    elements++;
+    if (rc.text[j]) {
+      // written from its bytes (values[j] unused)
+      values[j] = undefined;
+      if (c.listName && rawEquals(image, i, start, start + rc.prefix[j]!, w[2 * i + 1]!, id, idAscii)) {
+        same = j;
+        matches++;
+      }
+      continue;
+    }
+    const v = image.read(i, start);
+    values[j] = v;
+    if (v === id && c.listName) {
+      same = j;
+      matches++;
+    }
+  }
+  if (matches !== 1) same = -1;
+  else elements--;
+  let quote: boolean;
+  if (NOT_PLAIN_ATTR.test(id)) {
+    out.push(plan.iOpen, nameAttr('k', 'K', id, 'identity'));
+    quote = false;
+  } else {
+    out.push(plan.iOpenK, id);
+    quote = true;
+  }
+  if (same >= 0) {
+    out.push(quote ? '" u="' : ' u="', cols[same]!.name);
+    quote = true;
+  }
+  if (nulls !== '') {
+    out.push(quote ? '" z="' : ' z="', nulls);
+    quote = true;
+  }
+  facts.identity = id;
+  facts.localId = rc.pk < 0 ? undefined : rawKey(image, w, rc.pk);
+  if (elements === 0) {
+    out.push(quote ? '"/>' : '/>');
+    return true;
+  }
+  out.push(quote ? '">' : '>');
+  for (let j = 0; j < cols.length; j++) {
+    if (j === same) continue;
+    const c = cols[j]!;
+    const i = rc.index[j]!;
+    const start = w[2 * i]!;
+    if (isRef[j]) refElement(c, values[j] as string, out);
+    else if (start < 0) {
+      if (!c.listName) out.push(c.open, ' z="1"/>');
+    } else if (rc.text[j]) {
+      const from = start + rc.prefix[j]!;
+      const end = w[2 * i + 1]!;
+      if (from === end) out.push(c.open, '/>');
+      else if (plainBytes(bytes, from, end)) {
+        out.str(c.openGt);
+        out.bytes(bytes, from, end);
+        out.str('</c>');
+      } else textElement(c, image.read(i, start) as string, out);
+    } else {
+      const v = values[j]!;
+      if (rc.plain[j]) out.push(c.openGt, v as string, '</c>');
+      else if (typeof v === 'string') textElement(c, v, out);
+      else binaryElement(c.open, v as Buffer, out);
+    }
+  }
+  out.str('</i>');
+  return true;
+}
+
+/**
+ * Whether text column i's value, its bytes at [from, end), is `id`: compared
+ * byte for byte when `id` is ASCII (a value with any other byte is other
+ * text then), read and compared otherwise.
+ */
+function rawEquals(image: RawImage, i: number, start: number, from: number, end: number, id: string, idAscii: boolean): boolean {
+  if (!idAscii) return image.read(i, start) === id;
+  if (end - from !== id.length) return false;
+  const b = image.bytes;
+  for (let k = 0; k < id.length; k++) if (b[from + k] !== id.charCodeAt(k)) return false;
+  return true;
+}
+
+const NON_ASCII = /[\u0080-\uffff]/;
+
 /** Characters that need neither escaping nor base64: one test settles most values. */
 const NOT_PLAIN = /[^\t\n\x20-\x25\x27-\x3b\x3d\x3f-\uD7FF\uE000-\uFFFD]/;
 /** The same in an attribute value (where '>' needs nothing, '"', tab and LF do). */
 const NOT_PLAIN_ATTR = /[^\x20\x21\x23-\x25\x27-\x3b\x3d-\uD7FF\uE000-\uFFFD]/;
 
-function textElement(c: ColumnPlan, v: string, out: Pieces): void {
+function textElement(c: ColumnPlan, v: string, out: Sink): void {
   if (v === '') out.push(c.open, '/>');
   else if (!NOT_PLAIN.test(v)) out.push(c.openGt, v, '</c>');
   else if (isXmlSafe(v)) out.push(c.openGt, escapeText(v), '</c>');
   else out.push(c.open, unsafe(v), '</c>');
 }
 
-function refElement(c: ColumnPlan, id: string, out: Pieces): void {
+function refElement(c: ColumnPlan, id: string, out: Sink): void {
   const attr = c.ref!.attr;
   if (id === '') out.push(c.open, attr, '/>');
   else if (!NOT_PLAIN.test(id)) out.push(c.openGt, id, '</c>');
@@ -275,7 +549,7 @@ function refElement(c: ColumnPlan, id: string, out: Pieces): void {
   else out.push(c.open, attr, unsafe(id), '</c>');
 }
 
-function binaryElement(open: string, v: Buffer, out: Pieces): void {
+function binaryElement(open: string, v: Buffer, out: Sink): void {
   if (v.length === 0) out.push(open, ' e="b"/>');
   else out.push(open, ' e="b">', v.toString('base64'), '</c>');
 }

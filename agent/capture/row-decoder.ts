@@ -33,6 +33,15 @@ export interface RowPlan {
   readonly names: readonly string[];
   readonly readers: readonly Reader[];
   readonly skippers: readonly Skipper[];
+  /** bytes of each value's length prefix (0: a fixed-size value) */
+  readonly prefixes: readonly number[];
+  /**
+   * Text columns (utf8 or latin1): a value whose bytes are all ASCII is those
+   * characters, one per byte (insert-form.ts copies such values as they are).
+   */
+  readonly text: readonly boolean[];
+  /** Columns whose values read as plain ASCII text, never empty: numbers, dates and times. */
+  readonly plain: readonly boolean[];
 }
 
 /**
@@ -48,11 +57,39 @@ export class RawImage {
     at = this.at;
     return readValues(this.bytes, this.plan);
   }
+
+  /**
+   * Where each column's value lies, without decoding any: `where[2i]` the
+   * start of column i's value (its length prefix included), -1 when NULL;
+   * `where[2i + 1]` its end.
+   */
+  locate(where: Int32Array): void {
+    const b = this.bytes;
+    const { skippers } = this.plan;
+    const count = skippers.length;
+    const nulls = this.at;
+    at = nulls + ((count + 7) >> 3);
+    for (let i = 0; i < count; i++) {
+      if ((b[nulls + (i >> 3)]! & (1 << (i & 7))) !== 0) {
+        where[2 * i] = -1;
+        continue;
+      }
+      where[2 * i] = at;
+      skippers[i]!(b);
+      where[2 * i + 1] = at;
+    }
+  }
+
+  /** Column i's canonical value, from where locate() found it to start. */
+  read(i: number, start: number): Value {
+    at = start;
+    return this.plan.readers[i]!(this.bytes);
+  }
 }
 
 /** The read position in the buffer being decoded (one row at a time, synchronously). */
 let at = 0;
-/** Row images decoded here since the process started (for tests). */
+/** Row images taken by this module since the process started, decoded or kept as RawImage (for tests). */
 let decoded = 0;
 
 export function rowsDecoded(): number {
@@ -70,7 +107,9 @@ const UTF8 = new Set(['utf8mb4', 'utf8mb3', 'utf8']);
 const TEXT_TYPES = new Set(['char', 'varchar', 'tinytext', 'text', 'mediumtext', 'longtext']);
 const BYTES_TYPES = new Set(['binary', 'varbinary', 'tinyblob', 'blob', 'mediumblob', 'longblob']);
 
-type EntryColumn = NonNullable<TableMapEntry['columns']>[number] & { metadata?: Record<string, number> };
+/** A column as the binlog's table map describes it (zongji's table map entry). */
+export type BinlogColumn = NonNullable<TableMapEntry['columns']>[number] & { metadata?: Record<string, number> };
+type EntryColumn = BinlogColumn;
 
 const plans = new WeakMap<TableInfo, Map<string, RowPlan | null>>();
 
@@ -102,35 +141,54 @@ export function attachPlan(entry: TableMapEntry, table: TableInfo | undefined): 
   e[PLAN] = plan;
 }
 
-function makePlan(cols: readonly EntryColumn[], table: TableInfo): RowPlan | null {
+/** How rows of `table` with the binlog's columns `cols` are decoded; null when they cannot be here. */
+export function makePlan(cols: readonly EntryColumn[], table: TableInfo): RowPlan | null {
   if (cols.length !== table.columns.length) return null;
   const readers: Reader[] = [];
   const skippers: Skipper[] = [];
+  const prefixes: number[] = [];
+  const text: boolean[] = [];
+  const plain: boolean[] = [];
   for (const c of cols) {
     const info = table.column.get(c.name);
     const r = info ? reader(c, info) : null;
     if (!r) return null;
     readers.push(r);
     skippers.push(skipper(c));
+    prefixes.push(prefixSize(c));
+    text.push(!info!.binary && TEXT_TYPES.has(info!.dataType));
+    plain.push(prefixSize(c) === 0);
   }
-  return { names: cols.map((c) => c.name), readers, skippers };
+  return { names: cols.map((c) => c.name), readers, skippers, prefixes, text, plain };
 }
 
 const FIXED_SIZE: Record<number, number> = {
   [T.TINY]: 1, [T.SHORT]: 2, [T.INT24]: 3, [T.LONG]: 4, [T.LONGLONG]: 8, [T.FLOAT]: 4, [T.DOUBLE]: 8, [T.DATE]: 3, [T.YEAR]: 1,
 };
 
+/** The size of a fixed-size value of a column reader() decodes; undefined for a length-prefixed one. */
+function fixedSize(c: EntryColumn): number | undefined {
+  const fixed = FIXED_SIZE[c.type] ?? (c.type === T.DATETIME2 ? 5 : c.type === T.TIMESTAMP2 ? 4 : undefined);
+  if (fixed === undefined) return undefined;
+  return fixed + Math.ceil((c.type === T.DATETIME2 || c.type === T.TIMESTAMP2 ? c.metadata?.decimals ?? 0 : 0) / 2);
+}
+
+/** The length prefix's size of a value of a column reader() decodes (0: fixed size). */
+function prefixSize(c: EntryColumn): number {
+  if (fixedSize(c) !== undefined) return 0;
+  const meta = c.metadata ?? {};
+  return c.type === T.BLOB ? meta.length_size ?? 0 : (meta.max_length ?? 0) > 255 ? 2 : 1;
+}
+
 /** How to pass over a value of a column reader() decodes. */
 function skipper(c: EntryColumn): Skipper {
-  const meta = c.metadata ?? {};
-  const fixed = FIXED_SIZE[c.type] ?? (c.type === T.DATETIME2 ? 5 : c.type === T.TIMESTAMP2 ? 4 : undefined);
-  if (fixed !== undefined) {
-    const n = fixed + Math.ceil((c.type === T.DATETIME2 || c.type === T.TIMESTAMP2 ? meta.decimals ?? 0 : 0) / 2);
+  const n = fixedSize(c);
+  if (n !== undefined) {
     return () => {
       at += n;
     };
   }
-  const prefix = c.type === T.BLOB ? meta.length_size ?? 0 : (meta.max_length ?? 0) > 255 ? 2 : 1;
+  const prefix = prefixSize(c);
   return (b) => {
     at += prefix + b.readUIntLE(at, prefix);
   };
@@ -342,6 +400,7 @@ function decodeRow(parser: ZongjiParser, plan: RowPlan): Record<string, Value> {
   at = parser._offset;
   const row = readValues(parser._buffer, plan);
   parser._offset = at;
+  decoded++;
   return row;
 }
 
@@ -355,7 +414,6 @@ function readValues(b: Buffer, plan: RowPlan): Record<string, Value> {
   for (let i = 0; i < count; i++) {
     row[names[i]!] = (b[nulls + (i >> 3)]! & (1 << (i & 7))) !== 0 ? null : readers[i]!(b);
   }
-  decoded++;
   return row;
 }
 
@@ -434,6 +492,7 @@ export function installRowDecoder(): Promise<boolean> {
         at = start;
         skipValues(raw.bytes, plan);
         parser._offset = raw.base + at;
+        decoded++;
         return new RawImage(raw.bytes, start, plan);
       } satisfies FetchOne;
       update._fetchOneRow = function (this: RowsEventShape, parser: ZongjiParser): unknown {

@@ -16,8 +16,10 @@ const LATIN1_HIGH = [
 ];
 
 /** Bytes of a latin1 column (arriving as a one-char-per-byte string) → the text MariaDB returns for them. */
+const CP1252_RANGE = /[\x80-\x9f]/;
+
 export function decodeLatin1(bytesAsText: string): string {
-  if (!/[\x80-\x9f]/.test(bytesAsText)) return bytesAsText;
+  if (!CP1252_RANGE.test(bytesAsText)) return bytesAsText;
   let out = '';
   for (let i = 0; i < bytesAsText.length; i++) {
     const c = bytesAsText.charCodeAt(i);

@@ -25,6 +25,8 @@ export interface JournalRow {
   readonly file: string;
   readonly pos: number;
   readonly cs: ChangeSet;
+  /** the body as the journal holds it */
+  readonly body: Buffer;
 }
 
 export function dbFor(s: TestServer, schema?: string): Db {
@@ -66,6 +68,7 @@ export async function journal(db: Db, afterSeq = 0, state = STATE): Promise<Jour
     file: String(r.binlog_file),
     pos: Number(r.binlog_pos),
     cs: decodeChangeSet(r.body as Buffer),
+    body: r.body as Buffer,
   }));
 }
 
