@@ -160,7 +160,7 @@ function stamp(txn: Txn, l: LedgerMark | null, hlc: string, ctx: BuildContext): 
   return { id: `${ctx.node}:${hlc}`, origin: ctx.node, time: isoFromMs(txn.timestamp) };
 }
 
-/** The change set being written (its buffer reused). */
+/** Where change sets are written (Body: one chunk of memory holds many). */
 const body = new Body();
 
 /** A part of inserts only, the short way; undefined when a row needs the general path (which names what is missing). */

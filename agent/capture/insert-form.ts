@@ -2,7 +2,9 @@
 // apply/codec/encode.ts writes for the InsertOp mapChange would build, the
 // row's identity and its local id, without the canonical row, the op and
 // its row object in between (capture's hot path: most captured changes are
-// inserts). The bytes are the codec's, exactly (test/unit/capture-insert-form
+// inserts). An image capture's row decoder left undecoded (RawImage) is
+// written from its bytes (encodeRawInsert); any other from its values
+// (encodeInsert). The bytes are the codec's, exactly (test/unit/capture-insert-form
 // compares them); anything the short way cannot decide (an identity or a
 // reference not known) is left to the general path, which names the problem.
 import type { Value } from '../../apply/model.js';
@@ -108,15 +110,7 @@ export function insertLookups(plan: InsertPlan, image: RowImage, canon: boolean,
 const asValue = (v: unknown): Value => v as Value;
 
 function want(table: string, column: string, convert: (v: unknown) => Value, image: RowImage, name: string, refs: RefResolver, out: Lookup[]): void {
-  if (!(name in image)) return;
-  const value = keyText(convert(image[name]));
-  if (value !== undefined && refs.identity(table, column, value) === undefined) out.push({ table, column, value });
-}
-
-/** Where the pieces of a change set go (Body; tests may use any). */
-export interface Sink {
-  /** Adds up to five pieces (fixed arguments: a rest parameter would allocate an array per call). */
-  push(a: string, b?: string, c?: string, d?: string, e?: string): void;
+  if (name in image) wantKey(table, column, keyText(convert(image[name])), refs, out);
 }
 
 /**
@@ -128,7 +122,7 @@ export interface Sink {
  * many pieces, leaves nothing to join and nothing to convert: joining and
  * converting were a third of encoding's cost, and most of what it allocated.
  */
-export class Body implements Sink {
+export class Body {
   /** the chunk being written: change sets taken so far, then [base, n), the one being written */
   private buf = Buffer.allocUnsafe(CHUNK);
   private base = 0;
@@ -139,6 +133,7 @@ export class Body implements Sink {
     return this.n - this.base;
   }
 
+  /** Adds up to five strings (fixed arguments: a rest parameter would allocate an array per call). */
   push(a: string, b?: string, c?: string, d?: string, e?: string): void {
     this.str(a);
     if (b === undefined) return;
@@ -226,7 +221,7 @@ export interface InsertFacts {
  * identity or a reference is not known (the general path then fails with the
  * reason). `canon`: the image holds canonical values already (row-decoder.ts).
  */
-export function encodeInsert(plan: InsertPlan, image: RowImage, canon: boolean, refs: RefResolver, facts: InsertFacts, out: Sink): boolean {
+export function encodeInsert(plan: InsertPlan, image: RowImage, canon: boolean, refs: RefResolver, facts: InsertFacts, out: Body): boolean {
   const idRow: Record<string, Value> = {};
   for (const c of plan.idCols) if (c.name in image) idRow[c.name] = canon ? image[c.name] as Value : c.convert(image[c.name]);
   const id = rowIdentity(plan.table, idRow as CanonRow, refs);
@@ -534,14 +529,14 @@ const NOT_PLAIN = /[^\t\n\x20-\x25\x27-\x3b\x3d\x3f-\uD7FF\uE000-\uFFFD]/;
 /** The same in an attribute value (where '>' needs nothing, '"', tab and LF do). */
 const NOT_PLAIN_ATTR = /[^\x20\x21\x23-\x25\x27-\x3b\x3d-\uD7FF\uE000-\uFFFD]/;
 
-function textElement(c: ColumnPlan, v: string, out: Sink): void {
+function textElement(c: ColumnPlan, v: string, out: Body): void {
   if (v === '') out.push(c.open, '/>');
   else if (!NOT_PLAIN.test(v)) out.push(c.openGt, v, '</c>');
   else if (isXmlSafe(v)) out.push(c.openGt, escapeText(v), '</c>');
   else out.push(c.open, unsafe(v), '</c>');
 }
 
-function refElement(c: ColumnPlan, id: string, out: Sink): void {
+function refElement(c: ColumnPlan, id: string, out: Body): void {
   const attr = c.ref!.attr;
   if (id === '') out.push(c.open, attr, '/>');
   else if (!NOT_PLAIN.test(id)) out.push(c.openGt, id, '</c>');
@@ -549,7 +544,7 @@ function refElement(c: ColumnPlan, id: string, out: Sink): void {
   else out.push(c.open, attr, unsafe(id), '</c>');
 }
 
-function binaryElement(open: string, v: Buffer, out: Sink): void {
+function binaryElement(open: string, v: Buffer, out: Body): void {
   if (v.length === 0) out.push(open, ' e="b"/>');
   else out.push(open, ' e="b">', v.toString('base64'), '</c>');
 }
