@@ -9,6 +9,7 @@ import type { ChangeSet } from '../../apply/model.js';
 import { ROW_INSERT, TOMBSTONE } from '../../apply/replay/versions.js';
 import type { Queryable } from '../db.js';
 import { SpokesyncError } from '../errors.js';
+import { storedBody } from '../state/journal-body.js';
 import { stateTable } from '../state/schema.js';
 import type { Logger } from '../log.js';
 import { formatPosition, type BinlogPosition } from './position.js';
@@ -39,7 +40,7 @@ export interface JournalEntry {
   /** distinct tables, in op order */
   readonly tables: readonly string[];
   readonly opCount: number;
-  /** the <cs> element (encodeChangeSet), as UTF-8 */
+  /** the <cs> element (encodeChangeSet), as UTF-8 (the writer stores it in the journal's form, state/journal-body.ts) */
   readonly body: Buffer;
   readonly written: readonly Written[];
   readonly end: BinlogPosition;
@@ -103,9 +104,10 @@ export class JournalWriter {
   constructor(private readonly session: Runner, private readonly stateSchema: string) {}
 
   async write(entries: readonly JournalEntry[], writes: IdentityWrites, checkpoint: Checkpoint): Promise<void> {
+    const bodies = entries.map((e) => storedBody(e.body));
     await this.session.transaction(async (tx) => {
       const sent: Promise<unknown>[] = [];
-      this.insertJournal(tx, entries, sent);
+      this.insertJournal(tx, entries, bodies, sent);
       this.upsertVersions(tx, entries, sent);
       // ranges before idmap rows: a re-keyed row's insert version is copied from its range
       this.insertRanges(tx, writes.ranges, writes.marks, sent);
@@ -115,17 +117,18 @@ export class JournalWriter {
     });
   }
 
-  private insertJournal(tx: StateTx, entries: readonly JournalEntry[], sent: Promise<unknown>[]): void {
+  private insertJournal(tx: StateTx, entries: readonly JournalEntry[], bodies: readonly Buffer[], sent: Promise<unknown>[]): void {
     const head = `INSERT INTO ${stateTable(this.stateSchema, 'journal')}
       (change_id, origin, from_peer, hlc, commit_time, tables, op_count, body, binlog_file, binlog_pos) VALUES `;
     const one = '(?, ?, ?, ?, ?, ?, ?, ?, ?, ?)';
-    for (const chunk of chunks(entries, (e) => e.body.length + 200)) {
+    const rows = entries.map((e, i) => ({ e, body: bodies[i]! }));
+    for (const chunk of chunks(rows, (r) => r.body.length + 200)) {
       const params: unknown[] = [];
-      for (const e of chunk) {
+      for (const { e, body } of chunk) {
         const tables = e.tables.join(',');
         params.push(
           e.changeId, e.origin, e.fromPeer, e.hlc, e.time.slice(0, 10) + ' ' + e.time.slice(11, 19),
-          tables.length > 4000 ? tables.slice(0, 4000) : tables, e.opCount, e.body, e.end.file, e.end.pos,
+          tables.length > 4000 ? tables.slice(0, 4000) : tables, e.opCount, body, e.end.file, e.end.pos,
         );
       }
       sent.push(tx.execute(head + Array<string>(chunk.length).fill(one).join(', '), params).catch((e: unknown) => {

@@ -3,6 +3,7 @@
 // never the whole journal. A row never goes back to the peer it came from; a row
 // touching tables the peer does not take goes without those ops, or not at all.
 import type { Queryable } from '../db.js';
+import { bodyLengthSql, bodyXml } from '../state/journal-body.js';
 import { stateTable } from '../state/schema.js';
 import type { Route } from './filters.js';
 
@@ -67,7 +68,7 @@ export class JournalReader {
 
   private async page(after: string, limit: number): Promise<MetaRow[]> {
     return this.db.query<MetaRow>(
-      `SELECT seq, from_peer, tables, LENGTH(body) AS len FROM ${this.journal} WHERE seq > ? ORDER BY seq LIMIT ?`,
+      `SELECT seq, from_peer, tables, ${bodyLengthSql('body')} AS len FROM ${this.journal} WHERE seq > ? ORDER BY seq LIMIT ?`,
       [after, limit],
     );
   }
@@ -78,7 +79,7 @@ export class JournalReader {
       `SELECT seq, body FROM ${this.journal} WHERE seq IN (?) ORDER BY seq`,
       [rows.map((r) => r.seq)],
     );
-    const byseq = new Map(got.map((g) => [String(g.seq), Buffer.isBuffer(g.body) ? g.body.toString('utf8') : g.body]));
+    const byseq = new Map(got.map((g) => [String(g.seq), Buffer.isBuffer(g.body) ? bodyXml(g.body).toString('utf8') : g.body]));
     const out: Outgoing[] = [];
     for (const r of rows) {
       const body = byseq.get(r.seq);

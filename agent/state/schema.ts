@@ -27,7 +27,7 @@ export const stateTables: ReadonlyArray<{ name: string; ddl: string }> = [
       commit_time DATETIME NOT NULL,
       tables VARCHAR(4000) NOT NULL COMMENT 'comma-separated tables touched, for per-peer filters',
       op_count INT UNSIGNED NOT NULL,
-      body LONGBLOB NOT NULL COMMENT 'the <cs> element, as it goes on the wire',
+      body LONGBLOB NOT NULL COMMENT 'the <cs> element as it goes on the wire; from 2 KiB brotli-compressed (state/journal-body.ts)',
       binlog_file VARCHAR(255) NOT NULL,
       binlog_pos BIGINT UNSIGNED NOT NULL,
       UNIQUE KEY journal_change (change_id)

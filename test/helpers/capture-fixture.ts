@@ -4,6 +4,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { decodeChangeSet } from '../../apply/codec/decode.js';
+import { bodyXml } from '../../agent/state/journal-body.js';
 import type { ChangeSet, Value } from '../../apply/model.js';
 import { Capture, type CaptureOptions } from '../../agent/capture/capture.js';
 import { openDb, type Db } from '../../agent/db.js';
@@ -25,7 +26,7 @@ export interface JournalRow {
   readonly file: string;
   readonly pos: number;
   readonly cs: ChangeSet;
-  /** the body as the journal holds it */
+  /** the <cs> element (decompressed when the journal keeps it compressed) */
   readonly body: Buffer;
 }
 
@@ -67,8 +68,8 @@ export async function journal(db: Db, afterSeq = 0, state = STATE): Promise<Jour
     opCount: Number(r.op_count),
     file: String(r.binlog_file),
     pos: Number(r.binlog_pos),
-    cs: decodeChangeSet(r.body as Buffer),
-    body: r.body as Buffer,
+    cs: decodeChangeSet(bodyXml(r.body as Buffer)),
+    body: bodyXml(r.body as Buffer),
   }));
 }
 

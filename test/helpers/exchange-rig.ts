@@ -11,6 +11,7 @@ import { silentLogger, type Logger } from '../../agent/log.js';
 import { ExchangeCore, type ApplyCounts, type BatchApplier } from '../../agent/exchange/protocol.js';
 import { trimChangeSet } from '../../agent/exchange/wire.js';
 import { JournalReader } from '../../agent/routing/journal.js';
+import { storedBody } from '../../agent/state/journal-body.js';
 import { ensureStateSchema, stateTable } from '../../agent/state/schema.js';
 
 /** Remembers what it was given; refuses ops on tables in `unknown` (as the real applier's validation does). */
@@ -46,14 +47,14 @@ export function changeSet(origin: string, hlc: number, tables: string[] = ['pers
   };
 }
 
-/** Appends a change set to a node's journal as capture would. */
+/** Appends a change set to a node's journal as capture would (a large body compressed, state/journal-body.ts). */
 export async function journal(db: Db, stateSchema: string, cs: ChangeSet, fromPeer: string | null = null): Promise<string> {
   const tables = [...new Set(cs.ops.map((o) => o.table))].join(',');
   const r = await db.exec(
     `INSERT INTO ${stateTable(stateSchema, 'journal')}
        (change_id, origin, from_peer, hlc, commit_time, tables, op_count, body, binlog_file, binlog_pos)
      VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'mysql-bin.000001', 4)`,
-    [cs.id, cs.origin, fromPeer, cs.hlc, cs.time.replace('T', ' ').replace('Z', ''), tables, cs.ops.length, encodeChangeSet(cs)],
+    [cs.id, cs.origin, fromPeer, cs.hlc, cs.time.replace('T', ' ').replace('Z', ''), tables, cs.ops.length, storedBody(Buffer.from(encodeChangeSet(cs), 'utf8'))],
   );
   return String(r.insertId);
 }
