@@ -4,7 +4,7 @@
 import type { Queryable } from '../db.js';
 import { qid } from '../db.js';
 
-export const STATE_VERSION = 3;
+export const STATE_VERSION = 4;
 
 /** Columns added since version 1, created on tables that predate them. */
 const ADDED_COLUMNS: ReadonlyArray<{ table: string; column: string; ddl: string }> = [
