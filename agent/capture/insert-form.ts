@@ -261,31 +261,10 @@ export function encodeInsert(plan: InsertPlan, image: RowImage, canon: boolean, 
   // with two such columns, which one was left out would depend on column order
   if (matches !== 1) same = -1;
   else elements--;
-  // (constant pieces joined ahead where they meet: fewer pieces, same text)
-  let quote: boolean;
-  if (NOT_PLAIN_ATTR.test(id)) {
-    out.push(plan.iOpen, nameAttr('k', 'K', id, 'identity'));
-    quote = false;
-  } else {
-    out.push(plan.iOpenK, id);
-    quote = true;
-  }
-  if (same >= 0) {
-    out.push(quote ? '" u="' : ' u="', cols[same]!.name);
-    quote = true;
-  }
-  if (nulls !== '') {
-    out.push(quote ? '" z="' : ' z="', nulls);
-    quote = true;
-  }
   facts.identity = id;
   const pk = plan.pk;
   facts.localId = pk && pk.name in image ? keyText(canon ? image[pk.name] as Value : pk.convert(image[pk.name])) : undefined;
-  if (elements === 0) {
-    out.push(quote ? '"/>' : '/>');
-    return true;
-  }
-  out.push(quote ? '">' : '>');
+  if (!insertHead(plan, id, same >= 0 ? cols[same]!.name : '', nulls, elements === 0, out)) return true;
   for (let i = 0; i < cols.length; i++) {
     const v = values[i];
     if (v === undefined || i === same) continue;
@@ -458,29 +437,9 @@ export function encodeRawInsert(plan: InsertPlan, image: RawImage, refs: RefReso
   }
   if (matches !== 1) same = -1;
   else elements--;
-  let quote: boolean;
-  if (NOT_PLAIN_ATTR.test(id)) {
-    out.push(plan.iOpen, nameAttr('k', 'K', id, 'identity'));
-    quote = false;
-  } else {
-    out.push(plan.iOpenK, id);
-    quote = true;
-  }
-  if (same >= 0) {
-    out.push(quote ? '" u="' : ' u="', cols[same]!.name);
-    quote = true;
-  }
-  if (nulls !== '') {
-    out.push(quote ? '" z="' : ' z="', nulls);
-    quote = true;
-  }
   facts.identity = id;
   facts.localId = rc.pk < 0 ? undefined : rawKey(image, w, rc.pk);
-  if (elements === 0) {
-    out.push(quote ? '"/>' : '/>');
-    return true;
-  }
-  out.push(quote ? '">' : '>');
+  if (!insertHead(plan, id, same >= 0 ? cols[same]!.name : '', nulls, elements === 0, out)) return true;
   for (let j = 0; j < cols.length; j++) {
     if (j === same) continue;
     const c = cols[j]!;
@@ -523,6 +482,33 @@ function rawEquals(image: RawImage, i: number, start: number, from: number, end:
 }
 
 const NON_ASCII = /[\u0080-\uffff]/;
+
+/**
+ * The start of an <i> element: table, identity, the column named in u= (''
+ * for none), the NULL columns listed in z=. Closed at once when `empty`
+ * (false: nothing else goes in); else open for the column elements (true).
+ * Constant pieces are joined ahead where they meet: fewer pieces, same text.
+ */
+function insertHead(plan: InsertPlan, id: string, same: string, nulls: string, empty: boolean, out: Body): boolean {
+  let quote: boolean;
+  if (NOT_PLAIN_ATTR.test(id)) {
+    out.push(plan.iOpen, nameAttr('k', 'K', id, 'identity'));
+    quote = false;
+  } else {
+    out.push(plan.iOpenK, id);
+    quote = true;
+  }
+  if (same !== '') {
+    out.push(quote ? '" u="' : ' u="', same);
+    quote = true;
+  }
+  if (nulls !== '') {
+    out.push(quote ? '" z="' : ' z="', nulls);
+    quote = true;
+  }
+  out.push(empty ? (quote ? '"/>' : '/>') : (quote ? '">' : '>'));
+  return !empty;
+}
 
 /** Characters that need neither escaping nor base64: one test settles most values. */
 const NOT_PLAIN = /[^\t\n\x20-\x25\x27-\x3b\x3d\x3f-\uD7FF\uE000-\uFFFD]/;
