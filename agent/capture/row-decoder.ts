@@ -109,7 +109,6 @@ const BYTES_TYPES = new Set(['binary', 'varbinary', 'tinyblob', 'blob', 'mediumb
 
 /** A column as the binlog's table map describes it (zongji's table map entry). */
 export type BinlogColumn = NonNullable<TableMapEntry['columns']>[number] & { metadata?: Record<string, number> };
-type EntryColumn = BinlogColumn;
 
 const plans = new WeakMap<TableInfo, Map<string, RowPlan | null>>();
 
@@ -120,7 +119,7 @@ const plans = new WeakMap<TableInfo, Map<string, RowPlan | null>>();
  */
 export function attachPlan(entry: TableMapEntry, table: TableInfo | undefined): void {
   const e = entry as TableMapEntry & { [PLAN]?: RowPlan | null };
-  const cols = (entry.columns ?? []) as EntryColumn[];
+  const cols = (entry.columns ?? []) as BinlogColumn[];
   if (!table || cols.length === 0) {
     e[PLAN] = null;
     return;
@@ -142,7 +141,7 @@ export function attachPlan(entry: TableMapEntry, table: TableInfo | undefined): 
 }
 
 /** How rows of `table` with the binlog's columns `cols` are decoded; null when they cannot be here. */
-export function makePlan(cols: readonly EntryColumn[], table: TableInfo): RowPlan | null {
+export function makePlan(cols: readonly BinlogColumn[], table: TableInfo): RowPlan | null {
   if (cols.length !== table.columns.length) return null;
   const readers: Reader[] = [];
   const skippers: Skipper[] = [];
@@ -167,21 +166,21 @@ const FIXED_SIZE: Record<number, number> = {
 };
 
 /** The size of a fixed-size value of a column reader() decodes; undefined for a length-prefixed one. */
-function fixedSize(c: EntryColumn): number | undefined {
+function fixedSize(c: BinlogColumn): number | undefined {
   const fixed = FIXED_SIZE[c.type] ?? (c.type === T.DATETIME2 ? 5 : c.type === T.TIMESTAMP2 ? 4 : undefined);
   if (fixed === undefined) return undefined;
   return fixed + Math.ceil((c.type === T.DATETIME2 || c.type === T.TIMESTAMP2 ? c.metadata?.decimals ?? 0 : 0) / 2);
 }
 
 /** The length prefix's size of a value of a column reader() decodes (0: fixed size). */
-function prefixSize(c: EntryColumn): number {
+function prefixSize(c: BinlogColumn): number {
   if (fixedSize(c) !== undefined) return 0;
   const meta = c.metadata ?? {};
   return c.type === T.BLOB ? meta.length_size ?? 0 : (meta.max_length ?? 0) > 255 ? 2 : 1;
 }
 
 /** How to pass over a value of a column reader() decodes. */
-function skipper(c: EntryColumn): Skipper {
+function skipper(c: BinlogColumn): Skipper {
   const n = fixedSize(c);
   if (n !== undefined) {
     return () => {
@@ -194,7 +193,7 @@ function skipper(c: EntryColumn): Skipper {
   };
 }
 
-function reader(c: EntryColumn, col: ColumnInfo): Reader | null {
+function reader(c: BinlogColumn, col: ColumnInfo): Reader | null {
   const t = col.dataType;
   const meta = c.metadata ?? {};
   if (INT_TYPES[c.type] !== undefined) return INT_TYPES[c.type] === t ? intReader(c.type, /\bunsigned\b/.test(col.columnType)) : null;
@@ -219,10 +218,10 @@ function reader(c: EntryColumn, col: ColumnInfo): Reader | null {
     case T.VARCHAR:
     case T.STRING: {
       if (t !== 'char' && t !== 'varchar' && t !== 'binary' && t !== 'varbinary') return null;
-      return bytesReader((meta.max_length ?? 0) > 255 ? 2 : 1, col);
+      return bytesReader(prefixSize(c), col);
     }
     case T.BLOB: {
-      const size = meta.length_size ?? 0;
+      const size = prefixSize(c);
       // TEXT and BLOB types only (CHAR/VARCHAR/BINARY/VARBINARY never come as BLOB)
       if (size < 1 || size > 4 || !/text$|blob$/.test(t)) return null;
       return bytesReader(size, col);
