@@ -382,6 +382,7 @@ export function encodeRawInsert(plan: InsertPlan, image: RawImage, refs: RefReso
   const bytes = image.bytes;
   let id: string | undefined;
   if (plan.table.identity?.kind === 'uuid') {
+    // (rowIdentity's uuid rule, without a row object for the one column)
     id = rawKey(image, w, rc.idCols[0]!);
   } else {
     const idRow: Record<string, Value> = {};
