@@ -11,7 +11,7 @@ import type { Value } from '../../apply/model.js';
 import { COMMIT_TIME, LIST_NAME, NODE_ID, escapeText, hasLoneSurrogate, isUint64, isXmlSafe, nameAttr, xmlError } from '../../apply/codec/xml-text.js';
 import type { Catalog, TableInfo } from '../schema/catalog.js';
 import type { RowImage } from './events.js';
-import type { RawImage, RowPlan } from './row-decoder.js';
+import { IntKind, asciiText, intAt, type RawImage, type RowPlan } from './row-decoder.js';
 import { identityColumns, keyText, rowIdentity, singlePk, type CanonRow, type Lookup, type RefResolver } from './identity.js';
 import { converters, travelColumns } from './mapper.js';
 
@@ -24,8 +24,14 @@ interface ColumnPlan {
   readonly open: string;
   /** `<c n="name">`, and for a reference `<c n="name" r="table">` (fewer pieces to join) */
   readonly openGt: string;
+  /** openGt as UTF-8 */
+  readonly openGtBytes: Uint8Array;
+  /** `</c>` and openGt, as UTF-8 */
+  readonly closeOpenGtBytes: Uint8Array;
   /** may be listed in z= / named in u= */
   readonly listName: boolean;
+  /** ` u="name` and `" u="name` (after the identity's closing quote not yet written), as UTF-8 */
+  readonly uAttr: readonly [Uint8Array, Uint8Array];
 }
 
 export interface InsertPlan {
@@ -34,6 +40,8 @@ export interface InsertPlan {
   readonly iOpen: string;
   /** `<i t="table" k="` */
   readonly iOpenK: string;
+  /** iOpenK as UTF-8 */
+  readonly iOpenKBytes: Uint8Array;
   readonly cols: readonly ColumnPlan[];
   /** the columns the identity is computed from */
   readonly idCols: readonly { readonly name: string; readonly convert: (v: unknown) => Value }[];
@@ -69,13 +77,17 @@ function makePlan(catalog: Catalog, name: string): InsertPlan | null {
     for (const c of travelColumns(t)) {
       const ref = t.refs.get(c);
       const target = ref && catalog.tables.get(ref.table)?.identity ? ref : undefined;
+      const openGt = `<c${nameAttr('n', 'N', c, 'column name')}${target ? nameAttr('r', 'R', target.table, 'referenced table name') : ''}>`;
       cols.push({
         name: c,
         convert: convert(c)!,
         ref: target ? { table: target.table, column: target.column, attr: nameAttr('r', 'R', target.table, 'referenced table name') } : null,
         open: `<c${nameAttr('n', 'N', c, 'column name')}`,
-        openGt: `<c${nameAttr('n', 'N', c, 'column name')}${target ? nameAttr('r', 'R', target.table, 'referenced table name') : ''}>`,
+        openGt,
+        openGtBytes: new Uint8Array(Buffer.from(openGt, 'utf8')),
+        closeOpenGtBytes: new Uint8Array(Buffer.from(`</c>${openGt}`, 'utf8')),
         listName: LIST_NAME.test(c),
+        uAttr: [new Uint8Array(Buffer.from(` u="${c}`, 'utf8')), new Uint8Array(Buffer.from(`" u="${c}`, 'utf8'))],
       });
     }
     const rule = t.identity;
@@ -83,10 +95,12 @@ function makePlan(catalog: Catalog, name: string): InsertPlan | null {
       : rule.kind === 'natural' ? rule.columns.filter((c) => t.refs.has(c)).map((c) => ({ name: c, convert: convert(c)!, ...t.refs.get(c)! }))
       : [];
     const pk = singlePk(t);
+    const iOpenK = `<i${nameAttr('t', 'T', t.name, 'table name')} k="`;
     return {
       table: t,
       iOpen: `<i${nameAttr('t', 'T', t.name, 'table name')}`,
-      iOpenK: `<i${nameAttr('t', 'T', t.name, 'table name')} k="`,
+      iOpenK,
+      iOpenKBytes: new Uint8Array(Buffer.from(iOpenK, 'utf8')),
       cols,
       idCols: identityColumns(t).map((c) => ({ name: c, convert: convert(c)! })),
       idRefs,
@@ -163,6 +177,42 @@ export class Body {
     this.n = n;
   }
 
+  /** Adds the decimal text of an integer of at most 32 bits, as String() writes it. */
+  int(v: number): void {
+    if (this.n + 11 > this.buf.length) this.grow(11);
+    if (v < 0) {
+      this.buf[this.n++] = 0x2d;
+      v = -v;
+    }
+    const len = v < 10 ? 1 : v < 100 ? 2 : v < 1000 ? 3 : v < 1e4 ? 4 : v < 1e5 ? 5 : v < 1e6 ? 6 : v < 1e7 ? 7 : v < 1e8 ? 8 : v < 1e9 ? 9 : 10;
+    const buf = this.buf;
+    const start = this.n;
+    let end = start + len;
+    this.n = end;
+    while (end > start) {
+      // (v < 2^32: the division truncated by >>> 0 is its floor)
+      const q = (v / 10) >>> 0;
+      buf[--end] = 0x30 + v - 10 * q;
+      v = q;
+    }
+  }
+
+  /** Adds `b`, bytes of a piece that is written often (a column's opening tag). */
+  piece(b: Uint8Array): void {
+    const len = b.length;
+    if (this.n + len > this.buf.length) this.grow(len);
+    const buf = this.buf;
+    let n = this.n;
+    if (len > 8) {
+      // (TypedArray set: one call, however long; a loop costs a few ns a byte)
+      buf.set(b, n);
+      this.n = n + len;
+      return;
+    }
+    for (let i = 0; i < len; i++) buf[n++] = b[i]!;
+    this.n = n;
+  }
+
   /** Adds src[start, end) as it is. */
   bytes(src: Buffer, start: number, end: number): void {
     const len = end - start;
@@ -176,6 +226,11 @@ export class Body {
     let n = this.n;
     for (let i = start; i < end; i++) buf[n++] = src[i]!;
     this.n = n;
+  }
+
+  /** A copy of the change set's bytes from `from` on. */
+  copy(from: number): Uint8Array {
+    return this.buf.slice(this.base + from, this.n);
   }
 
   /** Back to `len` bytes of the change set being written (what was added since is dropped). */
@@ -264,7 +319,7 @@ export function encodeInsert(plan: InsertPlan, image: RowImage, canon: boolean, 
   facts.identity = id;
   const pk = plan.pk;
   facts.localId = pk && pk.name in image ? keyText(canon ? image[pk.name] as Value : pk.convert(image[pk.name])) : undefined;
-  if (!insertHead(plan, id, same >= 0 ? cols[same]!.name : '', nulls, elements === 0, out)) return true;
+  if (!insertHead(plan, id, null, 0, 0, same >= 0 ? cols[same] : undefined, nulls, elements === 0, out)) return true;
   for (let i = 0; i < cols.length; i++) {
     const v = values[i];
     if (v === undefined || i === same) continue;
@@ -288,6 +343,8 @@ interface RawColumns {
   /** for each of plan.cols: values plain ASCII text, never empty (RowPlan.plain) */
   readonly plain: readonly boolean[];
   readonly prefix: Int32Array;
+  /** for each of plan.cols: an integer written as digits from its bytes (RowPlan.ints) */
+  readonly ints: Int8Array;
   readonly idCols: Int32Array;
   readonly idRefs: Int32Array;
   /** -1: no one-column key */
@@ -316,6 +373,7 @@ function makeRawColumns(plan: InsertPlan, rowPlan: RowPlan): RawColumns | null {
     index, idCols, idRefs, pk,
     text: Array.from(index, (i) => rowPlan.text[i]!),
     plain: Array.from(index, (i) => rowPlan.plain[i]!),
+    ints: Int8Array.from(index, (i) => rowPlan.ints[i]!),
     prefix: Int32Array.from(index, (i) => rowPlan.prefixes[i]!),
   };
 }
@@ -363,6 +421,15 @@ function wantKey(table: string, column: string, value: string | undefined, refs:
 const PLAIN_BYTE = new Uint8Array(256);
 for (let b = 0; b < 0x80; b++) PLAIN_BYTE[b] = b === 0x09 || b === 0x0a || (b >= 0x20 && b !== 0x26 && b !== 0x3c && b !== 0x3e) ? 1 : 0;
 
+/** Bytes an attribute value may have and still go as it is (NOT_PLAIN_ATTR's complement, ASCII). */
+const ATTR_PLAIN_BYTE = new Uint8Array(256);
+for (let b = 0x20; b < 0x80; b++) ATTR_PLAIN_BYTE[b] = b === 0x22 || b === 0x26 || b === 0x3c ? 0 : 1;
+
+function attrPlainBytes(b: Buffer, start: number, end: number): boolean {
+  for (let k = start; k < end; k++) if (ATTR_PLAIN_BYTE[b[k]!] === 0) return false;
+  return true;
+}
+
 function plainBytes(b: Buffer, start: number, end: number): boolean {
   for (let k = start; k < end; k++) if (PLAIN_BYTE[b[k]!] === 0) return false;
   return true;
@@ -381,9 +448,25 @@ export function encodeRawInsert(plan: InsertPlan, image: RawImage, refs: RefReso
   const w = locate(image);
   const bytes = image.bytes;
   let id: string | undefined;
+  /** the column the identity is the text of (uuid rule), -1 when none: it is the identity without comparing */
+  let idColumn = -1;
+  // the identity that is a text column's value of attribute-plain ASCII bytes is written as those bytes
+  let idBytes: Buffer | null = null;
+  let idFrom = 0;
+  let idEnd = 0;
   if (plan.table.identity?.kind === 'uuid') {
     // (rowIdentity's uuid rule, without a row object for the one column)
-    id = rawKey(image, w, rc.idCols[0]!);
+    idColumn = rc.idCols[0]!;
+    const start = w[2 * idColumn]!;
+    if (start >= 0 && image.plan.text[idColumn]) {
+      idFrom = start + image.plan.prefixes[idColumn]!;
+      idEnd = w[2 * idColumn + 1]!;
+      if (idEnd > idFrom && attrPlainBytes(bytes, idFrom, idEnd)) {
+        idBytes = bytes;
+        id = asciiText(bytes, idFrom, idEnd);
+      }
+    }
+    if (!idBytes) id = rawKey(image, w, idColumn);
   } else {
     const idRow: Record<string, Value> = {};
     for (let k = 0; k < plan.idCols.length; k++) {
@@ -394,7 +477,7 @@ export function encodeRawInsert(plan: InsertPlan, image: RawImage, refs: RefReso
     id = rowIdentity(plan.table, idRow as CanonRow, refs);
   }
   if (id === undefined) return false;
-  const idAscii = !NON_ASCII.test(id);
+  const idAscii = idBytes !== null || !NON_ASCII.test(id);
   const { cols, values, isRef } = plan;
   let same = -1;
   let matches = 0;
@@ -423,10 +506,15 @@ export function encodeRawInsert(plan: InsertPlan, image: RawImage, refs: RefReso
     if (rc.text[j]) {
       // written from its bytes (values[j] unused)
       values[j] = undefined;
-      if (c.listName && rawEquals(image, i, start, start + rc.prefix[j]!, w[2 * i + 1]!, id, idAscii)) {
+      if (c.listName && (i === idColumn || rawEquals(image, i, start, start + rc.prefix[j]!, w[2 * i + 1]!, id, idAscii))) {
         same = j;
         matches++;
       }
+      continue;
+    }
+    if (rc.ints[j] !== IntKind.None && (!c.listName || id.length > INT_TEXT_MAX)) {
+      // written as digits from its bytes (values[j] unused): its text cannot be the identity
+      values[j] = undefined;
       continue;
     }
     const v = image.read(i, start);
@@ -440,34 +528,86 @@ export function encodeRawInsert(plan: InsertPlan, image: RawImage, refs: RefReso
   else elements--;
   facts.identity = id;
   facts.localId = rc.pk < 0 ? undefined : rawKey(image, w, rc.pk);
-  if (!insertHead(plan, id, same >= 0 ? cols[same]!.name : '', nulls, elements === 0, out)) return true;
+  if (!insertHead(plan, id, idBytes, idFrom, idEnd, same >= 0 ? cols[same] : undefined, nulls, elements === 0, out)) return true;
+  // An element with a value is written without its '</c>': it goes with the
+  // next opening tag (closeOpenGtBytes) or the row's end, one piece, not two.
+  let open = false;
   for (let j = 0; j < cols.length; j++) {
     if (j === same) continue;
     const c = cols[j]!;
     const i = rc.index[j]!;
     const start = w[2 * i]!;
-    if (isRef[j]) refElement(c, values[j] as string, out);
-    else if (start < 0) {
-      if (!c.listName) out.push(c.open, ' z="1"/>');
+    if (start < 0) {
+      if (c.listName) continue;
+    } else if (isRef[j]) {
+      const target = values[j] as string;
+      if (target !== '' && !NOT_PLAIN.test(target)) {
+        out.piece(open ? c.closeOpenGtBytes : c.openGtBytes);
+        writeRef(target, out);
+        open = true;
+        continue;
+      }
     } else if (rc.text[j]) {
       const from = start + rc.prefix[j]!;
       const end = w[2 * i + 1]!;
-      if (from === end) out.push(c.open, '/>');
-      else if (plainBytes(bytes, from, end)) {
-        out.str(c.openGt);
+      if (from !== end && plainBytes(bytes, from, end)) {
+        out.piece(open ? c.closeOpenGtBytes : c.openGtBytes);
         out.bytes(bytes, from, end);
-        out.str('</c>');
-      } else textElement(c, image.read(i, start) as string, out);
-    } else {
+        open = true;
+        continue;
+      }
+    } else if (values[j] === undefined) {
+      out.piece(open ? c.closeOpenGtBytes : c.openGtBytes);
+      out.int(intAt(bytes, start, rc.ints[j]!));
+      open = true;
+      continue;
+    } else if (rc.plain[j]) {
+      out.piece(open ? c.closeOpenGtBytes : c.openGtBytes);
+      out.str(values[j] as string);
+      open = true;
+      continue;
+    }
+    // any other form: a whole element, the one before closed first
+    if (open) {
+      out.piece(CLOSE_C);
+      open = false;
+    }
+    if (start < 0) out.push(c.open, ' z="1"/>');
+    else if (isRef[j]) refElement(c, values[j] as string, out);
+    else if (rc.text[j]) textElement(c, image.read(i, start) as string, out);
+    else {
       const v = values[j]!;
-      if (rc.plain[j]) out.push(c.openGt, v as string, '</c>');
-      else if (typeof v === 'string') textElement(c, v, out);
+      if (typeof v === 'string') textElement(c, v, out);
       else binaryElement(c.open, v as Buffer, out);
     }
   }
-  out.str('</i>');
+  out.piece(open ? CLOSE_C_I : CLOSE_I);
   return true;
 }
+
+/**
+ * Identities of referenced rows as UTF-8, by identity: references repeat (the
+ * same concept, person, encounter, user in row after row), and copying bytes
+ * is cheaper than converting text. Emptied when full.
+ */
+const refBytes = new Map<string, Uint8Array>();
+const REF_BYTES_MAX = 4096;
+
+function writeRef(target: string, out: Body): void {
+  const known = refBytes.get(target);
+  if (known !== undefined) {
+    out.piece(known);
+    return;
+  }
+  const from = out.length;
+  out.str(target);
+  if (refBytes.size >= REF_BYTES_MAX) refBytes.clear();
+  refBytes.set(target, out.copy(from));
+}
+
+const CLOSE_C = new Uint8Array(Buffer.from('</c>'));
+const CLOSE_I = new Uint8Array(Buffer.from('</i>'));
+const CLOSE_C_I = new Uint8Array(Buffer.from('</c></i>'));
 
 /**
  * Whether text column i's value, its bytes at [from, end), is `id`: compared
@@ -484,23 +624,34 @@ function rawEquals(image: RawImage, i: number, start: number, from: number, end:
 
 const NON_ASCII = /[\u0080-\uffff]/;
 
+/** The longest text of an integer of at most 32 bits ('-2147483648'): an identity longer is no such column's value. */
+const INT_TEXT_MAX = 11;
+
 /**
- * The start of an <i> element: table, identity, the column named in u= (''
- * for none), the NULL columns listed in z=. Closed at once when `empty`
+ * The start of an <i> element: table, identity (`idBytes`: its bytes at
+ * [from, end), ASCII that needs no escaping in an attribute; null: written
+ * from `id`), the column named in u=, the NULL columns listed in z=. Closed at once when `empty`
  * (false: nothing else goes in); else open for the column elements (true).
  * Constant pieces are joined ahead where they meet: fewer pieces, same text.
  */
-function insertHead(plan: InsertPlan, id: string, same: string, nulls: string, empty: boolean, out: Body): boolean {
+function insertHead(plan: InsertPlan, id: string, idBytes: Buffer | null, from: number, end: number,
+  same: ColumnPlan | undefined, nulls: string, empty: boolean, out: Body): boolean {
   let quote: boolean;
-  if (NOT_PLAIN_ATTR.test(id)) {
+  if (idBytes) {
+    out.piece(plan.iOpenKBytes);
+    out.bytes(idBytes, from, end);
+    quote = true;
+  } else if (NOT_PLAIN_ATTR.test(id)) {
     out.push(plan.iOpen, nameAttr('k', 'K', id, 'identity'));
     quote = false;
   } else {
-    out.push(plan.iOpenK, id);
+    out.piece(plan.iOpenKBytes);
+    out.str(id);
     quote = true;
   }
-  if (same !== '') {
-    out.push(quote ? '" u="' : ' u="', same);
+  if (same) {
+    // (a name in u= is one LIST_NAME allows: nothing to escape)
+    out.piece(same.uAttr[quote ? 1 : 0]);
     quote = true;
   }
   if (nulls !== '') {
@@ -526,7 +677,10 @@ function textElement(c: ColumnPlan, v: string, out: Body): void {
 function refElement(c: ColumnPlan, id: string, out: Body): void {
   const attr = c.ref!.attr;
   if (id === '') out.push(c.open, attr, '/>');
-  else if (!NOT_PLAIN.test(id)) out.push(c.openGt, id, '</c>');
+  else if (!NOT_PLAIN.test(id)) {
+    out.piece(c.openGtBytes);
+    out.push(id, '</c>');
+  }
   else if (isXmlSafe(id)) out.push(c.openGt, escapeText(id), '</c>');
   else out.push(c.open, attr, unsafe(id), '</c>');
 }

@@ -26,13 +26,16 @@ export const CANONICAL_ROWS = Symbol('spokesync.canonicalRows');
 const PLAN = Symbol('spokesync.rowPlan');
 
 type Reader = (b: Buffer) => Value;
-/** Moves `at` past a value without decoding it. */
-type Skipper = (b: Buffer) => void;
 
 export interface RowPlan {
   readonly names: readonly string[];
   readonly readers: readonly Reader[];
-  readonly skippers: readonly Skipper[];
+  /**
+   * How to pass over each column's value without decoding it: its size when
+   * fixed (> 0), else minus the size of its length prefix (one number per
+   * column, not a function: finding where values lie is done for every row).
+   */
+  readonly sizes: Int32Array;
   /** bytes of each value's length prefix (0: a fixed-size value) */
   readonly prefixes: readonly number[];
   /**
@@ -42,6 +45,56 @@ export interface RowPlan {
   readonly text: readonly boolean[];
   /** Columns whose values read as plain ASCII text, never empty: numbers, dates and times. */
   readonly plain: readonly boolean[];
+  /**
+   * Integer columns of up to 32 bits: how their value lies in the bytes
+   * (IntKind), for writing its digits without a string (insert-form.ts); 0
+   * for any other column.
+   */
+  readonly ints: Int8Array;
+}
+
+/** The integers RowPlan.ints names: signed and unsigned, 8, 16, 24 and 32 bits. */
+export const enum IntKind { None = 0, I8, U8, I16, U16, I24, U24, I32, U32 }
+
+type Latin1Slicing = Buffer & { latin1Slice?: (start: number, end: number) => string };
+
+/**
+ * The text of bytes known to be ASCII: Buffer's own latin1Slice where it has
+ * one (toString's encoding dispatch costs as much as the copy on short
+ * values), else toString.
+ */
+export const asciiText: (b: Buffer, start: number, end: number) => string =
+  typeof (Buffer.prototype as Latin1Slicing).latin1Slice === 'function'
+    ? (b, start, end) => (b as Latin1Slicing).latin1Slice!(start, end)
+    : (b, start, end) => b.toString('latin1', start, end);
+
+/** The value of an integer column of `kind` (RowPlan.ints) whose bytes start at `p`. */
+export function intAt(b: Buffer, p: number, kind: IntKind): number {
+  switch (kind) {
+    case IntKind.I8:
+      return (b[p]! << 24) >> 24;
+    case IntKind.U8:
+      return b[p]!;
+    case IntKind.I16:
+      return ((b[p]! | (b[p + 1]! << 8)) << 16) >> 16;
+    case IntKind.U16:
+      return b[p]! | (b[p + 1]! << 8);
+    case IntKind.I24:
+      return ((b[p]! | (b[p + 1]! << 8) | (b[p + 2]! << 16)) << 8) >> 8;
+    case IntKind.U24:
+      return b[p]! | (b[p + 1]! << 8) | (b[p + 2]! << 16);
+    case IntKind.I32:
+      return b.readInt32LE(p);
+    default:
+      return b.readUInt32LE(p);
+  }
+}
+
+function intKind(c: BinlogColumn, col: ColumnInfo): IntKind {
+  if (INT_TYPES[c.type] !== col.dataType || c.type === T.LONGLONG) return IntKind.None;
+  const unsigned = /\bunsigned\b/.test(col.columnType) ? 1 : 0;
+  const signed = c.type === T.TINY ? IntKind.I8 : c.type === T.SHORT ? IntKind.I16 : c.type === T.INT24 ? IntKind.I24 : IntKind.I32;
+  return signed + unsigned;
 }
 
 /**
@@ -65,18 +118,18 @@ export class RawImage {
    */
   locate(where: Int32Array): void {
     const b = this.bytes;
-    const { skippers } = this.plan;
-    const count = skippers.length;
+    const { sizes } = this.plan;
+    const count = sizes.length;
     const nulls = this.at;
-    at = nulls + ((count + 7) >> 3);
+    let p = nulls + ((count + 7) >> 3);
     for (let i = 0; i < count; i++) {
       if ((b[nulls + (i >> 3)]! & (1 << (i & 7))) !== 0) {
         where[2 * i] = -1;
         continue;
       }
-      where[2 * i] = at;
-      skippers[i]!(b);
-      where[2 * i + 1] = at;
+      where[2 * i] = p;
+      p = pastValue(b, p, sizes[i]!);
+      where[2 * i + 1] = p;
     }
   }
 
@@ -144,21 +197,23 @@ export function attachPlan(entry: TableMapEntry, table: TableInfo | undefined): 
 export function makePlan(cols: readonly BinlogColumn[], table: TableInfo): RowPlan | null {
   if (cols.length !== table.columns.length) return null;
   const readers: Reader[] = [];
-  const skippers: Skipper[] = [];
+  const sizes: number[] = [];
   const prefixes: number[] = [];
   const text: boolean[] = [];
   const plain: boolean[] = [];
+  const ints: IntKind[] = [];
   for (const c of cols) {
     const info = table.column.get(c.name);
     const r = info ? reader(c, info) : null;
     if (!r) return null;
     readers.push(r);
-    skippers.push(skipper(c));
+    sizes.push(fixedSize(c) ?? -prefixSize(c));
     prefixes.push(prefixSize(c));
     text.push(!info!.binary && TEXT_TYPES.has(info!.dataType));
     plain.push(prefixSize(c) === 0);
+    ints.push(intKind(c, info!));
   }
-  return { names: cols.map((c) => c.name), readers, skippers, prefixes, text, plain };
+  return { names: cols.map((c) => c.name), readers, sizes: Int32Array.from(sizes), prefixes, text, plain, ints: Int8Array.from(ints) };
 }
 
 const FIXED_SIZE: Record<number, number> = {
@@ -179,18 +234,20 @@ function prefixSize(c: BinlogColumn): number {
   return c.type === T.BLOB ? meta.length_size ?? 0 : (meta.max_length ?? 0) > 255 ? 2 : 1;
 }
 
-/** How to pass over a value of a column reader() decodes. */
-function skipper(c: BinlogColumn): Skipper {
-  const n = fixedSize(c);
-  if (n !== undefined) {
-    return () => {
-      at += n;
-    };
+/** Where the value that starts at `p` ends, given its column's entry in RowPlan.sizes. */
+function pastValue(b: Buffer, p: number, size: number): number {
+  switch (size) {
+    case -1:
+      return p + 1 + b[p]!;
+    case -2:
+      return p + 2 + (b[p]! | (b[p + 1]! << 8));
+    case -3:
+      return p + 3 + (b[p]! | (b[p + 1]! << 8) | (b[p + 2]! << 16));
+    case -4:
+      return p + 4 + b.readUInt32LE(p);
+    default:
+      return p + size;
   }
-  const prefix = prefixSize(c);
-  return (b) => {
-    at += prefix + b.readUIntLE(at, prefix);
-  };
 }
 
 function reader(c: BinlogColumn, col: ColumnInfo): Reader | null {
@@ -427,11 +484,12 @@ export function decodeImages(changes: RowChange[]): void {
 
 /** Passes over the image that starts at `at`; `at` ends past it. */
 function skipValues(b: Buffer, plan: RowPlan): void {
-  const { skippers } = plan;
-  const count = skippers.length;
+  const { sizes } = plan;
+  const count = sizes.length;
   const nulls = at;
-  at += (count + 7) >> 3;
-  for (let i = 0; i < count; i++) if ((b[nulls + (i >> 3)]! & (1 << (i & 7))) === 0) skippers[i]!(b);
+  let p = at + ((count + 7) >> 3);
+  for (let i = 0; i < count; i++) if ((b[nulls + (i >> 3)]! & (1 << (i & 7))) === 0) p = pastValue(b, p, sizes[i]!);
+  at = p;
 }
 
 /** Inserted rows of a table with a plan, kept undecoded (RawImage): the copy of the event's rows they point into. */

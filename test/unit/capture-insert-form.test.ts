@@ -176,7 +176,7 @@ void t.test('a body holds its pieces in order, as UTF-8, past its first buffer',
 // --- inserts written from the binlog's bytes (RawImage) against the same rows decoded
 
 /** binlog column types (after zongji's ENUM/SET rewrite) */
-const B = { TINY: 1, LONG: 3, FLOAT: 4, DOUBLE: 5, LONGLONG: 8, DATE: 10, YEAR: 13, VARCHAR: 15, DATETIME2: 18, BLOB: 252, STRING: 254 } as const;
+const B = { TINY: 1, SHORT: 2, LONG: 3, INT24: 9, FLOAT: 4, DOUBLE: 5, LONGLONG: 8, DATE: 10, YEAR: 13, VARCHAR: 15, DATETIME2: 18, BLOB: 252, STRING: 254 } as const;
 
 interface RawCol {
   readonly info: ColumnInfo;
@@ -197,6 +197,17 @@ const prefixed = (body: Buffer, size: number): Buffer => Buffer.concat([le(body.
 
 function intCol(name: string, min: number, max: number, extra: Partial<ColumnInfo> = {}): RawCol {
   return { info: col(name, 'int', extra), binlog: { name, type: B.LONG, charset: null, metadata: {} }, value: fc.integer({ min, max }), bytes: (v) => le(v as number, 4) };
+}
+/** An integer column of `bytes` bytes (1, 2, 3 or 4), signed or not, over its whole range. */
+function sizedInt(name: string, dataType: string, bytes: number, unsigned: boolean): RawCol {
+  const type = ({ 1: B.TINY, 2: B.SHORT, 3: B.INT24, 4: B.LONG } as Record<number, number>)[bytes]!;
+  const span = 2 ** (8 * bytes);
+  const [min, max] = unsigned ? [0, span - 1] : [-span / 2, span / 2 - 1];
+  return {
+    info: col(name, dataType, { columnType: `${dataType}${unsigned ? ' unsigned' : ''}` }), binlog: { name, type, charset: null, metadata: {} },
+    value: fc.oneof(fc.integer({ min, max }), fc.constantFrom(min, max, 0, -1, 9, 10, 99, 100).filter((v) => v >= min && v <= max)),
+    bytes: (v) => le(v as number, bytes, !unsigned),
+  };
 }
 function textCol(name: string, maxBytes: number, charset: 'utf8mb4' | 'latin1', value: fc.Arbitrary<string>, dataType = 'varchar'): RawCol {
   const size = maxBytes > 255 ? 2 : 1;
@@ -226,7 +237,7 @@ const rawTables: Record<string, { identity: TableInfo['identity']; pk: string[];
     identity: { kind: 'uuid', column: 'uuid' }, pk: ['id'], refs: [['person_id', 'person', 'id']],
     cols: [
       intCol('id', 1, 2 ** 31 - 1, { autoIncrement: true }),
-      textCol('uuid', 144, 'utf8mb4', fc.oneof(fc.uuid(), text, fc.constant('é-uuid')), 'char'),
+      textCol('uuid', 144, 'utf8mb4', fc.oneof(fc.uuid(), text, fc.constant('é-uuid'), fc.integer({ min: -128, max: 127 }).map(String)), 'char'),
       textCol('place', 50, 'latin1', latin1Text),
       textCol('note', 1000, 'utf8mb4', text),
       textCol('copy', 400, 'utf8mb4', text),
@@ -250,6 +261,9 @@ const rawTables: Record<string, { identity: TableInfo['identity']; pk: string[];
       { info: col('photo', 'blob', { binary: true, charset: null }), binlog: { name: 'photo', type: B.BLOB, charset: null, metadata: { length_size: 2 } },
         value: fc.uint8Array({ maxLength: 40 }), bytes: (v) => prefixed(Buffer.from(v as Uint8Array), 2) },
       intCol('g', -5, 5, { generated: true }),
+      sizedInt('count', 'int', 4, false), sizedInt('total', 'int', 4, true), sizedInt('tiny', 'tinyint', 1, false),
+      sizedInt('short', 'smallint', 2, false), sizedInt('ushort', 'smallint', 2, true), sizedInt('medium', 'mediumint', 3, false),
+      sizedInt('umedium', 'mediumint', 3, true),
     ],
   },
   patient_note: {
@@ -274,6 +288,9 @@ function rawRow(name: string): fc.Arbitrary<RawImage> {
       const uuidAt = d.cols.findIndex((c) => c.info.name === 'uuid');
       const copyAt = d.cols.findIndex((c) => c.info.name === 'copy');
       if (sameAsUuid && uuidAt >= 0 && copyAt >= 0) values[copyAt] = values[uuidAt];
+      // an integer column whose text is the identity: named in u= (or, with two such columns, neither)
+      const tinyAt = d.cols.findIndex((c) => c.info.name === 'tiny');
+      if (lead % 2 === 0 && tinyAt >= 0 && /^-?\d+$/.test(String(values[uuidAt]))) values[tinyAt] = Number(values[uuidAt]);
       const bitmap = Buffer.alloc((d.cols.length + 7) >> 3);
       const parts: Buffer[] = [Buffer.alloc(lead, 0xee), bitmap];
       values.forEach((v, i) => {
