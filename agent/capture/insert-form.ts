@@ -184,7 +184,9 @@ export class Body {
       this.buf[this.n++] = 0x2d;
       v = -v;
     }
-    const len = v < 10 ? 1 : v < 100 ? 2 : v < 1000 ? 3 : v < 1e4 ? 4 : v < 1e5 ? 5 : v < 1e6 ? 6 : v < 1e7 ? 7 : v < 1e8 ? 8 : v < 1e9 ? 9 : 10;
+    // (digits counted by a loop: a chain of comparisons would send optimized code back to the interpreter each time a longer number first comes)
+    let len = 1;
+    for (let m = v; m >= 10; m = (m / 10) >>> 0) len++;
     const buf = this.buf;
     const start = this.n;
     let end = start + len;
