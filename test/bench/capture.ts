@@ -1,6 +1,7 @@
 // Capture benchmark: a backlog of rows in the binlog, captured into the
 // journal by a capture process, against zongji alone decoding the same
-// events (same run, same binlog, just counting rows), the two in turns, three
+// events (same run, same binlog, just counting rows; a process of its own too,
+// zongji-proc.ts), the two in turns, three
 // times, with an account that may keep capture's state writes out of the
 // binlog (root); then once with the least-privilege account of
 // mysql-conf/grants.sql (they are binlogged). Then a 1,000,000-row backlog for
@@ -9,8 +10,11 @@
 import { readFile } from 'node:fs/promises';
 import { availableParallelism } from 'node:os';
 import { join } from 'node:path';
+import { execFile } from 'node:child_process';
 import ZongJi from '@vlasky/zongji';
 import type { AnyBinlogEvent } from '@vlasky/zongji';
+import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
 import { DAEMON_HEAP_FLAGS } from '../../agent/cli/heap-flags.js';
 import { specOf } from '../../agent/config/reference.js';
 import { parseBytes } from '../../agent/config/units.js';
@@ -18,6 +22,9 @@ import { startServer, type TestServer } from '../helpers/mariadb.js';
 import { dbFor, spawnCapture, type CaughtUp } from '../helpers/capture-fixture.js';
 import type { Db } from '../../agent/db.js';
 import type { CaptureProcArgs } from '../helpers/capture-proc.js';
+import type { ZongjiProcArgs } from './zongji-proc.js';
+
+const run = promisify(execFile);
 
 const ROWS = 200_000;
 const CORES = availableParallelism();
@@ -61,6 +68,7 @@ export async function bench(log: (line: string) => void): Promise<void> {
     const rateStates = Array.from({ length: PAIRS }, (_, p) => `ss_rate_${p + 1}`);
     const run1 = await backlog(s, db, [...rateStates.map((st) => [st] as const), ['ss_rate_lp', LP]], ROWS, 0, log);
     const ratios: number[] = [];
+    const captureRates: number[] = [];
     const raws: { rows: number; ms: number; cpuMs: number }[] = [];
     let rawServerMs = 0;
     for (let p = 0; p < PAIRS; p++) {
@@ -75,6 +83,7 @@ export async function bench(log: (line: string) => void): Promise<void> {
       const rawRate = raw.rows / (raw.ms / 1000);
       const capRate = ROWS / (cap.ms / 1000);
       ratios.push(capRate / rawRate);
+      captureRates.push(capRate);
       log(`pair ${p + 1} of ${PAIRS}: zongji decode alone ${raw.rows} rows in ${(raw.ms / 1000).toFixed(2)} s = ${Math.round(rawRate)} rows/s; ` +
         `capture to committed journal, state writes kept out of the binlog (root): ${ROWS} rows (${cap.journaled} change sets) in ${(cap.ms / 1000).toFixed(2)} s = ` +
         `${Math.round(capRate)} rows/s; ratio ${(capRate / rawRate).toFixed(3)}×; state binlogged: ${String(cap.stateBinlogged)}; peak RSS ${cap.peakMb.toFixed(0)} MB; ` +
@@ -83,6 +92,13 @@ export async function bench(log: (line: string) => void): Promise<void> {
     }
     log(`capture/zongji, 200,000 rows: median of ${PAIRS} side-by-side ratios ${median(ratios).toFixed(3)}× (target ≥ 0.5×; ` +
       `each: ${ratios.map((r) => r.toFixed(3)).join(', ')})`);
+    {
+      // for comparison: zongji in this process, whose JIT the runs before have warmed (a capture process starts cold)
+      const warm = await warmDecode(s, run1.start, run1.end);
+      const warmRate = warm.rows / (warm.ms / 1000);
+      log(`zongji decode alone in the benchmark's own process, warm: ${(warm.ms / 1000).toFixed(2)} s = ${Math.round(warmRate)} rows/s; ` +
+        `the median capture rate against it ${(median(captureRates) / warmRate).toFixed(3)}×`);
+    }
     const raw = raws[0]!;
     const medianRawRate = median(raws.map((r) => r.rows / (r.ms / 1000)));
     {
@@ -191,13 +207,20 @@ async function captureRun(
   }
 }
 
-/** zongji alone over the same events: rows decoded per second. */
+/** zongji alone over the same events, in a fresh process as capture runs in (zongji-proc.ts): rows decoded, wall and CPU time. */
 async function rawDecode(s: TestServer, start: Pos, end: Pos): Promise<{ rows: number; ms: number; cpuMs: number }> {
+  const file = fileURLToPath(new URL('./zongji-proc.js', import.meta.url));
+  const args: ZongjiProcArgs = { port: s.port, schema: 'app', table: 'item', start, end };
+  const { stdout } = await run(process.execPath, [file, JSON.stringify(args)], { maxBuffer: 1 << 20 });
+  return JSON.parse(stdout.trim().split('\n').pop()!) as { rows: number; ms: number; cpuMs: number };
+}
+
+/** zongji alone over the same events in this process (its JIT warm from what ran before). */
+async function warmDecode(s: TestServer, start: Pos, end: Pos): Promise<{ rows: number; ms: number }> {
   const z = new ZongJi({ host: s.host, port: s.port, user: 'root', dateStrings: true, supportBigNumbers: true, bigNumberStrings: true, timezone: 'Z' });
   let rows = 0;
   let file = start.file;
   const t0 = Date.now();
-  const cpu0 = process.cpuUsage();
   await new Promise<void>((resolve, reject) => {
     z.on('error', reject);
     z.on('binlog', (ev: AnyBinlogEvent) => {
@@ -212,9 +235,8 @@ async function rawDecode(s: TestServer, start: Pos, end: Pos): Promise<{ rows: n
     });
   });
   const ms = Date.now() - t0;
-  const cpu = process.cpuUsage(cpu0);
   z.stop();
-  return { rows, ms, cpuMs: (cpu.user + cpu.system) / 1000 };
+  return { rows, ms };
 }
 
 function median(xs: readonly number[]): number {
