@@ -5,10 +5,11 @@ import t from 'tap';
 import { DAEMON_HEAP_FLAGS, missingHeapFlags } from '../../agent/cli/heap-flags.js';
 
 void t.test('missing heap flags', async (t) => {
-  t.same(missingHeapFlags([], undefined), ['--max-old-space-size=96'], 'none given: missing');
-  t.same(missingHeapFlags(['--max-old-space-size=200'], ''), [], 'a value chosen on purpose counts');
-  t.same(missingHeapFlags([], '--enable-source-maps  --max_old_space_size=64'), [], 'NODE_OPTIONS, with underscores too');
-  t.same(missingHeapFlags(['--enable-source-maps'], '--max-semi-space-size=1'), ['--max-old-space-size=96'], 'other flags do not count');
+  t.same(missingHeapFlags([], undefined), ['--max-old-space-size=96', '--max-semi-space-size=4'], 'none given: missing');
+  t.same(missingHeapFlags(['--max-old-space-size=200'], '--max-semi-space-size=8'), [], 'values chosen on purpose count');
+  t.same(missingHeapFlags(['--max-old-space-size=200'], ''), ['--max-semi-space-size=4'], 'one given, the other missing');
+  t.same(missingHeapFlags([], '--enable-source-maps  --max_old_space_size=64 --max_semi_space_size=2'), [], 'NODE_OPTIONS, with underscores too');
+  t.same(missingHeapFlags(['--enable-source-maps'], '--max-executable-size=1'), DAEMON_HEAP_FLAGS, 'other flags do not count');
   t.same(missingHeapFlags([], 'max-old-space-size=96'), DAEMON_HEAP_FLAGS, 'not a flag without its dashes');
 });
 
