@@ -230,9 +230,10 @@ export class Body {
     this.n = n;
   }
 
-  /** A copy of the change set's bytes from `from` on. */
+  /** A copy of the change set's bytes from `from` on (its own memory: what is written here later does not change it). */
   copy(from: number): Uint8Array {
-    return this.buf.slice(this.base + from, this.n);
+    // (a Uint8Array made from a view copies it; Buffer's slice() would be a view)
+    return new Uint8Array(this.buf.subarray(this.base + from, this.n));
   }
 
   /** Back to `len` bytes of the change set being written (what was added since is dropped). */
