@@ -489,6 +489,8 @@ function skipValues(b: Buffer, plan: RowPlan): void {
   const nulls = at;
   let p = at + ((count + 7) >> 3);
   for (let i = 0; i < count; i++) if ((b[nulls + (i >> 3)]! & (1 << (i & 7))) === 0) p = pastValue(b, p, sizes[i]!);
+  // (a length read past the end is undefined, and the position NaN: the rows event is not what its table map says)
+  if (!(p <= b.length)) throw new RangeError(`a row image runs past the end of its rows event (${p} > ${b.length})`);
   at = p;
 }
 
