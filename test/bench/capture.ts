@@ -1,7 +1,7 @@
 // Capture benchmark: a backlog of rows in the binlog, captured into the
 // journal by a capture process, against zongji alone decoding the same
 // events (same run, same binlog, just counting rows; a process of its own too,
-// zongji-proc.ts), the two in turns, three
+// zongji-proc.ts), the two in turns, five
 // times, with an account that may keep capture's state writes out of the
 // binlog (root); then once with the least-privilege account of
 // mysql-conf/grants.sql (they are binlogged). Then a 1,000,000-row backlog for
@@ -31,7 +31,7 @@ const CORES = availableParallelism();
 const PER_TXN = 100;
 const BIG_ROWS = Number(process.env.BENCH_BIG_ROWS ?? 1_000_000);
 /** Turns of zongji alone and capture over the 200,000-row backlog. */
-const PAIRS = Number(process.env.BENCH_PAIRS ?? 3);
+const PAIRS = Number(process.env.BENCH_PAIRS ?? 5);
 /** The V8 flags the daemon runs with (agent/cli/heap-flags.ts). */
 const MEM_NODE_ARGS = process.env.BENCH_NODE_ARGS === undefined ? DAEMON_HEAP_FLAGS : process.env.BENCH_NODE_ARGS.split(' ').filter((a) => a !== '');
 /** Node flags of the throughput runs (node's defaults unless BENCH_CAPTURE_ARGS; BENCH_PROF=dir adds a CPU profile). */
