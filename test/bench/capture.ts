@@ -1,7 +1,7 @@
 // Capture benchmark: a backlog of rows in the binlog, captured into the
 // journal by a capture process, against zongji alone decoding the same
 // events (same run, same binlog, just counting rows; a process of its own too,
-// zongji-proc.ts), the two in turns, five
+// zongji-proc.ts, zongji-decode.ts), the two in turns, five
 // times, with an account that may keep capture's state writes out of the
 // binlog (root); then once with the least-privilege account of
 // mysql-conf/grants.sql (they are binlogged). Then a 1,000,000-row backlog for
@@ -11,8 +11,6 @@ import { readFile } from 'node:fs/promises';
 import { availableParallelism } from 'node:os';
 import { join } from 'node:path';
 import { execFile } from 'node:child_process';
-import ZongJi from '@vlasky/zongji';
-import type { AnyBinlogEvent } from '@vlasky/zongji';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { DAEMON_HEAP_FLAGS } from '../../agent/cli/heap-flags.js';
@@ -22,7 +20,7 @@ import { startServer, type TestServer } from '../helpers/mariadb.js';
 import { dbFor, spawnCapture, type CaughtUp } from '../helpers/capture-fixture.js';
 import type { Db } from '../../agent/db.js';
 import type { CaptureProcArgs } from '../helpers/capture-proc.js';
-import type { ZongjiProcArgs } from './zongji-proc.js';
+import { zongjiDecode, type DecodeRange } from './zongji-decode.js';
 
 const run = promisify(execFile);
 
@@ -94,7 +92,7 @@ export async function bench(log: (line: string) => void): Promise<void> {
       `each: ${ratios.map((r) => r.toFixed(3)).join(', ')})`);
     {
       // for comparison: zongji in this process, whose JIT the runs before have warmed (a capture process starts cold)
-      const warm = await warmDecode(s, run1.start, run1.end);
+      const warm = await zongjiDecode({ port: s.port, schema: 'app', table: 'item', start: run1.start, end: run1.end });
       const warmRate = warm.rows / (warm.ms / 1000);
       log(`zongji decode alone in the benchmark's own process, warm: ${(warm.ms / 1000).toFixed(2)} s = ${Math.round(warmRate)} rows/s; ` +
         `the median capture rate against it ${(median(captureRates) / warmRate).toFixed(3)}×`);
@@ -210,33 +208,9 @@ async function captureRun(
 /** zongji alone over the same events, in a fresh process as capture runs in (zongji-proc.ts): rows decoded, wall and CPU time. */
 async function rawDecode(s: TestServer, start: Pos, end: Pos): Promise<{ rows: number; ms: number; cpuMs: number }> {
   const file = fileURLToPath(new URL('./zongji-proc.js', import.meta.url));
-  const args: ZongjiProcArgs = { port: s.port, schema: 'app', table: 'item', start, end };
+  const args: DecodeRange = { port: s.port, schema: 'app', table: 'item', start, end };
   const { stdout } = await run(process.execPath, [file, JSON.stringify(args)], { maxBuffer: 1 << 20 });
   return JSON.parse(stdout.trim().split('\n').pop()!) as { rows: number; ms: number; cpuMs: number };
-}
-
-/** zongji alone over the same events in this process (its JIT warm from what ran before). */
-async function warmDecode(s: TestServer, start: Pos, end: Pos): Promise<{ rows: number; ms: number }> {
-  const z = new ZongJi({ host: s.host, port: s.port, user: 'root', dateStrings: true, supportBigNumbers: true, bigNumberStrings: true, timezone: 'Z' });
-  let rows = 0;
-  let file = start.file;
-  const t0 = Date.now();
-  await new Promise<void>((resolve, reject) => {
-    z.on('error', reject);
-    z.on('binlog', (ev: AnyBinlogEvent) => {
-      const name = ev.getEventName();
-      if (name === 'rotate') file = (ev as { binlogName: string }).binlogName;
-      if (name === 'writerows') rows += (ev as { rows: unknown[] }).rows.length;
-      if (name === 'xid' && file === end.file && ev.nextPosition >= end.pos) resolve();
-    });
-    z.start({
-      serverId: 6000 + Math.floor(Math.random() * 1000), filename: start.file, position: start.pos,
-      includeEvents: ['rotate', 'tablemap', 'writerows', 'xid'], includeSchema: { app: ['item'] },
-    });
-  });
-  const ms = Date.now() - t0;
-  z.stop();
-  return { rows, ms };
 }
 
 function median(xs: readonly number[]): number {
