@@ -38,9 +38,7 @@ export interface InsertPlan {
   readonly table: TableInfo;
   /** `<i t="table"` */
   readonly iOpen: string;
-  /** `<i t="table" k="` */
-  readonly iOpenK: string;
-  /** iOpenK as UTF-8 */
+  /** `<i t="table" k="`, as UTF-8 */
   readonly iOpenKBytes: Uint8Array;
   readonly cols: readonly ColumnPlan[];
   /** the columns the identity is computed from */
@@ -95,12 +93,10 @@ function makePlan(catalog: Catalog, name: string): InsertPlan | null {
       : rule.kind === 'natural' ? rule.columns.filter((c) => t.refs.has(c)).map((c) => ({ name: c, convert: convert(c)!, ...t.refs.get(c)! }))
       : [];
     const pk = singlePk(t);
-    const iOpenK = `<i${nameAttr('t', 'T', t.name, 'table name')} k="`;
     return {
       table: t,
       iOpen: `<i${nameAttr('t', 'T', t.name, 'table name')}`,
-      iOpenK,
-      iOpenKBytes: new Uint8Array(Buffer.from(iOpenK, 'utf8')),
+      iOpenKBytes: new Uint8Array(Buffer.from(`<i${nameAttr('t', 'T', t.name, 'table name')} k="`, 'utf8')),
       cols,
       idCols: identityColumns(t).map((c) => ({ name: c, convert: convert(c)! })),
       idRefs,
