@@ -339,7 +339,7 @@ interface RawColumns {
   readonly index: Int32Array;
   /** for each of plan.cols: a text column whose ASCII values are their bytes (RowPlan.text) */
   readonly text: readonly boolean[];
-  /** for each of plan.cols: values plain ASCII text, never empty (RowPlan.plain) */
+  /** for each of plan.cols: values plain ASCII text, never empty (a fixed size: RowPlan.sizes) */
   readonly plain: readonly boolean[];
   readonly prefix: Int32Array;
   /** for each of plan.cols: an integer written as digits from its bytes (RowPlan.ints) */
@@ -371,10 +371,16 @@ function makeRawColumns(plan: InsertPlan, rowPlan: RowPlan): RawColumns | null {
   return {
     index, idCols, idRefs, pk,
     text: Array.from(index, (i) => rowPlan.text[i]!),
-    plain: Array.from(index, (i) => rowPlan.plain[i]!),
+    plain: Array.from(index, (i) => rowPlan.sizes[i]! > 0),
     ints: Int8Array.from(index, (i) => rowPlan.ints[i]!),
-    prefix: Int32Array.from(index, (i) => rowPlan.prefixes[i]!),
+    prefix: Int32Array.from(index, (i) => prefixOf(rowPlan, i)),
   };
+}
+
+/** Bytes of column i's length prefix (0: a fixed-size value). */
+function prefixOf(rowPlan: RowPlan, i: number): number {
+  const size = rowPlan.sizes[i]!;
+  return size < 0 ? -size : 0;
 }
 
 /** Where the columns of the image being written lie (RawImage.locate), reused. */
@@ -458,7 +464,7 @@ export function encodeRawInsert(plan: InsertPlan, image: RawImage, refs: RefReso
     idColumn = rc.idCols[0]!;
     const start = w[2 * idColumn]!;
     if (start >= 0 && image.plan.text[idColumn]) {
-      idFrom = start + image.plan.prefixes[idColumn]!;
+      idFrom = start + prefixOf(image.plan, idColumn);
       idEnd = w[2 * idColumn + 1]!;
       if (idEnd > idFrom && attrPlainBytes(bytes, idFrom, idEnd)) {
         idBytes = bytes;

@@ -34,17 +34,15 @@ export interface RowPlan {
    * How to pass over each column's value without decoding it: its size when
    * fixed (> 0), else minus the size of its length prefix (one number per
    * column, not a function: finding where values lie is done for every row).
+   * A fixed-size column's values read as plain ASCII text, never empty:
+   * numbers, dates and times.
    */
   readonly sizes: Int32Array;
-  /** bytes of each value's length prefix (0: a fixed-size value) */
-  readonly prefixes: readonly number[];
   /**
    * Text columns (utf8 or latin1): a value whose bytes are all ASCII is those
    * characters, one per byte (insert-form.ts copies such values as they are).
    */
   readonly text: readonly boolean[];
-  /** Columns whose values read as plain ASCII text, never empty: numbers, dates and times. */
-  readonly plain: readonly boolean[];
   /**
    * Integer columns of up to 32 bits: how their value lies in the bytes
    * (IntKind), for writing its digits without a string (insert-form.ts); 0
@@ -198,9 +196,7 @@ export function makePlan(cols: readonly BinlogColumn[], table: TableInfo): RowPl
   if (cols.length !== table.columns.length) return null;
   const readers: Reader[] = [];
   const sizes: number[] = [];
-  const prefixes: number[] = [];
   const text: boolean[] = [];
-  const plain: boolean[] = [];
   const ints: IntKind[] = [];
   for (const c of cols) {
     const info = table.column.get(c.name);
@@ -208,12 +204,10 @@ export function makePlan(cols: readonly BinlogColumn[], table: TableInfo): RowPl
     if (!r) return null;
     readers.push(r);
     sizes.push(fixedSize(c) ?? -prefixSize(c));
-    prefixes.push(prefixSize(c));
     text.push(!info!.binary && TEXT_TYPES.has(info!.dataType));
-    plain.push(prefixSize(c) === 0);
     ints.push(intKind(c, info!));
   }
-  return { names: cols.map((c) => c.name), readers, sizes: Int32Array.from(sizes), prefixes, text, plain, ints: Int8Array.from(ints) };
+  return { names: cols.map((c) => c.name), readers, sizes: Int32Array.from(sizes), text, ints: Int8Array.from(ints) };
 }
 
 const FIXED_SIZE: Record<number, number> = {
