@@ -4,8 +4,8 @@
 // both). The old generation is bounded at 96 MB, and the young generation's
 // semi-spaces at 4 MB (Node's default is 16 MB, the bound on the old
 // generation leaves it so): with the bound alone the process peaked near
-// 125 MB, with both near 105 MB, and captured that backlog with 7–11% less
-// CPU (two runs, the two flag sets in turns). Smaller still
+// 125 MB, with both near 105 MB (npm run bench), and in two ad-hoc runs, the
+// flag sets in turns, captured that backlog with 7–11% less CPU. Smaller still
 // (2 MB, tried) promotes short-lived rows and costs capture a quarter of its
 // speed.
 // deploy/spokesync.service sets them through NODE_OPTIONS; `spokesync run`
