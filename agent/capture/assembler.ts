@@ -15,6 +15,7 @@
 import { SpokesyncError } from '../errors.js';
 import type { RowChange, SourceEvent } from './events.js';
 import type { BinlogPosition } from './position.js';
+import { CARRY_TABLE } from '../../apply/replay/carry.js';
 
 export interface LedgerMark {
   readonly changeId: string;
@@ -29,6 +30,8 @@ export interface TxnPart {
   /** null: committed on this node */
   readonly ledger: LedgerMark | null;
   readonly changes: RowChange[];
+  /** ops apply carried for a relay to forward (apply/replay/carry.ts): `<cs>` bodies */
+  carried?: unknown[];
 }
 
 export type Assembled =
@@ -134,6 +137,10 @@ export class TransactionAssembler {
       if (c.op === 'insert') open.parts.push({ ledger: ledgerMark(c.after), changes: [] });
       return;
     }
+    if (c.schema === this.opts.stateSchema && c.table === CARRY_TABLE) {
+      if (c.op === 'insert') carry(open, c.after);
+      return;
+    }
     if (c.schema !== this.opts.schema || !this.opts.tables.has(c.table)) return;
     let part = open.parts[open.parts.length - 1];
     if (!part) {
@@ -171,6 +178,16 @@ function savepoint(open: Open, action: 'set' | 'rollback' | 'release', name: str
     open.bytes = p.bytes;
     open.rows = p.rows;
   }
+}
+
+/** A carry row belongs to the change set of the ledger row it follows; anything else is a sequence capture cannot attribute. */
+function carry(open: Open, row: Readonly<Record<string, unknown>>): void {
+  const part = open.parts[open.parts.length - 1];
+  const id = row['change_id'];
+  if (!part?.ledger || part.ledger.changeId !== String(id)) {
+    throw new SpokesyncError('SPOKESYNC_E_CAPTURE', `unexpected binlog sequence: carried ops of ${String(id)} outside that change set`);
+  }
+  (part.carried ??= []).push(row['body']);
 }
 
 function ledgerMark(row: Readonly<Record<string, unknown>>): LedgerMark {

@@ -11,6 +11,7 @@
 // transaction, not with the backlog. Errors: the stream reopens after a
 // backoff where everything before is written; a failed write drops all that
 // is not durable and rereads it from the checkpoint.
+import { CARRY_TABLE } from '../../apply/replay/carry.js';
 import { Hlc } from '../../apply/hlc.js';
 import { SpokesyncError, isSpokesyncError } from '../errors.js';
 import type { Logger } from '../log.js';
@@ -160,7 +161,7 @@ export class Capture {
     const { schema, stateSchema, tables } = this.opts;
     const src = new BinlogSource(
       {
-        settings: this.opts.settings, serverId: this.opts.serverId, include: { [schema]: [...tables], [stateSchema]: ['ledger'] },
+        settings: this.opts.settings, serverId: this.opts.serverId, include: { [schema]: [...tables], [stateSchema]: ['ledger', CARRY_TABLE] },
         ...(this.opts.rowDecoder === false ? {} : { tableInfo: (s: string, t: string) => (s === schema && tables.has(t) ? this.catalog.tables.get(t) : undefined) }),
       },
       this.processed.position,

@@ -4,6 +4,8 @@
 import { encodeChangeSet } from '../../apply/codec/encode.js';
 import { Hlc } from '../../apply/hlc.js';
 import type { ChangeSet, Op } from '../../apply/model.js';
+import { readCarried, withCarried } from '../../apply/replay/carry.js';
+import { SpokesyncError } from '../errors.js';
 import type { Catalog } from '../schema/catalog.js';
 import { isoFromMs, type Assembled, type LedgerMark, type TxnPart } from './assembler.js';
 import type { RowChange } from './events.js';
@@ -57,7 +59,7 @@ export async function buildEntries(txns: readonly Txn[], ctx: BuildContext): Pro
   for (const txn of txns) {
     const parts: PartWork[] = [];
     for (const part of txn.parts) {
-      const plans = insertPlans(part.changes, ctx.catalog);
+      const plans = part.carried ? null : insertPlans(part.changes, ctx.catalog);
       if (plans) {
         // (inserts not decoded yet stay so: encodeRawInsert writes them from their bytes)
         for (let i = 0; i < plans.length; i++) {
@@ -205,9 +207,22 @@ function mapPart(txn: Txn, part: TxnPart, canon: readonly Canon[], ctx: BuildCon
   // (no ops: nothing was inserted either, so no version was handed out)
   if (!l && ops.length === 0) return null;
   const { id, origin, time } = stamp(txn, l, version.hlc, ctx);
-  const cs: ChangeSet = { id, origin, hlc: version.hlc, time, ops };
+  const cs: ChangeSet = { id, origin, hlc: version.hlc, time, ops: l && part.carried ? carriedOps(ops, part.carried, id) : ops };
   const inIdmap = (table: string): boolean => singlePk(ctx.catalog.table(table)) !== undefined;
   return journalEntry(cs, encodeChangeSet(cs), l?.fromPeer ?? null, txn.end, inIdmap);
+}
+
+/** The ops of an applied change set with what apply carried for it (a body that cannot be read stops capture at its checkpoint). */
+function carriedOps(ops: readonly Op[], bodies: readonly unknown[], id: string): Op[] {
+  let out = [...ops];
+  for (const b of bodies) {
+    try {
+      out = withCarried(out, readCarried(Buffer.isBuffer(b) ? b : String(b), id));
+    } catch (e) {
+      throw new SpokesyncError('SPOKESYNC_E_CAPTURE', `the carried ops of change set ${id} cannot be read: ${(e as Error).message}`, { cause: e });
+    }
+  }
+  return out;
 }
 
 /** A function to await between pieces of work: it yields to the event loop once SLICE_MS have passed. */

@@ -173,6 +173,15 @@ export const stateTables: ReadonlyArray<{ name: string; ddl: string }> = [
     ) ENGINE=InnoDB`,
   },
   {
+    // Ops a relay must forward that its binlog does not show (apply/replay/carry.ts):
+    // inserted and deleted in the applying transaction, so only the binlog keeps them.
+    name: 'carry',
+    ddl: `(
+      change_id VARCHAR(120) NOT NULL PRIMARY KEY,
+      body LONGBLOB NOT NULL COMMENT 'a <cs> element holding the carried ops'
+    ) ENGINE=InnoDB`,
+  },
+  {
     name: 'meta',
     ddl: `(
       k VARCHAR(64) NOT NULL PRIMARY KEY,

@@ -2,6 +2,7 @@
 import type { Queryable } from '../../agent/db.js';
 import type { Logger } from '../../agent/log.js';
 import type { TableInfo } from '../../agent/schema/catalog.js';
+import type { Carried } from './carry.js';
 import type { ChangeSet, Value } from '../model.js';
 import { isRef } from '../model.js';
 import { recordConflict, type ConflictEntry } from './conflicts.js';
@@ -25,6 +26,8 @@ export interface OpContext {
   readonly waitForCapture: (() => Promise<void>) | undefined;
   /** conflicts logged in the current change set */
   conflicts: number;
+  /** what won here without changing a byte, for capture to forward (carry.ts) */
+  readonly carried: Carried;
 }
 
 export type Raw = Record<string, unknown>;

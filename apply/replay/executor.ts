@@ -11,6 +11,7 @@ import type { Db, Queryable } from '../../agent/db.js';
 import { SpokesyncError } from '../../agent/errors.js';
 import type { Logger } from '../../agent/log.js';
 import { encodeChangeSet } from '../codec/encode.js';
+import { Carried, writeCarried } from './carry.js';
 import type { OpContext } from './context.js';
 import type { Holds } from './holds.js';
 import { applyInsertRun, splitRuns } from './inserts.js';
@@ -136,7 +137,7 @@ async function applyGroup(
     }
     const ctx: OpContext = {
       tx, schema: d.schema, stateSchema: d.stateSchema, resolver: d.resolver, versions: d.versions, rowmap: d.rowmap,
-      log: d.log, now: d.now, waitForCapture: d.waitForCapture, conflicts: 0,
+      log: d.log, now: d.now, waitForCapture: d.waitForCapture, conflicts: 0, carried: new Carried(),
     };
     let ledgerWritten = false;
     try {
@@ -148,6 +149,7 @@ async function applyGroup(
         else if (kind === 'update') await applyUpdate(ctx, cs, run[0]!);
         else await applyDelete(ctx, cs, run[0]!);
       }
+      await writeCarried(tx, d.stateSchema, cs, ctx.carried);
       if (item.mode === 'retry') await release(tx, d.stateSchema, cs.id);
     } catch (e) {
       const problem = dataProblem(e);

@@ -174,7 +174,10 @@ async function mergeInsert(ctx: OpContext, cs: ChangeSet, p: PlannedOp, raw: Raw
     const col = t.column.get(c);
     const incoming = await localValue(ctx, op.row[c]!, p.refs, t, c);
     if (!(incoming instanceof Missing) && sameValue(raw[c], incoming, col)) {
-      if (newer(remote, await settledVersion(ctx, t, id, c, remote, waited))) ctx.versions.noteUnchanged(t.name, id, c, remote);
+      if (newer(remote, await settledVersion(ctx, t, id, c, remote, waited))) {
+        ctx.versions.noteUnchanged(t.name, id, c, remote);
+        ctx.carried.column(t.name, id, c, op.row[c]!);
+      }
       continue;
     }
     const side = winner(remote, await settledVersion(ctx, t, id, c, remote, waited));

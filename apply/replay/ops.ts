@@ -13,7 +13,7 @@ import { deleteSql, rowWhere, updateSql } from './sql.js';
 import type { Target } from './target.js';
 import type { PlannedOp } from './validate.js';
 import { jsonRow, sameValue, type LocalValue } from './values.js';
-import { TOMBSTONE } from './versions.js';
+import { newer, TOMBSTONE } from './versions.js';
 
 export async function applyUpdate(ctx: OpContext, cs: ChangeSet, p: PlannedOp): Promise<void> {
   const op = p.op as UpdateOp;
@@ -43,6 +43,7 @@ export async function applyUpdate(ctx: OpContext, cs: ChangeSet, p: PlannedOp): 
     if (next instanceof Missing) throw new ApplyProblem(`${t.name}.${c} references a ${next.table} row that is not here yet`, next.key);
     if (unchanged) {
       ctx.versions.noteUnchanged(t.name, id, c, remote);
+      ctx.carried.column(t.name, id, c, op.set[c] ?? null);
     } else {
       set.push([c, next]);
       ctx.versions.note(t.name, id, c, remote);
@@ -97,6 +98,11 @@ async function missingRow(ctx: OpContext, cs: ChangeSet, target: Target, kind: '
   const t = target.table;
   const tomb = await settledVersion(ctx, t, target.id, TOMBSTONE, versionOf(cs), { done: false });
   if (!tomb) throw new ApplyProblem(`the ${t.name} row to ${kind} is not here yet`, `${t.name}/${target.id}`);
+  if (kind === 'delete' && newer(versionOf(cs), tomb)) {
+    // deleted here already, by an older change: the newer tombstone is kept and travels on
+    ctx.versions.noteUnchanged(t.name, target.id, TOMBSTONE, versionOf(cs));
+    ctx.carried.deleted(t.name, target.id, (remote as { digest: string }).digest);
+  }
   await logConflict(ctx, {
     cs, table: t.name, id: target.id, kind,
     local: { deleted: versionJson(tomb) },
