@@ -153,9 +153,30 @@ function readListen(r: Reader, raw: unknown): ListenConfig | undefined {
   if (maxBodyBytes !== undefined && maxInflatedBytes !== undefined && maxInflatedBytes < maxBodyBytes) {
     r.problem('listen.maxInflatedBytes', 'must be at least listen.maxBodyBytes (a body never shrinks when inflated)');
   }
-  if (!host || !port || maxBodyBytes === undefined || maxInflatedBytes === undefined) return undefined;
+  const limits = readListenLimits(r, l);
+  if (!host || !port || maxBodyBytes === undefined || maxInflatedBytes === undefined || !limits) return undefined;
   if (tlsRaw && (!cert || !key)) return undefined;
-  return { host, port, ...(cert && key ? { tls: { cert, key } } : {}), maxBodyBytes, maxInflatedBytes };
+  return { host, port, ...(cert && key ? { tls: { cert, key } } : {}), maxBodyBytes, maxInflatedBytes, ...limits };
+}
+
+function readListenLimits(r: Reader, l: Record<string, unknown>) {
+  const maxConnections = r.int('listen.maxConnections', l.maxConnections);
+  const maxConnectionsPerAddress = r.int('listen.maxConnectionsPerAddress', l.maxConnectionsPerAddress);
+  const headersTimeout = r.duration('listen.headersTimeout', l.headersTimeout);
+  const bodyTimeout = r.duration('listen.bodyTimeout', l.bodyTimeout);
+  const requestTimeout = r.duration('listen.requestTimeout', l.requestTimeout);
+  const af = r.section('listen.authFailures', l.authFailures, true);
+  const max = af && r.int('listen.authFailures.max', af.max);
+  const window = af && r.duration('listen.authFailures.window', af.window);
+  const block = af && r.duration('listen.authFailures.block', af.block);
+  if (maxConnections !== undefined && maxConnectionsPerAddress !== undefined && maxConnectionsPerAddress > maxConnections) {
+    r.problem('listen.maxConnectionsPerAddress', `must be at most listen.maxConnections (${maxConnections})`);
+  }
+  for (const [key, v] of [['listen.headersTimeout', headersTimeout], ['listen.bodyTimeout', bodyTimeout]] as const) {
+    if (v !== undefined && requestTimeout !== undefined && v > requestTimeout) r.problem(key, 'must be at most listen.requestTimeout');
+  }
+  if (!maxConnections || !maxConnectionsPerAddress || !headersTimeout || !bodyTimeout || !requestTimeout || !max || !window || !block) return undefined;
+  return { maxConnections, maxConnectionsPerAddress, headersTimeout, bodyTimeout, requestTimeout, authFailures: { max, window, block } };
 }
 
 function readChildren(r: Reader, raw: unknown, nodeId: string | undefined): ChildConfig[] | undefined {

@@ -40,6 +40,25 @@ export interface ListenConfig {
   readonly maxBodyBytes: number;
   /** largest body after decompression (default 64 MiB) */
   readonly maxInflatedBytes: number;
+  // The limits below are always set by the loader; absent ones take the defaults of reference.ts (exchange/limits.ts).
+  /** most connections at once (default 256) */
+  readonly maxConnections?: number;
+  /** most connections at once from one address or IPv6 /64 (default 8) */
+  readonly maxConnectionsPerAddress?: number;
+  /** milliseconds from connecting to the end of the headers (default 10s) */
+  readonly headersTimeout?: number;
+  /** milliseconds a body may send nothing (default 60s) */
+  readonly bodyTimeout?: number;
+  /** milliseconds one request may take to arrive (default 15m) */
+  readonly requestTimeout?: number;
+  /** wrong tokens from one address within `window` ms before it gets 429 for `block` ms (default 10, 1m, 5m) */
+  readonly authFailures?: AuthFailureLimit;
+}
+
+export interface AuthFailureLimit {
+  readonly max: number;
+  readonly window: number;
+  readonly block: number;
 }
 
 export interface ParentConfig {

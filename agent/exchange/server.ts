@@ -23,6 +23,7 @@ import {
   ANSWER_HAVE_HEADER, ANSWER_HEADER, HAVE_HEADER, OFFSET_HEADER, RESUMABLE_BYTES, RESUME_HEADER, UPLOAD_HEADER, UploadStore,
   parseAnswerHave, parseOffset, parseUploadId, uploadDigest, uploadId,
 } from './resume.js';
+import { AuthThrottle, ConnectionLimiter, RefusalLog, addressKey, listenLimits, watchBody, type ListenLimits } from './limits.js';
 import { batchBuffer, collectBatch } from './wire.js';
 
 export type RouteHandler = (req: IncomingMessage, res: ServerResponse, child: ChildConfig) => Promise<void>;
@@ -99,11 +100,19 @@ export class ExchangeServer {
   private readonly uploads = new UploadStore();
   /** each child's last large answer, with its coding, until its next request: a child that lost part of it gets the rest */
   private readonly answers = new UploadStore<Encoding>();
+  private readonly limits: ListenLimits;
+  private readonly throttle: AuthThrottle;
+  private readonly refusals: RefusalLog;
 
   constructor(private readonly o: ExchangeServerOptions) {
     this.log = o.log.child({ part: 'server' });
     this.tokens = o.children.map((child) => ({ child, digest: sha256(child.token) }));
+    const limits = (this.limits = listenLimits(o.listen));
+    this.throttle = new AuthThrottle(limits.authFailures);
+    this.refusals = new RefusalLog(this.log, limits.authFailures.window);
+    const idle = 120_000;
     const handler = (req: IncomingMessage, res: ServerResponse): void => {
+      watchBody(req, res, limits.bodyTimeout, idle);
       const p = this.handle(req, res).catch((e: unknown) => {
         this.log.error('request failed', { error: e });
         fail(req, res, 500, 'SPOKESYNC_E_HTTP', 'internal error', { mode: 'close' });
@@ -112,15 +121,20 @@ export class ExchangeServer {
       void p.finally(() => this.inflight.delete(p));
     };
     const tls = o.listen.tls;
+    // headers are timed from the connection on; the check runs often enough for a short headersTimeout
+    const timing = {
+      headersTimeout: limits.headersTimeout,
+      requestTimeout: limits.requestTimeout,
+      connectionsCheckingInterval: Math.min(1000, Math.max(100, Math.floor(limits.headersTimeout / 10))),
+    };
     this.server = tls
-      ? https.createServer({ cert: readFileSync(tls.cert), key: readFileSync(tls.key) }, handler)
-      : http.createServer(handler);
-    this.server.headersTimeout = 30_000;
-    // a slow link needs minutes for one batch; idle sockets still time out
-    this.server.requestTimeout = 15 * 60_000;
-    this.server.timeout = 120_000;
+      ? https.createServer({ cert: readFileSync(tls.cert), key: readFileSync(tls.key), handshakeTimeout: limits.headersTimeout, ...timing }, handler)
+      : http.createServer(timing, handler);
+    // a slow link needs minutes for one batch, so the overall cap is long: silence (watchBody, timeout) ends a stalled one first
+    this.server.timeout = idle;
     this.server.keepAliveTimeout = 60_000;
-    this.server.maxConnections = 256;
+    this.server.maxConnections = limits.maxConnections;
+    new ConnectionLimiter(limits.maxConnectionsPerAddress, this.refusals).attach(this.server);
     this.addRoute('POST', EXCHANGE_PATH, (req, res, child) => this.exchange(req, res, child));
     this.addRoute('GET', PEER_PATH, async (_req, res, child) => {
       const body = JSON.stringify({ node: this.o.core.node, child: child.id });
@@ -193,6 +207,15 @@ export class ExchangeServer {
       res.end('ok\n');
       return;
     }
+    const address = addressKey(req.socket.remoteAddress);
+    const blocked = this.throttle.blockedFor(address);
+    if (blocked > 0) {
+      this.refusals.refused('refused: too many wrong tokens from one address', address, { retryAfterS: Math.ceil(blocked / 1000) });
+      res.setHeader('retry-after', String(Math.ceil(blocked / 1000)));
+      // a little of the body is read, so the answer is not lost to a reset; more closes the connection
+      fail(req, res, 429, 'SPOKESYNC_E_HTTP', 'too many wrong tokens from this address; retry later', { mode: 'drain', allowance: 64 * 1024 });
+      return;
+    }
     const handler = this.routes.get(`${req.method ?? 'GET'} ${path}`);
     if (!handler) {
       const known = [...this.routes.keys()].some((k) => k.endsWith(` ${path}`));
@@ -202,6 +225,10 @@ export class ExchangeServer {
     const child = this.authenticate(req);
     if (!child) {
       this.log.warn('refused: bad token', { path, remote: req.socket.remoteAddress });
+      if (this.throttle.failed(address)) {
+        const { max, window, block } = this.limits.authFailures;
+        this.log.warn('refusing an address: too many wrong tokens', { address, failures: max, windowS: window / 1000, blockS: block / 1000 });
+      }
       fail(req, res, 401, 'SPOKESYNC_E_AUTH', 'missing or unknown token', this.drain());
       return;
     }

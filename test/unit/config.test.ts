@@ -46,7 +46,11 @@ void t.test('the DESIGN.md example loads into the typed config with defaults', a
   t.same(c.node, { id: 'kigali' });
   t.same(c.database, { host: '127.0.0.1', port: 3306, user: 'spokesync', password: 'db-secret-1', schema: 'openmrs', stateSchema: 'spokesync', serverId: 4101 });
   t.same(c.tables, { include: ['person', 'person_name', 'patient', 'encounter', 'obs'], exclude: [], keys: {}, direction: {} });
-  t.same(c.listen, { host: '0.0.0.0', port: 8080, maxBodyBytes: 8 * 1024 * 1024, maxInflatedBytes: 64 * 1024 * 1024 });
+  t.same(c.listen, {
+    host: '0.0.0.0', port: 8080, maxBodyBytes: 8 * 1024 * 1024, maxInflatedBytes: 64 * 1024 * 1024,
+    maxConnections: 256, maxConnectionsPerAddress: 8, headersTimeout: 10_000, bodyTimeout: 60_000, requestTimeout: 900_000,
+    authFailures: { max: 10, window: 60_000, block: 300_000 },
+  });
   t.same(c.children, [{ id: 'rwinkwavu', token: 'child-secret-2' }]);
   t.same(c.parent, {
     url: 'http://kigali.example.org:8080', token: 'parent-secret-3', interval: 300_000, timeout: 60_000, maxTries: 5,
@@ -92,6 +96,12 @@ listen:
   tls: { cert: /c.pem, key: /k.pem }
   maxBodyBytes: 1MiB
   maxInflatedBytes: 16M
+  maxConnections: 100
+  maxConnectionsPerAddress: 4
+  headersTimeout: 5s
+  bodyTimeout: 30s
+  requestTimeout: 1h
+  authFailures: { max: 3, block: 10m }
 children:
   - id: a
     token: tok-a
@@ -102,7 +112,11 @@ log: { level: debug }
 `, 'x.yaml', {});
   t.same(c.tables.keys, { concept_name_tag_map: ['concept_name_id', 'concept_name_tag_id'] });
   t.same(c.tables.direction, { location: 'down', obs: 'up' });
-  t.same(c.listen, { host: '0.0.0.0', port: 8443, tls: { cert: '/c.pem', key: '/k.pem' }, maxBodyBytes: 1048576, maxInflatedBytes: 16777216 });
+  t.same(c.listen, {
+    host: '0.0.0.0', port: 8443, tls: { cert: '/c.pem', key: '/k.pem' }, maxBodyBytes: 1048576, maxInflatedBytes: 16777216,
+    maxConnections: 100, maxConnectionsPerAddress: 4, headersTimeout: 5000, bodyTimeout: 30_000, requestTimeout: 3_600_000,
+    authFailures: { max: 3, window: 60_000, block: 600_000 },
+  });
   t.same(c.children[0]?.tables, { include: ['*'], exclude: ['obs'] });
   t.equal(c.parent?.ca, '/ca.pem');
   t.equal(c.parent?.compression, 'br');
@@ -160,6 +174,11 @@ const bad: Array<[string, Partial<Record<keyof typeof BASE, string>>, string, Re
   ['tls without key', { listen: 'listen: { port: 1, tls: { cert: /c } }' }, 'listen.tls.key', /missing/],
   ['inflated below body', { listen: 'listen: { port: 1, maxBodyBytes: 2MiB, maxInflatedBytes: 1MiB }' }, 'listen.maxInflatedBytes', /at least listen.maxBodyBytes/],
   ['section as a scalar', { listen: 'listen: 8080' }, 'listen', /expected a mapping.*got 8080/],
+  ['per-address above the total', { listen: 'listen: { port: 1, maxConnections: 10, maxConnectionsPerAddress: 20 }' }, 'listen.maxConnectionsPerAddress', /at most listen.maxConnections \(10\)/],
+  ['headers timeout without a unit', { listen: 'listen: { port: 1, headersTimeout: 10 }' }, 'listen.headersTimeout', /bare number has no unit/],
+  ['body timeout beyond the request timeout', { listen: 'listen: { port: 1, bodyTimeout: 20m }' }, 'listen.bodyTimeout', /at most listen.requestTimeout/],
+  ['unknown auth failure key', { listen: 'listen: { port: 1, authFailures: { max: 5, windows: 1m } }' }, 'listen.authFailures.windows', /did you mean window/],
+  ['auth failures zero', { listen: 'listen: { port: 1, authFailures: { max: 0 } }' }, 'listen.authFailures.max', /1 to/],
   ['log level', { node: 'node: { id: n }\nlog: { level: verbose }' }, 'log.level', /debug, info, warn, error/],
   ['capture too small', { node: 'node: { id: n }\ncapture: { memoryBytes: 1KiB }' }, 'capture.memoryBytes', /at least 1MiB/],
 ];
@@ -263,6 +282,10 @@ void t.test('the reference lists every key with its default once', async (t) => 
   for (const k of keys) t.match(ref, `  ${k} `, k);
   t.match(ref, /parent\.interval\s+time between exchanges .*default 5m/);
   t.match(ref, /listen\.maxBodyBytes\s+.*default 8MiB/);
+  t.match(ref, /listen\.maxConnectionsPerAddress\s+.*default 8\)/);
+  t.match(ref, /listen\.headersTimeout\s+.*default 10s/);
+  t.match(ref, /listen\.bodyTimeout\s+.*default 60s/);
+  t.match(ref, /listen\.authFailures\.block\s+.*default 5m/);
   // Every default in the table is valid for its own key.
   t.ok(parseConfig(MINIMAL, 'r.yaml', {}));
 });
