@@ -1,12 +1,14 @@
 // Batches in: a streaming reader. Chunks are pushed into saxes as they arrive
 // and each change set is yielded as soon as its </e> closes, so memory holds
 // one chunk and one change set, never the document. The header comes first.
-// Limits count records (<e> elements) and bytes of XML (after decompression);
-// exceeding either stops reading at once with SPOKESYNC_E_BATCH_TOO_LARGE.
+// Limits count records (<e> elements), elements of any kind and bytes of XML
+// (after decompression); exceeding one stops reading at once with
+// SPOKESYNC_E_BATCH_TOO_LARGE. limits.ts bounds attributes, tags, columns and names.
 
 import { SpokesyncError } from '../../agent/errors.js';
 import type { BatchEntry, BatchHeader, ChangeSet } from '../model.js';
 import { ChangeSetBuilder, badAttr, checkNamespace, short, unknownAttr, type Attrs } from './cs-builder.js';
+import { DEFAULT_MAX_ELEMENTS, tooMany } from './limits.js';
 import { createParser } from './sax.js';
 import { NODE_ID, isUint64, xmlError } from './xml-text.js';
 
@@ -17,12 +19,15 @@ export interface BatchLimits {
   maxRecords?: number;
   /** most bytes of XML accepted (counted as UTF-8) */
   maxBytes?: number;
+  /** most elements of any kind accepted (default DEFAULT_MAX_ELEMENTS) */
+  maxElements?: number;
 }
 
 /** Parser events → batch items, with the <batch> and <e> levels checked here and <cs> delegated. */
 class BatchBuilder {
   readonly out: BatchItem[] = [];
   records = 0;
+  elements = 0;
   done = false;
   private level = 0; // 0 outside, 1 in <batch>, 2 in <e>
   private seq: string | undefined;
@@ -30,9 +35,10 @@ class BatchBuilder {
   private cs: ChangeSet | undefined;
   private readonly b = new ChangeSetBuilder();
 
-  constructor(private readonly maxRecords: number) {}
+  constructor(private readonly maxRecords: number, private readonly maxElements: number) {}
 
   open(name: string, a: Attrs): void {
+    if (++this.elements > this.maxElements) throw tooMany('elements', this.maxElements);
     if (this.level === 2) {
       if (this.cs !== undefined) throw xmlError('an <e> holds exactly one <cs>');
       this.b.open(name, a);
@@ -115,7 +121,7 @@ export async function* readBatch(
   limits: BatchLimits = {},
 ): AsyncGenerator<BatchItem> {
   const maxBytes = limits.maxBytes ?? Infinity;
-  const bb = new BatchBuilder(limits.maxRecords ?? Infinity);
+  const bb = new BatchBuilder(limits.maxRecords ?? Infinity, limits.maxElements ?? DEFAULT_MAX_ELEMENTS);
   const parser = createParser(bb, false);
   const utf8 = new TextDecoder('utf-8', { fatal: true });
   let bytes = 0;

@@ -5,6 +5,7 @@
 
 import type { ChangeSet, Op, Ref, Value } from '../model.js';
 import { WIRE_NAMESPACE } from '../model.js';
+import { MAX_COLUMNS, checkName, tooMany } from './limits.js';
 import {
   COMMIT_TIME,
   DIGEST,
@@ -31,6 +32,9 @@ interface OpState {
   /** insert only: columns listed in z (null), and the column named by u (= identity) */
   nulls: Set<string>;
   same: string | undefined;
+  /** columns given so far: new values (nulls and same included), old values */
+  cols: number;
+  olds: number;
 }
 
 interface ColState {
@@ -176,8 +180,10 @@ export class ChangeSetBuilder {
     if (id === undefined) throw badAttr('k', el, 'an identity');
     if (kind === 'delete' && (digest === undefined || !DIGEST.test(digest))) throw badAttr('g', el, 'a base64url digest');
     this.op = {
-      kind, table, id, row: {}, old: {}, digest: digest ?? '', sawOld: false, nulls: nullList(nulls), same: sameColumn(same),
+      kind, table: checkName(table, 'table name'), id, row: {}, old: {}, digest: digest ?? '', sawOld: false,
+      nulls: nullList(nulls), same: sameColumn(same), cols: 0, olds: 0,
     };
+    this.op.cols = this.op.nulls.size + (same === undefined ? 0 : 1);
     if (same !== undefined && this.op.nulls.has(same)) throw xmlError('column given twice in one <i>');
   }
 
@@ -208,10 +214,13 @@ export class ChangeSetBuilder {
       }
     }
     if (name === undefined || name === '') throw badAttr('n', el, 'a column name');
+    checkName(name, 'column name');
     if (ref !== undefined && (ref === '' || enc === 'z' || enc === 'b')) {
       throw badAttr('r', el, 'a table name, not combined with z or e="b"');
     }
+    if (ref !== undefined) checkName(ref, 'table name');
     const op = this.op!;
+    if ((old ? ++op.olds : ++op.cols) > MAX_COLUMNS) throw tooMany(`columns in one row`, MAX_COLUMNS);
     if (old) op.sawOld = true;
     if (Object.hasOwn(old ? op.old : op.row, name) || (!old && (op.nulls.has(name) || op.same === name))) throw xmlError(`column given twice in one <${el === 'o' ? 'u' : op.kind[0]}>`);
     this.col = { old, name, enc, ref };
@@ -269,7 +278,8 @@ function nullList(v: string | undefined): Set<string> {
   if (!NAME_LIST.test(v)) throw badAttr('z', 'i', 'column names separated by single spaces');
   for (const name of v.split(' ')) {
     if (out.has(name)) throw xmlError('column given twice in one <i>');
-    out.add(name);
+    out.add(checkName(name, 'column name'));
+    if (out.size > MAX_COLUMNS) throw tooMany('columns in one row', MAX_COLUMNS);
   }
   return out;
 }
@@ -277,7 +287,7 @@ function nullList(v: string | undefined): Set<string> {
 /** u on <i>: the column whose value is the row's identity. */
 function sameColumn(v: string | undefined): string | undefined {
   if (v !== undefined && !LIST_NAME.test(v)) throw badAttr('u', 'i', 'a column name');
-  return v;
+  return v === undefined ? v : checkName(v, 'column name');
 }
 
 export function checkNamespace(v: string): void {
