@@ -7,7 +7,7 @@
 
 import { SpokesyncError } from '../../agent/errors.js';
 import type { BatchEntry, BatchHeader, ChangeSet } from '../model.js';
-import { ChangeSetBuilder, badAttr, checkNamespace, short, unknownAttr, type Attrs } from './cs-builder.js';
+import { ChangeSetBuilder, badAttr, checkNamespace, own, short, unknownAttr, type Attrs } from './cs-builder.js';
 import { DEFAULT_MAX_ELEMENTS, tooMany } from './limits.js';
 import { createParser } from './sax.js';
 import { NODE_ID, isUint64, xmlError } from './xml-text.js';
@@ -90,7 +90,7 @@ class BatchBuilder {
     if (++this.records > this.maxRecords) {
       throw new SpokesyncError('SPOKESYNC_E_BATCH_TOO_LARGE', `batch holds more than ${this.maxRecords} records`);
     }
-    this.seq = seq;
+    this.seq = own(seq);
   }
 }
 
@@ -100,7 +100,7 @@ function readHeader(a: Attrs): BatchHeader {
   for (const k in a) {
     switch (k) {
       case 'xmlns': ns = a[k]; break;
-      case 'v': case 'from': case 'to': case 'seq': case 'ack': case 'more': h[k] = a[k]!; break;
+      case 'v': case 'from': case 'to': case 'seq': case 'ack': case 'more': h[k] = own(a[k]!); break;
       default: throw unknownAttr(k, 'batch');
     }
   }
@@ -114,6 +114,23 @@ function readHeader(a: Attrs): BatchHeader {
   const more = h.more;
   if (more !== '1' && more !== '0' && more !== 'true' && more !== 'false') throw badAttr('more', 'batch', 'a boolean');
   return { version: 1, from: h.from, to: h.to, seq: h.seq, ack: h.ack, more: more === '1' || more === 'true' };
+}
+
+const PIECE = 64 * 1024;
+
+/** A large chunk (a whole inflated body) in pieces: the text of one piece at a time is in the heap. */
+function* pieces(chunk: Buffer | string): Generator<Buffer | string> {
+  if (typeof chunk !== 'string') {
+    for (let i = 0; i < chunk.length; i += PIECE) yield chunk.length <= PIECE ? chunk : chunk.subarray(i, i + PIECE);
+    return;
+  }
+  for (let i = 0; i < chunk.length;) {
+    let end = Math.min(chunk.length, i + PIECE);
+    // never between the halves of a surrogate pair
+    if (end < chunk.length && /[\uD800-\uDBFF]/.test(chunk[end - 1]!)) end--;
+    yield end - i === chunk.length ? chunk : chunk.slice(i, end);
+    i = end;
+  }
 }
 
 export async function* readBatch(
@@ -133,7 +150,7 @@ export async function* readBatch(
       throw xmlError('batch is not valid UTF-8', e);
     }
   };
-  for await (const chunk of source) {
+  for await (const whole of source) for (const chunk of pieces(whole)) {
     bytes += typeof chunk === 'string' ? Buffer.byteLength(chunk, 'utf8') : chunk.length;
     if (bytes > maxBytes) {
       throw new SpokesyncError('SPOKESYNC_E_BATCH_TOO_LARGE', `batch is larger than ${maxBytes} bytes`);

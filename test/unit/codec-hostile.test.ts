@@ -247,3 +247,27 @@ void t.test('counts: elements per batch, columns per row, name lengths, nesting'
   t.ok(deep.pulled <= 2, `read ${deep.pulled} of ${deep.total} chunks`);
   t.throws(() => decodeChangeSet(`${CS}${'<i t="t" k="k"/>'.repeat(11)}</cs>`, { maxElements: 11 }), { code: 'SPOKESYNC_E_BATCH_TOO_LARGE' }, 'fragments take a count too');
 });
+
+void t.test('what a decoded change set keeps does not keep the batch text it was cut from', async (t) => {
+  const v8 = await import('node:v8');
+  const vm = await import('node:vm');
+  v8.setFlagsFromString('--expose-gc');
+  const gc = vm.runInNewContext('gc') as () => void;
+  const kept: unknown[] = [];
+  const filler = 'f'.repeat(1024 * 1024);
+  gc();
+  const before = process.memoryUsage().heapUsed;
+  for (let i = 0; i < 40; i++) {
+    const id = `0000${i % 10}`.slice(-4) + '0000-aaaa-bbbb-cccc-dddddddddddd';
+    const doc = `${HEAD}<e seq="1234567890123${i}"><cs id="origin-node-long:117745985060864015" o="origin-node-long" h="11774598506086${4000 + i}" t="2026-01-02T03:04:05Z">` +
+      `<u t="a_table_with_a_long_name" k="${id}"><c n="a_column_with_a_long_name">a value longer than thirteen</c><c n="x">${filler}</c></u></cs></e></batch>`;
+    const d = await decodeBatch(i % 2 === 0 ? doc : Buffer.from(doc));
+    const cs = d.entries[0]!.cs;
+    const op = cs.ops[0] as { table: string; id: string; set: Record<string, string> };
+    kept.push([d.header.from, d.entries[0]!.seq, cs.id, cs.origin, cs.hlc, cs.time, op.table, op.id, Object.keys(op.set)[0], op.set.a_column_with_a_long_name]);
+  }
+  gc();
+  const grown = process.memoryUsage().heapUsed - before;
+  t.ok(grown < 8 * 1024 * 1024, `40 batches of 1 MiB decoded, their ids kept: the heap grew by ${(grown / 1048576).toFixed(1)} MiB`);
+  t.equal(kept.length, 40);
+});
