@@ -1,12 +1,14 @@
 // Batches in: a streaming reader. Chunks are pushed into saxes as they arrive
 // and each change set is yielded as soon as its </e> closes, so memory holds
 // one chunk and one change set, never the document. The header comes first.
-// Limits count records (<e> elements) and bytes of XML (after decompression);
-// exceeding either stops reading at once with SPOKESYNC_E_BATCH_TOO_LARGE.
+// Limits count records (<e> elements), elements of any kind and bytes of XML
+// (after decompression); exceeding one stops reading at once with
+// SPOKESYNC_E_BATCH_TOO_LARGE. limits.ts bounds attributes, tags, columns and names.
 
 import { SpokesyncError } from '../../agent/errors.js';
 import type { BatchEntry, BatchHeader, ChangeSet } from '../model.js';
-import { ChangeSetBuilder, badAttr, checkNamespace, short, unknownAttr, type Attrs } from './cs-builder.js';
+import { ChangeSetBuilder, badAttr, checkNamespace, own, short, unknownAttr, type Attrs } from './cs-builder.js';
+import { DEFAULT_MAX_ELEMENTS, tooMany } from './limits.js';
 import { createParser } from './sax.js';
 import { NODE_ID, isUint64, xmlError } from './xml-text.js';
 
@@ -17,12 +19,15 @@ export interface BatchLimits {
   maxRecords?: number;
   /** most bytes of XML accepted (counted as UTF-8) */
   maxBytes?: number;
+  /** most elements of any kind accepted (default DEFAULT_MAX_ELEMENTS) */
+  maxElements?: number;
 }
 
 /** Parser events → batch items, with the <batch> and <e> levels checked here and <cs> delegated. */
 class BatchBuilder {
   readonly out: BatchItem[] = [];
   records = 0;
+  elements = 0;
   done = false;
   private level = 0; // 0 outside, 1 in <batch>, 2 in <e>
   private seq: string | undefined;
@@ -30,9 +35,10 @@ class BatchBuilder {
   private cs: ChangeSet | undefined;
   private readonly b = new ChangeSetBuilder();
 
-  constructor(private readonly maxRecords: number) {}
+  constructor(private readonly maxRecords: number, private readonly maxElements: number) {}
 
   open(name: string, a: Attrs): void {
+    if (++this.elements > this.maxElements) throw tooMany('elements', this.maxElements);
     if (this.level === 2) {
       if (this.cs !== undefined) throw xmlError('an <e> holds exactly one <cs>');
       this.b.open(name, a);
@@ -84,7 +90,7 @@ class BatchBuilder {
     if (++this.records > this.maxRecords) {
       throw new SpokesyncError('SPOKESYNC_E_BATCH_TOO_LARGE', `batch holds more than ${this.maxRecords} records`);
     }
-    this.seq = seq;
+    this.seq = own(seq);
   }
 }
 
@@ -94,7 +100,7 @@ function readHeader(a: Attrs): BatchHeader {
   for (const k in a) {
     switch (k) {
       case 'xmlns': ns = a[k]; break;
-      case 'v': case 'from': case 'to': case 'seq': case 'ack': case 'more': h[k] = a[k]!; break;
+      case 'v': case 'from': case 'to': case 'seq': case 'ack': case 'more': h[k] = own(a[k]!); break;
       default: throw unknownAttr(k, 'batch');
     }
   }
@@ -110,12 +116,29 @@ function readHeader(a: Attrs): BatchHeader {
   return { version: 1, from: h.from, to: h.to, seq: h.seq, ack: h.ack, more: more === '1' || more === 'true' };
 }
 
+const PIECE = 64 * 1024;
+
+/** A large chunk (a whole inflated body) in pieces: the text of one piece at a time is in the heap. */
+function* pieces(chunk: Buffer | string): Generator<Buffer | string> {
+  if (typeof chunk !== 'string') {
+    for (let i = 0; i < chunk.length; i += PIECE) yield chunk.length <= PIECE ? chunk : chunk.subarray(i, i + PIECE);
+    return;
+  }
+  for (let i = 0; i < chunk.length;) {
+    let end = Math.min(chunk.length, i + PIECE);
+    // never between the halves of a surrogate pair
+    if (end < chunk.length && /[\uD800-\uDBFF]/.test(chunk[end - 1]!)) end--;
+    yield end - i === chunk.length ? chunk : chunk.slice(i, end);
+    i = end;
+  }
+}
+
 export async function* readBatch(
   source: AsyncIterable<Buffer | string> | Iterable<Buffer | string>,
   limits: BatchLimits = {},
 ): AsyncGenerator<BatchItem> {
   const maxBytes = limits.maxBytes ?? Infinity;
-  const bb = new BatchBuilder(limits.maxRecords ?? Infinity);
+  const bb = new BatchBuilder(limits.maxRecords ?? Infinity, limits.maxElements ?? DEFAULT_MAX_ELEMENTS);
   const parser = createParser(bb, false);
   const utf8 = new TextDecoder('utf-8', { fatal: true });
   let bytes = 0;
@@ -127,7 +150,7 @@ export async function* readBatch(
       throw xmlError('batch is not valid UTF-8', e);
     }
   };
-  for await (const chunk of source) {
+  for await (const whole of source) for (const chunk of pieces(whole)) {
     bytes += typeof chunk === 'string' ? Buffer.byteLength(chunk, 'utf8') : chunk.length;
     if (bytes > maxBytes) {
       throw new SpokesyncError('SPOKESYNC_E_BATCH_TOO_LARGE', `batch is larger than ${maxBytes} bytes`);

@@ -5,6 +5,7 @@
 
 import type { ChangeSet, Op, Ref, Value } from '../model.js';
 import { WIRE_NAMESPACE } from '../model.js';
+import { MAX_COLUMNS, checkName, tooMany } from './limits.js';
 import {
   COMMIT_TIME,
   DIGEST,
@@ -20,6 +21,15 @@ import {
 
 export type Attrs = Record<string, string>;
 
+/**
+ * A copy of a string cut from the parser's input. V8 keeps a substring of 13
+ * characters or more as a view of the whole input text, so one hlc kept in a
+ * cache would keep a whole batch alive; joining and cutting again copies it.
+ */
+export function own(s: string): string {
+  return s.length < 13 ? s : (' ' + s).slice(1);
+}
+
 interface OpState {
   kind: 'insert' | 'update' | 'delete';
   table: string;
@@ -31,6 +41,9 @@ interface OpState {
   /** insert only: columns listed in z (null), and the column named by u (= identity) */
   nulls: Set<string>;
   same: string | undefined;
+  /** columns given so far: new values (nulls and same included), old values */
+  cols: number;
+  olds: number;
 }
 
 interface ColState {
@@ -136,10 +149,10 @@ export class ChangeSetBuilder {
     if (origin === undefined || !NODE_ID.test(origin)) throw badAttr('o', 'cs', 'a node id');
     if (hlc === undefined || !isUint64(hlc)) throw badAttr('h', 'cs', 'a decimal uint64');
     if (time === undefined || !COMMIT_TIME.test(time)) throw badAttr('t', 'cs', 'YYYY-MM-DDTHH:MM:SSZ');
-    this.id = id;
-    this.origin = origin;
-    this.hlc = hlc;
-    this.time = time;
+    this.id = id === undefined ? id : own(id);
+    this.origin = own(origin);
+    this.hlc = own(hlc);
+    this.time = own(time);
   }
 
   private openOp(kind: OpState['kind'], a: Attrs): void {
@@ -176,8 +189,10 @@ export class ChangeSetBuilder {
     if (id === undefined) throw badAttr('k', el, 'an identity');
     if (kind === 'delete' && (digest === undefined || !DIGEST.test(digest))) throw badAttr('g', el, 'a base64url digest');
     this.op = {
-      kind, table, id, row: {}, old: {}, digest: digest ?? '', sawOld: false, nulls: nullList(nulls), same: sameColumn(same),
+      kind, table: own(checkName(table, 'table name')), id: own(id), row: {}, old: {}, digest: own(digest ?? ''), sawOld: false,
+      nulls: nullList(nulls), same: sameColumn(same), cols: 0, olds: 0,
     };
+    this.op.cols = this.op.nulls.size + (same === undefined ? 0 : 1);
     if (same !== undefined && this.op.nulls.has(same)) throw xmlError('column given twice in one <i>');
   }
 
@@ -208,13 +223,16 @@ export class ChangeSetBuilder {
       }
     }
     if (name === undefined || name === '') throw badAttr('n', el, 'a column name');
+    checkName(name, 'column name');
     if (ref !== undefined && (ref === '' || enc === 'z' || enc === 'b')) {
       throw badAttr('r', el, 'a table name, not combined with z or e="b"');
     }
+    if (ref !== undefined) checkName(ref, 'table name');
     const op = this.op!;
+    if ((old ? ++op.olds : ++op.cols) > MAX_COLUMNS) throw tooMany(`columns in one row`, MAX_COLUMNS);
     if (old) op.sawOld = true;
     if (Object.hasOwn(old ? op.old : op.row, name) || (!old && (op.nulls.has(name) || op.same === name))) throw xmlError(`column given twice in one <${el === 'o' ? 'u' : op.kind[0]}>`);
-    this.col = { old, name, enc, ref };
+    this.col = { old, name: own(name), enc, ref: ref === undefined ? ref : own(ref) };
     this.buf = '';
   }
 
@@ -224,7 +242,7 @@ export class ChangeSetBuilder {
     this.buf = '';
     let v: Value;
     switch (c.enc) {
-      case '': v = t; break;
+      case '': v = own(t); break;
       case 'z':
         if (t !== '') throw xmlError('a null column (z="1") must be empty');
         v = null;
@@ -269,7 +287,8 @@ function nullList(v: string | undefined): Set<string> {
   if (!NAME_LIST.test(v)) throw badAttr('z', 'i', 'column names separated by single spaces');
   for (const name of v.split(' ')) {
     if (out.has(name)) throw xmlError('column given twice in one <i>');
-    out.add(name);
+    out.add(own(checkName(name, 'column name')));
+    if (out.size > MAX_COLUMNS) throw tooMany('columns in one row', MAX_COLUMNS);
   }
   return out;
 }
@@ -277,7 +296,7 @@ function nullList(v: string | undefined): Set<string> {
 /** u on <i>: the column whose value is the row's identity. */
 function sameColumn(v: string | undefined): string | undefined {
   if (v !== undefined && !LIST_NAME.test(v)) throw badAttr('u', 'i', 'a column name');
-  return v;
+  return v === undefined ? v : own(checkName(v, 'column name'));
 }
 
 export function checkNamespace(v: string): void {

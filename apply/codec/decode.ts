@@ -3,17 +3,22 @@
 
 import type { ChangeSet } from '../model.js';
 import { ChangeSetBuilder, type Attrs } from './cs-builder.js';
+import { tooMany } from './limits.js';
 import { createParser } from './sax.js';
 import { decodeUtf8, xmlError } from './xml-text.js';
 
-export function decodeChangeSet(xml: string | Buffer): ChangeSet {
+/** `maxElements`: most elements accepted (none by default: journal bodies were written by this node's capture). */
+export function decodeChangeSet(xml: string | Buffer, limits: { maxElements?: number } = {}): ChangeSet {
   const text = typeof xml === 'string' ? xml : decodeUtf8(xml, 'change set');
   const b = new ChangeSetBuilder();
+  const maxElements = limits.maxElements ?? Infinity;
+  let elements = 0;
   let result: ChangeSet | undefined;
   const parser = createParser(
     {
       open(name: string, attrs: Attrs) {
         if (result !== undefined) throw xmlError('more than one element in a change set fragment');
+        if (++elements > maxElements) throw tooMany('elements', maxElements);
         b.open(name, attrs);
       },
       text(t: string) {

@@ -19,6 +19,7 @@
 import { SaxesParser } from 'saxes';
 import { SpokesyncError, isSpokesyncError } from '../../agent/errors.js';
 import type { Attrs } from './cs-builder.js';
+import { MAX_ATTRIBUTES, TagGuard } from './limits.js';
 import { xmlError } from './xml-text.js';
 
 export interface XmlSink {
@@ -78,6 +79,14 @@ export function createParser(sink: XmlSink, fragment: boolean): Parser {
   p.on('processinginstruction', () => {
     throw xmlError('processing instructions are not part of the format');
   });
+  // saxes collects a whole tag before reporting it: attributes are counted as they are read
+  let attributes = 0;
+  p.on('opentagstart', () => {
+    attributes = 0;
+  });
+  p.on('attribute', () => {
+    if (++attributes > MAX_ATTRIBUTES) throw xmlError(`an element with more than ${MAX_ATTRIBUTES} attributes`);
+  });
   p.on('opentag', (tag) => sink.open(tag.name, tag.attributes as Attrs));
   p.on('text', (t) => sink.text(t));
   p.on('cdata', (t) => sink.text(t));
@@ -89,11 +98,13 @@ export function createParser(sink: XmlSink, fragment: boolean): Parser {
     }
     return e;
   };
+  const guard = new TagGuard();
   return {
     write(chunk) {
       before = current.slice(-16);
       current = chunk;
       try {
+        guard.feed(chunk);
         p.write(chunk);
       } catch (e) {
         throw located(e);

@@ -1,6 +1,6 @@
 // What a hostile or broken peer can send, and the code each is refused with.
 import t from 'tap';
-import { decodeBatch } from '../../apply/codec/batch-reader.js';
+import { decodeBatch, readBatch } from '../../apply/codec/batch-reader.js';
 import { decodeChangeSet } from '../../apply/codec/decode.js';
 import { isSpokesyncError, type ErrorCode } from '../../agent/errors.js';
 
@@ -154,4 +154,120 @@ void t.test('other producers may pretty-print, use CDATA, comments and base64 li
   t.equal(row.x, '<raw> & ]]>');
   t.same(row.y, Buffer.from([0, 1, 2, 3]));
   t.equal(row.z, 'ab');
+});
+
+// Shapes that cost memory rather than break the format: each is refused while reading,
+// before the rest of the body is read (the source counts how much was pulled).
+async function pulled(chunks: Iterable<string>, limits = {}): Promise<{ error: unknown; pulled: number; total: number }> {
+  const all = [...chunks];
+  let n = 0;
+  const source = (function* () {
+    for (const c of all) {
+      n++;
+      yield c;
+    }
+  })();
+  try {
+    for await (const item of readBatch(source, limits)) void item;
+    return { error: undefined, pulled: n, total: all.length };
+  } catch (e) {
+    return { error: e, pulled: n, total: all.length };
+  }
+}
+
+function* repeated(head: string, piece: string, times: number, tail: string, per = 10_000): Generator<string> {
+  yield head;
+  for (let i = 0; i < times; i += per) yield piece.repeat(Math.min(per, times - i)).replace(/#/g, () => String(i++ % 1e9));
+  yield tail;
+}
+
+void t.test('an element with 1,000,000 attributes is refused at its 17th, not after the tag is read', async (t) => {
+  let k = 0;
+  const attrs = function* (): Generator<string> {
+    yield `${HEAD}<e seq="1">${CS}<i t="t" k="k"`;
+    for (let c = 0; c < 100; c++) {
+      let s = '';
+      for (let i = 0; i < 10_000; i++) s += ` a${k++}="1"`;
+      yield s;
+    }
+    yield '/></cs></e></batch>';
+  };
+  const r = await pulled(attrs());
+  t.ok(isSpokesyncError(r.error, 'SPOKESYNC_E_XML'), `refused: ${String(r.error)}`);
+  t.match(String((r.error as Error).message), /more than 16 attributes/);
+  t.ok(r.pulled <= 3, `read ${r.pulled} of ${r.total} chunks`);
+});
+
+void t.test('one tag longer than the tag limit is refused before its end arrives', async (t) => {
+  const big = 'x'.repeat(64 * 1024);
+  for (const [name, open] of [['attribute value', `<i t="t" k="`], ['element name', '<i'], ['attribute name', '<i t']] as const) {
+    const chunks = [`${HEAD}<e seq="1">${CS}${open}`, ...Array.from({ length: 40 }, () => big), '"/></cs></e></batch>'];
+    const r = await pulled(chunks);
+    t.ok(isSpokesyncError(r.error, 'SPOKESYNC_E_XML'), `${name}: refused (${String(r.error)})`);
+    t.match(String((r.error as Error).message), /a tag longer than/, name);
+    t.ok(r.pulled <= 20, `${name}: read ${r.pulled} of ${r.total} chunks`);
+  }
+  // the same length in a value, a comment or CDATA is a value, not a tag
+  const value = `${HEAD}${entry(`<i t="t" k="k"><c n="x">${'v'.repeat(1_200_000)}</c><c n="y"><!--${'<"'.repeat(600_000)}--><![CDATA[${'<\''.repeat(600_000)}]]></c></i>`)}</batch>`;
+  const d = await decodeBatch(value);
+  t.equal(((d.entries[0]!.cs.ops[0] as { row: Record<string, string> }).row.y)!.length, 1_200_000, 'long comments and CDATA pass');
+});
+
+void t.test('counts: elements per batch, columns per row, name lengths, nesting', async (t) => {
+  const many = await pulled(repeated(`${HEAD}<e seq="1">${CS}`, '<d t="t" k="#" g="abc"/>', 1_000_000, '</cs></e></batch>'));
+  t.ok(isSpokesyncError(many.error, 'SPOKESYNC_E_BATCH_TOO_LARGE'), `1,000,000 elements: ${String(many.error)}`);
+  t.ok(many.pulled <= 27, `read ${many.pulled} of ${many.total} chunks`);
+  await t.rejects(decodeBatch(batch(entry('<i t="t" k="k"/>'.repeat(20))), { maxElements: 20 }), { code: 'SPOKESYNC_E_BATCH_TOO_LARGE' }, 'maxElements');
+  t.equal((await decodeBatch(batch(entry('<i t="t" k="k"/>'.repeat(20))), { maxElements: 23 })).entries[0]!.cs.ops.length, 20, 'maxElements counts every element');
+
+  const cols = (n: number, el = 'c'): string => Array.from({ length: n }, (_, i) => `<${el} n="c${i}">1</${el}>`).join('');
+  t.equal(((await decodeBatch(batch(entry(`<i t="t" k="k">${cols(4096)}</i>`)))).entries[0]!.cs.ops[0] as { row: object }).row && 1, 1, '4096 columns pass');
+  await t.rejects(decodeBatch(batch(entry(`<i t="t" k="k">${cols(4097)}</i>`))), { code: 'SPOKESYNC_E_BATCH_TOO_LARGE' }, '4097 columns');
+  await t.rejects(decodeBatch(batch(entry(`<u t="t" k="k">${cols(10)}${cols(4097, 'o')}</u>`))), { code: 'SPOKESYNC_E_BATCH_TOO_LARGE' }, '4097 old values');
+  const names = Array.from({ length: 4097 }, (_, i) => `n${i}`).join(' ');
+  await t.rejects(decodeBatch(batch(entry(`<i t="t" k="k" z="${names}"/>`))), { code: 'SPOKESYNC_E_BATCH_TOO_LARGE' }, '4097 null columns');
+  await t.rejects(decodeBatch(batch(entry(`<i t="t" k="k" z="${names.split(' ').slice(0, 2000).join(' ')}">${cols(3000)}</i>`))), { code: 'SPOKESYNC_E_BATCH_TOO_LARGE' }, 'null and element columns together');
+
+  const long = 'x'.repeat(65);
+  for (const [name, ops] of [
+    ['column name', `<i t="t" k="k"><c n="${long}">1</c></i>`],
+    ['base64 column name', `<i t="t" k="k"><c N="${Buffer.from(long).toString('base64')}">1</c></i>`],
+    ['table name', `<i t="${long}" k="k"/>`],
+    ['referenced table', `<i t="t" k="k"><c n="x" r="${long}">1</c></i>`],
+    ['null column', `<i t="t" k="k" z="${long}"/>`],
+    ['same column', `<i t="t" k="k" u="${long}"/>`],
+  ] as const) {
+    await t.rejects(decodeBatch(batch(entry(ops))), { code: 'SPOKESYNC_E_XML' }, `a ${name} of 65 characters`);
+  }
+  const ok = 'é'.repeat(64);
+  t.ok(await decodeBatch(batch(entry(`<i t="t" k="k"><c N="${Buffer.from(ok).toString('base64')}">1</c></i>`))), '64 characters (128 bytes) pass');
+
+  const deep = await pulled(repeated(`${HEAD}<e seq="1">${CS}<i t="t" k="k"><c n="x">`, '<c n="x">', 1_000_000, '</batch>'));
+  t.ok(isSpokesyncError(deep.error, 'SPOKESYNC_E_XML'), `nesting 1,000,000 deep: ${String(deep.error)}`);
+  t.ok(deep.pulled <= 2, `read ${deep.pulled} of ${deep.total} chunks`);
+  t.throws(() => decodeChangeSet(`${CS}${'<i t="t" k="k"/>'.repeat(11)}</cs>`, { maxElements: 11 }), { code: 'SPOKESYNC_E_BATCH_TOO_LARGE' }, 'fragments take a count too');
+});
+
+void t.test('what a decoded change set keeps does not keep the batch text it was cut from', async (t) => {
+  const v8 = await import('node:v8');
+  const vm = await import('node:vm');
+  v8.setFlagsFromString('--expose-gc');
+  const gc = vm.runInNewContext('gc') as () => void;
+  const kept: unknown[] = [];
+  const filler = 'f'.repeat(1024 * 1024);
+  gc();
+  const before = process.memoryUsage().heapUsed;
+  for (let i = 0; i < 40; i++) {
+    const id = `0000${i % 10}`.slice(-4) + '0000-aaaa-bbbb-cccc-dddddddddddd';
+    const doc = `${HEAD}<e seq="1234567890123${i}"><cs id="origin-node-long:117745985060864015" o="origin-node-long" h="11774598506086${4000 + i}" t="2026-01-02T03:04:05Z">` +
+      `<u t="a_table_with_a_long_name" k="${id}"><c n="a_column_with_a_long_name">a value longer than thirteen</c><c n="x">${filler}</c></u></cs></e></batch>`;
+    const d = await decodeBatch(i % 2 === 0 ? doc : Buffer.from(doc));
+    const cs = d.entries[0]!.cs;
+    const op = cs.ops[0] as { table: string; id: string; set: Record<string, string> };
+    kept.push([d.header.from, d.entries[0]!.seq, cs.id, cs.origin, cs.hlc, cs.time, op.table, op.id, Object.keys(op.set)[0], op.set.a_column_with_a_long_name]);
+  }
+  gc();
+  const grown = process.memoryUsage().heapUsed - before;
+  t.ok(grown < 8 * 1024 * 1024, `40 batches of 1 MiB decoded, their ids kept: the heap grew by ${(grown / 1048576).toFixed(1)} MiB`);
+  t.equal(kept.length, 40);
 });
