@@ -11,7 +11,7 @@
 // transaction, not with the backlog. Errors: the stream reopens after a
 // backoff where everything before is written; a failed write drops all that
 // is not durable and rereads it from the checkpoint.
-import { Hlc } from '../../apply/hlc.js';
+import { DEFAULT_MAX_DRIFT_MS, Hlc, hlcTime } from '../../apply/hlc.js';
 import { SpokesyncError, isSpokesyncError } from '../errors.js';
 import type { Logger } from '../log.js';
 import { loadCatalog, type Catalog } from '../schema/catalog.js';
@@ -413,7 +413,12 @@ export class Capture {
     this.lastWrite = this.now();
     this.assembler.reset();
     this.resolver.forget();
-    this.clock = new Hlc(() => this.physical, BigInt(cp.hlc));
+    this.clock = new Hlc(() => this.physical, BigInt(cp.hlc), {
+      // applied stamps passed clock.maxDrift against the time they were applied; the hour covers commit and clock skew
+      maxAheadMs: this.opts.maxClockAheadMs ?? DEFAULT_MAX_DRIFT_MS + 3_600_000,
+      startAt: this.now(),
+      onClamp: (c) => this.log.warn('clock stamp clamped', { kind: c.kind, given: c.given.toString(), kept: c.kept.toString(), at: hlcTime(c.kept) }),
+    });
   }
 
   private async writeCheckpointOnly(): Promise<void> {
