@@ -73,7 +73,7 @@ export class SpokesyncNode {
     this.capture = new Capture({
       db, settings: settingsOf(config), catalog, schema: database.schema, stateSchema: database.stateSchema,
       tables, node: node.id, serverId: database.serverId, log, memoryBytes: config.capture.memoryBytes,
-      ...(config.clock ? { maxClockAheadMs: config.clock.maxDrift + 3_600_000 } : {}),
+      ...(config.clock ? { maxClockAheadMs: config.clock.maxDrift + 60_000 } : {}),
       // After DDL on a synced table both sides of the node work from the new catalogue.
       reloadCatalog: async () => {
         const fresh = await loadCatalog(db, database.schema, { keys: config.tables.keys });

@@ -414,8 +414,8 @@ export class Capture {
     this.assembler.reset();
     this.resolver.forget();
     this.clock = new Hlc(() => this.physical, BigInt(cp.hlc), {
-      // applied stamps passed clock.maxDrift against the time they were applied; the hour covers commit and clock skew
-      maxAheadMs: this.opts.maxClockAheadMs ?? DEFAULT_MAX_DRIFT_MS + 3_600_000,
+      // applied stamps passed clock.maxDrift when they were applied; the minute covers the binlog's whole seconds
+      maxAheadMs: this.opts.maxClockAheadMs ?? DEFAULT_MAX_DRIFT_MS + 60_000,
       startAt: this.now(),
       onClamp: (c) => this.log.warn('clock stamp clamped', { kind: c.kind, given: c.given.toString(), kept: c.kept.toString(), at: hlcTime(c.kept) }),
     });
