@@ -44,6 +44,9 @@ export const catalogue = {
   SPOKESYNC_E_HTTP: { exit: 1, fix: 'The parent could not be reached or answered with an error; the exchange is retried at the next interval.' },
   SPOKESYNC_E_USB_FILE: { exit: 1, fix: 'The file is damaged, truncated, tampered with, or meant for another node: export it again.' },
   SPOKESYNC_E_PENDING: { exit: 1, fix: 'Changes are still pending; run `spokesync sync` again or look at `spokesync status`.' },
+  SPOKESYNC_E_ORIGIN: { exit: 1, fix: 'A peer may send only change sets of the nodes it stands for (a child: itself and the nodes below it). Nothing of the batch was applied and the sender keeps it. If the tree was changed on purpose (a node moved under another parent), delete that origin\'s row from the `origins` table of this node\'s state schema; otherwise the sender\'s token may be in the wrong hands: give it a new one.' },
+  SPOKESYNC_E_CHANGE_ID: { exit: 1, fix: 'A change set id must be `origin:stamp`, and an id applied here before must come again with the same content: one of the two is forged. Nothing of the batch was applied and the sender keeps it. Find the sender in the log, check who holds its token, and compare the two versions before releasing anything.' },
+  SPOKESYNC_E_ACK: { exit: 1, fix: 'The peer acknowledges journal entries this node never sent it (its state schema was restored from elsewhere, or someone sent batches with its token); no cursor moved. Check who holds the token; the peer acknowledges correctly again once it has taken a batch of this node\'s changes.' },
   SPOKESYNC_E_BUSY: { exit: 1, fix: 'Another spokesync process (usually the daemon, `spokesync run`) is using this node: stop it first, or wait for it to finish.' },
 
   // --- provisioning ---

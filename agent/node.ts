@@ -73,6 +73,7 @@ export class SpokesyncNode {
     this.capture = new Capture({
       db, settings: settingsOf(config), catalog, schema: database.schema, stateSchema: database.stateSchema,
       tables, node: node.id, serverId: database.serverId, log, memoryBytes: config.capture.memoryBytes,
+      ...(config.clock ? { maxClockAheadMs: config.clock.maxDrift + 60_000 } : {}),
       // After DDL on a synced table both sides of the node work from the new catalogue.
       reloadCatalog: async () => {
         const fresh = await loadCatalog(db, database.schema, { keys: config.tables.keys });
@@ -87,6 +88,7 @@ export class SpokesyncNode {
     this.applier = new Applier({
       db, catalog, schema: database.schema, stateSchema: database.stateSchema, node: node.id, tables, log,
       waitForCapture: () => this.capture.caughtUp(),
+      ...(config.clock ? { maxDriftMs: config.clock.maxDrift } : {}),
     });
     this.reader = new JournalReader(db, database.stateSchema, trimChangeSet);
     const fromChild = refusedFrom(config, 'child');
@@ -94,6 +96,7 @@ export class SpokesyncNode {
     this.core = new ExchangeCore({
       db, stateSchema: database.stateSchema, node: node.id, applier: this.applier, reader: this.reader, log,
       refused: (peer) => (config.children.some((c) => c.id === peer) ? fromChild : fromParent),
+      children: config.children.map((c) => c.id),
     });
   }
 

@@ -12,7 +12,7 @@
 // backoff where everything before is written; a failed write drops all that
 // is not durable and rereads it from the checkpoint.
 import { CARRY_TABLE } from '../../apply/replay/carry.js';
-import { Hlc } from '../../apply/hlc.js';
+import { DEFAULT_MAX_DRIFT_MS, Hlc, hlcTime } from '../../apply/hlc.js';
 import { SpokesyncError, isSpokesyncError } from '../errors.js';
 import type { Logger } from '../log.js';
 import { loadCatalog, type Catalog } from '../schema/catalog.js';
@@ -414,7 +414,12 @@ export class Capture {
     this.lastWrite = this.now();
     this.assembler.reset();
     this.resolver.forget();
-    this.clock = new Hlc(() => this.physical, BigInt(cp.hlc));
+    this.clock = new Hlc(() => this.physical, BigInt(cp.hlc), {
+      // applied stamps passed clock.maxDrift when they were applied; the minute covers the binlog's whole seconds
+      maxAheadMs: this.opts.maxClockAheadMs ?? DEFAULT_MAX_DRIFT_MS + 60_000,
+      startAt: this.now(),
+      onClamp: (c) => this.log.warn('clock stamp clamped', { kind: c.kind, given: c.given.toString(), kept: c.kept.toString(), at: hlcTime(c.kept) }),
+    });
   }
 
   private async writeCheckpointOnly(): Promise<void> {

@@ -2,7 +2,7 @@
 // row of the group at once, then map transaction by transaction, in commit
 // order, stamping change sets committed here with the node's clock.
 import { encodeChangeSet } from '../../apply/codec/encode.js';
-import { Hlc } from '../../apply/hlc.js';
+import type { Hlc } from '../../apply/hlc.js';
 import type { ChangeSet, Op } from '../../apply/model.js';
 import { readCarried, withCarried } from '../../apply/replay/carry.js';
 import { SpokesyncError } from '../errors.js';
@@ -148,12 +148,14 @@ function hintsOf(txns: readonly Txn[], work: readonly (readonly PartWork[])[], c
 
 /** The change set's version: a ledger row's, or the local stamp it will take (foreseen: an insert's version rides in its idmap row or insert range). */
 function versionOf(txn: Txn, l: LedgerMark | null, ctx: BuildContext): { readonly hlc: string; readonly node: string } {
-  return { hlc: l ? l.hlc : new Hlc(() => txn.timestamp, ctx.clock.value).tick().toString(), node: l ? l.origin : ctx.node };
+  return { hlc: l ? l.hlc : ctx.clock.next(txn.timestamp).toString(), node: l ? l.origin : ctx.node };
 }
 
 /** The stamp is taken for good (local) or merged (a peer's); the change set's id, origin, time. */
 function stamp(txn: Txn, l: LedgerMark | null, hlc: string, ctx: BuildContext): { readonly id: string; readonly origin: string; readonly time: string } {
   if (l) {
+    // the bound on how far a received stamp moves the clock is taken from this transaction's time
+    ctx.setPhysical(txn.timestamp);
     ctx.clock.observe(BigInt(l.hlc));
     return { id: l.changeId, origin: l.origin, time: l.time };
   }

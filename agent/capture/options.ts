@@ -33,6 +33,8 @@ export interface CaptureOptions {
   readonly skipCheckpointMs?: number;
   /** rows of tables of simple column types decoded straight into canonical values (row-decoder.ts); default true */
   readonly rowDecoder?: boolean;
+  /** how far ahead of a transaction's commit time an applied stamp may move the clock (default clock.maxDrift's default plus a minute) */
+  readonly maxClockAheadMs?: number;
 }
 
 export interface CaptureStatus {

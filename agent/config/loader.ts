@@ -118,12 +118,14 @@ function build(r: Reader, tree: unknown, file: string): Config | undefined {
   const parent = readParent(r, root.parent);
   const cap = r.section('capture', root.capture, true);
   const memoryBytes = cap ? r.bytes('capture.memoryBytes', cap.memoryBytes) : undefined;
+  const clk = r.section('clock', root.clock, true);
+  const maxDrift = clk ? r.duration('clock.maxDrift', clk.maxDrift) : undefined;
   const lg = r.section('log', root.log, true);
   const level = lg ? r.enumOf<Config['log']['level']>('log.level', lg.level) : undefined;
 
   if (r.problems.length > 0) return undefined;
   // With no problems every required value above was read; the checks below only narrow types.
-  if (!nodeId || !database || !tables || !children || memoryBytes === undefined || !level) return undefined;
+  if (!nodeId || !database || !tables || !children || memoryBytes === undefined || maxDrift === undefined || !level) return undefined;
   const { host, port, user, password, schema, stateSchema, serverId } = database;
   if (!host || !port || !user || !schema || !stateSchema || !serverId) return undefined;
   if (!tables.include || !tables.exclude || !tables.keys || !tables.direction) return undefined;
@@ -136,6 +138,7 @@ function build(r: Reader, tree: unknown, file: string): Config | undefined {
     children,
     ...(parent ? { parent } : {}),
     capture: { memoryBytes },
+    clock: { maxDrift },
     log: { level },
   };
 }

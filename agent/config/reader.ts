@@ -99,8 +99,10 @@ export class Reader {
     return this.read(path, raw, (v, spec) => {
       const ms = typeof v === 'string' ? parseDuration(v) : undefined;
       const min = spec.min ?? 1;
-      if (ms !== undefined && ms >= min) return ms;
-      const hint = typeof v === 'number' ? ' (a bare number has no unit)' : ms !== undefined ? ` (at least ${formatDuration(min)})` : '';
+      const max = spec.max ?? Number.MAX_SAFE_INTEGER;
+      if (ms !== undefined && ms >= min && ms <= max) return ms;
+      const hint = typeof v === 'number' ? ' (a bare number has no unit)'
+        : ms !== undefined ? (ms < min ? ` (at least ${formatDuration(min)})` : ` (at most ${formatDuration(max)})`) : '';
       return this.bad(path, spec, `a duration like 30s, 5m or 1h${hint}`, v);
     });
   }

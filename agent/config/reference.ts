@@ -96,6 +96,9 @@ export const CONFIG_KEYS: readonly KeySpec[] = [
   { key: 'capture', kind: 'section', help: 'binlog capture' },
   { key: 'capture.memoryBytes', kind: 'bytes', default: '32MiB', min: 1024 * 1024, help: 'decoded binlog rows held in memory before capture pauses to drain' },
 
+  { key: 'clock', kind: 'section', help: 'the clock that stamps changes' },
+  { key: 'clock.maxDrift', kind: 'duration', default: '1d', min: 60_000, max: 366 * 86_400_000, help: "how far a received change's stamp may be ahead of this node's clock; a change further ahead is held in quarantine until this clock catches up" },
+
   { key: 'log', kind: 'section', help: 'logging (JSON lines)' },
   { key: 'log.level', kind: 'enum', default: 'info', values: ['debug', 'info', 'warn', 'error'], help: 'least severe level written: debug, info, warn or error' },
 ];

@@ -94,5 +94,10 @@ export interface Config {
     /** bytes of decoded binlog rows held before capture pauses to drain (default 32 MiB) */
     readonly memoryBytes: number;
   };
+  /** the loader always sets it; absent in hand-built configs, where its defaults hold */
+  readonly clock?: {
+    /** milliseconds a received stamp may be ahead of this node's clock before its change set is held (default 1 day) */
+    readonly maxDrift: number;
+  };
   readonly log: { readonly level: 'debug' | 'info' | 'warn' | 'error' };
 }

@@ -42,6 +42,8 @@ export function backoffDelay(attempt: number, random: number, base = 1000, max =
 
 /** HTTP statuses that no resend can fix: the token, the peer, or the batch itself is wrong. */
 const PERMANENT = new Set([400, 401, 403, 404, 405, 413, 415, 422]);
+/** refusals of what the batch claims (409): sending it again gets the same answer */
+const REFUSED = new Set<ErrorCode>(['SPOKESYNC_E_ORIGIN', 'SPOKESYNC_E_CHANGE_ID', 'SPOKESYNC_E_ACK']);
 
 export interface ExchangeClientOptions {
   readonly parent: ParentConfig;
@@ -223,7 +225,7 @@ export class ExchangeClient {
         }
         if (res.statusCode !== 200) {
           const err = httpError(res);
-          throw PERMANENT.has(res.statusCode) ? new AbortError(err) : err;
+          throw PERMANENT.has(res.statusCode) || REFUSED.has(err.code) ? new AbortError(err) : err;
         }
         try {
           return await parse(res);

@@ -6,9 +6,10 @@ import type { BatchEntry, BatchHeader } from '../../apply/model.js';
 import type { Queryable } from '../db.js';
 import { SpokesyncError } from '../errors.js';
 import type { Logger } from '../log.js';
-import { advanceCursor, getCursor, maxSeq, nextBatchSeq, recordContact } from '../routing/cursors.js';
+import { advanceCursor, getCursor, markSent, maxSeq, nextBatchSeq, recordContact, seqOf, type PeerCursor } from '../routing/cursors.js';
 import type { Route } from '../routing/filters.js';
 import type { Caps, JournalReader, Outgoing } from '../routing/journal.js';
+import { Origins } from './origins.js';
 
 export const EXCHANGE_PATH = '/v1/exchange';
 export const PEER_PATH = '/v1/peer';
@@ -34,7 +35,7 @@ export interface ApplyCounts {
 export interface TakeResult extends ApplyCounts {
   /** entries in the batch */
   readonly received: number;
-  /** entries at or below our received cursor, skipped without applying */
+  /** entries at or below our received cursor (taken before; the ledger keeps them from applying twice) */
   readonly replayed: number;
 }
 
@@ -69,6 +70,8 @@ export interface ExchangeCoreOptions {
   readonly log: Logger;
   /** one-way tables that may not come from `peer` (routing/filters.ts refusedFrom); none when absent */
   readonly refused?: (peer: string) => (table: string) => 'up' | 'down' | null;
+  /** the configured children's ids: each stands for itself (origins.ts); none when absent */
+  readonly children?: readonly string[];
 }
 
 function checkOrder(entries: readonly BatchEntry[]): void {
@@ -80,17 +83,35 @@ function checkOrder(entries: readonly BatchEntry[]): void {
   }
 }
 
+/** An ack must be of something we sent the peer (or that its provisioning gave it). */
+function checkAck(peer: string, ack: string, cursor: PeerCursor): void {
+  const given = seqOf(ack);
+  const top = maxSeq(cursor.sentSeq, cursor.ackedSeq);
+  if (BigInt(given) > BigInt(top) || (given === '0' && ack !== '0' && !/^0+$/.test(ack))) {
+    throw new SpokesyncError('SPOKESYNC_E_ACK',
+      `'${peer}' acknowledges our journal up to ${given === '0' ? JSON.stringify(ack.slice(0, 24)) : given}, but at most ${top} was sent to it; no cursor moved`);
+  }
+}
+
 export class ExchangeCore {
   readonly node: string;
   private readonly mutex = new KeyedMutex();
+  private readonly origins: Origins;
   constructor(private readonly o: ExchangeCoreOptions) {
     this.node = o.node;
+    this.origins = new Origins({ db: o.db, stateSchema: o.stateSchema, node: o.node, children: o.children ?? [] });
+  }
+
+  /** Checks, registering nothing, that `peer` may send these change sets (a USB file is checked whole first). */
+  async checkOrigins(peer: string, entries: readonly BatchEntry[]): Promise<void> {
+    await this.origins.check(peer, entries);
   }
 
   /**
    * Takes a batch from `peer`: the header must name it as sender and us as
-   * receiver; entries we already took are skipped; the rest are applied (all or
-   * nothing per change set, ledger first), then our cursors move forward.
+   * receiver, its ack must be of entries we sent, its change sets of origins
+   * the peer stands for; then they are applied (all or nothing per change set,
+   * ledger first: one applied before is a duplicate), then our cursors move.
    */
   async take(peer: string, header: BatchHeader, entries: readonly BatchEntry[]): Promise<TakeResult> {
     if (header.from !== peer) {
@@ -116,19 +137,22 @@ export class ExchangeCore {
     return this.mutex.run(peer, async () => {
       const { db, stateSchema } = this.o;
       const cursor = await getCursor(db, stateSchema, peer);
-      const fresh = entries.filter((e) => BigInt(e.seq) > BigInt(cursor.receivedSeq));
-      const counts: ApplyCounts = fresh.length > 0
-        ? await this.o.applier.applyBatch(peer, fresh)
+      checkAck(peer, header.ack, cursor);
+      await this.origins.admit(peer, entries);
+      // entries at or below the received cursor go to the ledger check too: a forged high seq cannot hide later ones
+      const replayed = entries.filter((e) => BigInt(e.seq) <= BigInt(cursor.receivedSeq)).length;
+      const counts: ApplyCounts = entries.length > 0
+        ? await this.o.applier.applyBatch(peer, entries)
         : { applied: 0, duplicates: 0, quarantined: 0, conflicts: 0 };
       const top = entries.reduce((m, e) => maxSeq(m, e.seq), '0');
-      await advanceCursor(db, stateSchema, peer, { acked: header.ack, received: top });
+      await advanceCursor(db, stateSchema, peer, { acked: header.ack, ...(entries.length > 0 ? { received: top } : {}) });
       const result: TakeResult = {
         applied: counts.applied,
         duplicates: counts.duplicates,
         quarantined: counts.quarantined,
         conflicts: counts.conflicts,
         received: entries.length,
-        replayed: entries.length - fresh.length,
+        replayed,
       };
       this.o.log.debug('batch taken', { peer, ...result });
       return result;
@@ -148,6 +172,8 @@ export class ExchangeCore {
     const { db, stateSchema, reader } = this.o;
     const cursor = await getCursor(db, stateSchema, route.peer);
     const batch = await reader.read(route, cursor.ackedSeq, caps);
+    const sent = batch.entries.reduce((m, e) => maxSeq(m, e.seq), '0');
+    if (sent !== '0') await markSent(db, stateSchema, route.peer, sent);
     if (BigInt(batch.skipTo) > BigInt(cursor.ackedSeq)) {
       await advanceCursor(db, stateSchema, route.peer, { acked: batch.skipTo });
     }
@@ -157,7 +183,20 @@ export class ExchangeCore {
   /** Everything pending toward `route.peer`, streamed (USB files): the header and the entries. */
   async all(route: Route): Promise<{ header: BatchHeader; entries: AsyncGenerator<Outgoing> }> {
     const cursor = await getCursor(this.o.db, this.o.stateSchema, route.peer);
-    return { header: await this.header(route.peer, false), entries: this.o.reader.stream(route, cursor.ackedSeq) };
+    return { header: await this.header(route.peer, false), entries: this.tracked(route.peer, this.o.reader.stream(route, cursor.ackedSeq)) };
+  }
+
+  /** The entries as they go, noting the highest one sent when they end. */
+  private async *tracked(peer: string, entries: AsyncGenerator<Outgoing>): AsyncGenerator<Outgoing> {
+    let top = '0';
+    try {
+      for await (const e of entries) {
+        top = maxSeq(top, e.seq);
+        yield e;
+      }
+    } finally {
+      if (top !== '0') await markSent(this.o.db, this.o.stateSchema, peer, top);
+    }
   }
 
   /** Notes the end of an exchange with `peer`: 'ok', or `CODE: message` (never a secret). */

@@ -49,6 +49,7 @@ const STATUS: Partial<Record<ErrorCode, number>> = {
   SPOKESYNC_E_BATCH_TOO_LARGE: 413,
   SPOKESYNC_E_UNKNOWN_TABLE: 422,
   SPOKESYNC_E_UNKNOWN_COLUMN: 422,
+  SPOKESYNC_E_ORIGIN: 409, SPOKESYNC_E_CHANGE_ID: 409, SPOKESYNC_E_ACK: 409,
 };
 
 const sha256 = (s: string): Buffer => createHash('sha256').update(s, 'utf8').digest();

@@ -1,6 +1,8 @@
 // Per-peer cursors in `peers`: acked_seq (our journal seq the peer has durably
-// taken) and received_seq (the peer's journal seq we have durably taken). Both
-// only move forward, so a replayed batch or a stale ack changes nothing.
+// taken; only moves forward, and never on an ack above sent_seq, the highest seq
+// we put in a batch for the peer) and received_seq (the top of the peer's last
+// batch we took, which we ack; the ledger, not this cursor, keeps a change set
+// from applying twice, so a replayed batch or a stale ack changes nothing).
 import type { Queryable } from '../db.js';
 import { stateTable } from '../state/schema.js';
 
@@ -9,6 +11,8 @@ export interface PeerCursor {
   readonly ackedSeq: string;
   readonly receivedSeq: string;
   readonly batchSeq: string;
+  /** highest journal seq of ours put in a batch for the peer */
+  readonly sentSeq: string;
   readonly lastContact: string | null;
   readonly lastResult: string | null;
 }
@@ -18,6 +22,7 @@ interface PeerRow {
   acked_seq: string | number;
   received_seq: string | number;
   batch_seq: string | number;
+  sent_seq?: string | number;
   last_contact: string | null;
   last_result: string | null;
 }
@@ -27,6 +32,7 @@ const fromRow = (r: PeerRow): PeerCursor => ({
   ackedSeq: String(r.acked_seq),
   receivedSeq: String(r.received_seq),
   batchSeq: String(r.batch_seq),
+  sentSeq: String(r.sent_seq ?? 0),
   lastContact: r.last_contact,
   lastResult: r.last_result,
 });
@@ -43,7 +49,7 @@ export function maxSeq(a: string, b: string): string {
 export async function getCursor(db: Queryable, stateSchema: string, peer: string): Promise<PeerCursor> {
   const rows = await db.query<PeerRow>(`SELECT * FROM ${stateTable(stateSchema, 'peers')} WHERE peer = ?`, [peer]);
   const r = rows[0];
-  return r ? fromRow(r) : { peer, ackedSeq: '0', receivedSeq: '0', batchSeq: '0', lastContact: null, lastResult: null };
+  return r ? fromRow(r) : { peer, ackedSeq: '0', receivedSeq: '0', batchSeq: '0', sentSeq: '0', lastContact: null, lastResult: null };
 }
 
 export async function listCursors(db: Queryable, stateSchema: string): Promise<PeerCursor[]> {
@@ -52,8 +58,8 @@ export async function listCursors(db: Queryable, stateSchema: string): Promise<P
 }
 
 /**
- * Moves the cursors of `peer` forward (never back). `acked` is clamped to the
- * highest seq in our journal, so a bogus ack cannot skip changes not yet written.
+ * Moves `acked` of `peer` forward (never back), clamped to the highest seq in our
+ * journal; sets `received` (the top of the batch just taken) when given.
  */
 export async function advanceCursor(
   db: Queryable,
@@ -62,16 +68,25 @@ export async function advanceCursor(
   to: { acked?: string; received?: string },
 ): Promise<void> {
   const acked = seqOf(to.acked);
-  const received = seqOf(to.received);
   const journal = stateTable(stateSchema, 'journal');
   const peers = stateTable(stateSchema, 'peers');
   const [top] = await db.query<{ m: string | number | null }>(`SELECT MAX(seq) AS m FROM ${journal}`);
   const ackClamped = BigInt(acked) > BigInt(top?.m ?? 0) ? String(top?.m ?? 0) : acked;
+  const received = to.received === undefined ? null : seqOf(to.received);
   await db.exec(
     `INSERT INTO ${peers} (peer, acked_seq, received_seq) VALUES (?, ?, ?)
      ON DUPLICATE KEY UPDATE acked_seq = GREATEST(acked_seq, VALUES(acked_seq)),
-                             received_seq = GREATEST(received_seq, VALUES(received_seq))`,
-    [peer, ackClamped, received],
+                             received_seq = ${received === null ? 'received_seq' : 'VALUES(received_seq)'}`,
+    [peer, ackClamped, received ?? '0'],
+  );
+}
+
+/** Notes that entries of ours up to `seq` went into a batch for `peer` (acks up to it are in range). */
+export async function markSent(db: Queryable, stateSchema: string, peer: string, seq: string): Promise<void> {
+  await db.exec(
+    `INSERT INTO ${stateTable(stateSchema, 'peers')} (peer, sent_seq) VALUES (?, ?)
+     ON DUPLICATE KEY UPDATE sent_seq = GREATEST(sent_seq, VALUES(sent_seq))`,
+    [peer, seqOf(seq)],
   );
 }
 

@@ -4,12 +4,29 @@
 import type { Queryable } from '../db.js';
 import { qid } from '../db.js';
 
-export const STATE_VERSION = 4;
+export const STATE_VERSION = 5;
 
-/** Columns added since version 1, created on tables that predate them. */
-const ADDED_COLUMNS: ReadonlyArray<{ table: string; column: string; ddl: string }> = [
+/** Columns added since version 1, created on tables that predate them (then `fill` runs once). */
+const ADDED_COLUMNS: ReadonlyArray<{ table: string; column: string; ddl: string; fill?: (s: string) => string }> = [
   { table: 'idmap', column: 'hlc', ddl: 'BIGINT UNSIGNED NULL' },
   { table: 'idmap', column: 'node', ddl: 'VARCHAR(64) NULL' },
+  // version 5: rows applied before it have no digest, and are taken as duplicates unchecked
+  { table: 'ledger', column: 'digest', ddl: 'BINARY(32) NULL' },
+  {
+    table: 'peers', column: 'sent_seq', ddl: 'BIGINT UNSIGNED NOT NULL DEFAULT 0',
+    // what was sent before version 5 is unknown: everything journaled so far may have been
+    fill: (st) => `UPDATE ${st}.peers SET sent_seq = (SELECT COALESCE(MAX(seq), 0) FROM ${st}.journal)`,
+  },
+];
+
+/** Tables added since version 1: `fill` runs once when the table is created on an existing state schema. */
+const ADDED_TABLES: ReadonlyArray<{ table: string; fill: (s: string) => string }> = [
+  {
+    // version 5: origins already applied here belong to the peer that brought them first
+    table: 'origins',
+    fill: (st) => `INSERT IGNORE INTO ${st}.origins (origin, peer, since)
+      SELECT origin, from_peer, MIN(applied_at) FROM ${st}.ledger GROUP BY origin, from_peer ORDER BY MIN(applied_at), origin, from_peer`,
+  },
 ];
 
 /** Table definitions, in creation order. Names are relative to the state schema. */
@@ -55,7 +72,8 @@ export const stateTables: ReadonlyArray<{ name: string; ddl: string }> = [
       from_peer VARCHAR(64) NOT NULL,
       hlc BIGINT UNSIGNED NOT NULL,
       commit_time DATETIME NOT NULL,
-      applied_at DATETIME(6) NOT NULL
+      applied_at DATETIME(6) NOT NULL,
+      digest BINARY(32) NULL COMMENT 'SHA-256 of the change set as encoded (apply/replay/digest.ts); NULL when applied before version 5'
     ) ENGINE=InnoDB`,
   },
   {
@@ -67,7 +85,18 @@ export const stateTables: ReadonlyArray<{ name: string; ddl: string }> = [
       received_seq BIGINT UNSIGNED NOT NULL DEFAULT 0 COMMENT 'the peer journal seq we have durably taken',
       batch_seq BIGINT UNSIGNED NOT NULL DEFAULT 0 COMMENT 'our batch counter toward the peer',
       last_contact DATETIME(6) NULL,
-      last_result VARCHAR(500) NULL
+      last_result VARCHAR(500) NULL,
+      sent_seq BIGINT UNSIGNED NOT NULL DEFAULT 0 COMMENT 'highest journal seq of ours put in a batch for the peer; acks above it are refused'
+    ) ENGINE=InnoDB`,
+  },
+  {
+    // Which peer each origin is reached through: a peer may bring only the origins it stands for
+    // (agent/exchange/origins.ts). A configured child stands for itself; others are learned.
+    name: 'origins',
+    ddl: `(
+      origin VARCHAR(64) NOT NULL PRIMARY KEY,
+      peer VARCHAR(64) NOT NULL COMMENT 'the peer it is reached through',
+      since DATETIME(6) NOT NULL
     ) ENGINE=InnoDB`,
   },
   {
@@ -193,6 +222,8 @@ export const stateTables: ReadonlyArray<{ name: string; ddl: string }> = [
 /** Creates the state schema and its tables if missing (idempotent). */
 export async function ensureStateSchema(db: Queryable, stateSchema: string): Promise<void> {
   await db.exec(`CREATE DATABASE IF NOT EXISTS ${qid(stateSchema)} CHARACTER SET utf8mb4 COLLATE utf8mb4_bin`);
+  const before = new Set((await db.query<{ t: string }>(
+    'SELECT TABLE_NAME AS t FROM information_schema.TABLES WHERE TABLE_SCHEMA = ?', [stateSchema])).map((r) => r.t));
   for (const t of stateTables) {
     await db.exec(`CREATE TABLE IF NOT EXISTS ${qid(stateSchema)}.${qid(t.name)} ${t.ddl}`);
   }
@@ -201,7 +232,12 @@ export async function ensureStateSchema(db: Queryable, stateSchema: string): Pro
   for (const a of ADDED_COLUMNS) {
     if (!have.some((h) => h.t === a.table && h.c === a.column)) {
       await db.exec(`ALTER TABLE ${qid(stateSchema)}.${qid(a.table)} ADD COLUMN ${qid(a.column)} ${a.ddl}`);
+      if (a.fill) await db.exec(a.fill(qid(stateSchema)));
     }
+  }
+  // an existing state schema (it had a journal) gains the tables added since
+  if (before.has('journal')) {
+    for (const a of ADDED_TABLES) if (!before.has(a.table)) await db.exec(a.fill(qid(stateSchema)));
   }
   await db.exec(
     `INSERT INTO ${qid(stateSchema)}.meta (k, v) VALUES ('version', ?)

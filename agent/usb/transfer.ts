@@ -138,13 +138,22 @@ export async function importFile(d: UsbDeps, opts: { in: string; reply?: string 
     if (h.from !== sender || h.to !== config.node.id) throw usbError('the batch inside does not match the file header');
   };
 
-  // pass one: authenticate all of it, and check that the batch reads to the end
+  // pass one: authenticate all of it, check that the batch reads to the end and that the sender may send its change sets
   let records = 0;
+  let vet: BatchEntry[] = [];
   for await (const item of fileItems(opts.in, secretFor, (h) => { sender = h.sender; })) {
     if (item.type === 'header') check(item.header);
-    else records++;
+    else {
+      records++;
+      vet.push(item.entry);
+      if (vet.length >= GROUP_RECORDS) {
+        await d.core.checkOrigins(sender, vet);
+        vet = [];
+      }
+    }
   }
   if (!peer) throw usbError('the file has no header');
+  await d.core.checkOrigins(sender, vet);
   const from: Peer = peer;
   if (from.role === 'parent' && knownParent === null) await setMeta(db, stateSchema, PARENT_ID_KEY, from.id);
 

@@ -8,6 +8,8 @@ import type { Logger } from '../../agent/log.js';
 import type { Catalog } from '../../agent/schema/catalog.js';
 import { decodeChangeSet } from '../codec/decode.js';
 import type { BatchEntry } from '../model.js';
+import { DEFAULT_MAX_DRIFT_MS } from '../hlc.js';
+import { checkContent } from './content.js';
 import { emptyCounts, runGroup, type ExecutorDeps, type GroupCounts, type GroupItem } from './executor.js';
 import { Holds } from './holds.js';
 import { Layers } from './layers.js';
@@ -34,6 +36,8 @@ export interface ApplierOptions {
   readonly waitForCapture?: () => Promise<void>;
   /** change sets per transaction (default 20) */
   readonly groupSize?: number;
+  /** how far a stamp may be ahead of now() before its change set is held in quarantine (default 1 day) */
+  readonly maxDriftMs?: number;
 }
 
 export interface ApplyReport {
@@ -71,6 +75,7 @@ export class Applier {
       resolver: new Resolver(o.schema, new Layers()),
       versions: new Versions(o.db, o.stateSchema, () => this.catalog),
       rowmap: new RowMapper(o.catalog, o.stateSchema),
+      maxDriftMs: o.maxDriftMs ?? DEFAULT_MAX_DRIFT_MS,
     };
   }
 
@@ -117,6 +122,7 @@ export class Applier {
   private async apply(fromPeer: string, entries: readonly BatchEntry[]): Promise<ApplyReport> {
     if (!NODE_ID.test(fromPeer)) throw badChange('the sending peer is not a node id ([a-z0-9-]+)');
     const planned = validateBatch(this.catalog, this.o.tables, entries);
+    await checkContent(this.o.db, this.o.stateSchema, fromPeer, planned);
     this.reset();
     await this.trim();
     let holds = await this.loadHolds();

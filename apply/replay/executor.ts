@@ -10,7 +10,6 @@
 import type { Db, Queryable } from '../../agent/db.js';
 import { SpokesyncError } from '../../agent/errors.js';
 import type { Logger } from '../../agent/log.js';
-import { encodeChangeSet } from '../codec/encode.js';
 import { Carried, writeCarried } from './carry.js';
 import type { OpContext } from './context.js';
 import type { Holds } from './holds.js';
@@ -18,7 +17,8 @@ import { applyInsertRun, splitRuns } from './inserts.js';
 import { writeLedger } from './ledger.js';
 import { groupLookup } from './lookup.js';
 import { applyDelete, applyUpdate } from './ops.js';
-import { dataProblem, isDuplicateKey, isTransient, type ApplyProblem } from './problems.js';
+import { changeSetXml, stampAhead } from './content.js';
+import { ApplyProblem, dataProblem, isDuplicateKey, isTransient } from './problems.js';
 import { quarantine, release, retried } from './quarantine.js';
 import type { Resolver } from './resolver.js';
 import type { RowMapper } from './rowmap.js';
@@ -51,6 +51,8 @@ export interface ExecutorDeps {
   readonly resolver: Resolver;
   readonly versions: Versions;
   rowmap: RowMapper;
+  /** how far a stamp may be ahead of now() before its change set is held (clock.maxDrift) */
+  readonly maxDriftMs: number;
 }
 
 const ATTEMPTS = 5;
@@ -122,7 +124,8 @@ async function applyGroup(
       continue;
     }
     const by = holds.heldBy(item.entry);
-    const failure = failed.get(cs.id);
+    const ahead = stampAhead(cs, d.now(), d.maxDriftMs);
+    const failure = failed.get(cs.id) ?? (ahead === null ? undefined : new ApplyProblem(ahead));
     if (failure === 'duplicate') {
       counts.duplicates++;
       continue;
@@ -167,5 +170,5 @@ async function applyGroup(
 async function hold(d: ExecutorDeps, tx: Queryable, item: GroupItem, reason: string, waitsFor: string | null): Promise<void> {
   const cs = item.entry.cs;
   if (item.mode === 'retry') await retried(tx, d.stateSchema, cs.id, reason, waitsFor, d.now());
-  else await quarantine(tx, d.stateSchema, cs, item.fromPeer, encodeChangeSet(cs), reason, waitsFor, d.now());
+  else await quarantine(tx, d.stateSchema, cs, item.fromPeer, changeSetXml(cs), reason, waitsFor, d.now());
 }

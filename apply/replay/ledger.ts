@@ -4,11 +4,13 @@
 import type { Queryable } from '../../agent/db.js';
 import { stateTable } from '../../agent/state/schema.js';
 import type { ChangeSet } from '../model.js';
+import { changeSetDigest } from './content.js';
 import { sqlCommitTime, sqlTime } from './values.js';
 
+/** The ledger row of `cs`, with the digest of its content (content.ts): the id is claimed for that content only. */
 export async function writeLedger(tx: Queryable, stateSchema: string, cs: ChangeSet, fromPeer: string, nowMs: number): Promise<void> {
   await tx.exec(
-    `INSERT INTO ${stateTable(stateSchema, 'ledger')} (change_id, origin, from_peer, hlc, commit_time, applied_at) VALUES (?, ?, ?, ?, ?, ?)`,
-    [cs.id, cs.origin, fromPeer, cs.hlc, sqlCommitTime(cs.time), sqlTime(nowMs)],
+    `INSERT INTO ${stateTable(stateSchema, 'ledger')} (change_id, origin, from_peer, hlc, commit_time, applied_at, digest) VALUES (?, ?, ?, ?, ?, ?, UNHEX(?))`,
+    [cs.id, cs.origin, fromPeer, cs.hlc, sqlCommitTime(cs.time), sqlTime(nowMs), changeSetDigest(cs)],
   );
 }

@@ -41,6 +41,13 @@ function isUint64(s: unknown): s is string {
   return typeof s === 'string' && UINT64.test(s) && BigInt(s) <= MAX_UINT64;
 }
 
+/** A change set's id is its origin and stamp: `${origin}:${hlc}`, nothing else (an id cannot be chosen ahead of its stamp). */
+export function checkChangeId(cs: Pick<ChangeSet, 'id' | 'origin' | 'hlc'>): void {
+  if (cs.id !== `${cs.origin}:${cs.hlc}`) {
+    throw new SpokesyncError('SPOKESYNC_E_CHANGE_ID', `change set ${label(cs.id)} of origin ${label(cs.origin)} does not have the id its origin and stamp give (${label(`${cs.origin}:${cs.hlc}`)})`);
+  }
+}
+
 /** Validates every entry; throws SPOKESYNC_E_UNKNOWN_TABLE, _UNKNOWN_COLUMN or _BAD_CHANGE. */
 export function validateBatch(catalog: Catalog, synced: ReadonlySet<string>, entries: readonly BatchEntry[]): PlannedEntry[] {
   return entries.map((e) => validateEntry(catalog, synced, e));
@@ -53,6 +60,7 @@ export function validateEntry(catalog: Catalog, synced: ReadonlySet<string>, e: 
   if (!isUint64(cs.hlc)) throw badChange('a change set has an hlc that is not a decimal uint64');
   if (typeof cs.id !== 'string' || cs.id === '' || cs.id.length > 120) throw badChange('a change set has an empty or over-long id');
   if (!COMMIT_TIME.test(cs.time)) throw badChange("a change set has a commit time that is not 'YYYY-MM-DDTHH:MM:SSZ'");
+  checkChangeId(cs);
   const writes = new Set<string>();
   const touches = new Set<string>();
   const ops = cs.ops.map((op) => {

@@ -124,11 +124,18 @@ void t.test('exchange server', async (t) => {
     c = await getCursor(db, hub.stateSchema, 'leaf');
     t.same([c.ackedSeq, c.receivedSeq], ['3', '2']);
 
-    // an old ack does not move the cursor back; an ack beyond the journal is clamped
+    // an old ack does not move the cursor back; an ack beyond what was ever sent to leaf is refused
     await raw(url, { headers: auth(), body: await encodeBatch(header({ seq: '3', ack: '1' }), []) });
     t.equal((await getCursor(db, hub.stateSchema, 'leaf')).ackedSeq, '3', 'monotonic');
-    await raw(url, { headers: auth(), body: await encodeBatch(header({ seq: '4', ack: '999999' }), []) });
-    t.equal((await getCursor(db, hub.stateSchema, 'leaf')).ackedSeq, '3', 'clamped to the journal');
+    for (const ack of ['4', '999999']) {
+      const bad = await raw(url, { headers: auth(), body: await encodeBatch(header({ seq: '4', ack }), [{ seq: '3', cs: changeSet('leaf', 3) }]) });
+      t.equal(bad.status, 409, `ack ${ack}: 409`);
+      t.match(bad.body.toString(), /^SPOKESYNC_E_ACK: 'leaf' acknowledges our journal up to \d+, but at most 3 was sent to it/);
+      t.equal(hub.applier.taken.length, 2, `ack ${ack}: nothing of its batch applied`);
+      const now = await getCursor(db, hub.stateSchema, 'leaf');
+      t.same([now.ackedSeq, now.receivedSeq], ['3', '2'], `ack ${ack}: no cursor moved`);
+    }
+    t.match((await getCursor(db, hub.stateSchema, 'leaf')).lastResult, /^SPOKESYNC_E_ACK: /, 'the refusal is the last result');
   });
 
   await t.test('a child filter trims change sets; batch caps from the request', async (t) => {

@@ -57,6 +57,7 @@ void t.test('the DESIGN.md example loads into the typed config with defaults', a
     compression: 'gzip', batch: { records: 200, bytes: 65536 },
   });
   t.same(c.capture, { memoryBytes: 32 * 1024 * 1024 });
+  t.same(c.clock, { maxDrift: 86_400_000 }, 'clock.maxDrift: 1 day by default');
   t.same(c.log, { level: 'info' });
 });
 
@@ -181,6 +182,9 @@ const bad: Array<[string, Partial<Record<keyof typeof BASE, string>>, string, Re
   ['auth failures zero', { listen: 'listen: { port: 1, authFailures: { max: 0 } }' }, 'listen.authFailures.max', /1 to/],
   ['log level', { node: 'node: { id: n }\nlog: { level: verbose }' }, 'log.level', /debug, info, warn, error/],
   ['capture too small', { node: 'node: { id: n }\ncapture: { memoryBytes: 1KiB }' }, 'capture.memoryBytes', /at least 1MiB/],
+  ['clock drift too small', { node: 'node: { id: n }\nclock: { maxDrift: 5s }' }, 'clock.maxDrift', /at least 1m/],
+  ['clock drift too large', { node: 'node: { id: n }\nclock: { maxDrift: 400d }' }, 'clock.maxDrift', /at most 366d/],
+  ['clock drift without unit', { node: 'node: { id: n }\nclock: { maxDrift: 3600 }' }, 'clock.maxDrift', /bare number has no unit/],
 ];
 
 for (const [what, over, path, pattern] of bad) {

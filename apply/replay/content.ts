@@ -1,0 +1,78 @@
+// What a change set's id stands for: its content, as a digest kept with its
+// ledger row (and recomputable from a quarantined body), and its stamp, which
+// must not be ahead of this node's clock by more than clock.maxDrift. An id
+// that comes again with other content is refused with its batch: an id can be
+// claimed once, never pre-empted silently.
+import { createHash } from 'node:crypto';
+import type { Queryable } from '../../agent/db.js';
+import { formatDuration } from '../../agent/config/units.js';
+import { SpokesyncError } from '../../agent/errors.js';
+import { stateTable } from '../../agent/state/schema.js';
+import { encodeChangeSet } from '../codec/encode.js';
+import { hlcTime, unpackHlc } from '../hlc.js';
+import type { ChangeSet } from '../model.js';
+import { label, type PlannedEntry } from './validate.js';
+
+const encoded = new WeakMap<ChangeSet, { xml: string; digest: string }>();
+
+function encode(cs: ChangeSet): { xml: string; digest: string } {
+  let e = encoded.get(cs);
+  if (!e) {
+    const xml = encodeChangeSet(cs);
+    e = { xml, digest: createHash('sha256').update(xml, 'utf8').digest('hex') };
+    encoded.set(cs, e);
+  }
+  return e;
+}
+
+/** The change set in its canonical encoding (what quarantine keeps). */
+export function changeSetXml(cs: ChangeSet): string {
+  return encode(cs).xml;
+}
+
+/** SHA-256 (hex) of the canonical encoding: equal content, equal digest, whatever path it came by. */
+export function changeSetDigest(cs: ChangeSet): string {
+  return encode(cs).digest;
+}
+
+/**
+ * Refuses the batch when one of its ids was applied or quarantined here with
+ * other content, or comes twice in it with different content. Rows applied
+ * before digests were kept are not checked.
+ */
+export async function checkContent(db: Queryable, stateSchema: string, fromPeer: string, entries: readonly PlannedEntry[]): Promise<void> {
+  const mine = new Map<string, string>();
+  for (const e of entries) {
+    const d = changeSetDigest(e.cs);
+    const before = mine.get(e.cs.id);
+    if (before !== undefined && before !== d) throw differs(e.cs.id, fromPeer, 'sent twice in one batch with different content');
+    mine.set(e.cs.id, d);
+  }
+  const ids = [...mine.keys()];
+  for (let i = 0; i < ids.length; i += 500) {
+    const part = ids.slice(i, i + 500);
+    const list = part.map(() => '?').join(', ');
+    const rows = await db.query<{ src: string; id: string; digest: string | null }>(
+      `SELECT 'applied' AS src, change_id AS id, LOWER(HEX(digest)) AS digest FROM ${stateTable(stateSchema, 'ledger')} WHERE change_id IN (${list})
+       UNION ALL
+       SELECT 'quarantined', change_id, LOWER(SHA2(body, 256)) FROM ${stateTable(stateSchema, 'quarantine')} WHERE change_id IN (${list})`,
+      [...part, ...part],
+    );
+    for (const r of rows) {
+      if (r.digest !== null && r.digest !== mine.get(r.id)) throw differs(r.id, fromPeer, `${r.src} here before with other content`);
+    }
+  }
+}
+
+function differs(id: string, fromPeer: string, how: string): SpokesyncError {
+  return new SpokesyncError('SPOKESYNC_E_CHANGE_ID',
+    `change set ${label(id)} from '${fromPeer}' was ${how}: one of the two is forged; nothing of the batch was applied`);
+}
+
+/** Why a change set's stamp keeps it from applying now (too far ahead of `nowMs`), or null. */
+export function stampAhead(cs: ChangeSet, nowMs: number, maxDriftMs: number): string | null {
+  const h = BigInt(cs.hlc);
+  if (unpackHlc(h).ms <= nowMs + maxDriftMs) return null;
+  return `the stamp of origin '${cs.origin}' is at ${hlcTime(h)}, more than ${formatDuration(maxDriftMs)} (clock.maxDrift) ahead of this node's clock; ` +
+    `retried until this clock is within ${formatDuration(maxDriftMs)} of it (correct the clock of '${cs.origin}' if it is wrong)`;
+}
