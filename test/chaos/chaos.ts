@@ -7,7 +7,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Cleanup } from '../../deploy/demo-support.js';
-import type { DaemonExit } from './daemons.js';
+import { logErrors, type DaemonExit } from './daemons.js';
 import { Faults, FAULT_KINDS, type FaultKind } from './faults.js';
 import { rng, sleep } from './rng.js';
 import { Tracker } from './tracker.js';
@@ -115,6 +115,11 @@ export async function runChaos(o: ChaosOptions, cleanup = new Cleanup()): Promis
     keep ||= !ok;
 
     const fc = faults.counts();
+    const errorLines: string[] = [];
+    for (const s of sites) {
+      const errs = [...(await logErrors(s.daemon.logFile))].sort((a, b) => b[1] - a[1]);
+      if (errs.length > 0) errorLines.push(`  ${s.id}: ${errs.slice(0, 4).map(([m, k]) => `${k}× ${m}`).join('; ')}`);
+    }
     const summary = [
       `spokesync chaos: seed ${o.seed}; tree p ← m ← (l1, l2), p ← l3; ${o.seconds} s of writes and faults at ${o.faultsPerMinute}/min`,
       `faults: ${faults.events.length} (${FAULT_KINDS.map((k) => `${k} ${fc[k]}`).join(', ')})`,
@@ -123,6 +128,8 @@ export async function runChaos(o: ChaosOptions, cleanup = new Cleanup()): Promis
       `lost ${findings.lost}, duplicated ${findings.duplicated}, diverged ${findings.diverged}, partial ${findings.partial}, wrong ${findings.wrong}, quarantined ${findings.quarantined} (conflicts recorded: ${findings.conflicts})`,
       `peak RSS (limit ${(o.rssLimitBytes / MB).toFixed(0)} MB): ${sites.map((s) => `${s.id} ${(s.daemon.peakRss / MB).toFixed(0)} MB`).join(', ')}`,
       `daemon starts: ${sites.map((s) => `${s.id} ${s.daemon.starts}`).join(', ')}; exits not injected: ${exits.length} (crashes ${exits.filter((e) => e.crash).length})`,
+      `error-level log lines (reported, not failures): ${errorLines.length === 0 ? 'none' : ''}`,
+      ...errorLines,
       ok ? 'result: OK' : `result: FAILED (${problems.length} problems; logs kept in ${logDir})`,
       ...problems.slice(0, 30).map((p) => `  ${p}`),
     ];

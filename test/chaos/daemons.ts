@@ -5,6 +5,7 @@
 // cause is recorded with the end of its log.
 import type { ChildProcess } from 'node:child_process';
 import { readFileSync } from 'node:fs';
+import { readFile } from 'node:fs/promises';
 import { startDaemon, stopProcess, tail } from '../../deploy/demo-support.js';
 
 export interface DaemonExit {
@@ -115,4 +116,17 @@ export class Daemon {
     this.expectedExit = true;
     await stopProcess(p, 15_000);
   }
+}
+
+/** Error-level log lines of a daemon's log, counted by message. */
+export async function logErrors(file: string): Promise<Map<string, number>> {
+  const text = await readFile(file, 'utf8').catch(() => '');
+  const out = new Map<string, number>();
+  for (const line of text.split('\n')) {
+    if (!line.includes('"level":"error"') && !line.includes('"level":"fatal"')) continue;
+    let msg = line.slice(0, 120);
+    try { msg = String((JSON.parse(line) as { msg?: unknown }).msg ?? msg); } catch { /* not JSON */ }
+    out.set(msg, (out.get(msg) ?? 0) + 1);
+  }
+  return out;
 }
