@@ -2,7 +2,7 @@
 // link between a child and its parent. Bandwidth is shared by all connections in
 // each direction (like one VSAT or GPRS link), latency is added per direction,
 // connections can be cut after a number of bytes (mid-request, mid-response) or
-// dropped at random. Memory is bounded: a socket is paused while its queue is full.
+// dropped at random, or the link stalled (open but silent). Memory is bounded: a socket is paused while its queue is full.
 import { createServer, connect, type Server, type Socket } from 'node:net';
 
 export type Direction = 'up' | 'down';
@@ -22,6 +22,8 @@ export interface ProxyOptions {
   maxConnections?: number;
   /** bytes queued per connection and direction before its source is paused (default 64 KiB) */
   maxQueueBytes?: number;
+  /** while true nothing moves in either direction; connections stay open and queued bytes wait (default false) */
+  stalled?: boolean;
 }
 
 export interface CutPlan {
@@ -50,6 +52,8 @@ export interface NetProxy {
    * connection, then the next plan starts counting from zero.
    */
   cutNext(...plans: CutPlan[]): void;
+  /** forget the planned cuts not yet made */
+  cancelCuts(): void;
   /** change the link model while running */
   set(options: Partial<Omit<ProxyOptions, 'target'>>): void;
   /** cut every open connection now */
@@ -86,8 +90,8 @@ class Link {
     this.queue.push(p);
     this.next();
   }
-  private next(): void {
-    if (this.busy) return;
+  next(): void {
+    if (this.busy || this.opts.stalled) return;
     let p = this.queue.shift();
     while (p && !p.alive()) p = this.queue.shift();
     if (!p) return;
@@ -205,7 +209,14 @@ export async function startProxy(options: ProxyOptions): Promise<NetProxy> {
       if (plans.length === 0) planBytes = 0;
       plans.push(...p);
     },
-    set: (o) => { Object.assign(opts, o); },
+    cancelCuts: () => {
+      plans.length = 0;
+      planBytes = 0;
+    },
+    set: (o) => {
+      Object.assign(opts, o);
+      if (!opts.stalled) { links.up.next(); links.down.next(); }
+    },
     cutAll: () => {
       for (const p of [...open]) {
         p.client.destroy();

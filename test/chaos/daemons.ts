@@ -1,0 +1,132 @@
+// One `spokesync run` per node, each its own OS process with the shipped heap
+// flags, supervised as deploy/spokesync.service does it (restarted after a
+// failure exit, not after exit 2). Its peak RSS is read from /proc (VmHWM) every
+// second and just before each injected kill; every exit that the harness did not
+// cause is recorded with the end of its log.
+import type { ChildProcess } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { readFile } from 'node:fs/promises';
+import { startDaemon, stopProcess, tail } from '../../deploy/demo-support.js';
+
+export interface DaemonExit {
+  readonly node: string;
+  readonly at: number;
+  readonly code: number | null;
+  readonly signal: string | null;
+  /** OOM, an uncaught error or a signal nobody sent: always a failure */
+  readonly crash: boolean;
+  /** the spokesync error code it logged last, if any */
+  readonly errorCode: string | null;
+  readonly logTail: string;
+}
+
+const CRASH_MARKS = [/heap out of memory/i, /FATAL ERROR/, /Uncaught/i, /unhandled/i, /Allocation failed/i, /RangeError/, /TypeError/];
+
+/** Peak resident memory of a live process, in bytes (null when it is gone). */
+export function vmHwm(pid: number): number | null {
+  try {
+    const m = /^VmHWM:\s+(\d+)\s+kB/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+    return m ? Number(m[1]) * 1024 : null;
+  } catch {
+    return null;
+  }
+}
+
+export class Daemon {
+  private proc: ChildProcess | null = null;
+  private expectedExit = false;
+  private restartTimer: NodeJS.Timeout | null = null;
+  /** false while an injected kill keeps it down, and at the end */
+  private wanted = false;
+  peakRss = 0;
+  starts = 0;
+  readonly exits: DaemonExit[] = [];
+
+  constructor(
+    readonly node: string,
+    private readonly configFile: string,
+    readonly logFile: string,
+    private readonly restartDelayMs: number,
+  ) {}
+
+  get up(): boolean {
+    return this.proc !== null;
+  }
+
+  get pid(): number | undefined {
+    return this.proc?.pid;
+  }
+
+  start(): void {
+    this.wanted = true;
+    if (this.restartTimer) clearTimeout(this.restartTimer);
+    this.restartTimer = null;
+    if (this.proc) return;
+    this.expectedExit = false;
+    const p = startDaemon(this.configFile, this.logFile);
+    this.proc = p;
+    this.starts++;
+    p.once('exit', (code, signal) => void this.exited(p, code, signal));
+  }
+
+  private async exited(p: ChildProcess, code: number | null, signal: NodeJS.Signals | null): Promise<void> {
+    if (this.proc !== p) return;
+    this.proc = null;
+    if (this.expectedExit) return;
+    // let the log pipe drain before reading its end
+    await new Promise((r) => setTimeout(r, 200));
+    const logTail = await tail(this.logFile, 40);
+    const codes = [...logTail.matchAll(/SPOKESYNC_E_[A-Z_]+/g)].map((m) => m[0]);
+    const crash = signal !== null || (code !== 1 && code !== 2) || CRASH_MARKS.some((r) => r.test(logTail));
+    this.exits.push({ node: this.node, at: Date.now(), code, signal, crash, errorCode: codes[codes.length - 1] ?? null, logTail });
+    if (this.wanted && code !== 2) {
+      this.restartTimer = setTimeout(() => { this.restartTimer = null; if (this.wanted) this.start(); }, this.restartDelayMs);
+    }
+  }
+
+  sample(): void {
+    const pid = this.proc?.pid;
+    if (pid === undefined) return;
+    const hwm = vmHwm(pid);
+    if (hwm !== null) this.peakRss = Math.max(this.peakRss, hwm);
+  }
+
+  /** kill -9, kept down until start() */
+  async kill9(): Promise<void> {
+    this.wanted = false;
+    if (this.restartTimer) clearTimeout(this.restartTimer);
+    this.restartTimer = null;
+    const p = this.proc;
+    if (!p) return;
+    this.sample();
+    this.expectedExit = true;
+    const gone = new Promise((r) => p.once('exit', r));
+    p.kill('SIGKILL');
+    await gone;
+  }
+
+  /** SIGTERM (SIGKILL after the grace time), not restarted */
+  async stop(): Promise<void> {
+    this.wanted = false;
+    if (this.restartTimer) clearTimeout(this.restartTimer);
+    this.restartTimer = null;
+    const p = this.proc;
+    if (!p) return;
+    this.sample();
+    this.expectedExit = true;
+    await stopProcess(p, 15_000);
+  }
+}
+
+/** Error-level log lines of a daemon's log, counted by message. */
+export async function logErrors(file: string): Promise<Map<string, number>> {
+  const text = await readFile(file, 'utf8').catch(() => '');
+  const out = new Map<string, number>();
+  for (const line of text.split('\n')) {
+    if (!line.includes('"level":"error"') && !line.includes('"level":"fatal"')) continue;
+    let msg = line.slice(0, 120);
+    try { msg = String((JSON.parse(line) as { msg?: unknown }).msg ?? msg); } catch { /* not JSON */ }
+    out.set(msg, (out.get(msg) ?? 0) + 1);
+  }
+  return out;
+}
