@@ -6,8 +6,10 @@
 // - a delete always wins over updates, whatever their versions: an update
 //   carries only changed columns and cannot bring a deleted row back, so
 //   "delete wins" is the only rule that ends the same in every order;
-// - an insert meeting a tombstone wins only when it is newer than the delete
-//   (a natural key added again after it was removed);
+// - a row's newest insert or delete decides whether it exists: an insert meeting
+//   a tombstone wins only when it is newer than the delete, and a delete meeting
+//   a row inserted (again) by a newer change loses to it (a natural key added
+//   again after it was removed);
 // - an update of a deleted row is dropped (delete wins), logged as a conflict.
 // Every conflict is logged with both sides and the outcome.
 import type { Queryable } from '../../agent/db.js';

@@ -13,7 +13,7 @@ import { deleteSql, rowWhere, updateSql } from './sql.js';
 import type { Target } from './target.js';
 import type { PlannedOp } from './validate.js';
 import { jsonRow, sameValue, type LocalValue } from './values.js';
-import { newer, TOMBSTONE } from './versions.js';
+import { newer, ROW_INSERT, TOMBSTONE } from './versions.js';
 
 export async function applyUpdate(ctx: OpContext, cs: ChangeSet, p: PlannedOp): Promise<void> {
   const op = p.op as UpdateOp;
@@ -75,6 +75,20 @@ export async function applyDelete(ctx: OpContext, cs: ChangeSet, p: PlannedOp): 
     return;
   }
   const wire = await ctx.rowmap.toWire(ctx.tx, t, raw);
+  const born = await settledVersion(ctx, t, p.target.id, ROW_INSERT, remote, { done: false });
+  if (born && newer(born, remote)) {
+    // the row here was inserted (again) by a newer change than this delete: the insert wins,
+    // as it does when it arrives after the delete (inserts.ts); the older tombstone is kept
+    const tomb = ctx.versions.get(t.name, p.target.id, TOMBSTONE);
+    if (newer(remote, tomb)) ctx.versions.noteUnchanged(t.name, p.target.id, TOMBSTONE, remote);
+    await logConflict(ctx, {
+      cs, table: t.name, id: p.target.id, kind: 'delete',
+      local: { ...(await localSide(ctx, t, p.target.id, raw, Object.keys(wire)) as object), inserted: versionJson(born) },
+      remote: { digest: op.digest, version: remote },
+      outcome: 'inserted again by a newer change: insert wins',
+    });
+    return;
+  }
   if (rowDigest(wire) !== op.digest) {
     // the row changed here since the origin saw it: the delete still wins (see conflicts.ts)
     await logConflict(ctx, {

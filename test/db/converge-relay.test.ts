@@ -76,6 +76,18 @@ void t.test('a relay forwards the version of a column it already held', async (t
   const values = await Promise.all(all.map(async (n) => (await select(n, `SELECT value FROM setting WHERE property = 'k'`)).length));
   t.same(values, [0, 0, 0, 0], 'the newest write (a delete) wins on every node');
   await same(t, all);
+
+  // A key inserted and deleted at leaf1, then inserted again at root later: the newest
+  // insert wins whether a node sees the delete first (mid) or the insert first (root).
+  await leaf1.sql(`INSERT INTO setting (property, value) VALUES ('k2', 'y')`);
+  await leaf1.sql(`DELETE FROM setting WHERE property = 'k2'`);
+  await settle(all, [leaf1]);
+  await pause(1100);
+  await root.sql(`INSERT INTO setting (property, value) VALUES ('k2', 'y')`);
+  await settle(all, children);
+  const again = await Promise.all(all.map(async (n) => (await select(n, `SELECT value FROM setting WHERE property = 'k2'`)).length));
+  t.same(again, [1, 1, 1, 1], 'the newest write (an insert) wins on every node');
+  await same(t, all);
 });
 
 async function same(t: Test, all: readonly NetNode[]): Promise<void> {
