@@ -110,6 +110,10 @@ export class ConnectionLimiter {
   /** Runs before the server's own listener: a refused socket never reaches HTTP or TLS. */
   attach(server: Server): void {
     server.prependListener('connection', (socket: Socket) => this.admit(socket));
+    // past maxConnections node closes the connection itself, and says so here
+    server.on('drop', (d?: { remoteAddress?: string }) => {
+      this.refusals.refused('refused: listen.maxConnections reached', 'any', { last: addressKey(d?.remoteAddress), limit: server.maxConnections });
+    });
   }
 
   /** Connections now open from that address. */
