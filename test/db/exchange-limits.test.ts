@@ -241,7 +241,7 @@ void t.test('exchange server limits', async (t) => {
     t.equal(elsewhere.status, 200, 'the child from its own address gets through');
   });
 
-  await t.test('over TLS: the limit applies before the handshake, which is timed, and then the headers', async (t) => {
+  await t.test('over TLS: the address limit applies before the handshake, which is timed, then the headers and the body', async (t) => {
     const dir = await mkdtemp(join(tmpdir(), 'spokesync-limits-'));
     t.teardown(() => rm(dir, { recursive: true, force: true }));
     await writeFile(join(dir, 'c.pem'), LOOPBACK_CERT);
@@ -267,23 +267,38 @@ void t.test('exchange server limits', async (t) => {
     const afters = ends.map((e) => (e === 'pending' ? Infinity : e.after));
     t.ok(afters.every((a) => a >= handshake - 100 && a < handshake + 1000), `silent ones closed after ${afters.join(', ')} ms`);
 
+    /** A TLS connection from 127.0.0.4 that sends `text` once the handshake is done: when it closed after that, and what came back. */
+    const secureSend = async (text: string, wait: number): Promise<{ closed: number | 'pending'; got: string }> => {
+      const raw = connect({ host: '127.0.0.1', port: secure.port, localAddress: '127.0.0.4' });
+      sockets.add(raw);
+      const tlsSocket = tlsConnect({ socket: raw, host: '127.0.0.1', ca: LOOPBACK_CERT });
+      sockets.add(tlsSocket);
+      tlsSocket.on('error', (e) => t.fail(`TLS: ${e.message}`));
+      t.not(await within(new Promise<void>((resolve) => tlsSocket.once('secureConnect', () => resolve())), 3000), 'pending', 'handshake');
+      const shook = Date.now();
+      let got = '';
+      tlsSocket.on('data', (d: Buffer) => { got += d.toString('latin1'); });
+      if (text) tlsSocket.write(text);
+      const closed = await within(new Promise<number>((resolve) => tlsSocket.once('close', () => resolve(Date.now() - shook))), wait);
+      for (const x of [tlsSocket, raw]) {
+        sockets.delete(x);
+        x.destroy();
+      }
+      return { closed, got };
+    };
+
     // a handshake, then no headers: 408 within the headers timeout
-    const raw = connect({ host: '127.0.0.1', port: secure.port, localAddress: '127.0.0.4' });
-    sockets.add(raw);
-    const tlsSocket = tlsConnect({ socket: raw, host: '127.0.0.1', ca: LOOPBACK_CERT });
-    sockets.add(tlsSocket);
-    tlsSocket.on('error', (e) => t.fail(`TLS: ${e.message}`));
-    t.not(await within(new Promise<void>((resolve) => tlsSocket.once('secureConnect', () => resolve())), 3000), 'pending', 'handshake');
-    const shook = Date.now();
-    let got = '';
-    tlsSocket.on('data', (d: Buffer) => { got += d.toString('latin1'); });
-    const closed = await within(new Promise<number>((resolve) => tlsSocket.once('close', () => resolve(Date.now() - shook))), HEADERS_TIMEOUT + 2000);
-    sockets.delete(tlsSocket);
-    sockets.delete(raw);
-    tlsSocket.destroy();
-    raw.destroy();
-    t.match(got, /^HTTP\/1\.1 408 /, 'answered 408');
-    t.ok(closed !== 'pending' && closed < HEADERS_TIMEOUT + 500, `closed ${String(closed)} ms after the handshake`);
+    const quiet = await secureSend('', HEADERS_TIMEOUT + 2000);
+    t.match(quiet.got, /^HTTP\/1\.1 408 /, 'answered 408');
+    t.ok(quiet.closed !== 'pending' && quiet.closed < HEADERS_TIMEOUT + 500, `closed ${String(quiet.closed)} ms after the handshake`);
+
+    // headers, then part of a body and silence: closed within the body timeout
+    const stalled = await secureSend(
+      `POST ${EXCHANGE_PATH} HTTP/1.1\r\nHost: hub\r\nAuthorization: Bearer ${SLOW_TOKEN}\r\nContent-Length: 5000\r\n\r\n<batch`,
+      BODY_TIMEOUT + 3000,
+    );
+    t.ok(stalled.closed !== 'pending' && stalled.closed >= BODY_TIMEOUT - 100 && stalled.closed < BODY_TIMEOUT + 1500,
+      `a stalled body closed ${String(stalled.closed)} ms after the handshake`);
 
     // and a proper request from there is served
     const status = await within(new Promise<number>((resolve, reject) => {
