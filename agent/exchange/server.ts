@@ -124,7 +124,7 @@ export class ExchangeServer {
       void p.finally(() => this.inflight.delete(p));
     };
     const tls = o.listen.tls;
-    // node times a request's headers from its first byte (headersDeadline, from the connection); checked often enough for a short timeout
+    // node's headersTimeout runs from a request's first byte (headersDeadline times the first one from the connection); checked often enough for a short one
     const timing = {
       headersTimeout: limits.headersTimeout,
       requestTimeout: limits.requestTimeout,
