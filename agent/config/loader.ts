@@ -151,6 +151,7 @@ function readListen(r: Reader, raw: unknown): ListenConfig | undefined {
   const tlsRaw = r.section('listen.tls', l.tls);
   const cert = tlsRaw && r.string('listen.tls.cert', tlsRaw.cert);
   const key = tlsRaw && r.string('listen.tls.key', tlsRaw.key);
+  const handshakeTimeout = tlsRaw && r.duration('listen.tls.handshakeTimeout', tlsRaw.handshakeTimeout);
   const maxBodyBytes = r.bytes('listen.maxBodyBytes', l.maxBodyBytes);
   const maxInflatedBytes = r.bytes('listen.maxInflatedBytes', l.maxInflatedBytes);
   if (maxBodyBytes !== undefined && maxInflatedBytes !== undefined && maxInflatedBytes < maxBodyBytes) {
@@ -158,8 +159,8 @@ function readListen(r: Reader, raw: unknown): ListenConfig | undefined {
   }
   const limits = readListenLimits(r, l);
   if (!host || !port || maxBodyBytes === undefined || maxInflatedBytes === undefined || !limits) return undefined;
-  if (tlsRaw && (!cert || !key)) return undefined;
-  return { host, port, ...(cert && key ? { tls: { cert, key } } : {}), maxBodyBytes, maxInflatedBytes, ...limits };
+  if (tlsRaw && (!cert || !key || !handshakeTimeout)) return undefined;
+  return { host, port, ...(cert && key && handshakeTimeout ? { tls: { cert, key, handshakeTimeout } } : {}), maxBodyBytes, maxInflatedBytes, ...limits };
 }
 
 function readListenLimits(r: Reader, l: Record<string, unknown>) {

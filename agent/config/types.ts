@@ -35,7 +35,8 @@ export interface ChildConfig {
 export interface ListenConfig {
   readonly host: string;
   readonly port: number;
-  readonly tls?: { readonly cert: string; readonly key: string };
+  /** handshakeTimeout: milliseconds a TLS handshake may take (default 60s; a certificate takes seconds at 1 kbps) */
+  readonly tls?: { readonly cert: string; readonly key: string; readonly handshakeTimeout?: number };
   /** largest request body accepted on the wire (default 8 MiB) */
   readonly maxBodyBytes: number;
   /** largest body after decompression (default 64 MiB) */

@@ -12,6 +12,7 @@ export interface ListenLimits {
   readonly maxConnections: number;
   readonly maxConnectionsPerAddress: number;
   readonly headersTimeout: number;
+  readonly handshakeTimeout: number;
   readonly bodyTimeout: number;
   readonly requestTimeout: number;
   readonly authFailures: AuthFailureLimit;
@@ -30,6 +31,7 @@ export function listenLimits(l: ListenConfig): ListenLimits {
     maxConnections: l.maxConnections ?? defaultOf('listen.maxConnections'),
     maxConnectionsPerAddress: l.maxConnectionsPerAddress ?? defaultOf('listen.maxConnectionsPerAddress'),
     headersTimeout: l.headersTimeout ?? defaultOf('listen.headersTimeout'),
+    handshakeTimeout: l.tls?.handshakeTimeout ?? defaultOf('listen.tls.handshakeTimeout'),
     bodyTimeout: l.bodyTimeout ?? defaultOf('listen.bodyTimeout'),
     requestTimeout: l.requestTimeout ?? defaultOf('listen.requestTimeout'),
     authFailures: l.authFailures ?? {
@@ -108,6 +110,10 @@ export class ConnectionLimiter {
   /** Runs before the server's own listener: a refused socket never reaches HTTP or TLS. */
   attach(server: Server): void {
     server.prependListener('connection', (socket: Socket) => this.admit(socket));
+    // past maxConnections node closes the connection itself, and says so here
+    server.on('drop', (d?: { remoteAddress?: string }) => {
+      this.refusals.refused('refused: listen.maxConnections reached', 'any', { last: addressKey(d?.remoteAddress), limit: server.maxConnections });
+    });
   }
 
   /** Connections now open from that address. */
@@ -167,6 +173,28 @@ export class AuthThrottle {
     s.until = t + this.limit.block;
     return true;
   }
+}
+
+/**
+ * Closes a connection whose first request has not sent all its headers within
+ * `ms` of connecting (of the end of the handshake, for TLS), with the 408 node
+ * itself sends; node's headersTimeout, which starts at a request's first byte, times later ones.
+ */
+export function headersDeadline(server: Server, ms: number, tls: boolean): void {
+  const timers = new WeakMap<Socket, NodeJS.Timeout>();
+  server.on(tls ? 'secureConnection' : 'connection', (socket: Socket) => {
+    if (socket.destroyed) return;
+    const timer = setTimeout(() => {
+      if (socket.writable) socket.write('HTTP/1.1 408 Request Timeout\r\nConnection: close\r\n\r\n');
+      socket.destroy();
+    }, ms);
+    timers.set(socket, timer);
+    socket.once('close', () => clearTimeout(timer));
+  });
+  server.on('request', (req: IncomingMessage) => {
+    clearTimeout(timers.get(req.socket));
+    timers.delete(req.socket);
+  });
 }
 
 /**

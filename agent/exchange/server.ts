@@ -23,7 +23,9 @@ import {
   ANSWER_HAVE_HEADER, ANSWER_HEADER, HAVE_HEADER, OFFSET_HEADER, RESUMABLE_BYTES, RESUME_HEADER, UPLOAD_HEADER, UploadStore,
   parseAnswerHave, parseOffset, parseUploadId, uploadDigest, uploadId,
 } from './resume.js';
-import { AuthThrottle, ConnectionLimiter, RefusalLog, addressKey, listenLimits, watchBody, type ListenLimits } from './limits.js';
+import {
+  AuthThrottle, ConnectionLimiter, RefusalLog, addressKey, headersDeadline, listenLimits, watchBody, type ListenLimits,
+} from './limits.js';
 import { batchBuffer, collectBatch } from './wire.js';
 
 export type RouteHandler = (req: IncomingMessage, res: ServerResponse, child: ChildConfig) => Promise<void>;
@@ -122,20 +124,21 @@ export class ExchangeServer {
       void p.finally(() => this.inflight.delete(p));
     };
     const tls = o.listen.tls;
-    // headers are timed from the connection on; the check runs often enough for a short headersTimeout
+    // node's headersTimeout runs from a request's first byte (headersDeadline times the first one from the connection); checked often enough for a short one
     const timing = {
       headersTimeout: limits.headersTimeout,
       requestTimeout: limits.requestTimeout,
       connectionsCheckingInterval: Math.min(1000, Math.max(100, Math.floor(limits.headersTimeout / 10))),
     };
     this.server = tls
-      ? https.createServer({ cert: readFileSync(tls.cert), key: readFileSync(tls.key), handshakeTimeout: limits.headersTimeout, ...timing }, handler)
+      ? https.createServer({ cert: readFileSync(tls.cert), key: readFileSync(tls.key), handshakeTimeout: limits.handshakeTimeout, ...timing }, handler)
       : http.createServer(timing, handler);
     // a slow link needs minutes for one batch, so the overall cap is long: silence (watchBody, timeout) ends a stalled one first
     this.server.timeout = idle;
     this.server.keepAliveTimeout = 60_000;
     this.server.maxConnections = limits.maxConnections;
     new ConnectionLimiter(limits.maxConnectionsPerAddress, this.refusals).attach(this.server);
+    headersDeadline(this.server, limits.headersTimeout, tls !== undefined);
     this.addRoute('POST', EXCHANGE_PATH, (req, res, child) => this.exchange(req, res, child));
     this.addRoute('GET', PEER_PATH, async (_req, res, child) => {
       const body = JSON.stringify({ node: this.o.core.node, child: child.id });

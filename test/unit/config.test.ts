@@ -114,7 +114,7 @@ log: { level: debug }
   t.same(c.tables.keys, { concept_name_tag_map: ['concept_name_id', 'concept_name_tag_id'] });
   t.same(c.tables.direction, { location: 'down', obs: 'up' });
   t.same(c.listen, {
-    host: '0.0.0.0', port: 8443, tls: { cert: '/c.pem', key: '/k.pem' }, maxBodyBytes: 1048576, maxInflatedBytes: 16777216,
+    host: '0.0.0.0', port: 8443, tls: { cert: '/c.pem', key: '/k.pem', handshakeTimeout: 60_000 }, maxBodyBytes: 1048576, maxInflatedBytes: 16777216,
     maxConnections: 100, maxConnectionsPerAddress: 4, headersTimeout: 5000, bodyTimeout: 30_000, requestTimeout: 3_600_000,
     authFailures: { max: 3, window: 60_000, block: 600_000 },
   });
