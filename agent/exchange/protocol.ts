@@ -148,7 +148,8 @@ export class ExchangeCore {
       await advanceCursor(db, stateSchema, peer, { acked: header.ack, ...(entries.length > 0 ? { received: top } : {}) });
       const result: TakeResult = {
         applied: counts.applied,
-        duplicates: counts.duplicates,
+        // replayed entries are ledger duplicates as a rule: counted once, as replayed
+        duplicates: Math.max(0, counts.duplicates - replayed),
         quarantined: counts.quarantined,
         conflicts: counts.conflicts,
         received: entries.length,

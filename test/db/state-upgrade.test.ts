@@ -1,0 +1,57 @@
+// A state schema from before version 5 (no ledger digests, no sent_seq, no
+// origins table) is brought up to date in place: what was sent counts as the
+// journal so far (acks of it stay in range), and each origin already applied
+// belongs to the peer that brought it first. Nothing already there changes.
+import t from 'tap';
+import { openDb } from '../../agent/db.js';
+import { getCursor } from '../../agent/routing/cursors.js';
+import { ensureStateSchema } from '../../agent/state/schema.js';
+import { startServer } from '../helpers/mariadb.js';
+
+void t.test('a version 4 state schema gains digests, sent_seq and origins', async (t) => {
+  const s = await startServer();
+  t.teardown(() => s.stop());
+  const db = openDb({ host: s.host, port: s.port, user: 'root' });
+  t.teardown(() => db.close());
+  const st = 'old_state';
+  await ensureStateSchema(db, st);
+  // the layout of version 4
+  await db.exec(`ALTER TABLE ${st}.ledger DROP COLUMN digest`).catch(() => undefined);
+  await db.exec(`ALTER TABLE ${st}.peers DROP COLUMN sent_seq`).catch(() => undefined);
+  await db.exec(`DROP TABLE IF EXISTS ${st}.origins`);
+  await db.exec(`UPDATE ${st}.meta SET v = '4' WHERE k = 'version'`);
+  for (let i = 1; i <= 7; i++) {
+    await db.exec(
+      `INSERT INTO ${st}.journal (change_id, origin, from_peer, hlc, commit_time, tables, op_count, body, binlog_file, binlog_pos)
+       VALUES (?, 'here', NULL, ?, NOW(), 'person', 1, '<cs/>', 'mysql-bin.000001', 4)`, [`here:${i}`, i]);
+  }
+  await db.exec(`INSERT INTO ${st}.peers (peer, acked_seq, received_seq) VALUES ('kid', 5, 30), ('up', 7, 12)`);
+  const ledger = [['kid:1', 'kid', 'kid', '2026-01-01 00:00:01'], ['grand:1', 'grand', 'kid', '2026-01-01 00:00:02'],
+    ['up:1', 'up', 'up', '2026-01-01 00:00:03'], ['aunt:1', 'aunt', 'up', '2026-01-01 00:00:04'],
+    ['aunt:2', 'aunt', 'kid', '2026-01-01 00:00:05']];
+  for (const [id, origin, peer, at] of ledger) {
+    await db.exec(`INSERT INTO ${st}.ledger (change_id, origin, from_peer, hlc, commit_time, applied_at) VALUES (?, ?, ?, 1, NOW(), ?)`, [id, origin, peer, at]);
+  }
+
+  await ensureStateSchema(db, st);
+  await ensureStateSchema(db, st);
+
+  const cols = await db.query<{ t: string; c: string }>(
+    "SELECT TABLE_NAME AS t, COLUMN_NAME AS c FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = ? AND COLUMN_NAME IN ('digest', 'sent_seq')", [st]);
+  t.same(cols.map((c) => `${c.t}.${c.c}`).sort(), ['ledger.digest', 'peers.sent_seq']);
+  const kid = await getCursor(db, st, 'kid');
+  t.same([kid.ackedSeq, kid.receivedSeq, kid.sentSeq], ['5', '30', '7'], 'sent_seq: the journal so far');
+  t.equal((await getCursor(db, st, 'up')).sentSeq, '7');
+  const origins = await db.query<{ origin: string; peer: string }>(`SELECT origin, peer FROM ${st}.origins ORDER BY origin`);
+  t.same(origins.map((o) => [o.origin, o.peer]), [['aunt', 'up'], ['grand', 'kid'], ['kid', 'kid'], ['up', 'up']],
+    'each origin belongs to the peer that brought it first');
+  const [v] = await db.query<{ v: string }>(`SELECT v FROM ${st}.meta WHERE k = 'version'`);
+  t.equal(v?.v, '5');
+  const [l] = await db.query<{ n: number }>(`SELECT COUNT(*) AS n FROM ${st}.ledger WHERE digest IS NULL`);
+  t.equal(Number(l?.n), 5, 'rows from before keep no digest (taken as duplicates unchecked)');
+
+  // a fresh state schema starts with the same layout and nothing to fill
+  await ensureStateSchema(db, 'new_state');
+  const [o] = await db.query<{ n: number }>('SELECT COUNT(*) AS n FROM new_state.origins');
+  t.equal(Number(o?.n), 0);
+});
