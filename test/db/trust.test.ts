@@ -5,6 +5,9 @@
 // entry seq hides no later change; an ack above what was sent is refused. None
 // of it stops a node, and the real changes of every node still reach every node.
 import t from 'tap';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { encodeBatch } from '../../apply/codec/batch.js';
 import { packHlc, unpackHlc } from '../../apply/hlc.js';
 import type { BatchEntry, ChangeSet } from '../../apply/model.js';
@@ -12,6 +15,7 @@ import { Applier } from '../../apply/replay/applier.js';
 import { createLogger, silentLogger } from '../../agent/log.js';
 import { getCursor } from '../../agent/routing/cursors.js';
 import { nodeStatus } from '../../agent/routing/status.js';
+import { exportFile, importFile } from '../../agent/usb/transfer.js';
 import { journal, raw } from '../helpers/exchange-rig.js';
 import { allCaughtUp, settle, startNode, stopNode, uuid, type NetNode } from '../helpers/sync-net.js';
 
@@ -120,13 +124,22 @@ void t.test('trust follows the tree', async (t) => {
     t.ok(logs.some((l) => l.includes('exchange refused') && l.includes('SPOKESYNC_E_ORIGIN')), 'p logs the refusals');
 
     // a real child that sends a change set it may not: the sync fails with the code, the child keeps it and shows it
+    const before = await ledgerOf(p);
+    const usbReal = await edit(l3);
+    await allCaughtUp(all);
     const seq = await journal(l3.node.db, 'spokesync', person('m', packHlc(Date.now(), 9), uuid('bogus', 1)));
+    const dir = await mkdtemp(join(tmpdir(), 'trust-'));
+    t.teardown(() => rm(dir, { recursive: true, force: true }));
+    const file = join(dir, 'l3.usb');
+    await exportFile(l3.node.usb(), { peer: 'p', out: file });
+    await t.rejects(importFile(p.node.usb(), { in: file }), { code: 'SPOKESYNC_E_ORIGIN' }, 'by USB too');
+    t.same(await ledgerOf(p), before, 'nothing of the file applied');
     await t.rejects(l3.node.syncWithParent(), { code: 'SPOKESYNC_E_ORIGIN' }, 'the child is told');
     t.match((await getCursor(l3.node.db, 'spokesync', 'p')).lastResult, /^SPOKESYNC_E_ORIGIN: .*origin "m"/, "and it shows in the child's status");
     t.ok((await l3.node.core.pending(l3.node.routeFor('p', 'parent'))) > 0, 'the child keeps it');
     await l3.node.db.exec('DELETE FROM spokesync.journal WHERE seq = ?', [seq]);
 
-    real.push(await edit(m), await edit(l1), await edit(l3), await edit(p));
+    real.push(usbReal, await edit(m), await edit(l1), await edit(l3), await edit(p));
     await everywhere(real, 'after the refusals');
   });
 
