@@ -3,7 +3,7 @@
 // daemons, databases and links, then the faults stop, everything that is down
 // is started, the tree settles and the checks run (verify.ts). The result says
 // what was done, what was found and whether it is all right.
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Cleanup } from '../../deploy/demo-support.js';
@@ -21,6 +21,8 @@ export interface ChaosOptions {
   readonly seed: number;
   /** mean faults per minute */
   readonly faultsPerMinute: number;
+  /** the kinds of fault to inject (default: all) */
+  readonly faultKinds?: readonly FaultKind[];
   /** mean pause between one node's transactions */
   readonly paceMs: number;
   /** most time the tree gets to settle once the faults stop */
@@ -85,7 +87,7 @@ export async function runChaos(o: ChaosOptions, cleanup = new Cleanup()): Promis
       node: s.id, index: s.index, port: () => s.server.port, tracker, rng: rng(o.seed * 31 + s.index), paceMs: o.paceMs,
     }));
     cleanup.add('stop the writers', async () => { await Promise.all(writers.map((w) => w.stop())); });
-    const faults = new Faults(sites, rng(o.seed), o.faultsPerMinute, say);
+    const faults = new Faults(sites, rng(o.seed), o.faultsPerMinute, say, o.faultKinds ?? FAULT_KINDS);
     say(`writing on every node and injecting faults for ${o.seconds} s (seed ${o.seed}, ${o.faultsPerMinute} faults/min) ...`);
     const end = Date.now() + o.seconds * 1000;
     for (const w of writers) w.start();
@@ -115,13 +117,15 @@ export async function runChaos(o: ChaosOptions, cleanup = new Cleanup()): Promis
     keep ||= !ok;
 
     const fc = faults.counts();
+    await writeFile(join(logDir, 'faults.log'), faults.events.map((e) =>
+      `${new Date(e.at).toISOString()} ${e.kind} ${e.node} ${e.detail}`).join('\n') + '\n');
     const errorLines: string[] = [];
     for (const s of sites) {
       const errs = [...(await logErrors(s.daemon.logFile))].sort((a, b) => b[1] - a[1]);
       if (errs.length > 0) errorLines.push(`  ${s.id}: ${errs.slice(0, 4).map(([m, k]) => `${k}× ${m}`).join('; ')}`);
     }
     const summary = [
-      `spokesync chaos: seed ${o.seed}; tree p ← m ← (l1, l2), p ← l3; ${o.seconds} s of writes and faults at ${o.faultsPerMinute}/min`,
+      `spokesync chaos: seed ${o.seed}; tree p ← m ← (l1, l2), p ← l3; ${o.seconds} s of writes and faults at ${o.faultsPerMinute}/min (${(o.faultKinds ?? FAULT_KINDS).join(', ')})`,
       `faults: ${faults.events.length} (${FAULT_KINDS.map((k) => `${k} ${fc[k]}`).join(', ')})`,
       `writes: ${writes.txns} transactions (${writes.committed} committed, ${writes.failed} rolled back, ${writes.unknown} commit unknown); committed: ${writes.rows} rows inserted, ${writes.edits} edits, ${writes.deletes} deletes`,
       `convergence: ${settled.ms === null ? `none within ${o.settleSeconds} s` : `${(settled.ms / 1000).toFixed(1)} s after the faults stopped`}`,

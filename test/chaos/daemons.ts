@@ -3,10 +3,11 @@
 // failure exit, not after exit 2). Its peak RSS is read from /proc (VmHWM) every
 // second and just before each injected kill; every exit that the harness did not
 // cause is recorded with the end of its log.
-import type { ChildProcess } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { createWriteStream, readFileSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
-import { startDaemon, stopProcess, tail } from '../../deploy/demo-support.js';
+import { DAEMON_HEAP_FLAGS } from '../../agent/cli/heap-flags.js';
+import { MAIN, stopProcess, tail } from '../../deploy/demo-support.js';
 
 export interface DaemonExit {
   readonly node: string;
@@ -20,7 +21,7 @@ export interface DaemonExit {
   readonly logTail: string;
 }
 
-const CRASH_MARKS = [/heap out of memory/i, /FATAL ERROR/, /Uncaught/i, /unhandled/i, /Allocation failed/i, /RangeError/, /TypeError/];
+const CRASH_MARKS = [/heap out of memory/i, /FATAL ERROR/, /Uncaught/i, /unhandled/i, /Allocation failed/i, /unexpected error/i];
 
 /** Peak resident memory of a live process, in bytes (null when it is gone). */
 export function vmHwm(pid: number): number | null {
@@ -63,7 +64,13 @@ export class Daemon {
     this.restartTimer = null;
     if (this.proc) return;
     this.expectedExit = false;
-    const p = startDaemon(this.configFile, this.logFile);
+    // as deploy/spokesync.service runs it, with stack traces in the log should it fail
+    const log = createWriteStream(this.logFile, { flags: 'a' });
+    const p = spawn(process.execPath, [...DAEMON_HEAP_FLAGS, MAIN, 'run', '--config', this.configFile], {
+      stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, SPOKESYNC_DEBUG: '1' },
+    });
+    p.stdout?.pipe(log);
+    p.stderr?.pipe(log);
     this.proc = p;
     this.starts++;
     p.once('exit', (code, signal) => void this.exited(p, code, signal));
@@ -75,9 +82,14 @@ export class Daemon {
     if (this.expectedExit) return;
     // let the log pipe drain before reading its end
     await new Promise((r) => setTimeout(r, 200));
-    const logTail = await tail(this.logFile, 40);
-    const codes = [...logTail.matchAll(/SPOKESYNC_E_[A-Z_]+/g)].map((m) => m[0]);
-    const crash = signal !== null || (code !== 1 && code !== 2) || CRASH_MARKS.some((r) => r.test(logTail));
+    const logTail = await tail(this.logFile, 80);
+    // what it printed after its last log line: the error it exited with
+    const lines = logTail.split('\n');
+    let last = lines.length;
+    while (last > 0 && !lines[last - 1]!.startsWith('{')) last--;
+    const said = lines.slice(last).join('\n');
+    const codes = [...said.matchAll(/SPOKESYNC_E_[A-Z_]+/g)].map((m) => m[0]);
+    const crash = signal !== null || (code !== 1 && code !== 2) || CRASH_MARKS.some((r) => r.test(said));
     this.exits.push({ node: this.node, at: Date.now(), code, signal, crash, errorCode: codes[codes.length - 1] ?? null, logTail });
     if (this.wanted && code !== 2) {
       this.restartTimer = setTimeout(() => { this.restartTimer = null; if (this.wanted) this.start(); }, this.restartDelayMs);
