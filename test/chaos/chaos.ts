@@ -109,8 +109,8 @@ export async function runChaos(o: ChaosOptions, cleanup = new Cleanup()): Promis
     for (const [node, rss] of Object.entries(peakRss)) {
       if (rss > o.rssLimitBytes) problems.push(`${node}: peak RSS ${(rss / MB).toFixed(0)} MB above ${(o.rssLimitBytes / MB).toFixed(0)} MB`);
     }
-    for (const e of exits) {
-      problems.push(`${e.node}: daemon exited on its own (${e.code ?? e.signal}${e.errorCode ? `, ${e.errorCode}` : ''}${e.crash ? ', crash' : ''}) at ${((e.at - t0) / 1000).toFixed(1)} s`);
+    for (const e of exits.filter((x) => !x.refusedStart)) {
+      problems.push(`${e.node}: daemon exited on its own (${e.code ?? e.signal}${e.errorCode ? `, ${e.errorCode}` : ''}${e.crash ? ', crash' : ''}) at ${((e.at - t0) / 1000).toFixed(1)} s, ${(e.uptimeMs / 1000).toFixed(1)} s after its start`);
     }
     if (writes.committed === 0) problems.push('no transaction committed: the writers did not run');
     const ok = problems.length === 0;
@@ -130,14 +130,16 @@ export async function runChaos(o: ChaosOptions, cleanup = new Cleanup()): Promis
       `writes: ${writes.txns} transactions (${writes.committed} committed, ${writes.failed} rolled back, ${writes.unknown} commit unknown); committed: ${writes.rows} rows inserted, ${writes.edits} edits, ${writes.deletes} deletes`,
       `convergence: ${settled.ms === null ? `none within ${o.settleSeconds} s` : `${(settled.ms / 1000).toFixed(1)} s after the faults stopped`}`,
       `lost ${findings.lost}, duplicated ${findings.duplicated}, diverged ${findings.diverged}, partial ${findings.partial}, wrong ${findings.wrong}, quarantined ${findings.quarantined} (conflicts recorded: ${findings.conflicts})`,
+      ...(findings.lost > 0 ? [`lost, by node: ${Object.entries(findings.lostOn).map(([k, v]) => `${k} ${v}`).join(', ')}`] : []),
+      ...(findings.diverged > 0 ? [`diverged, by table: ${Object.entries(findings.divergedIn).map(([k, v]) => `${k} ${v}`).join(', ')}`] : []),
       `peak RSS (limit ${(o.rssLimitBytes / MB).toFixed(0)} MB): ${sites.map((s) => `${s.id} ${(s.daemon.peakRss / MB).toFixed(0)} MB`).join(', ')}`,
-      `daemon starts: ${sites.map((s) => `${s.id} ${s.daemon.starts}`).join(', ')}; exits not injected: ${exits.length} (crashes ${exits.filter((e) => e.crash).length})`,
+      `daemon starts: ${sites.map((s) => `${s.id} ${s.daemon.starts}`).join(', ')}; exits not injected: ${exits.length} (crashes ${exits.filter((e) => e.crash).length}; starts refused while the database was down, restarted: ${exits.filter((e) => e.refusedStart).length})`,
       `error-level log lines (reported, not failures): ${errorLines.length === 0 ? 'none' : ''}`,
       ...errorLines,
       ok ? 'result: OK' : `result: FAILED (${problems.length} problems; logs kept in ${logDir})`,
       ...problems.slice(0, 30).map((p) => `  ${p}`),
     ];
-    for (const e of exits.slice(0, 3)) summary.push(`  ${e.node} log before its exit:`, ...e.logTail.split('\n').slice(-12).map((l) => `    ${l.slice(0, 400)}`));
+    for (const e of exits.filter((x) => !x.refusedStart).slice(0, 3)) summary.push(`  ${e.node} log before its exit:`, ...e.logTail.split('\n').slice(-12).map((l) => `    ${l.slice(0, 400)}`));
     return { ok, problems, faults: fc, writes, findings, convergenceMs: settled.ms, peakRss, exits, logDir, summary };
   } catch (e) {
     keep = true;
