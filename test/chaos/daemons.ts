@@ -21,10 +21,12 @@ export interface DaemonExit {
   /** how long the process ran */
   readonly uptimeMs: number;
   /**
-   * exit 1 within its first seconds because its database was down or still held by
-   * the process just killed: a start refused, which the service manager retries
+   * exit 1 within its first seconds because its database was down, went away, or was
+   * still held by the process just killed: a start refused, which the service manager retries
    */
   readonly refusedStart: boolean;
+  /** a refused start that said "unexpected error" instead of naming the database error */
+  readonly unnamed: boolean;
   readonly logTail: string;
 }
 
@@ -108,8 +110,12 @@ export class Daemon {
     const crash = signal !== null || (code !== 1 && code !== 2) || CRASH_MARKS.some((r) => r.test(said));
     const errorCode = codes[codes.length - 1] ?? null;
     const uptimeMs = Date.now() - this.startedAt;
-    const refusedStart = !crash && code === 1 && uptimeMs < START_MS && (errorCode === 'SPOKESYNC_E_DB_CONNECT' || errorCode === 'SPOKESYNC_E_BUSY');
-    this.exits.push({ node: this.node, at: Date.now(), code, signal, crash, errorCode, uptimeMs, refusedStart, logTail });
+    const dbGone = /^spokesync: unexpected error: (read ECONNRESET|connect ECONNREFUSED|Connection lost|Can't add new command when connection is in closed state)/m.test(said);
+    const refusedStart = code === 1 && signal === null && uptimeMs < START_MS &&
+      (errorCode === 'SPOKESYNC_E_DB_CONNECT' || errorCode === 'SPOKESYNC_E_BUSY' || dbGone);
+    this.exits.push({
+      node: this.node, at: Date.now(), code, signal, crash: crash && !refusedStart, errorCode, uptimeMs, refusedStart, unnamed: refusedStart && dbGone, logTail,
+    });
     if (this.wanted && code !== 2) {
       this.restartTimer = setTimeout(() => { this.restartTimer = null; if (this.wanted) this.start(); }, this.restartDelayMs);
     }

@@ -8,7 +8,8 @@
 //   - every synced table is identical on every node by identity (diverged = 0);
 //   - the quarantine is empty everywhere, no daemon went above 150 MB peak RSS,
 //     and no daemon exited other than by the injected kills (a start refused with
-//     exit 1 while its own database was down is retried, as systemd does, and allowed).
+//     exit 1 in its first seconds, right after a fault on its own database or daemon, is
+//     retried, as systemd does, and allowed).
 import t from 'tap';
 import { Cleanup } from '../../deploy/demo-support.js';
 import { runChaos } from '../chaos/chaos.js';
