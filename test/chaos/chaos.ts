@@ -3,7 +3,7 @@
 // daemons, databases and links, then the faults stop, everything that is down
 // is started, the tree settles and the checks run (verify.ts). The result says
 // what was done, what was found and whether it is all right.
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Cleanup } from '../../deploy/demo-support.js';
@@ -21,6 +21,8 @@ export interface ChaosOptions {
   readonly seed: number;
   /** mean faults per minute */
   readonly faultsPerMinute: number;
+  /** the kinds of fault to inject (default: all) */
+  readonly faultKinds?: readonly FaultKind[];
   /** mean pause between one node's transactions */
   readonly paceMs: number;
   /** most time the tree gets to settle once the faults stop */
@@ -85,7 +87,7 @@ export async function runChaos(o: ChaosOptions, cleanup = new Cleanup()): Promis
       node: s.id, index: s.index, port: () => s.server.port, tracker, rng: rng(o.seed * 31 + s.index), paceMs: o.paceMs,
     }));
     cleanup.add('stop the writers', async () => { await Promise.all(writers.map((w) => w.stop())); });
-    const faults = new Faults(sites, rng(o.seed), o.faultsPerMinute, say);
+    const faults = new Faults(sites, rng(o.seed), o.faultsPerMinute, say, o.faultKinds ?? FAULT_KINDS);
     say(`writing on every node and injecting faults for ${o.seconds} s (seed ${o.seed}, ${o.faultsPerMinute} faults/min) ...`);
     const end = Date.now() + o.seconds * 1000;
     for (const w of writers) w.start();
@@ -99,7 +101,12 @@ export async function runChaos(o: ChaosOptions, cleanup = new Cleanup()): Promis
 
     const findings = settled.findings;
     const peakRss = Object.fromEntries(sites.map((s) => [s.id, s.daemon.peakRss]));
-    const exits = sites.flatMap((s) => s.daemon.exits);
+    // a refused start is allowed only right after a fault on that node's database or daemon
+    const exits = sites.flatMap((s) => s.daemon.exits).map((e) => ({
+      ...e,
+      refusedStart: e.refusedStart && faults.events.some((f) => f.node === e.node && (f.kind === 'db-crash' || f.kind === 'daemon-kill') &&
+        f.at >= e.at - e.uptimeMs - 10_000 && f.at <= e.at),
+    }));
     const writes = tracker.counts();
     const problems: string[] = [];
     if (failures(findings) > 0) problems.push(...findings.details);
@@ -107,33 +114,37 @@ export async function runChaos(o: ChaosOptions, cleanup = new Cleanup()): Promis
     for (const [node, rss] of Object.entries(peakRss)) {
       if (rss > o.rssLimitBytes) problems.push(`${node}: peak RSS ${(rss / MB).toFixed(0)} MB above ${(o.rssLimitBytes / MB).toFixed(0)} MB`);
     }
-    for (const e of exits) {
-      problems.push(`${e.node}: daemon exited on its own (${e.code ?? e.signal}${e.errorCode ? `, ${e.errorCode}` : ''}${e.crash ? ', crash' : ''}) at ${((e.at - t0) / 1000).toFixed(1)} s`);
+    for (const e of exits.filter((x) => !x.refusedStart)) {
+      problems.push(`${e.node}: daemon exited on its own (${e.code ?? e.signal}${e.errorCode ? `, ${e.errorCode}` : ''}${e.crash ? ', crash' : ''}) at ${((e.at - t0) / 1000).toFixed(1)} s, ${(e.uptimeMs / 1000).toFixed(1)} s after its start`);
     }
     if (writes.committed === 0) problems.push('no transaction committed: the writers did not run');
     const ok = problems.length === 0;
     keep ||= !ok;
 
     const fc = faults.counts();
+    await writeFile(join(logDir, 'faults.log'), faults.events.map((e) =>
+      `${new Date(e.at).toISOString()} ${e.kind} ${e.node} ${e.detail}`).join('\n') + '\n');
     const errorLines: string[] = [];
     for (const s of sites) {
       const errs = [...(await logErrors(s.daemon.logFile))].sort((a, b) => b[1] - a[1]);
       if (errs.length > 0) errorLines.push(`  ${s.id}: ${errs.slice(0, 4).map(([m, k]) => `${k}× ${m}`).join('; ')}`);
     }
     const summary = [
-      `spokesync chaos: seed ${o.seed}; tree p ← m ← (l1, l2), p ← l3; ${o.seconds} s of writes and faults at ${o.faultsPerMinute}/min`,
+      `spokesync chaos: seed ${o.seed}; tree p ← m ← (l1, l2), p ← l3; ${o.seconds} s of writes and faults at ${o.faultsPerMinute}/min (${(o.faultKinds ?? FAULT_KINDS).join(', ')})`,
       `faults: ${faults.events.length} (${FAULT_KINDS.map((k) => `${k} ${fc[k]}`).join(', ')})`,
       `writes: ${writes.txns} transactions (${writes.committed} committed, ${writes.failed} rolled back, ${writes.unknown} commit unknown); committed: ${writes.rows} rows inserted, ${writes.edits} edits, ${writes.deletes} deletes`,
       `convergence: ${settled.ms === null ? `none within ${o.settleSeconds} s` : `${(settled.ms / 1000).toFixed(1)} s after the faults stopped`}`,
       `lost ${findings.lost}, duplicated ${findings.duplicated}, diverged ${findings.diverged}, partial ${findings.partial}, wrong ${findings.wrong}, quarantined ${findings.quarantined} (conflicts recorded: ${findings.conflicts})`,
+      ...(findings.lost > 0 ? [`lost, by node: ${Object.entries(findings.lostOn).map(([k, v]) => `${k} ${v}`).join(', ')}`] : []),
+      ...(findings.diverged > 0 ? [`diverged, by table: ${Object.entries(findings.divergedIn).map(([k, v]) => `${k} ${v}`).join(', ')}`] : []),
       `peak RSS (limit ${(o.rssLimitBytes / MB).toFixed(0)} MB): ${sites.map((s) => `${s.id} ${(s.daemon.peakRss / MB).toFixed(0)} MB`).join(', ')}`,
-      `daemon starts: ${sites.map((s) => `${s.id} ${s.daemon.starts}`).join(', ')}; exits not injected: ${exits.length} (crashes ${exits.filter((e) => e.crash).length})`,
+      `daemon starts: ${sites.map((s) => `${s.id} ${s.daemon.starts}`).join(', ')}; exits not injected: ${exits.length} (crashes ${exits.filter((e) => e.crash).length}; starts refused while the database was down, restarted: ${exits.filter((e) => e.refusedStart).length}, ${exits.filter((e) => e.refusedStart && e.unnamed).length} of them as "unexpected error")`,
       `error-level log lines (reported, not failures): ${errorLines.length === 0 ? 'none' : ''}`,
       ...errorLines,
       ok ? 'result: OK' : `result: FAILED (${problems.length} problems; logs kept in ${logDir})`,
       ...problems.slice(0, 30).map((p) => `  ${p}`),
     ];
-    for (const e of exits.slice(0, 3)) summary.push(`  ${e.node} log before its exit:`, ...e.logTail.split('\n').slice(-12).map((l) => `    ${l.slice(0, 400)}`));
+    for (const e of exits.filter((x) => !x.refusedStart).slice(0, 3)) summary.push(`  ${e.node} log before its exit:`, ...e.logTail.split('\n').slice(-12).map((l) => `    ${l.slice(0, 400)}`));
     return { ok, problems, faults: fc, writes, findings, convergenceMs: settled.ms, peakRss, exits, logDir, summary };
   } catch (e) {
     keep = true;

@@ -3,10 +3,11 @@
 // failure exit, not after exit 2). Its peak RSS is read from /proc (VmHWM) every
 // second and just before each injected kill; every exit that the harness did not
 // cause is recorded with the end of its log.
-import type { ChildProcess } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { createWriteStream, readFileSync, statSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
-import { startDaemon, stopProcess, tail } from '../../deploy/demo-support.js';
+import { DAEMON_HEAP_FLAGS } from '../../agent/cli/heap-flags.js';
+import { MAIN, stopProcess } from '../../deploy/demo-support.js';
 
 export interface DaemonExit {
   readonly node: string;
@@ -15,12 +16,24 @@ export interface DaemonExit {
   readonly signal: string | null;
   /** OOM, an uncaught error or a signal nobody sent: always a failure */
   readonly crash: boolean;
-  /** the spokesync error code it logged last, if any */
+  /** the spokesync error code it exited with, if any */
   readonly errorCode: string | null;
+  /** how long the process ran */
+  readonly uptimeMs: number;
+  /**
+   * exit 1 within its first seconds because its database was down, went away, or was
+   * still held by the process just killed: a start refused, which the service manager retries
+   */
+  readonly refusedStart: boolean;
+  /** a refused start that said "unexpected error" instead of naming the database error */
+  readonly unnamed: boolean;
   readonly logTail: string;
 }
 
-const CRASH_MARKS = [/heap out of memory/i, /FATAL ERROR/, /Uncaught/i, /unhandled/i, /Allocation failed/i, /RangeError/, /TypeError/];
+const CRASH_MARKS = [/heap out of memory/i, /FATAL ERROR/, /Uncaught/i, /unhandled/i, /Allocation failed/i, /unexpected error/i];
+
+/** a start slower than this is not a start any more */
+const START_MS = 20_000;
 
 /** Peak resident memory of a live process, in bytes (null when it is gone). */
 export function vmHwm(pid: number): number | null {
@@ -38,6 +51,9 @@ export class Daemon {
   private restartTimer: NodeJS.Timeout | null = null;
   /** false while an injected kill keeps it down, and at the end */
   private wanted = false;
+  private startedAt = 0;
+  /** where this process's part of the log begins */
+  private logOffset = 0;
   peakRss = 0;
   starts = 0;
   readonly exits: DaemonExit[] = [];
@@ -63,7 +79,15 @@ export class Daemon {
     this.restartTimer = null;
     if (this.proc) return;
     this.expectedExit = false;
-    const p = startDaemon(this.configFile, this.logFile);
+    this.startedAt = Date.now();
+    try { this.logOffset = statSync(this.logFile).size; } catch { this.logOffset = 0; }
+    // as deploy/spokesync.service runs it, with stack traces in the log should it fail
+    const log = createWriteStream(this.logFile, { flags: 'a' });
+    const p = spawn(process.execPath, [...DAEMON_HEAP_FLAGS, MAIN, 'run', '--config', this.configFile], {
+      stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, SPOKESYNC_DEBUG: '1' },
+    });
+    p.stdout?.pipe(log);
+    p.stderr?.pipe(log);
     this.proc = p;
     this.starts++;
     p.once('exit', (code, signal) => void this.exited(p, code, signal));
@@ -75,10 +99,23 @@ export class Daemon {
     if (this.expectedExit) return;
     // let the log pipe drain before reading its end
     await new Promise((r) => setTimeout(r, 200));
-    const logTail = await tail(this.logFile, 40);
-    const codes = [...logTail.matchAll(/SPOKESYNC_E_[A-Z_]+/g)].map((m) => m[0]);
-    const crash = signal !== null || (code !== 1 && code !== 2) || CRASH_MARKS.some((r) => r.test(logTail));
-    this.exits.push({ node: this.node, at: Date.now(), code, signal, crash, errorCode: codes[codes.length - 1] ?? null, logTail });
+    const own = (await readFile(this.logFile).catch(() => Buffer.alloc(0))).subarray(this.logOffset).toString('utf8');
+    const logTail = own.trim().split('\n').slice(-80).join('\n');
+    // what it printed after its last log line: the error it exited with
+    const lines = logTail.split('\n');
+    let last = lines.length;
+    while (last > 0 && !lines[last - 1]!.startsWith('{')) last--;
+    const said = lines.slice(last).join('\n');
+    const codes = [...said.matchAll(/SPOKESYNC_E_[A-Z_]+/g)].map((m) => m[0]);
+    const crash = signal !== null || (code !== 1 && code !== 2) || CRASH_MARKS.some((r) => r.test(said));
+    const errorCode = codes[codes.length - 1] ?? null;
+    const uptimeMs = Date.now() - this.startedAt;
+    const dbGone = /^spokesync: unexpected error: (read ECONNRESET|connect ECONNREFUSED|Connection lost|Can't add new command when connection is in closed state)/m.test(said);
+    const refusedStart = code === 1 && signal === null && uptimeMs < START_MS &&
+      (errorCode === 'SPOKESYNC_E_DB_CONNECT' || errorCode === 'SPOKESYNC_E_BUSY' || dbGone);
+    this.exits.push({
+      node: this.node, at: Date.now(), code, signal, crash: crash && !refusedStart, errorCode, uptimeMs, refusedStart, unnamed: refusedStart && dbGone, logTail,
+    });
     if (this.wanted && code !== 2) {
       this.restartTimer = setTimeout(() => { this.restartTimer = null; if (this.wanted) this.start(); }, this.restartDelayMs);
     }
@@ -118,14 +155,18 @@ export class Daemon {
   }
 }
 
-/** Error-level log lines of a daemon's log, counted by message. */
+/** Error-level log lines of a daemon's log, counted by message and error. */
 export async function logErrors(file: string): Promise<Map<string, number>> {
   const text = await readFile(file, 'utf8').catch(() => '');
   const out = new Map<string, number>();
   for (const line of text.split('\n')) {
     if (!line.includes('"level":"error"') && !line.includes('"level":"fatal"')) continue;
     let msg = line.slice(0, 120);
-    try { msg = String((JSON.parse(line) as { msg?: unknown }).msg ?? msg); } catch { /* not JSON */ }
+    try {
+      const j = JSON.parse(line) as { msg?: unknown; error?: { message?: unknown } | string };
+      const err = typeof j.error === 'string' ? j.error : j.error?.message;
+      msg = `${String(j.msg ?? msg)}${err === undefined ? '' : `: ${String(err).slice(0, 160)}`}`;
+    } catch { /* not JSON */ }
     out.set(msg, (out.get(msg) ?? 0) + 1);
   }
   return out;

@@ -31,6 +31,7 @@ export class Faults {
     /** mean faults per minute */
     private readonly perMinute: number,
     private readonly say: (line: string) => void,
+    private readonly kinds: readonly FaultKind[] = FAULT_KINDS,
   ) {}
 
   /** Injects faults until stop() or `untilMs` (epoch ms). */
@@ -61,7 +62,7 @@ export class Faults {
   }
 
   private inject(): void {
-    const kind = this.rng.pick(FAULT_KINDS);
+    const kind = this.rng.pick(this.kinds);
     const isLink = kind.startsWith('link');
     const candidates = this.sites.filter((s) => (isLink ? s.link !== undefined : true) && !this.busy.has(`${isLink ? 'link' : 'node'}:${s.id}`));
     if (candidates.length === 0) return;

@@ -28,7 +28,11 @@ export interface Findings {
   wrong: number;
   quarantined: number;
   conflicts: number;
-  /** the first problems, one line each */
+  /** committed rows missing, per node */
+  lostOn: Record<string, number>;
+  /** identities that differ between nodes, per table */
+  divergedIn: Record<string, number>;
+  /** the first problems of each kind, one line each */
   details: string[];
 }
 
@@ -89,8 +93,16 @@ function allowedValues(writes: readonly (Write & { outcome: string })[], seed: s
 }
 
 export function check(views: readonly NodeView[], tracker: Tracker): Findings {
-  const f: Findings = { lost: 0, duplicated: 0, diverged: 0, partial: 0, wrong: 0, quarantined: 0, conflicts: 0, details: [] };
-  const note = (line: string): void => { if (f.details.length < 25) f.details.push(line); };
+  const f: Findings = {
+    lost: 0, duplicated: 0, diverged: 0, partial: 0, wrong: 0, quarantined: 0, conflicts: 0, lostOn: {}, divergedIn: {}, details: [],
+  };
+  const perKind = new Map<string, number>();
+  const note = (line: string): void => {
+    const kind = line.slice(0, line.indexOf(':'));
+    const k = perKind.get(kind) ?? 0;
+    perKind.set(kind, k + 1);
+    if (k < 6) f.details.push(line);
+  };
   const has = (v: NodeView, key: string): boolean => {
     const i = key.indexOf('/');
     return v.dump[key.slice(0, i)]?.[key.slice(i + 1)] !== undefined;
@@ -119,7 +131,11 @@ export function check(views: readonly NodeView[], tracker: Tracker): Findings {
     for (const [key, outcome] of inserted) {
       const del = deleted.get(key);
       const present = has(v, key);
-      if (outcome === 'committed' && del === undefined && !present) { f.lost++; note(`lost: ${key} (committed) missing on ${v.node}`); }
+      if (outcome === 'committed' && del === undefined && !present) {
+        f.lost++;
+        f.lostOn[v.node] = (f.lostOn[v.node] ?? 0) + 1;
+        note(`lost: ${key} (committed) missing on ${v.node}`);
+      }
       if (del === 'committed' && present) { f.wrong++; note(`wrong: ${key} deleted (committed) but present on ${v.node}`); }
       if (outcome === 'failed' && present) { f.wrong++; note(`wrong: ${key} rolled back but present on ${v.node}`); }
     }
@@ -148,6 +164,7 @@ export function check(views: readonly NodeView[], tracker: Tracker): Findings {
       const differ = views.filter((v) => JSON.stringify(v.dump[table]?.[id] ?? null) !== ref);
       if (differ.length > 0) {
         f.diverged++;
+        f.divergedIn[table] = (f.divergedIn[table] ?? 0) + 1;
         note(`diverged: ${table}/${id}: ${views.map((v) => `${v.node}=${JSON.stringify(v.dump[table]?.[id] ?? null)}`).join(' ')}`);
       }
     }

@@ -44,7 +44,7 @@ export class Writer {
 
   private async loop(): Promise<void> {
     const { rng } = this.o;
-    while (!this.stopped) {
+    for (let n = 0; n < 10_000_000 && !this.stopped; n++) {
       const c = await this.connection();
       if (c) await this.transaction(c, ...this.choose());
       await sleep(this.o.paceMs * (0.5 + rng.next()));
@@ -53,14 +53,19 @@ export class Writer {
 
   private async connection(): Promise<mysql.Connection | null> {
     if (this.conn) return this.conn;
+    let c: mysql.Connection | undefined;
     try {
-      const c = await mysql.createConnection({
+      c = await mysql.createConnection({
         host: '127.0.0.1', port: this.o.port(), user: 'root', database: SCHEMA, connectTimeout: 3000,
       });
-      c.on('error', () => { if (this.conn === c) this.conn = null; });
-      this.conn = c;
-      return c;
+      const conn = c;
+      conn.on('error', () => { if (this.conn === conn) this.conn = null; });
+      // a writer waits at most a few seconds on a lock, so stopping it is quick
+      await conn.query('SET SESSION innodb_lock_wait_timeout = 5');
+      this.conn = conn;
+      return conn;
     } catch {
+      c?.destroy();
       return null;
     }
   }

