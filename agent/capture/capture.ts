@@ -23,7 +23,7 @@ import { buildGroup, type Built } from './changesets.js';
 import { recordDdl, syncedDdlTables } from './ddl-record.js';
 import type { SourceEvent } from './events.js';
 import { GROUP_LIMITS, takeGroup, type Group } from './grouping.js';
-import { JournalWriter, startingCheckpoint, writeCheckpoint, type Checkpoint } from './journal.js';
+import { JournalWriter, readCheckpoint, startingCheckpoint, writeCheckpoint, type Checkpoint } from './journal.js';
 import { comparePositions, formatPosition, type BinlogPosition } from './position.js';
 import { lookupKey, type Lookup } from './identity.js';
 import { scanAhead } from './lookahead.js';
@@ -370,9 +370,27 @@ export class Capture {
     this.log.error('capture failed; restarting from the checkpoint', { error: e, position: formatPosition(this.durable.position) });
     await this.detachSource()?.stop();
     const wanted = e instanceof UnresolvedReference ? [e.lookup, ...this.resolver.unresolved()] : [];
-    this.resetTo(this.durable);
+    this.resetTo(await this.storedCheckpoint());
     this.reopenNeeded = true;
     if (wanted.length > 0) await this.readAhead(wanted);
+  }
+
+  /**
+   * The checkpoint to start again from: the stored one when it is further on (a
+   * journal write whose commit answer was lost with the connection did commit),
+   * else the last one capture knows it wrote (the database is away: it is read then).
+   */
+  private async storedCheckpoint(): Promise<Checkpoint> {
+    try {
+      const stored = await readCheckpoint(this.opts.db, this.opts.stateSchema);
+      if (stored && comparePositions(stored.position, this.durable.position) > 0) {
+        this.log.info('the last journal write did commit: capture goes on after it', { position: formatPosition(stored.position) });
+        return stored;
+      }
+    } catch {
+      // the server is away: the known checkpoint it is, and a replay then fails on the journal's key and comes back here
+    }
+    return this.durable;
   }
 
   /**
