@@ -45,6 +45,23 @@ export function vmHwm(pid: number): number | null {
   }
 }
 
+/** What an exit was, from the end of that process's log, its exit status and how long it ran. */
+export function judgeExit(logTail: string, code: number | null, signal: string | null, uptimeMs: number):
+  Pick<DaemonExit, 'crash' | 'errorCode' | 'uptimeMs' | 'refusedStart' | 'unnamed'> {
+  // what it printed after its last log line: the error it exited with
+  const lines = logTail.split('\n');
+  let last = lines.length;
+  while (last > 0 && !lines[last - 1]!.startsWith('{')) last--;
+  const said = lines.slice(last).join('\n');
+  const codes = [...said.matchAll(/SPOKESYNC_E_[A-Z_]+/g)].map((m) => m[0]);
+  const crash = signal !== null || (code !== 1 && code !== 2) || CRASH_MARKS.some((r) => r.test(said));
+  const errorCode = codes[codes.length - 1] ?? null;
+  const dbGone = /^spokesync: unexpected error: (read ECONNRESET|connect ECONNREFUSED|Connection lost|Can't add new command when connection is in closed state)/m.test(said);
+  const refusedStart = code === 1 && signal === null && uptimeMs < START_MS &&
+    (errorCode === 'SPOKESYNC_E_DB_CONNECT' || errorCode === 'SPOKESYNC_E_BUSY' || dbGone);
+  return { crash: crash && !refusedStart, errorCode, uptimeMs, refusedStart, unnamed: refusedStart && dbGone };
+}
+
 export class Daemon {
   private proc: ChildProcess | null = null;
   private expectedExit = false;
@@ -101,21 +118,8 @@ export class Daemon {
     await new Promise((r) => setTimeout(r, 200));
     const own = (await readFile(this.logFile).catch(() => Buffer.alloc(0))).subarray(this.logOffset).toString('utf8');
     const logTail = own.trim().split('\n').slice(-80).join('\n');
-    // what it printed after its last log line: the error it exited with
-    const lines = logTail.split('\n');
-    let last = lines.length;
-    while (last > 0 && !lines[last - 1]!.startsWith('{')) last--;
-    const said = lines.slice(last).join('\n');
-    const codes = [...said.matchAll(/SPOKESYNC_E_[A-Z_]+/g)].map((m) => m[0]);
-    const crash = signal !== null || (code !== 1 && code !== 2) || CRASH_MARKS.some((r) => r.test(said));
-    const errorCode = codes[codes.length - 1] ?? null;
-    const uptimeMs = Date.now() - this.startedAt;
-    const dbGone = /^spokesync: unexpected error: (read ECONNRESET|connect ECONNREFUSED|Connection lost|Can't add new command when connection is in closed state)/m.test(said);
-    const refusedStart = code === 1 && signal === null && uptimeMs < START_MS &&
-      (errorCode === 'SPOKESYNC_E_DB_CONNECT' || errorCode === 'SPOKESYNC_E_BUSY' || dbGone);
-    this.exits.push({
-      node: this.node, at: Date.now(), code, signal, crash: crash && !refusedStart, errorCode, uptimeMs, refusedStart, unnamed: refusedStart && dbGone, logTail,
-    });
+    const judged = judgeExit(logTail, code, signal, Date.now() - this.startedAt);
+    this.exits.push({ node: this.node, at: Date.now(), code, signal, ...judged, logTail });
     if (this.wanted && code !== 2) {
       this.restartTimer = setTimeout(() => { this.restartTimer = null; if (this.wanted) this.start(); }, this.restartDelayMs);
     }
