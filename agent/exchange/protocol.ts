@@ -83,22 +83,23 @@ function checkOrder(entries: readonly BatchEntry[]): void {
   }
 }
 
-/** An ack must be of something we sent the peer (or that its provisioning gave it). */
-function checkAck(peer: string, ack: string, cursor: PeerCursor): void {
+/** An ack must be of something we sent the peer (or that its provisioning gave it): the refusal when it is not. */
+function ackOutOfRange(peer: string, ack: string, cursor: PeerCursor): SpokesyncError | null {
   const given = seqOf(ack);
   const top = maxSeq(cursor.sentSeq, cursor.ackedSeq);
-  if (BigInt(given) > BigInt(top) || (given === '0' && ack !== '0' && !/^0+$/.test(ack))) {
-    throw new SpokesyncError('SPOKESYNC_E_ACK',
-      `'${peer}' acknowledges our journal up to ${given === '0' ? JSON.stringify(ack.slice(0, 24)) : given}, but at most ${top} was sent to it; no cursor moved`);
-  }
+  if (BigInt(given) <= BigInt(top) && (given !== '0' || /^0+$/.test(ack))) return null;
+  return new SpokesyncError('SPOKESYNC_E_ACK',
+    `'${peer}' acknowledges our journal up to ${given === '0' ? JSON.stringify(ack.slice(0, 24)) : given}, but at most ${top} was sent to it; no cursor moved`);
 }
 
 export class ExchangeCore {
   readonly node: string;
   private readonly mutex = new KeyedMutex();
   private readonly origins: Origins;
+  private readonly children: ReadonlySet<string>;
   constructor(private readonly o: ExchangeCoreOptions) {
     this.node = o.node;
+    this.children = new Set(o.children ?? []);
     this.origins = new Origins({ db: o.db, stateSchema: o.stateSchema, node: o.node, children: o.children ?? [] });
   }
 
@@ -137,7 +138,10 @@ export class ExchangeCore {
     return this.mutex.run(peer, async () => {
       const { db, stateSchema } = this.o;
       const cursor = await getCursor(db, stateSchema, peer);
-      checkAck(peer, header.ack, cursor);
+      const badAck = ackOutOfRange(peer, header.ack, cursor);
+      // the parent's answer is still taken, without its ack: refusing it would cut an idle child off from its parent
+      if (badAck && this.children.has(peer)) throw badAck;
+      if (badAck) this.o.log.warn('ack refused', { peer, code: badAck.code, error: badAck.message });
       await this.origins.admit(peer, entries);
       // entries at or below the received cursor go to the ledger check too: a forged high seq cannot hide later ones
       const replayed = entries.filter((e) => BigInt(e.seq) <= BigInt(cursor.receivedSeq)).length;
@@ -145,7 +149,7 @@ export class ExchangeCore {
         ? await this.o.applier.applyBatch(peer, entries)
         : { applied: 0, duplicates: 0, quarantined: 0, conflicts: 0 };
       const top = entries.reduce((m, e) => maxSeq(m, e.seq), '0');
-      await advanceCursor(db, stateSchema, peer, { acked: header.ack, ...(entries.length > 0 ? { received: top } : {}) });
+      await advanceCursor(db, stateSchema, peer, { ...(badAck ? {} : { acked: header.ack }), ...(entries.length > 0 ? { received: top } : {}) });
       const result: TakeResult = {
         applied: counts.applied,
         // replayed entries are ledger duplicates as a rule: counted once, as replayed

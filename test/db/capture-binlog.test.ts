@@ -261,7 +261,7 @@ void t.test('capture and the binlog', async (t) => {
   /** A transaction applied from peer musanze as change set huye:hlc: its ledger row and one item. */
   const appliedItem = async (state: string, hlc: number, uuid: string, seq: number): Promise<void> => {
     await sqlAfterCrash.query('BEGIN');
-    await sqlAfterCrash.query(`INSERT INTO ${state}.ledger VALUES (?, 'huye', 'musanze', ?, NOW(), NOW(6))`, [`huye:${hlc}`, hlc]);
+    await sqlAfterCrash.query(`INSERT INTO ${state}.ledger (change_id, origin, from_peer, hlc, commit_time, applied_at) VALUES (?, 'huye', 'musanze', ?, NOW(), NOW(6))`, [`huye:${hlc}`, hlc]);
     await sqlAfterCrash.query('INSERT INTO app.items (uuid, seq) VALUES (?, ?)', [uuid, seq]);
     await sqlAfterCrash.query('COMMIT');
   };

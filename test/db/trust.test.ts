@@ -171,6 +171,13 @@ void t.test('trust follows the tree', async (t) => {
     const forged = person('l3', packHlc(Date.now(), 3), uuid('hiseq', 1), 'sent with a high seq');
     const r = await post(pUrl, TOKENS.l3, 'l3', 'p', [{ seq: '900957003', cs: forged }]);
     t.equal(r.status, 200, 'a well-formed change set of l3: taken');
+    // l3 has nothing to send: p's answer acks the forged seq, yet p's changes still reach l3
+    const fromP = await edit(p);
+    real.push(fromP);
+    await allCaughtUp(all);
+    t.equal(await l3.node.core.pending(l3.node.routeFor('p', 'parent')), 0, 'l3 has nothing to send');
+    await l3.node.syncWithParent();
+    t.ok((await names(l3)).includes(fromP), "p's change reached l3 though p acks a seq l3 never sent");
     const later = [await edit(l3), await edit(l3)];
     real.push(...later);
     await everywhere(real, 'after a forged high seq');

@@ -85,7 +85,7 @@ export async function rigNode(db: Db, config: Config, log: Logger = silentLogger
   await ensureStateSchema(db, stateSchema);
   const applier = new RecordingApplier();
   const reader = new JournalReader(db, stateSchema, trimChangeSet);
-  const core = new ExchangeCore({ db, stateSchema, node: config.node.id, applier, reader, log });
+  const core = new ExchangeCore({ db, stateSchema, node: config.node.id, applier, reader, log, children: config.children.map((c) => c.id) });
   return { id: config.node.id, stateSchema, applier, core, config };
 }
 
