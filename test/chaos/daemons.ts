@@ -134,13 +134,8 @@ export class Daemon {
 
   /** kill -9, kept down until start() */
   async kill9(): Promise<void> {
-    this.wanted = false;
-    if (this.restartTimer) clearTimeout(this.restartTimer);
-    this.restartTimer = null;
-    const p = this.proc;
+    const p = this.expectExit();
     if (!p) return;
-    this.sample();
-    this.expectedExit = true;
     const gone = new Promise((r) => p.once('exit', r));
     p.kill('SIGKILL');
     await gone;
@@ -148,14 +143,20 @@ export class Daemon {
 
   /** SIGTERM (SIGKILL after the grace time), not restarted */
   async stop(): Promise<void> {
+    const p = this.expectExit();
+    if (p) await stopProcess(p, 15_000);
+  }
+
+  /** No restart from here on, the peak memory sampled, and the coming exit marked as ours; the process if one runs. */
+  private expectExit(): ChildProcess | null {
     this.wanted = false;
     if (this.restartTimer) clearTimeout(this.restartTimer);
     this.restartTimer = null;
     const p = this.proc;
-    if (!p) return;
+    if (!p) return null;
     this.sample();
     this.expectedExit = true;
-    await stopProcess(p, 15_000);
+    return p;
   }
 }
 
