@@ -82,16 +82,21 @@ export function compressor(enc: Exclude<Encoding, WholeBody>): Transform {
   return new Transform({ transform: (c: Buffer, _e, cb) => cb(null, c) });
 }
 
-/** Inflates a whole buffer, refusing more than maxBytes of output. */
+/**
+ * Inflates a whole buffer, refusing more than maxBytes of output at every
+ * stage. UUID packing never grows a batch (the byte it escapes, 0x01, cannot
+ * occur in XML 1.0); value packing grows it only by a 2-byte marker per number
+ * step (each in a span of 6 bytes or more), so a packed body longer than that
+ * cannot unpack to a batch and is refused while brotli is still inflating it.
+ */
 export function decompress(buf: Buffer, enc: Encoding, maxBytes: number): Buffer {
   try {
     if (enc === 'gzip') return zlib.gunzipSync(buf, { maxOutputLength: maxBytes });
     if (enc === 'br') return zlib.brotliDecompressSync(buf, { maxOutputLength: maxBytes });
-    // packing at most doubles a body (every 0x01 byte escaped), plus its length word
-    if (enc === UBR) return unpackUuids(zlib.brotliDecompressSync(buf, { maxOutputLength: 2 * maxBytes + 4 }), maxBytes);
-    // value packing at most doubles a body too (every 0x02 byte escaped), and UUID packing doubles that
+    if (enc === UBR) return unpackUuids(zlib.brotliDecompressSync(buf, { maxOutputLength: maxBytes + 4 }), maxBytes);
     if (enc === VBR) {
-      const packed = unpackUuids(zlib.brotliDecompressSync(buf, { maxOutputLength: 4 * maxBytes + 4 }), 2 * maxBytes);
+      const stepped = Math.ceil(maxBytes * 1.5);
+      const packed = unpackUuids(zlib.brotliDecompressSync(buf, { maxOutputLength: stepped + 4 }), stepped);
       return unpackValues(packed, maxBytes);
     }
   } catch (e) {

@@ -11,6 +11,7 @@
 //   text: bytes; 0x01 0x01 = a 0x01 byte; 0x01 0x02 = the next literal;
 //         0x01 (0x20 + i) = the UUID at index i of the recency list (0 ≤ i < 64)
 import { SpokesyncError } from '../errors.js';
+import { BoundedOutput } from './out-buffer.js';
 
 const ESC = 0x01;
 const LITERAL = 0x02;
@@ -59,31 +60,23 @@ export function packUuids(input: Buffer): Buffer {
   return Buffer.concat([body, ...literals]);
 }
 
-/** The original bytes; fails on malformed input or when the result would exceed maxBytes. */
+/** The original bytes; fails on malformed input or when the result would exceed maxBytes (nothing past it is allocated). */
 export function unpackUuids(packed: Buffer, maxBytes: number): Buffer {
   if (packed.length < 4) throw badCoding('too short');
   const textEnd = 4 + packed.readUInt32BE(0);
   if (textEnd > packed.length || (packed.length - textEnd) % 16 !== 0) throw badCoding('bad lengths');
-  const parts: Buffer[] = [];
+  const out = new BoundedOutput(maxBytes);
   const recent: string[] = [];
-  let size = 0;
   let lit = textEnd;
   let from = 4;
-  const emit = (b: Buffer): void => {
-    size += b.length;
-    if (size > maxBytes) {
-      throw new SpokesyncError('SPOKESYNC_E_BATCH_TOO_LARGE', `the inflated body is larger than ${maxBytes} bytes`);
-    }
-    parts.push(b);
-  };
   for (let i = packed.indexOf(ESC, 4); i !== -1 && i < textEnd; i = packed.indexOf(ESC, i + 1)) {
     if (i + 1 >= textEnd) throw badCoding('a marker is cut short');
-    emit(packed.subarray(from, i));
+    out.bytes(packed, from, i);
     const op = packed[i + 1];
     i++;
     from = i + 1;
     if (op === ESC) {
-      emit(Buffer.from([ESC]));
+      out.byte(ESC);
     } else if (op === LITERAL) {
       if (lit + 16 > packed.length) throw badCoding('a literal is missing');
       const h = packed.toString('hex', lit, lit + 16);
@@ -91,16 +84,16 @@ export function unpackUuids(packed: Buffer, maxBytes: number): Buffer {
       const u = `${h.slice(0, 8)}-${h.slice(8, 12)}-${h.slice(12, 16)}-${h.slice(16, 20)}-${h.slice(20)}`;
       recent.unshift(u);
       if (recent.length > RECENT) recent.pop();
-      emit(Buffer.from(u, 'latin1'));
+      out.latin1(u);
     } else if (op !== undefined && op >= REF && op < REF + RECENT && op - REF < recent.length) {
       const u = recent[op - REF]!;
       touch(recent, op - REF);
-      emit(Buffer.from(u, 'latin1'));
+      out.latin1(u);
     } else {
       throw badCoding('bad marker');
     }
   }
-  emit(packed.subarray(from, textEnd));
+  out.bytes(packed, from, textEnd);
   if (lit !== packed.length) throw badCoding('unused literals');
-  return Buffer.concat(parts);
+  return out.done();
 }

@@ -33,6 +33,7 @@
 // up to the same `"`. Every class excludes `<`, so a scan is linear in the
 // input, hostile or not.
 import { SpokesyncError } from '../errors.js';
+import { BoundedOutput } from './out-buffer.js';
 
 const ESC = '\x02';
 const SAME = '\x03';
@@ -117,25 +118,17 @@ export function packValues(input: Buffer): Buffer {
   return Buffer.from(out.join(''), 'latin1');
 }
 
-/** The original bytes; fails on malformed input or when the result would exceed maxBytes. */
+/** The original bytes; fails on malformed input or when the result would exceed maxBytes (nothing past it is allocated). */
 export function unpackValues(packed: Buffer, maxBytes: number): Buffer {
   const text = packed.toString('latin1');
-  const out: string[] = [];
+  const out = new BoundedOutput(maxBytes);
   const columns = new Map<string, string>();
   const numbers: Numbers = [undefined, undefined];
   const re = new RegExp(PACKED_SPAN.source, 'g');
-  let size = 0;
   let copied = 0;
-  const emit = (s: string): void => {
-    size += s.length;
-    if (size > maxBytes) {
-      throw new SpokesyncError('SPOKESYNC_E_BATCH_TOO_LARGE', `the inflated body is larger than ${maxBytes} bytes`);
-    }
-    out.push(s);
-  };
   const replace = (from: number, to: number, original: string): void => {
-    emit(unescape(text.slice(copied, from)));
-    emit(original);
+    out.latin1(unescape(text.slice(copied, from)));
+    out.latin1(original);
     copied = to;
   };
   for (let m = re.exec(text); m !== null; m = re.exec(text)) {
@@ -170,6 +163,6 @@ export function unpackValues(packed: Buffer, maxBytes: number): Buffer {
       }
     }
   }
-  emit(unescape(text.slice(copied)));
-  return Buffer.from(out.join(''), 'latin1');
+  out.latin1(unescape(text.slice(copied)));
+  return out.done();
 }
