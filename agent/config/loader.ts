@@ -154,13 +154,14 @@ function readListen(r: Reader, raw: unknown): ListenConfig | undefined {
   const handshakeTimeout = tlsRaw && r.duration('listen.tls.handshakeTimeout', tlsRaw.handshakeTimeout);
   const maxBodyBytes = r.bytes('listen.maxBodyBytes', l.maxBodyBytes);
   const maxInflatedBytes = r.bytes('listen.maxInflatedBytes', l.maxInflatedBytes);
+  const maxElements = r.int('listen.maxElements', l.maxElements);
   if (maxBodyBytes !== undefined && maxInflatedBytes !== undefined && maxInflatedBytes < maxBodyBytes) {
     r.problem('listen.maxInflatedBytes', 'must be at least listen.maxBodyBytes (a body never shrinks when inflated)');
   }
   const limits = readListenLimits(r, l);
   if (!host || !port || maxBodyBytes === undefined || maxInflatedBytes === undefined || !limits) return undefined;
   if (tlsRaw && (!cert || !key || !handshakeTimeout)) return undefined;
-  return { host, port, ...(cert && key && handshakeTimeout ? { tls: { cert, key, handshakeTimeout } } : {}), maxBodyBytes, maxInflatedBytes, ...limits };
+  return { host, port, ...(cert && key && handshakeTimeout ? { tls: { cert, key, handshakeTimeout } } : {}), maxBodyBytes, maxInflatedBytes, ...limits, ...(maxElements === undefined ? {} : { maxElements }) };
 }
 
 function readListenLimits(r: Reader, l: Record<string, unknown>) {

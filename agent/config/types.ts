@@ -39,7 +39,7 @@ export interface ListenConfig {
   readonly tls?: { readonly cert: string; readonly key: string; readonly handshakeTimeout?: number };
   /** largest request body accepted on the wire (default 8 MiB) */
   readonly maxBodyBytes: number;
-  /** largest body after decompression (default 64 MiB) */
+  /** largest body after decompression (default 8 MiB) */
   readonly maxInflatedBytes: number;
   // The limits below are always set by the loader; absent ones take the defaults of reference.ts (exchange/limits.ts).
   /** most connections at once (default 256) */
@@ -54,6 +54,8 @@ export interface ListenConfig {
   readonly requestTimeout?: number;
   /** wrong tokens from one address within `window` ms before it gets 429 for `block` ms (default 10, 1m, 5m) */
   readonly authFailures?: AuthFailureLimit;
+  /** most XML elements in one request body (default 250,000) */
+  readonly maxElements?: number;
 }
 
 export interface AuthFailureLimit {

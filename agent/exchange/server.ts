@@ -27,6 +27,7 @@ import {
   AuthThrottle, ConnectionLimiter, RefusalLog, addressKey, headersDeadline, listenLimits, watchBody, type ListenLimits,
 } from './limits.js';
 import { batchBuffer, collectBatch } from './wire.js';
+import { DEFAULT_MAX_ELEMENTS } from '../../apply/codec/limits.js';
 
 export type RouteHandler = (req: IncomingMessage, res: ServerResponse, child: ChildConfig) => Promise<void>;
 
@@ -287,7 +288,7 @@ export class ExchangeServer {
       wire.destroy(new SpokesyncError('SPOKESYNC_E_HTTP', 'the connection closed before the body ended'));
     });
     try {
-      const limits = { maxRecords: this.o.maxRecords ?? 10_000, maxBytes: listen.maxInflatedBytes };
+      const limits = { maxRecords: this.o.maxRecords ?? 10_000, maxBytes: listen.maxInflatedBytes, maxElements: listen.maxElements ?? DEFAULT_MAX_ELEMENTS };
       let batch;
       try {
         if (isWholeBody(enc)) {

@@ -12,6 +12,7 @@ export { batchChunks, readBatch };
 export interface BatchLimits {
   readonly maxRecords?: number;
   readonly maxBytes?: number;
+  readonly maxElements?: number;
 }
 
 export interface DecodedBatch {

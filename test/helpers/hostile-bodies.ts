@@ -45,19 +45,19 @@ export interface HostileBody {
   readonly body: Buffer;
 }
 
-/** Bodies that each come to more than 64 MiB once inflated (or claim to). */
+/** Bodies that each come to 64 MiB or more once inflated (or claim to). */
 export function hostileBodies(): HostileBody[] {
-  const zeros = Buffer.alloc(256 * 1024 * 1024);
-  const xmlish = Buffer.from(`<batch xmlns="urn:spokesync:batch:1" v="1" from="a" to="b" seq="1" ack="0" more="0">${' '.repeat(200 * 1024 * 1024)}`);
+  const zeros = Buffer.alloc(64 * 1024 * 1024);
+  const xmlish = Buffer.from(`<batch xmlns="urn:spokesync:batch:1" v="1" from="a" to="b" seq="1" ack="0" more="0">${' '.repeat(64 * 1024 * 1024)}`);
   const claims = Buffer.alloc(20);
   claims.writeUInt32BE(0xfffffff0);
   return [
-    { name: 'gzip of 256 MiB of zeros', encoding: 'gzip', body: zlib.gzipSync(zeros, { level: 9 }) },
-    { name: 'br of 200 MiB of spaces', encoding: 'br', body: brotli(xmlish) },
-    { name: 'ubr of 256 MiB of zeros', encoding: 'spokesync-ubr', body: brotli(zeros) },
+    { name: 'gzip of 64 MiB of zeros', encoding: 'gzip', body: zlib.gzipSync(zeros, { level: 9 }) },
+    { name: 'br of 64 MiB of spaces', encoding: 'br', body: brotli(xmlish) },
+    { name: 'ubr of 64 MiB of zeros', encoding: 'spokesync-ubr', body: brotli(zeros) },
     { name: 'ubr: 8M references to one UUID', encoding: 'spokesync-ubr', body: brotli(uuidRefs(8 * 1024 * 1024)) },
     { name: 'ubr that claims a 4 GiB text', encoding: 'spokesync-ubr', body: brotli(claims) },
-    { name: 'vbr of 256 MiB of zeros', encoding: 'spokesync-vbr', body: brotli(zeros) },
+    { name: 'vbr of 64 MiB of zeros', encoding: 'spokesync-vbr', body: brotli(zeros) },
     { name: 'vbr: 4,000 back-references to a 64 KiB value', encoding: 'spokesync-vbr', body: brotli(valueRefs(4000)) },
     { name: 'vbr: 8M references to one UUID', encoding: 'spokesync-vbr', body: brotli(uuidRefs(8 * 1024 * 1024)) },
   ];

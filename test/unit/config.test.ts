@@ -47,7 +47,7 @@ void t.test('the DESIGN.md example loads into the typed config with defaults', a
   t.same(c.database, { host: '127.0.0.1', port: 3306, user: 'spokesync', password: 'db-secret-1', schema: 'openmrs', stateSchema: 'spokesync', serverId: 4101 });
   t.same(c.tables, { include: ['person', 'person_name', 'patient', 'encounter', 'obs'], exclude: [], keys: {}, direction: {} });
   t.same(c.listen, {
-    host: '0.0.0.0', port: 8080, maxBodyBytes: 8 * 1024 * 1024, maxInflatedBytes: 64 * 1024 * 1024,
+    host: '0.0.0.0', port: 8080, maxBodyBytes: 8 * 1024 * 1024, maxInflatedBytes: 8 * 1024 * 1024, maxElements: 250_000,
     maxConnections: 256, maxConnectionsPerAddress: 8, headersTimeout: 10_000, bodyTimeout: 60_000, requestTimeout: 900_000,
     authFailures: { max: 10, window: 60_000, block: 300_000 },
   });
@@ -103,6 +103,7 @@ listen:
   bodyTimeout: 30s
   requestTimeout: 1h
   authFailures: { max: 3, block: 10m }
+  maxElements: 1000000
 children:
   - id: a
     token: tok-a
@@ -114,7 +115,7 @@ log: { level: debug }
   t.same(c.tables.keys, { concept_name_tag_map: ['concept_name_id', 'concept_name_tag_id'] });
   t.same(c.tables.direction, { location: 'down', obs: 'up' });
   t.same(c.listen, {
-    host: '0.0.0.0', port: 8443, tls: { cert: '/c.pem', key: '/k.pem', handshakeTimeout: 60_000 }, maxBodyBytes: 1048576, maxInflatedBytes: 16777216,
+    host: '0.0.0.0', port: 8443, tls: { cert: '/c.pem', key: '/k.pem', handshakeTimeout: 60_000 }, maxBodyBytes: 1048576, maxInflatedBytes: 16777216, maxElements: 1_000_000,
     maxConnections: 100, maxConnectionsPerAddress: 4, headersTimeout: 5000, bodyTimeout: 30_000, requestTimeout: 3_600_000,
     authFailures: { max: 3, window: 60_000, block: 600_000 },
   });
@@ -174,6 +175,7 @@ const bad: Array<[string, Partial<Record<keyof typeof BASE, string>>, string, Re
   ['maxTries zero', { parent: "parent: { url: 'http://p', token: t, maxTries: 0 }" }, 'parent.maxTries', /1 to 100/],
   ['tls without key', { listen: 'listen: { port: 1, tls: { cert: /c } }' }, 'listen.tls.key', /missing/],
   ['inflated below body', { listen: 'listen: { port: 1, maxBodyBytes: 2MiB, maxInflatedBytes: 1MiB }' }, 'listen.maxInflatedBytes', /at least listen.maxBodyBytes/],
+  ['too few elements', { listen: 'listen: { port: 1, maxElements: 10 }' }, 'listen.maxElements', /from 100 to/],
   ['section as a scalar', { listen: 'listen: 8080' }, 'listen', /expected a mapping.*got 8080/],
   ['per-address above the total', { listen: 'listen: { port: 1, maxConnections: 10, maxConnectionsPerAddress: 20 }' }, 'listen.maxConnectionsPerAddress', /at most listen.maxConnections \(10\)/],
   ['headers timeout without a unit', { listen: 'listen: { port: 1, headersTimeout: 10 }' }, 'listen.headersTimeout', /bare number has no unit/],
