@@ -31,6 +31,9 @@ export const RESUMABLE_BYTES = 2048;
 
 const ID = /^[A-Za-z0-9_-]{22}$/;
 
+/** What one store holds at most by default: one body of the default listen.maxBodyBytes, or many of the usual 64 KiB batches. */
+export const DEFAULT_STORE_BYTES = 8 * 1024 * 1024;
+
 /** The name of a body fed piece by piece: 128 bits of its SHA-256, base64url (22 characters). */
 export function uploadDigest(): { update(piece: Buffer): void; id(): string } {
   const h = createHash('sha256');
@@ -68,7 +71,7 @@ interface Partial<M> {
 }
 
 export interface UploadStoreOptions {
-  /** all partial bodies together (default 64 MiB); the oldest go first */
+  /** all partial bodies together (default DEFAULT_STORE_BYTES); the oldest go first */
   readonly maxBytes?: number;
   /** how long a partial body is kept (default one hour) */
   readonly ttlMs?: number;
@@ -84,7 +87,7 @@ export class UploadStore<M = undefined> {
   private readonly now: () => number;
 
   constructor(o: UploadStoreOptions = {}) {
-    this.maxBytes = o.maxBytes ?? 64 * 1024 * 1024;
+    this.maxBytes = o.maxBytes ?? DEFAULT_STORE_BYTES;
     this.ttlMs = o.ttlMs ?? 60 * 60_000;
     this.now = o.now ?? Date.now;
   }

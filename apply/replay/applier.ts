@@ -56,8 +56,8 @@ export interface ApplyReport {
 }
 
 const NODE_ID = /^[a-z0-9-]{1,64}$/;
-/** Versions written by this applier kept in memory until capture has surely recorded them. */
-const MAX_REMEMBERED = 200_000;
+/** Versions written by this applier kept in memory until capture has surely recorded them (about 100 bytes each). */
+export const MAX_REMEMBERED = 25_000;
 
 export class Applier {
   private readonly deps: ExecutorDeps;

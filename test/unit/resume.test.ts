@@ -55,3 +55,11 @@ void t.test('store: what is kept with a body', async (t) => {
   t.same(s.entry('a', 'id-c')?.meta, 'gzip', 'replaced, with its own');
   t.equal(s.bytes, 5);
 });
+
+void t.test('by default a store holds at most 8 MiB, however many children leave bodies behind', async (t) => {
+  const s = new UploadStore();
+  for (let i = 0; i < 40; i++) s.set(`child-${i}`, uploadId(Buffer.from(String(i))), Buffer.alloc(1024 * 1024, i));
+  t.ok(s.bytes <= 8 * 1024 * 1024, `${s.bytes} bytes held`);
+  t.ok(s.get('child-39', uploadId(Buffer.from('39'))), 'the newest is kept');
+  t.equal(s.get('child-0', uploadId(Buffer.from('0'))), null, 'the oldest went first');
+});
