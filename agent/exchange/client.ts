@@ -55,7 +55,7 @@ export interface ExchangeClientOptions {
   readonly log: Logger;
   readonly sleep?: Sleep;
   readonly random?: () => number;
-  /** largest answer after inflation (default 64 MiB) */
+  /** largest answer after inflation (default 8 MiB: a parent answers with at most 1 MiB) */
   readonly maxInflatedBytes?: number;
   /** first backoff delay in ms (default 1000) */
   readonly backoffBaseMs?: number;
@@ -309,7 +309,7 @@ export class ExchangeClient {
       if (!b) bodies.set(key, (b = compress(which === 'probe' ? probe : full, enc)));
       return b;
     };
-    const max = this.o.maxInflatedBytes ?? 64 * 1024 * 1024;
+    const max = this.o.maxInflatedBytes ?? 8 * 1024 * 1024;
     /** the upload in progress: its coding, name, and the bytes the parent holds */
     let upload = null as Upload | null;
     const answerPart = new AnswerPart();
