@@ -23,6 +23,7 @@ import {
   parseUploadId, uploadId,
 } from './resume.js';
 import { batchBuffer, collectBatch } from './wire.js';
+import { DEFAULT_MAX_ELEMENTS } from '../../apply/codec/limits.js';
 
 export type Sleep = (ms: number, signal?: AbortSignal) => Promise<void>;
 
@@ -370,7 +371,7 @@ export class ExchangeClient {
           if (body === null) throw new SpokesyncError('SPOKESYNC_E_HTTP', 'the rest of the answer does not complete the part held');
           const renc = parseContentEncoding(res.headers['content-encoding']);
           if (renc === null) throw new SpokesyncError('SPOKESYNC_E_HTTP', 'the parent answered in an unknown encoding');
-          const batch = collectBatch([decompress(body, renc, max)], { maxBytes: max });
+          const batch = collectBatch([decompress(body, renc, max)], { maxBytes: max, maxElements: DEFAULT_MAX_ELEMENTS });
           return { batch: await batch, have: parseOffset(res.headers[HAVE_HEADER]) ?? 0 };
         },
         signal,

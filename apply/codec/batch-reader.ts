@@ -8,7 +8,7 @@
 import { SpokesyncError } from '../../agent/errors.js';
 import type { BatchEntry, BatchHeader, ChangeSet } from '../model.js';
 import { ChangeSetBuilder, badAttr, checkNamespace, own, short, unknownAttr, type Attrs } from './cs-builder.js';
-import { DEFAULT_MAX_ELEMENTS, tooMany } from './limits.js';
+import { tooMany } from './limits.js';
 import { createParser } from './sax.js';
 import { NODE_ID, isUint64, xmlError } from './xml-text.js';
 
@@ -19,7 +19,7 @@ export interface BatchLimits {
   maxRecords?: number;
   /** most bytes of XML accepted (counted as UTF-8) */
   maxBytes?: number;
-  /** most elements of any kind accepted (default DEFAULT_MAX_ELEMENTS) */
+  /** most elements of any kind accepted (none by default: a USB file streams any number of change sets; receivers pass listen.maxElements) */
   maxElements?: number;
 }
 
@@ -138,7 +138,7 @@ export async function* readBatch(
   limits: BatchLimits = {},
 ): AsyncGenerator<BatchItem> {
   const maxBytes = limits.maxBytes ?? Infinity;
-  const bb = new BatchBuilder(limits.maxRecords ?? Infinity, limits.maxElements ?? DEFAULT_MAX_ELEMENTS);
+  const bb = new BatchBuilder(limits.maxRecords ?? Infinity, limits.maxElements ?? Infinity);
   const parser = createParser(bb, false);
   const utf8 = new TextDecoder('utf-8', { fatal: true });
   let bytes = 0;

@@ -12,7 +12,7 @@ export const MAX_TAG_CHARS = 1024 * 1024;
 export const MAX_COLUMNS = 4096;
 /** Longest table or column name, in characters (MariaDB's identifier limit). */
 export const MAX_NAME_CHARS = 64;
-/** Default for listen.maxElements: elements in one batch (each costs about 50-100 bytes of heap decoded). */
+/** Default for listen.maxElements, and for answers a child takes: elements in one batch (each costs about 50-100 bytes of heap decoded). */
 export const DEFAULT_MAX_ELEMENTS = 250_000;
 
 export function tooMany(what: string, max: number): SpokesyncError {

@@ -1,6 +1,7 @@
 // What a hostile or broken peer can send, and the code each is refused with.
 import t from 'tap';
 import { decodeBatch, readBatch } from '../../apply/codec/batch-reader.js';
+import { DEFAULT_MAX_ELEMENTS } from '../../apply/codec/limits.js';
 import { decodeChangeSet } from '../../apply/codec/decode.js';
 import { isSpokesyncError, type ErrorCode } from '../../agent/errors.js';
 
@@ -214,7 +215,7 @@ void t.test('one tag longer than the tag limit is refused before its end arrives
 });
 
 void t.test('counts: elements per batch, columns per row, name lengths, nesting', async (t) => {
-  const many = await pulled(repeated(`${HEAD}<e seq="1">${CS}`, '<d t="t" k="#" g="abc"/>', 1_000_000, '</cs></e></batch>'));
+  const many = await pulled(repeated(`${HEAD}<e seq="1">${CS}`, '<d t="t" k="#" g="abc"/>', 1_000_000, '</cs></e></batch>'), { maxElements: DEFAULT_MAX_ELEMENTS });
   t.ok(isSpokesyncError(many.error, 'SPOKESYNC_E_BATCH_TOO_LARGE'), `1,000,000 elements: ${String(many.error)}`);
   t.ok(many.pulled <= 27, `read ${many.pulled} of ${many.total} chunks`);
   await t.rejects(decodeBatch(batch(entry('<i t="t" k="k"/>'.repeat(20))), { maxElements: 20 }), { code: 'SPOKESYNC_E_BATCH_TOO_LARGE' }, 'maxElements');
