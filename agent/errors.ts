@@ -32,6 +32,7 @@ export const catalogue = {
   SPOKESYNC_E_XML: { exit: 1, fix: 'The batch is not well-formed spokesync XML; nothing from it was applied. Resend it.' },
   SPOKESYNC_E_XML_DTD: { exit: 1, fix: 'Batches never carry a DTD or entities; the sender is not spokesync or is hostile.' },
   SPOKESYNC_E_BATCH_TOO_LARGE: { exit: 1, fix: 'Lower parent.batch.records / parent.batch.bytes on the sender, or raise the receiver\'s limits.' },
+  SPOKESYNC_E_OVERLOADED: { exit: 1, fix: 'The receiver is holding as many decoded batches as its memory allows; the exchange is retried at the next interval, nothing was applied.' },
 
   // --- apply ---
   SPOKESYNC_E_APPLY: { exit: 1, fix: 'See the cause; the change set was rolled back whole and will be retried.' },

@@ -65,7 +65,7 @@ export const CONFIG_KEYS: readonly KeySpec[] = [
   { key: 'listen.tls.handshakeTimeout', kind: 'duration', default: '60s', min: 1000, help: 'time allowed for the TLS handshake (the certificate alone takes seconds at 1 kbps)' },
   { key: 'listen.maxBodyBytes', kind: 'bytes', default: '8MiB', min: 1024, help: 'largest request body accepted, as sent (compressed)' },
   { key: 'listen.maxInflatedBytes', kind: 'bytes', default: '8MiB', min: 1024, help: 'largest request body accepted after decompression (the XML of one batch; it bounds the memory a request takes)' },
-  { key: 'listen.maxElements', kind: 'int', default: 250_000, min: 100, max: 100_000_000, help: 'most XML elements in one request (change sets, operations and columns together; about 100 bytes of memory each)' },
+  { key: 'listen.maxElements', kind: 'int', default: 100_000, min: 100, max: 100_000_000, help: 'most XML elements in one request (change sets, operations and columns together; about 250 bytes of memory each while it is applied)' },
   { key: 'listen.maxConnections', kind: 'int', default: 256, min: 1, max: 65535, help: 'most connections open at once, from all addresses' },
   { key: 'listen.maxConnectionsPerAddress', kind: 'int', default: 8, min: 1, max: 65535, help: 'most connections open at once from one address (an IPv6 /64); more are closed unanswered' },
   { key: 'listen.headersTimeout', kind: 'duration', default: '10s', min: 1000, help: 'time allowed from connecting (from the end of the TLS handshake) to the end of the request headers' },

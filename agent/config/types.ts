@@ -54,7 +54,7 @@ export interface ListenConfig {
   readonly requestTimeout?: number;
   /** wrong tokens from one address within `window` ms before it gets 429 for `block` ms (default 10, 1m, 5m) */
   readonly authFailures?: AuthFailureLimit;
-  /** most XML elements in one request body (default 250,000) */
+  /** most XML elements in one request body (default 100,000) */
   readonly maxElements?: number;
 }
 

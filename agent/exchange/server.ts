@@ -27,7 +27,7 @@ import {
   AuthThrottle, ConnectionLimiter, RefusalLog, addressKey, headersDeadline, listenLimits, watchBody, type ListenLimits,
 } from './limits.js';
 import { batchBuffer, collectBatch } from './wire.js';
-import { DEFAULT_MAX_ELEMENTS } from '../../apply/codec/limits.js';
+import { DEFAULT_MAX_ELEMENTS, DecodeBudget } from '../../apply/codec/limits.js';
 
 export type RouteHandler = (req: IncomingMessage, res: ServerResponse, child: ChildConfig) => Promise<void>;
 
@@ -50,6 +50,7 @@ const STATUS: Partial<Record<ErrorCode, number>> = {
   SPOKESYNC_E_XML: 400,
   SPOKESYNC_E_XML_DTD: 400,
   SPOKESYNC_E_BATCH_TOO_LARGE: 413,
+  SPOKESYNC_E_OVERLOADED: 503,
   SPOKESYNC_E_UNKNOWN_TABLE: 422,
   SPOKESYNC_E_UNKNOWN_COLUMN: 422,
   SPOKESYNC_E_ORIGIN: 409, SPOKESYNC_E_CHANGE_ID: 409, SPOKESYNC_E_ACK: 409,
@@ -105,6 +106,9 @@ export class ExchangeServer {
   /** each child's last large answer, with its coding, until its next request: a child that lost part of it gets the rest */
   private readonly answers = new UploadStore<Encoding>();
   private readonly limits: ListenLimits;
+  private readonly maxElements: number;
+  /** what all requests being read at once may hold: as much as the largest one may */
+  private readonly budget: DecodeBudget;
   private readonly throttle: AuthThrottle;
   private readonly refusals: RefusalLog;
 
@@ -112,6 +116,8 @@ export class ExchangeServer {
     this.log = o.log.child({ part: 'server' });
     this.tokens = o.children.map((child) => ({ child, digest: sha256(child.token) }));
     const limits = (this.limits = listenLimits(o.listen));
+    this.maxElements = o.listen.maxElements ?? DEFAULT_MAX_ELEMENTS;
+    this.budget = new DecodeBudget(this.maxElements, o.listen.maxInflatedBytes);
     this.throttle = new AuthThrottle(limits.authFailures);
     this.refusals = new RefusalLog(this.log, limits.authFailures.window);
     const idle = 120_000;
@@ -287,8 +293,10 @@ export class ExchangeServer {
       if (upload && !answering && rawBytes <= listen.maxBodyBytes) this.uploads.set(child.id, upload, Buffer.concat(raw));
       wire.destroy(new SpokesyncError('SPOKESYNC_E_HTTP', 'the connection closed before the body ended'));
     });
+    // the batch is held until its answer is sent; what all requests hold at once is bounded too
+    const lease = this.budget.lease();
     try {
-      const limits = { maxRecords: this.o.maxRecords ?? 10_000, maxBytes: listen.maxInflatedBytes, maxElements: listen.maxElements ?? DEFAULT_MAX_ELEMENTS };
+      const limits = { maxRecords: this.o.maxRecords ?? 10_000, maxBytes: listen.maxInflatedBytes, maxElements: this.maxElements, lease };
       let batch;
       try {
         if (isWholeBody(enc)) {
@@ -358,6 +366,8 @@ export class ExchangeServer {
       log.info('exchange', { ...taken, sent: answer.entries.length, more: answer.header.more, bytesOut: body.length });
       await this.o.core.contact(child.id, 'ok').catch(() => undefined);
     } catch (e) {
+      // a refused batch is dropped now, not after the answer: others being read take its place
+      lease.release();
       answering = true;
       const code = isSpokesyncError(e) ? e.code : 'SPOKESYNC_E_HTTP';
       const status = isSpokesyncError(e) ? STATUS[e.code] ?? 500 : 500;
@@ -368,6 +378,8 @@ export class ExchangeServer {
       const overflow = wire.bytes > listen.maxBodyBytes;
       fail(req, res, status, code, msg, bodyRead ? { mode: 'read' }
         : overflow ? { mode: 'close' } : { mode: 'drain', allowance: listen.maxBodyBytes - wire.bytes });
+    } finally {
+      lease.release();
     }
   }
 }

@@ -5,6 +5,7 @@ import { batchChunks, readBatch } from '../../apply/codec/batch.js';
 import { decodeChangeSet } from '../../apply/codec/decode.js';
 import { encodeChangeSet } from '../../apply/codec/encode.js';
 import { SpokesyncError } from '../errors.js';
+import type { BudgetLease } from '../../apply/codec/limits.js';
 import type { Outgoing, Trim } from '../routing/journal.js';
 
 export { batchChunks, readBatch };
@@ -13,6 +14,7 @@ export interface BatchLimits {
   readonly maxRecords?: number;
   readonly maxBytes?: number;
   readonly maxElements?: number;
+  readonly lease?: BudgetLease;
 }
 
 export interface DecodedBatch {

@@ -8,7 +8,7 @@
 import { SpokesyncError } from '../../agent/errors.js';
 import type { BatchEntry, BatchHeader, ChangeSet } from '../model.js';
 import { ChangeSetBuilder, badAttr, checkNamespace, own, short, unknownAttr, type Attrs } from './cs-builder.js';
-import { tooMany } from './limits.js';
+import { tooMany, type BudgetLease } from './limits.js';
 import { createParser } from './sax.js';
 import { NODE_ID, isUint64, xmlError } from './xml-text.js';
 
@@ -21,6 +21,8 @@ export interface BatchLimits {
   maxBytes?: number;
   /** most elements of any kind accepted (none by default: a USB file streams any number of change sets; receivers pass listen.maxElements) */
   maxElements?: number;
+  /** a share of a budget for all requests read at once: every element and byte is counted there too */
+  lease?: BudgetLease;
 }
 
 /** Parser events → batch items, with the <batch> and <e> levels checked here and <cs> delegated. */
@@ -35,10 +37,11 @@ class BatchBuilder {
   private cs: ChangeSet | undefined;
   private readonly b = new ChangeSetBuilder();
 
-  constructor(private readonly maxRecords: number, private readonly maxElements: number) {}
+  constructor(private readonly maxRecords: number, private readonly maxElements: number, private readonly lease: BudgetLease | undefined) {}
 
   open(name: string, a: Attrs): void {
     if (++this.elements > this.maxElements) throw tooMany('elements', this.maxElements);
+    this.lease?.take(1, 0);
     if (this.level === 2) {
       if (this.cs !== undefined) throw xmlError('an <e> holds exactly one <cs>');
       this.b.open(name, a);
@@ -138,7 +141,7 @@ export async function* readBatch(
   limits: BatchLimits = {},
 ): AsyncGenerator<BatchItem> {
   const maxBytes = limits.maxBytes ?? Infinity;
-  const bb = new BatchBuilder(limits.maxRecords ?? Infinity, limits.maxElements ?? Infinity);
+  const bb = new BatchBuilder(limits.maxRecords ?? Infinity, limits.maxElements ?? Infinity, limits.lease);
   const parser = createParser(bb, false);
   const utf8 = new TextDecoder('utf-8', { fatal: true });
   let bytes = 0;
@@ -151,10 +154,12 @@ export async function* readBatch(
     }
   };
   for await (const whole of source) for (const chunk of pieces(whole)) {
-    bytes += typeof chunk === 'string' ? Buffer.byteLength(chunk, 'utf8') : chunk.length;
+    const n = typeof chunk === 'string' ? Buffer.byteLength(chunk, 'utf8') : chunk.length;
+    bytes += n;
     if (bytes > maxBytes) {
       throw new SpokesyncError('SPOKESYNC_E_BATCH_TOO_LARGE', `batch is larger than ${maxBytes} bytes`);
     }
+    limits.lease?.take(0, n);
     let text: string;
     if (typeof chunk === 'string') {
       text = pending ? decode(undefined, false) + chunk : chunk;

@@ -12,8 +12,53 @@ export const MAX_TAG_CHARS = 1024 * 1024;
 export const MAX_COLUMNS = 4096;
 /** Longest table or column name, in characters (MariaDB's identifier limit). */
 export const MAX_NAME_CHARS = 64;
-/** Default for listen.maxElements, and for answers a child takes: elements in one batch (each costs about 50-100 bytes of heap decoded). */
-export const DEFAULT_MAX_ELEMENTS = 250_000;
+/** Default for listen.maxElements, and for answers a child takes: elements in one batch (each costs about 250 bytes while a batch is validated and applied). */
+export const DEFAULT_MAX_ELEMENTS = 100_000;
+
+/**
+ * What all the batches being read at once hold (elements, bytes of XML), in
+ * one process: every child's requests draw on it until they are done, so
+ * several large requests at once cannot add up past the heap.
+ */
+export class DecodeBudget {
+  private elements = 0;
+  private bytes = 0;
+
+  constructor(readonly maxElements: number, readonly maxBytes: number) {}
+
+  /** A request's share, counted as it is read; release() when the request is done with its batch. */
+  lease(): BudgetLease {
+    let elements = 0;
+    let bytes = 0;
+    return {
+      take: (e, b) => {
+        elements += e;
+        bytes += b;
+        this.elements += e;
+        this.bytes += b;
+        if (this.elements > this.maxElements || this.bytes > this.maxBytes) {
+          throw new SpokesyncError('SPOKESYNC_E_OVERLOADED', 'other requests being read at the same time hold as much memory as this node allows');
+        }
+      },
+      release: () => {
+        this.elements -= elements;
+        this.bytes -= bytes;
+        elements = 0;
+        bytes = 0;
+      },
+    };
+  }
+
+  get held(): { elements: number; bytes: number } {
+    return { elements: this.elements, bytes: this.bytes };
+  }
+}
+
+export interface BudgetLease {
+  /** Counts more elements and bytes; throws SPOKESYNC_E_OVERLOADED past the shared budget. */
+  take(elements: number, bytes: number): void;
+  release(): void;
+}
 
 export function tooMany(what: string, max: number): SpokesyncError {
   return new SpokesyncError('SPOKESYNC_E_BATCH_TOO_LARGE', `the batch holds more than ${max} ${what}`);

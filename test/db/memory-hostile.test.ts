@@ -6,6 +6,7 @@ import t from 'tap';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import http from 'node:http';
 import zlib from 'node:zlib';
 import { spokesync } from '../helpers/cli.js';
 import { dumpByIdentity } from '../helpers/compare.js';
@@ -13,8 +14,11 @@ import { startDaemon, waitHealthy } from '../helpers/daemon-proc.js';
 import { hostileBodies } from '../helpers/hostile-bodies.js';
 import { APP, SYNCED, startNode, stopNode, uuid, type NetNode } from '../helpers/sync-net.js';
 import { openDb } from '../../agent/db.js';
+import { DEFAULT_MAX_ELEMENTS } from '../../apply/codec/limits.js';
 
 const MiB = 1024 * 1024;
+/** elements of the largest batch the default listen.maxElements lets through (the rest of it is <batch>, <e> and <cs>) */
+const LARGE = DEFAULT_MAX_ELEMENTS - 3;
 const TOKEN = 'leaf-hostile-token';
 const HEAD = '<?xml version="1.0" encoding="UTF-8"?><batch xmlns="urn:spokesync:batch:1" v="1" from="leaf" to="hub" seq="1" ack="0" more="0">';
 const CS = '<e seq="1"><cs o="leaf" h="117745985060864015" t="2026-01-02T03:04:05Z">';
@@ -54,14 +58,21 @@ function shapes(): Shape[] {
   ];
 }
 
-async function post(port: number, s: Shape): Promise<{ status: number; text: string }> {
-  const res = await fetch(`http://127.0.0.1:${port}/v1/exchange`, {
-    method: 'POST',
-    headers: { authorization: `Bearer ${TOKEN}`, 'content-encoding': s.encoding, 'content-type': 'application/xml' },
-    body: s.body,
-  }).catch((e: unknown) => e as Error);
-  if (res instanceof Error) return { status: 0, text: `no answer: ${String(res.cause ?? res.message)}` };
-  return { status: res.status, text: await res.text() };
+/** One request on its own connection, closed after the answer (the parent limits connections per address). */
+function post(port: number, s: Shape): Promise<{ status: number; text: string }> {
+  return new Promise((resolve) => {
+    const req = http.request({
+      host: '127.0.0.1', port, path: '/v1/exchange', method: 'POST', agent: false,
+      headers: { authorization: `Bearer ${TOKEN}`, 'content-encoding': s.encoding, 'content-type': 'application/xml', 'content-length': s.body.length },
+    }, (res) => {
+      let text = '';
+      res.on('data', (d: Buffer) => { text += d.toString(); });
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, text }));
+      res.on('error', (e) => resolve({ status: 0, text: `no answer: ${e.message}` }));
+    });
+    req.on('error', (e) => resolve({ status: 0, text: `no answer: ${e.message}` }));
+    req.end(s.body);
+  });
 }
 
 async function dump(n: NetNode) {
@@ -101,6 +112,19 @@ void t.test('hostile bodies from an authenticated child', async (t) => {
     const m = daemon.memory();
     t.ok(m.hwm <= 150 * MiB, `${s.name}: peak RSS ${(m.hwm / MiB).toFixed(1)} MiB (at start ${(before.rss / MiB).toFixed(1)} MiB)`);
   }
+
+  // the largest batch the limits let through, alone, then six at once: what they hold together is bounded too
+  const large: Shape = { name: 'a batch at the element limit', encoding: 'gzip', body: gzipOf(`${HEAD}${CS}`, '<d t="scratch" k="x" g="abc"/>', LARGE, '</cs></e></batch>') };
+  const alone = await post(port, large);
+  t.match(alone.text, /^SPOKESYNC_E_UNKNOWN_TABLE: /, `${large.name}, alone: read whole, refused for its table`);
+  t.ok(daemon.memory().hwm <= 150 * MiB, `${large.name}, alone: peak RSS ${(daemon.memory().hwm / MiB).toFixed(1)} MiB`);
+  const answers = await Promise.all(Array.from({ length: 6 }, () => post(port, large)));
+  const codes = answers.map((r) => `${r.status} ${r.status === 0 ? r.text : r.text.split(':')[0]}`).sort();
+  t.ok(answers.every((r) => r.status >= 400 && r.status < 600 && /^SPOKESYNC_E_(UNKNOWN_TABLE|OVERLOADED): /.test(r.text)), `six at once: ${codes.join(', ')}`);
+  t.ok(codes.some((c) => c.startsWith('503 SPOKESYNC_E_OVERLOADED')), 'some wait for their turn (503)');
+  t.ok(codes.some((c) => c.startsWith('422 SPOKESYNC_E_UNKNOWN_TABLE')), 'at least one is read whole (and refused for its table)');
+  t.ok(daemon.proc.exitCode === null && daemon.proc.signalCode === null, 'the daemon is still running');
+  t.ok(daemon.memory().hwm <= 150 * MiB, `six at once: peak RSS ${(daemon.memory().hwm / MiB).toFixed(1)} MiB`);
 
   await hub.sql(`INSERT INTO person (uuid, name) VALUES (?, 'from hub')`, [uuid('h', 1)]);
   await leaf.sql(`INSERT INTO person (uuid, name) VALUES (?, 'from leaf')`, [uuid('l', 1)]);

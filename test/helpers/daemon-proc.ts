@@ -16,7 +16,8 @@ export interface Daemon {
 }
 
 export function startDaemon(config: string, extraNodeArgs: readonly string[] = [], cwd?: string): Daemon {
-  const proc = spawn(process.execPath, [...DAEMON_HEAP_FLAGS, ...extraNodeArgs, spokesyncMain, 'run', '--config', config], {
+  // through env -u: a test runner may put its own loader in NODE_OPTIONS of every process it spawns (tens of MB)
+  const proc = spawn('/usr/bin/env', ['-u', 'NODE_OPTIONS', process.execPath, ...DAEMON_HEAP_FLAGS, ...extraNodeArgs, spokesyncMain, 'run', '--config', config], {
     env: { PATH: process.env.PATH }, ...(cwd === undefined ? {} : { cwd }),
   });
   let out = '';

@@ -47,7 +47,7 @@ void t.test('the DESIGN.md example loads into the typed config with defaults', a
   t.same(c.database, { host: '127.0.0.1', port: 3306, user: 'spokesync', password: 'db-secret-1', schema: 'openmrs', stateSchema: 'spokesync', serverId: 4101 });
   t.same(c.tables, { include: ['person', 'person_name', 'patient', 'encounter', 'obs'], exclude: [], keys: {}, direction: {} });
   t.same(c.listen, {
-    host: '0.0.0.0', port: 8080, maxBodyBytes: 8 * 1024 * 1024, maxInflatedBytes: 8 * 1024 * 1024, maxElements: 250_000,
+    host: '0.0.0.0', port: 8080, maxBodyBytes: 8 * 1024 * 1024, maxInflatedBytes: 8 * 1024 * 1024, maxElements: 100_000,
     maxConnections: 256, maxConnectionsPerAddress: 8, headersTimeout: 10_000, bodyTimeout: 60_000, requestTimeout: 900_000,
     authFailures: { max: 10, window: 60_000, block: 300_000 },
   });
