@@ -272,3 +272,20 @@ void t.test('what a decoded change set keeps does not keep the batch text it was
   t.ok(grown < 8 * 1024 * 1024, `40 batches of 1 MiB decoded, their ids kept: the heap grew by ${(grown / 1048576).toFixed(1)} MiB`);
   t.equal(kept.length, 40);
 });
+
+void t.test('batches read at once share one budget; a refused one gives its share back', async (t) => {
+  const { DecodeBudget } = await import('../../apply/codec/limits.js');
+  const budget = new DecodeBudget(30, 1_000_000);
+  const doc = batch(entry('<i t="t" k="k"/>'.repeat(20)));
+  const first = budget.lease();
+  t.equal((await decodeBatch(doc, { lease: first })).entries[0]!.cs.ops.length, 20, 'the first is read whole (23 elements)');
+  const second = budget.lease();
+  await t.rejects(decodeBatch(doc, { lease: second }), { code: 'SPOKESYNC_E_OVERLOADED' }, 'a second at the same time is refused');
+  second.release();
+  t.same(budget.held, { elements: 23, bytes: Buffer.byteLength(doc) }, 'the refused one holds nothing');
+  first.release();
+  const third = budget.lease();
+  t.ok(await decodeBatch(doc, { lease: third }), 'once the first is done, the next is read');
+  third.release();
+  t.same(budget.held, { elements: 0, bytes: 0 });
+});
