@@ -75,7 +75,9 @@ export async function applyDelete(ctx: OpContext, cs: ChangeSet, p: PlannedOp): 
     return;
   }
   const wire = await ctx.rowmap.toWire(ctx.tx, t, raw);
-  const born = await settledVersion(ctx, t, p.target.id, ROW_INSERT, remote, { done: false });
+  const changed = rowDigest(wire) !== op.digest;
+  // (waiting for capture to record a local insert is worth it only when the row is not the one the origin deleted)
+  const born = changed ? await settledVersion(ctx, t, p.target.id, ROW_INSERT, remote, { done: false }) : ctx.versions.get(t.name, p.target.id, ROW_INSERT);
   if (born && newer(born, remote)) {
     // the row here was inserted (again) by a newer change than this delete: the insert wins,
     // as it does when it arrives after the delete (inserts.ts); the older tombstone is kept
@@ -89,7 +91,7 @@ export async function applyDelete(ctx: OpContext, cs: ChangeSet, p: PlannedOp): 
     });
     return;
   }
-  if (rowDigest(wire) !== op.digest) {
+  if (changed) {
     // the row changed here since the origin saw it: the delete still wins (see conflicts.ts)
     await logConflict(ctx, {
       cs, table: t.name, id: p.target.id, kind: 'delete',
