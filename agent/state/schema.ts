@@ -73,7 +73,7 @@ export const stateTables: ReadonlyArray<{ name: string; ddl: string }> = [
       hlc BIGINT UNSIGNED NOT NULL,
       commit_time DATETIME NOT NULL,
       applied_at DATETIME(6) NOT NULL,
-      digest BINARY(32) NULL COMMENT 'SHA-256 of the change set as encoded (apply/replay/digest.ts); NULL when applied before version 5'
+      digest BINARY(32) NULL COMMENT 'SHA-256 of the change set as encoded (apply/replay/content.ts); NULL when applied before version 5'
     ) ENGINE=InnoDB`,
   },
   {
