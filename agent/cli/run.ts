@@ -34,9 +34,18 @@ export async function runCli(argv: readonly string[], io: CliIo): Promise<number
       io.stderr(`spokesync: ${io.signal.reason.message}`);
       return SIGNAL_EXIT[io.signal.reason.signal];
     }
-    io.stderr(formatError(e, debug));
-    return isSpokesyncError(e) ? e.exit : 1;
+    const err = lostDatabase(e) ?? e;
+    io.stderr(formatError(err, debug));
+    return isSpokesyncError(err) ? err.exit : 1;
   }
+}
+
+/** The database went away under a command (mysql2 marks such errors fatal): said as what it is, not as an unexpected error. */
+function lostDatabase(e: unknown): SpokesyncError | null {
+  if (isSpokesyncError(e) || !(e instanceof Error) || (e as { fatal?: unknown }).fatal !== true) return null;
+  const code = (e as { code?: unknown }).code;
+  return new SpokesyncError('SPOKESYNC_E_DB_CONNECT',
+    `the connection to the database failed or was lost (${typeof code === 'string' ? code : 'no code'}): ${e.message.split('\n')[0] ?? ''}`, { cause: e });
 }
 
 async function dispatch(argv: readonly string[], io: CliIo): Promise<number> {

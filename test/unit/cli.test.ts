@@ -89,6 +89,14 @@ void t.test('--debug and SPOKESYNC_DEBUG=1 print the stack and causes', async (t
   }
 });
 
+void t.test('a database connection lost under a command is named as such, exit 1', async (t) => {
+  const lost = (): Promise<number> => Promise.reject(Object.assign(new Error('read ECONNRESET'), { code: 'ECONNRESET', fatal: true }));
+  const x = io();
+  t.equal(await runCli(['demo', '--config', good], { ...x, commands: [fake({ run: lost })] }), 1);
+  t.match(x.err.join('\n'), /spokesync: the connection to the database failed or was lost \(ECONNRESET\): read ECONNRESET\n {2}fix: .*\(SPOKESYNC_E_DB_CONNECT\)/);
+  t.notMatch(x.err.join('\n'), /unexpected error/);
+});
+
 void t.test('config errors exit 2 and name the key', async (t) => {
   const bad = join(dir, 'bad.yaml');
   writeFileSync(bad, 'node: { id: n }\ndatabase: { host: h, user: u, schema: s, serverId: 1, prot: 3 }\ntables: { include: [a] }\n');
