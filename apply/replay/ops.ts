@@ -110,14 +110,14 @@ export async function applyDelete(ctx: OpContext, cs: ChangeSet, p: PlannedOp): 
  * An update or delete of a row that is not here: deleted here (a tombstone in
  * versions: the delete wins, logged) or not arrived yet (the change set waits).
  */
-async function missingRow(ctx: OpContext, cs: ChangeSet, target: Target, kind: 'update' | 'delete', remote: unknown): Promise<void> {
+async function missingRow(ctx: OpContext, cs: ChangeSet, target: Target, kind: 'update' | 'delete', remote: { readonly digest?: string; readonly [k: string]: unknown }): Promise<void> {
   const t = target.table;
   const tomb = await settledVersion(ctx, t, target.id, TOMBSTONE, versionOf(cs), { done: false });
   if (!tomb) throw new ApplyProblem(`the ${t.name} row to ${kind} is not here yet`, `${t.name}/${target.id}`);
-  if (kind === 'delete' && newer(versionOf(cs), tomb)) {
+  if (remote.digest !== undefined && newer(versionOf(cs), tomb)) {
     // deleted here already, by an older change: the newer tombstone is kept and travels on
     ctx.versions.noteUnchanged(t.name, target.id, TOMBSTONE, versionOf(cs));
-    ctx.carried.deleted(t.name, target.id, (remote as { digest: string }).digest);
+    ctx.carried.deleted(t.name, target.id, remote.digest);
   }
   await logConflict(ctx, {
     cs, table: t.name, id: target.id, kind,
