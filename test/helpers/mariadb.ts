@@ -174,6 +174,8 @@ export function openmrsDumpPath(): string {
 
 /** Loads the OpenMRS schema into `schema` on the server (about a second). */
 export async function loadOpenmrs(server: TestServer, schema = 'openmrs'): Promise<void> {
+  // found before the client starts: a missing fixture is an error, never a client left waiting on its input
+  const dump = openmrsDumpPath();
   await server.query(`CREATE DATABASE IF NOT EXISTS \`${schema}\``);
   await new Promise<void>((resolve, reject) => {
     const client = spawn(mariadbBinary('mariadb'), ['-h127.0.0.1', `-P${server.port}`, '-uroot', schema], {
@@ -183,6 +185,6 @@ export async function loadOpenmrs(server: TestServer, schema = 'openmrs'): Promi
     client.stderr.on('data', (d: Buffer) => { err += d.toString(); });
     client.on('error', reject);
     client.on('exit', (code) => (code === 0 ? resolve() : reject(new Error(`loading OpenMRS failed: ${err}`))));
-    createReadStream(openmrsDumpPath()).pipe(createGunzip()).pipe(client.stdin);
+    createReadStream(dump).pipe(createGunzip()).pipe(client.stdin);
   });
 }
