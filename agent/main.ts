@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 // spokesync's entry point: wires the process (argv, stdout/stderr, signals,
-// environment) to the command line in agent/cli/run.ts and exits with its status.
-import { runCli } from './cli/run.js';
+// environment) to the command line in agent/cli/dispatch.ts and exits with its status.
+import { runCli } from './cli/dispatch.js';
 import { handleSignals } from './cli/signals.js';
 
 const controller = new AbortController();

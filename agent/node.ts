@@ -5,20 +5,20 @@ import { Applier } from '../apply/replay/applier.js';
 import { Capture } from './capture/capture.js';
 import { syncedTables } from './config/tables.js';
 import type { Config } from './config/types.js';
-import { connectDb, type Db, type DbSettings, type Queryable } from './db.js';
-import { SpokesyncError } from './errors.js';
+import { connectDb, type Db, type DbSettings, type Queryable } from '../apply/core/db.js';
+import { SpokesyncError } from '../apply/core/errors.js';
 import { ExchangeClient, type Sleep, type SyncResult } from './exchange/client.js';
 import { ExchangeCore } from './exchange/protocol.js';
-import { ExchangeServer } from './exchange/server.js';
+import { ExchangeServer } from './exchange/http-server.js';
 import { trimChangeSet } from './exchange/wire.js';
-import type { Logger } from './log.js';
+import type { Logger } from '../apply/core/log.js';
 import { registerSnapshotRoute } from './provision/http.js';
 import { PARENT_ID_KEY, getMeta } from './routing/cursors.js';
 import { refusedFrom, routeTo, type PeerRole, type Route } from './routing/filters.js';
-import { JournalReader } from './routing/journal.js';
-import { loadCatalog, type Catalog } from './schema/catalog.js';
+import { JournalReader } from './journal/reader.js';
+import { loadCatalog, type Catalog } from '../apply/core/catalog.js';
 import { assertPreflight } from './check/preflight.js';
-import { ensureStateSchema } from './state/schema.js';
+import { ensureStateSchema } from '../apply/core/state-schema.js';
 import type { UsbDeps } from './usb/transfer.js';
 
 /** how long one-shot commands wait for capture to journal a backlog */

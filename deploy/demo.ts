@@ -14,9 +14,9 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Connection } from 'mysql2/promise';
-import { openDb, type Db } from '../agent/db.js';
-import { dumpByIdentity, dumpCounts, type Dump } from '../test/helpers/compare.js';
-import { freePort, loadOpenmrs, startServer, type TestServer } from '../test/helpers/mariadb.js';
+import { openDb, type Db } from '../apply/core/db.js';
+import { dumpByIdentity, dumpCounts, type Dump } from './sandbox/compare.js';
+import { freePort, loadOpenmrs, startServer, type TestServer } from './sandbox/mariadb.js';
 import {
   Cleanup, METADATA_SQL, ensureMariadb, patient, registrationSql, spokesync, startDaemon, stopProcess, tail, type Patient,
 } from './demo-support.js';

@@ -12,7 +12,7 @@
 // (a non-transactional table was written meanwhile); the row events logged
 // between them did not commit, so they are dropped here. Neither ends the
 // transaction.
-import { SpokesyncError } from '../errors.js';
+import { SpokesyncError } from '../../apply/core/errors.js';
 import type { RowChange, SourceEvent } from './events.js';
 import type { BinlogPosition } from './position.js';
 import { CARRY_TABLE } from '../../apply/replay/carry.js';

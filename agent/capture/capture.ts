@@ -12,25 +12,25 @@
 // backoff where everything before is written; a failed write drops all that
 // is not durable and rereads it from the checkpoint.
 import { CARRY_TABLE } from '../../apply/replay/carry.js';
-import { DEFAULT_MAX_DRIFT_MS, Hlc, hlcTime } from '../../apply/hlc.js';
-import { SpokesyncError, isSpokesyncError } from '../errors.js';
-import type { Logger } from '../log.js';
-import { loadCatalog, type Catalog } from '../schema/catalog.js';
+import { DEFAULT_MAX_DRIFT_MS, Hlc, hlcTime } from '../../apply/core/hlc.js';
+import { SpokesyncError, isSpokesyncError } from '../../apply/core/errors.js';
+import type { Logger } from '../../apply/core/log.js';
+import { loadCatalog, type Catalog } from '../../apply/core/catalog.js';
 import type { CaptureOptions, CaptureStatus } from './options.js';
-import { ensureStateSchema } from '../state/schema.js';
+import { ensureStateSchema } from '../../apply/core/state-schema.js';
 import { TransactionAssembler, type Assembled } from './assembler.js';
 import { buildGroup, type Built } from './changesets.js';
 import { recordDdl, syncedDdlTables } from './ddl-record.js';
 import type { SourceEvent } from './events.js';
 import { GROUP_LIMITS, takeGroup, type Group } from './grouping.js';
-import { JournalWriter, readCheckpoint, startingCheckpoint, writeCheckpoint, type Checkpoint } from './journal.js';
+import { JournalWriter, readCheckpoint, startingCheckpoint, writeCheckpoint, type Checkpoint } from '../journal/writer.js';
 import { comparePositions, formatPosition, type BinlogPosition } from './position.js';
-import { lookupKey, type Lookup } from './identity.js';
+import { lookupKey, type Lookup } from '../../apply/core/row-identity.js';
 import { scanAhead } from './lookahead.js';
 import { UnresolvedReference } from './mapper.js';
-import { IdentityResolver } from './resolver.js';
-import { assertReadable, binlogEnd, isPurgedError, purgedNow } from './server.js';
-import { BinlogSource } from './source.js';
+import { IdentityResolver } from './ref-resolver.js';
+import { assertReadable, binlogEnd, isPurgedError, purgedNow } from './binlog-server.js';
+import { BinlogSource } from './binlog-source.js';
 import { StateSession } from './state-session.js';
 import { Alarm, CaughtUpWaiters, backoffMs, interruptibleSleep } from './waiters.js';
 import { ReadGate } from './budget.js';

@@ -2,19 +2,19 @@
 // row of the group at once, then map transaction by transaction, in commit
 // order, stamping change sets committed here with the node's clock.
 import { encodeChangeSet } from '../../apply/codec/encode.js';
-import type { Hlc } from '../../apply/hlc.js';
-import type { ChangeSet, Op } from '../../apply/model.js';
+import type { Hlc } from '../../apply/core/hlc.js';
+import type { ChangeSet, Op } from '../../apply/core/model.js';
 import { readCarried, withCarried } from '../../apply/replay/carry.js';
-import { SpokesyncError } from '../errors.js';
-import type { Catalog } from '../schema/catalog.js';
+import { SpokesyncError } from '../../apply/core/errors.js';
+import type { Catalog } from '../../apply/core/catalog.js';
 import { isoFromMs, type Assembled, type LedgerMark, type TxnPart } from './assembler.js';
 import type { RowChange } from './events.js';
-import { singlePk, type Lookup } from './identity.js';
+import { singlePk, type Lookup } from '../../apply/core/row-identity.js';
 import { Body, changeSetOpen, encodeInsert, encodeRawInsert, insertLookups, insertPlan, rawInsertLookups, type InsertFacts, type InsertPlan } from './insert-form.js';
-import { INSERT_COLS, journalEntry, type JournalEntry, type Written } from './journal.js';
+import { INSERT_COLS, journalEntry, type JournalEntry, type Written } from '../journal/writer.js';
 import { canonicalize, lookupsFor, mapChange, type Canon } from './mapper.js';
 import { RawImage, decodeImages } from './row-decoder.js';
-import type { HintRow, IdentityResolver, IdentityWrites } from './resolver.js';
+import type { HintRow, IdentityResolver, IdentityWrites } from './ref-resolver.js';
 
 export type Txn = Extract<Assembled, { kind: 'txn' }>;
 

@@ -1,11 +1,11 @@
 // Records DDL on synced tables in schema_events, with the checkpoint past it,
 // in one transaction.
-import type { Db } from '../db.js';
-import type { Logger } from '../log.js';
-import { stateTable } from '../state/schema.js';
+import type { Db } from '../../apply/core/db.js';
+import type { Logger } from '../../apply/core/log.js';
+import { stateTable } from '../../apply/core/state-schema.js';
 import type { Assembled } from './assembler.js';
 import { ddlTables, tableFingerprint } from './ddl.js';
-import { writeCheckpoint, type Checkpoint } from './journal.js';
+import { writeCheckpoint, type Checkpoint } from '../journal/writer.js';
 
 const MAX_STATEMENT = 60_000;
 

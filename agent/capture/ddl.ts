@@ -1,7 +1,7 @@
 // DDL seen in the binlog: which tables of the application schema a statement
 // changes, and a fingerprint of a table's columns after the change.
 import { createHash } from 'node:crypto';
-import type { Queryable } from '../db.js';
+import type { Queryable } from '../../apply/core/db.js';
 
 const IDENT = String.raw`(?:\x60(?:[^\x60]|\x60\x60)+\x60|[A-Za-z0-9_$\u0080-\uffff]+)`;
 const NAME = String.raw`${IDENT}(?:\s*\.\s*${IDENT})?`;

@@ -1,5 +1,5 @@
 // The small event vocabulary capture works with. The binlog source adapter
-// (source.ts) turns zongji's events into these; everything after it (the
+// (binlog-source.ts) turns zongji's events into these; everything after it (the
 // transaction assembler, the mapper) only knows this file.
 import type { BinlogPosition } from './position.js';
 

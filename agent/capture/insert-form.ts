@@ -7,12 +7,12 @@
 // (encodeInsert). The bytes are the codec's, exactly (test/unit/capture-insert-form
 // compares them); anything the short way cannot decide (an identity or a
 // reference not known) is left to the general path, which names the problem.
-import type { Value } from '../../apply/model.js';
+import type { Value } from '../../apply/core/model.js';
 import { COMMIT_TIME, LIST_NAME, NODE_ID, escapeText, hasLoneSurrogate, isUint64, isXmlSafe, nameAttr, xmlError } from '../../apply/codec/xml-text.js';
-import type { Catalog, TableInfo } from '../schema/catalog.js';
+import type { Catalog, TableInfo } from '../../apply/core/catalog.js';
 import type { RowImage } from './events.js';
 import { IntKind, asciiText, intAt, type RawImage, type RowPlan } from './row-decoder.js';
-import { identityColumns, keyText, rowIdentity, singlePk, type CanonRow, type Lookup, type RefResolver } from './identity.js';
+import { identityColumns, keyText, rowIdentity, singlePk, type CanonRow, type Lookup, type RefResolver } from '../../apply/core/row-identity.js';
 import { converters, travelColumns } from './mapper.js';
 
 interface ColumnPlan {

@@ -9,14 +9,14 @@
 // as row images of the batch. It runs only when mapping found a reference no
 // other way could answer, with capture's own stream stopped (the same binlog
 // client id serves both).
-import type { Catalog } from '../schema/catalog.js';
-import type { DbSettings, Queryable } from '../db.js';
-import { keyText, lookupKey, type Lookup } from './identity.js';
+import type { Catalog } from '../../apply/core/catalog.js';
+import type { DbSettings, Queryable } from '../../apply/core/db.js';
+import { keyText, lookupKey, type Lookup } from '../../apply/core/row-identity.js';
 import { canonicalize } from './mapper.js';
 import { comparePositions, type BinlogPosition } from './position.js';
-import type { HintRow } from './resolver.js';
-import { binlogEnd } from './server.js';
-import { BinlogSource } from './source.js';
+import type { HintRow } from './ref-resolver.js';
+import { binlogEnd } from './binlog-server.js';
+import { BinlogSource } from './binlog-source.js';
 
 export interface LookaheadOptions {
   readonly settings: DbSettings;

@@ -1,4 +1,4 @@
-// Row changes → operations of a change set (apply/model.ts). Pure, given a
+// Row changes → operations of a change set (apply/core/model.ts). Pure, given a
 // resolver that already knows every referenced row it will be asked about
 // (collect them first with lookupsFor).
 //
@@ -8,12 +8,12 @@
 //   values; nothing changed → no op; identity changed → delete + insert;
 // - delete: identity + rowDigest of the old row mapped like an insert row.
 import { rowDigest } from '../../apply/codec/digest.js';
-import type { Op, Row, Value } from '../../apply/model.js';
-import { SpokesyncError } from '../errors.js';
-import type { Catalog, TableInfo } from '../schema/catalog.js';
+import type { Op, Row, Value } from '../../apply/core/model.js';
+import { SpokesyncError } from '../../apply/core/errors.js';
+import type { Catalog, TableInfo } from '../../apply/core/catalog.js';
 import type { RowChange, RowImage } from './events.js';
-import { identityColumns, keyText, rowIdentity, singlePk, type CanonRow, type Lookup, type RefResolver } from './identity.js';
-import { canonicalValue, sameValue, valueConverter } from './values.js';
+import { identityColumns, keyText, rowIdentity, singlePk, type CanonRow, type Lookup, type RefResolver } from '../../apply/core/row-identity.js';
+import { canonicalValue, sameValue, valueConverter } from './binlog-values.js';
 
 /** A row change with its images in canonical form. */
 export interface Canon {

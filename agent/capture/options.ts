@@ -1,8 +1,8 @@
 // What a Capture is built from, and what status() reports.
-import type { SpokesyncError } from '../errors.js';
-import type { Db, DbSettings } from '../db.js';
-import type { Logger } from '../log.js';
-import type { Catalog } from '../schema/catalog.js';
+import type { SpokesyncError } from '../../apply/core/errors.js';
+import type { Db, DbSettings } from '../../apply/core/db.js';
+import type { Logger } from '../../apply/core/log.js';
+import type { Catalog } from '../../apply/core/catalog.js';
 import type { BinlogPosition } from './position.js';
 
 export interface CaptureOptions {

@@ -1,9 +1,9 @@
 // Row images read straight from the binlog's bytes into canonical values
-// (apply/model.ts Value, exactly what values.ts makes of zongji's values),
+// (apply/core/model.ts Value, exactly what binlog-values.ts makes of zongji's values),
 // for the tables whose every column has a type decoded here: integers, YEAR,
 // FLOAT/DOUBLE, CHAR/VARCHAR/TEXT in utf8 or latin1, BINARY/VARBINARY/BLOB,
 // DATE, DATETIME and TIMESTAMP. Any other table, and any row image that is not
-// whole, is decoded by zongji as before and converted by values.ts.
+// whole, is decoded by zongji as before and converted by binlog-values.ts.
 //
 // Why: zongji builds each value through a general decoder (IEEE 754 by hand,
 // dates padded piece by piece), and capture then converts every value again.
@@ -14,11 +14,11 @@
 // knows its rows are canonical already). test/db/capture-types checks both
 // paths against the server's own SELECT, byte for byte.
 import type { TableMapEntry } from '@vlasky/zongji';
-import type { Value } from '../../apply/model.js';
+import type { Value } from '../../apply/core/model.js';
 import type { RowChange, RowImage } from './events.js';
-import type { ColumnInfo, TableInfo } from '../schema/catalog.js';
-import { floatFormat } from './float-text.js';
-import { decodeLatin1 } from './values.js';
+import type { ColumnInfo, TableInfo } from '../../apply/core/catalog.js';
+import { floatFormat } from '../../apply/core/float-text.js';
+import { decodeLatin1 } from './binlog-values.js';
 
 /** Set on a rows event whose rows this module decoded: their values are canonical. */
 export const CANONICAL_ROWS = Symbol('spokesync.canonicalRows');
@@ -252,7 +252,7 @@ function reader(c: BinlogColumn, col: ColumnInfo): Reader | null {
     case T.YEAR:
       return t === 'year' ? (b) => {
         const v = b[at++]!;
-        // YEAR 0000 (values.ts: the decoder's 1900)
+        // YEAR 0000 (binlog-values.ts: the decoder's 1900)
         return v === 0 ? '0' : String(1900 + v);
       } : null;
     case T.FLOAT:
@@ -471,7 +471,7 @@ function readValues(b: Buffer, plan: RowPlan): Record<string, Value> {
 export function decodeImages(changes: RowChange[]): void {
   for (let i = 0; i < changes.length; i++) {
     const c = changes[i]!;
-    // (in place: the change is capture's own, made by source.ts for this image)
+    // (in place: the change is capture's own, made by binlog-source.ts for this image)
     if (c.op === 'insert' && c.after instanceof RawImage) (c as { after: RowImage }).after = c.after.decode();
   }
 }

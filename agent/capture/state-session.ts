@@ -12,8 +12,8 @@
 // Bulk rows go as prepared statements (execute): values travel as bytes in
 // the binary protocol, not as SQL text the server has to parse back.
 import mysql from 'mysql2/promise';
-import { connectionDefaults, execResult, wrapQueryable, type DbSettings, type ExecResult, type Queryable } from '../db.js';
-import type { Logger } from '../log.js';
+import { connectionDefaults, execResult, wrapQueryable, type DbSettings, type ExecResult, type Queryable } from '../../apply/core/db.js';
+import type { Logger } from '../../apply/core/log.js';
 
 /** ER_SPECIFIC_ACCESS_DENIED_ERROR: the privilege to set sql_log_bin is missing. */
 const ACCESS_DENIED = 1227;

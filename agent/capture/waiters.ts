@@ -1,5 +1,5 @@
 // caughtUp() callers waiting for capture to pass a binlog position.
-import { SpokesyncError } from '../errors.js';
+import { SpokesyncError } from '../../apply/core/errors.js';
 import { comparePositions, formatPosition, type BinlogPosition } from './position.js';
 
 interface Waiter {

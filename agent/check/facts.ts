@@ -3,8 +3,8 @@
 // I/O; the checks (rules-*.ts) are pure functions of these facts.
 import { access, constants } from 'node:fs/promises';
 import type { Config } from '../config/types.js';
-import type { Queryable } from '../db.js';
-import { loadCatalog, type Catalog } from '../schema/catalog.js';
+import type { Queryable } from '../../apply/core/db.js';
+import { loadCatalog, type Catalog } from '../../apply/core/catalog.js';
 
 export interface Facts {
   /** VERSION(), e.g. '10.11.19-MariaDB-0+deb12u1' or '8.0.36' */

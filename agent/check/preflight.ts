@@ -1,8 +1,8 @@
 // The checks for other commands: `run` (and any command that starts capture or
 // apply) calls assertPreflight and refuses to start on an error, naming each one.
 import type { Config } from '../config/types.js';
-import type { Queryable } from '../db.js';
-import { SpokesyncError } from '../errors.js';
+import type { Queryable } from '../../apply/core/db.js';
+import { SpokesyncError } from '../../apply/core/errors.js';
 import { runChecks, type Problem } from './checks.js';
 import { gatherFacts } from './facts.js';
 

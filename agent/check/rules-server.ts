@@ -6,7 +6,7 @@
 // MySQL version numbers) are written from the MySQL manual and are untested
 // here: the test servers are MariaDB.
 import type { Config } from '../config/types.js';
-import { formatBytes } from '../config/units.js';
+import { formatBytes } from '../../apply/core/units.js';
 import { atLeast, parseVersion, type Facts } from './facts.js';
 import { error, warning, type Problem } from './problem.js';
 

@@ -1,8 +1,8 @@
 // Checks of the application schema and the tables the config selects. Pure.
-import { nearest } from '../config/reader.js';
+import { nearest } from '../config/yaml-reader.js';
 import { filterTables, isGlob, syncedTables, unmatchedPatterns } from '../config/tables.js';
 import type { Config } from '../config/types.js';
-import { catalogue } from '../errors.js';
+import { catalogue } from '../../apply/core/errors.js';
 import type { Facts } from './facts.js';
 import { error, warning, type Problem } from './problem.js';
 

@@ -2,7 +2,7 @@
 // agent/cli/) parses arguments, loads the config when the command takes one,
 // builds the logger, and calls run(). Exit codes: 0 success, 1 failure, 2 usage/config.
 import type { Config } from '../config/types.js';
-import type { Logger } from '../log.js';
+import type { Logger } from '../../apply/core/log.js';
 
 export interface OptionSpec {
   readonly type: 'string' | 'boolean';

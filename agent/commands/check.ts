@@ -3,8 +3,8 @@
 import type { CommandSpec } from '../cli/command.js';
 import { formatReport, report, runChecks, type Problem } from '../check/checks.js';
 import { gatherFacts, type Facts } from '../check/facts.js';
-import { connectDb } from '../db.js';
-import { isSpokesyncError } from '../errors.js';
+import { connectDb } from '../../apply/core/db.js';
+import { isSpokesyncError } from '../../apply/core/errors.js';
 
 export const command: CommandSpec = {
   name: 'check',

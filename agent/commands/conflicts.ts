@@ -1,9 +1,9 @@
 // `spokesync conflicts`: the recorded conflicts, newest first, each with both
 // versions and which side won, for review.
-import { listConflicts, type ConflictRow } from '../../apply/replay/conflicts.js';
+import { listConflicts, type ConflictRow } from '../../apply/replay/conflict-rules.js';
 import type { CommandSpec } from '../cli/command.js';
-import { connectDb } from '../db.js';
-import { SpokesyncError } from '../errors.js';
+import { connectDb } from '../../apply/core/db.js';
+import { SpokesyncError } from '../../apply/core/errors.js';
 
 const DEFAULT_LIMIT = 50;
 

@@ -5,7 +5,7 @@
 import type { CommandSpec } from '../cli/command.js';
 import { DAEMON_HEAP_FLAGS, missingHeapFlags } from '../cli/heap-flags.js';
 import { realSleep } from '../exchange/client.js';
-import { isSpokesyncError } from '../errors.js';
+import { isSpokesyncError } from '../../apply/core/errors.js';
 import { withNode } from '../node.js';
 
 /** how often a node without a parent retries its quarantine */

@@ -5,16 +5,16 @@
 import { createWriteStream } from 'node:fs';
 import { open, rename, rm } from 'node:fs/promises';
 import type { CommandContext, CommandSpec } from '../cli/command.js';
-import { createCheckpoint, readCheckpoint } from '../capture/journal.js';
+import { createCheckpoint, readCheckpoint } from '../journal/writer.js';
 import { formatPosition } from '../capture/position.js';
 import type { Config } from '../config/types.js';
-import { connectDb } from '../db.js';
+import { connectDb } from '../../apply/core/db.js';
 import type { ChildConfig } from '../config/types.js';
-import { SpokesyncError, isSpokesyncError } from '../errors.js';
+import { SpokesyncError, isSpokesyncError } from '../../apply/core/errors.js';
 import { SpokesyncNode } from '../node.js';
 import { viaCapture, viaCheckpoint, type WaitForCapture } from '../provision/cursor.js';
 import { writeSnapshot, type SnapshotResult } from '../provision/writer.js';
-import { ensureStateSchema } from '../state/schema.js';
+import { ensureStateSchema } from '../../apply/core/state-schema.js';
 
 /** The child named by --peer: the file is sealed with its token, so it is never guessed. */
 function childOf(config: Config, peer: string): ChildConfig {

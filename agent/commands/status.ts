@@ -2,7 +2,7 @@
 // last contact and its result, conflicts and quarantined change sets.
 import type { CommandSpec } from '../cli/command.js';
 import { SpokesyncNode } from '../node.js';
-import { formatStatus, nodeStatus } from '../routing/status.js';
+import { formatStatus, nodeStatus } from '../routing/node-status.js';
 
 export const command: CommandSpec = {
   name: 'status',

@@ -2,7 +2,7 @@
 // until the journal holds every local commit, then batches go both ways until
 // both sides are drained. Exit 0 only when nothing is left to send or receive.
 import type { CommandSpec } from '../cli/command.js';
-import { SpokesyncError } from '../errors.js';
+import { SpokesyncError } from '../../apply/core/errors.js';
 import { CATCH_UP_MS, withNode } from '../node.js';
 
 export const command: CommandSpec = {

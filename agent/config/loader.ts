@@ -5,12 +5,12 @@
 import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { parseDocument } from 'yaml';
-import { SpokesyncError } from '../errors.js';
+import { SpokesyncError } from '../../apply/core/errors.js';
 import { expandEnv, protectRefs } from './env.js';
-import { Reader, type ConfigProblem } from './reader.js';
+import { Reader, type ConfigProblem } from './yaml-reader.js';
 import type { ChildConfig, Compression, Config, ListenConfig, ParentConfig, TableFilter } from './types.js';
 
-export type { ConfigProblem } from './reader.js';
+export type { ConfigProblem } from './yaml-reader.js';
 
 export interface ConfigResult {
   /** the config, when there are no problems */

@@ -1,7 +1,7 @@
 // Which tables sync: the include/exclude globs of the config applied to the
 // live catalogue. Pure. Table names are matched case-sensitively, as MariaDB
 // on Linux stores them (lower_case_table_names=0).
-import type { Catalog } from '../schema/catalog.js';
+import type { Catalog } from '../../apply/core/catalog.js';
 import type { Config, Direction, TableFilter } from './types.js';
 
 /** Whether a pattern has glob characters (`*` any run, `?` one character). */

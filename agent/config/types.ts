@@ -41,7 +41,7 @@ export interface ListenConfig {
   readonly maxBodyBytes: number;
   /** largest body after decompression (default 8 MiB) */
   readonly maxInflatedBytes: number;
-  // The limits below are always set by the loader; absent ones take the defaults of reference.ts (exchange/limits.ts).
+  // The limits below are always set by the loader; absent ones take the defaults of reference.ts (exchange/peer-limits.ts).
   /** most connections at once (default 256) */
   readonly maxConnections?: number;
   /** most connections at once from one address or IPv6 /64 (default 8) */

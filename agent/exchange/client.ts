@@ -9,9 +9,9 @@ import { checkServerIdentity, type PeerCertificate } from 'node:tls';
 import got, { type Response } from 'got';
 import pRetry, { AbortError } from 'p-retry';
 import type { ParentConfig } from '../config/types.js';
-import type { Queryable } from '../db.js';
-import { SpokesyncError, catalogue, isSpokesyncError, type ErrorCode } from '../errors.js';
-import type { Logger } from '../log.js';
+import type { Queryable } from '../../apply/core/db.js';
+import { SpokesyncError, catalogue, isSpokesyncError, type ErrorCode } from '../../apply/core/errors.js';
+import type { Logger } from '../../apply/core/log.js';
 import { PARENT_ID_KEY, getMeta, recordContact, setMeta } from '../routing/cursors.js';
 import type { Route } from '../routing/filters.js';
 import { BROTLI_CODINGS, compress, decompress, encodingFor, parseContentEncoding, type Encoding } from './compression.js';
@@ -23,7 +23,7 @@ import {
   parseUploadId, uploadId,
 } from './resume.js';
 import { batchBuffer, collectBatch } from './wire.js';
-import { DEFAULT_MAX_ELEMENTS } from '../../apply/codec/limits.js';
+import { DEFAULT_MAX_ELEMENTS } from '../../apply/codec/decode-limits.js';
 
 export type Sleep = (ms: number, signal?: AbortSignal) => Promise<void>;
 

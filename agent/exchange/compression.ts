@@ -3,7 +3,7 @@
 import { Transform, type TransformCallback } from 'node:stream';
 import zlib from 'node:zlib';
 import type { Compression } from '../config/types.js';
-import { SpokesyncError } from '../errors.js';
+import { SpokesyncError } from '../../apply/core/errors.js';
 import { packUuids, unpackUuids } from './uuid-coding.js';
 import { packValues, unpackValues } from './value-coding.js';
 

@@ -5,12 +5,12 @@
 // ids up front; any other origin is registered to the peer that first brings it;
 // a change set of an origin that belongs to another peer, or of this node, is
 // refused with the whole batch.
-import type { BatchEntry } from '../../apply/model.js';
+import type { BatchEntry } from '../../apply/core/model.js';
 import { checkChangeId } from '../../apply/replay/validate.js';
-import type { Queryable } from '../db.js';
-import { SpokesyncError } from '../errors.js';
+import type { Queryable } from '../../apply/core/db.js';
+import { SpokesyncError } from '../../apply/core/errors.js';
 import { PARENT_ID_KEY, getMeta } from '../routing/cursors.js';
-import { stateTable } from '../state/schema.js';
+import { stateTable } from '../../apply/core/state-schema.js';
 
 export interface OriginsOptions {
   readonly db: Queryable;

@@ -1,6 +1,6 @@
 // Output of the custom decoders, written into fixed pieces and counted as it
 // grows: no small Buffer per token, and nothing past the limit is ever allocated.
-import { SpokesyncError } from '../errors.js';
+import { SpokesyncError } from '../../apply/core/errors.js';
 
 const PIECE = 64 * 1024;
 

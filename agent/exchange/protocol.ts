@@ -2,13 +2,13 @@
 // take a batch from a peer (apply it, move our cursors), and build the next
 // batch toward a peer (our acks plus what is pending for it). Both sides run the
 // same code; the ledger and monotonic cursors make every step safe to repeat.
-import type { BatchEntry, BatchHeader } from '../../apply/model.js';
-import type { Queryable } from '../db.js';
-import { SpokesyncError } from '../errors.js';
-import type { Logger } from '../log.js';
+import type { BatchEntry, BatchHeader } from '../../apply/core/model.js';
+import type { Queryable } from '../../apply/core/db.js';
+import { SpokesyncError } from '../../apply/core/errors.js';
+import type { Logger } from '../../apply/core/log.js';
 import { advanceCursor, getCursor, markSent, maxSeq, nextBatchSeq, recordContact, seqOf, type PeerCursor } from '../routing/cursors.js';
 import type { Route } from '../routing/filters.js';
-import type { Caps, JournalReader, Outgoing } from '../routing/journal.js';
+import type { Caps, JournalReader, Outgoing } from '../journal/reader.js';
 import { Origins } from './origins.js';
 
 export const EXCHANGE_PATH = '/v1/exchange';

@@ -10,7 +10,7 @@
 //   u32:textLength  text  literal[16]*
 //   text: bytes; 0x01 0x01 = a 0x01 byte; 0x01 0x02 = the next literal;
 //         0x01 (0x20 + i) = the UUID at index i of the recency list (0 ≤ i < 64)
-import { SpokesyncError } from '../errors.js';
+import { SpokesyncError } from '../../apply/core/errors.js';
 import { BoundedOutput } from './out-buffer.js';
 
 const ESC = 0x01;

@@ -32,7 +32,7 @@
 // cross an ` h=` span, through a class that accepts its DIGITS in both forms,
 // up to the same `"`. Every class excludes `<`, so a scan is linear in the
 // input, hostile or not.
-import { SpokesyncError } from '../errors.js';
+import { SpokesyncError } from '../../apply/core/errors.js';
 import { BoundedOutput } from './out-buffer.js';
 
 const ESC = '\x02';

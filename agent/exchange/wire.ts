@@ -1,12 +1,12 @@
 // The batch codec as the exchange uses it: whole batches in and out of buffers,
 // and trimming a journal body down to the tables a peer takes.
-import type { BatchEntry, BatchHeader, ChangeSet } from '../../apply/model.js';
+import type { BatchEntry, BatchHeader, ChangeSet } from '../../apply/core/model.js';
 import { batchChunks, readBatch } from '../../apply/codec/batch.js';
 import { decodeChangeSet } from '../../apply/codec/decode.js';
 import { encodeChangeSet } from '../../apply/codec/encode.js';
-import { SpokesyncError } from '../errors.js';
-import type { BudgetLease } from '../../apply/codec/limits.js';
-import type { Outgoing, Trim } from '../routing/journal.js';
+import { SpokesyncError } from '../../apply/core/errors.js';
+import type { BudgetLease } from '../../apply/codec/decode-limits.js';
+import type { Outgoing, Trim } from '../journal/reader.js';
 
 export { batchChunks, readBatch };
 

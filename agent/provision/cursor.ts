@@ -4,10 +4,10 @@
 // binlog_pos) <= P are exactly the change sets already in the snapshot's data,
 // and the cursor is the largest seq among them.
 import { comparePositions, formatPosition, type BinlogPosition } from '../capture/position.js';
-import { readCheckpoint } from '../capture/journal.js';
-import type { Queryable } from '../db.js';
-import { SpokesyncError } from '../errors.js';
-import { stateTable } from '../state/schema.js';
+import { readCheckpoint } from '../journal/writer.js';
+import type { Queryable } from '../../apply/core/db.js';
+import { SpokesyncError } from '../../apply/core/errors.js';
+import { stateTable } from '../../apply/core/state-schema.js';
 
 /** What the snapshot writer calls once the data is out: resolve when capture has journaled up to `pos`. */
 export type WaitForCapture = (pos: BinlogPosition, keepAlive: () => Promise<void>) => Promise<void>;

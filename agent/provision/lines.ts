@@ -1,6 +1,6 @@
 // Splits a byte stream into lines (without the newline), holding at most one
 // line plus one chunk in memory. Lines longer than maxLineBytes are refused.
-import { SpokesyncError } from '../errors.js';
+import { SpokesyncError } from '../../apply/core/errors.js';
 
 export const MAX_LINE_BYTES = 512 * 1024 * 1024;
 

@@ -15,16 +15,16 @@
 // for an application to start on; only a crash (kill -9, power) leaves them,
 // with the 'loading' mark that makes the next clone start over.
 import type { Readable } from 'node:stream';
-import { qid, type Db, type Queryable } from '../db.js';
-import { SpokesyncError } from '../errors.js';
-import type { Logger } from '../log.js';
-import { ensureStateSchema, stateTable } from '../state/schema.js';
+import { qid, type Db, type Queryable } from '../../apply/core/db.js';
+import { SpokesyncError } from '../../apply/core/errors.js';
+import type { Logger } from '../../apply/core/log.js';
+import { ensureStateSchema, stateTable } from '../../apply/core/state-schema.js';
 import { takeNodeLock } from './lock.js';
-import { binlogEnd } from '../capture/server.js';
-import type { SnapshotHeader, SnapshotTable, SnapshotValue } from './format.js';
+import { binlogEnd } from '../capture/binlog-server.js';
+import type { SnapshotHeader, SnapshotTable, SnapshotValue } from './snapshot-format.js';
 import { formatPosition, type BinlogPosition } from '../capture/position.js';
 import { createProgress, type Progress } from './progress.js';
-import { readSnapshot, type SnapshotEvent } from './reader.js';
+import { readSnapshot, type SnapshotEvent } from './snapshot-reader.js';
 
 export const CLONE_KEY = 'clone';
 export const PARENT_KEY = 'parent.id';

@@ -1,8 +1,8 @@
 // The node lock: one process at a time runs capture or apply for a node. It is
 // the same named lock SpokesyncNode takes (agent/node.ts), so a clone refuses
 // to run under a live daemon and a daemon refuses to start during a clone.
-import type { Db } from '../db.js';
-import { SpokesyncError } from '../errors.js';
+import type { Db } from '../../apply/core/db.js';
+import { SpokesyncError } from '../../apply/core/errors.js';
 
 export const nodeLockName = (stateSchema: string): string => `spokesync:${stateSchema}`;
 

@@ -1,6 +1,6 @@
 // Progress of a snapshot or a clone: a one-line bar redrawn on stderr when it
 // is a terminal, otherwise an info log line every few seconds.
-import type { Logger } from '../log.js';
+import type { Logger } from '../../apply/core/log.js';
 
 export interface ProgressState {
   readonly label: string;

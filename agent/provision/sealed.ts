@@ -1,4 +1,4 @@
-// Snapshot files are sealed like USB files (agent/usb/format.ts, kind
+// Snapshot files are sealed like USB files (agent/usb/usb-file.ts, kind
 // SNAPSHOT_FILE): the snapshot's gzip bytes in chunks of AES-256-GCM under a key
 // from HKDF over the token the parent lists for the child under children (the
 // child's parent.token), direction parent → child. A lost stick shows nothing
@@ -14,9 +14,9 @@
 import { createReadStream } from 'node:fs';
 import { stat } from 'node:fs/promises';
 import { Readable } from 'node:stream';
-import { SpokesyncError } from '../errors.js';
-import type { Logger } from '../log.js';
-import { open, seal, SNAPSHOT_FILE, type UsbHeader } from '../usb/format.js';
+import { SpokesyncError } from '../../apply/core/errors.js';
+import type { Logger } from '../../apply/core/log.js';
+import { open, seal, SNAPSHOT_FILE, type UsbHeader } from '../usb/usb-file.js';
 
 /** Who seals a snapshot file for whom: the parent's node id, the child's id, the child's token. */
 export interface SealFor {

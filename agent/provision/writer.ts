@@ -9,16 +9,16 @@ import { once } from 'node:events';
 import type { Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { createGzip, constants as zc, type Gzip } from 'node:zlib';
-import type { DbSettings, Queryable } from '../db.js';
-import type { Logger } from '../log.js';
+import type { DbSettings, Queryable } from '../../apply/core/db.js';
+import type { Logger } from '../../apply/core/log.js';
 import { journalSeqAt, startChildCursor, type WaitForCapture } from './cursor.js';
 import {
   encodeHeader, encodeRow, encodeTableStart, encodeTrailer, SNAPSHOT_FORMAT, SNAPSHOT_VERSION, type SnapshotHeader,
-} from './format.js';
+} from './snapshot-format.js';
 import { formatPosition, type BinlogPosition } from '../capture/position.js';
 import { createProgress, type Progress } from './progress.js';
 import { sealer } from './sealed.js';
-import { openSnapshotSource } from './source.js';
+import { openSnapshotSource } from './snapshot-source.js';
 
 export interface SnapshotDeps {
   /** connection settings of this node's server */

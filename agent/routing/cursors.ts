@@ -3,8 +3,8 @@
 // we put in a batch for the peer) and received_seq (the top of the peer's last
 // batch we took, which we ack; the ledger, not this cursor, keeps a change set
 // from applying twice, so a replayed batch or a stale ack changes nothing).
-import type { Queryable } from '../db.js';
-import { stateTable } from '../state/schema.js';
+import type { Queryable } from '../../apply/core/db.js';
+import { stateTable } from '../../apply/core/state-schema.js';
 
 export interface PeerCursor {
   readonly peer: string;

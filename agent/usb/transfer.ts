@@ -7,17 +7,17 @@ import { rename, rm } from 'node:fs/promises';
 import { Readable, pipeline as pipelineCb } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { createGunzip } from 'node:zlib';
-import type { BatchEntry, BatchHeader } from '../../apply/model.js';
+import type { BatchEntry, BatchHeader } from '../../apply/core/model.js';
 import type { Config } from '../config/types.js';
-import type { Queryable } from '../db.js';
-import { SpokesyncError, isSpokesyncError } from '../errors.js';
-import type { Logger } from '../log.js';
+import type { Queryable } from '../../apply/core/db.js';
+import { SpokesyncError, isSpokesyncError } from '../../apply/core/errors.js';
+import type { Logger } from '../../apply/core/log.js';
 import { compressor } from '../exchange/compression.js';
 import type { ExchangeCore, TakeResult } from '../exchange/protocol.js';
 import { batchChunks, readBatch } from '../exchange/wire.js';
 import { PARENT_ID_KEY, getMeta, recordContact, setMeta } from '../routing/cursors.js';
 import type { PeerRole, Route } from '../routing/filters.js';
-import { open, seal, usbError, type UsbHeader } from './format.js';
+import { open, seal, usbError, type UsbHeader } from './usb-file.js';
 
 export interface UsbDeps {
   readonly config: Config;

@@ -3,12 +3,12 @@
 // one chunk and one change set, never the document. The header comes first.
 // Limits count records (<e> elements), elements of any kind and bytes of XML
 // (after decompression); exceeding one stops reading at once with
-// SPOKESYNC_E_BATCH_TOO_LARGE. limits.ts bounds attributes, tags, columns and names.
+// SPOKESYNC_E_BATCH_TOO_LARGE. decode-limits.ts bounds attributes, tags, columns and names.
 
-import { SpokesyncError } from '../../agent/errors.js';
-import type { BatchEntry, BatchHeader, ChangeSet } from '../model.js';
+import { SpokesyncError } from '../core/errors.js';
+import type { BatchEntry, BatchHeader, ChangeSet } from '../core/model.js';
 import { ChangeSetBuilder, badAttr, checkNamespace, own, short, unknownAttr, type Attrs } from './cs-builder.js';
-import { tooMany, type BudgetLease } from './limits.js';
+import { tooMany, type BudgetLease } from './decode-limits.js';
 import { createParser } from './sax.js';
 import { NODE_ID, isUint64, xmlError } from './xml-text.js';
 

@@ -4,8 +4,8 @@
 // journaled), so building a batch is concatenation, streamed in chunks of
 // about CHUNK bytes: memory does not grow with the batch.
 
-import type { BatchEntry, BatchHeader } from '../model.js';
-import { WIRE_NAMESPACE } from '../model.js';
+import type { BatchEntry, BatchHeader } from '../core/model.js';
+import { WIRE_NAMESPACE } from '../core/model.js';
 import { encodeChangeSet } from './encode.js';
 import { NODE_ID, isUint64, xmlError } from './xml-text.js';
 

@@ -3,9 +3,9 @@
 // Shared by decodeChangeSet (one journal fragment) and readBatch (inside <e>).
 // No DOM: memory is one change set under construction.
 
-import type { ChangeSet, Op, Ref, Value } from '../model.js';
-import { WIRE_NAMESPACE } from '../model.js';
-import { MAX_COLUMNS, checkName, tooMany } from './limits.js';
+import type { ChangeSet, Op, Ref, Value } from '../core/model.js';
+import { WIRE_NAMESPACE } from '../core/model.js';
+import { MAX_COLUMNS, checkName, tooMany } from './decode-limits.js';
 import {
   COMMIT_TIME,
   DIGEST,

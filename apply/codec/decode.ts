@@ -1,9 +1,9 @@
 // One <cs> fragment (a journal body) → ChangeSet. Strict: exactly one <cs>
 // element, nothing but whitespace around it, every element and attribute known.
 
-import type { ChangeSet } from '../model.js';
+import type { ChangeSet } from '../core/model.js';
 import { ChangeSetBuilder, type Attrs } from './cs-builder.js';
-import { tooMany } from './limits.js';
+import { tooMany } from './decode-limits.js';
 import { createParser } from './sax.js';
 import { decodeUtf8, xmlError } from './xml-text.js';
 

@@ -14,7 +14,7 @@
 //   characters of the base64url hash (132 bits).
 
 import { createHash } from 'node:crypto';
-import type { Row } from '../model.js';
+import type { Row } from '../core/model.js';
 import { hasLoneSurrogate, xmlError } from './xml-text.js';
 
 const TAG = 'spokesync-row-1\n';

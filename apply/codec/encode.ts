@@ -11,7 +11,7 @@
 // The fragment carries no namespace declaration; the batch root declares the
 // default namespace urn:spokesync:batch:1 for it.
 
-import type { ChangeSet, Op, Row, Value } from '../model.js';
+import type { ChangeSet, Op, Row, Value } from '../core/model.js';
 import {
   COMMIT_TIME,
   DIGEST,

@@ -17,9 +17,9 @@
 // attribute must name urn:spokesync:batch:1.
 
 import { SaxesParser } from 'saxes';
-import { SpokesyncError, isSpokesyncError } from '../../agent/errors.js';
+import { SpokesyncError, isSpokesyncError } from '../core/errors.js';
 import type { Attrs } from './cs-builder.js';
-import { MAX_ATTRIBUTES, TagGuard } from './limits.js';
+import { MAX_ATTRIBUTES, TagGuard } from './decode-limits.js';
 import { xmlError } from './xml-text.js';
 
 export interface XmlSink {

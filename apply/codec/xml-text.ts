@@ -3,7 +3,7 @@
 // Pure functions; the encoder calls them once per value, so the common case
 // (nothing to escape) is a single regex test.
 
-import { SpokesyncError } from '../../agent/errors.js';
+import { SpokesyncError } from '../core/errors.js';
 
 /**
  * A character XML 1.0 cannot hold, not even as a character reference

@@ -2,19 +2,19 @@
 // "Data flow": ledger check, one transaction per change set that also writes
 // the ledger row, identities → local ids, conflict detection). Used by a
 // parent for its children's batches and by a child for its parent's.
-import type { Db } from '../../agent/db.js';
-import { SpokesyncError, isSpokesyncError } from '../../agent/errors.js';
-import type { Logger } from '../../agent/log.js';
-import type { Catalog } from '../../agent/schema/catalog.js';
+import type { Db } from '../core/db.js';
+import { SpokesyncError, isSpokesyncError } from '../core/errors.js';
+import type { Logger } from '../core/log.js';
+import type { Catalog } from '../core/catalog.js';
 import { decodeChangeSet } from '../codec/decode.js';
-import type { BatchEntry } from '../model.js';
-import { DEFAULT_MAX_DRIFT_MS } from '../hlc.js';
+import type { BatchEntry } from '../core/model.js';
+import { DEFAULT_MAX_DRIFT_MS } from '../core/hlc.js';
 import { checkContent } from './content.js';
 import { emptyCounts, runGroup, type ExecutorDeps, type GroupCounts, type GroupItem } from './executor.js';
 import { Holds } from './holds.js';
 import { Layers } from './layers.js';
 import { readQuarantine, retried, type QuarantineRow } from './quarantine.js';
-import { Resolver } from './resolver.js';
+import { Resolver } from './target-resolver.js';
 import { RowMapper } from './rowmap.js';
 import { badChange } from './target.js';
 import { validateBatch, validateEntry } from './validate.js';

@@ -5,11 +5,11 @@
 // these ops into the captured state table `carry` (inserted and deleted again in
 // the change set's own transaction: the binlog keeps the row, the table stays
 // empty), and capture adds them to the change set it journals.
-import type { Queryable } from '../../agent/db.js';
-import { stateTable } from '../../agent/state/schema.js';
+import type { Queryable } from '../core/db.js';
+import { stateTable } from '../core/state-schema.js';
 import { decodeChangeSet } from '../codec/decode.js';
 import { encodeChangeSet } from '../codec/encode.js';
-import type { ChangeSet, Op, UpdateOp, Value } from '../model.js';
+import type { ChangeSet, Op, UpdateOp, Value } from '../core/model.js';
 import { rowKey } from './target.js';
 
 /** The captured state table apply writes carried ops into. */

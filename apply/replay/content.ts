@@ -4,13 +4,13 @@
 // that comes again with other content is refused with its batch: an id can be
 // claimed once, never pre-empted silently.
 import { createHash } from 'node:crypto';
-import type { Queryable } from '../../agent/db.js';
-import { formatDuration } from '../../agent/config/units.js';
-import { SpokesyncError } from '../../agent/errors.js';
-import { stateTable } from '../../agent/state/schema.js';
+import type { Queryable } from '../core/db.js';
+import { formatDuration } from '../core/units.js';
+import { SpokesyncError } from '../core/errors.js';
+import { stateTable } from '../core/state-schema.js';
 import { encodeChangeSet } from '../codec/encode.js';
-import { hlcTime, unpackHlc } from '../hlc.js';
-import type { ChangeSet } from '../model.js';
+import { hlcTime, unpackHlc } from '../core/hlc.js';
+import type { ChangeSet } from '../core/model.js';
 import { label, type PlannedEntry } from './validate.js';
 
 const encoded = new WeakMap<ChangeSet, { xml: string; digest: string }>();

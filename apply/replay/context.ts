@@ -1,17 +1,17 @@
 // What the op appliers share while one group of change sets is applied.
-import type { Queryable } from '../../agent/db.js';
-import type { Logger } from '../../agent/log.js';
-import type { TableInfo } from '../../agent/schema/catalog.js';
+import type { Queryable } from '../core/db.js';
+import type { Logger } from '../core/log.js';
+import type { TableInfo } from '../core/catalog.js';
 import type { Carried } from './carry.js';
-import type { ChangeSet, Value } from '../model.js';
-import { isRef } from '../model.js';
-import { recordConflict, type ConflictEntry } from './conflicts.js';
+import type { ChangeSet, Value } from '../core/model.js';
+import { isRef } from '../core/model.js';
+import { recordConflict, type ConflictEntry } from './conflict-rules.js';
 import { ApplyProblem } from './problems.js';
-import { Missing, type Resolver } from './resolver.js';
+import { Missing, type Resolver } from './target-resolver.js';
 import type { RowMapper } from './rowmap.js';
 import { selectSql, type Where } from './sql.js';
 import type { Target } from './target.js';
-import { bindValue, type LocalValue } from './values.js';
+import { bindValue, type LocalValue } from './value-compare.js';
 import type { Version, Versions } from './versions.js';
 
 export interface OpContext {

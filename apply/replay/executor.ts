@@ -7,9 +7,9 @@
 // failures are rare, so running a group again costs little and keeps the
 // binlog free of them.) A power cut keeps the whole group or none of it. Lock
 // errors run the group again.
-import type { Db, Queryable } from '../../agent/db.js';
-import { SpokesyncError } from '../../agent/errors.js';
-import type { Logger } from '../../agent/log.js';
+import type { Db, Queryable } from '../core/db.js';
+import { SpokesyncError } from '../core/errors.js';
+import type { Logger } from '../core/log.js';
 import { Carried, writeCarried } from './carry.js';
 import type { OpContext } from './context.js';
 import type { Holds } from './holds.js';
@@ -20,7 +20,7 @@ import { applyDelete, applyUpdate } from './ops.js';
 import { changeSetXml, stampAhead } from './content.js';
 import { ApplyProblem, dataProblem, isDuplicateKey, isTransient } from './problems.js';
 import { quarantine, release, retried } from './quarantine.js';
-import type { Resolver } from './resolver.js';
+import type { Resolver } from './target-resolver.js';
 import type { RowMapper } from './rowmap.js';
 import type { PlannedEntry } from './validate.js';
 import type { Versions } from './versions.js';

@@ -3,19 +3,19 @@
 // INSERT writes the new rows (auto-increment keys left to the server, shared
 // keys taken from the referenced row). An identity that exists already is an
 // insert conflict, merged per column.
-import type { TableInfo } from '../../agent/schema/catalog.js';
-import { isRef, type InsertOp, type ChangeSet } from '../model.js';
-import { columnOutcome, versionJson, winner, type Side } from './conflicts.js';
+import type { TableInfo } from '../core/catalog.js';
+import { isRef, type InsertOp, type ChangeSet } from '../core/model.js';
+import { columnOutcome, versionJson, winner, type Side } from './conflict-rules.js';
 import {
   localValue, lockRow, logConflict, requiredValue, settledVersion, versionOf, type OpContext, type Raw,
 } from './context.js';
 import { localSide } from './ops.js';
 import { ApplyProblem, isDuplicateKey } from './problems.js';
-import { Missing } from './resolver.js';
+import { Missing } from './target-resolver.js';
 import { insertSql, rowWhere, selectInSql, updateSql, type Sql } from './sql.js';
 import { rowKey, targetDependencies } from './target.js';
 import type { PlannedOp } from './validate.js';
-import { bindValue, jsonRow, sameValue, type LocalValue } from './values.js';
+import { bindValue, jsonRow, sameValue, type LocalValue } from './value-compare.js';
 import { newer, TOMBSTONE } from './versions.js';
 
 /** Rows and bytes per INSERT statement. */

@@ -1,8 +1,8 @@
 // What a group needs to know before it runs, in one round trip at the start
 // of its transaction: which change ids are in the ledger or in quarantine, and
 // the stored versions of every row the group touches (with the insert versions in idmap and insert_ranges).
-import type { Queryable } from '../../agent/db.js';
-import { stateTable } from '../../agent/state/schema.js';
+import type { Queryable } from '../core/db.js';
+import { stateTable } from '../core/state-schema.js';
 import type { Versions } from './versions.js';
 
 export interface Known {

@@ -1,18 +1,18 @@
 // Updates and deletes, with conflict detection and per-column resolution
 // (rules in conflicts.ts). Inserts are in inserts.ts.
-import type { TableInfo } from '../../agent/schema/catalog.js';
+import type { TableInfo } from '../core/catalog.js';
 import { rowDigest } from '../codec/digest.js';
-import type { ChangeSet, DeleteOp, UpdateOp } from '../model.js';
-import { columnOutcome, versionJson, winner, type Side } from './conflicts.js';
+import type { ChangeSet, DeleteOp, UpdateOp } from '../core/model.js';
+import { columnOutcome, versionJson, winner, type Side } from './conflict-rules.js';
 import {
   localValue, lockRow, logConflict, settledVersion, versionOf, type OpContext, type Raw,
 } from './context.js';
 import { ApplyProblem } from './problems.js';
-import { Missing } from './resolver.js';
+import { Missing } from './target-resolver.js';
 import { deleteSql, rowWhere, updateSql } from './sql.js';
 import type { Target } from './target.js';
 import type { PlannedOp } from './validate.js';
-import { jsonRow, sameValue, type LocalValue } from './values.js';
+import { jsonRow, sameValue, type LocalValue } from './value-compare.js';
 import { newer, ROW_INSERT, TOMBSTONE } from './versions.js';
 
 export async function applyUpdate(ctx: OpContext, cs: ChangeSet, p: PlannedOp): Promise<void> {

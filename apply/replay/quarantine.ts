@@ -2,10 +2,10 @@
 // element) and retried in origin order on every exchange; never dropped.
 // Later change sets of the same origin that touch a quarantined change set's
 // rows are held behind it, so one origin's edits of a row stay in order.
-import type { Queryable } from '../../agent/db.js';
-import { stateTable } from '../../agent/state/schema.js';
-import type { ChangeSet } from '../model.js';
-import { sqlTime } from './values.js';
+import type { Queryable } from '../core/db.js';
+import { stateTable } from '../core/state-schema.js';
+import type { ChangeSet } from '../core/model.js';
+import { sqlTime } from './value-compare.js';
 
 export interface QuarantineRow {
   readonly changeId: string;

@@ -2,13 +2,13 @@
 // columns left out, foreign keys as references to the referenced row's
 // identity, values in canonical text or bytes. Used to compare a row with a
 // delete's digest and to log conflicts readably.
-import type { Queryable } from '../../agent/db.js';
-import type { Catalog, TableInfo } from '../../agent/schema/catalog.js';
-import { stateTable } from '../../agent/state/schema.js';
-import { encodeIdentity } from '../identity.js';
-import type { Row, Value } from '../model.js';
+import type { Queryable } from '../core/db.js';
+import type { Catalog, TableInfo } from '../core/catalog.js';
+import { stateTable } from '../core/state-schema.js';
+import { encodeIdentity } from '../core/identity.js';
+import type { Row, Value } from '../core/model.js';
 import { selectSql, whereEq } from './sql.js';
-import { wireScalar } from './values.js';
+import { wireScalar } from './value-compare.js';
 
 type Raw = Readonly<Record<string, unknown>>;
 

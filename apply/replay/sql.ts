@@ -1,9 +1,9 @@
 // SQL text for apply (pure). Identifiers come from the catalogue only and are
 // checked again here before quoting; every value is a bound parameter.
-import type { TableInfo } from '../../agent/schema/catalog.js';
-import { qid } from '../../agent/db.js';
-import { SpokesyncError } from '../../agent/errors.js';
-import { exactFloatRead, exactReadExpr } from '../../agent/capture/float-text.js';
+import type { TableInfo } from '../core/catalog.js';
+import { qid } from '../core/db.js';
+import { SpokesyncError } from '../core/errors.js';
+import { exactFloatRead, exactReadExpr } from '../core/float-text.js';
 
 export interface Sql {
   readonly sql: string;

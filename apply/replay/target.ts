@@ -1,10 +1,10 @@
 // Identity strings parsed against the catalogue into the row they name (pure).
 // A uuid row is one column value; a shared-key row is the referenced table's
 // row; a natural key is its parts, foreign-key parts being identities of the
-// referenced rows. Parsing checks the shape; resolver.ts turns it into SQL.
-import type { Catalog, TableInfo } from '../../agent/schema/catalog.js';
-import { SpokesyncError } from '../../agent/errors.js';
-import { decodeIdentity } from '../identity.js';
+// referenced rows. Parsing checks the shape; target-resolver.ts turns it into SQL.
+import type { Catalog, TableInfo } from '../core/catalog.js';
+import { SpokesyncError } from '../core/errors.js';
+import { decodeIdentity } from '../core/identity.js';
 
 export type NaturalPart =
   | { readonly column: string; readonly value: string }

@@ -3,10 +3,10 @@
 // columns that travels, every identity and reference well-formed. Names are
 // only ever looked up in the catalogue's maps, so a hostile name cannot reach
 // SQL: it is rejected here.
-import type { Catalog, TableInfo } from '../../agent/schema/catalog.js';
-import { SpokesyncError } from '../../agent/errors.js';
-import type { BatchEntry, ChangeSet, Op, Ref, Row, Value } from '../model.js';
-import { isRef } from '../model.js';
+import type { Catalog, TableInfo } from '../core/catalog.js';
+import { SpokesyncError } from '../core/errors.js';
+import type { BatchEntry, ChangeSet, Op, Ref, Row, Value } from '../core/model.js';
+import { isRef } from '../core/model.js';
 import { badChange, parseTarget, rowKey, targetDependencies, type Target } from './target.js';
 
 export interface PlannedOp {

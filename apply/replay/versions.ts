@@ -11,12 +11,12 @@
 // One write comes from apply itself: a column whose winning value equals the
 // stored one produces no binlog row, so capture cannot record the new version;
 // apply records it (never lowering a version) at the end of the group.
-import { rangeKey } from '../../agent/capture/identity.js';
-import type { Queryable } from '../../agent/db.js';
-import { qid } from '../../agent/db.js';
-import type { Catalog, TableInfo } from '../../agent/schema/catalog.js';
-import { stateTable } from '../../agent/state/schema.js';
-import { compareVersions } from '../hlc.js';
+import { rangeKey } from '../core/row-identity.js';
+import type { Queryable } from '../core/db.js';
+import { qid } from '../core/db.js';
+import type { Catalog, TableInfo } from '../core/catalog.js';
+import { stateTable } from '../core/state-schema.js';
+import { compareVersions } from '../core/hlc.js';
 import { Layers } from './layers.js';
 import { rowKey } from './target.js';
 

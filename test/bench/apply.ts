@@ -8,16 +8,16 @@
 // All servers keep the durable settings (sync_binlog=1, flush at commit).
 import { spawn } from 'node:child_process';
 import { join } from 'node:path';
-import { openDb, type Db } from '../../agent/db.js';
-import { silentLogger } from '../../agent/log.js';
-import { loadCatalog } from '../../agent/schema/catalog.js';
-import { ensureStateSchema } from '../../agent/state/schema.js';
+import { openDb, type Db } from '../../apply/core/db.js';
+import { silentLogger } from '../../apply/core/log.js';
+import { loadCatalog } from '../../apply/core/catalog.js';
+import { ensureStateSchema } from '../../apply/core/state-schema.js';
 import { decodeBatch } from '../../apply/codec/batch-reader.js';
 import { encodeBatch } from '../../apply/codec/batch-writer.js';
-import type { BatchEntry } from '../../apply/model.js';
+import type { BatchEntry } from '../../apply/core/model.js';
 import { Applier } from '../../apply/replay/applier.js';
 import { journal, makeCapture } from '../helpers/capture-fixture.js';
-import { mariadbBinary, startServer, type TestServer } from '../helpers/mariadb.js';
+import { mariadbBinary, startServer, type TestServer } from '../../deploy/sandbox/mariadb.js';
 
 const ROWS = 50_000;
 const PER_TXN = 100;

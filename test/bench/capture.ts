@@ -15,10 +15,10 @@ import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { DAEMON_HEAP_FLAGS } from '../../agent/cli/heap-flags.js';
 import { specOf } from '../../agent/config/reference.js';
-import { parseBytes } from '../../agent/config/units.js';
-import { startServer, type TestServer } from '../helpers/mariadb.js';
+import { parseBytes } from '../../apply/core/units.js';
+import { startServer, type TestServer } from '../../deploy/sandbox/mariadb.js';
 import { dbFor, spawnCapture, type CaughtUp } from '../helpers/capture-fixture.js';
-import type { Db } from '../../agent/db.js';
+import type { Db } from '../../apply/core/db.js';
 import type { CaptureProcArgs } from '../helpers/capture-proc.js';
 import { zongjiDecode, type DecodeRange } from './zongji-decode.js';
 

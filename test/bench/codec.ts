@@ -16,7 +16,7 @@ import { encodeChangeSet } from '../../apply/codec/encode.js';
 import { decodeChangeSet } from '../../apply/codec/decode.js';
 import { batchChunks } from '../../apply/codec/batch-writer.js';
 import { readBatch } from '../../apply/codec/batch-reader.js';
-import { WIRE_NAMESPACE, type ChangeSet, type Value } from '../../apply/model.js';
+import { WIRE_NAMESPACE, type ChangeSet, type Value } from '../../apply/core/model.js';
 import { prng, registration, uuid } from '../unit/codec-fixtures.js';
 
 const N = 20_000;

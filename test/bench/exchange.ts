@@ -8,11 +8,11 @@
 //     100 and of 200.
 import { randomUUID } from 'node:crypto';
 import type { ParentConfig } from '../../agent/config/types.js';
-import { silentLogger } from '../../agent/log.js';
+import { silentLogger } from '../../apply/core/log.js';
 import { SpokesyncNode } from '../../agent/node.js';
 import { compress } from '../../agent/exchange/compression.js';
 import { batchBuffer } from '../../agent/exchange/wire.js';
-import { freePort, loadOpenmrs, startServer, type TestServer } from '../helpers/mariadb.js';
+import { freePort, loadOpenmrs, startServer, type TestServer } from '../../deploy/sandbox/mariadb.js';
 import { kbps, startProxy, type NetProxy } from '../helpers/net-proxy.js';
 
 const N = 200;

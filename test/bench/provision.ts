@@ -8,14 +8,14 @@ import { createWriteStream } from 'node:fs';
 import { mkdtemp, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { openDb } from '../../agent/db.js';
-import { silentLogger } from '../../agent/log.js';
+import { openDb } from '../../apply/core/db.js';
+import { silentLogger } from '../../apply/core/log.js';
 import { cloneSnapshot } from '../../agent/provision/load.js';
 import type { Progress } from '../../agent/provision/progress.js';
 import { openSnapshotFile, verifySnapshotFile } from '../../agent/provision/sealed.js';
 import { writeSnapshot } from '../../agent/provision/writer.js';
-import { ensureStateSchema } from '../../agent/state/schema.js';
-import { loadOpenmrs, startServer } from '../helpers/mariadb.js';
+import { ensureStateSchema } from '../../apply/core/state-schema.js';
+import { loadOpenmrs, startServer } from '../../deploy/sandbox/mariadb.js';
 
 const PEOPLE = 50_000;
 const OBS = Number(process.env.BENCH_OBS ?? 250_000);

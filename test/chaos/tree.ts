@@ -7,7 +7,7 @@ import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import mysql from 'mysql2/promise';
 import type { Cleanup } from '../../deploy/demo-support.js';
-import { freePort, startServer, type TestServer } from '../helpers/mariadb.js';
+import { freePort, startServer, type TestServer } from '../../deploy/sandbox/mariadb.js';
 import { startProxy, type NetProxy } from '../helpers/net-proxy.js';
 import { Daemon } from './daemons.js';
 import { sleep } from './rng.js';

@@ -1,6 +1,6 @@
 import t from 'tap';
 import { rowDigest } from '../../apply/codec/digest.js';
-import type { BatchEntry } from '../../apply/model.js';
+import type { BatchEntry } from '../../apply/core/model.js';
 import { APP, STATE, applyEnv, changeSet, entries, personInsert, uuid, type ApplyEnv } from './apply-fixture.js';
 
 let env: ApplyEnv;

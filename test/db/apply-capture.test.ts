@@ -6,8 +6,8 @@
 import t from 'tap';
 import fc from 'fast-check';
 import type { Capture } from '../../agent/capture/capture.js';
-import { compareVersions } from '../../apply/hlc.js';
-import type { ChangeSet, Op, Row } from '../../apply/model.js';
+import { compareVersions } from '../../apply/core/hlc.js';
+import type { ChangeSet, Op, Row } from '../../apply/core/model.js';
 import type { Applier } from '../../apply/replay/applier.js';
 import { journal, makeCapture } from '../helpers/capture-fixture.js';
 import { APP, STATE, SYNCED, applyEnv, entries, personInsert, type ApplyEnv } from './apply-fixture.js';

@@ -5,8 +5,8 @@
 import t from 'tap';
 import fc from 'fast-check';
 import { rowDigest } from '../../apply/codec/digest.js';
-import { compareVersions } from '../../apply/hlc.js';
-import type { ChangeSet, Op, Row } from '../../apply/model.js';
+import { compareVersions } from '../../apply/core/hlc.js';
+import type { ChangeSet, Op, Row } from '../../apply/core/model.js';
 import type { Applier } from '../../apply/replay/applier.js';
 import { APP, STATE, applyEnv, entries, type ApplyEnv } from './apply-fixture.js';
 

@@ -3,9 +3,9 @@
 // change set is there exactly once (its three rows and its ledger row), and
 // at no moment is a change set half there.
 import t from 'tap';
-import { openDb, type Db } from '../../agent/db.js';
-import { loadCatalog } from '../../agent/schema/catalog.js';
-import type { BatchEntry } from '../../apply/model.js';
+import { openDb, type Db } from '../../apply/core/db.js';
+import { loadCatalog } from '../../apply/core/catalog.js';
+import type { BatchEntry } from '../../apply/core/model.js';
 import { Applier } from '../../apply/replay/applier.js';
 import { APP, STATE, SYNCED, applyEnv, silentLogger, type ApplyEnv } from './apply-fixture.js';
 

@@ -1,13 +1,13 @@
 // Shared set-up for the apply tests: a throwaway MariaDB with a small schema
 // covering every identity rule, the state schema, and change-set builders.
 import { randomUUID } from 'node:crypto';
-import { openDb, type Db } from '../../agent/db.js';
-import { silentLogger, type Logger } from '../../agent/log.js';
-import { loadCatalog } from '../../agent/schema/catalog.js';
-import { ensureStateSchema } from '../../agent/state/schema.js';
-import type { BatchEntry, ChangeSet, Op } from '../../apply/model.js';
+import { openDb, type Db } from '../../apply/core/db.js';
+import { silentLogger, type Logger } from '../../apply/core/log.js';
+import { loadCatalog } from '../../apply/core/catalog.js';
+import { ensureStateSchema } from '../../apply/core/state-schema.js';
+import type { BatchEntry, ChangeSet, Op } from '../../apply/core/model.js';
 import { Applier, type ApplierOptions } from '../../apply/replay/applier.js';
-import { startServer, type TestServer } from '../helpers/mariadb.js';
+import { startServer, type TestServer } from '../../deploy/sandbox/mariadb.js';
 
 export const APP = 'app';
 export const STATE = 'spokesync';

@@ -3,15 +3,15 @@
 // its origin that touch the same rows; unrelated ones go on; a retry applies
 // them in origin order once the row is there. Constraint failures quarantine too.
 import t from 'tap';
-import { openDb } from '../../agent/db.js';
-import { silentLogger } from '../../agent/log.js';
-import { loadCatalog } from '../../agent/schema/catalog.js';
-import { ensureStateSchema } from '../../agent/state/schema.js';
+import { openDb } from '../../apply/core/db.js';
+import { silentLogger } from '../../apply/core/log.js';
+import { loadCatalog } from '../../apply/core/catalog.js';
+import { ensureStateSchema } from '../../apply/core/state-schema.js';
 import { rowDigest } from '../../apply/codec/digest.js';
-import type { ChangeSet, Op, Row } from '../../apply/model.js';
+import type { ChangeSet, Op, Row } from '../../apply/core/model.js';
 import { Applier } from '../../apply/replay/applier.js';
 import { quarantineSummary } from '../../apply/replay/quarantine.js';
-import { loadOpenmrs, startServer } from '../helpers/mariadb.js';
+import { loadOpenmrs, startServer } from '../../deploy/sandbox/mariadb.js';
 
 const ADMIN = { ref: 'users', id: '82f18b44-6814-11e8-923f-e9a88dcb533f' };
 const S = 'openmrs';

@@ -1,14 +1,14 @@
 // The pure parts of apply, table-driven (no server): layered caches, conflict
 // winners, value comparison and binding, insert runs, holds.
 import t from 'tap';
-import type { Catalog, ColumnInfo, TableInfo } from '../../agent/schema/catalog.js';
-import type { ChangeSet, Op } from '../../apply/model.js';
-import { columnOutcome, winner } from '../../apply/replay/conflicts.js';
+import type { Catalog, ColumnInfo, TableInfo } from '../../apply/core/catalog.js';
+import type { ChangeSet, Op } from '../../apply/core/model.js';
+import { columnOutcome, winner } from '../../apply/replay/conflict-rules.js';
 import { Holds } from '../../apply/replay/holds.js';
 import { splitRuns } from '../../apply/replay/inserts.js';
 import { Layers } from '../../apply/replay/layers.js';
 import { validateEntry } from '../../apply/replay/validate.js';
-import { bindValue, jsonValue, sameValue, sqlCommitTime, sqlTime } from '../../apply/replay/values.js';
+import { bindValue, jsonValue, sameValue, sqlCommitTime, sqlTime } from '../../apply/replay/value-compare.js';
 
 const col = (name: string, dataType: string, extra: Partial<ColumnInfo> = {}): ColumnInfo => ({
   name, ordinal: 1, dataType, columnType: dataType, nullable: true, autoIncrement: false, generated: false,

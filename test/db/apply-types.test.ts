@@ -3,12 +3,12 @@
 // wire codec), applied on server B, and every column compared as the server
 // stores it (HEX of text and bytes, exact text of numbers and times).
 import t from 'tap';
-import type { Db } from '../../agent/db.js';
-import { loadCatalog, type Catalog } from '../../agent/schema/catalog.js';
+import type { Db } from '../../apply/core/db.js';
+import { loadCatalog, type Catalog } from '../../apply/core/catalog.js';
 import { decodeChangeSet } from '../../apply/codec/decode.js';
 import { rowDigest } from '../../apply/codec/digest.js';
 import { encodeChangeSet } from '../../apply/codec/encode.js';
-import type { ChangeSet, Op, Row } from '../../apply/model.js';
+import type { ChangeSet, Op, Row } from '../../apply/core/model.js';
 import { RowMapper } from '../../apply/replay/rowmap.js';
 import { selectSql } from '../../apply/replay/sql.js';
 import { journal, makeCapture } from '../helpers/capture-fixture.js';

@@ -4,11 +4,11 @@
 // own writes in or out of the binlog, the duplicate guard, and a checkpoint
 // whose binlog was purged.
 import t from 'tap';
-import type { InsertOp } from '../../apply/model.js';
-import { isSpokesyncError } from '../../agent/errors.js';
-import { startServer } from '../helpers/mariadb.js';
+import type { InsertOp } from '../../apply/core/model.js';
+import { isSpokesyncError } from '../../apply/core/errors.js';
+import { startServer } from '../../deploy/sandbox/mariadb.js';
 import { dbFor, journal, makeCapture } from '../helpers/capture-fixture.js';
-import type { Db } from '../../agent/db.js';
+import type { Db } from '../../apply/core/db.js';
 import type { Capture } from '../../agent/capture/capture.js';
 
 const ITEMS = `CREATE TABLE app.items (

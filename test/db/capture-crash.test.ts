@@ -2,8 +2,8 @@
 // writes multi-table transactions: in the end the journal holds every
 // committed transaction exactly once, in commit order, each one change set.
 import t from 'tap';
-import type { InsertOp } from '../../apply/model.js';
-import { startServer } from '../helpers/mariadb.js';
+import type { InsertOp } from '../../apply/core/model.js';
+import { startServer } from '../../deploy/sandbox/mariadb.js';
 import { STATE, dbFor, journal, spawnCapture, type CaptureChild } from '../helpers/capture-fixture.js';
 import type { CaptureProcArgs } from '../helpers/capture-proc.js';
 

@@ -3,13 +3,13 @@
 // before capture reads the change that refers to them, one change set per
 // transaction, and ledger-marked (applied) transactions.
 import t from 'tap';
-import { encodeIdentity } from '../../apply/identity.js';
-import { packHlc } from '../../apply/hlc.js';
-import type { InsertOp, Op } from '../../apply/model.js';
-import { createLogger } from '../../agent/log.js';
-import { loadCatalog } from '../../agent/schema/catalog.js';
+import { encodeIdentity } from '../../apply/core/identity.js';
+import { packHlc } from '../../apply/core/hlc.js';
+import type { InsertOp, Op } from '../../apply/core/model.js';
+import { createLogger } from '../../apply/core/log.js';
+import { loadCatalog } from '../../apply/core/catalog.js';
 import { storedVersionsQuery } from '../../apply/replay/versions.js';
-import { loadOpenmrs, startServer } from '../helpers/mariadb.js';
+import { loadOpenmrs, startServer } from '../../deploy/sandbox/mariadb.js';
 import { STATE, dbFor, journal, makeCapture } from '../helpers/capture-fixture.js';
 
 const ADMIN_USER = '82f18b44-6814-11e8-923f-e9a88dcb533f';

@@ -2,7 +2,7 @@
 // server committed it): capture starts again after what was written, from the
 // stored checkpoint, instead of replaying it into the journal's key again and again.
 import t from 'tap';
-import { startServer } from '../helpers/mariadb.js';
+import { startServer } from '../../deploy/sandbox/mariadb.js';
 import { dbFor, journal, makeCapture } from '../helpers/capture-fixture.js';
 
 void t.test('a write that committed although its answer was lost is not replayed', async (t) => {

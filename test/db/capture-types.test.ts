@@ -1,14 +1,14 @@
 // Type matrix: every value captured from the binlog, put through the wire
-// codec and decoded again, equals what SELECT through agent/db.ts returns,
+// codec and decoded again, equals what SELECT through apply/core/db.ts returns,
 // byte for byte; for inserts, updates and deletes. A FLOAT is compared with
 // CAST(f AS DOUBLE), its exact value (the server's text of a FLOAT has 6
 // significant digits; spokesync carries and reads it exactly).
 import t from 'tap';
 import { rowDigest } from '../../apply/codec/digest.js';
 import { encodeChangeSet } from '../../apply/codec/encode.js';
-import type { Op, Row, Value } from '../../apply/model.js';
+import type { Op, Row, Value } from '../../apply/core/model.js';
 import { rowsDecoded } from '../../agent/capture/row-decoder.js';
-import { startServer } from '../helpers/mariadb.js';
+import { startServer } from '../../deploy/sandbox/mariadb.js';
 import { dbFor, fromSelect, journal, makeCapture, sameCanonical, show } from '../helpers/capture-fixture.js';
 
 const ALL_BYTES = Buffer.from(Array.from({ length: 256 }, (_, i) => i));
@@ -115,7 +115,7 @@ function selectRows(rows: Record<string, unknown>[]): Map<string, Row> {
 }
 
 const VARIANTS = [
-  { name: 'every type, through zongji and values.ts', cols: COLS, rowDecoder: false },
+  { name: 'every type, through zongji and binlog-values.ts', cols: COLS, rowDecoder: false },
   { name: 'every type the capture decodes itself, by its row decoder', cols: ['uuid', ...DECODED], rowDecoder: true },
   { name: 'every type, with the row decoder on (the table goes through zongji: not all its types are decoded)', cols: COLS, rowDecoder: true },
 ] as const;

@@ -1,7 +1,7 @@
 import t from 'tap';
-import { startServer, loadOpenmrs } from '../helpers/mariadb.js';
-import { openDb } from '../../agent/db.js';
-import { loadCatalog } from '../../agent/schema/catalog.js';
+import { startServer, loadOpenmrs } from '../../deploy/sandbox/mariadb.js';
+import { openDb } from '../../apply/core/db.js';
+import { loadCatalog } from '../../apply/core/catalog.js';
 
 void t.test('identity rules on the OpenMRS schema', async (t) => {
   const s = await startServer();

@@ -4,7 +4,7 @@ import t from 'tap';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { startServer, loadOpenmrs, freePort } from '../helpers/mariadb.js';
+import { startServer, loadOpenmrs, freePort } from '../../deploy/sandbox/mariadb.js';
 
 void t.test('spokesync check exits 0 on a good server, 1 on a bad one, listing each problem with its fix', async (t) => {
   const s = await startServer({ extraArgs: ['--binlog-expire-logs-seconds=1209600'] });

@@ -7,13 +7,13 @@ import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { startServer, loadOpenmrs, mariadbBinary, type TestServer } from '../helpers/mariadb.js';
-import { runCli } from '../../agent/cli/run.js';
+import { startServer, loadOpenmrs, mariadbBinary, type TestServer } from '../../deploy/sandbox/mariadb.js';
+import { runCli } from '../../agent/cli/dispatch.js';
 import { parseConfig } from '../../agent/config/loader.js';
 import { runChecks } from '../../agent/check/checks.js';
 import { gatherFacts } from '../../agent/check/facts.js';
 import { assertPreflight } from '../../agent/check/preflight.js';
-import { connectDb } from '../../agent/db.js';
+import { connectDb } from '../../apply/core/db.js';
 import type { Config } from '../../agent/config/types.js';
 
 const repo = fileURLToPath(new URL('../../..', import.meta.url));

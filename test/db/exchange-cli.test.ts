@@ -9,9 +9,9 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { openDb } from '../../agent/db.js';
-import { dumpByIdentity } from '../helpers/compare.js';
-import { freePort } from '../helpers/mariadb.js';
+import { openDb } from '../../apply/core/db.js';
+import { dumpByIdentity } from '../../deploy/sandbox/compare.js';
+import { freePort } from '../../deploy/sandbox/mariadb.js';
 import { APP, SYNCED, startNode, stopNode, uuid, type NetNode } from '../helpers/sync-net.js';
 
 async function dump(n: NetNode) {

@@ -3,14 +3,14 @@
 // mid-request and mid-response (each change is taken once), backs off with the
 // injected sleep, and gives up at once on permanent failures.
 import t from 'tap';
-import { openDb, type Db } from '../../agent/db.js';
-import { createLogger, silentLogger } from '../../agent/log.js';
+import { openDb, type Db } from '../../apply/core/db.js';
+import { createLogger, silentLogger } from '../../apply/core/log.js';
 import { ExchangeClient } from '../../agent/exchange/client.js';
-import { ExchangeServer } from '../../agent/exchange/server.js';
+import { ExchangeServer } from '../../agent/exchange/http-server.js';
 import { PARENT_ID_KEY, getCursor, getMeta } from '../../agent/routing/cursors.js';
 import { routeTo } from '../../agent/routing/filters.js';
 import type { ParentConfig } from '../../agent/config/types.js';
-import { startServer } from '../helpers/mariadb.js';
+import { startServer } from '../../deploy/sandbox/mariadb.js';
 import { batchBuffer } from '../../agent/exchange/wire.js';
 import { uploadId } from '../../agent/exchange/resume.js';
 import { startProxy } from '../helpers/net-proxy.js';

@@ -5,10 +5,10 @@
 import t from 'tap';
 import { gzipSync } from 'node:zlib';
 import { encodeBatch } from '../../apply/codec/batch.js';
-import type { ChangeSet } from '../../apply/model.js';
+import type { ChangeSet } from '../../apply/core/model.js';
 import { startProxy } from '../helpers/net-proxy.js';
 import { raw } from '../helpers/exchange-rig.js';
-import { dumpCounts } from '../helpers/compare.js';
+import { dumpCounts } from '../../deploy/sandbox/compare.js';
 import { allCaughtUp, settle, startNode, stopNode, uuid, type NetNode } from '../helpers/sync-net.js';
 
 async function writeSome(n: NetNode, tag: string, from: number, count: number): Promise<void> {

@@ -6,13 +6,13 @@ import t from 'tap';
 import { gzipSync, brotliDecompressSync, gunzipSync } from 'node:zlib';
 import { randomBytes } from 'node:crypto';
 import { encodeBatch, decodeBatch } from '../../apply/codec/batch.js';
-import type { BatchHeader } from '../../apply/model.js';
-import { openDb } from '../../agent/db.js';
-import { createLogger } from '../../agent/log.js';
-import { ExchangeServer } from '../../agent/exchange/server.js';
+import type { BatchHeader } from '../../apply/core/model.js';
+import { openDb } from '../../apply/core/db.js';
+import { createLogger } from '../../apply/core/log.js';
+import { ExchangeServer } from '../../agent/exchange/http-server.js';
 import { getCursor } from '../../agent/routing/cursors.js';
 import { routeTo } from '../../agent/routing/filters.js';
-import { startServer } from '../helpers/mariadb.js';
+import { startServer } from '../../deploy/sandbox/mariadb.js';
 import { changeSet, journal, nodeConfig, raw, rigNode } from '../helpers/exchange-rig.js';
 
 const TOKEN = 'leaf-token-5f2b9c';

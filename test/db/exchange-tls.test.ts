@@ -6,13 +6,13 @@ import t from 'tap';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { openDb } from '../../agent/db.js';
-import { silentLogger } from '../../agent/log.js';
+import { openDb } from '../../apply/core/db.js';
+import { silentLogger } from '../../apply/core/log.js';
 import { ExchangeClient } from '../../agent/exchange/client.js';
-import { ExchangeServer } from '../../agent/exchange/server.js';
+import { ExchangeServer } from '../../agent/exchange/http-server.js';
 import { routeTo } from '../../agent/routing/filters.js';
 import type { ParentConfig } from '../../agent/config/types.js';
-import { startServer } from '../helpers/mariadb.js';
+import { startServer } from '../../deploy/sandbox/mariadb.js';
 import { changeSet, journal, nodeConfig, rigNode } from '../helpers/exchange-rig.js';
 
 // test-only self-signed certificates (EC P-256, valid until 2126); the key protects nothing

@@ -6,7 +6,7 @@ import { backoffDelay } from '../../agent/exchange/client.js';
 import { compress, decompress, negotiate, parseContentEncoding } from '../../agent/exchange/compression.js';
 import { KeyedMutex } from '../../agent/exchange/protocol.js';
 import { routeTo } from '../../agent/routing/filters.js';
-import { decide } from '../../agent/routing/journal.js';
+import { decide } from '../../agent/journal/reader.js';
 import { seqOf } from '../../agent/routing/cursors.js';
 import { packUuids, unpackUuids } from '../../agent/exchange/uuid-coding.js';
 import { kbps, startProxy } from '../helpers/net-proxy.js';

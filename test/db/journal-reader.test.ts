@@ -1,17 +1,17 @@
-// The journal reader over bodies kept both ways (state/journal-body.ts): large
+// The journal reader over bodies kept both ways (journal/body.ts): large
 // change sets stored compressed, small ones as they are. Batches carry the
 // <cs> elements themselves, sized by their own length (read in SQL without
 // decompressing), and a damaged compressed body stops the read with its code.
 import t from 'tap';
 import { encodeChangeSet } from '../../apply/codec/encode.js';
-import type { ChangeSet } from '../../apply/model.js';
-import { openDb } from '../../agent/db.js';
+import type { ChangeSet } from '../../apply/core/model.js';
+import { openDb } from '../../apply/core/db.js';
 import { trimChangeSet } from '../../agent/exchange/wire.js';
-import { JournalReader } from '../../agent/routing/journal.js';
+import { JournalReader } from '../../agent/journal/reader.js';
 import type { Route } from '../../agent/routing/filters.js';
-import { ensureStateSchema } from '../../agent/state/schema.js';
+import { ensureStateSchema } from '../../apply/core/state-schema.js';
 import { journal } from '../helpers/exchange-rig.js';
-import { startServer } from '../helpers/mariadb.js';
+import { startServer } from '../../deploy/sandbox/mariadb.js';
 
 function bigChangeSet(hlc: number, rows: number, tables = ['obs']): ChangeSet {
   return {

@@ -9,12 +9,12 @@ import { join } from 'node:path';
 import http from 'node:http';
 import zlib from 'node:zlib';
 import { spokesync } from '../helpers/cli.js';
-import { dumpByIdentity } from '../helpers/compare.js';
+import { dumpByIdentity } from '../../deploy/sandbox/compare.js';
 import { startDaemon, waitHealthy } from '../helpers/daemon-proc.js';
 import { hostileBodies } from '../helpers/hostile-bodies.js';
 import { APP, SYNCED, startNode, stopNode, uuid, type NetNode } from '../helpers/sync-net.js';
-import { openDb } from '../../agent/db.js';
-import { DEFAULT_MAX_ELEMENTS } from '../../apply/codec/limits.js';
+import { openDb } from '../../apply/core/db.js';
+import { DEFAULT_MAX_ELEMENTS } from '../../apply/codec/decode-limits.js';
 
 const MiB = 1024 * 1024;
 /** elements of the largest batch the default listen.maxElements lets through (the rest of it is <batch>, <e> and <cs>) */

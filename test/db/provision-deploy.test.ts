@@ -12,9 +12,9 @@ import { fileURLToPath } from 'node:url';
 import { loadConfig } from '../../agent/config/loader.js';
 import { syncedTables, unmatchedPatterns } from '../../agent/config/tables.js';
 import type { Config } from '../../agent/config/types.js';
-import { openDb } from '../../agent/db.js';
-import { loadCatalog } from '../../agent/schema/catalog.js';
-import { loadOpenmrs, startServer } from '../helpers/mariadb.js';
+import { openDb } from '../../apply/core/db.js';
+import { loadCatalog } from '../../apply/core/catalog.js';
+import { loadOpenmrs, startServer } from '../../deploy/sandbox/mariadb.js';
 
 const root = fileURLToPath(new URL('../../../', import.meta.url));
 const deploy = join(root, 'deploy');

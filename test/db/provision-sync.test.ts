@@ -12,13 +12,13 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import type { Connection } from 'mysql2/promise';
 import type { Config } from '../../agent/config/types.js';
-import { openDb, type Db } from '../../agent/db.js';
-import { silentLogger } from '../../agent/log.js';
+import { openDb, type Db } from '../../apply/core/db.js';
+import { silentLogger } from '../../apply/core/log.js';
 import { SpokesyncNode } from '../../agent/node.js';
 import { fetchSnapshot } from '../../agent/provision/http.js';
 import { cloneSnapshot } from '../../agent/provision/load.js';
-import { dumpByIdentity, dumpCounts } from '../helpers/compare.js';
-import { startServer, type TestServer } from '../helpers/mariadb.js';
+import { dumpByIdentity, dumpCounts } from '../../deploy/sandbox/compare.js';
+import { startServer, type TestServer } from '../../deploy/sandbox/mariadb.js';
 import { APP, SYNCED, configText, startNode, stopNode, type NetNode } from '../helpers/sync-net.js';
 
 const CHILDREN = [

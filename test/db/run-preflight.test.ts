@@ -5,7 +5,7 @@ import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { spokesync } from '../helpers/cli.js';
-import { startServer, loadOpenmrs, type TestServer } from '../helpers/mariadb.js';
+import { startServer, loadOpenmrs, type TestServer } from '../../deploy/sandbox/mariadb.js';
 
 function run(config: string) {
   // A daemon that did start is a failure of this test: it is killed so the test ends.

@@ -3,10 +3,10 @@
 // journal so far (acks of it stay in range), and each origin already applied
 // belongs to the peer that brought it first. Nothing already there changes.
 import t from 'tap';
-import { openDb } from '../../agent/db.js';
+import { openDb } from '../../apply/core/db.js';
 import { getCursor } from '../../agent/routing/cursors.js';
-import { ensureStateSchema } from '../../agent/state/schema.js';
-import { startServer } from '../helpers/mariadb.js';
+import { ensureStateSchema } from '../../apply/core/state-schema.js';
+import { startServer } from '../../deploy/sandbox/mariadb.js';
 
 void t.test('a version 4 state schema gains digests, sent_seq and origins', async (t) => {
   const s = await startServer();

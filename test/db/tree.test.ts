@@ -4,7 +4,7 @@
 // through mid, and root's changes reach the leaves through mid. One-way tables
 // and a child filter hold along the way.
 import t from 'tap';
-import { dumpCounts } from '../helpers/compare.js';
+import { dumpCounts } from '../../deploy/sandbox/compare.js';
 import { settle, startNode, stopNode, uuid, type NetNode } from '../helpers/sync-net.js';
 
 async function registerPeople(n: NetNode, tag: string, count: number): Promise<void> {

@@ -3,7 +3,7 @@
 // with SPOKESYNC_E_USB_FILE before any plaintext of a bad chunk is released.
 import t from 'tap';
 import { randomBytes } from 'node:crypto';
-import { open, seal, type UsbHeader } from '../../agent/usb/format.js';
+import { open, seal, type UsbHeader } from '../../agent/usb/usb-file.js';
 import { chunks, collect } from '../helpers/streams.js';
 
 

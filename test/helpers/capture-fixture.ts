@@ -4,14 +4,14 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { decodeChangeSet } from '../../apply/codec/decode.js';
-import { bodyXml } from '../../agent/state/journal-body.js';
-import type { ChangeSet, Value } from '../../apply/model.js';
+import { bodyXml } from '../../agent/journal/body.js';
+import type { ChangeSet, Value } from '../../apply/core/model.js';
 import { Capture, type CaptureOptions } from '../../agent/capture/capture.js';
-import { openDb, type Db } from '../../agent/db.js';
-import { silentLogger } from '../../agent/log.js';
-import { loadCatalog } from '../../agent/schema/catalog.js';
+import { openDb, type Db } from '../../apply/core/db.js';
+import { silentLogger } from '../../apply/core/log.js';
+import { loadCatalog } from '../../apply/core/catalog.js';
 import type { CaptureProcArgs } from './capture-proc.js';
-import type { TestServer } from './mariadb.js';
+import type { TestServer } from '../../deploy/sandbox/mariadb.js';
 
 export const STATE = 'spokesync';
 
@@ -73,7 +73,7 @@ export async function journal(db: Db, afterSeq = 0, state = STATE): Promise<Jour
   }));
 }
 
-/** A value as SELECT through agent/db.ts returns it, in canonical form (numbers as their text). */
+/** A value as SELECT through apply/core/db.ts returns it, in canonical form (numbers as their text). */
 export function fromSelect(v: unknown): Value {
   if (v === null || v === undefined) return null;
   if (typeof v === 'number' || typeof v === 'bigint') return String(v);

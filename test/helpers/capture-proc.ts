@@ -5,9 +5,9 @@
 // runs; in catch-up mode {"caughtUp":true,"ms":...,"cpuMs":...,"journaled":...} and exits
 // (cpuMs: the process's CPU time over all its threads, from start to caught up).
 import { Capture } from '../../agent/capture/capture.js';
-import { openDb } from '../../agent/db.js';
-import { createLogger } from '../../agent/log.js';
-import { loadCatalog } from '../../agent/schema/catalog.js';
+import { openDb } from '../../apply/core/db.js';
+import { createLogger } from '../../apply/core/log.js';
+import { loadCatalog } from '../../apply/core/catalog.js';
 
 export interface CaptureProcArgs {
   readonly port: number;

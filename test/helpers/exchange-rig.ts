@@ -2,17 +2,17 @@
 // node in its own state schema, with a recording applier: for exchange tests
 // that are about HTTP, cursors and routing rather than replay.
 import { request } from 'node:http';
-import type { BatchEntry, ChangeSet } from '../../apply/model.js';
+import type { BatchEntry, ChangeSet } from '../../apply/core/model.js';
 import { encodeChangeSet } from '../../apply/codec/encode.js';
 import type { Config } from '../../agent/config/types.js';
-import type { Db } from '../../agent/db.js';
-import { SpokesyncError } from '../../agent/errors.js';
-import { silentLogger, type Logger } from '../../agent/log.js';
+import type { Db } from '../../apply/core/db.js';
+import { SpokesyncError } from '../../apply/core/errors.js';
+import { silentLogger, type Logger } from '../../apply/core/log.js';
 import { ExchangeCore, type ApplyCounts, type BatchApplier } from '../../agent/exchange/protocol.js';
 import { trimChangeSet } from '../../agent/exchange/wire.js';
-import { JournalReader } from '../../agent/routing/journal.js';
-import { storedBody } from '../../agent/state/journal-body.js';
-import { ensureStateSchema, stateTable } from '../../agent/state/schema.js';
+import { JournalReader } from '../../agent/journal/reader.js';
+import { storedBody } from '../../agent/journal/body.js';
+import { ensureStateSchema, stateTable } from '../../apply/core/state-schema.js';
 
 /** Remembers what it was given; refuses ops on tables in `unknown` (as the real applier's validation does). */
 export class RecordingApplier implements BatchApplier {
@@ -47,7 +47,7 @@ export function changeSet(origin: string, hlc: number, tables: string[] = ['pers
   };
 }
 
-/** Appends a change set to a node's journal as capture would (a large body compressed, state/journal-body.ts). */
+/** Appends a change set to a node's journal as capture would (a large body compressed, journal/body.ts). */
 export async function journal(db: Db, stateSchema: string, cs: ChangeSet, fromPeer: string | null = null): Promise<string> {
   const tables = [...new Set(cs.ops.map((o) => o.table))].join(',');
   const r = await db.exec(

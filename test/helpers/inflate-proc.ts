@@ -4,7 +4,7 @@
 // (FILE from packBodies; INDEX: only that body, so the peak is its own).
 import { readFileSync } from 'node:fs';
 import { decompress } from '../../agent/exchange/compression.js';
-import { isSpokesyncError } from '../../agent/errors.js';
+import { isSpokesyncError } from '../../apply/core/errors.js';
 import { unpackBodies } from './hostile-bodies.js';
 
 const hwm = (): number => Number(/^VmHWM:\s+(\d+) kB/m.exec(readFileSync('/proc/self/status', 'utf8'))?.[1] ?? NaN) * 1024;

@@ -2,14 +2,14 @@
 // server per node, the same small application schema on each (children start
 // as clones), capture and apply running, servers on loopback.
 import type { ChildConfig, Config, ParentConfig } from '../../agent/config/types.js';
-import { qid } from '../../agent/db.js';
-import { silentLogger, type Logger } from '../../agent/log.js';
+import { qid } from '../../apply/core/db.js';
+import { silentLogger, type Logger } from '../../apply/core/log.js';
 import { SpokesyncNode } from '../../agent/node.js';
-import { stateTable } from '../../agent/state/schema.js';
+import { stateTable } from '../../apply/core/state-schema.js';
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { freePort, startServer, type TestServer } from './mariadb.js';
-import { dumpByIdentity, type Dump } from './compare.js';
+import { freePort, startServer, type TestServer } from '../../deploy/sandbox/mariadb.js';
+import { dumpByIdentity, type Dump } from '../../deploy/sandbox/compare.js';
 
 export const APP = 'app';
 export const SYNCED = ['person', 'visit', 'patient', 'setting'];

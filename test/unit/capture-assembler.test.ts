@@ -4,8 +4,8 @@ import t from 'tap';
 import { TransactionAssembler, isoFromMs, type Assembled } from '../../agent/capture/assembler.js';
 import { queryMeaning, type RowChange, type SourceEvent } from '../../agent/capture/events.js';
 import { canonicalize, lookupsFor, mapChange } from '../../agent/capture/mapper.js';
-import type { Lookup, RefResolver } from '../../agent/capture/identity.js';
-import type { Catalog, ColumnInfo, TableInfo } from '../../agent/schema/catalog.js';
+import type { Lookup, RefResolver } from '../../apply/core/row-identity.js';
+import type { Catalog, ColumnInfo, TableInfo } from '../../apply/core/catalog.js';
 import { rowDigest } from '../../apply/codec/digest.js';
 
 const at = (pos: number) => ({ file: 'mysql-bin.000001', pos });

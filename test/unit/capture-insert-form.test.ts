@@ -5,13 +5,13 @@
 import t from 'tap';
 import fc from 'fast-check';
 import { encodeChangeSet } from '../../apply/codec/encode.js';
-import type { ChangeSet } from '../../apply/model.js';
+import type { ChangeSet } from '../../apply/core/model.js';
 import type { RowImage } from '../../agent/capture/events.js';
-import type { RefResolver } from '../../agent/capture/identity.js';
+import type { RefResolver } from '../../apply/core/row-identity.js';
 import { Body, changeSetOpen, encodeInsert, encodeRawInsert, insertLookups, insertPlan, rawInsertLookups, type InsertFacts } from '../../agent/capture/insert-form.js';
 import { RawImage, makePlan, type BinlogColumn } from '../../agent/capture/row-decoder.js';
 import { canonicalImage, canonicalize, lookupsFor, mapChange } from '../../agent/capture/mapper.js';
-import type { Catalog, ColumnInfo, TableInfo } from '../../agent/schema/catalog.js';
+import type { Catalog, ColumnInfo, TableInfo } from '../../apply/core/catalog.js';
 
 function col(name: string, dataType: string, extra: Partial<ColumnInfo> = {}): ColumnInfo {
   return { name, ordinal: 0, dataType, columnType: dataType, nullable: true, autoIncrement: false, generated: false, binary: false, charset: 'utf8mb4', ...extra };

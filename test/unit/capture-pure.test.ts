@@ -1,18 +1,18 @@
 // The pure parts of capture, table-driven: number text, positions, DDL
 // parsing, grouping, the identity cache, latin1 text, the idmap rows a group learns.
 import t from 'tap';
-import { exactFloatRead, floatText, formatFixed } from '../../agent/capture/float-text.js';
+import { exactFloatRead, floatText, formatFixed } from '../../apply/core/float-text.js';
 import { fixedText } from '../../agent/capture/fixed-text.js';
 import { comparePositions, formatPosition, parsePosition } from '../../agent/capture/position.js';
 import { ddlTables } from '../../agent/capture/ddl.js';
 import { takeGroup } from '../../agent/capture/grouping.js';
 import type { Assembled } from '../../agent/capture/assembler.js';
 import { GroupCache } from '../../agent/capture/lru.js';
-import { decodeLatin1 } from '../../agent/capture/values.js';
+import { decodeLatin1 } from '../../agent/capture/binlog-values.js';
 import type { Learned } from '../../agent/capture/mapper.js';
-import { IdentityResolver } from '../../agent/capture/resolver.js';
+import { IdentityResolver } from '../../agent/capture/ref-resolver.js';
 import { PAUSE_MS, ReadGate } from '../../agent/capture/budget.js';
-import type { ColumnInfo, TableInfo } from '../../agent/schema/catalog.js';
+import type { ColumnInfo, TableInfo } from '../../apply/core/catalog.js';
 
 void t.test('FLOAT/DOUBLE text: exact rounding, ties to even', async (t) => {
   const cases: [string, string, string][] = [

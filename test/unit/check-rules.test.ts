@@ -6,7 +6,7 @@ import { parseVersion } from '../../agent/check/facts.js';
 import { holds, likeMatch, parseGrants, accountOf } from '../../agent/check/grants.js';
 import { grantTarget } from '../../agent/check/rules-access.js';
 import { parseConfig } from '../../agent/config/loader.js';
-import type { Catalog, TableInfo } from '../../agent/schema/catalog.js';
+import type { Catalog, TableInfo } from '../../apply/core/catalog.js';
 
 const config = parseConfig(`
 node: { id: n }

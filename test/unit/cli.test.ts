@@ -5,11 +5,11 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { EventEmitter } from 'node:events';
-import { runCli, formatError, type CliIo } from '../../agent/cli/run.js';
+import { runCli, formatError, type CliIo } from '../../agent/cli/dispatch.js';
 import { handleSignals } from '../../agent/cli/signals.js';
 import { commandHelp, mainHelp, wrap } from '../../agent/cli/help.js';
 import type { CommandContext, CommandSpec } from '../../agent/cli/command.js';
-import { SpokesyncError } from '../../agent/errors.js';
+import { SpokesyncError } from '../../apply/core/errors.js';
 
 const main = fileURLToPath(new URL('../../agent/main.js', import.meta.url));
 const dir = mkdtempSync(join(tmpdir(), 'spokesync-cli-'));

@@ -5,7 +5,7 @@ import { batchChunks, encodeBatch } from '../../apply/codec/batch-writer.js';
 import { decodeBatch, readBatch, type BatchItem } from '../../apply/codec/batch-reader.js';
 import { encodeChangeSet } from '../../apply/codec/encode.js';
 import { decodeChangeSet } from '../../apply/codec/decode.js';
-import type { BatchEntry, BatchHeader } from '../../apply/model.js';
+import type { BatchEntry, BatchHeader } from '../../apply/core/model.js';
 import { prng, registration } from './codec-fixtures.js';
 
 const header: BatchHeader = { version: 1, from: 'rwinkwavu', to: 'kigali', seq: '7', ack: '12', more: true };

@@ -2,7 +2,7 @@
 // registration (six inserts, every column as capture sends it) and a
 // deterministic pseudo-random generator, so figures are reproducible.
 
-import type { ChangeSet, Row, Value } from '../../apply/model.js';
+import type { ChangeSet, Row, Value } from '../../apply/core/model.js';
 
 /** Small deterministic PRNG (mulberry32). */
 export function prng(seed: number): () => number {

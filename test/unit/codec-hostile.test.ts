@@ -1,9 +1,9 @@
 // What a hostile or broken peer can send, and the code each is refused with.
 import t from 'tap';
 import { decodeBatch, readBatch } from '../../apply/codec/batch-reader.js';
-import { DEFAULT_MAX_ELEMENTS } from '../../apply/codec/limits.js';
+import { DEFAULT_MAX_ELEMENTS } from '../../apply/codec/decode-limits.js';
 import { decodeChangeSet } from '../../apply/codec/decode.js';
-import { isSpokesyncError, type ErrorCode } from '../../agent/errors.js';
+import { isSpokesyncError, type ErrorCode } from '../../apply/core/errors.js';
 
 const NS = 'urn:spokesync:batch:1';
 const HEAD = `<batch xmlns="${NS}" v="1" from="a" to="b" seq="1" ack="0" more="0">`;
@@ -274,7 +274,7 @@ void t.test('what a decoded change set keeps does not keep the batch text it was
 });
 
 void t.test('batches read at once share one budget; a refused one gives its share back', async (t) => {
-  const { DecodeBudget } = await import('../../apply/codec/limits.js');
+  const { DecodeBudget } = await import('../../apply/codec/decode-limits.js');
   const budget = new DecodeBudget(30, 1_000_000);
   const doc = batch(entry('<i t="t" k="k"/>'.repeat(20)));
   const first = budget.lease();

@@ -7,8 +7,8 @@ import { isDeepStrictEqual } from 'node:util';
 import { decodeBatch } from '../../apply/codec/batch-reader.js';
 import { decodeChangeSet } from '../../apply/codec/decode.js';
 import { encodeChangeSet } from '../../apply/codec/encode.js';
-import type { ChangeSet, InsertOp, Row, Value } from '../../apply/model.js';
-import { isSpokesyncError } from '../../agent/errors.js';
+import type { ChangeSet, InsertOp, Row, Value } from '../../apply/core/model.js';
+import { isSpokesyncError } from '../../apply/core/errors.js';
 
 const CS = '<cs o="a" h="1" t="2026-01-02T03:04:05Z">';
 const cs = (ops: ChangeSet['ops']): ChangeSet => ({ id: 'a:1', origin: 'a', hlc: '1', time: '2026-01-02T03:04:05Z', ops });

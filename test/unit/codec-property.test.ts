@@ -9,7 +9,7 @@ import { encodeChangeSet } from '../../apply/codec/encode.js';
 import { rowDigest } from '../../apply/codec/digest.js';
 import { encodeBatch } from '../../apply/codec/batch-writer.js';
 import { readBatch } from '../../apply/codec/batch-reader.js';
-import type { BatchEntry, ChangeSet, Op, Row, Value } from '../../apply/model.js';
+import type { BatchEntry, ChangeSet, Op, Row, Value } from '../../apply/core/model.js';
 
 /** plain objects, as decode builds them (fast-check may otherwise give null prototypes) */
 const NP = { noNullPrototype: true } as const;

@@ -4,8 +4,8 @@ import t from 'tap';
 import { decodeChangeSet } from '../../apply/codec/decode.js';
 import { encodeChangeSet } from '../../apply/codec/encode.js';
 import { rowDigest } from '../../apply/codec/digest.js';
-import type { ChangeSet, Row, Value } from '../../apply/model.js';
-import { isSpokesyncError } from '../../agent/errors.js';
+import type { ChangeSet, Row, Value } from '../../apply/core/model.js';
+import { isSpokesyncError } from '../../apply/core/errors.js';
 
 const base = { id: 'kigali:42', origin: 'kigali', hlc: '42', time: '2026-01-02T03:04:05Z' } as const;
 

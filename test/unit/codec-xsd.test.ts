@@ -8,8 +8,8 @@ import { encodeBatch } from '../../apply/codec/batch-writer.js';
 import { decodeBatch } from '../../apply/codec/batch-reader.js';
 import { encodeChangeSet } from '../../apply/codec/encode.js';
 import { rowDigest } from '../../apply/codec/digest.js';
-import type { BatchEntry, ChangeSet } from '../../apply/model.js';
-import { WIRE_NAMESPACE } from '../../apply/model.js';
+import type { BatchEntry, ChangeSet } from '../../apply/core/model.js';
+import { WIRE_NAMESPACE } from '../../apply/core/model.js';
 import { prng, registration } from './codec-fixtures.js';
 
 // dist/test/unit → repository root

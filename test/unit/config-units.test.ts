@@ -1,10 +1,10 @@
 import t from 'tap';
 import fc from 'fast-check';
-import { formatBytes, formatDuration, parseBytes, parseDuration } from '../../agent/config/units.js';
+import { formatBytes, formatDuration, parseBytes, parseDuration } from '../../apply/core/units.js';
 import { expandString, protectRefs } from '../../agent/config/env.js';
 import { childTables, filterTables, matchGlob, syncedTables, tableDirection, unmatchedPatterns } from '../../agent/config/tables.js';
 import { parseConfig } from '../../agent/config/loader.js';
-import type { Catalog, TableInfo } from '../../agent/schema/catalog.js';
+import type { Catalog, TableInfo } from '../../apply/core/catalog.js';
 
 void t.test('durations need a unit', async (t) => {
   const cases: Array<[string, number | undefined]> = [

@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { checkConfig, loadConfig, parseConfig } from '../../agent/config/loader.js';
 import { CONFIG_KEYS, configReference } from '../../agent/config/reference.js';
-import { isSpokesyncError } from '../../agent/errors.js';
+import { isSpokesyncError } from '../../apply/core/errors.js';
 
 // The example of DESIGN.md, verbatim (flow mappings with ${VAR} included).
 const DESIGN_EXAMPLE = `

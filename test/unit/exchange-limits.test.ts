@@ -2,8 +2,8 @@
 // limit counts against, the wrong-token throttle's window and block, and one
 // log line per window for repeated refusals.
 import t from 'tap';
-import { AuthThrottle, RefusalLog, addressKey, listenLimits } from '../../agent/exchange/limits.js';
-import { createLogger } from '../../agent/log.js';
+import { AuthThrottle, RefusalLog, addressKey, listenLimits } from '../../agent/exchange/peer-limits.js';
+import { createLogger } from '../../apply/core/log.js';
 
 void t.test('address keys: IPv4 as is, IPv6 by its /64', async (t) => {
   t.equal(addressKey('10.1.2.3'), '10.1.2.3');

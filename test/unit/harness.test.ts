@@ -1,5 +1,5 @@
 import t from 'tap';
-import { startServer, loadOpenmrs } from '../helpers/mariadb.js';
+import { startServer, loadOpenmrs } from '../../deploy/sandbox/mariadb.js';
 
 void t.test('a throwaway server has the binlog settings spokesync needs and loads OpenMRS', async (t) => {
   const s = await startServer();

@@ -5,7 +5,7 @@
 import t from 'tap';
 import fc from 'fast-check';
 import { encodeChangeSet } from '../../apply/codec/encode.js';
-import { Hlc, MAX_HLC, packHlc, type HlcClamp } from '../../apply/hlc.js';
+import { Hlc, MAX_HLC, packHlc, type HlcClamp } from '../../apply/core/hlc.js';
 
 const NOW = Date.UTC(2026, 11, 7, 16, 0, 0);
 const DAY = 86_400_000;

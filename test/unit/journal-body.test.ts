@@ -2,7 +2,7 @@
 // behind a NUL byte and their length; either read back byte for byte, and a
 // damaged compressed body refused with its code, never passed on.
 import t from 'tap';
-import { COMPRESS_FROM, bodyXml, storedBody } from '../../agent/state/journal-body.js';
+import { COMPRESS_FROM, bodyXml, storedBody } from '../../agent/journal/body.js';
 
 const cs = (rows: number, text = 'note'): Buffer => Buffer.from(`<cs o="kigali" h="7" t="2026-01-02T03:04:05Z">${
   Array.from({ length: rows }, (_, i) => `<i t="obs" k="00000000-0000-4000-8000-${String(i).padStart(12, '0')}"><c n="value">${text} ${i} é</c></i>`).join('')}</cs>`);

@@ -8,10 +8,10 @@ import { Readable } from 'node:stream';
 import { gzipSync } from 'node:zlib';
 import {
   decodeLine, decodeRow, encodeHeader, encodeRow, encodeTableStart, encodeTrailer, type SnapshotHeader,
-} from '../../agent/provision/format.js';
+} from '../../agent/provision/snapshot-format.js';
 import { splitLines } from '../../agent/provision/lines.js';
 import { renderBar } from '../../agent/provision/progress.js';
-import { readSnapshot, type SnapshotEvent } from '../../agent/provision/reader.js';
+import { readSnapshot, type SnapshotEvent } from '../../agent/provision/snapshot-reader.js';
 
 const header: SnapshotHeader = {
   format: 'spokesync-snapshot', version: 1, node: 'hub', peer: 'leaf', schema: 'app', charset: 'utf8mb4', collation: 'utf8mb4_general_ci',

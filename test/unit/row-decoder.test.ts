@@ -4,7 +4,7 @@
 // position lost (which would end zongji's row loop without a word).
 import t from 'tap';
 import { RawImage, attachPlan, installRowDecoder, type BinlogColumn } from '../../agent/capture/row-decoder.js';
-import type { ColumnInfo, TableInfo } from '../../agent/schema/catalog.js';
+import type { ColumnInfo, TableInfo } from '../../apply/core/catalog.js';
 
 function col(name: string, dataType: string): ColumnInfo {
   return { name, ordinal: 0, dataType, columnType: dataType, nullable: true, autoIncrement: false, generated: false, binary: false, charset: 'utf8mb4' };

@@ -1,11 +1,11 @@
-// The kinds of sealed file (agent/usb/format.ts): USB batch files are read as
+// The kinds of sealed file (agent/usb/usb-file.ts): USB batch files are read as
 // before (a file written by hand from the documented format opens), snapshot
 // files carry their own magic and key label, and neither opens as the other,
 // even between the same two peers with the same token.
 import t from 'tap';
 import { createCipheriv, hkdfSync, randomBytes } from 'node:crypto';
 import { Readable } from 'node:stream';
-import { SNAPSHOT_FILE, USB_FILE, open, seal, type FileKind, type UsbHeader } from '../../agent/usb/format.js';
+import { SNAPSHOT_FILE, USB_FILE, open, seal, type FileKind, type UsbHeader } from '../../agent/usb/usb-file.js';
 import { unsealed } from '../../agent/provision/sealed.js';
 import { chunks, collect } from '../helpers/streams.js';
 

@@ -7,7 +7,7 @@ import fc from 'fast-check';
 import { packValues, unpackValues } from '../../agent/exchange/value-coding.js';
 import { packUuids, unpackUuids } from '../../agent/exchange/uuid-coding.js';
 import { encodeBatch } from '../../apply/codec/batch-writer.js';
-import { isSpokesyncError, type ErrorCode } from '../../agent/errors.js';
+import { isSpokesyncError, type ErrorCode } from '../../apply/core/errors.js';
 import { prng, registration } from './codec-fixtures.js';
 
 const MAX = 64 * 1024 * 1024;

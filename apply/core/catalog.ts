@@ -2,8 +2,8 @@
 // application schema, read from information_schema, and the identity rule of
 // every table (DESIGN.md "Identity"). Table and column names used in SQL come
 // only from here.
-import type { Queryable } from '../db.js';
-import { SpokesyncError } from '../errors.js';
+import type { Queryable } from './db.js';
+import { SpokesyncError } from './errors.js';
 
 export interface ColumnInfo {
   readonly name: string;

@@ -1,9 +1,9 @@
 // Value helpers for apply (pure): comparing what the server holds with what a
 // change set carries, the wire form of a server value, JSON for the conflict
 // log, and SQL time literals.
-import type { ColumnInfo } from '../../agent/schema/catalog.js';
-import type { Value } from '../model.js';
-import { isRef } from '../model.js';
+import type { ColumnInfo } from '../core/catalog.js';
+import type { Value } from '../core/model.js';
+import { isRef } from '../core/model.js';
 
 /** A value as mysql2 returns it or as apply binds it: text, number, bytes or NULL. */
 export type LocalValue = string | number | Buffer | null;

@@ -1,8 +1,8 @@
 // Which network identity a row has, under its table's rule (DESIGN.md
 // "Identity"), given a way to look up referenced rows. Pure.
-import { encodeIdentity } from '../../apply/identity.js';
-import type { Value } from '../../apply/model.js';
-import type { TableInfo } from '../schema/catalog.js';
+import { encodeIdentity } from './identity.js';
+import type { Value } from './model.js';
+import type { TableInfo } from './catalog.js';
 
 /** "The row of `table` whose `column` holds `value`" (value as key text). */
 export interface Lookup {

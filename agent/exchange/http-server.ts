@@ -9,10 +9,10 @@ import https from 'node:https';
 import type { AddressInfo } from 'node:net';
 import { pipeline } from 'node:stream';
 import type { ChildConfig, ListenConfig } from '../config/types.js';
-import { SpokesyncError, isSpokesyncError, type ErrorCode } from '../errors.js';
-import type { Logger } from '../log.js';
+import { SpokesyncError, isSpokesyncError, type ErrorCode } from '../../apply/core/errors.js';
+import type { Logger } from '../../apply/core/log.js';
 import type { Route } from '../routing/filters.js';
-import type { Caps } from '../routing/journal.js';
+import type { Caps } from '../journal/reader.js';
 import {
   ACCEPTED_CODINGS, ByteLimit, type Encoding, compress, decompress, decompressor, inflateError, isWholeBody, negotiate, parseContentEncoding,
 } from './compression.js';
@@ -25,9 +25,9 @@ import {
 } from './resume.js';
 import {
   AuthThrottle, ConnectionLimiter, RefusalLog, addressKey, headersDeadline, listenLimits, watchBody, type ListenLimits,
-} from './limits.js';
+} from './peer-limits.js';
 import { batchBuffer, collectBatch } from './wire.js';
-import { DEFAULT_MAX_ELEMENTS, DecodeBudget } from '../../apply/codec/limits.js';
+import { DEFAULT_MAX_ELEMENTS, DecodeBudget } from '../../apply/codec/decode-limits.js';
 
 export type RouteHandler = (req: IncomingMessage, res: ServerResponse, child: ChildConfig) => Promise<void>;
 

@@ -12,10 +12,10 @@
 //   again after it was removed);
 // - an update of a deleted row is dropped (delete wins), logged as a conflict.
 // Every conflict is logged with both sides and the outcome.
-import type { Queryable } from '../../agent/db.js';
-import { stateTable } from '../../agent/state/schema.js';
-import type { ChangeSet } from '../model.js';
-import { sqlTime } from './values.js';
+import type { Queryable } from '../core/db.js';
+import { stateTable } from '../core/state-schema.js';
+import type { ChangeSet } from '../core/model.js';
+import { sqlTime } from './value-compare.js';
 import { newer, type Version } from './versions.js';
 
 export type Side = 'remote' | 'local';

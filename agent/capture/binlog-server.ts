@@ -1,7 +1,7 @@
 // What capture asks the server about its binlog: where it ends now, which
 // files it still has, and whether a position can still be read.
-import type { Queryable } from '../db.js';
-import { SpokesyncError } from '../errors.js';
+import type { Queryable } from '../../apply/core/db.js';
+import { SpokesyncError } from '../../apply/core/errors.js';
 import { formatPosition, type BinlogPosition } from './position.js';
 
 /** The end of the binlog now (SHOW MASTER STATUS) and the server's GTID position. */

@@ -10,10 +10,10 @@
 // server's share of capturing a row fell from about 5 µs to 1 µs (npm run
 // bench, capture section). Below COMPRESS_FROM the saving is worth
 // less than the work. Quality 1: quality 0 and deflate at level 1 cost
-// capture the same, and compress less. Readers (routing/journal.ts) take
+// capture the same, and compress less. Readers (journal/reader.ts) take
 // either form; batches on the wire are unchanged.
 import { brotliCompressSync, brotliDecompressSync, constants } from 'node:zlib';
-import { SpokesyncError } from '../errors.js';
+import { SpokesyncError } from '../../apply/core/errors.js';
 
 /** Bodies of this many bytes and more are stored compressed. */
 export const COMPRESS_FROM = 2048;

@@ -2,10 +2,10 @@
 // network: local ids (auto-increment, shared primary keys) are left out and
 // every single-column foreign key is replaced by the referenced row's identity.
 // Two nodes hold the same data exactly when their dumps are equal.
-import type { Queryable } from '../../agent/db.js';
-import { qid } from '../../agent/db.js';
-import { loadCatalog, type Catalog, type TableInfo } from '../../agent/schema/catalog.js';
-import { encodeIdentity } from '../../apply/identity.js';
+import type { Queryable } from '../../apply/core/db.js';
+import { qid } from '../../apply/core/db.js';
+import { loadCatalog, type Catalog, type TableInfo } from '../../apply/core/catalog.js';
+import { encodeIdentity } from '../../apply/core/identity.js';
 
 /** table → identity → column → value (text, `hex:` for bytes, null) */
 export type Dump = Record<string, Record<string, Record<string, string | null>>>;

@@ -5,11 +5,11 @@
 // longer, stop() the source and start a new one later at the saved position.
 import ZongJi from '@vlasky/zongji';
 import type { AnyBinlogEvent, TableMapEntry } from '@vlasky/zongji';
-import type { DbSettings } from '../db.js';
+import type { DbSettings } from '../../apply/core/db.js';
 import { queryMeaning, type RowChange, type RowImage, type SourceHandler } from './events.js';
-import { isRawLatin1 } from './values.js';
+import { isRawLatin1 } from './binlog-values.js';
 import { CANONICAL_ROWS, attachPlan, installRowDecoder } from './row-decoder.js';
-import type { TableInfo } from '../schema/catalog.js';
+import type { TableInfo } from '../../apply/core/catalog.js';
 import type { BinlogPosition } from './position.js';
 
 export interface SourceOptions {
@@ -202,8 +202,8 @@ export class BinlogSource {
 /**
  * Makes the decoder hand over raw bytes where its own decoding would lose
  * them: latin1 text (its Windows-1252 table differs from MariaDB's in five
- * bytes; values.ts decodes) and GEOMETRY (decoded into objects otherwise; the
- * value is the server's bytes, like a SELECT through agent/db.ts).
+ * bytes; binlog-values.ts decodes) and GEOMETRY (decoded into objects otherwise; the
+ * value is the server's bytes, like a SELECT through apply/core/db.ts).
  */
 function rawColumns(entry: TableMapEntry): void {
   for (const col of entry.columns ?? []) {

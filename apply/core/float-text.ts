@@ -13,7 +13,7 @@
 // Rounding is to nearest, ties to even, on the exact binary value; JavaScript's
 // toPrecision/toFixed round ties away from zero, so the digits are worked out
 // exactly here. The result is then the number's canonical JavaScript text,
-// which is what a SELECT through agent/db.ts gives after String().
+// which is what a SELECT through apply/core/db.ts gives after String().
 
 interface Exact {
   readonly negative: boolean;

@@ -1,8 +1,8 @@
 // The state schema (default `spokesync`) in the same server as the application
 // schema, so journal rows and the capture checkpoint commit in one InnoDB
 // transaction. Only `ledger` is captured from it.
-import type { Queryable } from '../db.js';
-import { qid } from '../db.js';
+import type { Queryable } from './db.js';
+import { qid } from './db.js';
 
 export const STATE_VERSION = 5;
 

@@ -1,12 +1,12 @@
 // Identity → local ids: finds the row a target names and the local values
 // (auto-increment ids, shared keys) that a reference or a shared key needs.
 // Lookups are cached in layers that follow the transaction (see layers.ts).
-import type { Queryable } from '../../agent/db.js';
+import type { Queryable } from '../core/db.js';
 import type { Layers } from './layers.js';
 import { ApplyProblem } from './problems.js';
 import { selectSql, whereEq, type Where } from './sql.js';
 import { rowKey, type Target } from './target.js';
-import type { LocalValue } from './values.js';
+import type { LocalValue } from './value-compare.js';
 
 /** The row a target needs is not here (yet). */
 export class Missing {

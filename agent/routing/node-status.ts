@@ -2,13 +2,13 @@
 // the journal, each peer's cursors and pending count, conflicts, quarantine.
 // Read-only; works whether or not the daemon is running.
 import { quarantineSummary, type QuarantineSummary } from '../../apply/replay/quarantine.js';
-import { binlogEnd } from '../capture/server.js';
+import { binlogEnd } from '../capture/binlog-server.js';
 import type { Config } from '../config/types.js';
-import type { Queryable } from '../db.js';
-import { stateTable } from '../state/schema.js';
+import type { Queryable } from '../../apply/core/db.js';
+import { stateTable } from '../../apply/core/state-schema.js';
 import { PARENT_ID_KEY, getCursor, getMeta } from './cursors.js';
 import { routeTo, type PeerRole } from './filters.js';
-import type { JournalReader } from './journal.js';
+import type { JournalReader } from '../journal/reader.js';
 
 export interface PeerStatus {
   readonly peer: string;

@@ -5,15 +5,15 @@
 // the durable idmap, and finally the live table.
 // Mappings found outside the idmap are written to it with the next journal
 // transaction, so rows deleted since still resolve after a restart.
-import type { Queryable } from '../db.js';
-import { qid } from '../db.js';
-import type { Catalog, TableInfo } from '../schema/catalog.js';
-import { stateTable } from '../state/schema.js';
-import { identityColumns, keyText, lookupKey, rangeKey, rowIdentity, safeInteger, singlePk, type CanonRow, type Lookup, type RefResolver } from './identity.js';
+import type { Queryable } from '../../apply/core/db.js';
+import { qid } from '../../apply/core/db.js';
+import type { Catalog, TableInfo } from '../../apply/core/catalog.js';
+import { stateTable } from '../../apply/core/state-schema.js';
+import { identityColumns, keyText, lookupKey, rangeKey, rowIdentity, safeInteger, singlePk, type CanonRow, type Lookup, type RefResolver } from '../../apply/core/row-identity.js';
 import { GroupCache } from './lru.js';
 import { Map2, PairNames } from './map2.js';
 import type { Learned } from './mapper.js';
-import type { Value } from '../../apply/model.js';
+import type { Value } from '../../apply/core/model.js';
 
 export interface IdmapRow {
   readonly tbl: string;
@@ -354,7 +354,7 @@ export class IdentityResolver implements RefResolver {
   }
 }
 
-/** A value as a SELECT through agent/db.ts returns it → canonical. */
+/** A value as a SELECT through apply/core/db.ts returns it → canonical. */
 function selectValue(v: unknown): Value {
   if (v === null || v === undefined) return null;
   if (typeof v === 'string' || Buffer.isBuffer(v)) return v;

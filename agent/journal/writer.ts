@@ -5,17 +5,17 @@
 // fails the whole write (the unique key), never silently: replays restart at
 // the checkpoint, so a duplicate is a bug to surface, not to hide.
 import mysql from 'mysql2';
-import type { ChangeSet } from '../../apply/model.js';
+import type { ChangeSet } from '../../apply/core/model.js';
 import { ROW_INSERT, TOMBSTONE } from '../../apply/replay/versions.js';
-import type { Queryable } from '../db.js';
-import { SpokesyncError } from '../errors.js';
-import { storedBody } from '../state/journal-body.js';
-import { stateTable } from '../state/schema.js';
-import type { Logger } from '../log.js';
-import { formatPosition, type BinlogPosition } from './position.js';
-import { binlogEnd } from './server.js';
-import type { IdentityWrites, IdmapRow, InsertRange } from './resolver.js';
-import type { StateSession, StateTx } from './state-session.js';
+import type { Queryable } from '../../apply/core/db.js';
+import { SpokesyncError } from '../../apply/core/errors.js';
+import { storedBody } from './body.js';
+import { stateTable } from '../../apply/core/state-schema.js';
+import type { Logger } from '../../apply/core/log.js';
+import { formatPosition, type BinlogPosition } from '../capture/position.js';
+import { binlogEnd } from '../capture/binlog-server.js';
+import type { IdentityWrites, IdmapRow, InsertRange } from '../capture/ref-resolver.js';
+import type { StateSession, StateTx } from '../capture/state-session.js';
 
 /**
  * Which columns of which row a change set wrote: an update its changed columns, a
@@ -40,7 +40,7 @@ export interface JournalEntry {
   /** distinct tables, in op order */
   readonly tables: readonly string[];
   readonly opCount: number;
-  /** the <cs> element (encodeChangeSet), as UTF-8 (the writer stores it in the journal's form, state/journal-body.ts) */
+  /** the <cs> element (encodeChangeSet), as UTF-8 (the writer stores it in the journal's form, journal/body.ts) */
   readonly body: Buffer;
   readonly written: readonly Written[];
   readonly end: BinlogPosition;

@@ -5,8 +5,8 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import { isIPv4, isIPv6, type Server, type Socket } from 'node:net';
 import type { AuthFailureLimit, ListenConfig } from '../config/types.js';
 import { specOf } from '../config/reference.js';
-import { parseDuration } from '../config/units.js';
-import type { Logger } from '../log.js';
+import { parseDuration } from '../../apply/core/units.js';
+import type { Logger } from '../../apply/core/log.js';
 
 export interface ListenLimits {
   readonly maxConnections: number;

@@ -1,10 +1,10 @@
 // Binlog values (as the zongji decoder hands them over) → canonical values
-// (apply/model.ts Value): the text a SELECT through agent/db.ts returns, after
+// (apply/core/model.ts Value): the text a SELECT through apply/core/db.ts returns, after
 // String() for numbers; Buffers for binary columns. Pure.
-import type { Value } from '../../apply/model.js';
-import type { ColumnInfo } from '../schema/catalog.js';
+import type { Value } from '../../apply/core/model.js';
+import type { ColumnInfo } from '../../apply/core/catalog.js';
 import { FIXED_TEXT_TYPES, fixedText } from './fixed-text.js';
-import { floatFormat } from './float-text.js';
+import { floatFormat } from '../../apply/core/float-text.js';
 
 /**
  * MariaDB's latin1 is Windows-1252 with the five unassigned bytes kept as the

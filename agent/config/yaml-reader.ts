@@ -2,7 +2,7 @@
 // reference.ts and collecting every problem instead of stopping at the first.
 // Secret values never appear in a problem; other values are quoted short.
 import { keysUnder, specOf, type KeySpec } from './reference.js';
-import { parseBytes, parseDuration, formatBytes, formatDuration } from './units.js';
+import { parseBytes, parseDuration, formatBytes, formatDuration } from '../../apply/core/units.js';
 
 export interface ConfigProblem {
   /** key path such as `parent.batch.bytes` or `children[1].id`; '' for the whole file */

@@ -5,8 +5,8 @@
 import { createHash } from 'node:crypto';
 import type { Readable } from 'node:stream';
 import { createGunzip } from 'node:zlib';
-import { SpokesyncError, isSpokesyncError } from '../errors.js';
-import { decodeLine, decodeRow, type SnapshotHeader, type SnapshotTable, type SnapshotTrailer, type SnapshotValue } from './format.js';
+import { SpokesyncError, isSpokesyncError } from '../../apply/core/errors.js';
+import { decodeLine, decodeRow, type SnapshotHeader, type SnapshotTable, type SnapshotTrailer, type SnapshotValue } from './snapshot-format.js';
 import { splitLines } from './lines.js';
 
 export type SnapshotEvent =

@@ -12,7 +12,7 @@
 // also carries the source's journal seq that the snapshot covers: it is only
 // known once the source's capture has passed the snapshot's binlog position.
 // Pure: no I/O here.
-import { SpokesyncError } from '../errors.js';
+import { SpokesyncError } from '../../apply/core/errors.js';
 import type { BinlogPosition } from '../capture/position.js';
 
 export const SNAPSHOT_FORMAT = 'spokesync-snapshot';

@@ -15,7 +15,7 @@
 // batch file never opens as a snapshot file, nor the other way round, even
 // between the same two peers.
 import { createCipheriv, createDecipheriv, hkdfSync, randomBytes } from 'node:crypto';
-import { SpokesyncError } from '../errors.js';
+import { SpokesyncError } from '../../apply/core/errors.js';
 
 export const MAGIC = Buffer.from('SPOKESYNC-USB', 'ascii');
 export const VERSION = 1;

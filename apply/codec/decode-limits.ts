@@ -1,7 +1,7 @@
 // Counts and lengths that bound what decoding one batch or change set can hold
 // in memory, whatever the peer sends. Bytes are bounded by the receiver's
 // listen.maxInflatedBytes; these bound the number of things in those bytes.
-import { SpokesyncError } from '../../agent/errors.js';
+import { SpokesyncError } from '../core/errors.js';
 import { xmlError } from './xml-text.js';
 
 /** Most attributes on one element: the format has at most 7 (on <batch>). */

@@ -10,12 +10,12 @@
 // path is not exercised by the test suite, which runs on MariaDB only.
 import mysql from 'mysql2';
 import type { Readable } from 'node:stream';
-import { connectionDefaults, qid, type DbSettings, type Queryable, type ExecResult } from '../db.js';
-import { exactReadExpr } from '../capture/float-text.js';
-import { SpokesyncError } from '../errors.js';
-import { loadCatalog } from '../schema/catalog.js';
+import { connectionDefaults, qid, type DbSettings, type Queryable, type ExecResult } from '../../apply/core/db.js';
+import { exactReadExpr } from '../../apply/core/float-text.js';
+import { SpokesyncError } from '../../apply/core/errors.js';
+import { loadCatalog } from '../../apply/core/catalog.js';
 import type { BinlogPosition } from '../capture/position.js';
-import type { SnapshotTable } from './format.js';
+import type { SnapshotTable } from './snapshot-format.js';
 
 export interface SnapshotSource {
   readonly position: BinlogPosition;

@@ -4,11 +4,11 @@
 // with --debug or SPOKESYNC_DEBUG=1. No I/O but through `io`, so tests run it in process.
 import { parseArgs } from 'node:util';
 import { loadConfig } from '../config/loader.js';
-import { nearest } from '../config/reader.js';
+import { nearest } from '../config/yaml-reader.js';
 import { configReference } from '../config/reference.js';
 import type { Config } from '../config/types.js';
-import { SpokesyncError, isSpokesyncError } from '../errors.js';
-import { createLogger } from '../log.js';
+import { SpokesyncError, isSpokesyncError } from '../../apply/core/errors.js';
+import { createLogger } from '../../apply/core/log.js';
 import type { CommandSpec } from './command.js';
 import { CONFIG_OPTION, commandHelp, mainHelp } from './help.js';
 import { commands as registered, findCommand } from './registry.js';

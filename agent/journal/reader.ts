@@ -2,10 +2,10 @@
 // peer; rows are streamed in pages (metadata first, bodies only for rows that go),
 // never the whole journal. A row never goes back to the peer it came from; a row
 // touching tables the peer does not take goes without those ops, or not at all.
-import type { Queryable } from '../db.js';
-import { bodyLengthSql, bodyXml } from '../state/journal-body.js';
-import { stateTable } from '../state/schema.js';
-import type { Route } from './filters.js';
+import type { Queryable } from '../../apply/core/db.js';
+import { bodyLengthSql, bodyXml } from './body.js';
+import { stateTable } from '../../apply/core/state-schema.js';
+import type { Route } from '../routing/filters.js';
 
 /** One journal row as it goes into a batch: our seq and the <cs> element. */
 export interface Outgoing {
