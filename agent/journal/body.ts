@@ -4,13 +4,10 @@
 //
 //   0x00 | length (uint32, big-endian) | brotli stream
 //
-// Why: the server's cost of a journal row grows with its bytes (the row, its
-// redo log, the prepared statement's text kept for the logs), and capture's
-// rows are mostly markup that brotli shrinks ten- to twentyfold: the
-// server's share of capturing a row fell from about 5 µs to 1 µs (npm run
-// bench, capture section). Below COMPRESS_FROM the saving is worth
-// less than the work. Quality 1: quality 0 and deflate at level 1 cost
-// capture the same, and compress less. Readers (journal/reader.ts) take
+// Why: the server's cost of a journal row grows with its bytes, and capture's
+// rows are mostly markup that brotli shrinks many times over. Below
+// COMPRESS_FROM the saving is worth less than the work. Readers
+// (journal/reader.ts) take
 // either form; batches on the wire are unchanged.
 import { brotliCompressSync, brotliDecompressSync, constants } from 'node:zlib';
 import { SpokesyncError } from '../../apply/core/errors.js';
