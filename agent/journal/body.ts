@@ -7,8 +7,7 @@
 // Why: the server's cost of a journal row grows with its bytes, and capture's
 // rows are mostly markup that brotli shrinks many times over. Below
 // COMPRESS_FROM the saving is worth less than the work. Readers
-// (journal/reader.ts) take
-// either form; batches on the wire are unchanged.
+// (journal/reader.ts) take either form; batches on the wire are unchanged.
 import { brotliCompressSync, brotliDecompressSync, constants } from 'node:zlib';
 import { SpokesyncError } from '../../apply/core/errors.js';
 
