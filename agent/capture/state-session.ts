@@ -5,9 +5,8 @@
 // the binlog volume and come back to capture as events to skip. Only the
 // ledger must be binlogged, and apply writes it on its own connections: this
 // connection serves capture alone, so its setting cannot leak into them.
-// Without the privilege the writes are binlogged, as before, and that is
-// logged once. A replica of this server then lacks capture's state: the
-// state is per node.
+// Without the privilege the writes are binlogged, and that is logged once.
+// A replica of this server then lacks capture's state: the state is per node.
 //
 // Bulk rows go as prepared statements (execute): values travel as bytes in
 // the binary protocol, not as SQL text the server has to parse back.

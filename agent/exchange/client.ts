@@ -14,7 +14,7 @@ import { PARENT_ID_KEY, getMeta, recordContact, setMeta } from '../routing/curso
 import type { Route } from '../routing/filters.js';
 import { AnswerPart } from './answer-part.js';
 import { BROTLI_CODINGS, decompress, encodingFor, parseContentEncoding, type Encoding } from './compression.js';
-import { parentRequestOptions, pinnedTls, refusal } from './parent-http.js';
+import { REFUSAL_CHARS, parentRequestOptions, pinnedTls, refusal } from './parent-http.js';
 import { EXCHANGE_PATH, PEER_PATH, type ExchangeCore, type TakeResult } from './protocol.js';
 import { ANSWER_HEADER, HAVE_HEADER, OFFSET_HEADER, parseOffset, parseUploadId } from './resume.js';
 import { RoundBodies, afterAnswer, fallbackCoding, planPost, type Upload } from './round-plan.js';
@@ -108,7 +108,7 @@ export class ExchangeClient {
             throw new SpokesyncError('SPOKESYNC_E_HTTP', `${what}: ${(e as { code?: string }).code ?? (e as Error).message}`, { cause: e });
           }
           if (res.statusCode !== 200) {
-            const err = refusal(res.statusCode, res.body.toString('utf8', 0, Math.min(res.body.length, 400)));
+            const err = refusal(res.statusCode, res.body.toString('utf8', 0, Math.min(res.body.length, REFUSAL_CHARS)));
             throw PERMANENT.has(res.statusCode) || REFUSED.has(err.code) ? new AbortError(err) : err;
           }
           try {
