@@ -7,7 +7,7 @@ import { syncedTables } from './config/tables.js';
 import type { Config } from './config/types.js';
 import { connectDb, type Db, type DbSettings, type Queryable } from '../apply/core/db.js';
 import { SpokesyncError } from '../apply/core/errors.js';
-import { ExchangeClient, type Sleep, type SyncResult } from './exchange/client.js';
+import { ExchangeClient, type SyncResult } from './exchange/client.js';
 import { ExchangeCore } from './exchange/protocol.js';
 import { ExchangeServer } from './exchange/http-server.js';
 import { trimChangeSet } from './exchange/wire.js';
@@ -25,11 +25,9 @@ import type { UsbDeps } from './usb/transfer.js';
 export const CATCH_UP_MS = 15 * 60_000;
 
 export interface NodeOptions {
-  /** backoff sleep and jitter of the client (tests) */
-  readonly sleep?: Sleep;
-  readonly random?: () => number;
-  /** first backoff delay of the client in ms (default 1000) */
+  /** first and longest backoff delays of the client in ms (default 1 s and 60 s) */
   readonly backoffBaseMs?: number;
+  readonly backoffMaxMs?: number;
   /** take the node lock (default true): one process per node runs capture and apply */
   readonly lock?: boolean;
 }
@@ -175,9 +173,8 @@ export class SpokesyncNode {
     this.clientInstance ??= new ExchangeClient({
       parent, node: this.id, core: this.core, db: this.db, stateSchema: this.stateSchema,
       routeFor: (p) => this.routeFor(p, 'parent'), log: this.log,
-      ...(this.opts.sleep ? { sleep: this.opts.sleep } : {}),
-      ...(this.opts.random ? { random: this.opts.random } : {}),
       ...(this.opts.backoffBaseMs === undefined ? {} : { backoffBaseMs: this.opts.backoffBaseMs }),
+      ...(this.opts.backoffMaxMs === undefined ? {} : { backoffMaxMs: this.opts.backoffMaxMs }),
     });
     return this.clientInstance;
   }

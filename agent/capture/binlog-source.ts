@@ -5,7 +5,7 @@
 // longer, stop() the source and start a new one later at the saved position.
 import ZongJi from '@vlasky/zongji';
 import type { AnyBinlogEvent, TableMapEntry } from '@vlasky/zongji';
-import type { DbSettings } from '../../apply/core/db.js';
+import { connectionOptions, type DbSettings } from '../../apply/core/db.js';
 import { queryMeaning, type RowChange, type RowImage, type SourceHandler } from './events.js';
 import { isRawLatin1 } from './binlog-values.js';
 import { CANONICAL_ROWS, attachPlan, installRowDecoder } from './row-decoder.js';
@@ -51,17 +51,7 @@ export class BinlogSource {
       decoderWarned = true;
       handler.warn("capture decodes every row through zongji: its own row decoder does not fit this version of @vlasky/zongji (slower, same values)");
     }
-    const z = new ZongJi({
-      host: s.host,
-      port: s.port,
-      user: s.user,
-      ...(s.password === undefined ? {} : { password: s.password }),
-      dateStrings: true,
-      supportBigNumbers: true,
-      bigNumberStrings: true,
-      timezone: 'Z',
-      charset: 'utf8mb4_bin',
-    });
+    const z = new ZongJi(connectionOptions(s, 'binlog'));
     this.zongji = z;
     await new Promise<void>((resolve, reject) => {
       let ready = false;

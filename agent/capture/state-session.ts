@@ -5,14 +5,13 @@
 // the binlog volume and come back to capture as events to skip. Only the
 // ledger must be binlogged, and apply writes it on its own connections: this
 // connection serves capture alone, so its setting cannot leak into them.
-// Without the privilege the writes are binlogged, as before, and that is
-// logged once. A replica of this server then lacks capture's state: the
-// state is per node.
+// Without the privilege the writes are binlogged, and that is logged once.
+// A replica of this server then lacks capture's state: the state is per node.
 //
 // Bulk rows go as prepared statements (execute): values travel as bytes in
 // the binary protocol, not as SQL text the server has to parse back.
 import mysql from 'mysql2/promise';
-import { connectionDefaults, execResult, wrapQueryable, type DbSettings, type ExecResult, type Queryable } from '../../apply/core/db.js';
+import { connectionDefaults, connectionOptions, execResult, wrapQueryable, type DbSettings, type ExecResult, type Queryable } from '../../apply/core/db.js';
 import type { Logger } from '../../apply/core/log.js';
 
 /** ER_SPECIFIC_ACCESS_DENIED_ERROR: the privilege to set sql_log_bin is missing. */
@@ -76,11 +75,7 @@ export class StateSession {
   private async connect(): Promise<mysql.Connection> {
     const s = this.settings;
     const conn = await mysql.createConnection({
-      host: s.host,
-      port: s.port,
-      user: s.user,
-      ...(s.password === undefined ? {} : { password: s.password }),
-      ...connectionDefaults,
+      ...connectionOptions(s, 'values'),
       // journal inserts of differing row counts are different statements: keep a few prepared
       maxPreparedStatements: 16,
       // a statement without values is sent as it is (mysql2 would scan its text, megabytes of idmap rows, for placeholders)

@@ -1,4 +1,5 @@
 // caughtUp() callers waiting for capture to pass a binlog position.
+import { CAPTURE_BACKOFF, backoffDelay } from '../backoff.js';
 import { SpokesyncError } from '../../apply/core/errors.js';
 import { comparePositions, formatPosition, type BinlogPosition } from './position.js';
 
@@ -91,5 +92,5 @@ export class Alarm {
   }
 }
 
-/** Backoff after failures: 250 ms, doubling, at most 30 s. */
-export const backoffMs = (failures: number): number => Math.min(30_000, 250 * 2 ** Math.min(failures - 1, 7));
+/** The wait before capture reconnects after `failures` failures. */
+export const backoffMs = (failures: number): number => backoffDelay(CAPTURE_BACKOFF, failures);

@@ -4,7 +4,7 @@
 // stops cleanly: the batch in flight finishes, requests in flight finish, capture stops.
 import type { CommandSpec } from '../cli/command.js';
 import { DAEMON_HEAP_FLAGS, missingHeapFlags } from '../cli/heap-flags.js';
-import { realSleep } from '../exchange/client.js';
+import { realSleep } from '../backoff.js';
 import { isSpokesyncError } from '../../apply/core/errors.js';
 import { withNode } from '../node.js';
 

@@ -3,16 +3,14 @@
 // the child); the body is the snapshot file itself, streamed as it is made, and
 // the child's cursor is set just before the trailer goes out. The child fetches
 // it with its parent.token and loads it as it arrives.
-import { X509Certificate } from 'node:crypto';
-import { checkServerIdentity, type PeerCertificate } from 'node:tls';
-import { readFileSync } from 'node:fs';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Readable } from 'node:stream';
 import got from 'got';
 import type { ChildConfig, Config, ParentConfig } from '../config/types.js';
 import type { Queryable } from '../../apply/core/db.js';
-import { SpokesyncError, catalogue, isSpokesyncError, type ErrorCode } from '../../apply/core/errors.js';
+import { SpokesyncError, isSpokesyncError } from '../../apply/core/errors.js';
 import type { Logger } from '../../apply/core/log.js';
+import { parentRequestOptions, refusal, REFUSAL_CHARS } from '../exchange/parent-http.js';
 import { viaCapture } from './cursor.js';
 import { createProgress } from './progress.js';
 import { writeSnapshot } from './writer.js';
@@ -70,30 +68,13 @@ export function registerSnapshotRoute(server: RouteServer, deps: SnapshotRouteDe
 /** The daemon never draws a bar: progress goes to its log. */
 const nonTty = { isTTY: false } as NodeJS.WriteStream;
 
-function tlsOptions(caFile: string | undefined): { certificateAuthority?: string; checkServerIdentity?: typeof checkServerIdentity } {
-  if (!caFile) return {};
-  const pem = readFileSync(caFile, 'utf8');
-  const pinned = new Set(
-    (pem.match(/-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----/g) ?? []).map((c) => new X509Certificate(c).fingerprint256),
-  );
-  return {
-    certificateAuthority: pem,
-    checkServerIdentity: (h: string, cert: PeerCertificate) => (pinned.has(cert.fingerprint256) ? undefined : checkServerIdentity(h, cert)),
-  };
-}
-
 /** Asks the parent for a snapshot; resolves with the body stream once the parent has answered 200. */
 export async function fetchSnapshot(parent: ParentConfig, signal?: AbortSignal): Promise<Readable> {
   const url = `${parent.url.replace(/\/+$/, '')}${SNAPSHOT_PATH}`;
   const stream = got.stream(url, {
-    headers: { authorization: `Bearer ${parent.token}`, 'user-agent': 'spokesync' },
-    retry: { limit: 0 },
+    ...parentRequestOptions(parent),
     // connect and first byte within parent.timeout; then no more than that between bytes
     timeout: { connect: parent.timeout, secureConnect: parent.timeout, response: parent.timeout, socket: Math.max(parent.timeout, 60_000) },
-    throwHttpErrors: false,
-    decompress: false,
-    followRedirect: false,
-    https: tlsOptions(parent.ca),
     ...(signal ? { signal } : {}),
   });
   return new Promise<Readable>((resolve, reject) => {
@@ -107,13 +88,14 @@ export async function fetchSnapshot(parent: ParentConfig, signal?: AbortSignal):
       }
       let text = '';
       stream.on('data', (d: Buffer) => {
-        if (text.length < 400) text += d.toString('utf8');
+        if (text.length < REFUSAL_CHARS) text += d.toString('utf8');
       });
       stream.once('end', () => {
-        const m = /^(SPOKESYNC_E_[A-Z_]+): (.*)$/s.exec(text.trim());
-        const code: ErrorCode = m?.[1] && m[1] in catalogue ? (m[1] as ErrorCode) : res.statusCode === 401 ? 'SPOKESYNC_E_AUTH' : 'SPOKESYNC_E_HTTP';
-        reject(new SpokesyncError(code, `the parent answered ${res.statusCode ?? '?'} to the snapshot request${m ? `: ${m[2] ?? ''}` : ''}`,
-          res.statusCode === 404 ? { fix: 'The parent does not serve snapshots: update spokesync there, or bring a file made with `spokesync snapshot` and use --from.' } : undefined));
+        reject(refusal(res.statusCode, text, {
+          request: 'the snapshot request',
+          fallback: res.statusCode === 401 ? 'SPOKESYNC_E_AUTH' : 'SPOKESYNC_E_HTTP',
+          ...(res.statusCode === 404 ? { fix: 'The parent does not serve snapshots: update spokesync there, or bring a file made with `spokesync snapshot` and use --from.' } : {}),
+        }));
       });
     });
   });

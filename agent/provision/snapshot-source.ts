@@ -10,7 +10,7 @@
 // path is not exercised by the test suite, which runs on MariaDB only.
 import mysql from 'mysql2';
 import type { Readable } from 'node:stream';
-import { connectionDefaults, qid, type DbSettings, type Queryable, type ExecResult } from '../../apply/core/db.js';
+import { connectionOptions, qid, type DbSettings, type Queryable, type ExecResult } from '../../apply/core/db.js';
 import { exactReadExpr } from '../../apply/core/float-text.js';
 import { SpokesyncError } from '../../apply/core/errors.js';
 import { loadCatalog } from '../../apply/core/catalog.js';
@@ -48,17 +48,8 @@ function promised(conn: mysql.Connection): Queryable {
 
 /** A raw mysql2 connection with spokesync's session settings (streaming needs the callback API). */
 export async function rawConnection(s: DbSettings): Promise<{ conn: mysql.Connection; q: Queryable }> {
-  const conn = mysql.createConnection({
-    host: s.host,
-    port: s.port,
-    user: s.user,
-    ...(s.password === undefined ? {} : { password: s.password }),
-    // Rows are read as raw bytes (typeCast: false), so only the charset and the
-    // time zone matter; mysql2 ignores typeCast: false when jsonStrings is on.
-    charset: connectionDefaults.charset,
-    timezone: connectionDefaults.timezone,
-    multipleStatements: false,
-  });
+  // rows are read as raw bytes (typeCast: false, which mysql2 ignores when jsonStrings is on)
+  const conn = mysql.createConnection(connectionOptions(s, 'bytes'));
   const q = promised(conn);
   try {
     await q.exec("SET time_zone = '+00:00'");

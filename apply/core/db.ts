@@ -48,17 +48,40 @@ export const typeCast: TypeCast = (field, next) => {
   return next();
 };
 
-/** Options every spokesync connection uses, so text forms are exact and stable. */
-export const connectionDefaults = {
+/** The text forms of values: exact and stable whatever the server's defaults. */
+const TEXT_FORMS = {
   dateStrings: true,
   supportBigNumbers: true,
   bigNumberStrings: true,
-  decimalNumbers: false,
-  jsonStrings: true,
   charset: 'utf8mb4_bin',
   timezone: 'Z',
+} as const;
+
+/** Options every spokesync query connection uses, so text forms are exact and stable. */
+export const connectionDefaults = {
+  ...TEXT_FORMS,
+  decimalNumbers: false,
+  jsonStrings: true,
   typeCast,
 } as const;
+
+/** What a connection reads, and so the options it needs beyond the address. */
+const READS = {
+  /** typed values (pools, capture's state session) */
+  values: { ...connectionDefaults, multipleStatements: false },
+  /** the binlog, through zongji's own driver: the text forms alone (its driver has no typeCast of ours) */
+  binlog: TEXT_FORMS,
+  /** rows as raw bytes (snapshots): only the charset and the time zone matter */
+  bytes: { charset: TEXT_FORMS.charset, timezone: TEXT_FORMS.timezone, multipleStatements: false },
+} as const;
+
+/** The one place database settings become connection options; each caller adds only what it alone needs. */
+export function connectionOptions<K extends keyof typeof READS>(
+  s: DbSettings,
+  reads: K,
+): { host: string; port: number; user: string; password?: string } & (typeof READS)[K] {
+  return { host: s.host, port: s.port, user: s.user, ...(s.password === undefined ? {} : { password: s.password }), ...READS[reads] };
+}
 
 /** Affected rows and insert id of a mysql2 result header. */
 export function execResult(res: unknown): ExecResult {
@@ -82,14 +105,9 @@ export function wrapQueryable(c: mysql.Pool | mysql.PoolConnection | mysql.Conne
 
 export function openDb(s: DbSettings, opts: { connectionLimit?: number } = {}): Db {
   const pool = mysql.createPool({
-    host: s.host,
-    port: s.port,
-    user: s.user,
-    ...(s.password === undefined ? {} : { password: s.password }),
+    ...connectionOptions(s, 'values'),
     ...(s.schema === undefined ? {} : { database: s.schema }),
-    ...connectionDefaults,
     connectionLimit: opts.connectionLimit ?? 4,
-    multipleStatements: false,
   });
   // Each new session works in UTC and with strict SQL, whatever the server defaults.
   // The event hands over the callback-style core connection (whatever the typings

@@ -1,7 +1,7 @@
 // The child's client against a real parent server over loopback, through the
 // link proxy: drains both ways in capped batches, survives connections cut
-// mid-request and mid-response (each change is taken once), backs off with the
-// injected sleep, and gives up at once on permanent failures.
+// mid-request and mid-response (each change is taken once), backs off through
+// p-retry (doubling, jittered), and gives up at once on permanent failures.
 import t from 'tap';
 import { openDb, type Db } from '../../apply/core/db.js';
 import { createLogger, silentLogger } from '../../apply/core/log.js';
@@ -18,6 +18,17 @@ import { createServer, request } from 'node:http';
 import { changeSet, journal, nodeConfig, rigNode, type RigNode } from '../helpers/exchange-rig.js';
 
 const TOKEN = 'leaf-token-a1';
+
+interface Retry { readonly time: string; readonly attempt: number; readonly delayUpToMs: number }
+
+/** A logger keeping the client's retry warnings. */
+const retryLog = (into: Retry[]) => createLogger({
+  level: 'warn',
+  write: (l) => {
+    const j = JSON.parse(l) as Retry & { msg: string };
+    if (j.msg === 'exchange attempt failed, retrying') into.push(j);
+  },
+});
 
 async function setup(
   t: { teardown(fn: () => unknown): void }, db: Db, name: string, compression: ParentConfig['compression'] = 'gzip',
@@ -42,13 +53,12 @@ async function setup(
   };
   const leafConfig = nodeConfig(`leaf-${name}`, { parent });
   const leaf = await rigNode(db, leafConfig);
-  const sleeps: number[] = [];
+  const retries: Retry[] = [];
   const client = new ExchangeClient({
     parent, node: leaf.id, core: leaf.core, db, stateSchema: leaf.stateSchema,
-    routeFor: (p) => routeTo(leafConfig, p, 'parent'), log: silentLogger,
-    sleep: async (ms) => { sleeps.push(ms); }, random: () => 0.5,
+    routeFor: (p) => routeTo(leafConfig, p, 'parent'), log: retryLog(retries), backoffBaseMs: 40,
   });
-  return { hub, leaf, server, proxy, client, sleeps, refused };
+  return { hub, leaf, server, proxy, client, retries, refused };
 }
 
 async function fill(db: Db, n: RigNode, origin: string, count: number, from = 1): Promise<void> {
@@ -86,7 +96,7 @@ void t.test('client', async (t) => {
   });
 
   await t.test('connections cut mid-request and mid-response: resumes, each change once', async (t) => {
-    const { hub, leaf, client, proxy, sleeps } = await setup(t, db, 'b');
+    const { hub, leaf, client, proxy, retries } = await setup(t, db, 'b');
     await fill(db, leaf, 'leaf-b', 6);
     await fill(db, hub, 'hub-b', 6);
     await client.parentId();
@@ -101,7 +111,7 @@ void t.test('client', async (t) => {
     const r = await client.sync();
     t.ok(r.drained);
     t.ok(proxy.stats.cuts >= 4, `${proxy.stats.cuts} cuts`);
-    t.ok(sleeps.length >= 4, `backed off ${sleeps.length} times: ${sleeps.join(',')}`);
+    t.ok(retries.length >= 4, `backed off ${retries.length} times`);
     t.same(ids(hub), Array.from({ length: 6 }, (_, i) => `leaf-b:${i + 1}`), 'each leaf change taken once, in order');
     t.same(ids(leaf), Array.from({ length: 6 }, (_, i) => `hub-b:${i + 1}`));
     t.equal(hub.applier.seen.size, 6);
@@ -247,7 +257,7 @@ void t.test('client', async (t) => {
     };
     const client = new ExchangeClient({
       parent, node: leaf.id, core: leaf.core, db, stateSchema: leaf.stateSchema,
-      routeFor: (p) => routeTo(leaf.config, p, 'parent'), log: silentLogger, sleep: async () => undefined,
+      routeFor: (p) => routeTo(leaf.config, p, 'parent'), log: silentLogger, backoffBaseMs: 1,
     });
     const r = await client.sync();
     t.ok(r.drained);
@@ -304,7 +314,7 @@ void t.test('client', async (t) => {
     };
     const mk = () => new ExchangeClient({
       parent, node: leaf.id, core: leaf.core, db, stateSchema: leaf.stateSchema,
-      routeFor: (p) => routeTo(leaf.config, p, 'parent'), log: silentLogger, sleep: async () => undefined,
+      routeFor: (p) => routeTo(leaf.config, p, 'parent'), log: silentLogger, backoffBaseMs: 1,
     });
     t.ok((await mk().sync()).drained);
     t.ok(seen.length >= 3 && seen.every((e) => e === 'spokesync-vbr' || e === 'identity'), `codings: ${seen.join(',')}`);
@@ -329,21 +339,29 @@ void t.test('client', async (t) => {
   });
 
   await t.test('permanent failures are not retried; transient ones are, then reported', async (t) => {
-    const { client, proxy, sleeps, leaf, refused } = await setup(t, db, 'd');
+    const { client, proxy, retries, leaf, refused } = await setup(t, db, 'd');
     await client.parentId();
     const bad = new ExchangeClient({
       parent: { url: proxy.url, token: 'wrong', interval: 1000, timeout: 2000, maxTries: 5, compression: 'gzip', batch: { records: 10, bytes: 65536 } },
       node: leaf.id, core: leaf.core, db, stateSchema: leaf.stateSchema,
-      routeFor: (p) => routeTo(leaf.config, p, 'parent'), log: silentLogger, sleep: async (ms) => { sleeps.push(ms); },
+      routeFor: (p) => routeTo(leaf.config, p, 'parent'), log: retryLog(retries),
     });
     await t.rejects(bad.sync(), { code: 'SPOKESYNC_E_AUTH' });
-    t.equal(sleeps.length, 0, 'no backoff for 401');
+    t.equal(retries.length, 0, 'no backoff for 401');
     t.equal(refused.filter((l) => l.includes('bad token')).length, 1, 'one attempt');
     t.match((await getCursor(db, leaf.stateSchema, 'hub-d')).lastResult, /^SPOKESYNC_E_AUTH/);
 
     proxy.set({ dropRate: 1 });
+    const started = Date.now();
     await t.rejects(client.sync(), { code: 'SPOKESYNC_E_HTTP' });
-    t.same(sleeps, [750, 1500, 3000, 6000, 12000], 'maxTries 6: five backoffs, doubling, jitter at 0.5 → 75%');
+    const took = Date.now() - started;
+    t.same(retries.map((r) => [r.attempt, r.delayUpToMs]), [[1, 40], [2, 80], [3, 160], [4, 320], [5, 640]], 'maxTries 6: five backoffs, doubling');
+    // each wait is within [50%, 100%] of its length: the next attempt comes no sooner than half of it
+    const at = retries.map((r) => Date.parse(r.time));
+    for (let i = 1; i < at.length; i++) {
+      t.ok(at[i]! - at[i - 1]! >= retries[i - 1]!.delayUpToMs / 2 - 2, `wait ${i}: ${at[i]! - at[i - 1]!} ms of at most ${retries[i - 1]!.delayUpToMs}`);
+    }
+    t.ok(took >= (40 + 80 + 160 + 320 + 640) / 2 - 10 && took < 40 + 80 + 160 + 320 + 640 + 5000, `the five waits took ${took} ms`);
     proxy.set({ dropRate: 0 });
     t.ok((await client.sync()).drained, 'fine again once the link is back');
   });

@@ -108,7 +108,7 @@ void t.test('exchange server limits', async (t) => {
     const leaf = await rigNode(db, leafConfig);
     const client = new ExchangeClient({
       parent, node: leaf.id, core: leaf.core, db, stateSchema: leaf.stateSchema,
-      routeFor: (p) => routeTo(leafConfig, p, 'parent'), log: silentLogger, sleep: () => delay(100),
+      routeFor: (p) => routeTo(leafConfig, p, 'parent'), log: silentLogger, backoffBaseMs: 100, backoffMaxMs: 100,
     });
 
     // 300 connections, one byte of a request line a second; each closed one comes back a second later

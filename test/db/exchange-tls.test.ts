@@ -76,7 +76,7 @@ void t.test('HTTPS with a pinned self-signed certificate', async (t) => {
     };
     return new ExchangeClient({
       parent, node: 'leaf', core: leaf.core, db, stateSchema: leaf.stateSchema,
-      routeFor: (p) => routeTo(leafConfig, p, 'parent'), log: silentLogger, sleep: async () => undefined,
+      routeFor: (p) => routeTo(leafConfig, p, 'parent'), log: silentLogger,
     });
   };
   await t.rejects(client(undefined).sync(), { code: 'SPOKESYNC_E_HTTP' }, 'an unpinned self-signed certificate is refused');

@@ -1,8 +1,7 @@
-// Pure parts of the exchange (backoff, encodings, routing decisions, per-peer
+// Pure parts of the exchange (encodings, routing decisions, per-peer
 // serialisation) and the loopback link proxy the network tests rely on.
 import t from 'tap';
 import { createServer, connect, type Socket } from 'node:net';
-import { backoffDelay } from '../../agent/exchange/client.js';
 import { compress, decompress, negotiate, parseContentEncoding } from '../../agent/exchange/compression.js';
 import { KeyedMutex } from '../../agent/exchange/protocol.js';
 import { routeTo } from '../../agent/routing/filters.js';
@@ -12,14 +11,6 @@ import { packUuids, unpackUuids } from '../../agent/exchange/uuid-coding.js';
 import { kbps, startProxy } from '../helpers/net-proxy.js';
 import fc from 'fast-check';
 import { randomUUID } from 'node:crypto';
-
-void t.test('backoff: exponential, capped, jitter within [50%, 100%]', async (t) => {
-  const table: [number, number, number][] = [
-    [1, 0, 500], [1, 1, 1000], [2, 1, 2000], [3, 0.5, 3000], [7, 1, 60_000], [30, 1, 60_000], [30, 0, 30_000],
-  ];
-  for (const [attempt, r, want] of table) t.equal(backoffDelay(attempt, r), want, `attempt ${attempt}, random ${r}`);
-  t.equal(backoffDelay(2, 1, 10, 15), 15, 'custom base and cap');
-});
 
 void t.test('content encodings: parse, negotiate, size limits', async (t) => {
   t.equal(parseContentEncoding(undefined), 'identity');

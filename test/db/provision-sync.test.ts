@@ -81,7 +81,7 @@ async function checkInStep(t: Test, hub: NetNode, child: SpokesyncNode, label: s
 
 /** After the clone: the child runs, syncs, writes, syncs again. */
 async function runChild(t: Test, hub: NetNode, s: TestServer, cfg: Config): Promise<void> {
-  const child = await SpokesyncNode.open(cfg, silentLogger, { sleep: async (ms) => new Promise((r) => setTimeout(r, Math.min(ms, 50))), backoffBaseMs: 20 });
+  const child = await SpokesyncNode.open(cfg, silentLogger, { backoffBaseMs: 20, backoffMaxMs: 50 });
   try {
     await child.startCapture();
     await checkInStep(t, hub, child, `${cfg.node.id} after the clone`);

@@ -101,9 +101,8 @@ export async function startNode(spec: NodeSpec): Promise<NetNode> {
     };
     const open = async (): Promise<SpokesyncNode> => {
       const n = await SpokesyncNode.open(config, spec.log ?? silentLogger, {
-        sleep: async (ms) => new Promise((r) => setTimeout(r, Math.min(ms, 50))),
-        random: () => 0.5,
         backoffBaseMs: 20,
+        backoffMaxMs: 50,
       });
       await n.startCapture();
       await n.startServer();
