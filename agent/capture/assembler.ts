@@ -134,11 +134,11 @@ export class TransactionAssembler {
 
   private add(open: Open, c: RowChange): void {
     if (c.schema === this.opts.stateSchema && c.table === 'ledger') {
-      if (c.op === 'insert') open.parts.push({ ledger: ledgerMark(c.after), changes: [] });
+      if (c.op === 'insert') open.parts.push({ ledger: ledgerMark(c.raw ? c.raw.decode() : c.after), changes: [] });
       return;
     }
     if (c.schema === this.opts.stateSchema && c.table === CARRY_TABLE) {
-      if (c.op === 'insert') carry(open, c.after);
+      if (c.op === 'insert') carry(open, c.raw ? c.raw.decode() : c.after);
       return;
     }
     if (c.schema !== this.opts.schema || !this.opts.tables.has(c.table)) return;
@@ -210,15 +210,7 @@ export function isoTime(datetime: string): string {
   return `${datetime.slice(0, 10)}T${datetime.slice(11, 19)}Z`;
 }
 
-let lastSecond = NaN;
-let lastIso = '';
-
-/** ms since the epoch → 'YYYY-MM-DDTHH:MM:SSZ' (the last one kept: transactions in a row mostly share their second) */
+/** ms since the epoch → 'YYYY-MM-DDTHH:MM:SSZ' */
 export function isoFromMs(ms: number): string {
-  const second = Math.floor(ms / 1000);
-  if (second !== lastSecond) {
-    lastSecond = second;
-    lastIso = `${new Date(second * 1000).toISOString().slice(0, 19)}Z`;
-  }
-  return lastIso;
+  return `${new Date(Math.floor(ms / 1000) * 1000).toISOString().slice(0, 19)}Z`;
 }

@@ -8,7 +8,10 @@ import type { AnyBinlogEvent, TableMapEntry } from '@vlasky/zongji';
 import { connectionOptions, type DbSettings } from '../../apply/core/db.js';
 import { queryMeaning, type RowChange, type RowImage, type SourceHandler } from './events.js';
 import { isRawLatin1 } from './binlog-values.js';
-import { CANONICAL_ROWS, attachPlan, installRowDecoder } from './row-decoder.js';
+import { attachPlan } from './row-plan.js';
+import type { RawInsert } from './raw-insert.js';
+import type { RowDecoder } from './row-decoder.js';
+import { hookRows, installSeam, rowsForm } from './zongji-seam.js';
 import type { TableInfo } from '../../apply/core/catalog.js';
 import type { BinlogPosition } from './position.js';
 
@@ -18,8 +21,8 @@ export interface SourceOptions {
   readonly serverId: number;
   /** schema → tables whose row events are decoded (all others are skipped undecoded) */
   readonly include: Readonly<Record<string, readonly string[]>>;
-  /** the catalogue entry of a table whose rows row-decoder.ts may decode into canonical values */
-  readonly tableInfo?: (schema: string, table: string) => TableInfo | undefined;
+  /** rows of the tables it knows (their catalogue entry) decoded by capture's own decoder (row-decoder.ts) */
+  readonly rows?: { readonly decoder: RowDecoder; readonly tableInfo: (schema: string, table: string) => TableInfo | undefined };
 }
 
 /** The events capture asks zongji for. */
@@ -30,9 +33,6 @@ const EVENTS = [
 
 const TYPE_BLOB = 252;
 const TYPE_GEOMETRY = 255;
-
-/** Whether the row decoder's absence has been reported (once per process). */
-let decoderWarned = false;
 
 /** Opens one binlog stream; use once (start, then stop). */
 export class BinlogSource {
@@ -47,12 +47,15 @@ export class BinlogSource {
   /** Resolves when the stream is open. Events and errors go to the handler from then on. */
   async start(handler: SourceHandler): Promise<void> {
     const s = this.opts.settings;
-    if (this.opts.tableInfo && !(await installRowDecoder()) && !decoderWarned) {
-      decoderWarned = true;
+    const rows = this.opts.rows;
+    const decoding = rows !== undefined && (await installSeam());
+    if (rows && !decoding && !rows.decoder.warned) {
+      rows.decoder.warned = true;
       handler.warn("capture decodes every row through zongji: its own row decoder does not fit this version of @vlasky/zongji (slower, same values)");
     }
     const z = new ZongJi(connectionOptions(s, 'binlog'));
     this.zongji = z;
+    if (decoding) hookRows(z, rows.decoder);
     await new Promise<void>((resolve, reject) => {
       let ready = false;
       z.on('ready', () => {
@@ -136,7 +139,7 @@ export class BinlogSource {
         const entry = z.tableMap[t.tableId];
         if (entry) {
           // (the plan first: rawColumns changes the entry for zongji's own decoding)
-          if (this.opts.tableInfo) attachPlan(entry, this.opts.tableInfo(entry.parentSchema, entry.tableName));
+          if (this.opts.rows) attachPlan(entry, this.opts.rows.tableInfo(entry.parentSchema, entry.tableName));
           rawColumns(entry);
         }
         return;
@@ -151,8 +154,11 @@ export class BinlogSource {
         const table = entry.tableName;
         const changes: RowChange[] = [];
         const name = ev.getEventName();
-        const canon = (r as { [CANONICAL_ROWS]?: boolean })[CANONICAL_ROWS] === true;
-        if (name === 'writerows') {
+        const form = rowsForm(r);
+        const canon = form !== 'zongji';
+        if (form === 'raw-insert') {
+          for (const raw of r.rows as unknown as RawInsert[]) changes.push({ op: 'insert', schema, table, raw, canon: true });
+        } else if (name === 'writerows') {
           for (const row of r.rows as RowImage[]) changes.push({ op: 'insert', schema, table, after: row, canon });
         } else if (name === 'deleterows') {
           for (const row of r.rows as RowImage[]) changes.push({ op: 'delete', schema, table, before: row, canon });

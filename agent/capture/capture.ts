@@ -31,6 +31,8 @@ import { UnresolvedReference } from './mapper.js';
 import { IdentityResolver } from './ref-resolver.js';
 import { assertReadable, binlogEnd, isPurgedError, purgedNow } from './binlog-server.js';
 import { BinlogSource } from './binlog-source.js';
+import { RowDecoder } from './row-decoder.js';
+import { XmlSink } from '../../apply/codec/xml-sink.js';
 import { StateSession } from './state-session.js';
 import { Alarm, CaughtUpWaiters, backoffMs, interruptibleSleep } from './waiters.js';
 import { ReadGate } from './budget.js';
@@ -83,6 +85,10 @@ export class Capture {
   private fatal: SpokesyncError | undefined;
   /** the read-ahead questions already asked (checkpoint and rows) */
   private readonly readAheadAsked = new Set<string>();
+  /** reads the rows of the tables it can straight into canonical values (row-decoder.ts) */
+  private readonly rowDecoder = new RowDecoder();
+  /** where inserts the short way are written (a chunk of memory holds many change sets) */
+  private readonly sink = new XmlSink();
   /** stops a read-ahead in progress (stop()) */
   private stopping = new AbortController();
 
@@ -141,6 +147,11 @@ export class Capture {
     return p;
   }
 
+  /** Row images read by capture's own row decoder since this capture was made (the rest went through zongji's). */
+  rowsDecoded(): number {
+    return this.rowDecoder.decoded;
+  }
+
   status(): CaptureStatus {
     const first = this.queue.find((i): i is Exclude<Assembled, { kind: 'skip' }> => i.kind !== 'skip');
     const lag = !this.running ? null : first ? Math.max(0, (this.now() - first.timestamp) / 1000) : 0;
@@ -162,7 +173,9 @@ export class Capture {
     const src = new BinlogSource(
       {
         settings: this.opts.settings, serverId: this.opts.serverId, include: { [schema]: [...tables], [stateSchema]: ['ledger', CARRY_TABLE] },
-        ...(this.opts.rowDecoder === false ? {} : { tableInfo: (s: string, t: string) => (s === schema && tables.has(t) ? this.catalog.tables.get(t) : undefined) }),
+        ...(this.opts.rowDecoder === false ? {} : {
+          rows: { decoder: this.rowDecoder, tableInfo: (s: string, t: string) => (s === schema && tables.has(t) ? this.catalog.tables.get(t) : undefined) },
+        }),
       },
       this.processed.position,
     );
@@ -214,7 +227,14 @@ export class Capture {
     if (src !== this.source) return;
     this.lastError = e.message;
     this.failures++;
-    this.log.warn('binlog stream failed; it reopens from the last captured position', { error: e });
+    if (isSpokesyncError(e, 'SPOKESYNC_E_BINLOG_ROW')) {
+      // never a shortened row list: the event is not taken, and is read again from the checkpoint
+      this.log.error('a row image in the binlog cannot be read; capture restarts from its checkpoint', {
+        code: e.code, error: e, position: formatPosition(this.processed.position),
+      });
+    } else {
+      this.log.warn('binlog stream failed; it reopens from the last captured position', { error: e });
+    }
     this.closeSource();
   }
 
@@ -307,7 +327,7 @@ export class Capture {
   private async build(group: Group): Promise<Built | null> {
     if (group.txns.length === 0) return null;
     const setPhysical = (ms: number): void => { this.physical = ms; };
-    return buildGroup(group.txns, { catalog: this.catalog, resolver: this.resolver, clock: this.clock, setPhysical, node: this.opts.node });
+    return buildGroup(group.txns, { catalog: this.catalog, resolver: this.resolver, clock: this.clock, setPhysical, node: this.opts.node, sink: this.sink });
   }
 
   private async commit(group: Group, built: Built | null): Promise<void> {

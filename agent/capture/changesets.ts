@@ -10,10 +10,13 @@ import type { Catalog } from '../../apply/core/catalog.js';
 import { isoFromMs, type Assembled, type LedgerMark, type TxnPart } from './assembler.js';
 import type { RowChange } from './events.js';
 import { singlePk, type Lookup } from '../../apply/core/row-identity.js';
-import { Body, changeSetOpen, encodeInsert, encodeRawInsert, insertLookups, insertPlan, rawInsertLookups, type InsertFacts, type InsertPlan } from './insert-form.js';
+import { changeSetOpen, type XmlSink } from '../../apply/codec/xml-sink.js';
+import { encodeInsert } from './insert-form.js';
+import { insertLookups, insertPlan, type InsertFacts, type InsertPlan } from './insert-plan.js';
+import { encodeRawInsert, rawInsertLookups } from './raw-insert-form.js';
 import { INSERT_COLS, journalEntry, type JournalEntry, type Written } from '../journal/writer.js';
 import { canonicalize, lookupsFor, mapChange, type Canon } from './mapper.js';
-import { RawImage, decodeImages } from './row-decoder.js';
+import { decodeImages, decoded } from './row-decoder.js';
 import type { HintRow, IdentityResolver, IdentityWrites } from './ref-resolver.js';
 
 export type Txn = Extract<Assembled, { kind: 'txn' }>;
@@ -25,6 +28,8 @@ export interface BuildContext {
   /** sets the physical time the clock's next tick() reads */
   readonly setPhysical: (ms: number) => void;
   readonly node: string;
+  /** where the short way writes change sets (one chunk of memory holds many) */
+  readonly sink: XmlSink;
 }
 
 /** A group of transactions ready to write: its journal entries, the identity state learnt, the clock after it. */
@@ -64,7 +69,7 @@ export async function buildEntries(txns: readonly Txn[], ctx: BuildContext): Pro
         // (inserts not decoded yet stay so: encodeRawInsert writes them from their bytes)
         for (let i = 0; i < plans.length; i++) {
           const c = part.changes[i] as Inserted;
-          if (c.after instanceof RawImage) rawInsertLookups(plans[i]!, c.after, ctx.resolver, lookups);
+          if (c.raw) rawInsertLookups(plans[i]!, c.raw, ctx.resolver, lookups);
           else insertLookups(plans[i]!, c.after, c.canon === true, ctx.resolver, lookups);
         }
         parts.push({ plans, canon: null });
@@ -101,11 +106,6 @@ type Inserted = Extract<RowChange, { op: 'insert' }>;
 function canonicalPart(part: TxnPart, catalog: Catalog): Canon[] {
   decodeImages(part.changes);
   return part.changes.map((c) => canonicalize(c, catalog));
-}
-
-/** The change with its image decoded, when it is not yet (a copy: the change itself stays as it is). */
-function decoded(c: RowChange): RowChange {
-  return c.op === 'insert' && c.after instanceof RawImage ? { ...c, after: c.after.decode() } : c;
 }
 
 /** One insert plan per change when every change is an insert into a table that has one; null otherwise. */
@@ -164,15 +164,13 @@ function stamp(txn: Txn, l: LedgerMark | null, hlc: string, ctx: BuildContext): 
   return { id: `${ctx.node}:${hlc}`, origin: ctx.node, time: isoFromMs(txn.timestamp) };
 }
 
-/** Where change sets are written (Body: one chunk of memory holds many). */
-const body = new Body();
-
 /** A part of inserts only, the short way; undefined when a row needs the general path (which names what is missing). */
 function mapInserts(txn: Txn, part: TxnPart, plans: readonly InsertPlan[], ctx: BuildContext): JournalEntry | undefined {
   const l = part.ledger;
   const version = versionOf(txn, l, ctx);
   const id = l ? l.changeId : `${ctx.node}:${version.hlc}`;
   const time = l ? l.time : isoFromMs(txn.timestamp);
+  const body = ctx.sink;
   body.truncate(0);
   body.str(changeSetOpen(id, version.node, version.hlc, time));
   const tables: string[] = [];
@@ -181,7 +179,7 @@ function mapInserts(txn: Txn, part: TxnPart, plans: readonly InsertPlan[], ctx: 
   for (let i = 0; i < plans.length; i++) {
     const plan = plans[i]!;
     const c = part.changes[i] as Inserted;
-    const done = c.after instanceof RawImage ? encodeRawInsert(plan, c.after, ctx.resolver, facts, body)
+    const done = c.raw ? encodeRawInsert(plan, c.raw, ctx.resolver, facts, body)
       : encodeInsert(plan, c.after, c.canon === true, ctx.resolver, facts, body);
     if (!done) return undefined;
     const table = plan.table.name;

@@ -2,15 +2,31 @@
 // (binlog-source.ts) turns zongji's events into these; everything after it (the
 // transaction assembler, the mapper) only knows this file.
 import type { BinlogPosition } from './position.js';
+import type { RawInsert } from './raw-insert.js';
 
 /** A row image as decoded from the binlog: column name → decoder value (or canonical value, see RowChange). */
 export type RowImage = Readonly<Record<string, unknown>>;
 
-/** `canon`: the images hold canonical values already (row-decoder.ts), not the decoder's. */
+/**
+ * `canon`: the images hold canonical values already (row-decoder.ts), not the
+ * decoder's. An insert comes with its image (`after`) or, not decoded yet, as
+ * a RawInsert (`raw`).
+ */
 export type RowChange =
-  | { readonly op: 'insert'; readonly schema: string; readonly table: string; readonly after: RowImage; readonly canon?: boolean }
+  | { readonly op: 'insert'; readonly schema: string; readonly table: string; readonly after: RowImage; readonly canon?: boolean; readonly raw?: undefined }
+  | RawInsertChange
   | { readonly op: 'update'; readonly schema: string; readonly table: string; readonly before: RowImage; readonly after: RowImage; readonly canon?: boolean }
   | { readonly op: 'delete'; readonly schema: string; readonly table: string; readonly before: RowImage; readonly canon?: boolean };
+
+/** An insert whose image is not decoded yet (row-decoder.ts): decodeImages or raw-insert-form.ts read it. */
+export interface RawInsertChange {
+  readonly op: 'insert';
+  readonly schema: string;
+  readonly table: string;
+  readonly raw: RawInsert;
+  readonly after?: undefined;
+  readonly canon: true;
+}
 
 export type SourceEvent =
   /** a transaction (or standalone event group) starts */

@@ -76,7 +76,7 @@ export function canonicalize(c: RowChange, catalog: Catalog): Canon {
     table,
     op: c.op,
     before: c.op === 'insert' ? null : image(c.before),
-    after: c.op === 'delete' ? null : image(c.after),
+    after: c.op === 'delete' ? null : c.op === 'insert' && c.raw ? c.raw.decode() as CanonRow : image(c.after!),
   };
 }
 

@@ -7,7 +7,6 @@ import t from 'tap';
 import { rowDigest } from '../../apply/codec/digest.js';
 import { encodeChangeSet } from '../../apply/codec/encode.js';
 import type { Op, Row, Value } from '../../apply/core/model.js';
-import { rowsDecoded } from '../../agent/capture/row-decoder.js';
 import { startServer } from '../../deploy/sandbox/mariadb.js';
 import { dbFor, fromSelect, journal, makeCapture, sameCanonical, show } from '../helpers/capture-fixture.js';
 
@@ -132,7 +131,7 @@ for (const variant of VARIANTS) void t.test(`capture type matrix, ${variant.name
   const cap = await makeCapture(s, db, 'app', ['types', 'floats'], { rowDecoder: variant.rowDecoder });
   await cap.start();
   t.teardown(() => cap.stop());
-  const decodedBefore = rowsDecoded();
+  const decodedBefore = cap.rowsDecoded();
 
   const raw = await s.connect('app');
   await raw.query("SET SESSION sql_mode = '', time_zone = '+00:00'");
@@ -225,7 +224,7 @@ for (const variant of VARIANTS) void t.test(`capture type matrix, ${variant.name
   t.notOk(cap.status().error);
   // which decoder did the work: rows of app.floats (1,200 images) always by the row decoder when it is on,
   // app.types (24 images) too when it has only the types it decodes
-  const decoded = rowsDecoded() - decodedBefore;
+  const decoded = cap.rowsDecoded() - decodedBefore;
   const expected = !variant.rowDecoder ? 0 : 1200 + (cols === COLS ? 0 : 24);
   t.equal(decoded, expected, `${decoded} row images decoded by the row decoder`);
 });

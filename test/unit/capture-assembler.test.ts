@@ -150,7 +150,7 @@ void t.test('assembler: rows after a savepoint rolled back to are dropped; the t
   t.equal(out.length, 1);
   const txn = out[0]!;
   if (txn.kind !== 'txn') throw new Error('expected a transaction');
-  t.same(txn.parts.map((p) => [p.ledger?.changeId ?? null, p.changes.map((c) => (c.op === 'insert' ? c.after.id : 0))]), [[null, [9]]],
+  t.same(txn.parts.map((p) => [p.ledger?.changeId ?? null, p.changes.map((c) => (c.op === 'insert' ? c.after?.id : 0))]), [[null, [9]]],
     'b was removed by the rollback to a; a savepoint never logged was set before anything');
   t.equal(txn.rows, 1);
 
@@ -165,7 +165,7 @@ void t.test('assembler: rows after a savepoint rolled back to are dropped; the t
     { kind: 'commit', end: at(600), timestamp: 0 },
   ])[0]!;
   if (kept.kind !== 'txn') throw new Error('expected a transaction');
-  t.same(kept.parts.map((p) => [p.ledger?.changeId ?? null, p.changes.map((c) => (c.op === 'insert' ? c.after.id : 0))]), [[null, [1]], ['huye:2', [4]]],
+  t.same(kept.parts.map((p) => [p.ledger?.changeId ?? null, p.changes.map((c) => (c.op === 'insert' ? c.after?.id : 0))]), [[null, [1]], ['huye:2', [4]]],
     'a ledger row rolled back to before goes with its rows');
   t.equal(kept.rows, 2);
 });

@@ -1,4 +1,4 @@
-// Inserts the short way (agent/capture/insert-form.ts) against the general
+// Inserts the short way (agent/capture/insert-form.ts, raw-insert-form.ts) against the general
 // way (canonicalize, mapChange, encodeChangeSet): the same bytes, the same
 // identity and local id, for any row; what the short way cannot decide it
 // leaves to the general way, which names the problem.
@@ -8,8 +8,12 @@ import { encodeChangeSet } from '../../apply/codec/encode.js';
 import type { ChangeSet } from '../../apply/core/model.js';
 import type { RowImage } from '../../agent/capture/events.js';
 import type { RefResolver } from '../../apply/core/row-identity.js';
-import { Body, changeSetOpen, encodeInsert, encodeRawInsert, insertLookups, insertPlan, rawInsertLookups, type InsertFacts } from '../../agent/capture/insert-form.js';
-import { RawImage, makePlan, type BinlogColumn } from '../../agent/capture/row-decoder.js';
+import { XmlSink, changeSetOpen } from '../../apply/codec/xml-sink.js';
+import { encodeInsert } from '../../agent/capture/insert-form.js';
+import { insertLookups, insertPlan, type InsertFacts } from '../../agent/capture/insert-plan.js';
+import { encodeRawInsert, rawInsertLookups } from '../../agent/capture/raw-insert-form.js';
+import { RawInsert } from '../../agent/capture/raw-insert.js';
+import { makePlan, type BinlogColumn } from '../../agent/capture/row-plan.js';
 import { canonicalImage, canonicalize, lookupsFor, mapChange } from '../../agent/capture/mapper.js';
 import type { Catalog, ColumnInfo, TableInfo } from '../../apply/core/catalog.js';
 
@@ -76,7 +80,7 @@ function short(tbl: string, image: RowImage, canon = false): { xml: string; iden
   const plan = insertPlan(catalog, tbl);
   if (!plan) throw new Error(`no plan for ${tbl}`);
   const facts: InsertFacts = { identity: '', localId: undefined };
-  const out = new Body();
+  const out = new XmlSink();
   out.str(changeSetOpen('kigali:77', 'kigali', '77', '2026-01-02T03:04:05Z'));
   const open = out.length;
   if (!encodeInsert(plan, image, canon, refs, facts, out)) {
@@ -143,7 +147,7 @@ void t.test('a change set header is checked as the codec checks it', async (t) =
 });
 
 void t.test('a body holds its pieces in order, as UTF-8, past its first buffer', async (t) => {
-  const b = new Body();
+  const b = new XmlSink();
   const want: string[] = [];
   for (let i = 0; i < 20_000; i++) {
     const s = i % 1000 === 0 ? `é${i}` : i % 777 === 0 ? '\u{1F600}' : String(i);
@@ -173,7 +177,7 @@ void t.test('a body holds its pieces in order, as UTF-8, past its first buffer',
   t.ok(taken.every(([got, s]) => got.equals(Buffer.from(s, 'utf8'))), 'every body taken holds what was written, after later ones');
 });
 
-// --- inserts written from the binlog's bytes (RawImage) against the same rows decoded
+// --- inserts written from the binlog's bytes (RawInsert) against the same rows decoded
 
 /** binlog column types (after zongji's ENUM/SET rewrite) */
 const B = { TINY: 1, SHORT: 2, LONG: 3, INT24: 9, FLOAT: 4, DOUBLE: 5, LONGLONG: 8, DATE: 10, YEAR: 13, VARCHAR: 15, DATETIME2: 18, BLOB: 252, STRING: 254 } as const;
@@ -278,7 +282,7 @@ const rawTables: Record<string, { identity: TableInfo['identity']; pk: string[];
 for (const [name, d] of Object.entries(rawTables)) tables.set(name, table(name, d.cols.map((c) => c.info), d.refs, d.identity, d.pk));
 
 /** A row of `name` as an insert's binlog image: the null bitmap, then each value not NULL; which columns are NULL is chosen. */
-function rawRow(name: string): fc.Arbitrary<RawImage> {
+function rawRow(name: string): fc.Arbitrary<RawInsert> {
   const d = rawTables[name]!;
   const plan = makePlan(d.cols.map((c) => c.binlog), tables.get(name)!);
   if (!plan) throw new Error(`no row plan for ${name}`);
@@ -298,15 +302,15 @@ function rawRow(name: string): fc.Arbitrary<RawImage> {
         else parts.push(d.cols[i]!.bytes(v));
       });
       parts.push(Buffer.alloc(3, 0xee));
-      return new RawImage(Buffer.concat(parts), lead, plan);
+      return new RawInsert(Buffer.concat(parts), lead, plan);
     });
 }
 
-function encodeBoth(tbl: string, image: RawImage): { raw: unknown; decoded: unknown } {
+function encodeBoth(tbl: string, image: RawInsert): { raw: unknown; decoded: unknown } {
   const plan = insertPlan(catalog, tbl)!;
-  const run = (f: (facts: InsertFacts, out: Body) => boolean): unknown => {
+  const run = (f: (facts: InsertFacts, out: XmlSink) => boolean): unknown => {
     const facts: InsertFacts = { identity: '', localId: undefined };
-    const out = new Body();
+    const out = new XmlSink();
     out.str('<cs>');
     try {
       if (!f(facts, out)) return { left: out.length };
@@ -343,7 +347,7 @@ void t.test('text equal to the identity is found by its bytes or, when not ASCII
   const d = rawTables.visit!;
   const plan = makePlan(d.cols.map((c) => c.binlog), tables.get('visit')!)!;
   for (const uuid of ['2f1a0c44-1111-4000-8000-000000000001', 'é-uuid', 'x']) {
-    const row = (copy: string): RawImage => {
+    const row = (copy: string): RawInsert => {
       const bitmap = Buffer.alloc((d.cols.length + 7) >> 3);
       const parts: Buffer[] = [bitmap];
       d.cols.forEach((c, i) => {
@@ -351,7 +355,7 @@ void t.test('text equal to the identity is found by its bytes or, when not ASCII
         if (v === null) bitmap[i >> 3]! |= 1 << (i & 7);
         else parts.push(c.bytes(v));
       });
-      return new RawImage(Buffer.concat(parts), 0, plan);
+      return new RawInsert(Buffer.concat(parts), 0, plan);
     };
     const xml = (r: { raw: unknown; decoded: unknown }): string => {
       t.same(r.raw, r.decoded);
@@ -367,7 +371,7 @@ void t.test('text equal to the identity is found by its bytes or, when not ASCII
 void t.test('a referenced identity written once is written the same later, whatever was written over the change set it first went into', async (t) => {
   const d = rawTables.visit!;
   const plan = makePlan(d.cols.map((c) => c.binlog), tables.get('visit')!)!;
-  const row = (id: number, personId: number): RawImage => {
+  const row = (id: number, personId: number): RawInsert => {
     const bitmap = Buffer.alloc((d.cols.length + 7) >> 3);
     const parts: Buffer[] = [bitmap];
     d.cols.forEach((c, i) => {
@@ -375,14 +379,14 @@ void t.test('a referenced identity written once is written the same later, whate
       if (v === null) bitmap[i >> 3]! |= 1 << (i & 7);
       else parts.push(c.bytes(v));
     });
-    return new RawImage(Buffer.concat(parts), 0, plan);
+    return new RawInsert(Buffer.concat(parts), 0, plan);
   };
   // identities no other test uses (the bytes of identities are kept across calls)
   const only: RefResolver = { identity: (tbl, c, v) => (tbl === 'person' && c === 'id' ? `only-this-test-person-${v}` : undefined) };
   const facts: InsertFacts = { identity: '', localId: undefined };
-  const out = new Body();
+  const out = new XmlSink();
   const ip = insertPlan(catalog, 'visit')!;
-  const write = (image: RawImage): string => {
+  const write = (image: RawInsert): string => {
     const at = out.length;
     t.ok(encodeRawInsert(ip, image, only, facts, out));
     return Buffer.from(out.copy(at)).toString('utf8');

@@ -1,65 +1,57 @@
-// The row decoder's hold on zongji's rows events (agent/capture/row-decoder.ts):
-// an insert's image is kept undecoded and the parser moves past it; an image
-// whose lengths run past the end of its event is an error, never a parser
-// position lost (which would end zongji's row loop without a word).
+// capture's row decoder on real zongji rows events (agent/capture/row-decoder.ts
+// through zongji-seam.ts): inserts kept undecoded, updates and deletes decoded,
+// and an image that runs past the end of its event is an error on every path,
+// never a row list cut short (zongji's row loop would end without a word).
 import t from 'tap';
-import { RawImage, attachPlan, installRowDecoder, type BinlogColumn } from '../../agent/capture/row-decoder.js';
-import type { ColumnInfo, TableInfo } from '../../apply/core/catalog.js';
+import { RowDecoder } from '../../agent/capture/row-decoder.js';
+import { RawInsert } from '../../agent/capture/raw-insert.js';
+import { RowImageOverrun } from '../../agent/capture/row-reader.js';
+import { installSeam, rowsForm } from '../../agent/capture/zongji-seam.js';
+import { image, rowsEvent, zongjiStandIn } from '../helpers/rows-events.js';
 
-function col(name: string, dataType: string): ColumnInfo {
-  return { name, ordinal: 0, dataType, columnType: dataType, nullable: true, autoIncrement: false, generated: false, binary: false, charset: 'utf8mb4' };
-}
-const columns = [col('id', 'int'), col('note', 'varchar')];
-const table = {
-  name: 'visit', engine: 'InnoDB', columns, column: new Map(columns.map((c) => [c.name, c])), primaryKey: ['id'], uniqueKeys: [], foreignKeys: [],
-  refs: new Map(), identity: null, identityProblem: null, localColumns: new Set<string>(),
-} as unknown as TableInfo;
-const binlogColumns: BinlogColumn[] = [
-  { name: 'id', type: 3, charset: null, metadata: {} } as unknown as BinlogColumn,
-  { name: 'note', type: 15, charset: 'utf8mb4', metadata: { max_length: 400 } } as unknown as BinlogColumn,
-];
-
-type FetchOne = (this: unknown, parser: { _buffer: Buffer; _offset: number; _packetEnd: number }) => unknown;
-
-async function writeRowsFetch(): Promise<{ proto: object; fetch: FetchOne }> {
-  const main = import.meta.resolve('@vlasky/zongji');
-  const mod = (await import(new URL('./lib/rows_event.js', main).href)) as { WriteRows: { prototype: { _fetchOneRow: FetchOne } } };
-  return { proto: mod.WriteRows.prototype, fetch: mod.WriteRows.prototype._fetchOneRow };
-}
-
-function insertEvent(proto: object): unknown {
-  const entry = { columns: binlogColumns, parentSchema: 'app', tableName: 'visit' };
-  attachPlan(entry as never, table);
-  return Object.assign(Object.create(proto) as object, {
-    tableMap: { 5: entry }, tableId: 5, numberOfColumns: 2, columns_present_bitmap: Buffer.from([0x03]),
-  });
-}
-
-void t.test('an insert image is kept undecoded and the parser moves past it', async (t) => {
-  t.ok(await installRowDecoder(), 'the decoder takes over zongji rows events');
-  const { proto, fetch } = await writeRowsFetch();
-  const note = Buffer.from('two rows');
-  // (the note's length prefix is two bytes: max_length 400)
-  const row = (id: number): Buffer => Buffer.concat([Buffer.from([0]), Buffer.from(Int32Array.of(id).buffer), Buffer.from([note.length, 0]), note]);
-  const bytes = Buffer.concat([row(7), row(8)]);
-  const parser = { _buffer: bytes, _offset: 0, _packetEnd: bytes.length };
-  const ev = insertEvent(proto);
-  const first = fetch.call(ev, parser);
-  t.ok(first instanceof RawImage);
-  t.equal(parser._offset, bytes.length / 2, 'past the first image');
-  const second = fetch.call(ev, parser) as RawImage;
-  t.equal(parser._offset, bytes.length, 'past the second');
-  t.same(second.decode(), { id: '8', note: 'two rows' });
+void t.test('inserts are kept undecoded, updates and deletes decoded', async (t) => {
+  t.ok(await installSeam(), 'the seam fits the installed zongji');
+  const decoder = new RowDecoder();
+  const z = zongjiStandIn(decoder);
+  const ins = await rowsEvent('write', [image(7, 'two rows', 1.5), image(8, null, 2)], z);
+  t.equal(rowsForm(ins), 'raw-insert');
+  t.ok(ins.rows.every((r) => r instanceof RawInsert));
+  t.same((ins.rows as RawInsert[]).map((r) => r.decode()), [{ id: '7', note: 'two rows', d: '1.5' }, { id: '8', note: null, d: '2' }]);
+  const upd = await rowsEvent('update', [image(7, 'a', 1), image(7, 'b', 1)], z);
+  t.equal(rowsForm(upd), 'canonical');
+  t.same(upd.rows, [{ before: { id: '7', note: 'a', d: '1' }, after: { id: '7', note: 'b', d: '1' } }]);
+  const del = await rowsEvent('delete', [image(9, 'x', 0)], z);
+  t.same(del.rows, [{ id: '9', note: 'x', d: '0' }]);
+  t.equal(decoder.decoded, 2 + 2 + 1, 'images taken by this decoder');
+  t.equal(new RowDecoder().decoded, 0, 'a count of its own');
 });
 
-void t.test('an image whose length runs past its event is an error', async (t) => {
-  await installRowDecoder();
-  const { proto, fetch } = await writeRowsFetch();
-  // the note claims 300 bytes; 3 follow
-  const bytes = Buffer.concat([Buffer.from([0]), Buffer.from(Int32Array.of(7).buffer), Buffer.from([0x2c, 0x01]), Buffer.from('abc')]);
-  const parser = { _buffer: bytes, _offset: 0, _packetEnd: bytes.length };
-  t.throws(() => fetch.call(insertEvent(proto), parser), RangeError);
-  // a length prefix itself cut off: read past the end as undefined, the position NaN
-  const cut = Buffer.concat([Buffer.from([0]), Buffer.from(Int32Array.of(7).buffer), Buffer.from([0x05])]);
-  t.throws(() => fetch.call(insertEvent(proto), { _buffer: cut, _offset: 0, _packetEnd: cut.length }), RangeError);
+void t.test('an image whose length runs past its event is an error, on every path', async (t) => {
+  await installSeam();
+  const z = zongjiStandIn(new RowDecoder());
+  // the second note claims 300 bytes; fewer follow
+  const long = image(8, 'abc', 1, 300);
+  for (const [kind, rows] of [
+    ['write', [image(7, 'ok', 1), long]],
+    ['update', [image(7, 'ok', 1), image(7, 'ok', 1), image(7, 'ok', 1), long]],
+    ['delete', [image(7, 'ok', 1), long]],
+  ] as const) {
+    await t.rejects(rowsEvent(kind, rows, z), { code: 'SPOKESYNC_E_BINLOG_ROW' }, `${kind}: an error`);
+    await t.rejects(rowsEvent(kind, rows, z), RowImageOverrun);
+  }
+  // a length prefix itself cut off
+  const cut = image(7, 'abc', 1).subarray(0, 6);
+  await t.rejects(rowsEvent('delete', [cut], z), { code: 'SPOKESYNC_E_BINLOG_ROW' }, 'a prefix cut off');
+});
+
+void t.test("zongji's own decoding, for a ZongJi without a hook, also stops at the event's end", async (t) => {
+  await installSeam();
+  const z = zongjiStandIn();
+  const ok = await rowsEvent('write', [image(7, 'ok', 1)], z);
+  t.equal(rowsForm(ok), 'zongji');
+  t.same(ok.rows, [{ id: 7, note: 'ok', d: 1 }], "zongji's values");
+  // the image's last value runs 4 bytes past the event: zongji reads it from the buffer's slack, its loop would end
+  const short = image(7, 'ok', 1);
+  const padded = Buffer.concat([short.subarray(0, short.length - 4)]);
+  await t.rejects(rowsEvent('write', [padded], z), /./, 'an error, not a row');
 });
