@@ -5,11 +5,8 @@
 // non-predefined entity, is rejected with SPOKESYNC_E_XML_DTD, so neither XXE
 // nor entity expansion ("billion laughs") can happen.
 //
-// saxes is used instead of xmlbuilder2's parser because it streams (chunks are
-// pushed as they arrive, no DOM, flat memory) and is fast: for 20,000 records
-// xmlbuilder2 4.0.3 took 7 s to parse into a DOM, saxes 0.3 s when first
-// measured; readBatch costs 1.1-1.5x saxes alone. test/bench/codec.ts
-// prints all three from one run.
+// saxes rather than xmlbuilder2's parser: it streams (no DOM, flat memory) and
+// is much faster (test/bench/codec.ts compares them).
 //
 // Namespace handling is done here, not by saxes' xmlns mode (which costs time
 // per attribute): the format uses the default namespace only, so an element

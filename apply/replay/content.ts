@@ -41,12 +41,12 @@ export function changeSetDigest(cs: ChangeSet): string {
  * before digests were kept are not checked.
  */
 export async function checkContent(db: Queryable, stateSchema: string, fromPeer: string, entries: readonly PlannedEntry[]): Promise<void> {
-  const mine = new Map<string, string>();
+  // digests are taken here only where they are compared (the rest while the group's statements run: executor.ts)
+  const mine = new Map<string, ChangeSet>();
   for (const e of entries) {
-    const d = changeSetDigest(e.cs);
     const before = mine.get(e.cs.id);
-    if (before !== undefined && before !== d) throw differs(e.cs.id, fromPeer, 'sent twice in one batch with different content');
-    mine.set(e.cs.id, d);
+    if (before !== undefined && changeSetDigest(before) !== changeSetDigest(e.cs)) throw differs(e.cs.id, fromPeer, 'sent twice in one batch with different content');
+    mine.set(e.cs.id, e.cs);
   }
   const ids = [...mine.keys()];
   for (let i = 0; i < ids.length; i += 500) {
@@ -59,7 +59,7 @@ export async function checkContent(db: Queryable, stateSchema: string, fromPeer:
       [...part, ...part],
     );
     for (const r of rows) {
-      if (r.digest !== null && r.digest !== mine.get(r.id)) throw differs(r.id, fromPeer, `${r.src} here before with other content`);
+      if (r.digest !== null && r.digest !== changeSetDigest(mine.get(r.id)!)) throw differs(r.id, fromPeer, `${r.src} here before with other content`);
     }
   }
 }

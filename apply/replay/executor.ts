@@ -17,7 +17,7 @@ import { applyInsertRun, splitRuns } from './inserts.js';
 import { writeLedger } from './ledger.js';
 import { groupLookup } from './lookup.js';
 import { applyDelete, applyUpdate } from './ops.js';
-import { changeSetXml, stampAhead } from './content.js';
+import { changeSetDigest, changeSetXml, stampAhead } from './content.js';
 import { ApplyProblem, dataProblem, isDuplicateKey, isTransient } from './problems.js';
 import { quarantine, release, retried } from './quarantine.js';
 import type { Resolver } from './target-resolver.js';
@@ -101,8 +101,9 @@ export async function runGroup(d: ExecutorDeps, items: readonly GroupItem[], hol
 }
 
 async function applyGroup(
-  d: ExecutorDeps, tx: Queryable, items: readonly GroupItem[], holds: Holds, failed: ReadonlyMap<string, ApplyProblem | 'duplicate'>,
+  d: ExecutorDeps, conn: Queryable, items: readonly GroupItem[], holds: Holds, failed: ReadonlyMap<string, ApplyProblem | 'duplicate'>,
 ): Promise<GroupCounts> {
+  const tx = overlapping(conn, items.map((i) => () => changeSetDigest(i.entry.cs)));
   d.resolver.attach(tx);
   const counts = emptyCounts();
   const ids = items.map((i) => i.entry.cs.id);
@@ -165,6 +166,27 @@ async function applyGroup(
   }
   await d.versions.flush(tx);
   return counts;
+}
+
+/**
+ * The transaction, running one of `tasks` (CPU work the group needs later) each
+ * time a statement has been sent, so it overlaps the server's work on it. A task
+ * that throws is left: the caller meets the same error where it needs the result.
+ */
+function overlapping(tx: Queryable, tasks: (() => unknown)[]): Queryable {
+  const meanwhile = <T>(p: Promise<T>): Promise<T> => {
+    const task = tasks.shift();
+    try {
+      task?.();
+    } catch {
+      // thrown again where the result is needed
+    }
+    return p;
+  };
+  return {
+    query: (sql, params) => meanwhile(tx.query(sql, params)),
+    exec: (sql, params) => meanwhile(tx.exec(sql, params)),
+  };
 }
 
 async function hold(d: ExecutorDeps, tx: Queryable, item: GroupItem, reason: string, waitsFor: string | null): Promise<void> {

@@ -67,7 +67,7 @@ export async function applyInsertRun(ctx: OpContext, cs: ChangeSet, run: readonl
     }
   }
   const existing = await findExisting(ctx, run);
-  if (existing.size > 0) await ctx.versions.readInsertRanges(t.name, [...existing.keys()]);
+  if (existing.size > 0) await ctx.versions.readExisting(t.name, [...existing.keys()]);
   const fresh: PlannedOp[] = [];
   for (const p of run) {
     const raw = existing.get(p.target.id);

@@ -44,6 +44,8 @@ const CHUNK = 500;
 
 export class Versions {
   private readonly stored = new Map<string, Map<string, Version>>();
+  /** tombstones of rows read for that alone (rows a group only inserts), null when none; `stored` wins over it */
+  private readonly tombs = new Map<string, Version | null>();
   /** versions this applier has written, layered with the transaction */
   readonly overlay = new Layers<Version>();
   /** versions apply itself must write before the group commits */
@@ -57,26 +59,28 @@ export class Versions {
     private readonly catalog: () => Catalog,
   ) {}
 
-  /**
-   * The query for the stored versions of rows of a table (storedVersionsQuery),
-   * rows tagged with `src`; insert versions kept as runs only for `rangeIds`.
-   */
-  query(src: string, table: string, ids: readonly string[], rangeIds: readonly string[] = ids): { sql: string; params: unknown[] } {
+  /** The query for the stored versions of rows of a table (storedVersionsQuery), rows tagged with `src`. */
+  query(src: string, table: string, ids: readonly string[]): { sql: string; params: unknown[] } {
     const c = this.catalog();
-    return storedVersionsQuery(this.stateSchema, c.tables.get(table), c.schema, src, table, ids, rangeIds);
+    return storedVersionsQuery(this.stateSchema, c.tables.get(table), c.schema, src, table, ids);
+  }
+
+  /** The query for the tombstones alone of rows of a table, rows tagged with `src` (as query's). */
+  tombstoneQuery(src: string, table: string, ids: readonly string[]): { sql: string; params: unknown[] } {
+    return {
+      sql: `SELECT ? AS src, identity AS a, col AS b, hlc AS c, node AS d FROM ${stateTable(this.stateSchema, 'versions')}
+             WHERE tbl = ? AND col = '${TOMBSTONE}' AND identity IN (${Array(ids.length).fill('?').join(', ')})`,
+      params: [src, table, ...ids],
+    };
   }
 
   /**
-   * Reads the insert versions kept as runs of rows that turned out to be here
-   * (groupLookup leaves them out for rows a group only inserts: they are
-   * normally not here yet, and looking for them cost apply a quarter of its speed).
+   * Reads every version of rows an insert found here after all: groupLookup read
+   * only the tombstones of rows a group only inserts, as they are normally not here yet.
    */
-  async readInsertRanges(table: string, ids: readonly string[]): Promise<void> {
-    const c = this.catalog();
-    const q = ids.length > 0 ? insertRangesQuery(this.stateSchema, c.tables.get(table), c.schema, 'v', table, ids) : null;
-    if (!q) return;
-    const rows = await this.db.query<{ a: string; b: string; c: string; d: string }>(q.sql, q.params);
-    for (const r of rows) this.keep(table, r.a, r.b, { hlc: String(r.c), node: r.d });
+  async readExisting(table: string, ids: readonly string[]): Promise<void> {
+    const unread = ids.filter((id) => !this.stored.has(rowKey(table, id)));
+    if (unread.length > 0) await this.read(table, unread);
   }
 
   /**
@@ -85,6 +89,7 @@ export class Versions {
    */
   reset(): void {
     this.stored.clear();
+    this.tombs.clear();
     this.overlay.rollbackAll();
     this.noops.rollbackAll();
     this.noops.clear();
@@ -111,6 +116,28 @@ export class Versions {
       ids.add(id);
     }
     return new Map([...byTable].map(([t, ids]) => [t, [...ids]]));
+  }
+
+  /** The rows (by table) whose tombstone is not known yet (neither read alone nor with the row's other versions). */
+  tombstonesUnread(rows: Iterable<readonly [string, string]>): Map<string, string[]> {
+    const byTable = new Map<string, Set<string>>();
+    for (const [table, id] of rows) {
+      const key = rowKey(table, id);
+      if (this.stored.has(key) || this.tombs.has(key)) continue;
+      let ids = byTable.get(table);
+      if (!ids) byTable.set(table, (ids = new Set()));
+      ids.add(id);
+    }
+    return new Map([...byTable].map(([t, ids]) => [t, [...ids]]));
+  }
+
+  /** Takes tombstones read elsewhere: every row in `read` has had its tombstone read; `found` are the tombstones. */
+  absorbTombstones(read: ReadonlyMap<string, readonly string[]>, found: Iterable<{ tbl: string; identity: string; hlc: string; node: string }>): void {
+    for (const [table, ids] of read) for (const id of ids) this.tombs.set(rowKey(table, id), null);
+    for (const r of found) {
+      const key = rowKey(r.tbl, r.identity);
+      if (this.tombs.has(key)) this.tombs.set(key, { hlc: String(r.hlc), node: r.node });
+    }
   }
 
   /** Takes versions read elsewhere: every row in `read` has been read; `found` are its rows in `versions`. */
@@ -146,8 +173,8 @@ export class Versions {
   get(table: string, id: string, col: string): Version | undefined {
     const key = rowKey(table, id);
     const stored = this.stored.get(key);
-    let best = stored?.get(col);
     const column = col !== TOMBSTONE;
+    let best = stored ? stored.get(col) : column ? undefined : this.tombs.get(key) ?? undefined;
     for (const v of [
       column ? stored?.get(ROW_INSERT) : undefined,
       this.overlay.get(`${key}\u0000${col}`),
@@ -198,18 +225,16 @@ export class Versions {
 /**
  * The stored versions of rows of one table, as rows (src, a: identity, b: col,
  * c: hlc, d: node), src being the text given: `versions`, and as col '+' the
- * insert versions in `idmap` and, for the rows `rangeIds` names (all by
- * default), in `insert_ranges` (insertRangesQuery).
+ * insert versions in `idmap` and in `insert_ranges` (insertRangesQuery).
  */
 export function storedVersionsQuery(
   stateSchema: string, t: TableInfo | undefined, appSchema: string, src: string, table: string, ids: readonly string[],
-  rangeIds: readonly string[] = ids,
 ): { sql: string; params: unknown[] } {
   const list = Array(ids.length).fill('?').join(', ');
   let sql = `SELECT ? AS src, identity AS a, col AS b, hlc AS c, node AS d FROM ${stateTable(stateSchema, 'versions')} WHERE tbl = ? AND identity IN (${list})
     UNION ALL SELECT ?, identity, '${ROW_INSERT}', hlc, node FROM ${stateTable(stateSchema, 'idmap')} WHERE tbl = ? AND identity IN (${list}) AND hlc IS NOT NULL`;
   const params: unknown[] = [src, table, ...ids, src, table, ...ids];
-  const ranges = rangeIds.length > 0 ? insertRangesQuery(stateSchema, t, appSchema, src, table, rangeIds) : null;
+  const ranges = insertRangesQuery(stateSchema, t, appSchema, src, table, ids);
   if (ranges) {
     sql += `\n    UNION ALL ${ranges.sql}`;
     params.push(...ranges.params);

@@ -1,6 +1,8 @@
+import { createHash } from 'node:crypto';
 import t from 'tap';
 import { rowDigest } from '../../apply/codec/digest.js';
-import type { BatchEntry } from '../../apply/core/model.js';
+import { encodeChangeSet } from '../../apply/codec/encode.js';
+import type { BatchEntry, ChangeSet, Op } from '../../apply/core/model.js';
 import { APP, STATE, applyEnv, changeSet, entries, personInsert, uuid, type ApplyEnv } from './apply-fixture.js';
 
 let env: ApplyEnv;
@@ -77,6 +79,25 @@ void t.test('duplicates and replays apply once', async (t) => {
   t.equal(r1.applied + r2.applied, 10);
   t.equal(r1.duplicates + r2.duplicates, 10);
   t.equal(await env.count(`${APP}.item`, 'marker = ?', ['race']), 10);
+});
+
+void t.test('an id is claimed for its content: the canonical digest is kept, other content under it is refused', async (t) => {
+  const a = await env.applier({ groupSize: 5 });
+  const item = (id: string, k: string): Op => ({ kind: 'insert', table: 'item', id, row: { uuid: id, marker: 'claim', k, note: null } });
+  const css = Array.from({ length: 12 }, (_, i) => changeSet('claimant', [item(`claim-${i}`, String(i))]));
+  t.match(await a.applyBatch('claimant', entries(...css)), { applied: 12 });
+  const kept = await env.rows<{ id: string; digest: string }>(
+    `SELECT change_id AS id, LOWER(HEX(digest)) AS digest FROM ${STATE}.ledger WHERE origin = 'claimant'`);
+  const sha = (cs: ChangeSet): string => createHash('sha256').update(encodeChangeSet(cs), 'utf8').digest('hex');
+  t.same(new Map(kept.map((r) => [r.id, r.digest])), new Map(css.map((cs) => [cs.id, sha(cs)])), 'each ledger row holds the digest of its canonical encoding');
+
+  const forged = { ...css[7]!, ops: [item('claim-7', '700')] };
+  await t.rejects(a.applyBatch('claimant', entries(css[0]!, forged)), { code: 'SPOKESYNC_E_CHANGE_ID', message: /applied here before with other content/ });
+  const other = changeSet('claimant', [item('claim-new', '1')]);
+  await t.rejects(a.applyBatch('claimant', [{ seq: '1', cs: other }, { seq: '2', cs: { ...other, ops: [item('claim-new', '2')] } }]),
+    { code: 'SPOKESYNC_E_CHANGE_ID', message: /twice in one batch with different content/ });
+  t.equal(await env.count(`${APP}.item`, 'marker = ?', ['claim']), 12, 'nothing of the refused batches applied');
+  t.match(await a.applyBatch('claimant', entries(...css)), { applied: 0, duplicates: 12 }, 'the same content again: duplicates');
 });
 
 void t.test('a hostile batch is refused whole before anything runs', async (t) => {
