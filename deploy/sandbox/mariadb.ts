@@ -223,7 +223,8 @@ export async function startServer(opts: ServerOptions = {}): Promise<TestServer>
     },
     async stop() {
       await closeConns();
-      await killProc('SIGTERM');
+      // its datadir is removed next: a clean shutdown would only flush pages about to be deleted
+      await killProc('SIGKILL');
       await rm(datadir, { recursive: true, force: true });
     },
   };
