@@ -1,8 +1,10 @@
 // Throwaway MariaDB servers for tests, benchmarks and the demo: a fresh datadir
-// from mariadb-install-db, binlog on with the settings spokesync needs, a free
-// port on loopback, stopped and removed afterwards. Never a shared server.
+// (a copy of one mariadb-install-db template), binlog on with the settings
+// spokesync needs, a free port on loopback, stopped and removed afterwards.
+// Never a shared server.
 import { spawn, execFile, type ChildProcess } from 'node:child_process';
-import { mkdtemp, rm, readFile } from 'node:fs/promises';
+import { createHash } from 'node:crypto';
+import { mkdtemp, mkdir, rm, readFile, rename, stat, writeFile } from 'node:fs/promises';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -87,12 +89,78 @@ async function waitReady(port: number, proc: ChildProcess, logFile: string): Pro
   }
 }
 
+// the redo log size the servers run with: the template is made with it so no server resizes its log at start
+const LOG_FILE_SIZE = '--innodb-log-file-size=48M';
+
+const INSTALL_ARGS = ['--auth-root-authentication-method=normal', '--skip-test-db', '--user=root', '--skip-name-resolve', LOG_FILE_SIZE];
+
+async function installDb(datadir: string): Promise<void> {
+  await run(mariadbBinary('mariadb-install-db'), ['--no-defaults', `--datadir=${datadir}`, `--tmpdir=${datadir}`, ...INSTALL_ARGS]);
+}
+
+let templatePromise: Promise<string> | undefined;
+
+/** A datadir fresh from mariadb-install-db, made once per MariaDB version and shared read-only by every copy. */
+export async function templateDatadir(): Promise<string> {
+  templatePromise ??= makeTemplate();
+  try {
+    return await templatePromise;
+  } catch (e) {
+    templatePromise = undefined;
+    throw e;
+  }
+}
+
+async function makeTemplate(): Promise<string> {
+  const { stdout } = await run(mariadbBinary('mariadbd'), ['--version']);
+  const key = createHash('sha256').update(stdout).update(INSTALL_ARGS.join(' ')).digest('hex').slice(0, 16);
+  const dir = join(tmpdir(), `spokesync-template-${key}`);
+  const ready = join(dir, 'spokesync-template-ready');
+  const lock = `${dir}.lock`;
+  const deadline = Date.now() + 120_000;
+  for (;;) {
+    if (existsSync(ready)) return dir;
+    try {
+      await mkdir(lock);
+    } catch {
+      // another process is making it; a lock older than two minutes was left by one that died
+      const age = await stat(lock).then((st) => Date.now() - st.mtimeMs, () => 0);
+      if (age > 120_000) await rm(lock, { recursive: true, force: true });
+      if (Date.now() > deadline) throw new Error(`MariaDB template ${dir} not made after 120 s (lock ${lock})`);
+      await new Promise((r) => setTimeout(r, 200));
+      continue;
+    }
+    try {
+      if (existsSync(ready)) return dir;
+      const work = await mkdtemp(`${dir}.work-`);
+      await installDb(work).catch(async (e: unknown) => {
+        await rm(work, { recursive: true, force: true });
+        throw e;
+      });
+      await writeFile(join(work, 'spokesync-template-ready'), stdout);
+      await rm(dir, { recursive: true, force: true });
+      await rename(work, dir);
+      return dir;
+    } finally {
+      await rm(lock, { recursive: true, force: true });
+    }
+  }
+}
+
+async function copyTemplate(datadir: string): Promise<void> {
+  try {
+    await run('cp', ['-a', '--reflink=auto', `${await templateDatadir()}/.`, datadir]);
+  } catch {
+    // the template was removed under this process (a tmp cleaner): make it again once
+    templatePromise = undefined;
+    await run('cp', ['-a', '--reflink=auto', `${await templateDatadir()}/.`, datadir]);
+  }
+  await rm(join(datadir, 'spokesync-template-ready'));
+}
+
 export async function startServer(opts: ServerOptions = {}): Promise<TestServer> {
   const datadir = await mkdtemp(join(tmpdir(), 'spokesync-db-'));
-  await run(mariadbBinary('mariadb-install-db'), [
-    '--no-defaults', `--datadir=${datadir}`, '--auth-root-authentication-method=normal',
-    '--skip-test-db', '--user=root', '--skip-name-resolve', `--tmpdir=${datadir}`,
-  ]);
+  await copyTemplate(datadir);
   const serverId = opts.serverId ?? 1000 + Math.floor(Math.random() * 59000);
   let port = 0;
   let proc: ChildProcess | undefined;
@@ -106,7 +174,7 @@ export async function startServer(opts: ServerOptions = {}): Promise<TestServer>
       `--datadir=${datadir}`, `--port=${port}`, '--bind-address=127.0.0.1',
       `--socket=${join(datadir, 'mysqld.sock')}`, `--pid-file=${join(datadir, 'mysqld.pid')}`,
       `--log-error=${logFile}`, '--user=root', '--skip-name-resolve', `--tmpdir=${datadir}`,
-      '--innodb-buffer-pool-size=64M', '--innodb-log-file-size=48M',
+      '--innodb-buffer-pool-size=64M', LOG_FILE_SIZE,
       ...(opts.defaultsFile ? [] : [...binlogArgs, `--server-id=${serverId}`]),
       ...(opts.extraArgs ?? []),
     ];
@@ -155,7 +223,8 @@ export async function startServer(opts: ServerOptions = {}): Promise<TestServer>
     },
     async stop() {
       await closeConns();
-      await killProc('SIGTERM');
+      // its datadir is removed next: a clean shutdown would only flush pages about to be deleted
+      await killProc('SIGKILL');
       await rm(datadir, { recursive: true, force: true });
     },
   };

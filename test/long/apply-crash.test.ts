@@ -7,7 +7,7 @@ import { openDb, type Db } from '../../apply/core/db.js';
 import { loadCatalog } from '../../apply/core/catalog.js';
 import type { BatchEntry } from '../../apply/core/model.js';
 import { Applier } from '../../apply/replay/applier.js';
-import { APP, STATE, SYNCED, applyEnv, silentLogger, type ApplyEnv } from './apply-fixture.js';
+import { APP, STATE, SYNCED, applyEnv, silentLogger, type ApplyEnv } from '../db/apply-fixture.js';
 
 const N = 1500;
 

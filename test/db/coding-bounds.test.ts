@@ -13,7 +13,7 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { hostileBodies, packBodies } from '../helpers/hostile-bodies.js';
-import { prng, registration } from './codec-fixtures.js';
+import { prng, registration } from '../unit/codec-fixtures.js';
 
 const run = promisify(execFile);
 const proc = fileURLToPath(new URL('../helpers/inflate-proc.js', import.meta.url));
