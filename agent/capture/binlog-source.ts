@@ -55,7 +55,9 @@ export class BinlogSource {
     if (!(await installCharsetFix())) {
       throw new SpokesyncError('SPOKESYNC_E_CAPTURE', 'this version of @vlasky/zongji does not fit capture (its TableMap event): text after a spatial column would be read wrong');
     }
-    const decoding = rows !== undefined && (await installSeam());
+    // installed whatever decodes the rows: zongji's own reading is checked against the event's end there too
+    const seam = await installSeam();
+    const decoding = rows !== undefined && seam;
     if (rows && !decoding && !rows.decoder.warned) {
       rows.decoder.warned = true;
       handler.warn("capture decodes every row through zongji: its own row decoder does not fit this version of @vlasky/zongji (slower, same values)");

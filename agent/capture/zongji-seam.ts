@@ -192,7 +192,14 @@ function fetchWith(own: FetchOne, kindOf: (ev: SeamEvent) => RowsKind): FetchOne
     let rows = this[ROWS];
     if (rows === undefined) rows = this[ROWS] = rowsFor(this, kindOf(this));
     if (rows === null) {
-      const row = own.call(this, parser);
+      let row: unknown;
+      try {
+        row = own.call(this, parser);
+      } catch (e) {
+        // zongji read past the bytes it has: the image does not fit its event
+        if (e instanceof RangeError) throw new RowImageOverrun(parser._offset, 0, parser._packetEnd);
+        throw e;
+      }
       // (zongji's own loop would end there without a word)
       if (parser._offset > parser._packetEnd) throw new RowImageOverrun(parser._offset, 0, parser._packetEnd);
       return row;
