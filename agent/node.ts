@@ -3,7 +3,7 @@
 // the parent. Commands build one, use the parts they need, and close it.
 import { Applier } from '../apply/replay/applier.js';
 import { Capture } from './capture/capture.js';
-import { syncedTables } from './config/tables.js';
+import { filterTables, syncedTables } from './config/tables.js';
 import type { Config } from './config/types.js';
 import { connectDb, type Db, type DbSettings, type Queryable } from '../apply/core/db.js';
 import { SpokesyncError } from '../apply/core/errors.js';
@@ -60,7 +60,7 @@ export class SpokesyncNode {
     readonly config: Config,
     readonly db: Db,
     readonly catalog: Catalog,
-    readonly tables: ReadonlySet<string>,
+    readonly tables: Set<string>,
     readonly log: Logger,
     private readonly opts: NodeOptions,
     private readonly lock: (Queryable & { release(): void }) | null,
@@ -71,6 +71,9 @@ export class SpokesyncNode {
     this.capture = new Capture({
       db, settings: settingsOf(config), catalog, schema: database.schema, stateSchema: database.stateSchema,
       tables, node: node.id, serverId: database.serverId, log, memoryBytes: config.capture.memoryBytes,
+      // tables created or renamed while running sync by the config's include and exclude, on both sides of the node
+      syncs: (t) => filterTables([t], config.tables).length > 0,
+      onTables: (now) => { tables.clear(); for (const t of now) tables.add(t); },
       ...(config.clock ? { maxClockAheadMs: config.clock.maxDrift + 60_000 } : {}),
       // After DDL on a synced table both sides of the node work from the new catalogue.
       reloadCatalog: async () => {

@@ -9,9 +9,11 @@ import { connectionOptions, type DbSettings } from '../../apply/core/db.js';
 import { queryMeaning, type RowChange, type RowImage, type SourceHandler } from './events.js';
 import { isRawLatin1 } from './binlog-values.js';
 import { attachPlan } from './row-plan.js';
+import { time2Size } from './time2.js';
 import type { RawInsert } from './raw-insert.js';
 import type { RowDecoder } from './row-decoder.js';
-import { hookRows, installSeam, rowsForm } from './zongji-seam.js';
+import { hookRows, installCharsetFix, installSeam, rowsForm } from './zongji-seam.js';
+import { SpokesyncError } from '../../apply/core/errors.js';
 import type { TableInfo } from '../../apply/core/catalog.js';
 import type { BinlogPosition } from './position.js';
 
@@ -31,6 +33,8 @@ const EVENTS = [
   'tablemap', 'writerows', 'updaterows', 'deleterows', 'xid', 'xaprepare', 'query', 'unknown',
 ];
 
+const TYPE_BIT = 16;
+const TYPE_TIME2 = 19;
 const TYPE_BLOB = 252;
 const TYPE_GEOMETRY = 255;
 
@@ -48,7 +52,12 @@ export class BinlogSource {
   async start(handler: SourceHandler): Promise<void> {
     const s = this.opts.settings;
     const rows = this.opts.rows;
-    const decoding = rows !== undefined && (await installSeam());
+    if (!(await installCharsetFix())) {
+      throw new SpokesyncError('SPOKESYNC_E_CAPTURE', 'this version of @vlasky/zongji does not fit capture (its TableMap event): text after a spatial column would be read wrong');
+    }
+    // installed whatever decodes the rows: zongji's own reading is checked against the event's end there too
+    const seam = await installSeam();
+    const decoding = rows !== undefined && seam;
     if (rows && !decoding && !rows.decoder.warned) {
       rows.decoder.warned = true;
       handler.warn("capture decodes every row through zongji: its own row decoder does not fit this version of @vlasky/zongji (slower, same values)");
@@ -198,12 +207,18 @@ export class BinlogSource {
 /**
  * Makes the decoder hand over raw bytes where its own decoding would lose
  * them: latin1 text (its Windows-1252 table differs from MariaDB's in five
- * bytes; binlog-values.ts decodes) and GEOMETRY (decoded into objects otherwise; the
- * value is the server's bytes, like a SELECT through apply/core/db.ts).
+ * bytes; binlog-values.ts decodes), GEOMETRY (decoded into objects otherwise; the
+ * value is the server's bytes, like a SELECT through apply/core/db.ts) and TIME
+ * (its text of negative whole seconds is wrong: binlog-values.ts decodes the bytes,
+ * which it hands over as those of a BIT of the same size).
  */
 function rawColumns(entry: TableMapEntry): void {
   for (const col of entry.columns ?? []) {
-    if (col.type === TYPE_GEOMETRY) {
+    if (col.type === TYPE_TIME2) {
+      const meta = (col as { metadata?: Record<string, number> }).metadata;
+      col.type = TYPE_BIT;
+      (col as { metadata?: Record<string, number> }).metadata = { bits: time2Size(meta?.decimals ?? 0) * 8 };
+    } else if (col.type === TYPE_GEOMETRY) {
       col.type = TYPE_BLOB;
       col.charset = null;
     } else if (isRawLatin1(col.charset)) {

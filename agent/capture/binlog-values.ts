@@ -5,6 +5,8 @@ import type { Value } from '../../apply/core/model.js';
 import type { ColumnInfo } from '../../apply/core/catalog.js';
 import { FIXED_TEXT_TYPES, fixedText } from './fixed-text.js';
 import { floatFormat } from '../../apply/core/float-text.js';
+import { SpokesyncError } from '../../apply/core/errors.js';
+import { time2Size, time2Text } from './time2.js';
 
 /**
  * MariaDB's latin1 is Windows-1252 with the five unassigned bytes kept as the
@@ -57,6 +59,7 @@ export function canonicalValue(col: ColumnInfo | undefined, v: unknown): Value {
   }
   if (typeof v === 'bigint') return v.toString();
   if (Buffer.isBuffer(v)) {
+    if (t === 'time') return timeOf(col, v);
     // a copy: the decoder's Buffers are views of whole network packets
     const copy = Buffer.allocUnsafe(v.length);
     v.copy(copy);
@@ -85,6 +88,8 @@ export function valueConverter(col: ColumnInfo): (v: unknown) => Value {
         const bytes = Buffer.isBuffer(v) ? v : Buffer.from(v, 'latin1');
         return fixedText(t, bytes) ?? Buffer.from(bytes);
       };
+    } else if (t === 'time') {
+      f = (v) => (Buffer.isBuffer(v) ? timeOf(col, v) : canonicalValue(col, v));
     } else if (INTEGER_TYPES.has(t)) {
       f = (v) => (typeof v === 'number' ? String(v) : canonicalValue(col, v));
     } else {
@@ -93,6 +98,15 @@ export function valueConverter(col: ColumnInfo): (v: unknown) => Value {
     converters.set(col, f);
   }
   return f;
+}
+
+/** A TIME column's stored bytes (binlog-source.ts has the decoder hand them over), as text; never a guess. */
+function timeOf(col: ColumnInfo, bytes: Buffer): Value {
+  const fsp = Number(/^time\((\d)\)/.exec(col.columnType)?.[1] ?? 0);
+  if (bytes.length !== time2Size(fsp)) {
+    throw new SpokesyncError('SPOKESYNC_E_BINLOG_ROW', `a TIME value of column ${col.name} has ${bytes.length} bytes in the binlog, not the ${time2Size(fsp)} of ${col.columnType}: the table changed since its catalogue was read`);
+  }
+  return time2Text(bytes, 0, fsp);
 }
 
 function generic(v: unknown): Value {

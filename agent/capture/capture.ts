@@ -20,7 +20,7 @@ import type { CaptureOptions, CaptureStatus } from './options.js';
 import { ensureStateSchema } from '../../apply/core/state-schema.js';
 import { TransactionAssembler, type Assembled } from './assembler.js';
 import { buildGroup, type Built } from './changesets.js';
-import { recordDdl, syncedDdlTables } from './ddl-record.js';
+import { ddlOfInterest, recordDdl, syncedDdlTables, updateSynced } from './ddl-record.js';
 import type { SourceEvent } from './events.js';
 import { GROUP_LIMITS, takeGroup, type Group } from './grouping.js';
 import { JournalWriter, readCheckpoint, startingCheckpoint, writeCheckpoint, type Checkpoint } from '../journal/writer.js';
@@ -57,6 +57,9 @@ export class Capture {
   private readonly waiters: CaughtUpWaiters;
   private readonly skipMs: number;
   private catalog: Catalog;
+  /** the synced tables: those given, then as DDL creates, renames and drops them */
+  private readonly tables: Set<string>;
+  private readonly syncs: (table: string) => boolean;
   private clock = new Hlc(() => 0);
   /** the commit time the clock's next tick reads: stamps follow commit order and replay identically */
   private physical = 0;
@@ -104,7 +107,9 @@ export class Capture {
     this.session = new StateSession(opts.settings, this.log);
     this.writer = new JournalWriter(this.session, opts.stateSchema);
     this.resolver = new IdentityResolver(opts.db, () => this.catalog, opts.stateSchema, 20_000);
-    this.assembler = new TransactionAssembler({ schema: opts.schema, stateSchema: opts.stateSchema, tables: opts.tables });
+    this.tables = new Set(opts.tables);
+    this.syncs = opts.syncs ?? ((t) => opts.tables.has(t));
+    this.assembler = new TransactionAssembler({ schema: opts.schema, stateSchema: opts.stateSchema, tables: this.tables });
     this.waiters = new CaughtUpWaiters(this.now);
   }
 
@@ -169,12 +174,12 @@ export class Capture {
 
   // --- the stream ---
   private async openSource(): Promise<void> {
-    const { schema, stateSchema, tables } = this.opts;
+    const { schema, stateSchema } = this.opts;
     const src = new BinlogSource(
       {
-        settings: this.opts.settings, serverId: this.opts.serverId, include: { [schema]: [...tables], [stateSchema]: ['ledger', CARRY_TABLE] },
+        settings: this.opts.settings, serverId: this.opts.serverId, include: { [schema]: [...this.tables], [stateSchema]: ['ledger', CARRY_TABLE] },
         ...(this.opts.rowDecoder === false ? {} : {
-          rows: { decoder: this.rowDecoder, tableInfo: (s: string, t: string) => (s === schema && tables.has(t) ? this.catalog.tables.get(t) : undefined) },
+          rows: { decoder: this.rowDecoder, tableInfo: (s: string, t: string) => (s === schema && this.tables.has(t) ? this.catalog.tables.get(t) : undefined) },
         }),
       },
       this.processed.position,
@@ -471,17 +476,25 @@ export class Capture {
   }
 
   private isDdl(item: Assembled): boolean {
-    return item.kind === 'statement' && syncedDdlTables(item, this.opts.schema, this.opts.tables).length > 0;
+    return item.kind === 'statement' && ddlOfInterest(item, this.opts.schema, this.tables, this.syncs).length > 0;
   }
 
   private async processDdl(item: Extract<Assembled, { kind: 'statement' }>): Promise<void> {
     const cp: Checkpoint = { position: item.end, gtid: this.tailGtid, hlc: this.clock.value.toString() };
-    const { db, stateSchema, schema, tables } = this.opts;
-    await recordDdl(this.session, stateSchema, schema, syncedDdlTables(item, schema, tables), item.sql, cp, this.log);
+    const { db, stateSchema, schema } = this.opts;
+    const synced = syncedDdlTables(item, schema, this.tables);
+    if (synced.length > 0) await recordDdl(this.session, stateSchema, schema, synced, item.sql, cp, this.log);
+    else await this.session.transaction((tx) => writeCheckpoint(tx, stateSchema, cp));
     this.durable = cp;
     this.catalog = await (this.opts.reloadCatalog ?? (() => loadCatalog(db, schema)))();
     this.taken++;
     this.dequeue(1, 0, { position: item.end, gtid: this.tailGtid });
+    if (!updateSynced(this.tables, ddlOfInterest(item, schema, this.tables, this.syncs), this.catalog, this.syncs, this.log)) return;
+    this.opts.onTables?.(this.tables);
+    // the stream read on with the old tables: read again from past the DDL with the new ones
+    await this.detachSource()?.stop();
+    this.resetTo(cp);
+    this.reopenNeeded = true;
   }
 }
 

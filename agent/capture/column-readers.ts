@@ -2,7 +2,7 @@
 // canonical value (apply/core/model.ts Value, exactly what binlog-values.ts
 // makes of zongji's value for the same column), for the types decoded here:
 // integers, YEAR, FLOAT/DOUBLE, CHAR/VARCHAR/TEXT in utf8 or latin1,
-// BINARY/VARBINARY/BLOB, DATE, DATETIME and TIMESTAMP. Every read goes through
+// BINARY/VARBINARY/BLOB, DATE, DATETIME, TIMESTAMP and TIME. Every read goes through
 // a RowReader, which checks it against the end of the event.
 import type { TableMapEntry } from '@vlasky/zongji';
 import type { Value } from '../../apply/core/model.js';
@@ -10,6 +10,7 @@ import type { ColumnInfo } from '../../apply/core/catalog.js';
 import { floatFormat } from '../../apply/core/float-text.js';
 import { decodeLatin1 } from './binlog-values.js';
 import type { RowReader } from './row-reader.js';
+import { time2Size, time2Text } from './time2.js';
 
 export type ColumnReader = (r: RowReader) => Value;
 
@@ -19,7 +20,7 @@ export type BinlogColumn = NonNullable<TableMapEntry['columns']>[number] & { met
 /** binlog column type codes (after zongji has put ENUM/SET in place of STRING) */
 export const T = {
   TINY: 1, SHORT: 2, LONG: 3, FLOAT: 4, DOUBLE: 5, LONGLONG: 8, INT24: 9, DATE: 10, YEAR: 13,
-  VARCHAR: 15, TIMESTAMP2: 17, DATETIME2: 18, BLOB: 252, STRING: 254,
+  VARCHAR: 15, TIMESTAMP2: 17, DATETIME2: 18, TIME2: 19, BLOB: 252, STRING: 254,
 } as const;
 
 export const INT_TYPES: Record<number, string> = { [T.TINY]: 'tinyint', [T.SHORT]: 'smallint', [T.INT24]: 'mediumint', [T.LONG]: 'int', [T.LONGLONG]: 'bigint' };
@@ -33,6 +34,7 @@ const FIXED_SIZE: Record<number, number> = {
 
 /** The size of a fixed-size value of a column columnReader() decodes; undefined for a length-prefixed one. */
 export function fixedSize(c: BinlogColumn): number | undefined {
+  if (c.type === T.TIME2) return time2Size(c.metadata?.decimals ?? 0);
   const fixed = FIXED_SIZE[c.type] ?? (c.type === T.DATETIME2 ? 5 : c.type === T.TIMESTAMP2 ? 4 : undefined);
   if (fixed === undefined) return undefined;
   return fixed + Math.ceil((c.type === T.DATETIME2 || c.type === T.TIMESTAMP2 ? c.metadata?.decimals ?? 0 : 0) / 2);
@@ -93,6 +95,13 @@ export function columnReader(c: BinlogColumn, col: ColumnInfo): ColumnReader | n
         const b = r.buf;
         return text(b.readUInt32BE(p), b.readUInt32BE(p + 1), fraction ? fraction.raw(r) : 0);
       };
+    }
+    case T.TIME2: {
+      if (t !== 'time') return null;
+      const fsp = meta.decimals ?? 0;
+      if (!(fsp >= 0 && fsp <= 6)) return null;
+      const size = time2Size(fsp);
+      return (r) => time2Text(r.buf, r.take(size), fsp);
     }
     case T.TIMESTAMP2: {
       if (t !== 'timestamp') return null;

@@ -12,8 +12,12 @@ export interface CaptureOptions {
   readonly catalog: Catalog;
   readonly schema: string;
   readonly stateSchema: string;
-  /** synced application tables */
+  /** synced application tables (at start: tables created or renamed later are added by `syncs`) */
   readonly tables: ReadonlySet<string>;
+  /** whether a table of the schema syncs by the config (tables.include and exclude); default: one of `tables` */
+  readonly syncs?: (table: string) => boolean;
+  /** called with the synced tables when DDL changed them */
+  readonly onTables?: (tables: ReadonlySet<string>) => void;
   readonly node: string;
   /** binlog client id, unique per server */
   readonly serverId: number;

@@ -15,6 +15,10 @@
 // - the parser's _buffer, _offset and _packetEnd (checksum already taken off).
 // The methods are replaced once per process, but act only for a ZongJi
 // instance given a hook (hookRows): any other decodes as zongji does.
+//
+// And (lib/binlog_event.js of 0.9.0): TableMap.prototype._readOptionalMetadata
+// (parser, zongji) reads the per-column charsets, classing columns by
+// this.columnTypes and _effectiveColumnType(i); zongji.isMariaDb.
 import type ZongJi from '@vlasky/zongji';
 import type { TableMapEntry } from '@vlasky/zongji';
 import { RowImageOverrun, type RowReader } from './row-reader.js';
@@ -77,6 +81,65 @@ type FetchOne = (this: SeamEvent, parser: SeamParser) => unknown;
 type Proto = Record<string | symbol, unknown>;
 type RowsModule = Record<string, { prototype: Proto } | undefined>;
 
+const TYPE_BLOB = 252;
+const TYPE_GEOMETRY = 255;
+
+interface TableMapProto {
+  _readOptionalMetadata?: (this: TableMapEvent, parser: unknown, zongji: { isMariaDb?: boolean } | undefined) => unknown;
+  _effectiveColumnType?: (this: TableMapEvent, i: number) => number;
+  [INSTALLED]?: unknown;
+}
+interface TableMapEvent {
+  columnTypes: number[];
+  columnCount: number;
+  _effectiveColumnType(i: number): number;
+}
+
+/** zongji's TableMap event class (lib/binlog_event.js of the installed version). */
+export async function tableMapClass(): Promise<{ prototype: TableMapProto } | undefined> {
+  const main = import.meta.resolve('@vlasky/zongji');
+  const mod = (await import(new URL('./lib/binlog_event.js', main).href)) as Record<string, { prototype: TableMapProto } | undefined>;
+  return mod.TableMap;
+}
+
+/**
+ * Has zongji read MariaDB's column charsets as the server writes them (once
+ * per process). Why: MariaDB counts GEOMETRY columns among the character
+ * columns its charset list covers (a spatial type is a BLOB to it) and zongji
+ * does not, so every text column after a spatial one took the charset of the
+ * one before it (a binary one pads CHAR values with NUL bytes). False when
+ * zongji's TableMap is not shaped as expected.
+ */
+export async function installCharsetFix(): Promise<boolean> {
+  let cls: { prototype: TableMapProto } | undefined;
+  try {
+    cls = await tableMapClass();
+  } catch {
+    return false;
+  }
+  const proto = cls?.prototype;
+  if (!proto || typeof proto._readOptionalMetadata !== 'function' || typeof proto._effectiveColumnType !== 'function') return false;
+  if (Object.hasOwn(proto, INSTALLED)) return true;
+  const own = proto._readOptionalMetadata;
+  proto._readOptionalMetadata = function (this: TableMapEvent, parser, zongji) {
+    if (!zongji?.isMariaDb) return own.call(this, parser, zongji);
+    const spatial: number[] = [];
+    for (let i = 0; i < this.columnCount; i++) {
+      if (this._effectiveColumnType(i) === TYPE_GEOMETRY) {
+        spatial.push(i);
+        this.columnTypes[i] = TYPE_BLOB;
+      }
+    }
+    try {
+      return own.call(this, parser, zongji);
+    } finally {
+      for (const i of spatial) this.columnTypes[i] = TYPE_GEOMETRY;
+    }
+  };
+  Object.defineProperty(proto, INSTALLED, { value: own });
+  return true;
+}
+
 /** zongji's rows event classes (lib/rows_event.js of the installed version). */
 export async function rowsEventModule(): Promise<RowsModule> {
   const main = import.meta.resolve('@vlasky/zongji');
@@ -129,7 +192,14 @@ function fetchWith(own: FetchOne, kindOf: (ev: SeamEvent) => RowsKind): FetchOne
     let rows = this[ROWS];
     if (rows === undefined) rows = this[ROWS] = rowsFor(this, kindOf(this));
     if (rows === null) {
-      const row = own.call(this, parser);
+      let row: unknown;
+      try {
+        row = own.call(this, parser);
+      } catch (e) {
+        // zongji read past the bytes it has: the image does not fit its event
+        if (e instanceof RangeError) throw new RowImageOverrun(parser._offset, 0, parser._packetEnd);
+        throw e;
+      }
       // (zongji's own loop would end there without a word)
       if (parser._offset > parser._packetEnd) throw new RowImageOverrun(parser._offset, 0, parser._packetEnd);
       return row;

@@ -3,7 +3,7 @@
 import type { TableInfo } from '../core/catalog.js';
 import { qid } from '../core/db.js';
 import { SpokesyncError } from '../core/errors.js';
-import { exactFloatRead, exactReadExpr } from '../core/float-text.js';
+import { exactReadExpr } from '../core/float-text.js';
 
 export interface Sql {
   readonly sql: string;
@@ -25,9 +25,9 @@ function readCol(t: TableInfo, name: string): string {
   return expr === q ? q : `${expr} AS ${q}`;
 }
 
-/** The SELECT list of every column of `t`: `*` unless a FLOAT needs reading exactly. */
+/** The SELECT list of every column of `t`, named (`*` leaves out INVISIBLE columns). */
 function allColumns(t: TableInfo): string {
-  return t.columns.some((c) => exactFloatRead(c.dataType, c.columnType)) ? t.columns.map((c) => readCol(t, c.name)).join(', ') : '*';
+  return t.columns.map((c) => readCol(t, c.name)).join(', ');
 }
 
 export function tableId(schema: string, t: TableInfo): string {

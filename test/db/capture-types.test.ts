@@ -31,7 +31,7 @@ const TYPES: Record<string, string> = {
   js: 'JSON', geo: 'GEOMETRY NULL',
 };
 /** The columns whose types capture decodes itself (agent/capture/row-decoder.ts); the rest go through zongji's values. */
-const DECODED = Object.keys(TYPES).filter((c) => !/^(dec|b\d|tm|en$|st$|geo$)/.test(c));
+const DECODED = Object.keys(TYPES).filter((c) => !/^(dec|b\d|en$|st$|geo$)/.test(c));
 
 function ddl(cols: readonly string[]): string {
   return `CREATE TABLE app.types (

@@ -55,3 +55,19 @@ void t.test("zongji's own decoding, for a ZongJi without a hook, also stops at t
   const padded = Buffer.concat([short.subarray(0, short.length - 4)]);
   await t.rejects(rowsEvent('write', [padded], z), /./, 'an error, not a row');
 });
+
+void t.test("zongji's own decoding: an insert, update or delete image past the event's end is SPOKESYNC_E_BINLOG_ROW", async (t) => {
+  await installSeam();
+  const z = zongjiStandIn();
+  const short = image(7, 'ok', 1);
+  // the last image's last value runs 4 bytes past the event
+  const cut = short.subarray(0, short.length - 4);
+  for (const [kind, rows] of [
+    ['write', [image(6, 'a', 1), cut]],
+    ['update', [image(6, 'a', 1), image(6, 'b', 1), image(7, 'ok', 1), cut]],
+    ['update', [image(6, 'a', 1), cut]],
+    ['delete', [image(6, 'a', 1), cut]],
+  ] as const) {
+    await t.rejects(rowsEvent(kind, rows, z), { code: 'SPOKESYNC_E_BINLOG_ROW' }, `${kind} (${rows.length} images): an error that stops capture at its checkpoint`);
+  }
+});
