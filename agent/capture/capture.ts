@@ -31,6 +31,7 @@ import { UnresolvedReference } from './mapper.js';
 import { IdentityResolver } from './ref-resolver.js';
 import { assertReadable, binlogEnd, isPurgedError, purgedNow } from './binlog-server.js';
 import { BinlogSource } from './binlog-source.js';
+import { LastError } from './last-error.js';
 import { RowDecoder } from './row-decoder.js';
 import { XmlSink } from '../../apply/codec/xml-sink.js';
 import { StateSession } from './state-session.js';
@@ -84,16 +85,15 @@ export class Capture {
   private readonly alarm = new Alarm();
   private failures = 0;
   private pumping: Promise<void> | null = null;
-  private lastError: string | undefined;
+  private readonly lastError = new LastError();
   private fatal: SpokesyncError | undefined;
   /** the read-ahead questions already asked (checkpoint and rows) */
   private readonly readAheadAsked = new Set<string>();
-  /** reads the rows of the tables it can straight into canonical values (row-decoder.ts) */
+  /** reads rows straight into canonical values where it can */
   private readonly rowDecoder = new RowDecoder();
-  /** where inserts the short way are written (a chunk of memory holds many change sets) */
+  /** where inserts the short way are written */
   private readonly sink = new XmlSink();
-  /** stops a read-ahead in progress (stop()) */
-  private stopping = new AbortController();
+  private stopping = new AbortController(); // stops a read-ahead in progress (stop())
 
   constructor(private readonly opts: CaptureOptions) {
     this.log = opts.log.child({ part: 'capture' });
@@ -146,7 +146,7 @@ export class Capture {
     if (this.fatal) throw this.fatal;
     if (!this.running) throw new SpokesyncError('SPOKESYNC_E_CAPTURE', 'capture is not running');
     const target = (await binlogEnd(this.opts.db)).position;
-    const p = this.waiters.add(target, timeoutMs, () => this.lastError);
+    const p = this.waiters.add(target, timeoutMs, () => this.lastError.message);
     this.waiters.settle(this.processed.position);
     this.kick();
     return p;
@@ -168,7 +168,7 @@ export class Capture {
       lagSeconds: lag,
       running: this.running,
       ...(this.session.binlogged === undefined ? {} : { stateBinlogged: this.session.binlogged }),
-      ...(this.lastError === undefined ? {} : { error: this.lastError }),
+      ...this.lastError.fields(),
     };
   }
 
@@ -230,7 +230,7 @@ export class Capture {
 
   private onSourceError(src: BinlogSource, e: Error): void {
     if (src !== this.source) return;
-    this.lastError = e.message;
+    this.lastError.note(e);
     this.failures++;
     if (isSpokesyncError(e, 'SPOKESYNC_E_BINLOG_ROW')) {
       // never a shortened row list: the event is not taken, and is read again from the checkpoint
@@ -347,7 +347,7 @@ export class Capture {
       this.skipped = 0;
       this.lastWrite = this.now();
       this.failures = 0;
-      this.lastError = undefined;
+      this.lastError.clear();
     } else {
       this.skipped += group.count;
     }
@@ -371,7 +371,7 @@ export class Capture {
     } catch (e) {
       if (isPurgedError(e) || isSpokesyncError(e, 'SPOKESYNC_E_BINLOG_PURGED')) await this.checkPurged(e);
       this.failures++;
-      this.lastError = (e as Error).message;
+      this.lastError.note(e);
       this.log.warn('cannot open the binlog stream; retrying', { error: e, position: formatPosition(this.processed.position) });
     }
   }
@@ -380,7 +380,7 @@ export class Capture {
     const err = await purgedNow(this.opts.db, this.processed.position, cause);
     if (err) {
       this.fatal = err;
-      this.lastError = err.message;
+      this.lastError.note(err);
       this.log.error('capture stopped: the binlog it needs was purged', { error: err, fix: err.fix });
       this.running = false;
       this.waiters.rejectAll(err);
@@ -391,7 +391,7 @@ export class Capture {
   /** A write or mapping failed: forget everything not durable and reread it from the checkpoint. */
   private async recover(e: unknown): Promise<void> {
     this.failures++;
-    this.lastError = (e as Error).message;
+    this.lastError.note(e);
     this.log.error('capture failed; restarting from the checkpoint', { error: e, position: formatPosition(this.durable.position) });
     await this.detachSource()?.stop();
     const wanted = e instanceof UnresolvedReference ? [e.lookup, ...this.resolver.unresolved()] : [];

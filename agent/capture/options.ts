@@ -52,4 +52,6 @@ export interface CaptureStatus {
   /** whether capture's own state writes go to the binlog (unknown before its first write) */
   readonly stateBinlogged?: boolean;
   readonly error?: string;
+  /** the last error's code (SPOKESYNC_E_… or the driver's), while it stands */
+  readonly errorCode?: string;
 }

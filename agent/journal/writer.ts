@@ -133,7 +133,7 @@ export class JournalWriter {
       }
       sent.push(tx.execute(head + Array<string>(chunk.length).fill(one).join(', '), params).catch((e: unknown) => {
         if ((e as { code?: string }).code === 'ER_DUP_ENTRY') {
-          throw new SpokesyncError('SPOKESYNC_E_CAPTURE', 'a change set captured now is already in the journal (duplicate change id)', { cause: e });
+          throw new SpokesyncError('SPOKESYNC_E_JOURNAL_DUPLICATE', 'a change set captured now is already in the journal (duplicate change id)', { cause: e });
         }
         throw e;
       }));

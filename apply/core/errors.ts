@@ -26,6 +26,7 @@ export const catalogue = {
   SPOKESYNC_E_BINLOG_PURGED: { exit: 1, fix: 'The binlog at the checkpoint was purged before it was captured: raise binlog_expire_logs_seconds and re-provision this node (`spokesync clone`).' },
   SPOKESYNC_E_BINLOG_ROW: { exit: 1, fix: 'A row image in the binlog does not fit its event or its table map; capture restarts from its last checkpoint, nothing is lost. If it repeats at the same position, report it with the binlog file and position from the log.' },
   SPOKESYNC_E_CAPTURE: { exit: 1, fix: 'See the cause; capture restarts from its last checkpoint, nothing is lost.' },
+  SPOKESYNC_E_JOURNAL_DUPLICATE: { exit: 1, fix: 'A change set captured now has an id the journal already holds (the state schema was restored or copied from another node, or the clock went back past a stamp): nothing after it is journaled until that row is gone; restore the state schema that belongs to this node, or re-provision it (`spokesync clone`).' },
   SPOKESYNC_E_SCHEMA_CHANGED: { exit: 1, fix: 'A synced table was altered: apply the same DDL on every node, then restart.' },
   SPOKESYNC_E_JOURNAL_BODY: { exit: 1, fix: 'A journal row cannot be read: restore the state schema from a backup, or re-provision this node from its parent (`spokesync clone`).' },
 
