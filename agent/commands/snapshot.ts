@@ -13,7 +13,7 @@ import type { ChildConfig } from '../config/types.js';
 import { SpokesyncError, isSpokesyncError } from '../../apply/core/errors.js';
 import { SpokesyncNode } from '../node.js';
 import { viaCapture, viaCheckpoint, type WaitForCapture } from '../provision/cursor.js';
-import { writeSnapshot, type SnapshotResult } from '../provision/writer.js';
+import { writeSnapshot, type SnapshotResult } from '../provision/snapshot-writer.js';
 import { ensureStateSchema } from '../../apply/core/state-schema.js';
 
 /** The child named by --peer: the file is sealed with its token, so it is never guessed. */

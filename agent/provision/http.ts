@@ -13,7 +13,7 @@ import type { Logger } from '../../apply/core/log.js';
 import { parentRequestOptions, refusal, REFUSAL_CHARS } from '../exchange/parent-http.js';
 import { viaCapture } from './cursor.js';
 import { createProgress } from './progress.js';
-import { writeSnapshot } from './writer.js';
+import { writeSnapshot } from './snapshot-writer.js';
 
 export const SNAPSHOT_PATH = '/v1/snapshot';
 export const SNAPSHOT_CONTENT_TYPE = 'application/vnd.spokesync.snapshot+gzip';

@@ -13,7 +13,7 @@ import { silentLogger } from '../../apply/core/log.js';
 import { cloneSnapshot } from '../../agent/provision/load.js';
 import type { Progress } from '../../agent/provision/progress.js';
 import { openSnapshotFile, verifySnapshotFile } from '../../agent/provision/sealed.js';
-import { writeSnapshot } from '../../agent/provision/writer.js';
+import { writeSnapshot } from '../../agent/provision/snapshot-writer.js';
 import { ensureStateSchema } from '../../apply/core/state-schema.js';
 import { loadOpenmrs, startServer } from '../../deploy/sandbox/mariadb.js';
 

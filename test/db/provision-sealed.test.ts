@@ -16,7 +16,7 @@ import { startServer, type TestServer } from '../../deploy/sandbox/mariadb.js';
 import { openDb, type Db } from '../../apply/core/db.js';
 import { createLogger, silentLogger } from '../../apply/core/log.js';
 import { ensureStateSchema } from '../../apply/core/state-schema.js';
-import { writeSnapshot, type SnapshotDeps } from '../../agent/provision/writer.js';
+import { writeSnapshot, type SnapshotDeps } from '../../agent/provision/snapshot-writer.js';
 import { cloneSnapshot, type CloneDeps } from '../../agent/provision/load.js';
 import { openSnapshotFile, unsealed } from '../../agent/provision/sealed.js';
 import { seal } from '../../agent/usb/usb-file.js';

@@ -15,7 +15,7 @@ import { startServer, loadOpenmrs, mariadbBinary, type TestServer } from '../../
 import { openDb, type Db } from '../../apply/core/db.js';
 import { silentLogger } from '../../apply/core/log.js';
 import { ensureStateSchema } from '../../apply/core/state-schema.js';
-import { writeSnapshot, type SnapshotDeps } from '../../agent/provision/writer.js';
+import { writeSnapshot, type SnapshotDeps } from '../../agent/provision/snapshot-writer.js';
 import { cloneSnapshot, type CloneDeps } from '../../agent/provision/load.js';
 import type { BinlogPosition } from '../../agent/capture/position.js';
 import type { Progress } from '../../agent/provision/progress.js';
