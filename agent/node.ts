@@ -2,6 +2,7 @@
 // the exchange core, and (by role) the server for children and the client for
 // the parent. Commands build one, use the parts they need, and close it.
 import { Applier } from '../apply/replay/applier.js';
+import { QUARANTINE_BACKOFF, backoffDelay } from './backoff.js';
 import { Capture } from './capture/capture.js';
 import { syncedTables } from './config/tables.js';
 import type { Config } from './config/types.js';
@@ -87,6 +88,7 @@ export class SpokesyncNode {
       db, catalog, schema: database.schema, stateSchema: database.stateSchema, node: node.id, tables, log,
       waitForCapture: () => this.capture.caughtUp(),
       ...(config.clock ? { maxDriftMs: config.clock.maxDrift } : {}),
+      retryDelayMs: (tries) => backoffDelay(QUARANTINE_BACKOFF, tries),
     });
     this.reader = new JournalReader(db, database.stateSchema, trimChangeSet);
     const fromChild = refusedFrom(config, 'child');

@@ -1,8 +1,9 @@
 // Quarantine: change sets that cannot apply yet, kept durably (body = the <cs>
-// element) and retried in origin order on every exchange; never dropped.
+// element) and retried in origin order, each once its backoff delay has passed
+// (or sooner when something was applied since); never dropped silently.
 // Later change sets of the same origin that touch a quarantined change set's
 // rows are held behind it, so one origin's edits of a row stay in order.
-import type { Queryable } from '../core/db.js';
+import type { Db, Queryable } from '../core/db.js';
 import { stateTable } from '../core/state-schema.js';
 import type { ChangeSet } from '../core/model.js';
 import { sqlTime } from './value-compare.js';
@@ -13,26 +14,93 @@ export interface QuarantineRow {
   readonly fromPeer: string;
   readonly hlc: string;
   readonly body: Buffer;
+  readonly tries: number;
+  /** its delay has passed (or an operator asked for a retry) */
+  readonly due: boolean;
 }
+
+/** The delay before the next try of a change set that failed `tries` times. */
+export type RetryDelay = (tries: number) => number;
 
 export async function quarantine(
-  tx: Queryable, stateSchema: string, cs: ChangeSet, fromPeer: string, body: string, reason: string, waitsFor: string | null, nowMs: number,
+  tx: Queryable, stateSchema: string, cs: ChangeSet, fromPeer: string, body: string, reason: string, waitsFor: string | null, nowMs: number, delay: RetryDelay,
 ): Promise<void> {
-  const at = sqlTime(nowMs);
   await tx.exec(
     `INSERT INTO ${stateTable(stateSchema, 'quarantine')}
-       (change_id, origin, from_peer, hlc, received_at, last_try, tries, reason, waits_for, body)
-     VALUES (?, ?, ?, ?, ?, ?, 1, ?, ?, ?)`,
-    [cs.id, cs.origin, fromPeer, cs.hlc, at, at, clip(reason, 1000), waitsFor === null ? null : clip(waitsFor, 700), body],
+       (change_id, origin, from_peer, hlc, received_at, last_try, next_try, tries, reason, waits_for, body)
+     VALUES (?, ?, ?, ?, ?, ?, ?, 1, ?, ?, ?)`,
+    [cs.id, cs.origin, fromPeer, cs.hlc, sqlTime(nowMs), sqlTime(nowMs), sqlTime(nowMs + delay(1)), clip(reason, 1000),
+      waitsFor === null ? null : clip(waitsFor, 700), body],
   );
 }
 
-/** Another failed try of a quarantined change set. */
-export async function retried(tx: Queryable, stateSchema: string, changeId: string, reason: string, waitsFor: string | null, nowMs: number): Promise<void> {
-  await tx.exec(
-    `UPDATE ${stateTable(stateSchema, 'quarantine')} SET tries = tries + 1, last_try = ?, reason = ?, waits_for = ? WHERE change_id = ?`,
-    [sqlTime(nowMs), clip(reason, 1000), waitsFor === null ? null : clip(waitsFor, 700), changeId],
+/** A quarantined change set that failed once more. */
+export interface FailedTry {
+  readonly changeId: string;
+  readonly reason: string;
+  readonly waitsFor: string | null;
+}
+
+/** ER_SPECIFIC_ACCESS_DENIED_ERROR: the account may not set sql_log_bin. */
+const ACCESS_DENIED = 1227;
+
+/**
+ * Records failed tries (tries, last and next try, reason). This is the node's
+ * own bookkeeping, never captured: where the account may (BINLOG ADMIN), it is
+ * written with sql_log_bin = 0 on a connection of its own, so an idle node
+ * retrying its quarantine adds nothing to the binlog; otherwise it is written
+ * logged, once per change set per delay. Returns whether it was binlogged.
+ */
+export async function recordTries(db: Db, stateSchema: string, failed: readonly FailedTry[], nowMs: number, delay: RetryDelay): Promise<boolean> {
+  if (failed.length === 0) return false;
+  const conn = await db.connection();
+  let unlogged = false;
+  try {
+    try {
+      await conn.exec('SET SESSION sql_log_bin = 0');
+      unlogged = true;
+    } catch (e) {
+      if ((e as { errno?: number }).errno !== ACCESS_DENIED) throw e;
+    }
+    const table = stateTable(stateSchema, 'quarantine');
+    for (const f of failed) {
+      const [row] = await conn.query<{ tries: number | string }>(`SELECT tries FROM ${table} WHERE change_id = ?`, [f.changeId]);
+      if (!row) continue;
+      const tries = Number(row.tries) + 1;
+      await conn.exec(
+        `UPDATE ${table} SET tries = ?, last_try = ?, next_try = ?, reason = ?, waits_for = ? WHERE change_id = ?`,
+        [tries, sqlTime(nowMs), sqlTime(nowMs + delay(tries)), clip(f.reason, 1000), f.waitsFor === null ? null : clip(f.waitsFor, 700), f.changeId],
+      );
+    }
+  } catch (e) {
+    // a connection whose sql_log_bin may still be 0 must never serve apply: it is not given back
+    if (unlogged) await restore(conn);
+    else conn.release();
+    throw e;
+  }
+  if (unlogged) await restore(conn);
+  else conn.release();
+  return !unlogged;
+}
+
+/** Binlogging back on before the pool reuses the connection; one that cannot say so is kept out of the pool. */
+async function restore(conn: Queryable & { release(): void }): Promise<void> {
+  try {
+    await conn.exec('SET SESSION sql_log_bin = 1');
+  } catch {
+    return;
+  }
+  conn.release();
+}
+
+/** Makes quarantined change sets due now (all of them when `ids` is undefined); returns how many. */
+export async function makeDue(db: Queryable, stateSchema: string, ids?: readonly string[]): Promise<number> {
+  if (ids !== undefined && ids.length === 0) return 0;
+  const r = await db.exec(
+    `UPDATE ${stateTable(stateSchema, 'quarantine')} SET next_try = NULL${ids ? ` WHERE change_id IN (${ids.map(() => '?').join(', ')})` : ''}`,
+    ids ?? [],
   );
+  return r.affectedRows;
 }
 
 /** Removes a change set from quarantine (applied, or found in the ledger). */
@@ -40,17 +108,19 @@ export async function release(tx: Queryable, stateSchema: string, changeId: stri
   await tx.exec(`DELETE FROM ${stateTable(stateSchema, 'quarantine')} WHERE change_id = ?`, [changeId]);
 }
 
-/** Every quarantined change set in origin order (hlc, then origin), a page at a time. */
-export async function* readQuarantine(db: Queryable, stateSchema: string, page = 200): AsyncGenerator<QuarantineRow> {
+/** Every quarantined change set in origin order (hlc, then origin), a page at a time; `due` as of nowMs. */
+export async function* readQuarantine(db: Queryable, stateSchema: string, nowMs: number, page = 200): AsyncGenerator<QuarantineRow> {
   let after: [string, string, string] | undefined;
   for (;;) {
-    const rows = await db.query<{ change_id: string; origin: string; from_peer: string; hlc: string; body: Buffer }>(
-      `SELECT change_id, origin, from_peer, hlc, body FROM ${stateTable(stateSchema, 'quarantine')}
+    const rows = await db.query<{ change_id: string; origin: string; from_peer: string; hlc: string; body: Buffer; tries: number | string; due: number | string }>(
+      `SELECT change_id, origin, from_peer, hlc, body, tries, (next_try IS NULL OR next_try <= ?) AS due FROM ${stateTable(stateSchema, 'quarantine')}
         ${after ? 'WHERE (hlc, origin, change_id) > (?, ?, ?)' : ''}
         ORDER BY hlc, origin, change_id LIMIT ?`,
-      [...(after ?? []), page],
+      [sqlTime(nowMs), ...(after ?? []), page],
     );
-    for (const r of rows) yield { changeId: r.change_id, origin: r.origin, fromPeer: r.from_peer, hlc: String(r.hlc), body: r.body };
+    for (const r of rows) {
+      yield { changeId: r.change_id, origin: r.origin, fromPeer: r.from_peer, hlc: String(r.hlc), body: r.body, tries: Number(r.tries), due: Number(r.due) === 1 };
+    }
     if (rows.length < page) return;
     const last = rows[rows.length - 1]!;
     after = [String(last.hlc), last.origin, last.change_id];
