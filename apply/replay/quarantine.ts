@@ -6,6 +6,7 @@
 import type { Db, Queryable } from '../core/db.js';
 import { stateTable } from '../core/state-schema.js';
 import type { ChangeSet } from '../core/model.js';
+import { decodeChangeSet } from '../codec/decode.js';
 import { sqlTime } from './value-compare.js';
 
 export interface QuarantineRow {
@@ -161,6 +162,124 @@ export async function quarantineSummary(db: Queryable, stateSchema: string, limi
     entries: entries.map((e) => ({
       changeId: e.change_id, origin: e.origin, fromPeer: e.from_peer, tries: Number(e.tries), reason: e.reason,
       waitsFor: e.waits_for, receivedAt: e.received_at, lastTry: e.last_try,
+    })),
+  };
+}
+
+/** One quarantined change set as `spokesync quarantine` lists it. */
+export interface QuarantineItem {
+  readonly changeId: string;
+  readonly origin: string;
+  readonly fromPeer: string;
+  readonly tables: readonly string[];
+  readonly reason: string;
+  readonly waitsFor: string | null;
+  readonly firstTry: string;
+  readonly lastTry: string;
+  readonly tries: number;
+  /** null: at the next retry */
+  readonly nextTry: string | null;
+}
+
+interface ItemRow {
+  change_id: string; origin: string; from_peer: string; reason: string; waits_for: string | null;
+  received_at: string; last_try: string; tries: number | string; next_try: string | null; body: Buffer;
+}
+
+const ITEM_COLUMNS = 'change_id, origin, from_peer, reason, waits_for, received_at, last_try, tries, next_try, body';
+
+function item(r: ItemRow): QuarantineItem & { readonly cs: ChangeSet | Error } {
+  let cs: ChangeSet | Error;
+  try {
+    cs = decodeChangeSet(r.body);
+  } catch (e) {
+    cs = e instanceof Error ? e : new Error(String(e));
+  }
+  return {
+    changeId: r.change_id, origin: r.origin, fromPeer: r.from_peer, reason: r.reason, waitsFor: r.waits_for,
+    tables: cs instanceof Error ? [] : [...new Set(cs.ops.map((o) => o.table))],
+    firstTry: r.received_at, lastTry: r.last_try, tries: Number(r.tries), nextTry: r.next_try, cs,
+  };
+}
+
+/** Every quarantined change set, in origin order. */
+export async function listQuarantine(db: Queryable, stateSchema: string): Promise<QuarantineItem[]> {
+  const rows = await db.query<ItemRow>(`SELECT ${ITEM_COLUMNS} FROM ${stateTable(stateSchema, 'quarantine')} ORDER BY hlc, origin, change_id`);
+  return rows.map((r) => {
+    const { cs: _cs, ...rest } = item(r);
+    return rest;
+  });
+}
+
+/** One quarantined change set with its decoded body (an Error when it cannot be read), or null. */
+export async function quarantined(db: Queryable, stateSchema: string, changeId: string): Promise<(QuarantineItem & { readonly cs: ChangeSet | Error }) | null> {
+  const [r] = await db.query<ItemRow>(`SELECT ${ITEM_COLUMNS} FROM ${stateTable(stateSchema, 'quarantine')} WHERE change_id = ?`, [changeId]);
+  return r ? item(r) : null;
+}
+
+/** Which of `ids` are in quarantine. */
+export async function inQuarantine(db: Queryable, stateSchema: string, ids: readonly string[]): Promise<Set<string>> {
+  if (ids.length === 0) return new Set();
+  const rows = await db.query<{ change_id: string }>(
+    `SELECT change_id FROM ${stateTable(stateSchema, 'quarantine')} WHERE change_id IN (${ids.map(() => '?').join(', ')})`, [...ids]);
+  return new Set(rows.map((r) => r.change_id));
+}
+
+/**
+ * Gives up a quarantined change set: it leaves quarantine and is kept whole in
+ * `discards` with who, when and why, in one transaction. False when it is not
+ * in quarantine (any more).
+ */
+export async function discard(
+  db: Db, stateSchema: string, node: string, changeId: string, by: string, why: string, nowMs: number,
+): Promise<boolean> {
+  return db.transaction(async (tx) => {
+    const [r] = await tx.query<ItemRow>(`SELECT ${ITEM_COLUMNS} FROM ${stateTable(stateSchema, 'quarantine')} WHERE change_id = ? FOR UPDATE`, [changeId]);
+    if (!r) return false;
+    const it = item(r);
+    await tx.exec(
+      `INSERT INTO ${stateTable(stateSchema, 'discards')}
+         (node, change_id, origin, from_peer, tables, quarantined_for, tries, discarded_at, discarded_by, why, reported_at, body)
+       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, NULL, ?)`,
+      [node, changeId, r.origin, r.from_peer, clip(it.tables.join(','), 4000), r.reason, Number(r.tries), sqlTime(nowMs), clip(by, 255), clip(why, 1000), r.body],
+    );
+    await release(tx, stateSchema, changeId);
+    return true;
+  });
+}
+
+/** A discard, here or reported by a child. */
+export interface DiscardEntry {
+  readonly node: string;
+  readonly changeId: string;
+  readonly origin: string;
+  readonly fromPeer: string;
+  readonly tables: readonly string[];
+  readonly quarantinedFor: string;
+  readonly tries: number;
+  readonly discardedAt: string;
+  readonly discardedBy: string;
+  readonly why: string;
+  /** this node's: when the parent took the report (null: not yet); a child's: when it arrived */
+  readonly reportedAt: string | null;
+}
+
+/** Discards, newest first (at most `limit`), and how many there are. */
+export async function listDiscards(db: Queryable, stateSchema: string, limit = 20): Promise<{ count: number; entries: DiscardEntry[] }> {
+  const table = stateTable(stateSchema, 'discards');
+  const [n] = await db.query<{ n: number | string }>(`SELECT COUNT(*) AS n FROM ${table}`);
+  const rows = await db.query<{
+    node: string; change_id: string; origin: string; from_peer: string; tables: string; quarantined_for: string; tries: number | string;
+    discarded_at: string; discarded_by: string; why: string; reported_at: string | null;
+  }>(
+    `SELECT node, change_id, origin, from_peer, tables, quarantined_for, tries, discarded_at, discarded_by, why, reported_at
+       FROM ${table} ORDER BY discarded_at DESC, node, change_id LIMIT ?`, [Math.max(0, Math.floor(limit))]);
+  return {
+    count: Number(n?.n ?? 0),
+    entries: rows.map((r) => ({
+      node: r.node, changeId: r.change_id, origin: r.origin, fromPeer: r.from_peer, tables: r.tables === '' ? [] : r.tables.split(','),
+      quarantinedFor: r.quarantined_for, tries: Number(r.tries), discardedAt: r.discarded_at, discardedBy: r.discarded_by, why: r.why,
+      reportedAt: r.reported_at,
     })),
   };
 }
