@@ -55,3 +55,27 @@ void t.test('a version 4 state schema gains digests, sent_seq and origins', asyn
   const [o] = await db.query<{ n: number }>('SELECT COUNT(*) AS n FROM new_state.origins');
   t.equal(Number(o?.n), 0);
 });
+
+void t.test('a version 5 state schema gains next_try (quarantine) and discards', async (t) => {
+  const s = await startServer();
+  t.teardown(() => s.stop());
+  const db = openDb({ host: s.host, port: s.port, user: 'root' });
+  t.teardown(() => db.close());
+  const st = 'v5_state';
+  await ensureStateSchema(db, st);
+  // the layout of version 5
+  await db.exec(`ALTER TABLE ${st}.quarantine DROP COLUMN next_try`);
+  await db.exec(`DROP TABLE ${st}.discards`);
+  await db.exec(`UPDATE ${st}.meta SET v = '5' WHERE k = 'version'`);
+  await db.exec(`INSERT INTO ${st}.quarantine (change_id, origin, from_peer, hlc, received_at, last_try, tries, reason, body)
+    VALUES ('a:1', 'a', 'kid', 1, NOW(6), NOW(6), 3, 'r', '<cs/>')`);
+
+  await ensureStateSchema(db, st);
+  await ensureStateSchema(db, st);
+
+  t.same(await db.query(`SELECT change_id, tries, next_try FROM ${st}.quarantine`), [{ change_id: 'a:1', tries: 3, next_try: null }],
+    'quarantined before: kept, and due at the next retry');
+  t.same(await db.query(`SELECT COUNT(*) AS n FROM ${st}.discards`), [{ n: 0 }]);
+  const [v] = await db.query<{ v: string }>(`SELECT v FROM ${st}.meta WHERE k = 'version'`);
+  t.equal(v?.v, '6');
+});
