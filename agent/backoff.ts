@@ -1,6 +1,6 @@
 // The one backoff of spokesync: the exchange client hands it to p-retry,
-// capture's reconnect loop reads its delays; both double from a first delay
-// up to a cap.
+// capture's reconnect loop and quarantine retries read its delays; all double
+// from a first delay up to a cap.
 import type { Options } from 'p-retry';
 
 export interface Backoff {
@@ -14,6 +14,9 @@ export interface Backoff {
 
 /** The exchange client's: a parent many children retry against gets them spread out. */
 export const EXCHANGE_BACKOFF: Backoff = { firstMs: 1000, maxMs: 60_000, jitter: true };
+
+/** A quarantined change set's next try, per change set: from seconds up to an hour. */
+export const QUARANTINE_BACKOFF: Backoff = { firstMs: 10_000, maxMs: 3_600_000, jitter: false };
 
 /** Capture's reconnects to its own server. */
 export const CAPTURE_BACKOFF: Backoff = { firstMs: 250, maxMs: 30_000, jitter: false };

@@ -2,6 +2,7 @@
 // the exchange core, and (by role) the server for children and the client for
 // the parent. Commands build one, use the parts they need, and close it.
 import { Applier } from '../apply/replay/applier.js';
+import { QUARANTINE_BACKOFF, backoffDelay } from './backoff.js';
 import { Capture } from './capture/capture.js';
 import { filterTables, syncedTables } from './config/tables.js';
 import type { Config } from './config/types.js';
@@ -10,6 +11,7 @@ import { SpokesyncError } from '../apply/core/errors.js';
 import { ExchangeClient, type SyncResult } from './exchange/client.js';
 import { ExchangeCore } from './exchange/protocol.js';
 import { ExchangeServer } from './exchange/http-server.js';
+import { registerDiscardRoute, reportDiscards } from './exchange/discard-report.js';
 import { trimChangeSet } from './exchange/wire.js';
 import type { Logger } from '../apply/core/log.js';
 import { registerSnapshotRoute } from './provision/http.js';
@@ -90,6 +92,7 @@ export class SpokesyncNode {
       db, catalog, schema: database.schema, stateSchema: database.stateSchema, node: node.id, tables, log,
       waitForCapture: () => this.capture.caughtUp(),
       ...(config.clock ? { maxDriftMs: config.clock.maxDrift } : {}),
+      retryDelayMs: (tries) => backoffDelay(QUARANTINE_BACKOFF, tries),
     });
     this.reader = new JournalReader(db, database.stateSchema, trimChangeSet);
     const fromChild = refusedFrom(config, 'child');
@@ -164,6 +167,8 @@ export class SpokesyncNode {
       });
       // GET /v1/snapshot: provisioning of a child (`spokesync clone`)
       registerSnapshotRoute(this.server, { config: this.config, db: this.db, log: this.log, capture: this.capture });
+      // POST /v1/discards: children report the quarantined change sets they gave up
+      registerDiscardRoute(this.server, { db: this.db, stateSchema: this.stateSchema, log: this.log });
       await this.server.start();
     }
     return this.server;
@@ -187,6 +192,9 @@ export class SpokesyncNode {
     const client = this.client();
     if (!client) throw new SpokesyncError('SPOKESYNC_E_USAGE', 'this node has no parent in its config');
     await this.applier.retryQuarantine();
+    await reportDiscards(this.db, this.stateSchema, this.id, this.config.parent!, this.log).catch((e: unknown) => {
+      this.log.warn('discard reports could not reach the parent; they are sent at the next exchange', { error: (e as Error).message });
+    });
     return client.sync(signal);
   }
 

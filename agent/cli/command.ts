@@ -23,6 +23,8 @@ export interface CommandContext {
   readonly out: (text: string) => void;
   /** aborted on SIGTERM/SIGINT: stop cleanly */
   readonly signal: AbortSignal;
+  /** the words after the command that are not options (commands with `args` only) */
+  readonly args: readonly string[];
 }
 
 export interface CommandSpec {
@@ -32,6 +34,8 @@ export interface CommandSpec {
   /** a paragraph for `spokesync <command> --help` */
   readonly description: string;
   readonly options: Readonly<Record<string, OptionSpec>>;
+  /** when the command takes words besides options (e.g. `show ID`): their usage, shown in help */
+  readonly args?: string;
   /** whether --config F is required (true for every command but help) */
   readonly needsConfig: boolean;
   /**

@@ -75,7 +75,7 @@ async function dispatch(argv: readonly string[], io: CliIo): Promise<number> {
     const near = nearest(name, list.map((c) => c.name));
     throw usage(`unknown command ${JSON.stringify(name)}${near ? ` (did you mean ${near}?)` : ''}; commands: ${list.map((c) => c.name).join(', ')}`);
   }
-  const options = parseOptions(spec, rest);
+  const { options, args } = parseOptions(spec, rest);
   if (options.help === true) {
     io.stdout(commandHelp(spec));
     return 0;
@@ -99,7 +99,7 @@ async function dispatch(argv: readonly string[], io: CliIo): Promise<number> {
   });
   const own: Record<string, string | boolean | undefined> = {};
   for (const opt of Object.keys(spec.options)) own[opt] = options[opt];
-  return spec.run({ config, options: own, log, out: io.stdout, signal: io.signal });
+  return spec.run({ config, options: own, log, out: io.stdout, signal: io.signal, args });
 }
 
 function help(rest: readonly string[], io: CliIo, list: readonly CommandSpec[]): number {
@@ -114,7 +114,7 @@ function help(rest: readonly string[], io: CliIo, list: readonly CommandSpec[]):
   return 0;
 }
 
-function parseOptions(spec: CommandSpec, args: readonly string[]): Record<string, string | boolean | undefined> {
+function parseOptions(spec: CommandSpec, args: readonly string[]): { options: Record<string, string | boolean | undefined>; args: string[] } {
   const options: Record<string, { type: 'string' | 'boolean'; short?: string }> = {
     help: { type: 'boolean', short: 'h' },
     debug: { type: 'boolean' },
@@ -122,8 +122,8 @@ function parseOptions(spec: CommandSpec, args: readonly string[]): Record<string
   };
   for (const [name, o] of Object.entries(spec.options)) options[name] = { type: o.type };
   try {
-    const { values } = parseArgs({ args: [...args], options, strict: true, allowPositionals: false });
-    return values as Record<string, string | boolean | undefined>;
+    const { values, positionals } = parseArgs({ args: [...args], options, strict: true, allowPositionals: spec.args !== undefined });
+    return { options: values as Record<string, string | boolean | undefined>, args: positionals };
   } catch (e) {
     const code = (e as { code?: string }).code;
     const msg = (e as Error).message;

@@ -46,7 +46,7 @@ export function commandHelp(c: CommandSpec): string {
     return o.required ? flag : `[${flag}]`;
   });
   return [
-    `Usage: spokesync ${c.name}${usage.length > 0 ? ' ' + usage.join(' ') : ''}`,
+    `Usage: spokesync ${c.name}${usage.length > 0 ? ' ' + usage.join(' ') : ''}${c.args ? ` ${c.args}` : ''}`,
     '',
     wrap(c.summary.endsWith('.') ? c.summary : c.summary + '.', 78),
     '',

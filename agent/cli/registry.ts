@@ -7,6 +7,7 @@ import { command as run } from '../commands/run.js';
 import { command as sync } from '../commands/sync.js';
 import { command as status } from '../commands/status.js';
 import { command as conflicts } from '../commands/conflicts.js';
+import { command as quarantine } from '../commands/quarantine.js';
 import { command as exportCmd } from '../commands/export.js';
 import { command as importCmd } from '../commands/import.js';
 import { command as snapshot } from '../commands/snapshot.js';
@@ -17,6 +18,7 @@ export const commands: readonly CommandSpec[] = [
   sync,
   status,
   conflicts,
+  quarantine,
   check,
   exportCmd,
   importCmd,

@@ -13,7 +13,8 @@ export const command: CommandSpec = {
     'contact and how that ended, how many conflicts were recorded and which change sets are quarantined.\n\n' +
     '--json prints {node, capture: {file, pos, binlogEnd, behindBytes, checkpointAgeSeconds, daemon}, ' +
     'journal: {lastSeq, rows}, peers: [{peer, role, pending, ackedSeq, receivedSeq, lastContact, lastResult}], ' +
-    'conflicts, quarantine: {count, oldest, byOrigin, entries}}.',
+    'conflicts, quarantine: {count, oldest, byOrigin, entries}, discards: {count, entries: [{node, changeId, origin, fromPeer, tables, ' +
+    'quarantinedFor, tries, discardedAt, discardedBy, why, reportedAt}]}}.',
   options: {
     json: { type: 'boolean', help: 'print the status as JSON' },
   },

@@ -1,7 +1,7 @@
 // What `spokesync status` reports: capture position against the binlog end,
 // the journal, each peer's cursors and pending count, conflicts, quarantine.
 // Read-only; works whether or not the daemon is running.
-import { quarantineSummary, type QuarantineSummary } from '../../apply/replay/quarantine.js';
+import { listDiscards, quarantineSummary, type DiscardEntry, type QuarantineSummary } from '../../apply/replay/quarantine.js';
 import { binlogEnd } from '../capture/binlog-server.js';
 import type { Config } from '../config/types.js';
 import type { Queryable } from '../../apply/core/db.js';
@@ -42,6 +42,8 @@ export interface NodeStatus {
   readonly peers: readonly PeerStatus[];
   readonly conflicts: number;
   readonly quarantine: QuarantineSummary;
+  /** quarantined change sets given up here (node = this node) or at a child that reported it, newest first */
+  readonly discards: { readonly count: number; readonly entries: readonly DiscardEntry[] };
 }
 
 export async function nodeStatus(db: Queryable, config: Config, reader: JournalReader): Promise<NodeStatus> {
@@ -91,6 +93,7 @@ export async function nodeStatus(db: Queryable, config: Config, reader: JournalR
     peers: peerStatus,
     conflicts: Number(c?.n ?? 0),
     quarantine: await quarantineSummary(db, ss),
+    discards: await listDiscards(db, ss, 10),
   };
 }
 
@@ -106,6 +109,7 @@ export function formatStatus(s: NodeStatus): string {
     `journal     ${s.journal.rows} change sets (last seq ${s.journal.lastSeq})`,
     `conflicts   ${s.conflicts}`,
     `quarantine  ${s.quarantine.count}${s.quarantine.oldest ? ` (oldest ${s.quarantine.oldest})` : ''}`,
+    `discarded   ${s.discards.count}`,
   ];
   if (s.peers.length === 0) lines.push('peers       none yet');
   else {
@@ -118,5 +122,9 @@ export function formatStatus(s: NodeStatus): string {
     }
   }
   for (const q of s.quarantine.entries) lines.push(`  quarantined ${q.changeId} from ${q.fromPeer}: ${q.reason}`);
+  for (const d of s.discards.entries) {
+    const where = d.node === s.node ? (d.reportedAt ? 'here, reported to the parent' : 'here, not yet reported to the parent') : `at ${d.node}`;
+    lines.push(`  discarded ${d.changeId} (${d.tables.join(', ')}) ${where}: ${d.discardedAt} by ${d.discardedBy}: ${d.why}`);
+  }
   return lines.join('\n');
 }

@@ -4,7 +4,7 @@
 import type { Queryable } from './db.js';
 import { qid } from './db.js';
 
-export const STATE_VERSION = 5;
+export const STATE_VERSION = 6;
 
 /** Columns added since version 1, created on tables that predate them (then `fill` runs once). */
 const ADDED_COLUMNS: ReadonlyArray<{ table: string; column: string; ddl: string; fill?: (s: string) => string }> = [
@@ -17,6 +17,8 @@ const ADDED_COLUMNS: ReadonlyArray<{ table: string; column: string; ddl: string;
     // what was sent before version 5 is unknown: everything journaled so far may have been
     fill: (st) => `UPDATE ${st}.peers SET sent_seq = (SELECT COALESCE(MAX(seq), 0) FROM ${st}.journal)`,
   },
+  // version 6: change sets quarantined before it are due at once
+  { table: 'quarantine', column: 'next_try', ddl: 'DATETIME(6) NULL' },
 ];
 
 /** Tables added since version 1: `fill` runs once when the table is created on an existing state schema. */
@@ -181,11 +183,33 @@ export const stateTables: ReadonlyArray<{ name: string; ddl: string }> = [
       hlc BIGINT UNSIGNED NOT NULL,
       received_at DATETIME(6) NOT NULL,
       last_try DATETIME(6) NOT NULL,
+      next_try DATETIME(6) NULL COMMENT 'not tried again before (backoff per change set); NULL: at the next retry',
       tries INT UNSIGNED NOT NULL DEFAULT 1,
       reason VARCHAR(1000) NOT NULL,
       waits_for VARCHAR(700) NULL COMMENT 'table/identity or change id it depends on',
       body LONGBLOB NOT NULL COMMENT 'the <cs> element as received',
       KEY quarantine_origin (origin, hlc)
+    ) ENGINE=InnoDB`,
+  },
+  {
+    // Quarantined change sets an operator gave up (`spokesync quarantine discard`), here
+    // (node = this node: kept whole with who, when and why) or at a child that reported it
+    // in an exchange (no body), so no discard is silent.
+    name: 'discards',
+    ddl: `(
+      node VARCHAR(64) NOT NULL COMMENT 'the node where it was discarded',
+      change_id VARCHAR(120) NOT NULL,
+      origin VARCHAR(64) NOT NULL,
+      from_peer VARCHAR(64) NOT NULL COMMENT 'the peer that brought the change set to that node',
+      tables VARCHAR(4000) NOT NULL COMMENT 'comma-separated tables it touched',
+      quarantined_for VARCHAR(1000) NOT NULL COMMENT 'the quarantine reason when it was discarded',
+      tries INT UNSIGNED NOT NULL,
+      discarded_at DATETIME(6) NOT NULL,
+      discarded_by VARCHAR(255) NOT NULL COMMENT 'the operating-system user who ran the command',
+      why VARCHAR(1000) NOT NULL COMMENT 'the --reason given',
+      reported_at DATETIME(6) NULL COMMENT 'this node: when the parent took the report (NULL: not yet); a child: when it arrived',
+      body LONGBLOB NULL COMMENT 'the <cs> element, kept where it was discarded',
+      PRIMARY KEY (node, change_id)
     ) ENGINE=InnoDB`,
   },
   {

@@ -13,7 +13,7 @@ import { checkContent } from './content.js';
 import { emptyCounts, runGroup, type ExecutorDeps, type GroupCounts, type GroupItem } from './executor.js';
 import { Holds } from './holds.js';
 import { Layers } from './layers.js';
-import { readQuarantine, retried, type QuarantineRow } from './quarantine.js';
+import { readQuarantine, recordTries, type FailedTry, type QuarantineRow, type RetryDelay } from './quarantine.js';
 import { Resolver } from './target-resolver.js';
 import { RowMapper } from './rowmap.js';
 import { badChange } from './target.js';
@@ -38,6 +38,13 @@ export interface ApplierOptions {
   readonly groupSize?: number;
   /** how far a stamp may be ahead of now() before its change set is held in quarantine (default 1 day) */
   readonly maxDriftMs?: number;
+  /** the delay before a quarantined change set that failed `tries` times is tried again (default none: every retry) */
+  readonly retryDelayMs?: RetryDelay;
+}
+
+export interface RetryOptions {
+  /** try every quarantined change set now, whatever its delay */
+  readonly all?: boolean;
 }
 
 export interface ApplyReport {
@@ -64,6 +71,9 @@ export class Applier {
   private catalog: Catalog;
   private readonly groupSize: number;
   private queue: Promise<unknown> = Promise.resolve();
+  /** something was applied (or the catalogue changed) since the last retry: every quarantined change set may apply now */
+  private changed = false;
+  private binlogNoted = false;
 
   constructor(private readonly o: ApplierOptions) {
     if (o.catalog.schema !== o.schema) throw new Error(`the catalogue is of schema ${o.catalog.schema}, not ${o.schema}`);
@@ -76,6 +86,7 @@ export class Applier {
       versions: new Versions(o.db, o.stateSchema, () => this.catalog),
       rowmap: new RowMapper(o.catalog, o.stateSchema),
       maxDriftMs: o.maxDriftMs ?? DEFAULT_MAX_DRIFT_MS,
+      retryDelay: o.retryDelayMs ?? ((): number => 0),
     };
   }
 
@@ -84,6 +95,7 @@ export class Applier {
     if (catalog.schema !== this.o.schema) throw new Error(`the catalogue is of schema ${catalog.schema}, not ${this.o.schema}`);
     this.catalog = catalog;
     this.deps.rowmap = new RowMapper(catalog, this.o.stateSchema);
+    this.changed = true;
   }
 
   /**
@@ -94,9 +106,13 @@ export class Applier {
     return this.serially(() => typed(this.apply(fromPeer, entries)));
   }
 
-  /** Retries quarantined change sets in origin order (called on every exchange). */
-  retryQuarantine(): Promise<ApplyReport> {
-    return this.serially(() => typed(this.retry()));
+  /**
+   * Retries quarantined change sets in origin order (called on every exchange):
+   * those whose delay has passed, or all of them when something was applied
+   * since the last retry. Nothing due: nothing is written.
+   */
+  retryQuarantine(opts: RetryOptions = {}): Promise<ApplyReport> {
+    return this.serially(() => typed(this.retry(opts.all === true)));
   }
 
   private serially<T>(fn: () => Promise<T>): Promise<T> {
@@ -133,29 +149,40 @@ export class Applier {
       holds = r.holds;
       add(total, r.counts);
     }
+    if (total.applied > 0) this.changed = true;
     const highestSeq = entries.reduce((m, e) => (BigInt(e.seq) > BigInt(m) ? e.seq : m), '0');
     this.o.log.info('batch applied', { from: fromPeer, entries: entries.length, ...total, highestSeq });
     return { ...total, highestSeq };
   }
 
-  private async retry(): Promise<ApplyReport> {
+  private async retry(all: boolean): Promise<ApplyReport> {
+    const everything = all || this.changed;
+    this.changed = false;
     this.reset();
     await this.trim();
     let holds = new Holds();
     const total = emptyCounts();
+    const failed: FailedTry[] = [];
     let items: GroupItem[] = [];
     const flush = async (): Promise<void> => {
       if (items.length === 0) return;
       const r = await runGroup(this.deps, items, holds);
       holds = r.holds;
       add(total, r.counts);
+      failed.push(...r.failedTries);
       items = [];
     };
-    for await (const q of readQuarantine(this.o.db, this.o.stateSchema)) {
-      total.retried++;
+    for await (const q of readQuarantine(this.o.db, this.o.stateSchema, this.deps.now())) {
       const entry = this.readQuarantined(q);
+      if (!everything && !q.due) {
+        // not tried now, but still ahead of its origin's later change sets
+        if (entry instanceof Error) holds.holdOrigin(q.origin, q.changeId);
+        else holds.hold(entry);
+        continue;
+      }
+      total.retried++;
       if (entry instanceof Error) {
-        await retried(this.o.db, this.o.stateSchema, q.changeId, `cannot be read against the schema here: ${entry.message}`, null, this.deps.now());
+        failed.push({ changeId: q.changeId, reason: `cannot be read against the schema here: ${entry.message}`, waitsFor: null });
         holds.holdOrigin(q.origin, q.changeId);
         total.quarantined++;
         continue;
@@ -164,6 +191,11 @@ export class Applier {
       if (items.length >= this.groupSize) await flush();
     }
     await flush();
+    const logged = await recordTries(this.o.db, this.o.stateSchema, failed, this.deps.now(), this.deps.retryDelay);
+    if (logged && !this.binlogNoted) {
+      this.binlogNoted = true;
+      this.o.log.info('quarantine retries are binlogged: grant BINLOG ADMIN (SUPER on MySQL) to keep them out of the binlog');
+    }
     if (total.retried > 0) this.o.log.info('quarantine retried', { ...total });
     return { ...total, highestSeq: '0' };
   }
@@ -171,7 +203,7 @@ export class Applier {
   /** The holds of everything in quarantine now: later change sets of an origin wait behind its quarantined rows. */
   private async loadHolds(): Promise<Holds> {
     const holds = new Holds();
-    for await (const q of readQuarantine(this.o.db, this.o.stateSchema)) {
+    for await (const q of readQuarantine(this.o.db, this.o.stateSchema, this.deps.now())) {
       const entry = this.readQuarantined(q);
       if (entry instanceof Error) holds.holdOrigin(q.origin, q.changeId);
       else holds.hold(entry);

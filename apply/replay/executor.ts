@@ -18,11 +18,11 @@ import { writeLedger } from './ledger.js';
 import { groupLookup } from './lookup.js';
 import { applyDelete, applyUpdate } from './ops.js';
 import { changeSetDigest, changeSetXml, stampAhead } from './content.js';
-import { ApplyProblem, dataProblem, isDuplicateKey, isTransient } from './problems.js';
-import { quarantine, release, retried } from './quarantine.js';
+import { ApplyProblem, dataProblem, isDuplicateKey, isTransient, type ProblemPlace } from './problems.js';
+import { quarantine, release, type FailedTry, type RetryDelay } from './quarantine.js';
 import type { Resolver } from './target-resolver.js';
 import type { RowMapper } from './rowmap.js';
-import type { PlannedEntry } from './validate.js';
+import type { PlannedEntry, PlannedOp } from './validate.js';
 import type { Versions } from './versions.js';
 
 export interface GroupItem {
@@ -53,6 +53,8 @@ export interface ExecutorDeps {
   rowmap: RowMapper;
   /** how far a stamp may be ahead of now() before its change set is held (clock.maxDrift) */
   readonly maxDriftMs: number;
+  /** the delay before a quarantined change set is tried again */
+  readonly retryDelay: RetryDelay;
 }
 
 const ATTEMPTS = 5;
@@ -68,20 +70,27 @@ class ItemFailed extends Error {
   }
 }
 
-/** Applies the group; returns its counts and the holds after it (the input holds are not changed). */
-export async function runGroup(d: ExecutorDeps, items: readonly GroupItem[], holds: Holds): Promise<{ counts: GroupCounts; holds: Holds }> {
+/**
+ * Applies the group; returns its counts, the holds after it (the input holds
+ * are not changed), and the retried change sets that failed again: their
+ * bookkeeping is not written in the group's transaction (quarantine.ts recordTries).
+ */
+export async function runGroup(
+  d: ExecutorDeps, items: readonly GroupItem[], holds: Holds,
+): Promise<{ counts: GroupCounts; holds: Holds; failedTries: FailedTry[] }> {
   let retries = 0;
   const failed = new Map<string, ApplyProblem | 'duplicate'>();
   for (let attempt = 1; ; ) {
     const h = holds.clone();
     const layers = [d.resolver.cache, d.versions.overlay, d.versions.noops];
     for (const l of layers) l.begin();
+    const failedTries: FailedTry[] = [];
     try {
-      const counts = await d.db.transaction((tx) => applyGroup(d, tx, items, h, failed));
+      const counts = await d.db.transaction((tx) => applyGroup(d, tx, items, h, failed, failedTries));
       for (const l of layers) l.commit();
       d.versions.noops.clear();
       counts.retried += retries;
-      return { counts, holds: h };
+      return { counts, holds: h, failedTries };
     } catch (e) {
       for (const l of layers) l.rollbackAll();
       if (e instanceof ItemFailed) {
@@ -102,6 +111,7 @@ export async function runGroup(d: ExecutorDeps, items: readonly GroupItem[], hol
 
 async function applyGroup(
   d: ExecutorDeps, conn: Queryable, items: readonly GroupItem[], holds: Holds, failed: ReadonlyMap<string, ApplyProblem | 'duplicate'>,
+  failedTries: FailedTry[],
 ): Promise<GroupCounts> {
   const tx = overlapping(conn, items.map((i) => () => changeSetDigest(i.entry.cs)));
   d.resolver.attach(tx);
@@ -133,8 +143,10 @@ async function applyGroup(
     }
     if (by !== undefined || failure !== undefined) {
       const reason = failure?.reason ?? `waits behind quarantined change set ${by} of the same origin`;
-      if (failure) d.log.info('change set quarantined', { change: cs.id, reason, waitsFor: failure.waitsFor });
-      await hold(d, tx, item, reason, failure ? failure.waitsFor : by ?? null);
+      if (failure && item.mode === 'new') d.log.info('change set quarantined', { change: cs.id, reason, waitsFor: failure.waitsFor });
+      const waitsFor = failure ? failure.waitsFor : by ?? null;
+      if (item.mode === 'retry') failedTries.push({ changeId: cs.id, reason, waitsFor });
+      else await quarantine(tx, d.stateSchema, cs, item.fromPeer, changeSetXml(cs), reason, waitsFor, d.now(), d.retryDelay);
       holds.hold(item.entry);
       counts.quarantined++;
       continue;
@@ -144,19 +156,24 @@ async function applyGroup(
       log: d.log, now: d.now, waitForCapture: d.waitForCapture, conflicts: 0, carried: new Carried(),
     };
     let ledgerWritten = false;
+    let place: ProblemPlace | undefined;
     try {
       await writeLedger(tx, d.stateSchema, cs, item.fromPeer, d.now());
       ledgerWritten = true;
+      let done = 0;
       for (const run of splitRuns(item.entry.ops)) {
+        place = placeOf(run, done + 1, item.entry.ops.length);
+        done += run.length;
         const kind = run[0]!.op.kind;
         if (kind === 'insert') await applyInsertRun(ctx, cs, run);
         else if (kind === 'update') await applyUpdate(ctx, cs, run[0]!);
         else await applyDelete(ctx, cs, run[0]!);
       }
+      place = undefined;
       await writeCarried(tx, d.stateSchema, cs, ctx.carried);
       if (item.mode === 'retry') await release(tx, d.stateSchema, cs.id);
     } catch (e) {
-      const problem = dataProblem(e);
+      const problem = dataProblem(e, place);
       if (!problem) throw e;
       // applied meanwhile by another path (USB and network at once): a duplicate
       throw new ItemFailed(cs.id, !ledgerWritten && isDuplicateKey(e) ? 'duplicate' : problem);
@@ -189,8 +206,12 @@ function overlapping(tx: Queryable, tasks: (() => unknown)[]): Queryable {
   };
 }
 
-async function hold(d: ExecutorDeps, tx: Queryable, item: GroupItem, reason: string, waitsFor: string | null): Promise<void> {
-  const cs = item.entry.cs;
-  if (item.mode === 'retry') await retried(tx, d.stateSchema, cs.id, reason, waitsFor, d.now());
-  else await quarantine(tx, d.stateSchema, cs, item.fromPeer, changeSetXml(cs), reason, waitsFor, d.now());
+/** The table, columns and op positions of a run of ops (one statement, or one op's statements). */
+function placeOf(run: readonly PlannedOp[], firstOp: number, opCount: number): ProblemPlace {
+  const columns = new Set<string>();
+  for (const p of run) {
+    const values = p.op.kind === 'insert' ? p.op.row : p.op.kind === 'update' ? p.op.set : {};
+    for (const c of Object.keys(values)) columns.add(c);
+  }
+  return { table: run[0]!.target.table.name, columns: [...columns], firstOp, ops: run.length, opCount };
 }

@@ -52,12 +52,64 @@ function errno(e: unknown): number | undefined {
   return s.fatal ? undefined : s.errno;
 }
 
-/** The reason to quarantine for, or null when the error is not about the data. */
-export function dataProblem(e: unknown): ApplyProblem | null {
+/** Where a statement that failed on its data was: its table, the columns it wrote, its ops' positions in the change set. */
+export interface ProblemPlace {
+  readonly table: string;
+  /** the columns the statement writes (named when the server's message names none) */
+  readonly columns: readonly string[];
+  /** 1-based position in the change set of the statement's first op */
+  readonly firstOp: number;
+  /** how many ops the statement carries (rows of a multi-row insert) */
+  readonly ops: number;
+  /** ops in the change set */
+  readonly opCount: number;
+}
+
+/**
+ * The reason to quarantine for, or null when the error is not about the data.
+ * With `place`, it names the table, the column (from the server's message, else
+ * the statement's columns) and the op's position; never the value, which some
+ * server messages quote and which is therefore never copied from them.
+ */
+export function dataProblem(e: unknown, place?: ProblemPlace): ApplyProblem | null {
   if (e instanceof ApplyProblem) return e;
   const n = errno(e);
   const reason = n === undefined ? undefined : DATA_ERRORS.get(n);
-  return reason === undefined ? null : new ApplyProblem(`${reason} (server error ${n})`);
+  if (reason === undefined) return null;
+  if (!place) return new ApplyProblem(`${reason} (server error ${n})`);
+  const message = withoutValues((e as Error).message ?? '');
+  const named = columnsNamed(message);
+  const columns = named.length > 0 ? named : place.columns;
+  const what = columns.length === 0 ? '' : columns.length === 1 ? `, column ${columns[0]}` : `, columns ${columns.join(', ')}`;
+  const row = /\bat row (\d+)\b/.exec(message);
+  const first = row && place.ops > 1 ? place.firstOp + Math.min(Number(row[1]), place.ops) - 1 : place.firstOp;
+  const last = row || place.ops === 1 ? first : place.firstOp + place.ops - 1;
+  const at = first === last ? `op ${first}` : `ops ${first}-${last}`;
+  return new ApplyProblem(`${reason}: table ${place.table}${what}, ${at} of ${place.opCount} (server error ${n})`);
+}
+
+/** A server message with the values it quotes cut out, so nothing is read from them. */
+function withoutValues(message: string): string {
+  return message
+    .replace(/value: '.*' for column/s, 'value for column')
+    .replace(/entry '.*' for key/s, 'entry for key')
+    .replace(/out of range in '.*'/s, 'out of range');
+}
+
+/** The column names a server message gives (never anything quoted as a value). */
+function columnsNamed(message: string): string[] {
+  const patterns = [
+    /\bcolumn '([^']{1,64})'/i, // 1048, 1054, 1264, 1265, 1406
+    /\bfor column `[^`]*`\.`[^`]*`\.`([^`]{1,64})`/i, // 1366, 1292
+    /\bField '([^']{1,64})'/, // 1364
+  ];
+  for (const p of patterns) {
+    const m = p.exec(message);
+    if (m) return [m[1]!];
+  }
+  const fk = /FOREIGN KEY \(([^)]{1,700})\)/.exec(message); // 1451, 1452
+  if (fk) return [...fk[1]!.matchAll(/`([^`]{1,64})`/g)].map((x) => x[1]!);
+  return [];
 }
 
 export function isTransient(e: unknown): boolean {

@@ -5,7 +5,7 @@
 import t from 'tap';
 import { openDb } from '../../apply/core/db.js';
 import { getCursor } from '../../agent/routing/cursors.js';
-import { ensureStateSchema } from '../../apply/core/state-schema.js';
+import { STATE_VERSION, ensureStateSchema } from '../../apply/core/state-schema.js';
 import { startServer } from '../../deploy/sandbox/mariadb.js';
 
 void t.test('a version 4 state schema gains digests, sent_seq and origins', async (t) => {
@@ -46,7 +46,7 @@ void t.test('a version 4 state schema gains digests, sent_seq and origins', asyn
   t.same(origins.map((o) => [o.origin, o.peer]), [['aunt', 'up'], ['grand', 'kid'], ['kid', 'kid'], ['up', 'up']],
     'each origin belongs to the peer that brought it first');
   const [v] = await db.query<{ v: string }>(`SELECT v FROM ${st}.meta WHERE k = 'version'`);
-  t.equal(v?.v, '5');
+  t.equal(v?.v, String(STATE_VERSION));
   const [l] = await db.query<{ n: number }>(`SELECT COUNT(*) AS n FROM ${st}.ledger WHERE digest IS NULL`);
   t.equal(Number(l?.n), 5, 'rows from before keep no digest (taken as duplicates unchecked)');
 
@@ -54,4 +54,28 @@ void t.test('a version 4 state schema gains digests, sent_seq and origins', asyn
   await ensureStateSchema(db, 'new_state');
   const [o] = await db.query<{ n: number }>('SELECT COUNT(*) AS n FROM new_state.origins');
   t.equal(Number(o?.n), 0);
+});
+
+void t.test('a version 5 state schema gains next_try (quarantine) and discards', async (t) => {
+  const s = await startServer();
+  t.teardown(() => s.stop());
+  const db = openDb({ host: s.host, port: s.port, user: 'root' });
+  t.teardown(() => db.close());
+  const st = 'v5_state';
+  await ensureStateSchema(db, st);
+  // the layout of version 5
+  await db.exec(`ALTER TABLE ${st}.quarantine DROP COLUMN next_try`);
+  await db.exec(`DROP TABLE ${st}.discards`);
+  await db.exec(`UPDATE ${st}.meta SET v = '5' WHERE k = 'version'`);
+  await db.exec(`INSERT INTO ${st}.quarantine (change_id, origin, from_peer, hlc, received_at, last_try, tries, reason, body)
+    VALUES ('a:1', 'a', 'kid', 1, NOW(6), NOW(6), 3, 'r', '<cs/>')`);
+
+  await ensureStateSchema(db, st);
+  await ensureStateSchema(db, st);
+
+  t.same(await db.query(`SELECT change_id, tries, next_try FROM ${st}.quarantine`), [{ change_id: 'a:1', tries: 3, next_try: null }],
+    'quarantined before: kept, and due at the next retry');
+  t.same(await db.query(`SELECT COUNT(*) AS n FROM ${st}.discards`), [{ n: 0 }]);
+  const [v] = await db.query<{ v: string }>(`SELECT v FROM ${st}.meta WHERE k = 'version'`);
+  t.equal(v?.v, '6');
 });
