@@ -19,7 +19,7 @@ import { groupLookup } from './lookup.js';
 import { applyDelete, applyUpdate } from './ops.js';
 import { changeSetDigest, changeSetXml, stampAhead } from './content.js';
 import { ApplyProblem, dataProblem, isDuplicateKey, isTransient, type ProblemPlace } from './problems.js';
-import { quarantine, release, type FailedTry, type RetryDelay } from './quarantine.js';
+import { claim, quarantine, release, type FailedTry, type RetryDelay } from './quarantine.js';
 import type { Resolver } from './target-resolver.js';
 import type { RowMapper } from './rowmap.js';
 import type { PlannedEntry, PlannedOp } from './validate.js';
@@ -129,6 +129,8 @@ async function applyGroup(
       continue;
     }
     seen.add(cs.id);
+    // a discard that got there first wins: never both applied and discarded
+    if (item.mode === 'retry' && !(await claim(tx, d.stateSchema, cs.id))) continue;
     if (item.mode === 'retry' && done.has(cs.id)) {
       await release(tx, d.stateSchema, cs.id);
       counts.duplicates++;

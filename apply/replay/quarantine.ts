@@ -104,6 +104,12 @@ export async function makeDue(db: Queryable, stateSchema: string, ids?: readonly
   return r.affectedRows;
 }
 
+/** Locks a quarantined change set for a retry; false when it is no longer there (discarded meanwhile). */
+export async function claim(tx: Queryable, stateSchema: string, changeId: string): Promise<boolean> {
+  const rows = await tx.query(`SELECT 1 FROM ${stateTable(stateSchema, 'quarantine')} WHERE change_id = ? FOR UPDATE`, [changeId]);
+  return rows.length > 0;
+}
+
 /** Removes a change set from quarantine (applied, or found in the ledger). */
 export async function release(tx: Queryable, stateSchema: string, changeId: string): Promise<void> {
   await tx.exec(`DELETE FROM ${stateTable(stateSchema, 'quarantine')} WHERE change_id = ?`, [changeId]);
