@@ -2,6 +2,7 @@
 // the journal, each peer's cursors and pending count, conflicts, quarantine.
 // Read-only; works whether or not the daemon is running.
 import { quarantineSummary, type QuarantineSummary } from '../../apply/replay/quarantine.js';
+import { heldSummary, type HeldGroup } from '../../apply/replay/held.js';
 import { binlogEnd } from '../capture/binlog-server.js';
 import type { Config } from '../config/types.js';
 import type { Queryable } from '../../apply/core/db.js';
@@ -42,6 +43,8 @@ export interface NodeStatus {
   readonly peers: readonly PeerStatus[];
   readonly conflicts: number;
   readonly quarantine: QuarantineSummary;
+  /** change sets held because a table differs here from the peer's, per peer and table */
+  readonly held: readonly HeldGroup[];
 }
 
 export async function nodeStatus(db: Queryable, config: Config, reader: JournalReader): Promise<NodeStatus> {
@@ -91,6 +94,7 @@ export async function nodeStatus(db: Queryable, config: Config, reader: JournalR
     peers: peerStatus,
     conflicts: Number(c?.n ?? 0),
     quarantine: await quarantineSummary(db, ss),
+    held: await heldSummary(db, ss),
   };
 }
 
@@ -118,5 +122,6 @@ export function formatStatus(s: NodeStatus): string {
     }
   }
   for (const q of s.quarantine.entries) lines.push(`  quarantined ${q.changeId} from ${q.fromPeer}: ${q.reason}`);
+  for (const h of s.held) lines.push(`  ${h.message}`);
   return lines.join('\n');
 }

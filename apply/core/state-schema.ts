@@ -189,6 +189,24 @@ export const stateTables: ReadonlyArray<{ name: string; ddl: string }> = [
     ) ENGINE=InnoDB`,
   },
   {
+    // Change sets whose table differs here in a way that would lose or change a value (apply/replay/held.ts).
+    name: 'held',
+    ddl: `(
+      id BIGINT UNSIGNED NOT NULL AUTO_INCREMENT PRIMARY KEY COMMENT 'arrival order',
+      change_id VARCHAR(120) NOT NULL,
+      from_peer VARCHAR(64) NOT NULL,
+      tbl VARCHAR(64) NOT NULL COMMENT 'the table whose shape holds it',
+      tables VARCHAR(4000) NOT NULL COMMENT 'the tables it writes, as a JSON array',
+      problem VARCHAR(1000) NOT NULL COMMENT 'column, here, there as JSON',
+      waits_for VARCHAR(120) NULL COMMENT 'the held change set it waits behind',
+      shapes MEDIUMBLOB NULL COMMENT 'the sender''s shapes of its tables, JSON',
+      held_at DATETIME(6) NOT NULL,
+      body LONGBLOB NOT NULL COMMENT 'the <cs> element as received',
+      UNIQUE KEY held_change (change_id),
+      KEY held_peer (from_peer, id)
+    ) ENGINE=InnoDB`,
+  },
+  {
     // DDL seen on synced tables, with the fingerprint of the schema after it.
     name: 'schema_events',
     ddl: `(
