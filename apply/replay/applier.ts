@@ -19,7 +19,7 @@ import { Resolver } from './target-resolver.js';
 import { RowMapper } from './rowmap.js';
 import { badChange } from './target.js';
 import { checkShape, shapeMap, type ShapeProblem } from './shape-check.js';
-import { validateEntry, type PlannedEntry } from './validate.js';
+import { checkHoldable, validateEntry, type PlannedEntry } from './validate.js';
 import type { TableShape } from '../codec/shape.js';
 import type { ChangeSet } from '../core/model.js';
 import { Versions } from './versions.js';
@@ -178,6 +178,7 @@ export class Applier {
         }
         problem = v.problem;
       }
+      checkHoldable(e);
       held.push({ cs, problem, waitsFor: wait?.changeId ?? null, shapes: map === null ? null : tables.flatMap((t) => map.get(t) ?? []) });
       for (const t of tables) if (!blocked.has(t)) blocked.set(t, { changeId: cs.id, problem });
     }
