@@ -52,7 +52,7 @@ function hold(table: string, column: string | null, here: string, there: string)
 }
 
 function checkOp(t: TableInfo, op: Op, there: TableShape | undefined): { op: Op } | { problem: ShapeProblem } {
-  const byName = there ? new Map(there.columns.map((c) => [c.name, c])) : null;
+  const byName = there ? columnsOf(there) : null;
   const rows: Row[] = op.kind === 'insert' ? [op.row] : op.kind === 'update' ? [op.set, op.old] : [];
   let dropped: Set<string> | null = null;
   for (const row of rows) {
@@ -67,7 +67,7 @@ function checkOp(t: TableInfo, op: Op, there: TableShape | undefined): { op: Op 
         return { problem: { table: t.name, column: name, here: 'missing', there: theirs ? describe(theirs) : 'present' } };
       }
       if (!theirs) continue;
-      if (!holdsAll(mine, theirs)) return { problem: { table: t.name, column: name, here: describeMine(mine), there: describe(theirs) } };
+      if (!holdsAllCached(mine, theirs)) return { problem: { table: t.name, column: name, here: describeMine(mine), there: describe(theirs) } };
     }
   }
   if (op.kind === 'insert' && byName) {
@@ -83,6 +83,23 @@ function checkOp(t: TableInfo, op: Op, there: TableShape | undefined): { op: Op 
   if (op.kind === 'insert') return { op: { ...op, row: keep(op.row) } };
   if (op.kind === 'update') return { op: { ...op, set: keep(op.set), old: keep(op.old) } };
   return { op };
+}
+
+const byNameCache = new WeakMap<TableShape, ReadonlyMap<string, ColumnShape>>();
+function columnsOf(s: TableShape): ReadonlyMap<string, ColumnShape> {
+  let m = byNameCache.get(s);
+  if (!m) byNameCache.set(s, (m = new Map(s.columns.map((c) => [c.name, c]))));
+  return m;
+}
+
+const verdicts = new WeakMap<ColumnShape, WeakMap<ColumnInfo, boolean>>();
+/** holdsAll, once per pair of column objects (a batch's shapes and the catalogue live as long as the batch). */
+function holdsAllCached(mine: ColumnInfo, theirs: ColumnShape): boolean {
+  let m = verdicts.get(theirs);
+  if (!m) verdicts.set(theirs, (m = new WeakMap()));
+  let v = m.get(mine);
+  if (v === undefined) m.set(mine, (v = holdsAll(mine, theirs)));
+  return v;
 }
 
 export function describe(c: ColumnShape): string {
