@@ -177,9 +177,12 @@ export class ExchangeClient {
     const who = await this.request(
       'peer',
       () => got(`${this.base}${PEER_PATH}`, { ...this.gotOptions(), method: 'GET' }),
-      async (res) => JSON.parse(res.body.toString('utf8')) as { node?: unknown; child?: unknown },
+      async (res) => ({ ...(JSON.parse(res.body.toString('utf8')) as { node?: unknown; child?: unknown }), shapes: res.headers[SHAPES_HEADER] === '1' }),
       signal,
     );
+    // the same answer says whether the parent reads shapes: no request more for that
+    if (who.shapes) await this.learnShapes();
+    else this.parentShapes = false;
     if (typeof who.node !== 'string' || !/^[a-z0-9-]+$/.test(who.node)) {
       throw new SpokesyncError('SPOKESYNC_E_PEER', 'the parent did not name itself');
     }

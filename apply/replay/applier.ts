@@ -18,7 +18,7 @@ import { readQuarantine, retried, type QuarantineRow } from './quarantine.js';
 import { Resolver } from './target-resolver.js';
 import { RowMapper } from './rowmap.js';
 import { badChange } from './target.js';
-import { checkShape, shapeMap, type ShapeProblem } from './shape-check.js';
+import { checkShape, refuseUnsynced, shapeMap, type ShapeProblem } from './shape-check.js';
 import { checkHoldable, validateEntry, type PlannedEntry } from './validate.js';
 import type { TableShape } from '../codec/shape.js';
 import type { ChangeSet } from '../core/model.js';
@@ -166,6 +166,7 @@ export class Applier {
     const held: Held[] = [];
     for (const e of entries) {
       const cs = e.cs;
+      refuseUnsynced(this.catalog, this.o.tables, cs);
       const tables = tablesOf(cs);
       const wait = tables.map((t) => blocked.get(t)).find((b) => b !== undefined);
       let problem: ShapeProblem;

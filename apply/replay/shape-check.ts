@@ -5,6 +5,7 @@
 import type { Catalog, ColumnInfo, TableInfo } from '../core/catalog.js';
 import type { ChangeSet, Op, Row, Value } from '../core/model.js';
 import { isRef } from '../core/model.js';
+import { SpokesyncError } from '../core/errors.js';
 import type { ColumnShape, TableShape } from '../codec/shape.js';
 
 export interface ShapeProblem {
@@ -37,14 +38,27 @@ export function checkShape(catalog: Catalog, synced: ReadonlySet<string>, cs: Ch
     const op = cs.ops[i]!;
     const t = catalog.tables.get(op.table);
     const there = shapes?.get(op.table);
-    if (!t || !synced.has(t.name)) {
-      return hold(op.table, null, t ? 'not synced' : 'missing', there ? 'a synced table' : 'a table');
-    }
+    if (!t) return hold(op.table, null, 'missing', there ? 'a synced table' : 'a table');
     const r = checkOp(t, op, there);
     if ('problem' in r) return { kind: 'hold', problem: r.problem };
     if (r.op !== op) (ops ??= [...cs.ops])[i] = r.op;
   }
   return { kind: 'ok', ops: ops ?? cs.ops };
+}
+
+/**
+ * A table this node has but does not sync is a difference of configuration
+ * (tables.include/exclude), not of schema: refused with the batch, as before.
+ */
+export function refuseUnsynced(catalog: Catalog, synced: ReadonlySet<string>, cs: ChangeSet): void {
+  for (const op of cs.ops) {
+    const t = catalog.tables.get(op.table);
+    if (t && !synced.has(t.name)) {
+      throw new SpokesyncError('SPOKESYNC_E_UNKNOWN_TABLE', `a change set writes table ${JSON.stringify(t.name)}, which this node does not sync`, {
+        fix: 'Give both nodes the same tables.include and tables.exclude; nothing was applied, and the sender keeps the change.',
+      });
+    }
+  }
 }
 
 function hold(table: string, column: string | null, here: string, there: string): Verdict {
