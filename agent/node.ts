@@ -19,6 +19,7 @@ import { PARENT_ID_KEY, getMeta } from './routing/cursors.js';
 import { refusedFrom, routeTo, type PeerRole, type Route } from './routing/filters.js';
 import { JournalReader } from './journal/reader.js';
 import { loadCatalog, type Catalog } from '../apply/core/catalog.js';
+import { shapeOf } from '../apply/codec/shape.js';
 import { assertPreflight } from './check/preflight.js';
 import { ensureStateSchema } from '../apply/core/state-schema.js';
 import type { UsbDeps } from './usb/transfer.js';
@@ -101,6 +102,10 @@ export class SpokesyncNode {
       db, stateSchema: database.stateSchema, node: node.id, applier: this.applier, reader: this.reader, log,
       refused: (peer) => (config.children.some((c) => c.id === peer) ? fromChild : fromParent),
       children: config.children.map((c) => c.id),
+      shapes: (wanted) => {
+        const cat = this.applier.currentCatalog();
+        return [...(wanted ?? tables)].filter((t) => tables.has(t)).flatMap((t) => { const info = cat.tables.get(t); return info ? [shapeOf(info)] : []; });
+      },
     });
   }
 

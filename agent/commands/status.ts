@@ -10,11 +10,12 @@ export const command: CommandSpec = {
   description:
     'Reads the state schema of this node (it works while the daemon runs): where capture is against the ' +
     'end of the binlog, how many change sets are waiting for each peer, when each peer was last in ' +
-    'contact and how that ended, how many conflicts were recorded and which change sets are quarantined.\n\n' +
+    'contact and how that ended, how many conflicts were recorded, which change sets are quarantined, and ' +
+    'which are held because a table differs here from a peer\'s (per peer and table, with the fix).\n\n' +
     '--json prints {node, capture: {file, pos, binlogEnd, behindBytes, checkpointAgeSeconds, daemon}, ' +
     'journal: {lastSeq, rows}, peers: [{peer, role, pending, ackedSeq, receivedSeq, lastContact, lastResult}], ' +
     'conflicts, quarantine: {count, oldest, byOrigin, entries}, discards: {count, entries: [{node, changeId, origin, fromPeer, tables, ' +
-    'quarantinedFor, tries, discardedAt, discardedBy, why, reportedAt}]}}.',
+    'quarantinedFor, tries, discardedAt, discardedBy, why, reportedAt}]}, held: [{peer, table, count, column, here, there, message}]}.',
   options: {
     json: { type: 'boolean', help: 'print the status as JSON' },
   },

@@ -15,12 +15,14 @@ import type { Route } from '../routing/filters.js';
 import { AnswerPart } from './answer-part.js';
 import { BROTLI_CODINGS, decompress, encodingFor, parseContentEncoding, type Encoding } from './compression.js';
 import { REFUSAL_CHARS, parentRequestOptions, pinnedTls, refusal } from './parent-http.js';
-import { EXCHANGE_PATH, PEER_PATH, type ExchangeCore, type TakeResult } from './protocol.js';
+import { EXCHANGE_PATH, PEER_PATH, SHAPES_HEADER, type ExchangeCore, type TakeResult } from './protocol.js';
 import { ANSWER_HEADER, HAVE_HEADER, OFFSET_HEADER, parseOffset, parseUploadId } from './resume.js';
 import { RoundBodies, afterAnswer, fallbackCoding, planPost, type Upload } from './round-plan.js';
 import { collectBatch } from './wire.js';
 import { DEFAULT_MAX_ELEMENTS } from '../../apply/codec/decode-limits.js';
 
+/** meta key: the parent reads table shapes */
+const SHAPES_KEY = 'parent.shapes';
 /** HTTP statuses that no resend can fix: the token, the peer, or the batch itself is wrong. */
 const PERMANENT = new Set([400, 401, 403, 404, 405, 413, 415, 422]);
 /** refusals of what the batch claims (409): sending it again gets the same answer */
@@ -76,6 +78,8 @@ export class ExchangeClient {
   private readonly base: string;
   /** the coding of our requests: the configured one; for br, the best of spokesync's own the parent takes */
   private requestEncoding: Encoding;
+  /** the parent reads table shapes in batches (null: not known yet) */
+  private parentShapes: boolean | null = null;
 
   constructor(private readonly o: ExchangeClientOptions) {
     this.log = o.log.child({ part: 'client' });
@@ -141,6 +145,30 @@ export class ExchangeClient {
     return { ...this.http, timeout: { request: this.o.parent.timeout }, responseType: 'buffer' as const };
   }
 
+  /**
+   * Whether our batches may carry table shapes: known from the parent's answers
+   * (remembered), else asked once per process before the first batch goes, so
+   * that no batch reaches a parent that reads shapes without them.
+   */
+  private async parentReadsShapes(signal?: AbortSignal): Promise<boolean> {
+    if (this.parentShapes !== null) return this.parentShapes;
+    if ((await getMeta(this.o.db, this.o.stateSchema, SHAPES_KEY)) === '1') return (this.parentShapes = true);
+    const reads = await this.request(
+      'peer',
+      () => got(`${this.base}${PEER_PATH}`, { ...this.gotOptions(), method: 'GET' }),
+      async (res) => res.headers[SHAPES_HEADER] === '1',
+      signal,
+    );
+    if (reads) await this.learnShapes();
+    else this.parentShapes = false;
+    return reads;
+  }
+
+  private async learnShapes(): Promise<void> {
+    this.parentShapes = true;
+    await setMeta(this.o.db, this.o.stateSchema, SHAPES_KEY, '1');
+  }
+
   /** The parent's node id: remembered from the first authenticated contact. */
   async parentId(signal?: AbortSignal): Promise<string> {
     const { db, stateSchema } = this.o;
@@ -149,9 +177,12 @@ export class ExchangeClient {
     const who = await this.request(
       'peer',
       () => got(`${this.base}${PEER_PATH}`, { ...this.gotOptions(), method: 'GET' }),
-      async (res) => JSON.parse(res.body.toString('utf8')) as { node?: unknown; child?: unknown },
+      async (res) => ({ ...(JSON.parse(res.body.toString('utf8')) as { node?: unknown; child?: unknown }), shapes: res.headers[SHAPES_HEADER] === '1' }),
       signal,
     );
+    // the same answer says whether the parent reads shapes: no request more for that
+    if (who.shapes) await this.learnShapes();
+    else this.parentShapes = false;
     if (typeof who.node !== 'string' || !/^[a-z0-9-]+$/.test(who.node)) {
       throw new SpokesyncError('SPOKESYNC_E_PEER', 'the parent did not name itself');
     }
@@ -171,7 +202,8 @@ export class ExchangeClient {
    */
   async round(parentId: string, signal?: AbortSignal): Promise<RoundResult> {
     const { parent, core } = this.o;
-    const bodies = await RoundBodies.of(await core.next(this.o.routeFor(parentId), parent.batch));
+    const shapes = await this.parentReadsShapes(signal);
+    const bodies = await RoundBodies.of(await core.next(this.o.routeFor(parentId), parent.batch, shapes));
     const answerPart = new AnswerPart();
     let upload: Upload | null = null;
     let taken: TakeResult = { applied: 0, duplicates: 0, quarantined: 0, conflicts: 0, received: 0, replayed: 0 };
@@ -198,7 +230,7 @@ export class ExchangeClient {
         (res) => this.readAnswer(res, answerPart),
         signal,
       );
-      taken = sum(taken, await core.take(parentId, answer.batch.header, answer.batch.entries));
+      taken = sum(taken, await core.take(parentId, answer.batch.header, answer.batch.entries, answer.batch.shapes));
       const theirMore = answer.batch.header.more;
       const next = afterAnswer({
         bodies, probing, upload, have: answer.have, passes, maxPasses: Math.max(1, parent.maxTries), aborted: signal?.aborted === true,
@@ -212,7 +244,7 @@ export class ExchangeClient {
   /** One POST of a plan; the answer's bytes are kept as they come (got keeps none of a body cut part way). */
   private async post(body: Buffer, headers: Readonly<Record<string, string>>, answerPart: AnswerPart): Promise<Response<Buffer>> {
     const req = got(`${this.base}${EXCHANGE_PATH}`, {
-      ...this.gotOptions(), method: 'POST', body, headers: { ...this.http.headers, ...headers },
+      ...this.gotOptions(), method: 'POST', body, headers: { ...this.http.headers, ...headers, [SHAPES_HEADER]: '1' },
     });
     void req.on('request', (r) => r.on('response', (res: IncomingMessage) => {
       if (res.statusCode !== 200) return;
@@ -231,6 +263,7 @@ export class ExchangeClient {
   private async readAnswer(res: Response<Buffer>, answerPart: AnswerPart) {
     const body = answerPart.whole(res);
     if (body === null) throw new SpokesyncError('SPOKESYNC_E_HTTP', 'the rest of the answer does not complete the part held');
+    if (res.headers[SHAPES_HEADER] === '1' && this.parentShapes !== true) await this.learnShapes();
     const renc = parseContentEncoding(res.headers['content-encoding']);
     if (renc === null) throw new SpokesyncError('SPOKESYNC_E_HTTP', 'the parent answered in an unknown encoding');
     const max = this.o.maxInflatedBytes ?? 8 * 1024 * 1024;

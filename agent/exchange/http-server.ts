@@ -17,7 +17,7 @@ import {
   ACCEPTED_CODINGS, ByteLimit, type Encoding, compress, decompress, decompressor, inflateError, isWholeBody, negotiate, parseContentEncoding,
 } from './compression.js';
 import {
-  CAP_BYTES_HEADER, CAP_RECORDS_HEADER, DEFAULT_CAPS, EXCHANGE_PATH, HEALTH_PATH, PEER_PATH, type ExchangeCore,
+  CAP_BYTES_HEADER, CAP_RECORDS_HEADER, DEFAULT_CAPS, EXCHANGE_PATH, HEALTH_PATH, PEER_PATH, SHAPES_HEADER, type ExchangeCore,
 } from './protocol.js';
 import {
   ANSWER_HAVE_HEADER, ANSWER_HEADER, HAVE_HEADER, OFFSET_HEADER, RESUMABLE_BYTES, RESUME_HEADER, UPLOAD_HEADER, UploadStore,
@@ -149,7 +149,7 @@ export class ExchangeServer {
     this.addRoute('POST', EXCHANGE_PATH, (req, res, child) => this.exchange(req, res, child));
     this.addRoute('GET', PEER_PATH, async (_req, res, child) => {
       const body = JSON.stringify({ node: this.o.core.node, child: child.id });
-      res.writeHead(200, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) });
+      res.writeHead(200, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body), [SHAPES_HEADER]: '1' });
       res.end(body);
     });
   }
@@ -323,7 +323,7 @@ export class ExchangeServer {
           throw new SpokesyncError('SPOKESYNC_E_XML', prefix ? 'the resumed body does not match its upload id' : 'the body does not match its upload id');
         }
       }
-      const taken = await this.o.core.take(child.id, batch.header, batch.entries);
+      const taken = await this.o.core.take(child.id, batch.header, batch.entries, batch.shapes);
       const asked = parseUploadId(req.headers[RESUME_HEADER]);
       const held = asked ? this.uploads.get(child.id, asked)?.length ?? 0 : 0;
       res.sendDate = false;
@@ -337,6 +337,7 @@ export class ExchangeServer {
           'content-length': rest.length,
           [ANSWER_HEADER]: part.id,
           [OFFSET_HEADER]: String(part.have),
+          [SHAPES_HEADER]: '1',
           ...(held > 0 ? { [HAVE_HEADER]: String(held) } : {}),
           ...(last.meta === 'identity' ? {} : { 'content-encoding': last.meta }),
         });
@@ -350,14 +351,15 @@ export class ExchangeServer {
         records: capHeader(req.headers[CAP_RECORDS_HEADER], DEFAULT_CAPS.records, max.records),
         bytes: capHeader(req.headers[CAP_BYTES_HEADER], DEFAULT_CAPS.bytes, max.bytes),
       };
-      const answer = await this.o.core.next(this.o.routeFor(child.id), caps);
+      const answer = await this.o.core.next(this.o.routeFor(child.id), caps, req.headers[SHAPES_HEADER] === '1');
       const out = negotiate(req.headers['accept-encoding'], enc);
-      const body = compress(await batchBuffer(answer.header, answer.entries), out);
+      const body = compress(await batchBuffer(answer.header, answer.entries, answer.shapes ?? []), out);
       const named = body.length >= RESUMABLE_BYTES ? uploadId(body) : null;
       if (named) this.answers.set(child.id, named, body, out);
       else this.answers.delete(child.id);
       res.writeHead(200, {
         'content-length': body.length,
+        [SHAPES_HEADER]: '1',
         ...(named ? { [ANSWER_HEADER]: named } : {}),
         ...(held > 0 ? { [HAVE_HEADER]: String(held) } : {}),
         ...(out === 'identity' ? {} : { 'content-encoding': out }),

@@ -10,6 +10,7 @@ import { advanceCursor, getCursor, markSent, maxSeq, nextBatchSeq, recordContact
 import type { Route } from '../routing/filters.js';
 import type { Caps, JournalReader, Outgoing } from '../journal/reader.js';
 import { Origins } from './origins.js';
+import { tablesOfBody, type TableShape } from '../../apply/codec/shape.js';
 
 export const EXCHANGE_PATH = '/v1/exchange';
 export const PEER_PATH = '/v1/peer';
@@ -17,12 +18,14 @@ export const HEALTH_PATH = '/v1/health';
 /** request headers carrying the child's batch caps, so the parent's answers fit the same link */
 export const CAP_RECORDS_HEADER = 'x-spokesync-batch-records';
 export const CAP_BYTES_HEADER = 'x-spokesync-batch-bytes';
+/** a request or answer header: the sender reads table shapes (<s>) in batches, so they may be sent to it */
+export const SHAPES_HEADER = 'x-spokesync-shapes';
 
 export const DEFAULT_CAPS: Caps = { records: 200, bytes: 64 * 1024 };
 
 /** What apply/replay/applier.ts does for a batch: the part of it the exchange needs. */
 export interface BatchApplier {
-  applyBatch(fromPeer: string, entries: readonly BatchEntry[]): Promise<ApplyCounts>;
+  applyBatch(fromPeer: string, entries: readonly BatchEntry[], shapes?: readonly TableShape[]): Promise<ApplyCounts>;
 }
 
 export interface ApplyCounts {
@@ -30,6 +33,8 @@ export interface ApplyCounts {
   readonly duplicates: number;
   readonly quarantined: number;
   readonly conflicts: number;
+  /** held because a table differs (apply/replay/held.ts) */
+  readonly held?: number;
 }
 
 export interface TakeResult extends ApplyCounts {
@@ -42,6 +47,8 @@ export interface TakeResult extends ApplyCounts {
 export interface OutgoingBatch {
   readonly header: BatchHeader;
   readonly entries: Outgoing[];
+  /** the shapes of the tables the entries write (only toward a peer that reads them) */
+  readonly shapes?: TableShape[];
 }
 
 /** Runs tasks with the same key one at a time (one peer's batches never interleave). */
@@ -72,6 +79,8 @@ export interface ExchangeCoreOptions {
   readonly refused?: (peer: string) => (table: string) => 'up' | 'down' | null;
   /** the configured children's ids: each stands for itself (origins.ts); none when absent */
   readonly children?: readonly string[];
+  /** this node's shapes of the named tables (every synced table when null); none sent when absent */
+  readonly shapes?: (tables: ReadonlySet<string> | null) => TableShape[];
 }
 
 function checkOrder(entries: readonly BatchEntry[]): void {
@@ -114,7 +123,7 @@ export class ExchangeCore {
    * the peer stands for; then they are applied (all or nothing per change set,
    * ledger first: one applied before is a duplicate), then our cursors move.
    */
-  async take(peer: string, header: BatchHeader, entries: readonly BatchEntry[]): Promise<TakeResult> {
+  async take(peer: string, header: BatchHeader, entries: readonly BatchEntry[], shapes: readonly TableShape[] = []): Promise<TakeResult> {
     if (header.from !== peer) {
       throw new SpokesyncError('SPOKESYNC_E_PEER', `the batch claims sender '${header.from}', but it came from '${peer}'`);
     }
@@ -146,7 +155,7 @@ export class ExchangeCore {
       // entries at or below the received cursor go to the ledger check too: a forged high seq cannot hide later ones
       const replayed = entries.filter((e) => BigInt(e.seq) <= BigInt(cursor.receivedSeq)).length;
       const counts: ApplyCounts = entries.length > 0
-        ? await this.o.applier.applyBatch(peer, entries)
+        ? await this.o.applier.applyBatch(peer, entries, shapes)
         : { applied: 0, duplicates: 0, quarantined: 0, conflicts: 0 };
       const top = entries.reduce((m, e) => maxSeq(m, e.seq), '0');
       await advanceCursor(db, stateSchema, peer, { ...(badAck ? {} : { acked: header.ack }), ...(entries.length > 0 ? { received: top } : {}) });
@@ -173,7 +182,7 @@ export class ExchangeCore {
   }
 
   /** Our next batch toward `route.peer`: acks plus pending entries within the caps. */
-  async next(route: Route, caps: Caps): Promise<OutgoingBatch> {
+  async next(route: Route, caps: Caps, withShapes = false): Promise<OutgoingBatch> {
     const { db, stateSchema, reader } = this.o;
     const cursor = await getCursor(db, stateSchema, route.peer);
     const batch = await reader.read(route, cursor.ackedSeq, caps);
@@ -182,7 +191,20 @@ export class ExchangeCore {
     if (BigInt(batch.skipTo) > BigInt(cursor.ackedSeq)) {
       await advanceCursor(db, stateSchema, route.peer, { acked: batch.skipTo });
     }
-    return { header: await this.header(route.peer, batch.more), entries: batch.entries };
+    return { header: await this.header(route.peer, batch.more), entries: batch.entries, shapes: withShapes ? this.shapesOf(batch.entries) : [] };
+  }
+
+  /** Our shapes of the tables these entries write (read from the bodies' text). */
+  shapesOf(entries: readonly Outgoing[]): TableShape[] {
+    if (!this.o.shapes || entries.length === 0) return [];
+    const tables = new Set<string>();
+    for (const e of entries) tablesOfBody(e.body, tables);
+    return this.o.shapes(tables);
+  }
+
+  /** Our shapes of every synced table (a USB file: its entries stream, and its size matters little). */
+  allShapes(): TableShape[] {
+    return this.o.shapes?.(null) ?? [];
   }
 
   /** Everything pending toward `route.peer`, streamed (USB files): the header and the entries. */

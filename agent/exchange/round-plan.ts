@@ -21,7 +21,7 @@ export class RoundBodies {
   constructor(readonly entries: number, private readonly full: Buffer, private readonly probe: Buffer) {}
 
   static async of(out: OutgoingBatch): Promise<RoundBodies> {
-    const full = await batchBuffer(out.header, out.entries);
+    const full = await batchBuffer(out.header, out.entries, out.shapes ?? []);
     // without entries the batch is its own probe
     const probe = out.entries.length > 0 ? await batchBuffer({ ...out.header, more: true }, []) : full;
     return new RoundBodies(out.entries.length, full, probe);

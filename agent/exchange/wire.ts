@@ -6,6 +6,7 @@ import { decodeChangeSet } from '../../apply/codec/decode.js';
 import { encodeChangeSet } from '../../apply/codec/encode.js';
 import { SpokesyncError } from '../../apply/core/errors.js';
 import type { BudgetLease } from '../../apply/codec/decode-limits.js';
+import type { TableShape } from '../../apply/codec/shape.js';
 import type { Outgoing, Trim } from '../journal/reader.js';
 
 export { batchChunks, readBatch };
@@ -20,12 +21,15 @@ export interface BatchLimits {
 export interface DecodedBatch {
   readonly header: BatchHeader;
   readonly entries: BatchEntry[];
+  /** the sender's table shapes; empty from a sender that sends none */
+  readonly shapes: TableShape[];
 }
 
 /** A batch as bytes: the header, then the stored bodies as they are. */
-export async function batchBuffer(header: BatchHeader, entries: Iterable<Outgoing> | AsyncIterable<Outgoing>): Promise<Buffer> {
+export async function batchBuffer(
+  header: BatchHeader, entries: Iterable<Outgoing> | AsyncIterable<Outgoing>, shapes: readonly TableShape[] = []): Promise<Buffer> {
   const parts: Buffer[] = [];
-  for await (const chunk of batchChunks(header, entries)) parts.push(chunk);
+  for await (const chunk of batchChunks(header, entries, shapes)) parts.push(chunk);
   return Buffer.concat(parts);
 }
 
@@ -35,12 +39,14 @@ export async function collectBatch(
   limits: BatchLimits = {}): Promise<DecodedBatch> {
   let header: BatchHeader | undefined;
   const entries: BatchEntry[] = [];
+  const shapes: TableShape[] = [];
   for await (const ev of readBatch(source, limits)) {
     if (ev.type === 'header') header = ev.header;
+    else if (ev.type === 'shape') shapes.push(ev.shape);
     else entries.push(ev.entry);
   }
   if (header === undefined) throw new SpokesyncError('SPOKESYNC_E_XML', 'the body holds no batch');
-  return { header, entries };
+  return { header, entries, shapes };
 }
 
 /** Keeps the ops on tables the peer takes; null when none remain. */

@@ -2,6 +2,7 @@
 // the journal, each peer's cursors and pending count, conflicts, quarantine.
 // Read-only; works whether or not the daemon is running.
 import { listDiscards, quarantineSummary, type DiscardEntry, type QuarantineSummary } from '../../apply/replay/quarantine.js';
+import { heldSummary, type HeldGroup } from '../../apply/replay/held.js';
 import { binlogEnd } from '../capture/binlog-server.js';
 import type { Config } from '../config/types.js';
 import type { Queryable } from '../../apply/core/db.js';
@@ -44,6 +45,8 @@ export interface NodeStatus {
   readonly quarantine: QuarantineSummary;
   /** quarantined change sets given up here (node = this node) or at a child that reported it, newest first */
   readonly discards: { readonly count: number; readonly entries: readonly DiscardEntry[] };
+  /** change sets held because a table differs here from the peer's, per peer and table */
+  readonly held: readonly HeldGroup[];
 }
 
 export async function nodeStatus(db: Queryable, config: Config, reader: JournalReader): Promise<NodeStatus> {
@@ -94,6 +97,7 @@ export async function nodeStatus(db: Queryable, config: Config, reader: JournalR
     conflicts: Number(c?.n ?? 0),
     quarantine: await quarantineSummary(db, ss),
     discards: await listDiscards(db, ss, 10),
+    held: await heldSummary(db, ss),
   };
 }
 
@@ -126,5 +130,6 @@ export function formatStatus(s: NodeStatus): string {
     const where = d.node === s.node ? (d.reportedAt ? 'here, reported to the parent' : 'here, not yet reported to the parent') : `at ${d.node}`;
     lines.push(`  discarded ${d.changeId} (${d.tables.join(', ')}) ${where}: ${d.discardedAt} by ${d.discardedBy}: ${d.why}`);
   }
+  for (const h of s.held) lines.push(`  ${h.message}`);
   return lines.join('\n');
 }

@@ -8,6 +8,8 @@ import { Readable, pipeline as pipelineCb } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { createGunzip } from 'node:zlib';
 import type { BatchEntry, BatchHeader } from '../../apply/core/model.js';
+import type { BatchItem } from '../../apply/codec/batch.js';
+import type { TableShape } from '../../apply/codec/shape.js';
 import type { Config } from '../config/types.js';
 import type { Queryable } from '../../apply/core/db.js';
 import { SpokesyncError, isSpokesyncError } from '../../apply/core/errors.js';
@@ -73,7 +75,7 @@ export async function exportFile(d: UsbDeps, opts: { peer?: string; out: string 
   const file = createWriteStream(tmp, { mode: 0o600 });
   try {
     await pipeline(
-      Readable.from(batchChunks(header, counted())),
+      Readable.from(batchChunks(header, counted(), d.core.allShapes())),
       compressor('gzip'),
       (src: AsyncIterable<Buffer>) => seal(src, { sender: d.config.node.id, receiver: peer.id, secret: peer.secret }),
       file,
@@ -92,7 +94,7 @@ async function* fileItems(
   path: string,
   secretFor: (h: UsbHeader) => string,
   onHeader: (h: UsbHeader) => void,
-): AsyncGenerator<{ type: 'header'; header: BatchHeader } | { type: 'entry'; entry: BatchEntry }> {
+): AsyncGenerator<BatchItem> {
   async function* plain(): AsyncGenerator<Buffer> {
     for await (const item of open(createReadStream(path), secretFor)) {
       if (item.type === 'header') onHeader(item.header);
@@ -143,7 +145,7 @@ export async function importFile(d: UsbDeps, opts: { in: string; reply?: string 
   let vet: BatchEntry[] = [];
   for await (const item of fileItems(opts.in, secretFor, (h) => { sender = h.sender; })) {
     if (item.type === 'header') check(item.header);
-    else {
+    else if (item.type === 'entry') {
       records++;
       vet.push(item.entry);
       if (vet.length >= GROUP_RECORDS) {
@@ -160,11 +162,12 @@ export async function importFile(d: UsbDeps, opts: { in: string; reply?: string 
   // pass two: apply in groups (every chunk is authenticated again as it is read)
   const total = { applied: 0, duplicates: 0, quarantined: 0, conflicts: 0, received: 0, replayed: 0 };
   let header: BatchHeader | undefined;
+  const shapes: TableShape[] = [];
   let group: BatchEntry[] = [];
   let groupBytes = 0;
   const flush = async (): Promise<void> => {
     if (!header) return;
-    const r = await d.core.take(from.id, header, group);
+    const r = await d.core.take(from.id, header, group, shapes);
     for (const k of Object.keys(total) as (keyof typeof total)[]) total[k] += r[k];
     group = [];
     groupBytes = 0;
@@ -173,6 +176,10 @@ export async function importFile(d: UsbDeps, opts: { in: string; reply?: string 
     if (item.type === 'header') {
       check(item.header);
       header = item.header;
+      continue;
+    }
+    if (item.type === 'shape') {
+      shapes.push(item.shape);
       continue;
     }
     group.push(item.entry);

@@ -10,9 +10,13 @@ import type { BatchEntry, BatchHeader, ChangeSet } from '../core/model.js';
 import { ChangeSetBuilder, badAttr, checkNamespace, own, short, unknownAttr, type Attrs } from './cs-builder.js';
 import { tooMany, type BudgetLease } from './decode-limits.js';
 import { createParser } from './sax.js';
+import { ShapeBuilder, type TableShape } from './shape.js';
 import { NODE_ID, isUint64, xmlError } from './xml-text.js';
 
-export type BatchItem = { type: 'header'; header: BatchHeader } | { type: 'entry'; entry: BatchEntry };
+export type BatchItem =
+  | { type: 'header'; header: BatchHeader }
+  | { type: 'shape'; shape: TableShape }
+  | { type: 'entry'; entry: BatchEntry };
 
 export interface BatchLimits {
   /** most <e> records accepted */
@@ -31,7 +35,11 @@ class BatchBuilder {
   records = 0;
   elements = 0;
   done = false;
-  private level = 0; // 0 outside, 1 in <batch>, 2 in <e>
+  private level = 0; // 0 outside, 1 in <batch>, 2 in <e> or <s>
+  private inShape = false;
+  private shapeDepth = 0;
+  private sawEntry = false;
+  private readonly shapes = new ShapeBuilder();
   private seq: string | undefined;
   private last = -1n;
   private cs: ChangeSet | undefined;
@@ -42,6 +50,12 @@ class BatchBuilder {
   open(name: string, a: Attrs): void {
     if (++this.elements > this.maxElements) throw tooMany('elements', this.maxElements);
     this.lease?.take(1, 0);
+    if (this.level === 2 && this.inShape) {
+      if (this.shapeDepth > 0) throw xmlError('<f> holds nothing');
+      this.shapes.openColumn(name, a);
+      this.shapeDepth++;
+      return;
+    }
     if (this.level === 2) {
       if (this.cs !== undefined) throw xmlError('an <e> holds exactly one <cs>');
       this.b.open(name, a);
@@ -51,19 +65,36 @@ class BatchBuilder {
       if (this.done) throw xmlError('content after </batch>');
       if (name !== 'batch') throw xmlError(`expected <batch>, found <${short(name)}>`);
       this.out.push({ type: 'header', header: readHeader(a) });
+    } else if (name === 's') {
+      if (this.sawEntry) throw xmlError('<s> comes before the first <e>');
+      this.shapes.openTable(a);
+      this.inShape = true;
     } else {
       if (name !== 'e') throw xmlError(`unknown element <${short(name)}> in <batch>`);
+      this.sawEntry = true;
       this.openEntry(a);
     }
     this.level++;
   }
 
   text(t: string): void {
-    if (this.level === 2) this.b.text(t);
+    if (this.level === 2 && this.inShape) {
+      if (!/^[ \t\n\r]*$/.test(t)) throw xmlError('unexpected text in <s>');
+    } else if (this.level === 2) this.b.text(t);
     else if (!/^[ \t\n\r]*$/.test(t)) throw xmlError('unexpected text in <batch>');
   }
 
   close(): void {
+    if (this.level === 2 && this.inShape) {
+      if (this.shapeDepth > 0) {
+        this.shapeDepth--;
+        return;
+      }
+      this.out.push({ type: 'shape', shape: this.shapes.closeTable() });
+      this.inShape = false;
+      this.level--;
+      return;
+    }
     if (this.level === 2 && this.b.depth > 0) {
       const cs = this.b.close();
       if (cs !== undefined) this.cs = cs;
@@ -184,13 +215,15 @@ export async function* readBatch(
 export async function decodeBatch(
   source: Buffer | string,
   limits: BatchLimits = {},
-): Promise<{ header: BatchHeader; entries: BatchEntry[] }> {
+): Promise<{ header: BatchHeader; entries: BatchEntry[]; shapes?: TableShape[] }> {
   let header: BatchHeader | undefined;
   const entries: BatchEntry[] = [];
+  const shapes: TableShape[] = [];
   for await (const item of readBatch([source], limits)) {
     if (item.type === 'header') header = item.header;
+    else if (item.type === 'shape') shapes.push(item.shape);
     else entries.push(item.entry);
   }
   if (header === undefined) throw xmlError('batch has no <batch> element');
-  return { header, entries };
+  return { header, entries, ...(shapes.length > 0 ? { shapes } : {}) };
 }

@@ -1,5 +1,5 @@
 // Batches out: the XML declaration, the <batch> root with the header, one
-// <e seq="…"> per journal entry wrapping its stored <cs> body, then </batch>.
+// optional <s> table shapes, one <e seq="…"> per journal entry wrapping its stored <cs> body, then </batch>.
 // Bodies are copied as they are (they were encoded by encodeChangeSet when
 // journaled), so building a batch is concatenation, streamed in chunks of
 // about CHUNK bytes: memory does not grow with the batch.
@@ -7,6 +7,7 @@
 import type { BatchEntry, BatchHeader } from '../core/model.js';
 import { WIRE_NAMESPACE } from '../core/model.js';
 import { encodeChangeSet } from './encode.js';
+import { encodeShapes, type TableShape } from './shape.js';
 import { NODE_ID, isUint64, xmlError } from './xml-text.js';
 
 export interface BatchBody {
@@ -32,9 +33,10 @@ export function batchOpenTag(h: BatchHeader): string {
 export async function* batchChunks(
   header: BatchHeader,
   bodies: Iterable<BatchBody> | AsyncIterable<BatchBody>,
+  shapes: readonly TableShape[] = [],
 ): AsyncGenerator<Buffer> {
   const parts: Buffer[] = [];
-  let text = batchOpenTag(header);
+  let text = batchOpenTag(header) + encodeShapes(shapes);
   let size = 0;
   let last = -1n;
   for await (const { seq, body } of bodies) {
@@ -68,9 +70,9 @@ export async function* batchChunks(
 }
 
 /** A whole batch in memory (tests, small replies). Streams should use batchChunks. */
-export async function encodeBatch(header: BatchHeader, entries: readonly BatchEntry[]): Promise<Buffer> {
+export async function encodeBatch(header: BatchHeader, entries: readonly BatchEntry[], shapes: readonly TableShape[] = []): Promise<Buffer> {
   const out: Buffer[] = [];
   const bodies = entries.map((e) => ({ seq: e.seq, body: encodeChangeSet(e.cs) }));
-  for await (const chunk of batchChunks(header, bodies)) out.push(chunk);
+  for await (const chunk of batchChunks(header, bodies, shapes)) out.push(chunk);
   return Buffer.concat(out);
 }

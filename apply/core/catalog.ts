@@ -20,6 +20,8 @@ export interface ColumnInfo {
   /** the value is bytes (Buffer), not text */
   readonly binary: boolean;
   readonly charset: string | null;
+  /** COLUMN_DEFAULT as the server gives it ("'x'", '0', 'NULL', 'current_timestamp()'); null when the column has none */
+  readonly default?: string | null;
 }
 
 export interface ForeignKey {
@@ -68,7 +70,7 @@ const BINARY_TYPES = new Set([
 
 interface ColRow {
   TABLE_NAME: string; COLUMN_NAME: string; ORDINAL_POSITION: number | string; DATA_TYPE: string; COLUMN_TYPE: string;
-  IS_NULLABLE: string; EXTRA: string; CHARACTER_SET_NAME: string | null; IS_GENERATED?: string;
+  IS_NULLABLE: string; EXTRA: string; CHARACTER_SET_NAME: string | null; IS_GENERATED?: string; COLUMN_DEFAULT?: string | null;
 }
 interface KeyRow { TABLE_NAME: string; CONSTRAINT_NAME: string; CONSTRAINT_TYPE: string; COLUMN_NAME: string; SEQ: number | string }
 interface FkRow {
@@ -87,7 +89,7 @@ export async function loadCatalog(db: Queryable, schema: string, opts: CatalogOp
     [schema],
   );
   const cols = await db.query<ColRow>(
-    `SELECT TABLE_NAME, COLUMN_NAME, ORDINAL_POSITION, DATA_TYPE, COLUMN_TYPE, IS_NULLABLE, EXTRA, CHARACTER_SET_NAME, IS_GENERATED
+    `SELECT TABLE_NAME, COLUMN_NAME, ORDINAL_POSITION, DATA_TYPE, COLUMN_TYPE, IS_NULLABLE, EXTRA, CHARACTER_SET_NAME, IS_GENERATED, COLUMN_DEFAULT
        FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = ? ORDER BY TABLE_NAME, ORDINAL_POSITION`,
     [schema],
   );
@@ -127,6 +129,7 @@ export async function loadCatalog(db: Queryable, schema: string, opts: CatalogOp
         generated: extra.includes('generated') || (c.IS_GENERATED ?? 'NEVER') !== 'NEVER',
         binary: BINARY_TYPES.has(dataType),
         charset: c.CHARACTER_SET_NAME,
+        default: c.COLUMN_DEFAULT ?? null,
       };
     });
     const constraints = groupBy(keysBy.get(t.TABLE_NAME) ?? [], (k) => k.CONSTRAINT_NAME);

@@ -17,7 +17,7 @@ const ADDED_COLUMNS: ReadonlyArray<{ table: string; column: string; ddl: string;
     // what was sent before version 5 is unknown: everything journaled so far may have been
     fill: (st) => `UPDATE ${st}.peers SET sent_seq = (SELECT COALESCE(MAX(seq), 0) FROM ${st}.journal)`,
   },
-  // version 6: change sets quarantined before it are due at once
+  // version 6: change sets quarantined before it are due at once (and the new tables discards and held)
   { table: 'quarantine', column: 'next_try', ddl: 'DATETIME(6) NULL' },
 ];
 
@@ -210,6 +210,24 @@ export const stateTables: ReadonlyArray<{ name: string; ddl: string }> = [
       reported_at DATETIME(6) NULL COMMENT 'this node: when the parent took the report (NULL: not yet); a child: when it arrived',
       body LONGBLOB NULL COMMENT 'the <cs> element, kept where it was discarded',
       PRIMARY KEY (node, change_id)
+    ) ENGINE=InnoDB`,
+  },
+  {
+    // Change sets whose table differs here in a way that would lose or change a value (apply/replay/held.ts).
+    name: 'held',
+    ddl: `(
+      id BIGINT UNSIGNED NOT NULL AUTO_INCREMENT PRIMARY KEY COMMENT 'arrival order',
+      change_id VARCHAR(120) NOT NULL,
+      from_peer VARCHAR(64) NOT NULL,
+      tbl VARCHAR(64) NOT NULL COMMENT 'the table whose shape holds it',
+      tables VARCHAR(4000) NOT NULL COMMENT 'the tables it writes, as a JSON array',
+      problem VARCHAR(1000) NOT NULL COMMENT 'column, here, there as JSON',
+      waits_for VARCHAR(120) NULL COMMENT 'the held change set it waits behind',
+      shapes MEDIUMBLOB NULL COMMENT 'the sender''s shapes of its tables, JSON',
+      held_at DATETIME(6) NOT NULL,
+      body LONGBLOB NOT NULL COMMENT 'the <cs> element as received',
+      UNIQUE KEY held_change (change_id),
+      KEY held_peer (from_peer, id)
     ) ENGINE=InnoDB`,
   },
   {

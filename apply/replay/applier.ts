@@ -9,15 +9,19 @@ import type { Catalog } from '../core/catalog.js';
 import { decodeChangeSet } from '../codec/decode.js';
 import type { BatchEntry } from '../core/model.js';
 import { DEFAULT_MAX_DRIFT_MS } from '../core/hlc.js';
-import { checkContent } from './content.js';
+import { changeSetXml, checkContent } from './content.js';
 import { emptyCounts, runGroup, type ExecutorDeps, type GroupCounts, type GroupItem } from './executor.js';
 import { Holds } from './holds.js';
+import { blockedTables, heldMessage, holdChangeSet, readHeld, tablesOf, unhold } from './held.js';
 import { Layers } from './layers.js';
 import { readQuarantine, recordTries, type FailedTry, type QuarantineRow, type RetryDelay } from './quarantine.js';
 import { Resolver } from './target-resolver.js';
 import { RowMapper } from './rowmap.js';
 import { badChange } from './target.js';
-import { validateBatch, validateEntry } from './validate.js';
+import { checkShape, refuseUnsynced, shapeMap, type ShapeProblem } from './shape-check.js';
+import { checkHoldable, validateEntry, type PlannedEntry } from './validate.js';
+import type { TableShape } from '../codec/shape.js';
+import type { ChangeSet } from '../core/model.js';
 import { Versions } from './versions.js';
 
 export interface ApplierOptions {
@@ -54,6 +58,8 @@ export interface ApplyReport {
   readonly duplicates: number;
   /** change sets that went to (or stayed in) quarantine */
   readonly quarantined: number;
+  /** change sets held because a table differs here (held.ts) */
+  readonly held?: number;
   /** conflicts logged */
   readonly conflicts: number;
   /** change sets tried again: quarantined ones retried, and groups run again after a lock conflict */
@@ -74,6 +80,8 @@ export class Applier {
   /** something was applied (or the catalogue changed) since the last retry: every quarantined change set may apply now */
   private changed = false;
   private binlogNoted = false;
+  /** held change sets are checked again at start and after every catalogue change, never on a timer */
+  private heldDirty = true;
 
   constructor(private readonly o: ApplierOptions) {
     if (o.catalog.schema !== o.schema) throw new Error(`the catalogue is of schema ${o.catalog.schema}, not ${o.schema}`);
@@ -96,14 +104,20 @@ export class Applier {
     this.catalog = catalog;
     this.deps.rowmap = new RowMapper(catalog, this.o.stateSchema);
     this.changed = true;
+    this.heldDirty = true;
+  }
+
+  /** The catalogue in use (the shapes this node sends come from it). */
+  currentCatalog(): Catalog {
+    return this.catalog;
   }
 
   /**
    * Validates the whole batch first (nothing runs if any entry names an unknown
    * or unsynced table or column, or is malformed), then applies in order.
    */
-  applyBatch(fromPeer: string, entries: readonly BatchEntry[]): Promise<ApplyReport> {
-    return this.serially(() => typed(this.apply(fromPeer, entries)));
+  applyBatch(fromPeer: string, entries: readonly BatchEntry[], shapes?: readonly TableShape[]): Promise<ApplyReport> {
+    return this.serially(() => typed(this.apply(fromPeer, entries, shapes)));
   }
 
   /**
@@ -135,10 +149,12 @@ export class Applier {
     this.deps.resolver.cache.clear();
   }
 
-  private async apply(fromPeer: string, entries: readonly BatchEntry[]): Promise<ApplyReport> {
+  private async apply(fromPeer: string, entries: readonly BatchEntry[], shapes: readonly TableShape[] | undefined): Promise<ApplyReport> {
     if (!NODE_ID.test(fromPeer)) throw badChange('the sending peer is not a node id ([a-z0-9-]+)');
-    const planned = validateBatch(this.catalog, this.o.tables, entries);
+    if (this.heldDirty) await this.releaseHeld();
+    const { planned, held } = await this.sortOut(fromPeer, entries, shapes);
     await checkContent(this.o.db, this.o.stateSchema, fromPeer, planned);
+    await this.hold(fromPeer, held);
     this.reset();
     await this.trim();
     let holds = await this.loadHolds();
@@ -151,13 +167,105 @@ export class Applier {
     }
     if (total.applied > 0) this.changed = true;
     const highestSeq = entries.reduce((m, e) => (BigInt(e.seq) > BigInt(m) ? e.seq : m), '0');
-    this.o.log.info('batch applied', { from: fromPeer, entries: entries.length, ...total, highestSeq });
-    return { ...total, highestSeq };
+    this.o.log.info('batch applied', { from: fromPeer, entries: entries.length, ...total, held: held.length, highestSeq });
+    return { ...total, held: held.length, highestSeq };
+  }
+
+  /**
+   * Which entries apply now and which are held: a change set writing a table
+   * that earlier held change sets of this peer block waits behind them; one
+   * whose values this node's tables cannot hold exactly is held (shape-check.ts).
+   */
+  private async sortOut(fromPeer: string, entries: readonly BatchEntry[], shapes: readonly TableShape[] | undefined) {
+    const map = shapeMap(shapes);
+    const blocked = await blockedTables(this.o.db, this.o.stateSchema, fromPeer);
+    const planned: PlannedEntry[] = [];
+    const held: Held[] = [];
+    for (const e of entries) {
+      const cs = e.cs;
+      refuseUnsynced(this.catalog, this.o.tables, cs);
+      const tables = tablesOf(cs);
+      const wait = tables.map((t) => blocked.get(t)).find((b) => b !== undefined);
+      let problem: ShapeProblem;
+      if (wait) problem = wait.problem;
+      else {
+        const v = checkShape(this.catalog, this.o.tables, cs, map);
+        if (v.kind === 'ok') {
+          planned.push(v.ops === cs.ops ? validateEntry(this.catalog, this.o.tables, e) : { ...validateEntry(this.catalog, this.o.tables, { seq: e.seq, cs: { ...cs, ops: v.ops } }), cs });
+          continue;
+        }
+        problem = v.problem;
+      }
+      checkHoldable(e);
+      held.push({ cs, problem, waitsFor: wait?.changeId ?? null, shapes: map === null ? null : tables.flatMap((t) => map.get(t) ?? []) });
+      for (const t of tables) if (!blocked.has(t)) blocked.set(t, { changeId: cs.id, problem });
+    }
+    return { planned, held };
+  }
+
+  private async hold(fromPeer: string, held: readonly Held[]): Promise<void> {
+    if (held.length === 0) return;
+    const now = this.deps.now();
+    await this.o.db.transaction(async (tx) => {
+      for (const h of held) {
+        const fresh = await holdChangeSet(tx, this.o.stateSchema, h.cs, fromPeer, changeSetXml(h.cs), h.problem, h.waitsFor, h.shapes, now);
+        // said once: when a table starts to be held, not for each change set waiting behind
+        if (fresh && h.waitsFor === null) {
+          this.o.log.warn('change sets held', { from: fromPeer, table: h.problem.table, change: h.cs.id, message: heldMessage(1, fromPeer, h.problem) });
+        }
+      }
+    });
+  }
+
+  /** Applies, in arrival order, every held change set whose tables now hold its values; the rest stay held. */
+  private async releaseHeld(): Promise<void> {
+    this.heldDirty = false;
+    this.reset();
+    const blocked = new Map<string, Set<string>>();
+    let items: { item: GroupItem; changeId: string }[] = [];
+    let released = 0;
+    const flush = async (): Promise<void> => {
+      if (items.length === 0) return;
+      await runGroup(this.deps, items.map((i) => i.item), await this.loadHolds());
+      for (const i of items) await unhold(this.o.db, this.o.stateSchema, i.changeId);
+      released += items.length;
+      items = [];
+    };
+    try {
+      for await (const h of readHeld(this.o.db, this.o.stateSchema)) {
+        let b = blocked.get(h.fromPeer);
+        if (!b) blocked.set(h.fromPeer, (b = new Set()));
+        const entry = h.tables.some((t) => b.has(t)) ? null : this.releasable(h.body, h.shapes);
+        if (entry === null) {
+          for (const t of h.tables) b.add(t);
+          continue;
+        }
+        items.push({ item: { entry, fromPeer: h.fromPeer, mode: 'new' }, changeId: h.changeId });
+        if (items.length >= this.groupSize) await flush();
+      }
+      await flush();
+    } catch (e) {
+      this.heldDirty = true;
+      throw e;
+    }
+    if (released > 0) this.o.log.info('held change sets released', { released });
+  }
+
+  private releasable(body: Buffer, shapes: readonly TableShape[] | null): PlannedEntry | null {
+    try {
+      const cs = decodeChangeSet(body);
+      const v = checkShape(this.catalog, this.o.tables, cs, shapeMap(shapes ?? undefined));
+      if (v.kind !== 'ok') return null;
+      return { ...validateEntry(this.catalog, this.o.tables, { seq: '0', cs: { ...cs, ops: v.ops } }), cs };
+    } catch {
+      return null;
+    }
   }
 
   private async retry(all: boolean): Promise<ApplyReport> {
     const everything = all || this.changed;
     this.changed = false;
+    if (this.heldDirty) await this.releaseHeld();
     this.reset();
     await this.trim();
     let holds = new Holds();
@@ -218,6 +326,13 @@ export class Applier {
       return e instanceof Error ? e : new Error(String(e));
     }
   }
+}
+
+interface Held {
+  readonly cs: ChangeSet;
+  readonly problem: ShapeProblem;
+  readonly waitsFor: string | null;
+  readonly shapes: readonly TableShape[] | null;
 }
 
 /** A failure outside a group's transaction (e.g. the database went away while the quarantine was read), typed. */

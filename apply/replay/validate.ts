@@ -53,7 +53,8 @@ export function validateBatch(catalog: Catalog, synced: ReadonlySet<string>, ent
   return entries.map((e) => validateEntry(catalog, synced, e));
 }
 
-export function validateEntry(catalog: Catalog, synced: ReadonlySet<string>, e: BatchEntry): PlannedEntry {
+/** What a change set must be whatever the schema: its header, and names that could be a table's or column's. */
+export function checkHeader(e: BatchEntry): void {
   if (!isUint64(e.seq)) throw badChange('a batch entry has a sequence number that is not a decimal uint64');
   const cs = e.cs;
   if (!NODE_ID.test(cs.origin)) throw badChange('a change set has an origin that is not a node id ([a-z0-9-]+)');
@@ -61,6 +62,38 @@ export function validateEntry(catalog: Catalog, synced: ReadonlySet<string>, e: 
   if (typeof cs.id !== 'string' || cs.id === '' || cs.id.length > 120) throw badChange('a change set has an empty or over-long id');
   if (!COMMIT_TIME.test(cs.time)) throw badChange("a change set has a commit time that is not 'YYYY-MM-DDTHH:MM:SSZ'");
   checkChangeId(cs);
+}
+
+const PLAIN_NAME = /^[A-Za-z0-9_$]{1,64}$/;
+
+/** The checks a change set that is held (not applied now) must pass: nothing malformed is kept. */
+export function checkHoldable(e: BatchEntry): void {
+  checkHeader(e);
+  for (const op of e.cs.ops) {
+    if (typeof op.table !== 'string' || !PLAIN_NAME.test(op.table)) {
+      throw new SpokesyncError('SPOKESYNC_E_UNKNOWN_TABLE', `a change set names table ${label(op.table)}, which is not a plain table name`);
+    }
+    if (typeof op.id !== 'string' || op.id === '') throw badChange(`an op of table ${op.table} has an empty identity`);
+    const rows = op.kind === 'insert' ? [op.row] : op.kind === 'update' ? [op.set, op.old] : [];
+    for (const row of rows) {
+      if (row === null || typeof row !== 'object') throw badChange(`an op of table ${op.table} has no columns object`);
+      for (const name of Object.keys(row)) {
+        if (!PLAIN_NAME.test(name)) throw new SpokesyncError('SPOKESYNC_E_UNKNOWN_COLUMN', `a change set names column ${label(name)}, which is not a plain column name`);
+      }
+    }
+    if (op.kind === 'update') {
+      const a = Object.keys(op.set).sort();
+      const b = Object.keys(op.old).sort();
+      if (a.length !== b.length || a.some((c, i) => c !== b[i])) throw badChange(`an update of table ${op.table} carries old values for other columns than it sets`);
+    } else if (op.kind === 'delete') {
+      if (typeof op.digest !== 'string' || op.digest === '') throw badChange(`a delete from table ${op.table} has no row digest`);
+    } else if (op.kind !== 'insert') throw badChange('an op has an unknown kind');
+  }
+}
+
+export function validateEntry(catalog: Catalog, synced: ReadonlySet<string>, e: BatchEntry): PlannedEntry {
+  checkHeader(e);
+  const cs = e.cs;
   const writes = new Set<string>();
   const touches = new Set<string>();
   const ops = cs.ops.map((op) => {

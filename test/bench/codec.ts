@@ -18,6 +18,9 @@ import { batchChunks } from '../../apply/codec/batch-writer.js';
 import { readBatch } from '../../apply/codec/batch-reader.js';
 import { WIRE_NAMESPACE, type ChangeSet, type Value } from '../../apply/core/model.js';
 import { prng, registration, uuid } from '../unit/codec-fixtures.js';
+import { encodeShapes, tablesOfBody, type TableShape } from '../../apply/codec/shape.js';
+import { checkShape, shapeMap } from '../../apply/replay/shape-check.js';
+import type { Catalog, ColumnInfo, TableInfo } from '../../apply/core/catalog.js';
 
 const N = 20_000;
 const header = { version: 1, from: 'rwinkwavu', to: 'kigali', seq: '1', ack: '0', more: false } as const;
@@ -109,6 +112,8 @@ export async function bench(log: (line: string) => void): Promise<void> {
   log(`OpenMRS registration (6 rows) in a 200-record batch: ${(regBatch.length / 200).toFixed(0)} B raw, ` +
     `${(gzipSync(regBatch, { level: 9 }).length / 200).toFixed(0)} B gzip -9, ${(brotliCompressSync(regBatch).length / 200).toFixed(0)} B brotli`);
 
+  await shapeCost(log, reg, regBatch);
+
   // --- one-off comparison: xmlbuilder2 on the same records ---
   let t0 = process.hrtime.bigint();
   const doc = create({ version: '1.0', encoding: 'UTF-8' }).ele(WIRE_NAMESPACE, 'batch', {
@@ -135,4 +140,64 @@ export async function bench(log: (line: string) => void): Promise<void> {
   log(`xmlbuilder2 DOM build + serialise: ${xbBuild.toFixed(2)} s (${rate(N, xbBuild)}), ` +
     `${(xbBuild / (enc + asm)).toFixed(0)}× encodeChangeSet + batchChunks`);
   log(`xmlbuilder2 parse to DOM: ${xbParse.toFixed(2)} s (${rate(N, xbParse)}), ${(xbParse / rd).toFixed(0)}× readBatch`);
+}
+
+/** A catalogue and shapes with every column the registrations write (VARCHAR(255) everywhere: the check's cost does not depend on the types). */
+function shapesFor(css: readonly ChangeSet[]): { catalog: Catalog; shapes: TableShape[] } {
+  const cols = new Map<string, Set<string>>();
+  for (const cs of css) for (const op of cs.ops) {
+    const set = cols.get(op.table) ?? new Set<string>();
+    cols.set(op.table, set);
+    if (op.kind === 'insert') for (const c of Object.keys(op.row)) set.add(c);
+    if (op.kind === 'update') for (const c of Object.keys(op.set)) set.add(c);
+  }
+  const tables = new Map<string, TableInfo>();
+  const shapes: TableShape[] = [];
+  for (const [name, set] of cols) {
+    const columns: ColumnInfo[] = [...set].map((c, i) => ({
+      name: c, ordinal: i + 1, dataType: 'varchar', columnType: 'varchar(255)', nullable: true, autoIncrement: false,
+      generated: false, binary: false, charset: 'utf8mb4', default: null,
+    }));
+    tables.set(name, {
+      name, engine: 'InnoDB', columns, column: new Map(columns.map((c) => [c.name, c])), primaryKey: [], uniqueKeys: [],
+      foreignKeys: [], refs: new Map(), identity: null, identityProblem: null, localColumns: new Set(),
+    });
+    shapes.push({ table: name, columns: columns.map((c) => ({ name: c.name, type: c.columnType, charset: c.charset, nullable: true, default: null })) });
+  }
+  return { catalog: { schema: 'openmrs', tables, table: (n) => tables.get(n)! }, shapes };
+}
+
+/** What table shapes add to one 200-record batch: finding the tables, writing and reading the <s> elements, checking each change set. */
+async function shapeCost(log: (line: string) => void, reg: Array<{ seq: string; body: string }>, regBatch: Buffer): Promise<void> {
+  const css = reg.map((r) => decodeChangeSet(r.body));
+  const { catalog, shapes } = shapesFor(css);
+  const synced = new Set(catalog.tables.keys());
+  const xml = encodeShapes(shapes);
+  const withShapes: Buffer[] = [];
+  for await (const c of batchChunks(header, reg, shapes)) withShapes.push(c);
+  const shaped = Buffer.concat(withShapes);
+  const rounds = 200;
+  const send = await best(3, () => {
+    for (let r = 0; r < rounds; r++) {
+      const tables = new Set<string>();
+      for (const b of reg) tablesOfBody(b.body, tables);
+      encodeShapes(shapes.filter((s) => tables.has(s.table)));
+    }
+  });
+  const check = await best(3, () => {
+    for (let r = 0; r < rounds; r++) {
+      const map = shapeMap(shapes);
+      for (const cs of css) if (checkShape(catalog, synced, cs, map).kind !== 'ok') throw new Error('held');
+    }
+  });
+  const plain = await best(3, async () => {
+    for (let r = 0; r < 20; r++) for await (const item of readBatch([regBatch])) void item;
+  });
+  const read = await best(3, async () => {
+    for (let r = 0; r < 20; r++) for await (const item of readBatch([shaped])) void item;
+  });
+  const us = (s: number, n: number): string => `${((s / n) * 1e6).toFixed(0)} µs`;
+  log(`table shapes per 200-registration batch (${shapes.length} tables): ${xml.length} B raw, ` +
+    `${brotliCompressSync(shaped).length - brotliCompressSync(regBatch).length} B more brotli; sender (find tables, write <s>) ${us(send, rounds)}, ` +
+    `receiver reads them ${us(Math.max(0, read - plain), 20)} and checks ${us(check, rounds)}; readBatch of the batch alone ${us(plain, 20)}`);
 }
