@@ -65,15 +65,18 @@ export interface ExportResult {
   readonly peer: string;
   readonly entries: number;
   readonly bytes: number;
-  /** discard reports carried (to the parent), or discard ids acknowledged (to a child) */
+  /** discard reports carried (to the parent) */
   readonly discards: number;
+  /** discards of the peer this file acknowledges as recorded (to a child) */
+  readonly acknowledged: number;
 }
 
 /** Writes everything pending for `peer` (acks and discard reports included) into a sealed file. */
 export async function exportFile(d: UsbDeps, opts: { peer?: string; out: string }): Promise<ExportResult> {
   const peer = await resolvePeer(d, opts.peer);
   const field = await fieldFor(d.db, d.config.database.stateSchema, d.config.node.id, peer);
-  const discards = field.discards?.length ?? field.recorded?.length ?? 0;
+  const discards = field.discards?.length ?? 0;
+  const acknowledged = field.recorded?.length ?? 0;
   const { header, entries } = await d.core.all(d.routeFor(peer.id, peer.role));
   let count = 0;
   async function* counted(): AsyncGenerator<{ seq: string; body: string }> {
@@ -97,8 +100,8 @@ export async function exportFile(d: UsbDeps, opts: { peer?: string; out: string 
     await rm(tmp, { force: true });
     throw e;
   }
-  d.log.info('usb export', { peer: peer.id, entries: count, bytes: file.bytesWritten, discards });
-  return { peer: peer.id, entries: count, bytes: file.bytesWritten, discards };
+  d.log.info('usb export', { peer: peer.id, entries: count, bytes: file.bytesWritten, discards, acknowledged });
+  return { peer: peer.id, entries: count, bytes: file.bytesWritten, discards, acknowledged };
 }
 
 /** The batch in a file, item by item, each chunk authenticated before it is used. */
@@ -130,9 +133,11 @@ async function* fileItems(
 
 export interface ImportResult extends TakeResult {
   readonly sender: string;
-  /** a child's discard reports newly recorded, or (from the parent) discards now marked reported */
+  /** a child's discard reports recorded here for the first time */
   readonly discards: number;
-  readonly reply?: { readonly entries: number; readonly bytes: number };
+  /** this node's discards the parent's file acknowledged, now marked reported */
+  readonly acknowledged: number;
+  readonly reply?: { readonly entries: number; readonly bytes: number; readonly acknowledged: number };
 }
 
 /**
@@ -178,7 +183,8 @@ export async function importFile(d: UsbDeps, opts: { in: string; reply?: string 
   const from: Peer = peer;
   if (from.role === 'parent' && knownParent === null) await setMeta(db, stateSchema, PARENT_ID_KEY, from.id);
   // the file is authenticated whole: its discard reports (or acknowledgements) can be taken
-  const discards = await takeField(db, stateSchema, config.node.id, from, field.field, d.log);
+  const taken = await takeField(db, stateSchema, config.node.id, from, field.field, d.log);
+  const [discards, acknowledged] = from.role === 'child' ? [taken, 0] : [0, taken];
 
   // pass two: apply in groups (every chunk is authenticated again as it is read)
   const total = { applied: 0, duplicates: 0, quarantined: 0, conflicts: 0, received: 0, replayed: 0 };
@@ -209,7 +215,7 @@ export async function importFile(d: UsbDeps, opts: { in: string; reply?: string 
   }
   await flush();
   await recordContact(db, stateSchema, from.id, 'ok (usb)');
-  d.log.info('usb import', { peer: from.id, records, discards, ...total });
+  d.log.info('usb import', { peer: from.id, records, discards, acknowledged, ...total });
   const reply = opts.reply === undefined ? undefined : await exportFile(d, { peer: from.id, out: opts.reply });
-  return { sender: from.id, discards, ...total, ...(reply ? { reply: { entries: reply.entries, bytes: reply.bytes } } : {}) };
+  return { sender: from.id, discards, acknowledged, ...total, ...(reply ? { reply: { entries: reply.entries, bytes: reply.bytes, acknowledged: reply.acknowledged } } : {}) };
 }

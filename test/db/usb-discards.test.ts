@@ -65,6 +65,7 @@ void t.test('USB files carry discard reports up and their acknowledgement down',
   const imp = await importFile(deps(db, hub), { in: f('leaf-1.usb'), reply: f('hub-1.usb') });
   t.equal(imp.discards, 1, 'the parent records it');
   t.equal(imp.reply?.entries, 0);
+  t.equal(imp.reply?.acknowledged, 1, 'the reply lists it as recorded');
   const there = await listDiscards(db, hub.stateSchema);
   t.match(there, {
     count: 1,
@@ -79,7 +80,7 @@ void t.test('USB files carry discard reports up and their acknowledgement down',
   t.equal(before.discards, 1, 'until the parent acknowledges it, every export carries it again');
 
   const back = await importFile(deps(db, leaf), { in: f('hub-1.usb') });
-  t.equal(back.discards, 1, "the parent's reply acknowledges it");
+  t.equal(back.acknowledged, 1, "the parent's reply acknowledges it");
   t.equal(await unreported(), 0, 'the child marks it reported');
   t.match((await listDiscards(db, leaf.stateSchema)).entries[0], { node: 'leaf', reportedAt: /^\d{4}-/ });
 
