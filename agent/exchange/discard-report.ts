@@ -3,6 +3,7 @@
 // /v1/discards before its exchange; the parent records them (node = the child)
 // and `spokesync status` there shows them. A parent without the route answers
 // 404: the reports wait for one that has it, the exchange goes on.
+// USB files carry the same reports (agent/usb/discard-field.ts) and share the recording here.
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import got from 'got';
 import type { Queryable } from '../../apply/core/db.js';
