@@ -78,6 +78,7 @@ export async function* withField(gzip: AsyncIterable<Buffer>, field: DiscardFiel
     return;
   }
   const data = Buffer.from(JSON.stringify(field), 'utf8');
+  if (data.length > MAX_FIELD) throw usbError('the discard field is too large for the gzip header');
   let head: Buffer | null = Buffer.alloc(0);
   for await (const chunk of gzip) {
     if (head === null) {
