@@ -24,7 +24,8 @@ export const command: CommandSpec = {
       await node.startCapture();
       const peer = typeof ctx.options.peer === 'string' ? ctx.options.peer : undefined;
       const r = await exportFile(node.usb(), { ...(peer === undefined ? {} : { peer }), out: String(ctx.options.out) });
-      ctx.out(`wrote ${r.entries} change sets for ${r.peer} to ${String(ctx.options.out)} (${r.bytes} bytes)`);
+      ctx.out(`wrote ${r.entries} change sets for ${r.peer} to ${String(ctx.options.out)} (${r.bytes} bytes)` +
+        (r.discards > 0 ? `, with ${r.discards} discard reports` : '') + (r.acknowledged > 0 ? `, acknowledging ${r.acknowledged} discards` : ''));
       return 0;
     });
   },

@@ -27,6 +27,8 @@ export const command: CommandSpec = {
       await node.capture.caughtUp(CATCH_UP_MS);
       ctx.out(`imported ${r.received} change sets from ${r.sender}: applied ${r.applied}, duplicates ${r.duplicates + r.replayed}, ` +
         `quarantined ${r.quarantined}, conflicts ${r.conflicts}` +
+        (r.discards > 0 ? `; recorded ${r.discards} discards of ${r.sender}` : '') +
+        (r.acknowledged > 0 ? `; ${r.acknowledged} discards now reported to ${r.sender}` : '') +
         (r.reply ? `; wrote ${r.reply.entries} change sets for ${r.sender} to ${reply ?? ''}` : ''));
       return 0;
     });

@@ -3,6 +3,7 @@
 // /v1/discards before its exchange; the parent records them (node = the child)
 // and `spokesync status` there shows them. A parent without the route answers
 // 404: the reports wait for one that has it, the exchange goes on.
+// USB files carry the same reports (agent/usb/discard-field.ts) and share the recording here.
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import got from 'got';
 import type { Queryable } from '../../apply/core/db.js';
@@ -32,20 +33,33 @@ interface RouteServer {
   addRoute(method: string, path: string, handler: (req: IncomingMessage, res: ServerResponse, child: ChildConfig) => Promise<void>): void;
 }
 
-/** Child: posts this node's unreported discards to the parent; marks those it took. Nothing unreported: no request, no write. */
-export async function reportDiscards(db: Queryable, stateSchema: string, node: string, parent: ParentConfig, log: Logger): Promise<number> {
-  const table = stateTable(stateSchema, 'discards');
+/** Child: this node's discards the parent has not acknowledged yet, oldest first. */
+export async function unreportedDiscards(db: Queryable, stateSchema: string, node: string, limit = PER_REQUEST): Promise<DiscardReport[]> {
   const rows = await db.query<{
     change_id: string; origin: string; from_peer: string; tables: string; quarantined_for: string; tries: number | string;
     discarded_at: string; discarded_by: string; why: string;
   }>(
-    `SELECT change_id, origin, from_peer, tables, quarantined_for, tries, discarded_at, discarded_by, why FROM ${table}
-      WHERE node = ? AND reported_at IS NULL ORDER BY discarded_at, change_id LIMIT ${PER_REQUEST}`, [node]);
-  if (rows.length === 0) return 0;
-  const reports: DiscardReport[] = rows.map((r) => ({
+    `SELECT change_id, origin, from_peer, tables, quarantined_for, tries, discarded_at, discarded_by, why FROM ${stateTable(stateSchema, 'discards')}
+      WHERE node = ? AND reported_at IS NULL ORDER BY discarded_at, change_id LIMIT ${Math.max(0, Math.floor(limit))}`, [node]);
+  return rows.map((r) => ({
     changeId: r.change_id, origin: r.origin, fromPeer: r.from_peer, tables: r.tables, quarantinedFor: r.quarantined_for,
     tries: Number(r.tries), discardedAt: r.discarded_at, discardedBy: r.discarded_by, why: r.why,
   }));
+}
+
+/** Child: marks these discards as taken by the parent; returns how many were still unreported. */
+export async function markReported(db: Queryable, stateSchema: string, node: string, changeIds: readonly string[]): Promise<number> {
+  if (changeIds.length === 0) return 0;
+  const { affectedRows } = await db.exec(
+    `UPDATE ${stateTable(stateSchema, 'discards')} SET reported_at = UTC_TIMESTAMP(6)
+      WHERE node = ? AND reported_at IS NULL AND change_id IN (${changeIds.map(() => '?').join(', ')})`, [node, ...changeIds]);
+  return affectedRows;
+}
+
+/** Child: posts this node's unreported discards to the parent; marks those it took. Nothing unreported: no request, no write. */
+export async function reportDiscards(db: Queryable, stateSchema: string, node: string, parent: ParentConfig, log: Logger): Promise<number> {
+  const reports = await unreportedDiscards(db, stateSchema, node);
+  if (reports.length === 0) return 0;
   const res = await got(`${parent.url.replace(/\/+$/, '')}${DISCARDS_PATH}`, {
     ...parentRequestOptions(parent), method: 'POST', json: { node, discards: reports }, timeout: { request: parent.timeout }, responseType: 'text',
   });
@@ -53,9 +67,37 @@ export async function reportDiscards(db: Queryable, stateSchema: string, node: s
     log.warn('the parent did not take the discard reports; they are sent again at the next exchange', { status: res.statusCode, discards: reports.length });
     return 0;
   }
-  await db.exec(`UPDATE ${table} SET reported_at = UTC_TIMESTAMP(6) WHERE node = ? AND reported_at IS NULL AND change_id IN (${reports.map(() => '?').join(', ')})`,
-    [node, ...reports.map((r) => r.changeId)]);
+  await markReported(db, stateSchema, node, reports.map((r) => r.changeId));
   return reports.length;
+}
+
+/**
+ * Parent: records a child's discard reports under the child's id (one already
+ * here is ignored, so a report sent twice is recorded and logged once); returns how many were new.
+ */
+export async function recordDiscards(db: Queryable, stateSchema: string, child: string, reports: readonly DiscardReport[], log: Logger): Promise<number> {
+  const table = stateTable(stateSchema, 'discards');
+  let added = 0;
+  for (const r of reports) {
+    const { affectedRows } = await db.exec(
+      `INSERT IGNORE INTO ${table} (node, change_id, origin, from_peer, tables, quarantined_for, tries, discarded_at, discarded_by, why, reported_at, body)
+       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, UTC_TIMESTAMP(6), NULL)`,
+      [child, r.changeId, r.origin, r.fromPeer, r.tables, r.quarantinedFor, r.tries, r.discardedAt, r.discardedBy, r.why],
+    );
+    if (affectedRows > 0) {
+      added++;
+      log.warn('a child discarded a quarantined change set', { child, change: r.changeId, tables: r.tables, by: r.discardedBy, why: r.why });
+    }
+  }
+  return added;
+}
+
+/** Parent: the change ids of the discards recorded for `child`, most recently recorded first. */
+export async function recordedDiscards(db: Queryable, stateSchema: string, child: string, limit: number): Promise<string[]> {
+  const rows = await db.query<{ change_id: string }>(
+    `SELECT change_id FROM ${stateTable(stateSchema, 'discards')} WHERE node = ?
+      ORDER BY reported_at DESC, change_id LIMIT ${Math.max(0, Math.floor(limit))}`, [child]);
+  return rows.map((r) => r.change_id);
 }
 
 /** Parent: adds POST /v1/discards to the exchange server. */
@@ -72,17 +114,7 @@ export function registerDiscardRoute(server: RouteServer, deps: { db: Queryable;
     }
     const reports = parseReports(text);
     if (!reports) return answer(400, 'SPOKESYNC_E_XML: malformed discard reports\n');
-    const table = stateTable(deps.stateSchema, 'discards');
-    for (const r of reports) {
-      const { affectedRows } = await deps.db.exec(
-        `INSERT IGNORE INTO ${table} (node, change_id, origin, from_peer, tables, quarantined_for, tries, discarded_at, discarded_by, why, reported_at, body)
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, UTC_TIMESTAMP(6), NULL)`,
-        [child.id, r.changeId, r.origin, r.fromPeer, r.tables, r.quarantinedFor, r.tries, r.discardedAt, r.discardedBy, r.why],
-      );
-      if (affectedRows > 0) {
-        deps.log.warn('a child discarded a quarantined change set', { child: child.id, change: r.changeId, tables: r.tables, by: r.discardedBy, why: r.why });
-      }
-    }
+    await recordDiscards(deps.db, deps.stateSchema, child.id, reports, deps.log);
     answer(200, `${reports.length}\n`);
   });
 }
@@ -102,7 +134,11 @@ function parseReports(text: string): DiscardReport[] | null {
   } catch {
     return null;
   }
-  const list = (body as { discards?: unknown } | null)?.discards;
+  return validReports((body as { discards?: unknown } | null)?.discards);
+}
+
+/** The list as discard reports, or null when it is not one (at most 50, every field as in the state schema). */
+export function validReports(list: unknown): DiscardReport[] | null {
   if (!Array.isArray(list) || list.length > PER_REQUEST) return null;
   for (const r of list) {
     if (r === null || typeof r !== 'object') return null;

@@ -19,6 +19,7 @@ import type { ExchangeCore, TakeResult } from '../exchange/protocol.js';
 import { batchChunks, readBatch } from '../exchange/wire.js';
 import { PARENT_ID_KEY, getMeta, recordContact, setMeta } from '../routing/cursors.js';
 import type { PeerRole, Route } from '../routing/filters.js';
+import { FieldReader, fieldFor, takeField, withField } from './discard-field.js';
 import { open, seal, usbError, type UsbHeader } from './usb-file.js';
 
 export interface UsbDeps {
@@ -60,9 +61,22 @@ async function resolvePeer(d: UsbDeps, id: string | undefined): Promise<Peer> {
   return { id: parentId, role: 'parent', secret: config.parent.token };
 }
 
-/** Writes everything pending for `peer` (acks included) into a sealed file. */
-export async function exportFile(d: UsbDeps, opts: { peer?: string; out: string }): Promise<{ peer: string; entries: number; bytes: number }> {
+export interface ExportResult {
+  readonly peer: string;
+  readonly entries: number;
+  readonly bytes: number;
+  /** discard reports carried (to the parent) */
+  readonly discards: number;
+  /** discards of the peer this file acknowledges as recorded (to a child) */
+  readonly acknowledged: number;
+}
+
+/** Writes everything pending for `peer` (acks and discard reports included) into a sealed file. */
+export async function exportFile(d: UsbDeps, opts: { peer?: string; out: string }): Promise<ExportResult> {
   const peer = await resolvePeer(d, opts.peer);
+  const field = await fieldFor(d.db, d.config.database.stateSchema, d.config.node.id, peer);
+  const discards = field.discards?.length ?? 0;
+  const acknowledged = field.recorded?.length ?? 0;
   const { header, entries } = await d.core.all(d.routeFor(peer.id, peer.role));
   let count = 0;
   async function* counted(): AsyncGenerator<{ seq: string; body: string }> {
@@ -77,6 +91,7 @@ export async function exportFile(d: UsbDeps, opts: { peer?: string; out: string 
     await pipeline(
       Readable.from(batchChunks(header, counted(), d.core.allShapes())),
       compressor('gzip'),
+      (src: AsyncIterable<Buffer>) => withField(src, field),
       (src: AsyncIterable<Buffer>) => seal(src, { sender: d.config.node.id, receiver: peer.id, secret: peer.secret }),
       file,
     );
@@ -85,8 +100,8 @@ export async function exportFile(d: UsbDeps, opts: { peer?: string; out: string 
     await rm(tmp, { force: true });
     throw e;
   }
-  d.log.info('usb export', { peer: peer.id, entries: count, bytes: file.bytesWritten });
-  return { peer: peer.id, entries: count, bytes: file.bytesWritten };
+  d.log.info('usb export', { peer: peer.id, entries: count, bytes: file.bytesWritten, discards, acknowledged });
+  return { peer: peer.id, entries: count, bytes: file.bytesWritten, discards, acknowledged };
 }
 
 /** The batch in a file, item by item, each chunk authenticated before it is used. */
@@ -94,11 +109,15 @@ async function* fileItems(
   path: string,
   secretFor: (h: UsbHeader) => string,
   onHeader: (h: UsbHeader) => void,
+  field?: FieldReader,
 ): AsyncGenerator<BatchItem> {
   async function* plain(): AsyncGenerator<Buffer> {
     for await (const item of open(createReadStream(path), secretFor)) {
       if (item.type === 'header') onHeader(item.header);
-      else yield item.data;
+      else {
+        field?.push(item.data);
+        yield item.data;
+      }
     }
   }
   // pipeline (not pipe) so a chunk that fails authentication fails the reader too
@@ -114,7 +133,11 @@ async function* fileItems(
 
 export interface ImportResult extends TakeResult {
   readonly sender: string;
-  readonly reply?: { readonly entries: number; readonly bytes: number };
+  /** a child's discard reports recorded here for the first time */
+  readonly discards: number;
+  /** this node's discards the parent's file acknowledged, now marked reported */
+  readonly acknowledged: number;
+  readonly reply?: { readonly entries: number; readonly bytes: number; readonly acknowledged: number };
 }
 
 /**
@@ -143,7 +166,8 @@ export async function importFile(d: UsbDeps, opts: { in: string; reply?: string 
   // pass one: authenticate all of it, check that the batch reads to the end and that the sender may send its change sets
   let records = 0;
   let vet: BatchEntry[] = [];
-  for await (const item of fileItems(opts.in, secretFor, (h) => { sender = h.sender; })) {
+  const field = new FieldReader();
+  for await (const item of fileItems(opts.in, secretFor, (h) => { sender = h.sender; }, field)) {
     if (item.type === 'header') check(item.header);
     else if (item.type === 'entry') {
       records++;
@@ -158,6 +182,9 @@ export async function importFile(d: UsbDeps, opts: { in: string; reply?: string 
   await d.core.checkOrigins(sender, vet);
   const from: Peer = peer;
   if (from.role === 'parent' && knownParent === null) await setMeta(db, stateSchema, PARENT_ID_KEY, from.id);
+  // the file is authenticated whole: its discard reports (or acknowledgements) can be taken
+  const taken = await takeField(db, stateSchema, config.node.id, from, field.field, d.log);
+  const [discards, acknowledged] = from.role === 'child' ? [taken, 0] : [0, taken];
 
   // pass two: apply in groups (every chunk is authenticated again as it is read)
   const total = { applied: 0, duplicates: 0, quarantined: 0, conflicts: 0, received: 0, replayed: 0 };
@@ -188,7 +215,7 @@ export async function importFile(d: UsbDeps, opts: { in: string; reply?: string 
   }
   await flush();
   await recordContact(db, stateSchema, from.id, 'ok (usb)');
-  d.log.info('usb import', { peer: from.id, records, ...total });
+  d.log.info('usb import', { peer: from.id, records, discards, acknowledged, ...total });
   const reply = opts.reply === undefined ? undefined : await exportFile(d, { peer: from.id, out: opts.reply });
-  return { sender: from.id, ...total, ...(reply ? { reply: { entries: reply.entries, bytes: reply.bytes } } : {}) };
+  return { sender: from.id, discards, acknowledged, ...total, ...(reply ? { reply: { entries: reply.entries, bytes: reply.bytes, acknowledged: reply.acknowledged } } : {}) };
 }
