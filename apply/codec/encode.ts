@@ -18,9 +18,14 @@ import { XmlSink, changeSetOpen, insertHead, insertOpen, uAttr, valueElement } f
 const SINK_CHUNK = 4096;
 
 export function encodeChangeSet(cs: ChangeSet): string {
+  return encodeChangeSetBytes(cs).toString('utf8');
+}
+
+/** The <cs> element as UTF-8 bytes (what a digest is taken of, with no string in between). */
+export function encodeChangeSetBytes(cs: ChangeSet): Buffer {
   const out = new XmlSink(SINK_CHUNK);
   writeChangeSet(cs, out);
-  return out.take().toString('utf8');
+  return out.take();
 }
 
 /** Writes the <cs> element of `cs` into `out`. */

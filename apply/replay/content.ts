@@ -8,31 +8,26 @@ import type { Queryable } from '../core/db.js';
 import { formatDuration } from '../core/units.js';
 import { SpokesyncError } from '../core/errors.js';
 import { stateTable } from '../core/state-schema.js';
-import { encodeChangeSet } from '../codec/encode.js';
+import { encodeChangeSet, encodeChangeSetBytes } from '../codec/encode.js';
 import { hlcTime, unpackHlc } from '../core/hlc.js';
 import type { ChangeSet } from '../core/model.js';
 import { label, type PlannedEntry } from './validate.js';
 
-const encoded = new WeakMap<ChangeSet, { xml: string; digest: string }>();
+const digests = new WeakMap<ChangeSet, string>();
 
-function encode(cs: ChangeSet): { xml: string; digest: string } {
-  let e = encoded.get(cs);
-  if (!e) {
-    const xml = encodeChangeSet(cs);
-    e = { xml, digest: createHash('sha256').update(xml, 'utf8').digest('hex') };
-    encoded.set(cs, e);
-  }
-  return e;
-}
-
-/** The change set in its canonical encoding (what quarantine keeps). */
+/** The change set in its canonical encoding (what quarantine and holds keep). */
 export function changeSetXml(cs: ChangeSet): string {
-  return encode(cs).xml;
+  return encodeChangeSet(cs);
 }
 
-/** SHA-256 (hex) of the canonical encoding: equal content, equal digest, whatever path it came by. */
+/** SHA-256 (hex) of the canonical encoding's bytes: equal content, equal digest, whatever path it came by. */
 export function changeSetDigest(cs: ChangeSet): string {
-  return encode(cs).digest;
+  let d = digests.get(cs);
+  if (d === undefined) {
+    d = createHash('sha256').update(encodeChangeSetBytes(cs)).digest('hex');
+    digests.set(cs, d);
+  }
+  return d;
 }
 
 /**
