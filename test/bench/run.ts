@@ -13,6 +13,8 @@ const out = fileURLToPath(new URL('../../../BENCHMARKS.md', import.meta.url));
 
 /** What a benchmark printed, or why it did not finish. */
 const sections = new Map<string, string[]>();
+/** When each benchmark started (UTC, to the minute). */
+const startedAt = new Map<string, string>();
 let failed = 0;
 for (const name of wanted) {
   const file = fileURLToPath(new URL(`./${name}.js`, import.meta.url));
@@ -23,6 +25,7 @@ for (const name of wanted) {
   console.log(`\n== ${name}`);
   const lines: string[] = [];
   const started = Date.now();
+  startedAt.set(name, `${new Date(started).toISOString().slice(0, 16).replace('T', ' ')} UTC`);
   try {
     const mod = (await import(file)) as { bench: (log: (line: string) => void) => Promise<void> };
     await mod.bench((line) => {
@@ -45,7 +48,6 @@ process.exit(failed > 0 ? 1 : 0);
 /** The file: this run's sections, and the sections of benchmarks not run now kept from the file as it was. */
 function benchmarksFile(now: ReadonlyMap<string, readonly string[]>): string {
   const kept = existsSync(out) ? previousSections(readFileSync(out, 'utf8')) : new Map<string, string>();
-  const stamp = `${new Date().toISOString().slice(0, 16).replace('T', ' ')} UTC`;
   let text = '# spokesync benchmark figures\n\n' +
     'Written by `npm run bench` (`npm run bench -- NAME ...` runs some and keeps the others as they were).\n' +
     'Each section is one run on the machine it names; absolute speeds move between machines and runs,\n' +
@@ -53,7 +55,7 @@ function benchmarksFile(now: ReadonlyMap<string, readonly string[]>): string {
   for (const name of all) {
     const lines = now.get(name);
     if (lines) {
-      text += `\n## ${name}\n\n${stamp}, ${machine()}\n\n\`\`\`\n${lines.join('\n')}\n\`\`\`\n`;
+      text += `\n## ${name}\n\n${startedAt.get(name) ?? ''}, ${machine()}\n\n\`\`\`\n${lines.join('\n')}\n\`\`\`\n`;
     } else if (kept.has(name)) {
       text += `\n## ${name}\n${kept.get(name)}`;
     }
