@@ -6,8 +6,7 @@
 import t from 'tap';
 import type { InsertOp } from '../../apply/core/model.js';
 import { isSpokesyncError } from '../../apply/core/errors.js';
-import { startServer } from '../../deploy/sandbox/mariadb.js';
-import { dbFor, journal, makeCapture } from '../helpers/capture-fixture.js';
+import { appServer, journal, makeCapture } from '../helpers/capture-fixture.js';
 import type { Db } from '../../apply/core/db.js';
 import type { Capture } from '../../agent/capture/capture.js';
 
@@ -16,11 +15,7 @@ const ITEMS = `CREATE TABLE app.items (
 ) ENGINE=InnoDB`;
 
 void t.test('capture and the binlog', async (t) => {
-  const s = await startServer();
-  t.teardown(() => s.stop());
-  const db = dbFor(s);
-  t.teardown(() => db.close());
-  await db.exec('CREATE DATABASE app');
+  const { s, db } = await appServer(t);
   await db.exec(ITEMS);
   await db.exec('CREATE TABLE app.other (id INT PRIMARY KEY, v INT) ENGINE=InnoDB');
   const sql = await s.connect('app');

@@ -5,15 +5,10 @@
 // named in an error and left alone; capture goes on through all of it.
 import t from 'tap';
 import { createLogger } from '../../apply/core/log.js';
-import { startServer } from '../../deploy/sandbox/mariadb.js';
-import { dbFor, journal, makeCapture } from '../helpers/capture-fixture.js';
+import { appServer, journal, makeCapture } from '../helpers/capture-fixture.js';
 
 void t.test('a table created while capture runs is captured from its first row; one renamed out of the synced tables stops', async (t) => {
-  const s = await startServer();
-  t.teardown(() => s.stop());
-  const db = dbFor(s);
-  t.teardown(() => db.close());
-  await db.exec('CREATE DATABASE app');
+  const { s, db } = await appServer(t);
   await db.exec('CREATE TABLE app.person (id INT AUTO_INCREMENT PRIMARY KEY, uuid CHAR(38) NOT NULL UNIQUE, name VARCHAR(20))');
   const lines: Record<string, unknown>[] = [];
   const log = createLogger({ level: 'debug', write: (l) => lines.push(JSON.parse(l) as Record<string, unknown>) });

@@ -6,10 +6,10 @@
 import t from 'tap';
 import { rowDigest } from '../../apply/codec/digest.js';
 import type { Op, Row, Value } from '../../apply/core/model.js';
-import { startServer, type TestServer } from '../../deploy/sandbox/mariadb.js';
+
 import { binlogEnd } from '../../agent/capture/binlog-server.js';
 import type { Db } from '../../apply/core/db.js';
-import { dbFor, fromSelect, journal, makeCapture, sameCanonical, show } from '../helpers/capture-fixture.js';
+import { appServer, fromSelect, journal, makeCapture, sameCanonical, show } from '../helpers/capture-fixture.js';
 
 interface TableCase {
   readonly name: string;
@@ -114,17 +114,8 @@ async function rows(db: Db, c: TableCase): Promise<Map<string, Row>> {
   return out;
 }
 
-async function setUp(t: { teardown(f: () => unknown): void }): Promise<{ s: TestServer; db: Db }> {
-  const s = await startServer();
-  t.teardown(() => s.stop());
-  const db = dbFor(s);
-  t.teardown(() => db.close());
-  await db.exec('CREATE DATABASE app');
-  return { s, db };
-}
-
 void t.test('type edges: both decoders capture what SELECT returns, in inserts, updates and deletes', async (t) => {
-  const { s, db } = await setUp(t);
+  const { s, db } = await appServer(t);
   const all = cases();
   for (const c of all) await db.exec(`CREATE TABLE app.${c.name} (id INT AUTO_INCREMENT PRIMARY KEY, ${c.cols.join(', ')}) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4`);
   const start = (await binlogEnd(db)).position;

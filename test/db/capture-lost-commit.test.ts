@@ -2,15 +2,10 @@
 // server committed it): capture starts again after what was written, from the
 // stored checkpoint, instead of replaying it into the journal's key again and again.
 import t from 'tap';
-import { startServer } from '../../deploy/sandbox/mariadb.js';
-import { dbFor, journal, makeCapture } from '../helpers/capture-fixture.js';
+import { appServer, journal, makeCapture } from '../helpers/capture-fixture.js';
 
 void t.test('a write that committed although its answer was lost is not replayed', async (t) => {
-  const s = await startServer();
-  t.teardown(() => s.stop());
-  const db = dbFor(s);
-  t.teardown(() => db.close());
-  await db.exec('CREATE DATABASE app');
+  const { s, db } = await appServer(t);
   await db.exec('CREATE TABLE app.visit (id INT AUTO_INCREMENT PRIMARY KEY, uuid CHAR(36) NOT NULL UNIQUE) ENGINE=InnoDB');
   const capture = await makeCapture(s, db, 'app', ['visit'], { sleep: async () => undefined });
   await capture.start();

@@ -7,8 +7,7 @@ import t from 'tap';
 import { rowDigest } from '../../apply/codec/digest.js';
 import { encodeChangeSet } from '../../apply/codec/encode.js';
 import type { Op, Row, Value } from '../../apply/core/model.js';
-import { startServer } from '../../deploy/sandbox/mariadb.js';
-import { dbFor, fromSelect, journal, makeCapture, sameCanonical, show } from '../helpers/capture-fixture.js';
+import { appServer, fromSelect, journal, makeCapture, sameCanonical, show } from '../helpers/capture-fixture.js';
 
 const ALL_BYTES = Buffer.from(Array.from({ length: 256 }, (_, i) => i));
 const LATIN1_BYTES = Buffer.concat([Buffer.from('é café '), Buffer.from(Array.from({ length: 224 }, (_, i) => i + 32)), Buffer.from('\r\n\t')]);
@@ -121,11 +120,7 @@ const VARIANTS = [
 
 for (const variant of VARIANTS) void t.test(`capture type matrix, ${variant.name}: binlog → journal → decode equals SELECT`, async (t) => {
   const cols = variant.cols;
-  const s = await startServer();
-  t.teardown(() => s.stop());
-  const db = dbFor(s);
-  t.teardown(() => db.close());
-  await db.exec('CREATE DATABASE app');
+  const { s, db } = await appServer(t);
   await db.exec(ddl(cols.filter((c) => c !== 'uuid')));
   await db.exec('CREATE TABLE app.floats (id INT PRIMARY KEY, uuid CHAR(38) NOT NULL, f FLOAT, d DOUBLE, f4 FLOAT(10,4), d6 DOUBLE(20,6), f0 FLOAT(8,0))');
   const cap = await makeCapture(s, db, 'app', ['types', 'floats'], { rowDecoder: variant.rowDecoder });
@@ -230,11 +225,7 @@ for (const variant of VARIANTS) void t.test(`capture type matrix, ${variant.name
 });
 
 void t.test("MariaDB's UUID, INET6 and INET4 types travel as the text SELECT gives", async (t) => {
-  const s = await startServer();
-  t.teardown(() => s.stop());
-  const db = dbFor(s);
-  t.teardown(() => db.close());
-  await db.exec('CREATE DATABASE app');
+  const { s, db } = await appServer(t);
   await db.exec('CREATE TABLE app.fixed (id INT AUTO_INCREMENT PRIMARY KEY, uuid CHAR(38) NOT NULL UNIQUE, u UUID NULL, i6 INET6 NULL, i4 INET4 NULL)');
   const cap = await makeCapture(s, db, 'app', ['fixed']);
   await cap.start();

@@ -9,19 +9,10 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { openDb } from '../../apply/core/db.js';
-import { dumpByIdentity } from '../../deploy/sandbox/compare.js';
 import { freePort } from '../../deploy/sandbox/mariadb.js';
-import { APP, SYNCED, startNode, stopNode, uuid, type NetNode } from '../helpers/sync-net.js';
+import { dumpServer, startNode, stopNode, uuid, type NetNode } from '../helpers/sync-net.js';
 
-async function dump(n: NetNode) {
-  const db = openDb({ host: n.server.host, port: n.server.port, user: 'root' });
-  try {
-    return await dumpByIdentity(db, APP, SYNCED);
-  } finally {
-    await db.close();
-  }
-}
+const dump = (n: NetNode): ReturnType<typeof dumpServer> => dumpServer(n.server);
 
 async function waitHealthy(port: number, daemon: ChildProcess): Promise<void> {
   for (let i = 0; i < 200; i++) {

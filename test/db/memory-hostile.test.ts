@@ -9,11 +9,9 @@ import { join } from 'node:path';
 import http from 'node:http';
 import zlib from 'node:zlib';
 import { spokesync } from '../helpers/cli.js';
-import { dumpByIdentity } from '../../deploy/sandbox/compare.js';
 import { startDaemon, waitHealthy } from '../helpers/daemon-proc.js';
 import { hostileBodies } from '../helpers/hostile-bodies.js';
-import { APP, SYNCED, startNode, stopNode, uuid, type NetNode } from '../helpers/sync-net.js';
-import { openDb } from '../../apply/core/db.js';
+import { dumpServer, startNode, stopNode, uuid, type NetNode } from '../helpers/sync-net.js';
 import { DEFAULT_MAX_ELEMENTS } from '../../apply/codec/decode-limits.js';
 
 const MiB = 1024 * 1024;
@@ -75,14 +73,7 @@ function post(port: number, s: Shape): Promise<{ status: number; text: string }>
   });
 }
 
-async function dump(n: NetNode) {
-  const db = openDb({ host: n.server.host, port: n.server.port, user: 'root' });
-  try {
-    return await dumpByIdentity(db, APP, SYNCED);
-  } finally {
-    await db.close();
-  }
-}
+const dump = (n: NetNode): ReturnType<typeof dumpServer> => dumpServer(n.server);
 
 void t.test('hostile bodies from an authenticated child', async (t) => {
   const dir = await mkdtemp(join(tmpdir(), 'spokesync-hostile-'));

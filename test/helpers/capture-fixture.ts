@@ -11,7 +11,7 @@ import { openDb, type Db } from '../../apply/core/db.js';
 import { silentLogger } from '../../apply/core/log.js';
 import { loadCatalog } from '../../apply/core/catalog.js';
 import type { CaptureProcArgs } from './capture-proc.js';
-import type { TestServer } from '../../deploy/sandbox/mariadb.js';
+import { startServer, type TestServer } from '../../deploy/sandbox/mariadb.js';
 
 export const STATE = 'spokesync';
 
@@ -32,6 +32,16 @@ export interface JournalRow {
 
 export function dbFor(s: TestServer, schema?: string): Db {
   return openDb({ host: s.host, port: s.port, user: 'root', ...(schema === undefined ? {} : { schema }) });
+}
+
+/** A throwaway server with an empty `app` schema and a root Db on it, both gone at the test's teardown. */
+export async function appServer(t: { teardown(f: () => unknown): void }): Promise<{ s: TestServer; db: Db }> {
+  const s = await startServer();
+  t.teardown(() => s.stop());
+  const db = dbFor(s);
+  t.teardown(() => db.close());
+  await db.exec('CREATE DATABASE app');
+  return { s, db };
 }
 
 export async function makeCapture(

@@ -2,7 +2,7 @@
 // server per node, the same small application schema on each (children start
 // as clones), capture and apply running, servers on loopback.
 import type { ChildConfig, Config, ParentConfig } from '../../agent/config/types.js';
-import { qid } from '../../apply/core/db.js';
+import { openDb, qid } from '../../apply/core/db.js';
 import { silentLogger, type Logger } from '../../apply/core/log.js';
 import { SpokesyncNode } from '../../agent/node.js';
 import { stateTable } from '../../apply/core/state-schema.js';
@@ -164,6 +164,16 @@ export async function settle(all: readonly NetNode[], children: readonly NetNode
     if (moved === 0) return pass;
   }
   throw new Error(`the network did not settle in ${maxPasses} passes`);
+}
+
+/** The synced tables of a node's server by identity, over a connection of its own (for nodes whose daemon runs as a process). */
+export async function dumpServer(server: TestServer): Promise<Dump> {
+  const db = openDb({ host: server.host, port: server.port, user: 'root' });
+  try {
+    return await dumpByIdentity(db, APP, SYNCED);
+  } finally {
+    await db.close();
+  }
 }
 
 export const uuid = (prefix: string, n: number): string =>

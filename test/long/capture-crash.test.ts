@@ -3,18 +3,13 @@
 // committed transaction exactly once, in commit order, each one change set.
 import t from 'tap';
 import type { InsertOp } from '../../apply/core/model.js';
-import { startServer } from '../../deploy/sandbox/mariadb.js';
-import { STATE, dbFor, journal, spawnCapture, type CaptureChild } from '../helpers/capture-fixture.js';
+import { STATE, appServer, journal, spawnCapture, type CaptureChild } from '../helpers/capture-fixture.js';
 import type { CaptureProcArgs } from '../helpers/capture-proc.js';
 
 const KILLS = 9;
 
 void t.test('capture survives kill -9 at random points without loss or duplicates', async (t) => {
-  const s = await startServer();
-  t.teardown(() => s.stop());
-  const db = dbFor(s);
-  t.teardown(() => db.close());
-  await db.exec('CREATE DATABASE app');
+  const { s, db } = await appServer(t);
   await db.exec('CREATE TABLE app.visit (id INT AUTO_INCREMENT PRIMARY KEY, uuid CHAR(36) NOT NULL UNIQUE, seq INT NOT NULL) ENGINE=InnoDB');
   await db.exec(`CREATE TABLE app.note (id INT AUTO_INCREMENT PRIMARY KEY, uuid CHAR(36) NOT NULL UNIQUE, seq INT NOT NULL,
     visit_id INT NOT NULL, body TEXT, FOREIGN KEY (visit_id) REFERENCES app.visit (id)) ENGINE=InnoDB`);
