@@ -14,6 +14,7 @@
 // schema again before it reports the error, so no half-loaded tables are left
 // for an application to start on; only a crash (kill -9, power) leaves them,
 // with the 'loading' mark that makes the next clone start over.
+import type { SnapshotResult } from './snapshot-writer.js';
 import type { Readable } from 'node:stream';
 import { qid, type Db, type Queryable } from '../../apply/core/db.js';
 import { SpokesyncError } from '../../apply/core/errors.js';
@@ -44,14 +45,9 @@ export interface CloneDeps {
   readonly statementBytes?: number;
 }
 
-export interface CloneResult {
+/** What a clone loaded: the snapshot's figures, and the parent it came from. */
+export interface CloneResult extends SnapshotResult {
   readonly parent: string;
-  readonly position: BinlogPosition;
-  readonly journalSeq: string;
-  readonly tables: number;
-  readonly rows: number;
-  readonly bytes: number;
-  readonly seconds: number;
 }
 
 interface CloneMark {
