@@ -8,7 +8,8 @@
 // rows are mostly markup that brotli shrinks many times over. Below
 // COMPRESS_FROM the saving is worth less than the work. Readers
 // (journal/reader.ts) take either form; batches on the wire are unchanged.
-import { brotliCompressSync, brotliDecompressSync, constants } from 'node:zlib';
+import { brotliCompress, brotliDecompressSync, constants } from 'node:zlib';
+import { promisify } from 'node:util';
 import { SpokesyncError } from '../../apply/core/errors.js';
 
 /** Bodies of this many bytes and more are stored compressed. */
@@ -24,10 +25,16 @@ const OPTIONS = (size: number): { params: Record<number, number> } => ({
   },
 });
 
-/** The journal's form of a <cs> element (UTF-8): compressed when large and when that is smaller. */
-export function storedBody(xml: Buffer): Buffer {
+const compress = promisify(brotliCompress);
+
+/**
+ * The journal's form of a <cs> element (UTF-8): compressed when large and when
+ * that is smaller. Compressed on libuv's thread pool: capture maps the next
+ * group meanwhile.
+ */
+export async function storedBody(xml: Buffer): Promise<Buffer> {
   if (xml.length < COMPRESS_FROM || xml.length > 0xffffffff) return xml;
-  const packed = brotliCompressSync(xml, OPTIONS(xml.length));
+  const packed = await compress(xml, OPTIONS(xml.length));
   if (packed.length + HEAD >= xml.length) return xml;
   const out = Buffer.allocUnsafe(HEAD + packed.length);
   out[0] = MARK;

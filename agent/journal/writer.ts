@@ -104,7 +104,7 @@ export class JournalWriter {
   constructor(private readonly session: Runner, private readonly stateSchema: string) {}
 
   async write(entries: readonly JournalEntry[], writes: IdentityWrites, checkpoint: Checkpoint): Promise<void> {
-    const bodies = entries.map((e) => storedBody(e.body));
+    const bodies = await Promise.all(entries.map((e) => storedBody(e.body)));
     await this.session.transaction(async (tx) => {
       const sent: Promise<unknown>[] = [];
       this.insertJournal(tx, entries, bodies, sent);
