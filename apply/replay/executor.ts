@@ -153,15 +153,17 @@ async function applyGroup(
       counts.quarantined++;
       continue;
     }
+    // The ledger row goes without waiting for its answer: the connection runs
+    // the change set's first statement after it while the client builds that
+    // statement; its answer is awaited before any second statement is sent.
+    const ledger = settled(writeLedger(tx, d.stateSchema, cs, item.fromPeer, d.now()));
+    const csTx = claimedFirst(tx, ledger);
     const ctx: OpContext = {
-      tx, schema: d.schema, stateSchema: d.stateSchema, resolver: d.resolver, versions: d.versions, rowmap: d.rowmap,
+      tx: csTx, schema: d.schema, stateSchema: d.stateSchema, resolver: d.resolver, versions: d.versions, rowmap: d.rowmap,
       log: d.log, now: d.now, waitForCapture: d.waitForCapture, conflicts: 0, carried: new Carried(),
     };
-    let ledgerWritten = false;
     let place: ProblemPlace | undefined;
     try {
-      await writeLedger(tx, d.stateSchema, cs, item.fromPeer, d.now());
-      ledgerWritten = true;
       let done = 0;
       for (const run of splitRuns(item.entry.ops)) {
         place = placeOf(run, done + 1, item.entry.ops.length);
@@ -172,19 +174,53 @@ async function applyGroup(
         else await applyDelete(ctx, cs, run[0]!);
       }
       place = undefined;
-      await writeCarried(tx, d.stateSchema, cs, ctx.carried);
-      if (item.mode === 'retry') await release(tx, d.stateSchema, cs.id);
+      await writeCarried(csTx, d.stateSchema, cs, ctx.carried);
+      if (item.mode === 'retry') await release(csTx, d.stateSchema, cs.id);
+      await ledger.then(rethrow);
     } catch (e) {
-      const problem = dataProblem(e, place);
-      if (!problem) throw e;
+      // a failed ledger row is the cause (the statement sent after it ran unclaimed, and is rolled back)
+      const failedLedger = await ledger;
+      const cause = 'error' in failedLedger ? failedLedger.error : e;
       // applied meanwhile by another path (USB and network at once): a duplicate
-      throw new ItemFailed(cs.id, !ledgerWritten && isDuplicateKey(e) ? 'duplicate' : problem);
+      if (cause !== e && isDuplicateKey(cause)) throw new ItemFailed(cs.id, 'duplicate');
+      const problem = dataProblem(cause, cause === e ? place : undefined);
+      if (!problem) throw cause;
+      throw new ItemFailed(cs.id, problem);
     }
     counts.applied++;
     counts.conflicts += ctx.conflicts;
   }
   await d.versions.flush(tx);
   return counts;
+}
+
+/** A statement's outcome without a rejection left unhandled while it is in flight. */
+function settled(p: Promise<unknown>): Promise<{ error?: unknown }> {
+  return p.then(() => ({}), (error: unknown) => ({ error }));
+}
+
+function rethrow(r: { error?: unknown }): void {
+  if ('error' in r) throw r.error;
+}
+
+/** `tx` whose first statement, once sent, waits for `ledger`'s answer (and fails with its error). */
+function claimedFirst(tx: Queryable, ledger: Promise<{ error?: unknown }>): Queryable {
+  let checked = false;
+  const gate = async <T>(p: Promise<T>): Promise<T> => {
+    if (!checked) {
+      checked = true;
+      const r = await ledger;
+      if ('error' in r) {
+        p.catch(() => undefined);
+        throw r.error;
+      }
+    }
+    return p;
+  };
+  return {
+    query: (sql, params) => gate(tx.query(sql, params)),
+    exec: (sql, params) => gate(tx.exec(sql, params)),
+  };
 }
 
 /**
