@@ -98,7 +98,8 @@ export class SpokesyncNode {
       waitForCapture: () => this.capture.caughtUp(),
       ...(config.clock ? { maxDriftMs: config.clock.maxDrift } : {}),
       retryDelayMs: (tries) => backoffDelay(QUARANTINE_BACKOFF, tries),
-      ...(lock ? { gate: () => lock.assertHeld() } : {}),
+      // confirmed on the server before each batch: a restart drops the lock, and a batch never applies without it
+      ...(lock ? { gate: () => lock.ensure() } : {}),
     });
     this.reader = new JournalReader(db, database.stateSchema, trimChangeSet);
     const fromChild = refusedFrom(config, 'child');
@@ -111,7 +112,8 @@ export class SpokesyncNode {
         const cat = this.applier.currentCatalog();
         return [...(wanted ?? tables)].filter((t) => tables.has(t)).flatMap((t) => { const info = cat.tables.get(t); return info ? [shapeOf(info)] : []; });
       },
-      ...(lock ? { gate: () => lock.assertHeld() } : {}),
+      // confirmed on the server before each batch: a restart drops the lock, and a batch never applies without it
+      ...(lock ? { gate: () => lock.ensure() } : {}),
     });
     lock?.startWatching({
       log, ...(opts.lockCheckMs === undefined ? {} : { intervalMs: opts.lockCheckMs }),
@@ -218,6 +220,7 @@ export class SpokesyncNode {
   async startServer(): Promise<ExchangeServer | null> {
     if (!this.config.listen) return null;
     if (!this.server) {
+      const lock = this.lock;
       this.server = new ExchangeServer({
         listen: this.config.listen,
         children: this.config.children,
@@ -227,7 +230,7 @@ export class SpokesyncNode {
       });
       // GET /v1/snapshot: provisioning of a child (`spokesync clone`)
       registerSnapshotRoute(this.server, {
-        config: this.config, db: this.db, log: this.log, capture: this.capture, ...(this.lock ? { gate: () => this.lock!.assertHeld() } : {}),
+        config: this.config, db: this.db, log: this.log, capture: this.capture, ...(lock ? { gate: () => lock.ensure() } : {}),
       });
       // POST /v1/discards: children report the quarantined change sets they gave up
       registerDiscardRoute(this.server, { db: this.db, stateSchema: this.stateSchema, log: this.log });
@@ -254,7 +257,7 @@ export class SpokesyncNode {
     const client = this.client();
     if (!client) throw new SpokesyncError('SPOKESYNC_E_USAGE', 'this node has no parent in its config');
     // nothing is sent either: the parent would take our batch, and its answer could not be applied
-    this.lock?.assertHeld();
+    await this.lock?.ensure();
     await this.applier.retryQuarantine();
     await reportDiscards(this.db, this.stateSchema, this.id, this.config.parent!, this.log).catch((e: unknown) => {
       this.log.warn('discard reports could not reach the parent; they are sent at the next exchange', { error: (e as Error).message });

@@ -29,8 +29,8 @@ export interface SnapshotRouteDeps {
   readonly log: Logger;
   /** the capture running in this process (the daemon's) */
   readonly capture: { caughtUp(timeoutMs?: number): Promise<void> };
-  /** throws while this process may not capture or apply (the node lock is lost) */
-  readonly gate?: () => void;
+  /** rejects while this process may not capture or apply (the node lock is lost) */
+  readonly gate?: () => Promise<void>;
 }
 
 /** The query parameter a child sets to re-provision itself over data the parent still has pending for it. */
@@ -52,7 +52,7 @@ export function registerSnapshotRoute(server: RouteServer, deps: SnapshotRouteDe
     const force = new URL(req.url ?? '/', 'http://parent').searchParams.get(FORCE_PARAM) === '1';
     const rails: SnapshotRails = { route: routeTo(config, child.id, 'child'), force, via: 'http', by: `${child.id} over HTTP` };
     try {
-      deps.gate?.();
+      await deps.gate?.();
       await checkSnapshot(deps.db, stateSchema, config.node.id, rails);
       await writeSnapshot({
         settings: { host, port, user, ...(password === undefined ? {} : { password }) },

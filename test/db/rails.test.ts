@@ -13,7 +13,7 @@ import { openDb } from '../../apply/core/db.js';
 import type { TestServer } from '../../deploy/sandbox/mariadb.js';
 import { fetchSnapshot } from '../../agent/provision/http.js';
 import type { NodeStatus } from '../../agent/routing/node-status.js';
-import { spokesync } from '../helpers/cli.js';
+import { spokesync, statusOf as status } from '../helpers/cli.js';
 import { APP, dumpServer, settle, startNode, stopNode, type NetNode } from '../helpers/sync-net.js';
 
 const TOKEN = 'site-token-0123456789';
@@ -38,11 +38,6 @@ async function people(s: TestServer, name: string): Promise<number> {
   }
 }
 
-async function status(file: string): Promise<NodeStatus> {
-  const r = await spokesync(['status', '--config', file, '--json']);
-  if (r.code !== 0) throw new Error(r.err);
-  return JSON.parse(r.out) as NodeStatus;
-}
 
 const pendingFor = (s: NodeStatus, peer: string): number | undefined => s.peers.find((p) => p.peer === peer)?.pending;
 
