@@ -6,7 +6,7 @@ import { QUARANTINE_BACKOFF, backoffDelay } from './backoff.js';
 import { Capture } from './capture/capture.js';
 import { filterTables, syncedTables } from './config/tables.js';
 import type { Config } from './config/types.js';
-import { connectDb, type Db, type DbSettings, type Queryable } from '../apply/core/db.js';
+import { connectDb, type Db, type DbSettings } from '../apply/core/db.js';
 import { SpokesyncError } from '../apply/core/errors.js';
 import { ExchangeClient, type SyncResult } from './exchange/client.js';
 import { ExchangeCore } from './exchange/protocol.js';
@@ -15,7 +15,10 @@ import { registerDiscardRoute, reportDiscards } from './exchange/discard-report.
 import { trimChangeSet } from './exchange/wire.js';
 import type { Logger } from '../apply/core/log.js';
 import { registerSnapshotRoute } from './provision/http.js';
-import { PARENT_ID_KEY, getMeta } from './routing/cursors.js';
+import { PARENT_ID_KEY, getMeta, setMeta } from './routing/cursors.js';
+import { NodeLock } from './node-lock.js';
+import { LOCK_LOST_KEY, lockLostNote } from './routing/node-status.js';
+import { stateTable } from '../apply/core/state-schema.js';
 import { refusedFrom, routeTo, type PeerRole, type Route } from './routing/filters.js';
 import { JournalReader } from './journal/reader.js';
 import { loadCatalog, type Catalog } from '../apply/core/catalog.js';
@@ -33,19 +36,13 @@ export interface NodeOptions {
   readonly backoffMaxMs?: number;
   /** take the node lock (default true): one process per node runs capture and apply */
   readonly lock?: boolean;
+  /** how often the node lock is checked, and taken again once lost (default 2 s) */
+  readonly lockCheckMs?: number;
 }
 
 function settingsOf(config: Config): DbSettings {
   const { host, port, user, password } = config.database;
   return { host, port, user, ...(password === undefined ? {} : { password }) };
-}
-
-const lockName = (config: Config): string => `spokesync:${config.database.stateSchema}`;
-
-async function releaseLock(lock: (Queryable & { release(): void }) | null, config: Config): Promise<void> {
-  if (!lock) return;
-  await lock.query('SELECT RELEASE_LOCK(?)', [lockName(config)]).catch(() => undefined);
-  lock.release();
 }
 
 export class SpokesyncNode {
@@ -58,6 +55,11 @@ export class SpokesyncNode {
   private server: ExchangeServer | null = null;
   private clientInstance: ExchangeClient | null = null;
   private fatalError: SpokesyncError | null = null;
+  /** capture was started by this process: it is paused while the node lock is lost, and resumed after */
+  private captureWanted = false;
+  private closing = false;
+  /** the lock-lost note in the state schema (shown by status) is written */
+  private lostNoted = false;
 
   private constructor(
     readonly config: Config,
@@ -66,7 +68,7 @@ export class SpokesyncNode {
     readonly tables: Set<string>,
     readonly log: Logger,
     private readonly opts: NodeOptions,
-    private readonly lock: (Queryable & { release(): void }) | null,
+    private readonly lock: NodeLock | null,
   ) {
     const { database, node } = config;
     this.id = node.id;
@@ -88,12 +90,16 @@ export class SpokesyncNode {
         this.fatalError = e;
         log.error('capture stopped for good', { code: e.code, error: e.message });
       },
+      // the stream never opens without the node lock, confirmed on the server (a restart drops it)
+      ...(lock ? { beforeOpen: () => lock.ensure() } : {}),
     });
     this.applier = new Applier({
       db, catalog, schema: database.schema, stateSchema: database.stateSchema, node: node.id, tables, log,
       waitForCapture: () => this.capture.caughtUp(),
       ...(config.clock ? { maxDriftMs: config.clock.maxDrift } : {}),
       retryDelayMs: (tries) => backoffDelay(QUARANTINE_BACKOFF, tries),
+      // confirmed on the server before each batch: a restart drops the lock, and a batch never applies without it
+      ...(lock ? { gate: () => lock.ensure() } : {}),
     });
     this.reader = new JournalReader(db, database.stateSchema, trimChangeSet);
     const fromChild = refusedFrom(config, 'child');
@@ -106,27 +112,76 @@ export class SpokesyncNode {
         const cat = this.applier.currentCatalog();
         return [...(wanted ?? tables)].filter((t) => tables.has(t)).flatMap((t) => { const info = cat.tables.get(t); return info ? [shapeOf(info)] : []; });
       },
+      // confirmed on the server before each batch: a restart drops the lock, and a batch never applies without it
+      ...(lock ? { gate: () => lock.ensure() } : {}),
     });
+    lock?.startWatching({
+      log, ...(opts.lockCheckMs === undefined ? {} : { intervalMs: opts.lockCheckMs }),
+      onLost: () => this.lockLost(),
+      onRegained: () => this.lockTick(),
+      onTick: () => this.lockTick(),
+    });
+  }
+
+  /** Whether this process may capture and apply (it holds the node lock, or runs without one). */
+  lockHeld(): boolean {
+    return this.lock === null || this.lock.held;
+  }
+
+  /** The node lock is gone: capture stops (apply is refused by the gate), and status is told. */
+  private async lockLost(): Promise<void> {
+    if (this.closing) return;
+    await this.capture.stop();
+    await this.lockTick();
+  }
+
+  /**
+   * After each check of the node lock: while it is held, capture runs again if
+   * this process had started it and the lost-lock note goes; while it is lost,
+   * the note is written (the server may have been away when it was lost).
+   */
+  private async lockTick(): Promise<void> {
+    if (this.closing || !this.lock) return;
+    const ss = this.stateSchema;
+    if (!this.lock.held) {
+      if (!this.lostNoted) {
+        await setMeta(this.db, ss, LOCK_LOST_KEY, lockLostNote(this.lock.lostSince ?? new Date()));
+        this.lostNoted = true;
+      }
+      return;
+    }
+    if (this.lostNoted) {
+      await this.db.exec(`DELETE FROM ${stateTable(ss, 'meta')} WHERE k = ?`, [LOCK_LOST_KEY]);
+      this.lostNoted = false;
+    }
+    if (this.captureWanted && !this.capture.status().running && !this.fatalError) {
+      try {
+        await this.capture.start();
+      } catch (e) {
+        // tried again at the next check
+        await this.capture.stop();
+        throw e;
+      }
+    }
   }
 
   /** Connects, prepares the state schema, reads the catalogue, takes the node lock. */
   static async open(config: Config, log: Logger, opts: NodeOptions = {}): Promise<SpokesyncNode> {
     const db = await connectDb(settingsOf(config), { connectionLimit: 8 });
-    let lock: (Queryable & { release(): void }) | null = null;
+    let lock: NodeLock | null = null;
     try {
-      await ensureStateSchema(db, config.database.stateSchema);
+      const ss = config.database.stateSchema;
+      await ensureStateSchema(db, ss);
       if (opts.lock !== false) {
-        lock = await db.connection();
-        const [got] = await lock.query<{ ok: number | string | null }>('SELECT GET_LOCK(?, 0) AS ok', [lockName(config)]);
-        if (Number(got?.ok) !== 1) {
-          throw new SpokesyncError('SPOKESYNC_E_BUSY', `node ${config.node.id} (state schema ${config.database.stateSchema}) is in use by another spokesync process`);
-        }
+        lock = await NodeLock.take(db, ss, config.node.id);
+        // a note left by a process that lost the lock and then ended is no longer true
+        await db.exec(`DELETE FROM ${stateTable(ss, 'meta')} WHERE k = ?`, [LOCK_LOST_KEY]);
       }
       const catalog = await loadCatalog(db, config.database.schema, { keys: config.tables.keys });
       const tables = new Set(syncedTables(config, catalog));
       return new SpokesyncNode(config, db, catalog, tables, log, opts, lock);
     } catch (e) {
-      await releaseLock(lock, config);
+      await lock?.release();
       await db.close().catch(() => undefined);
       throw e;
     }
@@ -150,6 +205,8 @@ export class SpokesyncNode {
   async beginCapture(): Promise<void> {
     const warnings = await assertPreflight(this.db, this.config);
     for (const w of warnings) this.log.warn(w.message, { check: w.check, fix: w.fix });
+    this.lock?.assertHeld();
+    this.captureWanted = true;
     await this.capture.start();
   }
 
@@ -163,6 +220,7 @@ export class SpokesyncNode {
   async startServer(): Promise<ExchangeServer | null> {
     if (!this.config.listen) return null;
     if (!this.server) {
+      const lock = this.lock;
       this.server = new ExchangeServer({
         listen: this.config.listen,
         children: this.config.children,
@@ -171,7 +229,9 @@ export class SpokesyncNode {
         log: this.log,
       });
       // GET /v1/snapshot: provisioning of a child (`spokesync clone`)
-      registerSnapshotRoute(this.server, { config: this.config, db: this.db, log: this.log, capture: this.capture });
+      registerSnapshotRoute(this.server, {
+        config: this.config, db: this.db, log: this.log, capture: this.capture, ...(lock ? { gate: () => lock.ensure() } : {}),
+      });
       // POST /v1/discards: children report the quarantined change sets they gave up
       registerDiscardRoute(this.server, { db: this.db, stateSchema: this.stateSchema, log: this.log });
       await this.server.start();
@@ -196,6 +256,8 @@ export class SpokesyncNode {
   async syncWithParent(signal?: AbortSignal): Promise<SyncResult> {
     const client = this.client();
     if (!client) throw new SpokesyncError('SPOKESYNC_E_USAGE', 'this node has no parent in its config');
+    // nothing is sent either: the parent would take our batch, and its answer could not be applied
+    await this.lock?.ensure();
     await this.applier.retryQuarantine();
     await reportDiscards(this.db, this.stateSchema, this.id, this.config.parent!, this.log).catch((e: unknown) => {
       this.log.warn('discard reports could not reach the parent; they are sent at the next exchange', { error: (e as Error).message });
@@ -217,10 +279,12 @@ export class SpokesyncNode {
 
   /** Stops the server (requests in flight finish), then capture, then closes the database. */
   async close(): Promise<void> {
+    this.closing = true;
+    await this.lock?.stopWatching();
     await this.server?.stop();
     this.server = null;
     await this.capture.stop();
-    await releaseLock(this.lock, this.config);
+    await this.lock?.release();
     await this.db.close();
   }
 }

@@ -17,6 +17,7 @@ import type { Connection } from 'mysql2/promise';
 import { openDb, type Db } from '../apply/core/db.js';
 import { dumpByIdentity, dumpCounts, type Dump } from './sandbox/compare.js';
 import { freePort, loadOpenmrs, startServer, type TestServer } from './sandbox/mariadb.js';
+import { until } from './sandbox/until.js';
 import {
   Cleanup, METADATA_SQL, ensureMariadb, patient, registrationSql, spokesync, startDaemon, stopProcess, tail, type Patient,
 } from './demo-support.js';
@@ -54,16 +55,6 @@ function config(site: Site, serverId: number, role: { listen?: number; children?
   }
   lines.push('log: { level: info }');
   return lines.join('\n') + '\n';
-}
-
-async function until<T>(what: string, fn: () => Promise<T | undefined>, timeoutMs = 60_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await fn();
-    if (v !== undefined) return v;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 150));
-  }
 }
 
 async function one<T>(site: Site, sql: string, params: unknown[] = []): Promise<T | undefined> {

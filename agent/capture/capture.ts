@@ -1,6 +1,5 @@
-// Capture: tails the binlog from the checkpoint and journals one change set
-// per source transaction (or per applied change set in it), with the
-// checkpoint in the same InnoDB transaction as the journal rows it covers.
+// Capture: tails the binlog from the checkpoint and journals one change set per source transaction
+// (or per applied change set in it), with the checkpoint in the same InnoDB transaction as its rows.
 //
 // Lifecycle: start() opens the stream at the checkpoint; events are assembled
 // into transactions and queued; one worker maps and writes them in groups, in
@@ -174,6 +173,7 @@ export class Capture {
 
   // --- the stream ---
   private async openSource(): Promise<void> {
+    await this.opts.beforeOpen?.();
     const { schema, stateSchema } = this.opts;
     const src = new BinlogSource(
       {

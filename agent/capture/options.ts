@@ -39,6 +39,8 @@ export interface CaptureOptions {
   readonly rowDecoder?: boolean;
   /** how far ahead of a transaction's commit time an applied stamp may move the clock (default clock.maxDrift's default plus a minute) */
   readonly maxClockAheadMs?: number;
+  /** before the stream is opened (or reopened): throws when this process may not capture now (the node lock is lost) */
+  readonly beforeOpen?: () => Promise<void>;
 }
 
 export interface CaptureStatus {

@@ -4,7 +4,6 @@
 // retry applies at once when no daemon runs and marks the change sets due
 // for the running daemon's next tick otherwise; a discard is kept, shown by
 // `spokesync status` and reported to the parent.
-import { userInfo } from 'node:os';
 import type { CommandContext, CommandSpec } from '../cli/command.js';
 import { connectDb, type Db } from '../../apply/core/db.js';
 import { SpokesyncError, isSpokesyncError } from '../../apply/core/errors.js';
@@ -14,6 +13,7 @@ import {
 } from '../../apply/replay/quarantine.js';
 import { ensureStateSchema } from '../../apply/core/state-schema.js';
 import { CATCH_UP_MS, SpokesyncNode } from '../node.js';
+import { operatorName } from '../provision/rails.js';
 
 const USAGE = 'spokesync quarantine --config F [--json] | show ID | retry ID|--all | discard ID --reason TEXT';
 
@@ -183,7 +183,7 @@ async function retry(ctx: CommandContext, id: string | undefined): Promise<numbe
 }
 
 async function discardOne(ctx: CommandContext, db: Db, id: string, why: string): Promise<number> {
-  const by = process.env.SUDO_USER ?? userInfo().username;
+  const by = operatorName();
   const done = await discard(db, ctx.config.database.stateSchema, ctx.config.node.id, id, by, why, Date.now());
   if (!done) throw unknownId(id);
   ctx.log.warn('quarantined change set discarded', { change: id, by, why });

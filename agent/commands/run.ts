@@ -2,6 +2,7 @@
 // when `listen` is set; the parent is synced every parent.interval when
 // `parent` is set; quarantined change sets are retried on every tick. SIGTERM
 // stops cleanly: the batch in flight finishes, requests in flight finish, capture stops.
+// While the node lock is lost (agent/node-lock.ts) the daemon neither captures nor applies.
 import type { CommandSpec } from '../cli/command.js';
 import { DAEMON_HEAP_FLAGS, missingHeapFlags } from '../cli/heap-flags.js';
 import { realSleep } from '../backoff.js';
@@ -19,7 +20,12 @@ export const command: CommandSpec = {
     'serves its children (POST /v1/exchange); with `parent` it exchanges with the parent at start and ' +
     'then every parent.interval (a failed exchange is logged and tried again at the next interval). ' +
     'Quarantined change sets are retried on every tick. The first signal stops cleanly (the batch in ' +
-    'flight is finished); a second one exits at once. Logs are JSON lines on stdout.',
+    'flight is finished); a second one exits at once. Logs are JSON lines on stdout.\n\n' +
+    'One process per node: the daemon holds the node lock (a named lock on its database server) and checks it every ' +
+    'two seconds. When the server drops it (a restart of MariaDB), the daemon takes it again; while another process ' +
+    'holds it, the daemon captures nothing, applies nothing (children get 503 SPOKESYNC_E_BUSY and send again later), ' +
+    'does not exchange with its parent, logs "node lock lost" and shows it in `spokesync status`; it resumes by itself ' +
+    'once it holds the lock again.',
   options: {},
   needsConfig: true,
   logTo: 'stdout',
@@ -40,7 +46,9 @@ export const command: CommandSpec = {
         const fatal = node.fatal();
         if (fatal) throw fatal;
         try {
-          if (config.parent) await node.syncWithParent(signal);
+          // without the node lock nothing is exchanged or applied (the lock's log says so); tried at the next tick
+          if (!node.lockHeld()) log.debug('node lock not held: no exchange this time');
+          else if (config.parent) await node.syncWithParent(signal);
           else await node.applier.retryQuarantine();
         } catch (e) {
           log.warn('exchange failed; trying again at the next interval', {

@@ -1,7 +1,8 @@
 // `spokesync snapshot`: a consistent snapshot of the application schema for a
 // new child, written to a file (for a USB stick or a large database) sealed for
 // that child (provision/sealed.ts), with the child's cursor on this node
-// started at the snapshot.
+// started at the snapshot. A child that has exchanged before, or has change
+// sets pending, would miss them: refused unless --force (provision/rails.ts).
 import { createWriteStream } from 'node:fs';
 import { open, rename, rm } from 'node:fs/promises';
 import type { CommandContext, CommandSpec } from '../cli/command.js';
@@ -15,6 +16,8 @@ import { SpokesyncNode } from '../node.js';
 import { viaCapture, viaCheckpoint, type WaitForCapture } from '../provision/cursor.js';
 import { writeSnapshot, type SnapshotResult } from '../provision/snapshot-writer.js';
 import { ensureStateSchema } from '../../apply/core/state-schema.js';
+import { checkSnapshot, operatorName, type SnapshotRails } from '../provision/rails.js';
+import { routeTo } from '../routing/filters.js';
 
 /** The child named by --peer: the file is sealed with its token, so it is never guessed. */
 function childOf(config: Config, peer: string): ChildConfig {
@@ -30,6 +33,9 @@ function childOf(config: Config, peer: string): ChildConfig {
 
 async function writeFileSnapshot(ctx: CommandContext, peer: ChildConfig, file: string, wait: WaitForCapture, db: Parameters<typeof writeSnapshot>[0]['db']): Promise<SnapshotResult> {
   const { config, log } = ctx;
+  const rails: SnapshotRails = { route: routeTo(config, peer.id, 'child'), force: ctx.options.force === true, via: 'file', by: operatorName() };
+  // refused before minutes of reading; checked again when the cursor moves
+  await checkSnapshot(db, config.database.stateSchema, config.node.id, rails);
   const { host, port, user, password, schema, stateSchema } = config.database;
   const partial = `${file}.partial`;
   // patient data: readable by the owner only, even sealed
@@ -41,7 +47,7 @@ async function writeFileSnapshot(ctx: CommandContext, peer: ChildConfig, file: s
   try {
     const r = await writeSnapshot({
       settings: { host, port, user, ...(password === undefined ? {} : { password }) },
-      db, schema, stateSchema, node: config.node.id, log, waitForCapture: wait, sealWith: peer.token,
+      db, schema, stateSchema, node: config.node.id, log, waitForCapture: wait, sealWith: peer.token, rails,
     }, peer.id, out);
     const fh = await open(partial, 'r');
     await fh.sync();
@@ -70,13 +76,22 @@ export const command: CommandSpec = {
     'otherwise this command runs capture itself until it has passed the snapshot. ' +
     'Load the file on that child with `spokesync clone --from FILE` (it opens it with its parent.token). ' +
     'A child with a network link can ' +
-    'instead run `spokesync clone` alone, which fetches the snapshot from the daemon over HTTP.',
+    'instead run `spokesync clone` alone, which fetches the snapshot from the daemon over HTTP.\n\n' +
+    'Re-provisioning: moving the cursor of a child that has exchanged with this node before, or that has change sets ' +
+    'pending here, makes that child miss them unless it loads this snapshot. Such a snapshot is refused with ' +
+    'SPOKESYNC_E_WOULD_LOSE (exit 1), saying how many change sets the child would miss, unless --force; a forced ' +
+    'snapshot is recorded with the count (shown by `spokesync status`), and the child must then be re-cloned from ' +
+    'it (`spokesync clone --from FILE --force`). Let the child send its own changes first.',
   options: {
     peer: {
       type: 'string', arg: 'ID', required: true,
       help: 'the child the snapshot is for, as listed under children: the file is sealed with its token',
     },
     out: { type: 'string', arg: 'FILE', required: true, help: 'the snapshot file to write' },
+    force: {
+      type: 'boolean',
+      help: 'also for a child that has exchanged before or has change sets pending: it misses them unless re-cloned from this file (the loss is recorded)',
+    },
   },
   needsConfig: true,
   async run(ctx) {

@@ -11,11 +11,14 @@ export const command: CommandSpec = {
     'Reads the state schema of this node (it works while the daemon runs): where capture is against the ' +
     'end of the binlog, how many change sets are waiting for each peer, when each peer was last in ' +
     'contact and how that ended, how many conflicts were recorded, which change sets are quarantined, and ' +
-    'which are held because a table differs here from a peer\'s (per peer and table, with the fix).\n\n' +
-    '--json prints {node, capture: {file, pos, binlogEnd, behindBytes, checkpointAgeSeconds, daemon}, ' +
+    'which are held because a table differs here from a peer\'s (per peer and table, with the fix), ' +
+    'whether the daemon lost its node lock and is paused (after a database restart, while another process holds it), ' +
+    'and the losses operators forced (snapshot --force, clone --discard-local: the latest three in full).\n\n' +
+    '--json prints {node, capture: {file, pos, binlogEnd, behindBytes, checkpointAgeSeconds, daemon, lockLost: {since, pid, host} | null}, ' +
     'journal: {lastSeq, rows}, peers: [{peer, role, pending, ackedSeq, receivedSeq, lastContact, lastResult}], ' +
     'conflicts, quarantine: {count, oldest, byOrigin, entries}, discards: {count, entries: [{node, changeId, origin, fromPeer, tables, ' +
-    'quarantinedFor, tries, discardedAt, discardedBy, why, reportedAt}]}, held: [{peer, table, count, column, here, there, message}]}.',
+    'quarantinedFor, tries, discardedAt, discardedBy, why, reportedAt}]}, held: [{peer, table, count, column, here, there, message}], ' +
+    'losses: {count, entries: [{at, command, peer, changeSets, by, detail}]} (the ten newest)}.',
   options: {
     json: { type: 'boolean', help: 'print the status as JSON' },
   },

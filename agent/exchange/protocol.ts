@@ -81,6 +81,8 @@ export interface ExchangeCoreOptions {
   readonly children?: readonly string[];
   /** this node's shapes of the named tables (every synced table when null); none sent when absent */
   readonly shapes?: (tables: ReadonlySet<string> | null) => TableShape[];
+  /** rejects when this process may not take batches now (the node lock is lost): nothing is applied, no cursor moves */
+  readonly gate?: () => Promise<void>;
 }
 
 function checkOrder(entries: readonly BatchEntry[]): void {
@@ -124,6 +126,7 @@ export class ExchangeCore {
    * ledger first: one applied before is a duplicate), then our cursors move.
    */
   async take(peer: string, header: BatchHeader, entries: readonly BatchEntry[], shapes: readonly TableShape[] = []): Promise<TakeResult> {
+    await this.o.gate?.();
     if (header.from !== peer) {
       throw new SpokesyncError('SPOKESYNC_E_PEER', `the batch claims sender '${header.from}', but it came from '${peer}'`);
     }

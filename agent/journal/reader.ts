@@ -150,12 +150,12 @@ export class JournalReader {
     }
   }
 
-  /** How many journal rows after `after` are still to go to `route` (status). */
-  async count(route: Route, after: string): Promise<number> {
+  /** How many journal rows after `after` (up to `upTo` when given) are still to go to `route` (status). */
+  async count(route: Route, after: string, upTo?: string): Promise<number> {
     if (route.acceptsAll) {
       const [r] = await this.db.query<{ n: string | number }>(
-        `SELECT COUNT(*) AS n FROM ${this.journal} WHERE seq > ? AND (from_peer IS NULL OR from_peer <> ?)`,
-        [after, route.peer],
+        `SELECT COUNT(*) AS n FROM ${this.journal} WHERE seq > ?${upTo === undefined ? '' : ' AND seq <= ?'} AND (from_peer IS NULL OR from_peer <> ?)`,
+        upTo === undefined ? [after, route.peer] : [after, upTo, route.peer],
       );
       return Number(r?.n ?? 0);
     }
@@ -163,7 +163,10 @@ export class JournalReader {
     let cursor = after;
     for (;;) {
       const rows = await this.page(cursor, 1000);
-      for (const r of rows) if (decide(r, route) !== 'skip') n++;
+      for (const r of rows) {
+        if (upTo !== undefined && BigInt(r.seq) > BigInt(upTo)) return n;
+        if (decide(r, route) !== 'skip') n++;
+      }
       const last = rows[rows.length - 1];
       if (!last || rows.length < 1000) return n;
       cursor = String(last.seq);

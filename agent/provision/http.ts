@@ -2,7 +2,9 @@
 // children only (the exchange server authenticates the Bearer token and names
 // the child); the body is the snapshot file itself, streamed as it is made, and
 // the child's cursor is set just before the trailer goes out. The child fetches
-// it with its parent.token and loads it as it arrives.
+// it with its parent.token and loads it as it arrives. A child that has
+// exchanged before, or has change sets pending, is refused (409
+// SPOKESYNC_E_WOULD_LOSE) unless it asks with ?force=1 (`clone --force`).
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Readable } from 'node:stream';
 import got from 'got';
@@ -12,6 +14,8 @@ import { SpokesyncError, isSpokesyncError } from '../../apply/core/errors.js';
 import type { Logger } from '../../apply/core/log.js';
 import { parentRequestOptions, refusal, REFUSAL_CHARS } from '../exchange/parent-http.js';
 import { viaCapture } from './cursor.js';
+import { checkSnapshot, type SnapshotRails } from './rails.js';
+import { routeTo } from '../routing/filters.js';
 import { createProgress } from './progress.js';
 import { writeSnapshot } from './snapshot-writer.js';
 
@@ -25,7 +29,12 @@ export interface SnapshotRouteDeps {
   readonly log: Logger;
   /** the capture running in this process (the daemon's) */
   readonly capture: { caughtUp(timeoutMs?: number): Promise<void> };
+  /** rejects while this process may not capture or apply (the node lock is lost) */
+  readonly gate?: () => Promise<void>;
 }
+
+/** The query parameter a child sets to re-provision itself over data the parent still has pending for it. */
+export const FORCE_PARAM = 'force';
 
 export interface RouteServer {
   addRoute(method: string, path: string, handler: (req: IncomingMessage, res: ServerResponse, child: ChildConfig) => Promise<void>): void;
@@ -40,11 +49,15 @@ export function registerSnapshotRoute(server: RouteServer, deps: SnapshotRouteDe
     // A slow child may stop reading for a while (loading a large batch of rows).
     req.socket.setTimeout(15 * 60_000);
     let opened = false;
+    const force = new URL(req.url ?? '/', 'http://parent').searchParams.get(FORCE_PARAM) === '1';
+    const rails: SnapshotRails = { route: routeTo(config, child.id, 'child'), force, via: 'http', by: `${child.id} over HTTP` };
     try {
+      await deps.gate?.();
+      await checkSnapshot(deps.db, stateSchema, config.node.id, rails);
       await writeSnapshot({
         settings: { host, port, user, ...(password === undefined ? {} : { password }) },
         db: deps.db, schema, stateSchema, node: config.node.id, log,
-        waitForCapture: viaCapture(deps.capture),
+        waitForCapture: viaCapture(deps.capture), rails,
         progress: (total) => createProgress({ label: 'snapshot', totalRows: total, log, stream: nonTty, logEveryMs: 30_000 }),
         onOpen: () => {
           opened = true;
@@ -58,8 +71,10 @@ export function registerSnapshotRoute(server: RouteServer, deps: SnapshotRouteDe
         return;
       }
       const code = isSpokesyncError(e) ? e.code : 'SPOKESYNC_E_HTTP';
-      const body = `${code}: the parent could not make a snapshot\n`;
-      res.writeHead(503, { 'content-type': 'text/plain; charset=utf-8', 'content-length': Buffer.byteLength(body), connection: 'close' });
+      // a refusal says why (no secret in it); other failures only that it failed
+      const refused = isSpokesyncError(e, 'SPOKESYNC_E_WOULD_LOSE');
+      const body = `${code}: ${refused || isSpokesyncError(e, 'SPOKESYNC_E_BUSY') ? (e as Error).message : 'the parent could not make a snapshot'}\n`;
+      res.writeHead(refused ? 409 : 503, { 'content-type': 'text/plain; charset=utf-8', 'content-length': Buffer.byteLength(body), connection: 'close' });
       res.end(body);
     }
   });
@@ -68,9 +83,13 @@ export function registerSnapshotRoute(server: RouteServer, deps: SnapshotRouteDe
 /** The daemon never draws a bar: progress goes to its log. */
 const nonTty = { isTTY: false } as NodeJS.WriteStream;
 
-/** Asks the parent for a snapshot; resolves with the body stream once the parent has answered 200. */
-export async function fetchSnapshot(parent: ParentConfig, signal?: AbortSignal): Promise<Readable> {
-  const url = `${parent.url.replace(/\/+$/, '')}${SNAPSHOT_PATH}`;
+/**
+ * Asks the parent for a snapshot; resolves with the body stream once the parent
+ * has answered 200. `force`: this node is re-provisioned, whatever the parent
+ * still has pending for it.
+ */
+export async function fetchSnapshot(parent: ParentConfig, signal?: AbortSignal, opts: { force?: boolean } = {}): Promise<Readable> {
+  const url = `${parent.url.replace(/\/+$/, '')}${SNAPSHOT_PATH}${opts.force === true ? `?${FORCE_PARAM}=1` : ''}`;
   const stream = got.stream(url, {
     ...parentRequestOptions(parent),
     // connect and first byte within parent.timeout; then no more than that between bytes
@@ -95,6 +114,10 @@ export async function fetchSnapshot(parent: ParentConfig, signal?: AbortSignal):
           request: 'the snapshot request',
           fallback: res.statusCode === 401 ? 'SPOKESYNC_E_AUTH' : 'SPOKESYNC_E_HTTP',
           ...(res.statusCode === 404 ? { fix: 'The parent does not serve snapshots: update spokesync there, or bring a file made with `spokesync snapshot` and use --from.' } : {}),
+          ...(res.statusCode === 409 ? {
+            fix: 'This node has exchanged with the parent before. To re-provision it from the parent, send its own changes first ' +
+              '(spokesync sync), then run spokesync clone --force (add --discard-local only to throw away changes not yet sent).',
+          } : {}),
         }));
       });
     });

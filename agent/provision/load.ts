@@ -14,13 +14,19 @@
 // schema again before it reports the error, so no half-loaded tables are left
 // for an application to start on; only a crash (kill -9, power) leaves them,
 // with the 'loading' mark that makes the next clone start over.
+//
+// A clone over change sets the parent has not acknowledged (the journal above the
+// parent's ack) throws them away: refused unless discardLocal, and then recorded
+// (provision/rails.ts) before the schema is dropped.
 import type { SnapshotResult } from './snapshot-writer.js';
 import type { Readable } from 'node:stream';
 import { qid, type Db, type Queryable } from '../../apply/core/db.js';
 import { SpokesyncError } from '../../apply/core/errors.js';
 import type { Logger } from '../../apply/core/log.js';
 import { ensureStateSchema, stateTable } from '../../apply/core/state-schema.js';
-import { takeNodeLock } from './lock.js';
+import { NodeLock } from '../node-lock.js';
+import { everyTable, operatorName, recordLoss, unacknowledged, unsentError, type LocalChanges } from './rails.js';
+import type { Route } from '../routing/filters.js';
 import { binlogEnd } from '../capture/binlog-server.js';
 import type { SnapshotHeader, SnapshotTable, SnapshotValue } from './snapshot-format.js';
 import { formatPosition, type BinlogPosition } from '../capture/position.js';
@@ -40,6 +46,10 @@ export interface CloneDeps {
   readonly log: Logger;
   /** drop a non-empty application schema */
   readonly force: boolean;
+  /** throw away change sets the parent has not acknowledged (recorded as a loss); default false */
+  readonly discardLocal?: boolean;
+  /** the route toward the parent, by its id (its one-way tables count); default: every table */
+  readonly toParent?: (parent: string) => Route;
   readonly progress?: (totalRows: number) => Progress;
   /** bytes of SQL per INSERT statement (default: a quarter of max_allowed_packet, at most 4 MiB) */
   readonly statementBytes?: number;
@@ -75,8 +85,13 @@ async function setMeta(db: Queryable, stateSchema: string, k: string, v: string)
   );
 }
 
+/** Whether a clone began here and did not finish (the next one starts over). */
+export async function cloneUnfinished(db: Queryable, stateSchema: string): Promise<boolean> {
+  return (await getMark(db, stateSchema))?.state === 'loading';
+}
+
 /** What a clone would do here, checked before anything is downloaded or dropped. */
-export async function checkCloneTarget(deps: CloneDeps): Promise<{ resume: boolean; tables: number }> {
+export async function checkCloneTarget(deps: CloneDeps): Promise<{ resume: boolean; tables: number; local: LocalChanges }> {
   if (deps.schema === deps.stateSchema) {
     throw new SpokesyncError('SPOKESYNC_E_CONFIG', 'database.schema and database.stateSchema must differ');
   }
@@ -90,7 +105,10 @@ export async function checkCloneTarget(deps: CloneDeps): Promise<{ resume: boole
   if (tables > 0 && !resume && !deps.force) {
     throw new SpokesyncError('SPOKESYNC_E_NOT_EMPTY', `schema ${deps.schema} already has ${tables} tables`);
   }
-  return { resume, tables };
+  // a clone started over was admitted (and its loss recorded) the first time
+  const local = resume ? { parent: null, count: 0, ackedSeq: '0' } : await unacknowledged(deps.db, deps.stateSchema, deps.toParent ?? ((p) => everyTable(p, 'parent')));
+  if (local.count > 0 && deps.discardLocal !== true) throw unsentError(deps.node, local);
+  return { resume, tables, local };
 }
 
 /**
@@ -146,7 +164,7 @@ export async function cloneSnapshot(deps: CloneDeps, open: () => Promise<Readabl
   const started = Date.now();
   const log = deps.log;
   await ensureStateSchema(deps.db, deps.stateSchema);
-  const lock = await takeNodeLock(deps.db, deps.stateSchema, deps.node);
+  const lock = await NodeLock.take(deps.db, deps.stateSchema, deps.node);
   let conn: (Queryable & { release(): void }) | undefined;
   let events: AsyncGenerator<SnapshotEvent> | undefined;
   let progress: Progress | undefined;
@@ -185,6 +203,15 @@ export async function cloneSnapshot(deps: CloneDeps, open: () => Promise<Readabl
     await setMeta(conn, deps.stateSchema, CLONE_KEY, JSON.stringify({
       state: 'loading', from: header.node, binlog: formatPosition(header.binlog), at: new Date().toISOString(),
     } satisfies CloneMark));
+    if (target.local.count > 0) {
+      const n = target.local.count;
+      await recordLoss(conn, deps.stateSchema, {
+        command: 'clone --force --discard-local', peer: target.local.parent ?? header.node, changeSets: n, by: operatorName(),
+        detail: `${n} change set${n === 1 ? '' : 's'} of this node's journal after seq ${target.local.ackedSeq}, not acknowledged by ` +
+          `${target.local.parent ?? header.node}, were thrown away with the application schema (the journal keeps them; they are not sent)`,
+      });
+      log.warn('change sets not acknowledged by the parent are thrown away (--discard-local)', { count: n, parent: target.local.parent });
+    }
     try {
       await conn.exec(`DROP DATABASE IF EXISTS ${qid(deps.schema)}`);
       await conn.exec(`CREATE DATABASE ${qid(deps.schema)} CHARACTER SET ${qid(header.charset)} COLLATE ${qid(header.collation)}`);

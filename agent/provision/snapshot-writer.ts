@@ -18,6 +18,7 @@ import {
 import { formatPosition, type BinlogPosition } from '../capture/position.js';
 import { createProgress, type Progress } from './progress.js';
 import { sealer } from './sealed.js';
+import { admitSnapshotCursor, type SnapshotRails } from './rails.js';
 import { openSnapshotSource } from './snapshot-source.js';
 
 export interface SnapshotDeps {
@@ -48,6 +49,8 @@ export interface SnapshotDeps {
   readonly sealWith?: string;
   /** plaintext bytes per sealed chunk (default 64 KiB) */
   readonly sealChunk?: number;
+  /** the site's cursor moves only if it loses nothing, or the loss is forced (and then recorded) */
+  readonly rails: SnapshotRails;
 }
 
 export interface SnapshotResult {
@@ -107,6 +110,7 @@ class LineSink {
 
 /** Writes a snapshot for child `peer` to `out` and starts that child's cursor. `out` is ended. */
 export async function writeSnapshot(deps: SnapshotDeps, peer: string, out: Writable): Promise<SnapshotResult> {
+  if (deps.rails.route.peer !== peer) throw new Error(`the snapshot is for ${peer}, its rails for ${deps.rails.route.peer}`);
   const started = Date.now();
   const log = deps.log.child({ peer });
   const source = await openSnapshotSource(deps.settings, deps.schema);
@@ -162,6 +166,7 @@ export async function writeSnapshot(deps: SnapshotDeps, peer: string, out: Writa
     await sink.flush();
     await deps.waitForCapture(source.position, () => sink.keepAlive());
     const journalSeq = await journalSeqAt(deps.db, deps.stateSchema, source.position);
+    await admitSnapshotCursor(deps.db, deps.stateSchema, deps.node, deps.rails, journalSeq);
     // The cursor is set before the trailer goes out: a child only completes a clone
     // once it has the trailer, so it never holds data the parent has no cursor for.
     await startChildCursor(

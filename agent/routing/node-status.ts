@@ -10,6 +10,32 @@ import { stateTable } from '../../apply/core/state-schema.js';
 import { PARENT_ID_KEY, getCursor, getMeta } from './cursors.js';
 import { routeTo, type PeerRole } from './filters.js';
 import type { JournalReader } from '../journal/reader.js';
+import { nodeLockName } from '../node-lock.js';
+import { listLosses, type LossEntry } from '../provision/rails.js';
+import { hostname } from 'node:os';
+
+/** meta key a process that lost the node lock writes while it cannot take it again */
+export const LOCK_LOST_KEY = 'lock.lost';
+
+/** What a process that lost the node lock leaves for status. */
+export interface LockLost {
+  readonly since: string;
+  readonly pid: number;
+  readonly host: string;
+}
+
+export function lockLostNote(since: Date): string {
+  return JSON.stringify({ since: since.toISOString(), pid: process.pid, host: hostname() } satisfies LockLost);
+}
+
+function readLockLost(v: string | null): LockLost | null {
+  if (v === null) return null;
+  try {
+    return JSON.parse(v) as LockLost;
+  } catch {
+    return { since: '?', pid: 0, host: '?' };
+  }
+}
 
 export interface PeerStatus {
   readonly peer: string;
@@ -38,6 +64,8 @@ export interface NodeStatus {
     readonly checkpointAgeSeconds: number | null;
     /** another spokesync process (the daemon) holds this node */
     readonly daemon: boolean;
+    /** a process (the daemon) lost the node lock and has not taken it again: it captures and applies nothing meanwhile */
+    readonly lockLost: LockLost | null;
   };
   readonly journal: { readonly lastSeq: string; readonly rows: number };
   readonly peers: readonly PeerStatus[];
@@ -47,6 +75,8 @@ export interface NodeStatus {
   readonly discards: { readonly count: number; readonly entries: readonly DiscardEntry[] };
   /** change sets held because a table differs here from the peer's, per peer and table */
   readonly held: readonly HeldGroup[];
+  /** losses forced by an operator (snapshot --force, clone --discard-local), newest first */
+  readonly losses: { readonly count: number; readonly entries: readonly LossEntry[] };
 }
 
 export async function nodeStatus(db: Queryable, config: Config, reader: JournalReader): Promise<NodeStatus> {
@@ -56,7 +86,7 @@ export async function nodeStatus(db: Queryable, config: Config, reader: JournalR
        FROM ${stateTable(ss, 'checkpoint')} WHERE id = 1`,
   );
   const end = (await binlogEnd(db)).position;
-  const [lock] = await db.query<{ who: unknown }>('SELECT IS_USED_LOCK(?) AS who', [`spokesync:${ss}`]);
+  const [lock] = await db.query<{ who: unknown }>('SELECT IS_USED_LOCK(?) AS who', [nodeLockName(ss)]);
   const [j] = await db.query<{ last: string | number | null; n: string | number }>(
     `SELECT MAX(seq) AS last, COUNT(*) AS n FROM ${stateTable(ss, 'journal')}`,
   );
@@ -91,6 +121,7 @@ export async function nodeStatus(db: Queryable, config: Config, reader: JournalR
       behindBytes: file === end.file && pos !== null ? Math.max(0, end.pos - pos) : null,
       checkpointAgeSeconds: cp?.age === null || cp?.age === undefined ? null : Number(cp.age),
       daemon: lock?.who !== null && lock?.who !== undefined,
+      lockLost: readLockLost(await getMeta(db, ss, LOCK_LOST_KEY)),
     },
     journal: { lastSeq: String(j?.last ?? 0), rows: Number(j?.n ?? 0) },
     peers: peerStatus,
@@ -98,6 +129,7 @@ export async function nodeStatus(db: Queryable, config: Config, reader: JournalR
     quarantine: await quarantineSummary(db, ss),
     discards: await listDiscards(db, ss, 10),
     held: await heldSummary(db, ss),
+    losses: await listLosses(db, ss, 10),
   };
 }
 
@@ -114,7 +146,12 @@ export function formatStatus(s: NodeStatus): string {
     `conflicts   ${s.conflicts}`,
     `quarantine  ${s.quarantine.count}${s.quarantine.oldest ? ` (oldest ${s.quarantine.oldest})` : ''}`,
     `discarded   ${s.discards.count}`,
+    `lost        ${s.losses.count === 0 ? 0 : `${s.losses.count} forced (latest below)`}`,
   ];
+  if (cap.lockLost) {
+    lines.splice(1, 0, `node lock   LOST since ${cap.lockLost.since} by pid ${cap.lockLost.pid} on ${cap.lockLost.host}: it captures and applies ` +
+      'nothing until it takes the lock again (SPOKESYNC_E_BUSY)');
+  }
   if (s.peers.length === 0) lines.push('peers       none yet');
   else {
     lines.push('', 'peer                 role    pending  acked      received   last contact                result');
@@ -131,5 +168,8 @@ export function formatStatus(s: NodeStatus): string {
     lines.push(`  discarded ${d.changeId} (${d.tables.join(', ')}) ${where}: ${d.discardedAt} by ${d.discardedBy}: ${d.why}`);
   }
   for (const h of s.held) lines.push(`  ${h.message}`);
+  for (const l of s.losses.entries.slice(0, 3)) {
+    lines.push(`  LOST ${l.changeSets} change set${l.changeSets === 1 ? '' : 's'} (${l.peer}) at ${l.at} by ${l.by}, forced by ${l.command}: ${l.detail}`);
+  }
   return lines.join('\n');
 }

@@ -50,10 +50,11 @@ export const catalogue = {
   SPOKESYNC_E_ORIGIN: { exit: 1, fix: 'A peer may send only change sets of the nodes it stands for (a child: itself and the nodes below it). Nothing of the batch was applied and the sender keeps it. If the tree was changed on purpose (a node moved under another parent), delete that origin\'s row from the `origins` table of this node\'s state schema; otherwise the sender\'s token may be in the wrong hands: give it a new one.' },
   SPOKESYNC_E_CHANGE_ID: { exit: 1, fix: 'A change set id must be `origin:stamp`, and an id applied here before must come again with the same content: one of the two is forged. Nothing of the batch was applied and the sender keeps it. Find the sender in the log, check who holds its token, and compare the two versions before releasing anything.' },
   SPOKESYNC_E_ACK: { exit: 1, fix: 'The peer acknowledges journal entries this node never sent it (its state schema was restored from elsewhere, or someone sent batches with its token); no cursor moved. Check who holds the token; the peer acknowledges correctly again once it has taken a batch of this node\'s changes.' },
-  SPOKESYNC_E_BUSY: { exit: 1, fix: 'Another spokesync process (usually the daemon, `spokesync run`) is using this node: stop it first, or wait for it to finish.' },
+  SPOKESYNC_E_BUSY: { exit: 1, fix: 'Another spokesync process (usually the daemon, `spokesync run`) is using this node: stop it first, or wait for it to finish. A daemon that lost the node lock to another process (see `spokesync status`) captures and applies nothing until it has taken it again.' },
 
   // --- provisioning ---
   SPOKESYNC_E_NOT_EMPTY: { exit: 1, fix: 'The application schema already has tables: clone into an empty schema, or pass --force to replace it.' },
+  SPOKESYNC_E_WOULD_LOSE: { exit: 1, fix: 'The command would make a site miss change sets or throw away changes not yet sent. Send them first (`spokesync sync`, or `spokesync export` for USB), or, when that loss is intended (re-provisioning a site), repeat the command with the flag the message names (--force, --discard-local): the loss is recorded and shown by `spokesync status`.' },
   SPOKESYNC_E_SNAPSHOT: { exit: 1, fix: 'The snapshot file is damaged or from another network: make a new one with `spokesync snapshot`.' },
 } as const satisfies Record<string, ErrorSpec>;
 

@@ -4,7 +4,7 @@
 import type { Queryable } from './db.js';
 import { qid } from './db.js';
 
-export const STATE_VERSION = 6;
+export const STATE_VERSION = 7;
 
 /** Columns added since version 1, created on tables that predate them (then `fill` runs once). */
 const ADDED_COLUMNS: ReadonlyArray<{ table: string; column: string; ddl: string; fill?: (s: string) => string }> = [
@@ -228,6 +228,20 @@ export const stateTables: ReadonlyArray<{ name: string; ddl: string }> = [
       body LONGBLOB NOT NULL COMMENT 'the <cs> element as received',
       UNIQUE KEY held_change (change_id),
       KEY held_peer (from_peer, id)
+    ) ENGINE=InnoDB`,
+  },
+  {
+    // Version 7: what an operator chose to lose with a forced command (`snapshot --force`, `clone --force
+    // --discard-local`), kept as history and shown by `spokesync status`.
+    name: 'losses',
+    ddl: `(
+      id BIGINT UNSIGNED NOT NULL AUTO_INCREMENT PRIMARY KEY,
+      at DATETIME(6) NOT NULL,
+      command VARCHAR(200) NOT NULL COMMENT 'the command that was forced',
+      peer VARCHAR(64) NOT NULL COMMENT 'snapshot: the site that misses the change sets; clone: the parent they never reached',
+      change_sets BIGINT UNSIGNED NOT NULL COMMENT 'how many change sets',
+      by_user VARCHAR(255) NOT NULL COMMENT 'the operating-system user who ran it, or the peer that asked over HTTP',
+      detail VARCHAR(1000) NOT NULL COMMENT 'what was lost and what must follow'
     ) ENGINE=InnoDB`,
   },
   {

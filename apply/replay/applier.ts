@@ -44,6 +44,8 @@ export interface ApplierOptions {
   readonly maxDriftMs?: number;
   /** the delay before a quarantined change set that failed `tries` times is tried again (default none: every retry) */
   readonly retryDelayMs?: RetryDelay;
+  /** rejects when this process may not write now (the node lock is lost): nothing is applied */
+  readonly gate?: () => Promise<void>;
 }
 
 export interface RetryOptions {
@@ -117,7 +119,7 @@ export class Applier {
    * or unsynced table or column, or is malformed), then applies in order.
    */
   applyBatch(fromPeer: string, entries: readonly BatchEntry[], shapes?: readonly TableShape[]): Promise<ApplyReport> {
-    return this.serially(() => typed(this.apply(fromPeer, entries, shapes)));
+    return this.serially(async () => { await this.o.gate?.(); return typed(this.apply(fromPeer, entries, shapes)); });
   }
 
   /**
@@ -126,7 +128,7 @@ export class Applier {
    * since the last retry. Nothing due: nothing is written.
    */
   retryQuarantine(opts: RetryOptions = {}): Promise<ApplyReport> {
-    return this.serially(() => typed(this.retry(opts.all === true)));
+    return this.serially(async () => { await this.o.gate?.(); return typed(this.retry(opts.all === true)); });
   }
 
   private serially<T>(fn: () => Promise<T>): Promise<T> {

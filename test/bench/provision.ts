@@ -16,6 +16,7 @@ import { openSnapshotFile, verifySnapshotFile } from '../../agent/provision/seal
 import { writeSnapshot } from '../../agent/provision/snapshot-writer.js';
 import { ensureStateSchema } from '../../apply/core/state-schema.js';
 import { loadOpenmrs, startServer } from '../../deploy/sandbox/mariadb.js';
+import { plainRails } from '../../agent/provision/rails.js';
 
 const PEOPLE = 50_000;
 const OBS = Number(process.env.BENCH_OBS ?? 250_000);
@@ -45,7 +46,7 @@ export async function bench(log: (line: string) => void): Promise<void> {
       const file = join(dir, 'bench.snapshot');
       const snap = await writeSnapshot({
         settings: { host: src.host, port: src.port, user: 'root' }, db: sdb, schema: 'openmrs', stateSchema: 'spokesync',
-        node: 'hub', log: silentLogger, progress: quiet, waitForCapture: async () => undefined, sealWith: TOKEN,
+        node: 'hub', log: silentLogger, progress: quiet, waitForCapture: async () => undefined, sealWith: TOKEN, rails: plainRails('leaf'),
       }, 'leaf', createWriteStream(file));
       const size = (await stat(file)).size;
       const mb = snap.bytes / 1e6;

@@ -21,6 +21,7 @@ import { cloneSnapshot, type CloneDeps } from '../../agent/provision/load.js';
 import { openSnapshotFile, unsealed } from '../../agent/provision/sealed.js';
 import { seal } from '../../agent/usb/usb-file.js';
 import type { Progress } from '../../agent/provision/progress.js';
+import { plainRails } from '../../agent/provision/rails.js';
 
 const TOKEN = 'tok-leaf-0123456789';
 const as = { node: 'leaf', token: TOKEN };
@@ -48,7 +49,7 @@ async function seed(s: TestServer): Promise<void> {
 function snapDeps(n: Node, extra: Partial<SnapshotDeps> = {}): SnapshotDeps {
   return {
     settings: { host: n.s.host, port: n.s.port, user: 'root' }, db: n.db, schema: 'app', stateSchema: 'spokesync',
-    node: 'hub', log: silentLogger, progress: quiet().progress, waitForCapture: async () => undefined, ...extra,
+    node: 'hub', log: silentLogger, progress: quiet().progress, waitForCapture: async () => undefined, rails: plainRails('leaf'), ...extra,
   };
 }
 
@@ -113,7 +114,7 @@ void t.test('sealed snapshot files', async (t) => {
       { node: 'leaf', token: 'tok-other-0123456789' });
 
     const other = join(dir, 'other.snapshot');
-    await writeSnapshot(snapDeps(hub, { sealWith: TOKEN }), 'someone-else', createWriteStream(other));
+    await writeSnapshot(snapDeps(hub, { sealWith: TOKEN, rails: plainRails('someone-else') }), 'someone-else', createWriteStream(other));
     await refusedUntouched(t, other, { message: /made for node someone-else, not for leaf/, fix: /--peer leaf/ }, "another child's file");
 
     const usb = join(dir, 'batch.usb');

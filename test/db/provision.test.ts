@@ -19,6 +19,7 @@ import { writeSnapshot, type SnapshotDeps } from '../../agent/provision/snapshot
 import { cloneSnapshot, type CloneDeps } from '../../agent/provision/load.js';
 import type { BinlogPosition } from '../../agent/capture/position.js';
 import type { Progress } from '../../agent/provision/progress.js';
+import { plainRails } from '../../agent/provision/rails.js';
 
 const quiet = (): Progress => ({ table: () => undefined, add: () => undefined, done: () => undefined });
 
@@ -97,10 +98,10 @@ function fakeCapture(db: Db): { deps: Pick<SnapshotDeps, 'waitForCapture'>; seen
   };
 }
 
-function snapDeps(n: Node, extra: Pick<SnapshotDeps, 'waitForCapture'>): SnapshotDeps {
+function snapDeps(n: Node, extra: Pick<SnapshotDeps, 'waitForCapture'>, peer = 'leaf'): SnapshotDeps {
   return {
     settings: { host: n.s.host, port: n.s.port, user: 'root' },
-    db: n.db, schema: 'openmrs', stateSchema: 'spokesync', node: 'hub', log: silentLogger, progress: quiet, ...extra,
+    db: n.db, schema: 'openmrs', stateSchema: 'spokesync', node: 'hub', log: silentLogger, progress: quiet, rails: plainRails(peer), ...extra,
   };
 }
 
@@ -186,7 +187,7 @@ void t.test('snapshot to a file and clone it: identical structure and data, curs
 
   await t.test('a snapshot made for another node is refused before anything is dropped', async (t) => {
     const other = join(dir, 'other.snapshot');
-    await writeSnapshot(snapDeps(hub, fakeCapture(hub.db).deps), 'someone-else', createWriteStream(other));
+    await writeSnapshot(snapDeps(hub, fakeCapture(hub.db).deps, 'someone-else'), 'someone-else', createWriteStream(other));
     await t.rejects(cloneSnapshot(cloneDeps(leaf, true), async () => createReadStream(other)), { code: 'SPOKESYNC_E_SNAPSHOT' });
     const [n] = await leaf.db.query<{ n: string }>("SELECT COUNT(*) AS n FROM openmrs.person");
     t.ok(Number(n?.n) >= 3000, 'data untouched');

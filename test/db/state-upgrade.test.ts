@@ -2,6 +2,7 @@
 // origins table) is brought up to date in place: what was sent counts as the
 // journal so far (acks of it stay in range), and each origin already applied
 // belongs to the peer that brought it first. Nothing already there changes.
+// Later versions add tables and columns the same way (6: discards, held; 7: losses).
 import t from 'tap';
 import { openDb } from '../../apply/core/db.js';
 import { getCursor } from '../../agent/routing/cursors.js';
@@ -77,5 +78,28 @@ void t.test('a version 5 state schema gains next_try (quarantine) and discards',
     'quarantined before: kept, and due at the next retry');
   t.same(await db.query(`SELECT COUNT(*) AS n FROM ${st}.discards`), [{ n: 0 }]);
   const [v] = await db.query<{ v: string }>(`SELECT v FROM ${st}.meta WHERE k = 'version'`);
-  t.equal(v?.v, '6');
+  t.equal(v?.v, String(STATE_VERSION));
+});
+
+void t.test('a version 6 state schema gains the losses table, empty; nothing else changes', async (t) => {
+  const s = await startServer();
+  t.teardown(() => s.stop());
+  const db = openDb({ host: s.host, port: s.port, user: 'root' });
+  t.teardown(() => db.close());
+  const st = 'v6_state';
+  await ensureStateSchema(db, st);
+  // the layout of version 6
+  await db.exec(`DROP TABLE ${st}.losses`);
+  await db.exec(`UPDATE ${st}.meta SET v = '6' WHERE k = 'version'`);
+  await db.exec(`INSERT INTO ${st}.peers (peer, acked_seq, received_seq, sent_seq) VALUES ('kid', 4, 9, 4)`);
+
+  await ensureStateSchema(db, st);
+  await ensureStateSchema(db, st);
+
+  t.same(await db.query(`SELECT COUNT(*) AS n FROM ${st}.losses`), [{ n: 0 }], 'losses: created, no loss recorded');
+  const kid = await getCursor(db, st, 'kid');
+  t.same([kid.ackedSeq, kid.receivedSeq, kid.sentSeq], ['4', '9', '4'], 'cursors untouched');
+  const [v] = await db.query<{ v: string }>(`SELECT v FROM ${st}.meta WHERE k = 'version'`);
+  t.equal(v?.v, '7');
+  t.equal(STATE_VERSION, 7);
 });

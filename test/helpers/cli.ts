@@ -3,6 +3,7 @@
 // the test runner leaks into the config.
 import { spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
+import type { NodeStatus } from '../../agent/routing/node-status.js';
 
 export const spokesyncMain = fileURLToPath(new URL('../../agent/main.js', import.meta.url));
 
@@ -26,4 +27,11 @@ export function spokesync(args: readonly string[], env: NodeJS.ProcessEnv = {}, 
       resolve({ code, out, err });
     });
   });
+}
+
+/** `spokesync status --json` of the node a config file names. */
+export async function statusOf(config: string): Promise<NodeStatus> {
+  const r = await spokesync(['status', '--config', config, '--json']);
+  if (r.code !== 0) throw new Error(`status exited ${r.code}: ${r.err}`);
+  return JSON.parse(r.out) as NodeStatus;
 }
