@@ -33,6 +33,8 @@ export interface NodeOptions {
   readonly backoffMaxMs?: number;
   /** take the node lock (default true): one process per node runs capture and apply */
   readonly lock?: boolean;
+  /** how apply waits until every local write is journaled (default: this process's capture; a command beside the daemon waits for the daemon's) */
+  readonly waitForCapture?: (node: SpokesyncNode) => Promise<void>;
 }
 
 function settingsOf(config: Config): DbSettings {
@@ -91,7 +93,7 @@ export class SpokesyncNode {
     });
     this.applier = new Applier({
       db, catalog, schema: database.schema, stateSchema: database.stateSchema, node: node.id, tables, log,
-      waitForCapture: () => this.capture.caughtUp(),
+      waitForCapture: () => (opts.waitForCapture ? opts.waitForCapture(this) : this.capture.caughtUp()),
       ...(config.clock ? { maxDriftMs: config.clock.maxDrift } : {}),
       retryDelayMs: (tries) => backoffDelay(QUARANTINE_BACKOFF, tries),
     });
