@@ -30,6 +30,14 @@ export interface DaemonCaptureOptions {
   readonly now?: () => number;
 }
 
+/** Nobody holds the node any more: the daemon stopped while a command waited for its capture. */
+export class DaemonGone extends SpokesyncError {
+  constructor() {
+    super('SPOKESYNC_E_CAPTURE', 'the daemon stopped while this command waited for its capture; this command stopped, keeping only what it had finished',
+      { fix: 'Run the command again: with the daemon stopped it runs capture itself, and what it applied before is kept and not applied twice.' });
+  }
+}
+
 /** binlog events read per question, and at most per wait before asking the checkpoint again */
 const PAGE = 500;
 const MAX_EVENTS = 20_000;
@@ -63,15 +71,11 @@ export function daemonCaughtUp(o: DaemonCaptureOptions): () => Promise<void> {
       if (now() - movedAt > stallMs) {
         throw new SpokesyncError('SPOKESYNC_E_CAPTURE',
           `the daemon's capture has not moved for ${Math.round(stallMs / 1000)} s (it is at ${at ? formatPosition(at) : 'no checkpoint'}, ` +
-          `the binlog at ${formatPosition(target)}); nothing of the group in flight was kept`,
+          `the binlog at ${formatPosition(target)}); this command stopped, keeping only what it had finished`,
           { fix: 'See `spokesync status` and the daemon\'s log; once capture moves again, run the command again (what it applied is kept, and nothing applies twice).' });
       }
       if (await lockHeld(o.db, o.nodeLock)) freeSince = null;
-      else if (now() - (freeSince ??= now()) > goneMs) {
-        throw new SpokesyncError('SPOKESYNC_E_CAPTURE',
-          'the daemon stopped while this command waited for its capture; nothing of the group in flight was kept',
-          { fix: 'Run the command again: with the daemon stopped it runs capture itself, and what it applied before is kept and not applied twice.' });
-      }
+      else if (now() - (freeSince ??= now()) > goneMs) throw new DaemonGone();
       await sleep(delay);
     }
   };

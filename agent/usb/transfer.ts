@@ -52,7 +52,8 @@ const PEER_WAIT_MS = 10 * 60_000;
 /** One command at a time exchanges files with a peer (two imports of one file, an export during an import). */
 function lockPeer(d: UsbDeps, peer: string): Promise<HeldLock> {
   return takeLock(d.db, lockNameFor(d.config.database.stateSchema, `peer:${peer}`), PEER_WAIT_MS, () => new SpokesyncError('SPOKESYNC_E_BUSY',
-    `another spokesync command has been exchanging files with '${peer}' for ${PEER_WAIT_MS / 60_000} minutes; nothing was done`));
+    `another spokesync command has been exchanging files with '${peer}' for ${PEER_WAIT_MS / 60_000} minutes; nothing was done`,
+    { fix: 'Let the other export or import for that peer finish, then run this one again.' }));
 }
 
 /** The peer `id` (default: the parent), with the secret both sides hold. */

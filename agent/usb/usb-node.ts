@@ -5,6 +5,8 @@
 // apply lock (one applier at a time for the node, apply/replay/applier.ts)
 // and decides conflicts only once the daemon's capture has journaled every
 // write before (daemon-capture.ts). The daemon serves its other peers meanwhile.
+// Should the daemon stop while the command waits for it, the command takes the
+// node and runs capture itself from there.
 import { CATCH_UP_MS, SpokesyncNode } from '../node.js';
 import type { Config } from '../config/types.js';
 import { filterTables, syncedTables } from '../config/tables.js';
@@ -12,8 +14,8 @@ import { isSpokesyncError } from '../../apply/core/errors.js';
 import type { Logger } from '../../apply/core/log.js';
 import { loadCatalog } from '../../apply/core/catalog.js';
 import { stateTable } from '../../apply/core/state-schema.js';
-import { nodeLockName } from '../provision/lock.js';
-import { daemonCaughtUp } from './daemon-capture.js';
+import { nodeLockName, takeNodeLock } from '../provision/lock.js';
+import { DaemonGone, daemonCaughtUp } from './daemon-capture.js';
 import type { UsbDeps } from './transfer.js';
 
 /** change sets per take beside the daemon: its own applies wait at most this long for the apply lock */
@@ -21,9 +23,10 @@ const BESIDE_GROUP = 100;
 
 export interface UsbNode {
   readonly node: SpokesyncNode;
-  /** another process holds the node and captures for it; this one applies and writes files beside it */
+  /** another process held the node and captured for it when the command started; this one applies and writes files beside it */
   readonly beside: boolean;
   readonly deps: UsbDeps;
+  close(): Promise<void>;
 }
 
 /** Opens the node for a USB command (taking it, or beside the process that holds it), runs fn, closes it. */
@@ -32,7 +35,7 @@ export async function withUsbNode<T>(config: Config, log: Logger, fn: (u: UsbNod
   try {
     return await fn(u);
   } finally {
-    await u.node.close();
+    await u.close();
   }
 }
 
@@ -51,16 +54,40 @@ async function openUsbNode(config: Config, log: Logger): Promise<UsbNode> {
       await node.close();
       throw e;
     }
-    return { node, beside: false, deps: { ...node.usb(), caughtUp: () => node.capture.caughtUp(CATCH_UP_MS) } };
+    return { node, beside: false, deps: { ...node.usb(), caughtUp: () => node.capture.caughtUp(CATCH_UP_MS) }, close: () => node.close() };
   }
   log.info('another spokesync process (the daemon) holds this node: working beside it, with its capture');
   const { schema, stateSchema } = config.database;
-  let wait: (() => Promise<void>) | undefined;
-  const waitFor = (n: SpokesyncNode): Promise<void> => (wait ??= daemonCaughtUp({
-    db: n.db, schema, stateSchema, nodeLock: nodeLockName(stateSchema),
-    // the tables capture journals now, and any that DDL may make sync meanwhile
-    journals: (t) => n.tables.has(t) || filterTables([t], config.tables).length > 0,
-  }))();
+  let daemonWait: (() => Promise<void>) | undefined;
+  let taken: Promise<{ release(): Promise<void> } | null> | null = null;
+  const waitFor = async (n: SpokesyncNode): Promise<void> => {
+    daemonWait ??= daemonCaughtUp({
+      db: n.db, schema, stateSchema, nodeLock: nodeLockName(stateSchema),
+      // the tables capture journals now, and any that DDL may make sync meanwhile
+      journals: (t) => n.tables.has(t) || filterTables([t], config.tables).length > 0,
+    });
+    for (;;) {
+      if (taken && (await taken)) return n.capture.caughtUp(CATCH_UP_MS);
+      try {
+        return await daemonWait();
+      } catch (e) {
+        if (!(e instanceof DaemonGone)) throw e;
+        // the daemon stopped: this command takes the node and runs capture itself from here, as with no daemon
+        taken = takeOver(n);
+      }
+    }
+  };
+  /** The node lock, capture started; null when another process took the node first (its capture is waited for). */
+  const takeOver = async (n: SpokesyncNode): Promise<{ release(): Promise<void> } | null> => {
+    const lock = await takeNodeLock(n.db, stateSchema, config.node.id).catch((e: unknown) => {
+      if (isSpokesyncError(e, 'SPOKESYNC_E_BUSY')) return null;
+      throw e;
+    });
+    if (!lock) return null;
+    log.warn('the daemon stopped: this command took the node and runs capture itself until it ends');
+    await n.beginCapture();
+    return lock;
+  };
   const node = await SpokesyncNode.open(config, log, { lock: false, waitForCapture: waitFor });
   let ddlSeen: string | null = null;
   const refresh = async (): Promise<void> => {
@@ -77,5 +104,11 @@ async function openUsbNode(config: Config, log: Logger): Promise<UsbNode> {
   return {
     node, beside: true,
     deps: { ...node.usb(), caughtUp: () => waitFor(node), groupRecords: BESIDE_GROUP, refresh },
+    close: async () => {
+      // capture stops before the node is free for a daemon again
+      await node.capture.stop();
+      await (await taken?.catch(() => null))?.release();
+      await node.close();
+    },
   };
 }

@@ -140,7 +140,8 @@ export class Applier {
   private serially<T>(fn: () => Promise<T>): Promise<T> {
     const waitMs = this.o.lockWaitMs ?? APPLY_LOCK_WAIT_MS;
     const busy = (): SpokesyncError => new SpokesyncError('SPOKESYNC_E_BUSY',
-      `another spokesync process has been applying change sets for node ${this.o.node} for ${Math.round(waitMs / 1000)} s; nothing was applied here`);
+      `another spokesync process has been applying change sets for node ${this.o.node} for ${Math.round(waitMs / 1000)} s; nothing was applied here`,
+      { fix: 'A command importing a file beside the daemon takes turns with it; if none runs, see `spokesync status`. What was not applied comes again.' });
     const locked = (): Promise<T> => typed(withLock(this.o.db, applyLockName(this.o.stateSchema), waitMs, busy, fn));
     const next = this.queue.then(locked, locked);
     this.queue = next.catch(() => undefined);
