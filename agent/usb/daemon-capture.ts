@@ -25,7 +25,7 @@ export interface DaemonCaptureOptions {
   readonly nodeLock: string;
   /** how long the checkpoint may stand still before the wait fails (default 2 minutes) */
   readonly stallMs?: number;
-  /** how long the node lock may be free before the wait fails (default 10 s: a daemon being restarted) */
+  /** how long the node lock may be free before the wait ends with DaemonGone (default 10 s: a daemon being restarted) */
   readonly goneMs?: number;
   readonly now?: () => number;
 }
