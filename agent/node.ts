@@ -38,6 +38,8 @@ export interface NodeOptions {
   readonly lock?: boolean;
   /** how often the node lock is checked, and taken again once lost (default 2 s) */
   readonly lockCheckMs?: number;
+  /** how apply waits until every local write is journaled (default: this process's capture; a command beside the daemon waits for the daemon's) */
+  readonly waitForCapture?: (node: SpokesyncNode) => Promise<void>;
 }
 
 function settingsOf(config: Config): DbSettings {
@@ -95,7 +97,7 @@ export class SpokesyncNode {
     });
     this.applier = new Applier({
       db, catalog, schema: database.schema, stateSchema: database.stateSchema, node: node.id, tables, log,
-      waitForCapture: () => this.capture.caughtUp(),
+      waitForCapture: () => (opts.waitForCapture ? opts.waitForCapture(this) : this.capture.caughtUp()),
       ...(config.clock ? { maxDriftMs: config.clock.maxDrift } : {}),
       retryDelayMs: (tries) => backoffDelay(QUARANTINE_BACKOFF, tries),
       // confirmed on the server before each batch: a restart drops the lock, and a batch never applies without it

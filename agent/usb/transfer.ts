@@ -11,8 +11,9 @@ import type { BatchEntry, BatchHeader } from '../../apply/core/model.js';
 import type { BatchItem } from '../../apply/codec/batch.js';
 import type { TableShape } from '../../apply/codec/shape.js';
 import type { Config } from '../config/types.js';
-import type { Queryable } from '../../apply/core/db.js';
+import type { Db } from '../../apply/core/db.js';
 import { SpokesyncError, isSpokesyncError } from '../../apply/core/errors.js';
+import { lockNameFor, takeLock, type HeldLock } from '../../apply/core/named-lock.js';
 import type { Logger } from '../../apply/core/log.js';
 import { compressor } from '../exchange/compression.js';
 import type { ExchangeCore, TakeResult } from '../exchange/protocol.js';
@@ -24,10 +25,16 @@ import { open, seal, usbError, type UsbHeader } from './usb-file.js';
 
 export interface UsbDeps {
   readonly config: Config;
-  readonly db: Queryable;
+  readonly db: Db;
   readonly core: ExchangeCore;
   readonly routeFor: (peer: string, role: PeerRole) => Route;
   readonly log: Logger;
+  /** resolves once every local commit so far is journaled (an export holds all of them); none: the journal as it is */
+  readonly caughtUp?: () => Promise<void>;
+  /** change sets per take while importing (default GROUP_RECORDS): beside the daemon, shorter turns under the apply lock */
+  readonly groupRecords?: number;
+  /** called before each take: beside the daemon, the catalogue is read again after DDL its capture recorded */
+  readonly refresh?: () => Promise<void>;
 }
 
 interface Peer {
@@ -39,6 +46,15 @@ interface Peer {
 /** change sets applied per transaction group while importing a large file */
 const GROUP_RECORDS = 500;
 const GROUP_BYTES = 8 * 1024 * 1024;
+/** how long a command waits while another one exchanges files with the same peer */
+const PEER_WAIT_MS = 10 * 60_000;
+
+/** One command at a time exchanges files with a peer (two imports of one file, an export during an import). */
+function lockPeer(d: UsbDeps, peer: string): Promise<HeldLock> {
+  return takeLock(d.db, lockNameFor(d.config.database.stateSchema, `peer:${peer}`), PEER_WAIT_MS, () => new SpokesyncError('SPOKESYNC_E_BUSY',
+    `another spokesync command has been exchanging files with '${peer}' for ${PEER_WAIT_MS / 60_000} minutes; nothing was done`,
+    { fix: 'Let the other export or import for that peer finish, then run this one again.' }));
+}
 
 /** The peer `id` (default: the parent), with the secret both sides hold. */
 async function resolvePeer(d: UsbDeps, id: string | undefined): Promise<Peer> {
@@ -74,6 +90,16 @@ export interface ExportResult {
 /** Writes everything pending for `peer` (acks and discard reports included) into a sealed file. */
 export async function exportFile(d: UsbDeps, opts: { peer?: string; out: string }): Promise<ExportResult> {
   const peer = await resolvePeer(d, opts.peer);
+  const lock = await lockPeer(d, peer.id);
+  try {
+    return await exportLocked(d, peer, opts.out);
+  } finally {
+    await lock.release();
+  }
+}
+
+async function exportLocked(d: UsbDeps, peer: Peer, out: string): Promise<ExportResult> {
+  await d.caughtUp?.();
   const field = await fieldFor(d.db, d.config.database.stateSchema, d.config.node.id, peer);
   const discards = field.discards?.length ?? 0;
   const acknowledged = field.recorded?.length ?? 0;
@@ -85,7 +111,7 @@ export async function exportFile(d: UsbDeps, opts: { peer?: string; out: string 
       yield e;
     }
   }
-  const tmp = `${opts.out}.partial-${process.pid}`;
+  const tmp = `${out}.partial-${process.pid}`;
   const file = createWriteStream(tmp, { mode: 0o600 });
   try {
     await pipeline(
@@ -95,7 +121,7 @@ export async function exportFile(d: UsbDeps, opts: { peer?: string; out: string 
       (src: AsyncIterable<Buffer>) => seal(src, { sender: d.config.node.id, receiver: peer.id, secret: peer.secret }),
       file,
     );
-    await rename(tmp, opts.out);
+    await rename(tmp, out);
   } catch (e) {
     await rm(tmp, { force: true });
     throw e;
@@ -147,6 +173,7 @@ export interface ImportResult extends TakeResult {
 export async function importFile(d: UsbDeps, opts: { in: string; reply?: string }): Promise<ImportResult> {
   const { config, db } = d;
   const stateSchema = config.database.stateSchema;
+  const groupRecords = d.groupRecords ?? GROUP_RECORDS;
   const knownParent = await getMeta(db, stateSchema, PARENT_ID_KEY);
   let peer: Peer | undefined;
   const secretFor = (h: UsbHeader): string => {
@@ -181,41 +208,48 @@ export async function importFile(d: UsbDeps, opts: { in: string; reply?: string 
   if (!peer) throw usbError('the file has no header');
   await d.core.checkOrigins(sender, vet);
   const from: Peer = peer;
-  if (from.role === 'parent' && knownParent === null) await setMeta(db, stateSchema, PARENT_ID_KEY, from.id);
-  // the file is authenticated whole: its discard reports (or acknowledgements) can be taken
-  const taken = await takeField(db, stateSchema, config.node.id, from, field.field, d.log);
-  const [discards, acknowledged] = from.role === 'child' ? [taken, 0] : [0, taken];
+  // from here the peer's cursors move: no other command exchanges files with it meanwhile
+  const lock = await lockPeer(d, from.id);
+  try {
+    if (from.role === 'parent' && knownParent === null) await setMeta(db, stateSchema, PARENT_ID_KEY, from.id);
+    // the file is authenticated whole: its discard reports (or acknowledgements) can be taken
+    const taken = await takeField(db, stateSchema, config.node.id, from, field.field, d.log);
+    const [discards, acknowledged] = from.role === 'child' ? [taken, 0] : [0, taken];
 
-  // pass two: apply in groups (every chunk is authenticated again as it is read)
-  const total = { applied: 0, duplicates: 0, quarantined: 0, conflicts: 0, received: 0, replayed: 0 };
-  let header: BatchHeader | undefined;
-  const shapes: TableShape[] = [];
-  let group: BatchEntry[] = [];
-  let groupBytes = 0;
-  const flush = async (): Promise<void> => {
-    if (!header) return;
-    const r = await d.core.take(from.id, header, group, shapes);
-    for (const k of Object.keys(total) as (keyof typeof total)[]) total[k] += r[k];
-    group = [];
-    groupBytes = 0;
-  };
-  for await (const item of fileItems(opts.in, secretFor, () => undefined)) {
-    if (item.type === 'header') {
-      check(item.header);
-      header = item.header;
-      continue;
+    // pass two: apply in groups (every chunk is authenticated again as it is read)
+    const total = { applied: 0, duplicates: 0, quarantined: 0, conflicts: 0, received: 0, replayed: 0 };
+    let header: BatchHeader | undefined;
+    const shapes: TableShape[] = [];
+    let group: BatchEntry[] = [];
+    let groupBytes = 0;
+    const flush = async (): Promise<void> => {
+      if (!header) return;
+      await d.refresh?.();
+      const r = await d.core.take(from.id, header, group, shapes);
+      for (const k of Object.keys(total) as (keyof typeof total)[]) total[k] += r[k];
+      group = [];
+      groupBytes = 0;
+    };
+    for await (const item of fileItems(opts.in, secretFor, () => undefined)) {
+      if (item.type === 'header') {
+        check(item.header);
+        header = item.header;
+        continue;
+      }
+      if (item.type === 'shape') {
+        shapes.push(item.shape);
+        continue;
+      }
+      group.push(item.entry);
+      groupBytes += item.entry.cs.ops.length * 256;
+      if (group.length >= groupRecords || groupBytes >= GROUP_BYTES) await flush();
     }
-    if (item.type === 'shape') {
-      shapes.push(item.shape);
-      continue;
-    }
-    group.push(item.entry);
-    groupBytes += item.entry.cs.ops.length * 256;
-    if (group.length >= GROUP_RECORDS || groupBytes >= GROUP_BYTES) await flush();
+    await flush();
+    await recordContact(db, stateSchema, from.id, 'ok (usb)');
+    d.log.info('usb import', { peer: from.id, records, discards, acknowledged, ...total });
+    const reply = opts.reply === undefined ? undefined : await exportLocked(d, from, opts.reply);
+    return { sender: from.id, discards, acknowledged, ...total, ...(reply ? { reply: { entries: reply.entries, bytes: reply.bytes, acknowledged: reply.acknowledged } } : {}) };
+  } finally {
+    await lock.release();
   }
-  await flush();
-  await recordContact(db, stateSchema, from.id, 'ok (usb)');
-  d.log.info('usb import', { peer: from.id, records, discards, acknowledged, ...total });
-  const reply = opts.reply === undefined ? undefined : await exportFile(d, { peer: from.id, out: opts.reply });
-  return { sender: from.id, discards, acknowledged, ...total, ...(reply ? { reply: { entries: reply.entries, bytes: reply.bytes, acknowledged: reply.acknowledged } } : {}) };
 }

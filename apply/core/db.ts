@@ -28,8 +28,8 @@ export interface Queryable {
 export interface Db extends Queryable {
   /** Runs fn inside one transaction on one connection; commits when fn resolves, rolls back when it throws. */
   transaction<T>(fn: (tx: Queryable) => Promise<T>): Promise<T>;
-  /** A dedicated connection (for long reads such as snapshots); release() when done. */
-  connection(): Promise<Queryable & { release(): void }>;
+  /** A dedicated connection (for long reads such as snapshots); release() when done, destroy() when its session must end. */
+  connection(): Promise<Queryable & { release(): void; destroy(): void }>;
   close(): Promise<void>;
 }
 
@@ -138,7 +138,7 @@ export function openDb(s: DbSettings, opts: { connectionLimit?: number } = {}): 
     },
     async connection() {
       const conn = await pool.getConnection();
-      return { ...wrapQueryable(conn), release: () => conn.release() };
+      return { ...wrapQueryable(conn), release: () => conn.release(), destroy: () => conn.destroy() };
     },
     async close() {
       await pool.end();

@@ -9,6 +9,7 @@ import type { Catalog } from '../core/catalog.js';
 import { decodeChangeSet } from '../codec/decode.js';
 import type { BatchEntry } from '../core/model.js';
 import { DEFAULT_MAX_DRIFT_MS } from '../core/hlc.js';
+import { lockNameFor, withLock } from '../core/named-lock.js';
 import { changeSetXml, checkContent } from './content.js';
 import { emptyCounts, runGroup, type ExecutorDeps, type GroupCounts, type GroupItem } from './executor.js';
 import { Holds } from './holds.js';
@@ -46,7 +47,13 @@ export interface ApplierOptions {
   readonly retryDelayMs?: RetryDelay;
   /** rejects when this process may not write now (the node lock is lost): nothing is applied */
   readonly gate?: () => Promise<void>;
+  /** how long an apply waits while another process applies for this node (default 10 minutes) */
+  readonly lockWaitMs?: number;
 }
+
+/** The lock every applier of a node holds while it applies or retries: one applier at a time, whatever the process. */
+export const applyLockName = (stateSchema: string): string => lockNameFor(stateSchema, 'apply');
+const APPLY_LOCK_WAIT_MS = 10 * 60_000;
 
 export interface RetryOptions {
   /** try every quarantined change set now, whatever its delay */
@@ -131,8 +138,14 @@ export class Applier {
     return this.serially(async () => { await this.o.gate?.(); return typed(this.retry(opts.all === true)); });
   }
 
+  /** One at a time here, and across processes (a command applying a USB file beside the daemon) under the apply lock. */
   private serially<T>(fn: () => Promise<T>): Promise<T> {
-    const next = this.queue.then(fn, fn);
+    const waitMs = this.o.lockWaitMs ?? APPLY_LOCK_WAIT_MS;
+    const busy = (): SpokesyncError => new SpokesyncError('SPOKESYNC_E_BUSY',
+      `another spokesync process has been applying change sets for node ${this.o.node} for ${Math.round(waitMs / 1000)} s; nothing was applied here`,
+      { fix: 'A command importing a file beside the daemon takes turns with it; if none runs, see `spokesync status`. What was not applied comes again.' });
+    const locked = (): Promise<T> => typed(withLock(this.o.db, applyLockName(this.o.stateSchema), waitMs, busy, fn));
+    const next = this.queue.then(locked, locked);
     this.queue = next.catch(() => undefined);
     return next;
   }

@@ -2,7 +2,7 @@
 // `run` serves and stops cleanly on SIGTERM, `sync` exits 0 when drained and 1
 // when the parent is unreachable, `status --json` reports cursors and capture,
 // `export`/`import --reply` carry a USB round, a damaged file exits 1, and a
-// node held by the daemon refuses a second process.
+// node held by the daemon refuses a second daemon.
 import { spokesync, spokesyncMain } from '../helpers/cli.js';
 import t from 'tap';
 import { spawn, type ChildProcess } from 'node:child_process';
@@ -49,8 +49,8 @@ void t.test('exchange commands', async (t) => {
   t.teardown(() => { if (daemon.exitCode === null) daemon.kill('SIGKILL'); });
   await waitHealthy(hubPort, daemon);
 
-  const busy = await spokesync(['import', '--config', hubCfg, '--in', join(dir, 'none.usb')]);
-  t.equal(busy.code, 1, 'a second process on a node held by the daemon');
+  const busy = await spokesync(['run', '--config', hubCfg], {}, { killAfterMs: 60_000 });
+  t.equal(busy.code, 1, 'a second daemon on a node held by the daemon');
   t.match(busy.err, /SPOKESYNC_E_BUSY/);
 
   const sync = await spokesync(['sync', '--config', leafCfg]);

@@ -13,7 +13,9 @@ export interface CliResult {
   readonly err: string;
 }
 
-export function spokesync(args: readonly string[], env: NodeJS.ProcessEnv = {}, opts: { killAfterMs?: number } = {}): Promise<CliResult> {
+export function spokesync(
+  args: readonly string[], env: NodeJS.ProcessEnv = {}, opts: { killAfterMs?: number; killWhen?: Promise<unknown> } = {},
+): Promise<CliResult> {
   return new Promise((resolve, reject) => {
     const p = spawn(process.execPath, [spokesyncMain, ...args], { env: { PATH: process.env.PATH, ...env } });
     let out = '';
@@ -22,6 +24,7 @@ export function spokesync(args: readonly string[], env: NodeJS.ProcessEnv = {}, 
     p.stderr.on('data', (d: Buffer) => { err += d.toString(); });
     p.on('error', reject);
     const timer = opts.killAfterMs === undefined ? undefined : setTimeout(() => p.kill('SIGKILL'), opts.killAfterMs);
+    void opts.killWhen?.then(() => p.kill('SIGKILL'));
     p.on('close', (code) => {
       if (timer) clearTimeout(timer);
       resolve({ code, out, err });
