@@ -15,6 +15,7 @@ import { registerDiscardRoute, reportDiscards } from './exchange/discard-report.
 import { trimChangeSet } from './exchange/wire.js';
 import type { Logger } from '../apply/core/log.js';
 import { registerSnapshotRoute } from './provision/http.js';
+import { registerVerifyRoute } from './verify/http.js';
 import { PARENT_ID_KEY, getMeta } from './routing/cursors.js';
 import { refusedFrom, routeTo, type PeerRole, type Route } from './routing/filters.js';
 import { JournalReader } from './journal/reader.js';
@@ -174,6 +175,8 @@ export class SpokesyncNode {
       registerSnapshotRoute(this.server, { config: this.config, db: this.db, log: this.log, capture: this.capture });
       // POST /v1/discards: children report the quarantined change sets they gave up
       registerDiscardRoute(this.server, { db: this.db, stateSchema: this.stateSchema, log: this.log });
+      // POST /v1/verify: children compare their synced tables with this node's (`spokesync verify`, `repair`)
+      registerVerifyRoute(this.server, { config: this.config, db: this.db, log: this.log, capture: this.capture });
       await this.server.start();
     }
     return this.server;

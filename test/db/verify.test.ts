@@ -1,0 +1,113 @@
+// `spokesync verify` on a parent and a child whose local ids differ: identical
+// sites exit 0 having moved little; ten rows made to differ behind spokesync's
+// back (sql_log_bin=0: changed values in a uuid, a shared-key and a natural-key
+// table, rows missing and extra at the child, a foreign key pointing at another
+// row) exit 1 listing exactly those rows by table and identity, never a value;
+// rows whose changes are on their way are listed apart as in flight.
+import t from 'tap';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { spokesync } from '../helpers/cli.js';
+import { settle, startNode, stopNode, uuid, type NetNode } from '../helpers/sync-net.js';
+import type { VerifyJson } from '../../agent/verify/report.js';
+
+export async function register(n: NetNode, tag: string, count: number): Promise<void> {
+  for (let i = 1; i <= count; i++) {
+    await n.sql(
+      `START TRANSACTION;
+       INSERT INTO person (uuid, name, gender) VALUES (?, ?, 'F');
+       INSERT INTO patient (patient_id, allergy) VALUES (LAST_INSERT_ID(), ?);
+       INSERT INTO visit (uuid, person_id, note, weight) VALUES (?, LAST_INSERT_ID(), 'first visit', 61.5);
+       COMMIT;`,
+      [uuid(tag, i), `${tag}-${i}`, i % 3 ? null : 'penicillin', uuid(`v${tag}`, i)],
+    );
+  }
+  await n.sql(`INSERT INTO setting (property, value) VALUES (?, 'on')`, [`${tag}.flag`]);
+}
+
+/** Writes at the child that capture never sees: the sites now differ in exactly these ten rows. */
+export async function diverge(child: NetNode): Promise<{ table: string; identity: string; difference: string }[]> {
+  await child.sql(`SET sql_log_bin = 0;
+    UPDATE person SET name = 'changed 1' WHERE uuid = ?;
+    UPDATE person SET gender = NULL WHERE uuid = ?;
+    UPDATE person SET born = '2001-02-03 04:05:06.789' WHERE uuid = ?;
+    UPDATE patient SET allergy = 'latex' WHERE patient_id = (SELECT person_id FROM person WHERE uuid = ?);
+    UPDATE setting SET value = 'off' WHERE property = 'h.flag';
+    DELETE FROM visit WHERE uuid = ?;
+    DELETE FROM visit WHERE uuid = ?;
+    INSERT INTO person (uuid, name) VALUES (?, 'extra 1'), (?, 'extra 2');
+    UPDATE visit SET person_id = (SELECT person_id FROM person WHERE uuid = ?) WHERE uuid = ?;
+    SET sql_log_bin = 1;`,
+  [uuid('h', 1), uuid('c', 2), uuid('h', 3), uuid('h', 6), uuid('vh', 4), uuid('vc', 5), uuid('x', 1), uuid('x', 2), uuid('h', 2), uuid('vh', 7)]);
+  return [
+    { table: 'patient', identity: uuid('h', 6), difference: 'changed' },
+    { table: 'person', identity: uuid('c', 2), difference: 'changed' },
+    { table: 'person', identity: uuid('h', 1), difference: 'changed' },
+    { table: 'person', identity: uuid('h', 3), difference: 'changed' },
+    { table: 'person', identity: uuid('x', 1), difference: 'only here' },
+    { table: 'person', identity: uuid('x', 2), difference: 'only here' },
+    { table: 'setting', identity: 'h.flag', difference: 'changed' },
+    { table: 'visit', identity: uuid('vc', 5), difference: 'missing here' },
+    { table: 'visit', identity: uuid('vh', 4), difference: 'missing here' },
+    { table: 'visit', identity: uuid('vh', 7), difference: 'changed' },
+  ];
+}
+
+void t.test('verify: identical, ten differing rows, rows in flight', async (t) => {
+  const dir = await mkdtemp(join(tmpdir(), 'spokesync-verify-'));
+  t.teardown(() => rm(dir, { recursive: true, force: true }));
+  const hub = await startNode({ id: 'hub', listen: true, children: [{ id: 'clinic', token: 'clinic-verify-token' }] });
+  t.teardown(() => stopNode(hub));
+  const clinic = await startNode({ id: 'clinic', parent: { url: `http://127.0.0.1:${hub.config.listen!.port}`, token: 'clinic-verify-token' } });
+  t.teardown(() => stopNode(clinic));
+  // the clinic's own rows first: its local ids differ from the hub's for every row
+  await register(clinic, 'c', 6);
+  await register(hub, 'h', 8);
+  await settle([hub, clinic], [clinic]);
+  const clinicCfg = await clinic.writeConfig(dir);
+  await clinic.pause();
+
+  const same = await spokesync(['verify', '--config', clinicCfg, '--json']);
+  t.equal(same.code, 0, same.err);
+  const v = JSON.parse(same.out) as VerifyJson;
+  t.equal(v.identical, true);
+  t.same(v.differing, []);
+  t.same(v.tables.map((x) => [x.table, x.state, x.rowsHere, x.rowsThere]),
+    [['patient', 'same', 14, 14], ['person', 'same', 14, 14], ['setting', 'same', 2, 2], ['visit', 'same', 14, 14]]);
+  t.ok(v.bytes.total > 0 && v.bytes.total < 4000, `identical sites: ${v.bytes.total} bytes moved`);
+  t.equal(v.rounds, 2, 'shapes and one checksum per table');
+  const text = await spokesync(['verify', '--config', clinicCfg]);
+  t.equal(text.code, 0, text.err);
+  t.match(text.out, /clinic against hub: 4 tables compared, identical\n[\s\S]*bytes moved: \d+ \(sent \d+, received \d+\)/);
+
+  await clinic.resume();
+  const expected = await diverge(clinic);
+  await clinic.pause();
+  const differ = await spokesync(['verify', '--config', clinicCfg, '--json']);
+  t.equal(differ.code, 1, differ.err);
+  const d = JSON.parse(differ.out) as VerifyJson;
+  t.equal(d.identical, false);
+  t.same(d.differing, expected, 'exactly the ten rows, by table and identity');
+  t.same(d.inFlight, []);
+  t.notMatch(differ.out, /changed 1|extra 1|latex|2001-02-03/, 'no value is printed');
+  const listed = await spokesync(['verify', '--config', clinicCfg]);
+  t.equal(listed.code, 1);
+  t.match(listed.out, /10 rows differ in 4 tables/);
+  t.match(listed.out, new RegExp(`visit\\s+${uuid('vh', 7)}\\s+changed`));
+
+  // changes on their way at either side are in flight, not differences
+  await clinic.resume();
+  await clinic.sql(`UPDATE person SET name = 'renamed at the clinic' WHERE uuid = ?`, [uuid('h', 5)]);
+  await hub.sql(`INSERT INTO visit (uuid, person_id, note) VALUES (?, (SELECT person_id FROM person WHERE uuid = ?), 'new at hub')`, [uuid('vn', 1), uuid('c', 1)]);
+  await hub.node.capture.caughtUp(60_000);
+  await clinic.pause();
+  const moving = await spokesync(['verify', '--config', clinicCfg, '--json']);
+  t.equal(moving.code, 1, moving.err);
+  const m = JSON.parse(moving.out) as VerifyJson;
+  t.same(m.differing, expected, 'the same ten rows differ');
+  t.same(m.inFlight, [
+    { table: 'person', identity: uuid('h', 5), at: 'here' },
+    { table: 'visit', identity: uuid('vn', 1), at: 'there' },
+  ]);
+});
