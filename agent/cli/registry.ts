@@ -13,6 +13,7 @@ import { command as importCmd } from '../commands/import.js';
 import { command as snapshot } from '../commands/snapshot.js';
 import { command as clone } from '../commands/clone.js';
 import { command as verify } from '../commands/verify.js';
+import { command as repair } from '../commands/repair.js';
 
 export const commands: readonly CommandSpec[] = [
   run,
@@ -26,6 +27,7 @@ export const commands: readonly CommandSpec[] = [
   snapshot,
   clone,
   verify,
+  repair,
 ];
 
 export function findCommand(name: string, list: readonly CommandSpec[] = commands): CommandSpec | undefined {
