@@ -176,7 +176,9 @@ export class SpokesyncNode {
       // POST /v1/discards: children report the quarantined change sets they gave up
       registerDiscardRoute(this.server, { db: this.db, stateSchema: this.stateSchema, log: this.log });
       // POST /v1/verify: children compare their synced tables with this node's (`spokesync verify`, `repair`)
-      registerVerifyRoute(this.server, { config: this.config, db: this.db, log: this.log, capture: this.capture });
+      registerVerifyRoute(this.server, {
+        config: this.config, db: this.db, log: this.log, capture: this.capture, catalog: () => this.applier.currentCatalog(),
+      });
       await this.server.start();
     }
     return this.server;

@@ -1,7 +1,6 @@
 // `spokesync repair`: makes the rows `verify` finds different equal, by default
 // to the parent's version, as one ordinary change set of this node that
 // travels on (agent/verify/repair.ts).
-import { loadCatalog } from '../../apply/core/catalog.js';
 import { SpokesyncError } from '../../apply/core/errors.js';
 import type { CommandSpec } from '../cli/command.js';
 import { repairRows, type Prefer } from '../verify/repair.js';
@@ -41,7 +40,7 @@ export const command: CommandSpec = {
       const peer = typeof ctx.options.peer === 'string' ? ctx.options.peer : undefined;
       const r = await compareWithParent(session, { ...(peer === undefined ? {} : { peer }), signal: ctx.signal });
       const c = r.comparison;
-      const catalog = await loadCatalog(node.db, ctx.config.database.schema, { keys: ctx.config.tables.keys });
+      const catalog = node.applier.currentCatalog();
       const done = await repairRows({
         db: node.db, catalog, stateSchema: ctx.config.database.stateSchema, node: node.id, peer: r.peer,
         here: r.local, there: r.remote,

@@ -7,7 +7,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import { gunzipSync, gzipSync } from 'node:zlib';
 import got from 'got';
 import pRetry, { AbortError } from 'p-retry';
-import { loadCatalog, type Catalog } from '../../apply/core/catalog.js';
+import type { Catalog } from '../../apply/core/catalog.js';
 import type { Queryable } from '../../apply/core/db.js';
 import { SpokesyncError, isSpokesyncError, type ErrorCode } from '../../apply/core/errors.js';
 import type { Logger } from '../../apply/core/log.js';
@@ -44,6 +44,8 @@ export interface VerifyRouteDeps {
   readonly log: Logger;
   /** the capture running in this process (the daemon's): in-flight rows are looked for once it has caught up */
   readonly capture: { caughtUp(timeoutMs?: number): Promise<void> };
+  /** the application schema's catalogue as the daemon knows it now */
+  readonly catalog: () => Catalog;
 }
 
 const STATUS: Partial<Record<ErrorCode, number>> = { SPOKESYNC_E_USAGE: 400, SPOKESYNC_E_UNKNOWN_TABLE: 422, SPOKESYNC_E_NO_IDENTITY: 422 };
@@ -53,7 +55,7 @@ export function sideForChild(deps: Omit<VerifyRouteDeps, 'log'>, child: string):
   const { config, db } = deps;
   return new LocalSide({
     db, stateSchema: config.database.stateSchema, peer: child,
-    catalog: () => loadCatalog(db, config.database.schema, { keys: config.tables.keys }),
+    catalog: async () => deps.catalog(),
     tables: (catalog: Catalog) => new Set(childTables(config, child, catalog)),
     caughtUp: () => deps.capture.caughtUp(5 * 60_000),
   });

@@ -2,7 +2,6 @@
 // opened beside or without the daemon, capture caught up so that every local
 // commit is journaled (and so known to be in flight), this node's side and the
 // parent's over HTTP, and the result with the bytes it moved.
-import { loadCatalog } from '../../apply/core/catalog.js';
 import { SpokesyncError, isSpokesyncError } from '../../apply/core/errors.js';
 import type { Logger } from '../../apply/core/log.js';
 import got from 'got';
@@ -93,10 +92,10 @@ export async function compareWithParent(s: Session, opts: { peer?: string; signa
     throw new SpokesyncError('SPOKESYNC_E_USAGE', `--peer ${opts.peer}: over the network this node compares itself with its parent, ${peer}; ` +
       'compare with a child by file (`spokesync verify --out` at the child, `--in` here)');
   }
-  const catalog = await loadCatalog(node.db, config.database.schema, { keys: config.tables.keys });
+  const catalog = node.applier.currentCatalog();
   const local = new LocalSide({
     db: node.db, stateSchema: config.database.stateSchema, peer,
-    catalog: () => loadCatalog(node.db, config.database.schema, { keys: config.tables.keys }),
+    catalog: async () => node.applier.currentCatalog(),
     tables: (c) => new Set(syncedTables(config, c)),
     caughtUp: () => s.caughtUp(),
   });
