@@ -44,7 +44,7 @@ export function canonicalIdentity(catalog: Catalog, table: string, sqlForm: stri
 /** table → identities (canonical) */
 export type RowSet = Map<string, Set<string>>;
 
-function note(found: RowSet, wanted: RowSet, body: Buffer | string): void {
+function note(found: RowSet, wanted: RowSet | null, body: Buffer | string): void {
   let cs;
   try {
     cs = decodeChangeSet(Buffer.isBuffer(body) ? bodyXml(body) : body);
@@ -53,29 +53,29 @@ function note(found: RowSet, wanted: RowSet, body: Buffer | string): void {
     return;
   }
   for (const op of cs.ops) {
-    if (!wanted.get(op.table)?.has(op.id)) continue;
+    if (wanted && !wanted.get(op.table)?.has(op.id)) continue;
     let ids = found.get(op.table);
     if (!ids) found.set(op.table, (ids = new Set()));
     ids.add(op.id);
   }
 }
 
-const touches = (tables: string, wanted: RowSet): boolean => tables.split(',').some((t) => wanted.has(t));
+const touches = (tables: readonly string[], wanted: RowSet | null): boolean => wanted === null || tables.some((t) => wanted.has(t));
 
-/** Of the `wanted` rows, those in flight here toward `peer`. */
-export async function rowsInFlight(db: Queryable, stateSchema: string, peer: string, wanted: RowSet): Promise<RowSet> {
+/** Of the `wanted` rows (null: any row), those in flight here toward `peer`. */
+export async function rowsInFlight(db: Queryable, stateSchema: string, peer: string, wanted: RowSet | null): Promise<RowSet> {
   const found: RowSet = new Map();
-  if (wanted.size === 0) return found;
+  if (wanted?.size === 0) return found;
   let after = (await getCursor(db, stateSchema, peer)).ackedSeq;
   for (;;) {
     const rows = await db.query<{ seq: string | number; tables: string; body: Buffer }>(
       `SELECT seq, tables, body FROM ${stateTable(stateSchema, 'journal')}
         WHERE seq > ? AND (from_peer IS NULL OR from_peer <> ?) ORDER BY seq LIMIT ${PAGE}`, [after, peer]);
-    for (const r of rows) if (touches(r.tables, wanted)) note(found, wanted, r.body);
+    for (const r of rows) if (touches(r.tables.split(','), wanted)) note(found, wanted, r.body);
     if (rows.length < PAGE) break;
     after = String(rows[rows.length - 1]!.seq);
   }
   for await (const q of readQuarantine(db, stateSchema, Date.now())) note(found, wanted, q.body);
-  for await (const h of readHeld(db, stateSchema)) if (h.tables.some((t) => wanted.has(t))) note(found, wanted, h.body);
+  for await (const h of readHeld(db, stateSchema)) if (touches(h.tables, wanted)) note(found, wanted, h.body);
   return found;
 }

@@ -6,13 +6,16 @@ import { SpokesyncError, isSpokesyncError } from '../../apply/core/errors.js';
 import type { Logger } from '../../apply/core/log.js';
 import got from 'got';
 import type { BinlogPosition } from '../capture/position.js';
-import { syncedTables } from '../config/tables.js';
+import { stat } from 'node:fs/promises';
+import type { Catalog } from '../../apply/core/catalog.js';
+import { childTables, syncedTables } from '../config/tables.js';
 import type { Config } from '../config/types.js';
 import { parentRequestOptions } from '../exchange/parent-http.js';
 import { PEER_PATH } from '../exchange/protocol.js';
 import { CATCH_UP_MS, SpokesyncNode } from '../node.js';
 import { viaCheckpoint } from '../provision/cursor.js';
 import { compareSides, type Comparison } from './compare.js';
+import { FileSide, filePeer, writeVerifyFile } from './file.js';
 import { RemoteSide, type Traffic } from './http.js';
 import { LocalSide } from './side.js';
 
@@ -73,12 +76,15 @@ export async function parentIdOf(node: SpokesyncNode): Promise<string> {
   return id;
 }
 
-export interface ParentComparison {
+export interface Compared {
   readonly peer: string;
   readonly comparison: Comparison;
   readonly traffic: Traffic;
   readonly seconds: number;
   readonly local: LocalSide;
+}
+
+export interface ParentComparison extends Compared {
   readonly remote: RemoteSide;
 }
 
@@ -96,11 +102,58 @@ export async function compareWithParent(s: Session, opts: { peer?: string; signa
   const local = new LocalSide({
     db: node.db, stateSchema: config.database.stateSchema, peer,
     catalog: async () => node.applier.currentCatalog(),
-    tables: (c) => new Set(syncedTables(config, c)),
+    tables: (c) => new Set(tablesWith(config, c, peer)),
     caughtUp: () => s.caughtUp(),
   });
   const remote = new RemoteSide(config.parent!, node.log, opts.signal);
-  const tables = syncedTables(config, catalog).filter((t) => catalog.table(t).identity !== null);
+  const tables = tablesWith(config, catalog, peer);
   const comparison = await compareSides(local, remote, tables, catalog);
   return { peer, comparison, traffic: remote.traffic, seconds: (Date.now() - started) / 1000, local, remote };
+}
+
+/** The tables this node compares with `peer`: synced here (toward a child, through its filter), with an identity. */
+function tablesWith(config: Config, catalog: Catalog, peer: string): string[] {
+  const child = config.children.some((c) => c.id === peer);
+  return (child ? childTables(config, peer, catalog) : syncedTables(config, catalog)).filter((t) => catalog.table(t).identity !== null);
+}
+
+/** Writes this node's checksums for `peer` (a child, or the parent by default) to a sealed file. */
+export async function writeChecksums(s: Session, path: string, peerId?: string): Promise<{ peer: string; tables: number; rows: number; bytes: number }> {
+  const { node } = s;
+  const config = node.config;
+  const peer = filePeer(config, await node.parentId(), peerId);
+  await s.caughtUp();
+  const catalog = node.applier.currentCatalog();
+  const { host, port, user, password } = config.database;
+  const r = await writeVerifyFile({
+    settings: { host, port, user, ...(password === undefined ? {} : { password }) }, db: node.db, catalog,
+    tables: tablesWith(config, catalog, peer.id), stateSchema: config.database.stateSchema, node: node.id, peer,
+  }, path);
+  return { peer: peer.id, ...r };
+}
+
+/** Compares this node with the checksums a peer wrote for it; the bytes moved are the file's. */
+export async function compareWithFile(s: Session, path: string, peerId?: string): Promise<Compared & { createdAt: string }> {
+  const { node } = s;
+  const config = node.config;
+  const started = Date.now();
+  const catalog = node.applier.currentCatalog();
+  const knownParent = await node.parentId();
+  const there = await FileSide.load(node.db, config.database.stateSchema, path, node.id, catalog, (sender) => filePeer(config, knownParent, sender));
+  try {
+    if (peerId !== undefined && peerId !== there.sender) {
+      throw new SpokesyncError('SPOKESYNC_E_USAGE', `--peer ${peerId}: the file was written by ${there.sender}`);
+    }
+    const local = new LocalSide({
+      db: node.db, stateSchema: config.database.stateSchema, peer: there.sender,
+      catalog: async () => node.applier.currentCatalog(),
+      tables: (c) => new Set(tablesWith(config, c, there.sender)),
+      caughtUp: () => s.caughtUp(),
+    });
+    const comparison = await compareSides(local, there, tablesWith(config, catalog, there.sender), catalog);
+    const bytes = (await stat(path)).size;
+    return { peer: there.sender, comparison, traffic: { sent: 0, received: bytes }, seconds: (Date.now() - started) / 1000, local, createdAt: there.createdAt };
+  } finally {
+    await there.close();
+  }
 }

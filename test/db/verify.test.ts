@@ -5,7 +5,7 @@
 // row) exit 1 listing exactly those rows by table and identity, never a value;
 // rows whose changes are on their way are listed apart as in flight.
 import t from 'tap';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { spokesync } from '../helpers/cli.js';
@@ -54,6 +54,29 @@ void t.test('verify: identical, ten differing rows, rows in flight', async (t) =
   t.equal(listed.code, 1);
   t.match(listed.out, /10 rows differ in 4 tables/);
   t.match(listed.out, new RegExp(`visit\\s+${uuid('vh', 7)}\\s+changed`));
+
+  // by file: the hub checks the clinic (a parent never calls a child), and the clinic the hub
+  const hubCfg = await hub.writeConfig(dir);
+  const clinicFile = join(dir, 'clinic.verify');
+  const wrote = await spokesync(['verify', '--config', clinicCfg, '--out', clinicFile]);
+  t.equal(wrote.code, 0, wrote.err);
+  t.match(wrote.out, /wrote the checksums of 44 rows in 4 tables for hub/);
+  const atHub = await spokesync(['verify', '--config', hubCfg, '--in', clinicFile, '--json']);
+  t.equal(atHub.code, 1, atHub.err);
+  const flip = { changed: 'changed', 'missing here': 'only here', 'only here': 'missing here' } as Record<string, string>;
+  t.same((JSON.parse(atHub.out) as VerifyJson).differing, expected.map((e) => ({ ...e, difference: flip[e.difference] })),
+    'the hub, beside its running daemon, finds the same rows from the clinic\'s file');
+  const hubFile = join(dir, 'hub.verify');
+  const wroteHub = await spokesync(['verify', '--config', hubCfg, '--out', hubFile, '--peer', 'clinic']);
+  t.equal(wroteHub.code, 0, wroteHub.err);
+  const atClinic = await spokesync(['verify', '--config', clinicCfg, '--in', hubFile, '--json']);
+  t.equal(atClinic.code, 1, atClinic.err);
+  const fromFile = JSON.parse(atClinic.out) as VerifyJson;
+  t.same(fromFile.differing, expected);
+  t.equal(fromFile.bytes.total, (await stat(hubFile)).size, 'by file, the bytes moved are the file\'s');
+  const notMine = await spokesync(['verify', '--config', clinicCfg, '--in', clinicFile]);
+  t.equal(notMine.code, 1);
+  t.match(notMine.err, /SPOKESYNC_E_USB_FILE/, 'a file written for another node');
 
   // changes on their way at either side are in flight, not differences
   await clinic.resume();
