@@ -92,4 +92,19 @@ void t.test('verify: identical, ten differing rows, rows in flight', async (t) =
     { table: 'person', identity: uuid('h', 5), at: 'here' },
     { table: 'visit', identity: uuid('vn', 1), at: 'there' },
   ]);
+
+  // a change set quarantined here is in flight too: a visit of a person the hub never sent
+  await clinic.resume();
+  await hub.sql(`SET sql_log_bin = 0; INSERT INTO person (uuid, name) VALUES (?, 'never sent'); SET sql_log_bin = 1;
+    INSERT INTO visit (uuid, person_id) VALUES (?, LAST_INSERT_ID());`, [uuid('q', 1), uuid('vq', 1)]);
+  await settle([hub, clinic], [clinic]);
+  const waiting = await clinic.node.db.query<{ n: number }>('SELECT COUNT(*) AS n FROM spokesync.quarantine');
+  t.equal(Number(waiting[0]?.n), 1, 'the visit waits in quarantine at the clinic');
+  await clinic.pause();
+  const held = await spokesync(['verify', '--config', clinicCfg, '--json']);
+  t.equal(held.code, 1, held.err);
+  const q = JSON.parse(held.out) as VerifyJson;
+  t.same(q.differing, [...expected, { table: 'person', identity: uuid('q', 1), difference: 'missing here' }]
+    .sort((a, b) => (a.table + a.identity < b.table + b.identity ? -1 : 1)));
+  t.same(q.inFlight, [{ table: 'visit', identity: uuid('vq', 1), at: 'here' }], 'the quarantined visit is in flight, not a difference');
 });
