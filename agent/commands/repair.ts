@@ -8,7 +8,7 @@ import { compareWithParent, openSession } from '../verify/session.js';
 
 export const command: CommandSpec = {
   name: 'repair',
-  summary: 'Make the rows that differ from the parent equal (to the parent\'s version by default); list what changed',
+  summary: 'Make rows that differ from the parent equal, as a change set that travels on; list what changed',
   description:
     'Compares this node with its parent as `spokesync verify` does, then makes every differing row equal in one ' +
     'transaction that capture journals as an ordinary change set of this node, at a new version, so that it ' +

@@ -7,7 +7,7 @@ import { formatVerify, verifyJson } from '../verify/report.js';
 
 export const command: CommandSpec = {
   name: 'verify',
-  summary: 'Compare this node\'s synced tables with its parent\'s (or a peer\'s file), by checksums; list the rows that differ',
+  summary: 'Compare the synced tables with the parent\'s (or a peer\'s file) by checksums; list rows that differ',
   description:
     'Compares every synced table of this node with the parent\'s copy (parent.url, the exchange endpoint, ' +
     'authenticated with parent.token) without shipping the rows: each server computes checksums of its rows, ' +
