@@ -14,6 +14,21 @@ import type { CheckQuery, Chunk, RowHash, RowsQuery, SumsQuery, VerifySide } fro
 
 /** A chunk is listed row by row once neither side holds more rows in it than this. */
 export const LEAF_ROWS = 16;
+/** Questions per request, so that no answer nears the sides' bounds (side.ts MAX_ROWS, MAX_KEYS) however much differs. */
+const EXPAND_PER_REQUEST = 2000;
+const LEAVES_PER_REQUEST = 4000;
+const KEYS_PER_REQUEST = 10_000;
+
+function slices<T>(items: readonly T[], size: number): T[][] {
+  const out: T[][] = [];
+  for (let i = 0; i < items.length; i += size) out.push(items.slice(i, i + size));
+  return out;
+}
+
+/** Runs fn on each part, one after the other. */
+async function each<T>(parts: readonly T[], fn: (part: T) => Promise<void>): Promise<void> {
+  for (const p of parts) await fn(p);
+}
 
 export type Difference = 'changed' | 'missing here' | 'only here';
 
@@ -135,35 +150,44 @@ export async function compareSides(here: VerifySide, there: VerifySide, tables: 
   while (frontier.length > 0) {
     const leaves = frontier.filter((f) => Math.max(f.here, f.there) <= LEAF_ROWS || f.p.length >= 32);
     const expand = frontier.filter((f) => !leaves.includes(f));
-    const sq = sumsQueries(expand);
-    const rq = rowsQueries(leaves);
+    const next: Pending[] = [];
     rounds++;
-    const [sumsHere, sumsThere, rowsHere, rowsThere] = await Promise.all([
-      sq.length > 0 ? here.sums(sq) : [], sq.length > 0 ? there.sums(sq) : [],
-      rq.length > 0 ? here.rows(rq) : [], rq.length > 0 ? there.rows(rq) : [],
+    await Promise.all([
+      each(slices(expand, EXPAND_PER_REQUEST), async (part) => {
+        const sq = sumsQueries(part);
+        const [sumsHere, sumsThere] = await Promise.all([here.sums(sq), there.sums(sq)]);
+        sq.forEach((q, i) => {
+          const a = new Map((sumsHere[i] ?? []).map((c) => [c.p, c]));
+          const b = new Map((sumsThere[i] ?? []).map((c) => [c.p, c]));
+          for (const p of new Set([...a.keys(), ...b.keys()])) {
+            if (!sameChunk(a.get(p), b.get(p))) next.push({ table: q.table, p, here: a.get(p)?.n ?? 0, there: b.get(p)?.n ?? 0 });
+          }
+        });
+      }),
+      each(slices(leaves, LEAVES_PER_REQUEST), async (part) => {
+        const rq = rowsQueries(part);
+        const [rowsHere, rowsThere] = await Promise.all([here.rows(rq), there.rows(rq)]);
+        rq.forEach((q, i) => diffRows(q.table, rowsHere[i] ?? [], rowsThere[i] ?? [], candidates));
+      }),
     ]);
-    frontier = [];
-    sq.forEach((q, i) => {
-      const a = new Map((sumsHere[i] ?? []).map((c) => [c.p, c]));
-      const b = new Map((sumsThere[i] ?? []).map((c) => [c.p, c]));
-      for (const p of new Set([...a.keys(), ...b.keys()])) {
-        if (!sameChunk(a.get(p), b.get(p))) frontier.push({ table: q.table, p, here: a.get(p)?.n ?? 0, there: b.get(p)?.n ?? 0 });
-      }
-    });
-    rq.forEach((q, i) => diffRows(q.table, rowsHere[i] ?? [], rowsThere[i] ?? [], candidates));
+    frontier = next;
   }
 
   // look again at what differs: in flight at either side, or agreeing by now
   const named = candidates.filter((c): c is { table: string; key: string; kind: Difference } => c.key !== null);
   const unnamed: Record<string, number> = {};
   for (const c of candidates) if (c.key === null) unnamed[c.table] = (unnamed[c.table] ?? 0) + 1;
-  const byTable = new Map<string, string[]>();
-  for (const c of named) byTable.set(c.table, [...(byTable.get(c.table) ?? []), c.key]);
-  const cq: CheckQuery[] = [...byTable].map(([table, keys]) => ({ table, keys }));
   const differing: DifferingRow[] = [];
   const inFlight: InFlightRow[] = [];
-  if (cq.length > 0) {
-    rounds++;
+  if (named.length > 0) rounds++;
+  await each(slices(named, KEYS_PER_REQUEST), async (part) => {
+    const byTable = new Map<string, Set<string>>();
+    for (const c of part) {
+      let keys = byTable.get(c.table);
+      if (!keys) byTable.set(c.table, (keys = new Set()));
+      keys.add(c.key);
+    }
+    const cq: CheckQuery[] = [...byTable].map(([table, keys]) => ({ table, keys: [...keys] }));
     const [nowHere, nowThere] = await Promise.all([here.check(cq), there.check(cq)]);
     cq.forEach((q, i) => {
       const a = nowHere[i]!;
@@ -184,7 +208,7 @@ export async function compareSides(here: VerifySide, there: VerifySide, tables: 
         differing.push({ table: q.table, identity, key, kind: h === null ? 'missing here' : t === null ? 'only here' : 'changed' });
       });
     });
-  }
+  });
   const order = (x: { table: string; identity: string }, y: { table: string; identity: string }): number =>
     x.table < y.table ? -1 : x.table > y.table ? 1 : x.identity < y.identity ? -1 : x.identity > y.identity ? 1 : 0;
   for (const r of results.values()) {
@@ -202,10 +226,17 @@ export async function compareSides(here: VerifySide, there: VerifySide, tables: 
 }
 
 function diffRows(table: string, here: readonly RowHash[], there: readonly RowHash[], out: { table: string; key: string | null; kind: Difference }[]): void {
-  const a = new Map<string | null, string[]>();
-  for (const [k, h] of here) a.set(k, [...(a.get(k) ?? []), h]);
-  const b = new Map<string | null, string[]>();
-  for (const [k, h] of there) b.set(k, [...(b.get(k) ?? []), h]);
+  const byKey = (rows: readonly RowHash[]): Map<string | null, string[]> => {
+    const m = new Map<string | null, string[]>();
+    for (const [k, h] of rows) {
+      const hs = m.get(k);
+      if (hs) hs.push(h);
+      else m.set(k, [h]);
+    }
+    return m;
+  };
+  const a = byKey(here);
+  const b = byKey(there);
   for (const k of new Set([...a.keys(), ...b.keys()])) {
     const x = (a.get(k) ?? []).sort().join(',');
     const y = (b.get(k) ?? []).sort().join(',');

@@ -203,7 +203,7 @@ export class RemoteSide implements VerifySide {
 
   async fetch(table: string, keys: readonly string[]): Promise<InsertOp[]> {
     const { cs } = await this.ask<{ cs: string }>({ op: 'fetch', table, keys });
-    const ops = decodeChangeSet(cs, { maxElements: 100 * (keys.length + 1) * 64 }).ops;
+    const ops = decodeChangeSet(cs, { maxElements: (keys.length + 1) * 4100 }).ops;
     if (ops.some((op) => op.kind !== 'insert' || op.table !== table)) throw new SpokesyncError('SPOKESYNC_E_HTTP', 'the parent answered a fetch with other rows');
     return ops as InsertOp[];
   }

@@ -70,12 +70,21 @@ export function dependencyOrder(catalog: Catalog, tables: Iterable<string>): str
   return out;
 }
 
+/** Rows fetched per request: an answer of whole rows stays small. */
+const FETCH_PER_REQUEST = 500;
+
 async function fetchAll(side: VerifySide, rows: readonly DifferingRow[]): Promise<Map<string, InsertOp>> {
-  const byTable = new Map<string, DifferingRow[]>();
-  for (const r of rows) byTable.set(r.table, [...(byTable.get(r.table) ?? []), r]);
+  const byTable = new Map<string, string[]>();
+  for (const r of rows) {
+    const keys = byTable.get(r.table);
+    if (keys) keys.push(r.key);
+    else byTable.set(r.table, [r.key]);
+  }
   const out = new Map<string, InsertOp>();
-  for (const [table, list] of byTable) {
-    for (const op of await side.fetch(table, list.map((r) => r.key))) out.set(`${table}\u0000${op.id}`, op);
+  for (const [table, keys] of byTable) {
+    for (let i = 0; i < keys.length; i += FETCH_PER_REQUEST) {
+      for (const op of await side.fetch(table, keys.slice(i, i + FETCH_PER_REQUEST))) out.set(`${table}\u0000${op.id}`, op);
+    }
   }
   return out;
 }

@@ -143,12 +143,13 @@ export function underSql(r: RowSql, prefixes: readonly string[] | null): { sql: 
  * the sum of the first 60 bits of every row's fingerprint (a sum, not XOR: a row
  * held twice does not cancel out).
  */
-export function sumsSql(r: RowSql, depth: number, prefixes: readonly string[] | null): { sql: string; params: string[] } {
+export function sumsSql(r: RowSql, depth: number, prefixes: readonly string[] | null, limit: number): { sql: string; params: string[] } {
   const where = underSql(r, prefixes);
   const part = `CAST(CONV(LEFT(${r.fingerprint}, 15), 16, 10) AS UNSIGNED)`;
   const chunk = depth === 0 ? `''` : `LEFT(${chunkHash(r)}, ${depth})`;
   return {
-    sql: `SELECT ${chunk} AS p, COUNT(*) AS n, CAST(COALESCE(SUM(${part}), 0) AS CHAR) AS s FROM ${r.from} WHERE ${where.sql}${depth === 0 ? '' : ' GROUP BY p'}`,
+    sql: `SELECT ${chunk} AS p, COUNT(*) AS n, CAST(COALESCE(SUM(${part}), 0) AS CHAR) AS s FROM ${r.from} WHERE ${where.sql}` +
+      `${depth === 0 ? '' : ' GROUP BY p'} LIMIT ${Math.floor(limit)}`,
     params: where.params,
   };
 }

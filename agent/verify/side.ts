@@ -58,7 +58,7 @@ export interface VerifySide {
   fetch(table: string, keys: readonly string[]): Promise<InsertOp[]>;
 }
 
-/** Most rows one rows() answer holds: a leaf chunk has a few dozen, so more means a wrong question. */
+/** Most rows one rows() answer holds, and most chunks one sums() answer holds: bounds what one answer costs. */
 export const MAX_ROWS = 100_000;
 /** Most identities one check or fetch takes. */
 export const MAX_KEYS = 20_000;
@@ -112,11 +112,14 @@ export class LocalSide implements VerifySide {
 
   async sums(q: readonly SumsQuery[]): Promise<Chunk[][]> {
     const out: Chunk[][] = [];
+    let total = 0;
     for (const s of q) {
       checkDepth(s.depth, s.under);
       const r = await this.table(s.table);
-      const { sql, params } = sumsSql(r, s.depth, s.under);
+      const { sql, params } = sumsSql(r, s.depth, s.under, MAX_ROWS + 1 - total);
       const rows = await this.o.db.query<{ p: string; n: string | number; s: string }>(sql, params);
+      total += rows.length;
+      if (total > MAX_ROWS) throw new SpokesyncError('SPOKESYNC_E_USAGE', `more than ${MAX_ROWS} chunks asked for at once`);
       out.push(rows.filter((c) => Number(c.n) > 0).map((c) => ({ p: String(c.p), n: Number(c.n), s: String(c.s) })));
     }
     return out;
