@@ -3,6 +3,7 @@
 // travels on (agent/verify/repair.ts).
 import { SpokesyncError } from '../../apply/core/errors.js';
 import type { CommandSpec } from '../cli/command.js';
+import { tableDirection } from '../config/tables.js';
 import { repairRows, type Prefer } from '../verify/repair.js';
 import { compareWithParent, openSession } from '../verify/session.js';
 
@@ -41,14 +42,19 @@ export const command: CommandSpec = {
       const r = await compareWithParent(session, { ...(peer === undefined ? {} : { peer }), signal: ctx.signal });
       const c = r.comparison;
       const catalog = node.applier.currentCatalog();
+      // this node's version of a table that only comes down never reaches the parent
+      const stuck = (table: string): boolean => prefer === 'here' && tableDirection(ctx.config, table) === 'down';
       const done = await repairRows({
         db: node.db, catalog, stateSchema: ctx.config.database.stateSchema, node: node.id, peer: r.peer,
         here: r.local, there: r.remote,
-      }, c.differing, prefer as Prefer);
+      }, c.differing.filter((d) => !stuck(d.table)), prefer as Prefer);
       await session.caughtUp();
       const notRepaired = [
         ...c.tables.filter((t) => t.state === 'shape differs').map((t) => ({ table: t.table, why: `shape differs: ${t.shape ?? ''}` })),
         ...Object.entries(c.unnamed).map(([table, n]) => ({ table, why: `${n} differing rows whose identity cannot be computed` })),
+        ...[...new Set(c.differing.filter((d) => stuck(d.table)).map((d) => d.table))].map((table) => ({
+          table, why: 'tables.direction says it only comes down from the parent: repair it with --prefer parent',
+        })),
       ];
       const bytes = r.remote.traffic.sent + r.remote.traffic.received;
       if (ctx.options.json === true) {

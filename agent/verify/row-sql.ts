@@ -111,6 +111,12 @@ export function rowSql(catalog: Catalog, table: string): RowSql {
   const joins = new Joins(catalog.schema);
   const identity = identityOf(catalog, t, 't0', joins, 0);
   const parts = travellingColumns(t).map((c) => fingerprintPart(catalog, t, c, joins));
+  // (the server joins at most 61 tables in one statement)
+  if (joins.clauses.length > 60) {
+    throw new SpokesyncError('SPOKESYNC_E_NO_IDENTITY', `table ${t.name} has too many foreign keys to compare in one statement (${joins.clauses.length} joins)`, {
+      fix: 'Leave the table out of the comparison with tables.exclude, or report it.',
+    });
+  }
   const rule = t.identity!;
   return {
     table: t,

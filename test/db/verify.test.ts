@@ -27,6 +27,13 @@ void t.test('verify: identical, ten differing rows, rows in flight', async (t) =
   const clinicCfg = await clinic.writeConfig(dir);
   await clinic.pause();
 
+  const both = await spokesync(['verify', '--config', clinicCfg, '--out', join(dir, 'a'), '--in', join(dir, 'b')]);
+  t.equal(both.code, 2, 'bad usage');
+  t.match(both.err, /SPOKESYNC_E_USAGE/);
+  const prefer = await spokesync(['repair', '--config', clinicCfg, '--prefer', 'nobody']);
+  t.equal(prefer.code, 2, 'bad usage');
+  t.match(prefer.err, /--prefer takes parent or here/);
+
   const same = await spokesync(['verify', '--config', clinicCfg, '--json']);
   t.equal(same.code, 0, same.err);
   const v = JSON.parse(same.out) as VerifyJson;
