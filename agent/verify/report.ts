@@ -35,12 +35,22 @@ export function verifyJson(node: string, peer: string, c: Comparison, traffic: T
 
 const count = (n: number, what: string): string => `${n} ${what}${n === 1 ? '' : 's'}`;
 
+/** The headline of sites that differ: rows, and tables whose shapes differ. */
+function differences(v: VerifyJson, tables: number): string {
+  const parts: string[] = [];
+  const rows = v.differing.length + Object.values(v.unnamed).reduce((a, b) => a + b, 0);
+  if (rows > 0) parts.push(`${count(rows, 'row')} differ${rows === 1 ? 's' : ''} in ${count(tables, 'table')}`);
+  const shapes = v.tables.filter((t) => t.state === 'shape differs').length;
+  if (shapes > 0) parts.push(`${count(shapes, 'table')} differ${shapes === 1 ? 's' : ''} in shape`);
+  return parts.join('; ');
+}
+
 export function formatVerify(v: VerifyJson): string {
   const lines: string[] = [];
   const compared = v.tables.filter((t) => t.state !== 'not synced there' && t.state !== 'shape differs');
   const differ = v.tables.filter((t) => t.state === 'differs');
   lines.push(`${v.node} against ${v.peer}: ${count(compared.length, 'table')} compared, ` +
-    (v.identical ? 'identical' : `${count(v.differing.length, 'row')} differ${v.differing.length === 1 ? 's' : ''} in ${count(differ.length, 'table')}`));
+    (v.identical ? `identical${v.inFlight.length > 0 ? ` but for ${count(v.inFlight.length, 'row')} in flight` : ''}` : differences(v, differ.length)));
   const width = Math.max(5, ...v.tables.map((t) => t.table.length));
   for (const t of v.tables) {
     if (t.state === 'same') continue;

@@ -114,4 +114,14 @@ void t.test('verify: identical, ten differing rows, rows in flight', async (t) =
   t.same(q.differing, [...expected, { table: 'person', identity: uuid('q', 1), difference: 'missing here' }]
     .sort((a, b) => (a.table + a.identity < b.table + b.identity ? -1 : 1)));
   t.same(q.inFlight, [{ table: 'visit', identity: uuid('vq', 1), at: 'here' }], 'the quarantined visit is in flight, not a difference');
+
+  // a table whose columns differ is reported, not compared
+  await clinic.sql('ALTER TABLE setting MODIFY value VARCHAR(200) NULL');
+  const shaped = await spokesync(['verify', '--config', clinicCfg, '--json']);
+  t.equal(shaped.code, 1, shaped.err);
+  const sh = JSON.parse(shaped.out) as VerifyJson;
+  t.match(sh.tables.find((x) => x.table === 'setting'), { state: 'shape differs', shape: 'column value is varchar(200) here and text there' });
+  t.notOk(sh.differing.some((x) => x.table === 'setting'), 'its rows are not compared');
+  const shapedText = await spokesync(['verify', '--config', clinicCfg]);
+  t.match(shapedText.out, /1 table differs in shape/);
 });
