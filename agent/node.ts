@@ -15,6 +15,7 @@ import { registerDiscardRoute, reportDiscards } from './exchange/discard-report.
 import { trimChangeSet } from './exchange/wire.js';
 import type { Logger } from '../apply/core/log.js';
 import { registerSnapshotRoute } from './provision/http.js';
+import { registerVerifyRoute } from './verify/http.js';
 import { PARENT_ID_KEY, getMeta, setMeta } from './routing/cursors.js';
 import { NodeLock } from './node-lock.js';
 import { LOCK_LOST_KEY, lockLostNote } from './routing/node-status.js';
@@ -236,6 +237,10 @@ export class SpokesyncNode {
       });
       // POST /v1/discards: children report the quarantined change sets they gave up
       registerDiscardRoute(this.server, { db: this.db, stateSchema: this.stateSchema, log: this.log });
+      // POST /v1/verify: children compare their synced tables with this node's (`spokesync verify`, `repair`)
+      registerVerifyRoute(this.server, {
+        config: this.config, db: this.db, log: this.log, capture: this.capture, catalog: () => this.applier.currentCatalog(),
+      });
       await this.server.start();
     }
     return this.server;

@@ -15,7 +15,7 @@
 import { SpokesyncError } from '../../apply/core/errors.js';
 import type { RowChange, SourceEvent } from './events.js';
 import type { BinlogPosition } from './position.js';
-import { CARRY_TABLE } from '../../apply/replay/carry.js';
+import { CARRY_TABLE, isLocalCarry } from '../../apply/replay/carry.js';
 
 export interface LedgerMark {
   readonly changeId: string;
@@ -110,7 +110,7 @@ export class TransactionAssembler {
       case 'commit': {
         const open = this.open;
         this.open = null;
-        if (!open || !open.parts.some((p) => p.ledger !== null || p.changes.length > 0)) {
+        if (!open || !open.parts.some((p) => p.ledger !== null || p.changes.length > 0 || p.carried !== undefined)) {
           return { kind: 'skip', end: ev.end, gtid: open?.gtid ?? '' };
         }
         return { kind: 'txn', parts: open.parts, end: ev.end, gtid: open.gtid, timestamp: ev.timestamp, bytes: open.bytes, rows: open.rows };
@@ -180,10 +180,19 @@ function savepoint(open: Open, action: 'set' | 'rollback' | 'release', name: str
   }
 }
 
-/** A carry row belongs to the change set of the ledger row it follows; anything else is a sequence capture cannot attribute. */
+/**
+ * A carry row belongs to the change set of the ledger row it follows, or, written by a
+ * local transaction (repair), to the change set committed here; anything else is a
+ * sequence capture cannot attribute.
+ */
 function carry(open: Open, row: Readonly<Record<string, unknown>>): void {
-  const part = open.parts[open.parts.length - 1];
+  let part = open.parts[open.parts.length - 1];
   const id = row['change_id'];
+  if (isLocalCarry(String(id))) {
+    if (!part || part.ledger !== null) open.parts.push((part = { ledger: null, changes: [] }));
+    (part.carried ??= []).push(row['body']);
+    return;
+  }
   if (!part?.ledger || part.ledger.changeId !== String(id)) {
     throw new SpokesyncError('SPOKESYNC_E_CAPTURE', `unexpected binlog sequence: carried ops of ${String(id)} outside that change set`);
   }

@@ -4,7 +4,8 @@
 import { encodeChangeSet } from '../../apply/codec/encode.js';
 import type { Hlc } from '../../apply/core/hlc.js';
 import type { ChangeSet, Op } from '../../apply/core/model.js';
-import { readCarried, withCarried } from '../../apply/replay/carry.js';
+import { readCarried, withCarried, withLocalCarried } from '../../apply/replay/carry.js';
+import { decodeChangeSet } from '../../apply/codec/decode.js';
 import { SpokesyncError } from '../../apply/core/errors.js';
 import type { Catalog } from '../../apply/core/catalog.js';
 import { isoFromMs, type Assembled, type LedgerMark, type TxnPart } from './assembler.js';
@@ -196,20 +197,36 @@ function mapInserts(txn: Txn, part: TxnPart, plans: readonly InsertPlan[], ctx: 
 
 function mapPart(txn: Txn, part: TxnPart, canon: readonly Canon[], ctx: BuildContext): JournalEntry | null {
   const l = part.ledger;
-  if (!l && canon.length === 0) return null;
+  if (!l && canon.length === 0 && !part.carried) return null;
   const version = versionOf(txn, l, ctx);
-  const ops: Op[] = [];
+  let ops: Op[] = [];
   for (const c of canon) {
     const mapped = mapChange(c, ctx.catalog, ctx.resolver);
     for (const op of mapped.ops) ops.push(op);
     for (const learnt of mapped.learned) ctx.resolver.learn(learnt, learnt.inserted ? version : undefined);
   }
+  const local = !l && part.carried !== undefined;
+  if (local) ops = localCarriedOps(ops, part.carried!);
   // (no ops: nothing was inserted either, so no version was handed out)
   if (!l && ops.length === 0) return null;
   const { id, origin, time } = stamp(txn, l, version.hlc, ctx);
   const cs: ChangeSet = { id, origin, hlc: version.hlc, time, ops: l && part.carried ? carriedOps(ops, part.carried, id) : ops };
-  const inIdmap = (table: string): boolean => singlePk(ctx.catalog.table(table)) !== undefined;
+  // a carried insert rewrites a row that is here already: its version is kept as the row's insert version in `versions`
+  const inIdmap = local ? () => false : (table: string): boolean => singlePk(ctx.catalog.table(table)) !== undefined;
   return journalEntry(cs, encodeChangeSet(cs), l?.fromPeer ?? null, txn.end, inIdmap);
+}
+
+/** The ops of a change set committed here with what its transaction carried (a body that cannot be read stops capture at its checkpoint). */
+function localCarriedOps(ops: readonly Op[], bodies: readonly unknown[]): Op[] {
+  const carried: Op[] = [];
+  for (const b of bodies) {
+    try {
+      carried.push(...decodeChangeSet(Buffer.isBuffer(b) ? b : String(b)).ops);
+    } catch (e) {
+      throw new SpokesyncError('SPOKESYNC_E_CAPTURE', `the ops carried by a local transaction cannot be read: ${(e as Error).message}`, { cause: e });
+    }
+  }
+  return withLocalCarried(ops, carried);
 }
 
 /** The ops of an applied change set with what apply carried for it (a body that cannot be read stops capture at its checkpoint). */

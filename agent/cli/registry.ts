@@ -12,6 +12,8 @@ import { command as exportCmd } from '../commands/export.js';
 import { command as importCmd } from '../commands/import.js';
 import { command as snapshot } from '../commands/snapshot.js';
 import { command as clone } from '../commands/clone.js';
+import { command as verify } from '../commands/verify.js';
+import { command as repair } from '../commands/repair.js';
 
 export const commands: readonly CommandSpec[] = [
   run,
@@ -24,6 +26,8 @@ export const commands: readonly CommandSpec[] = [
   importCmd,
   snapshot,
   clone,
+  verify,
+  repair,
 ];
 
 export function findCommand(name: string, list: readonly CommandSpec[] = commands): CommandSpec | undefined {

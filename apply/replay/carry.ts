@@ -15,6 +15,13 @@ import { rowKey } from './target.js';
 /** The captured state table apply writes carried ops into. */
 export const CARRY_TABLE = 'carry';
 
+/**
+ * The start of the change_id of a carry row written by a local transaction
+ * (`spokesync repair`) instead of apply: its ops join the change set captured
+ * from that transaction, which gets this node's own id and stamp.
+ */
+export const LOCAL_CARRY = 'local:';
+
 /** The carried ops of one change set being applied, by row. */
 export class Carried {
   private readonly updates = new Map<string, { table: string; id: string; set: Record<string, Value> }>();
@@ -86,4 +93,31 @@ export function withCarried(ops: readonly Op[], carried: readonly Op[]): Op[] {
     out[i] = { ...u, set: { ...c.set, ...u.set }, old: { ...c.old, ...u.old } };
   }
   return out;
+}
+
+export function isLocalCarry(changeId: string): boolean {
+  return changeId.startsWith(LOCAL_CARRY);
+}
+
+/**
+ * Writes ops for the change set that capture makes of the current local
+ * transaction (`marker` starts with LOCAL_CARRY and is unique), leaving no row behind.
+ */
+export async function writeLocalCarried(tx: Queryable, stateSchema: string, marker: string, node: string, ops: readonly Op[]): Promise<void> {
+  if (!isLocalCarry(marker)) throw new Error(`a local carry marker starts with ${LOCAL_CARRY}`);
+  const body = encodeChangeSet({ id: `${node}:0`, origin: node, hlc: '0', time: '1970-01-01T00:00:00Z', ops });
+  const table = stateTable(stateSchema, CARRY_TABLE);
+  await tx.exec(`INSERT INTO ${table} (change_id, body) VALUES (?, ?)`, [marker, body]);
+  await tx.exec(`DELETE FROM ${table} WHERE change_id = ?`, [marker]);
+}
+
+/**
+ * The ops of a locally captured change set with the ops a local transaction
+ * carried: those first, in their order; then what the binlog shows, but for
+ * inserts and updates of rows a carried insert writes whole (the carried row
+ * is the row as the transaction leaves it, every column at the new version).
+ */
+export function withLocalCarried(ops: readonly Op[], carried: readonly Op[]): Op[] {
+  const whole = new Set(carried.filter((c) => c.kind === 'insert').map((c) => rowKey(c.table, c.id)));
+  return [...carried, ...ops.filter((op) => op.kind === 'delete' || !whole.has(rowKey(op.table, op.id)))];
 }

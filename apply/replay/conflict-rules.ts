@@ -29,7 +29,8 @@ export interface ConflictEntry {
   readonly cs: ChangeSet;
   readonly table: string;
   readonly id: string;
-  readonly kind: 'insert' | 'update' | 'delete';
+  /** 'repair': a row `spokesync repair` overwrote or deleted, kept with the version that replaced it */
+  readonly kind: 'insert' | 'update' | 'delete' | 'repair';
   /** the row here before the change (wire values, JSON-safe) and its versions */
   readonly local: unknown;
   /** what the change carried and its version */

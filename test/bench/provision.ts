@@ -15,13 +15,29 @@ import type { Progress } from '../../agent/provision/progress.js';
 import { openSnapshotFile, verifySnapshotFile } from '../../agent/provision/sealed.js';
 import { writeSnapshot } from '../../agent/provision/snapshot-writer.js';
 import { ensureStateSchema } from '../../apply/core/state-schema.js';
-import { loadOpenmrs, startServer } from '../../deploy/sandbox/mariadb.js';
+import { loadOpenmrs, startServer, type TestServer } from '../../deploy/sandbox/mariadb.js';
 import { plainRails } from '../../agent/provision/rails.js';
 
-const PEOPLE = 50_000;
+const PEOPLE = Number(process.env.BENCH_PEOPLE ?? 50_000);
 const OBS = Number(process.env.BENCH_OBS ?? 250_000);
 const TOKEN = 'bench-token-0123456789';
 const quiet = (): Progress => ({ table: () => undefined, add: () => undefined, done: () => undefined });
+
+/**
+ * The benchmark's OpenMRS database: the schema and a clinical load of PEOPLE people
+ * with their names and OBS observations (BENCH_PEOPLE, BENCH_OBS; 350,000 rows by default).
+ */
+export async function loadBenchData(server: TestServer): Promise<void> {
+  await loadOpenmrs(server);
+  await server.query(`USE openmrs; SET foreign_key_checks = 0;
+    INSERT INTO person (gender, birthdate, creator, date_created, uuid)
+      SELECT IF(seq % 2, 'F', 'M'), DATE('1950-01-01') + INTERVAL seq % 20000 DAY, 1, NOW(), UUID() FROM seq_1_to_${PEOPLE};
+    INSERT INTO person_name (preferred, person_id, given_name, family_name, creator, date_created, uuid)
+      SELECT 1, person_id, CONCAT('Given', person_id), CONCAT('Family', person_id % 997), 1, NOW(), UUID() FROM person;
+    INSERT INTO obs (person_id, concept_id, obs_datetime, location_id, value_numeric, value_text, comments, creator, date_created, uuid)
+      SELECT 2 + seq % ${PEOPLE}, 1, NOW() - INTERVAL seq MINUTE, 1, seq / 7, IF(seq % 5 = 0, CONCAT('text value ', seq), NULL),
+             IF(seq % 11 = 0, REPEAT('clinical note ', 8), NULL), 1, NOW(), UUID() FROM seq_1_to_${OBS};`);
+}
 
 export async function bench(log: (line: string) => void): Promise<void> {
   const dir = await mkdtemp(join(tmpdir(), 'spokesync-bench-prov-'));
@@ -30,15 +46,7 @@ export async function bench(log: (line: string) => void): Promise<void> {
   let peak = 0;
   const sampler = setInterval(() => { peak = Math.max(peak, process.memoryUsage().rss); }, 50);
   try {
-    await loadOpenmrs(src);
-    await src.query(`USE openmrs; SET foreign_key_checks = 0;
-      INSERT INTO person (gender, birthdate, creator, date_created, uuid)
-        SELECT IF(seq % 2, 'F', 'M'), DATE('1950-01-01') + INTERVAL seq % 20000 DAY, 1, NOW(), UUID() FROM seq_1_to_${PEOPLE};
-      INSERT INTO person_name (preferred, person_id, given_name, family_name, creator, date_created, uuid)
-        SELECT 1, person_id, CONCAT('Given', person_id), CONCAT('Family', person_id % 997), 1, NOW(), UUID() FROM person;
-      INSERT INTO obs (person_id, concept_id, obs_datetime, location_id, value_numeric, value_text, comments, creator, date_created, uuid)
-        SELECT 2 + seq % ${PEOPLE}, 1, NOW() - INTERVAL seq MINUTE, 1, seq / 7, IF(seq % 5 = 0, CONCAT('text value ', seq), NULL),
-               IF(seq % 11 = 0, REPEAT('clinical note ', 8), NULL), 1, NOW(), UUID() FROM seq_1_to_${OBS};`);
+    await loadBenchData(src);
     const sdb = openDb({ host: src.host, port: src.port, user: 'root' });
     const ddb = openDb({ host: dst.host, port: dst.port, user: 'root' });
     try {

@@ -1,13 +1,13 @@
 // `npm run bench`: runs each benchmark once, prints what it measured, and
 // writes the figures to BENCHMARKS.md (with the date and the machine), so the
 // README can say what is measured and leave the figures to this file.
-// Usage: npm run bench [-- codec capture apply exchange provision memory]
+// Usage: npm run bench [-- codec capture apply exchange provision verify memory]
 import { execFileSync } from 'node:child_process';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { cpus, totalmem } from 'node:os';
 import { fileURLToPath } from 'node:url';
 
-const all = ['codec', 'capture', 'apply', 'exchange', 'provision', 'memory'];
+const all = ['codec', 'capture', 'apply', 'exchange', 'provision', 'verify', 'memory'];
 const wanted = process.argv.slice(2).length > 0 ? process.argv.slice(2) : all;
 const out = fileURLToPath(new URL('../../../BENCHMARKS.md', import.meta.url));
 
