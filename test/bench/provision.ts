@@ -8,12 +8,12 @@ import { createWriteStream } from 'node:fs';
 import { mkdtemp, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { openDb } from '../../apply/core/db.js';
+import { openDb, type Db } from '../../apply/core/db.js';
 import { silentLogger } from '../../apply/core/log.js';
 import { cloneSnapshot } from '../../agent/provision/load.js';
 import type { Progress } from '../../agent/provision/progress.js';
 import { openSnapshotFile, verifySnapshotFile } from '../../agent/provision/sealed.js';
-import { writeSnapshot } from '../../agent/provision/snapshot-writer.js';
+import { writeSnapshot, type SnapshotResult } from '../../agent/provision/snapshot-writer.js';
 import { ensureStateSchema } from '../../apply/core/state-schema.js';
 import { loadOpenmrs, startServer, type TestServer } from '../../deploy/sandbox/mariadb.js';
 import { plainRails } from '../../agent/provision/rails.js';
@@ -39,6 +39,23 @@ export async function loadBenchData(server: TestServer): Promise<void> {
              IF(seq % 11 = 0, REPEAT('clinical note ', 8), NULL), 1, NOW(), UUID() FROM seq_1_to_${OBS};`);
 }
 
+/** The bench data of `src` (openmrs) as a snapshot file for the child 'leaf'. */
+export async function benchSnapshot(src: TestServer, sdb: Db, file: string): Promise<SnapshotResult> {
+  await ensureStateSchema(sdb, 'spokesync');
+  return writeSnapshot({
+    settings: { host: src.host, port: src.port, user: 'root' }, db: sdb, schema: 'openmrs', stateSchema: 'spokesync',
+    node: 'hub', log: silentLogger, progress: quiet, waitForCapture: async () => undefined, sealWith: TOKEN, rails: plainRails('leaf'),
+  }, 'leaf', createWriteStream(file));
+}
+
+/** The snapshot file loaded as the child 'leaf'. */
+export function benchClone(ddb: Db, file: string): ReturnType<typeof cloneSnapshot> {
+  return cloneSnapshot(
+    { db: ddb, schema: 'openmrs', stateSchema: 'spokesync', node: 'leaf', log: silentLogger, force: false, progress: quiet },
+    () => openSnapshotFile(file, { node: 'leaf', token: TOKEN }),
+  );
+}
+
 export async function bench(log: (line: string) => void): Promise<void> {
   const dir = await mkdtemp(join(tmpdir(), 'spokesync-bench-prov-'));
   const src = await startServer();
@@ -50,12 +67,8 @@ export async function bench(log: (line: string) => void): Promise<void> {
     const sdb = openDb({ host: src.host, port: src.port, user: 'root' });
     const ddb = openDb({ host: dst.host, port: dst.port, user: 'root' });
     try {
-      await ensureStateSchema(sdb, 'spokesync');
       const file = join(dir, 'bench.snapshot');
-      const snap = await writeSnapshot({
-        settings: { host: src.host, port: src.port, user: 'root' }, db: sdb, schema: 'openmrs', stateSchema: 'spokesync',
-        node: 'hub', log: silentLogger, progress: quiet, waitForCapture: async () => undefined, sealWith: TOKEN, rails: plainRails('leaf'),
-      }, 'leaf', createWriteStream(file));
+      const snap = await benchSnapshot(src, sdb, file);
       const size = (await stat(file)).size;
       const mb = snap.bytes / 1e6;
       log(`snapshot: ${snap.rows} rows in ${snap.tables} tables, ${mb.toFixed(1)} MB uncompressed → ${(size / 1e6).toFixed(1)} MB file ` +
@@ -66,10 +79,7 @@ export async function bench(log: (line: string) => void): Promise<void> {
       const verifyStarted = Date.now();
       await verifySnapshotFile(file, as);
       const verifySeconds = (Date.now() - verifyStarted) / 1000;
-      const clone = await cloneSnapshot(
-        { db: ddb, schema: 'openmrs', stateSchema: 'spokesync', node: 'leaf', log: silentLogger, force: false, progress: quiet },
-        () => openSnapshotFile(file, as),
-      );
+      const clone = await benchClone(ddb, file);
       log(`clone:    ${clone.rows} rows, ${(clone.bytes / 1e6).toFixed(1)} MB in ${clone.seconds.toFixed(2)} s = ` +
         `${(clone.bytes / 1e6 / clone.seconds).toFixed(1)} MB/s, ${Math.round(clone.rows / clone.seconds)} rows/s ` +
         `(${(clone.seconds / snap.seconds).toFixed(1)}x the snapshot time; pass one, authenticating the ` +

@@ -4,7 +4,6 @@
 // child cloned from it, the child's verify over HTTP when the two agree and
 // when ten rows differ. Figures: bytes moved, seconds, rounds, and the bytes
 // moved against the bytes of the synced rows' values.
-import { createWriteStream } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -12,19 +11,12 @@ import { openDb, qid } from '../../apply/core/db.js';
 import { silentLogger } from '../../apply/core/log.js';
 import type { Config } from '../../agent/config/types.js';
 import { SpokesyncNode } from '../../agent/node.js';
-import { cloneSnapshot } from '../../agent/provision/load.js';
-import type { Progress } from '../../agent/provision/progress.js';
-import { openSnapshotFile } from '../../agent/provision/sealed.js';
-import { writeSnapshot } from '../../agent/provision/snapshot-writer.js';
 import { compareWithParent } from '../../agent/verify/session.js';
-import { ensureStateSchema } from '../../apply/core/state-schema.js';
 import { freePort, startServer, type TestServer } from '../../deploy/sandbox/mariadb.js';
-import { plainRails } from '../../agent/provision/rails.js';
-import { loadBenchData } from './provision.js';
+import { benchClone, benchSnapshot, loadBenchData } from './provision.js';
 
 const TABLES = ['person', 'person_name', 'person_address', 'person_attribute', 'patient', 'patient_identifier', 'visit', 'encounter', 'obs'];
 const TOKEN = 'bench-verify-token-0123456789';
-const quiet = (): Progress => ({ table: () => undefined, add: () => undefined, done: () => undefined });
 
 function config(id: string, server: TestServer, role: Partial<Pick<Config, 'listen' | 'children' | 'parent'>>): Config {
   return {
@@ -64,16 +56,9 @@ export async function bench(log: (line: string) => void): Promise<void> {
     const sdb = openDb({ host: src.host, port: src.port, user: 'root' });
     const ddb = openDb({ host: dst.host, port: dst.port, user: 'root' });
     try {
-      await ensureStateSchema(sdb, 'spokesync');
       const file = join(dir, 'bench.snapshot');
-      await writeSnapshot({
-        settings: { host: src.host, port: src.port, user: 'root' }, db: sdb, schema: 'openmrs', stateSchema: 'spokesync',
-        node: 'hub', log: silentLogger, progress: quiet, waitForCapture: async () => undefined, sealWith: TOKEN, rails: plainRails('leaf'),
-      }, 'leaf', createWriteStream(file));
-      await cloneSnapshot(
-        { db: ddb, schema: 'openmrs', stateSchema: 'spokesync', node: 'leaf', log: silentLogger, force: false, progress: quiet },
-        () => openSnapshotFile(file, { node: 'leaf', token: TOKEN }),
-      );
+      await benchSnapshot(src, sdb, file);
+      await benchClone(ddb, file);
     } finally {
       await sdb.close();
       await ddb.close();

@@ -5,20 +5,8 @@
 // and a child filter hold along the way.
 import t from 'tap';
 import { dumpCounts } from '../../deploy/sandbox/compare.js';
-import { settle, startNode, stopNode, uuid, type NetNode } from '../helpers/sync-net.js';
+import { registerPatients, settle, startNode, stopNode, uuid } from '../helpers/sync-net.js';
 
-async function registerPeople(n: NetNode, tag: string, count: number): Promise<void> {
-  for (let i = 1; i <= count; i++) {
-    await n.sql(
-      `START TRANSACTION;
-       INSERT INTO person (uuid, name, gender) VALUES (?, ?, 'F');
-       INSERT INTO patient (patient_id, allergy) VALUES (LAST_INSERT_ID(), ?);
-       INSERT INTO visit (uuid, person_id, note) VALUES (?, LAST_INSERT_ID(), 'first visit');
-       COMMIT;`,
-      [uuid(tag, i), `${tag}-${i}`, i % 3 ? null : 'penicillin', uuid(`v${tag}`, i)],
-    );
-  }
-}
 
 void t.test('three-level tree converges; each change applied once per node', async (t) => {
   const root = await startNode({
@@ -50,10 +38,10 @@ void t.test('three-level tree converges; each change applied once per node', asy
   const children = [leafA, leafB, mid];
 
   await Promise.all([
-    registerPeople(root, 'r', 6),
-    registerPeople(mid, 'm', 5),
-    registerPeople(leafA, 'a', 8),
-    registerPeople(leafB, 'b', 7),
+    registerPatients(root, 'r', 1, 6),
+    registerPatients(mid, 'm', 1, 5),
+    registerPatients(leafA, 'a', 1, 8),
+    registerPatients(leafB, 'b', 1, 7),
     root.sql(`INSERT INTO setting (property, value) VALUES ('root.only', 'down')`),
   ]);
   // a setting written at a leaf goes nowhere ('down' only); the one from root reaches everyone

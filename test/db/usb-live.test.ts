@@ -13,7 +13,7 @@ import { join } from 'node:path';
 import { isDeepStrictEqual } from 'node:util';
 import { spokesync, type CliResult } from '../helpers/cli.js';
 import { startDaemon, waitHealthy, type Daemon } from '../helpers/daemon-proc.js';
-import { dumpServer, startNode, stopNode, uuid, type NetNode } from '../helpers/sync-net.js';
+import { dumpServer, registerPatients, startNode, stopNode, uuid, type NetNode } from '../helpers/sync-net.js';
 import { exportFile, importFile } from '../../agent/usb/transfer.js';
 import { openDb, type Queryable } from '../../apply/core/db.js';
 import type { Dump } from '../../deploy/sandbox/compare.js';
@@ -21,19 +21,6 @@ import type { Dump } from '../../deploy/sandbox/compare.js';
 const pause = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 const SHARED = 12;
 
-/** One patient per transaction: person, patient and first visit (three ops in one change set). */
-async function patients(n: NetNode, tag: string, from: number, count: number): Promise<void> {
-  for (let i = from; i < from + count; i++) {
-    await n.sql(
-      `START TRANSACTION;
-       INSERT INTO person (uuid, name, gender) VALUES (?, ?, 'F');
-       INSERT INTO patient (patient_id, allergy) VALUES (LAST_INSERT_ID(), ?);
-       INSERT INTO visit (uuid, person_id, note) VALUES (?, LAST_INSERT_ID(), 'first visit');
-       COMMIT;`,
-      [uuid(tag, i), `${tag}-${i}`, i % 3 ? null : 'penicillin', uuid(`v${tag}`, i)],
-    );
-  }
-}
 
 /** An update of a row every node holds: concurrent writers, resolved by version. */
 async function touchShared(n: NetNode, who: string, i: number): Promise<void> {
@@ -59,7 +46,7 @@ function syncLoop(n: NetNode, tag: string): { rounds: Round[]; stop(): Promise<v
   let running = true;
   const writes = (async () => {
     for (let i = 1; running; i++) {
-      await patients(n, tag, 1000 + i, 1);
+      await registerPatients(n, tag, 1000 + i, 1);
       await touchShared(n, tag, i);
       await pause(100);
     }
@@ -178,7 +165,7 @@ void t.test('USB at a parent whose daemon serves two children over HTTP', async 
   };
 
   await t.test('import --reply and export while the daemon serves its children', async (t) => {
-    await patients(site, 's', 1, 400);
+    await registerPatients(site, 's', 1, 400);
     for (let i = 0; i < 40; i++) await touchShared(site, 'site', i);
     await site.node.capture.caughtUp(60_000);
     const up = await exportFile(site.node.usb(), { out: f('site-1.up') });
@@ -188,7 +175,7 @@ void t.test('USB at a parent whose daemon serves two children over HTTP', async 
     let hubWriting = true;
     const hubWrites = (async () => {
       for (let i = 1; hubWriting; i++) {
-        await patients(hub, 'h', 1000 + i, 1);
+        await registerPatients(hub, 'h', 1000 + i, 1);
         await touchShared(hub, 'hub', i);
         await pause(100);
       }
@@ -244,7 +231,7 @@ void t.test('USB at a parent whose daemon serves two children over HTTP', async 
   });
 
   await t.test('the same file twice at once, while the site also syncs over HTTP: each change set once', async (t) => {
-    await patients(site, 's', 2000, 420);
+    await registerPatients(site, 's', 2000, 420);
     for (let i = 0; i < 30; i++) await touchShared(site, 'site2', i);
     await site.node.capture.caughtUp(60_000);
     await exportFile(site.node.usb(), { out: f('site-2.up') });
@@ -272,7 +259,7 @@ void t.test('USB at a parent whose daemon serves two children over HTTP', async 
     t.equal(a.applied + b.applied + overHttp, 450, `applied once: ${a.applied} + ${b.applied} from the file, ${overHttp} over HTTP`);
 
     // an import killed half-way, then run again
-    await patients(site, 's', 700, 300);
+    await registerPatients(site, 's', 700, 300);
     await site.node.capture.caughtUp(60_000);
     await exportFile(site.node.usb(), { out: f('site-3.up') });
     const applying = fromSite().then(async (before) => { while ((await fromSite()) === before) await pause(20); });
@@ -294,7 +281,7 @@ void t.test('USB at a parent whose daemon serves two children over HTTP', async 
   });
 
   await t.test('the daemon dies during an import: the import takes the node and ends; then the commands take it from the start', async (t) => {
-    await patients(site, 's', 1100, 300);
+    await registerPatients(site, 's', 1100, 300);
     await site.node.capture.caughtUp(60_000);
     await exportFile(site.node.usb(), { out: f('site-4.up') });
     const before = await fromSite();
@@ -309,7 +296,7 @@ void t.test('USB at a parent whose daemon serves two children over HTTP', async 
     await importFile(site.node.usb(), { in: f('site-4.down') });
 
     // with no daemon, the commands run capture themselves from the start
-    await patients(site, 's', 1500, 20);
+    await registerPatients(site, 's', 1500, 20);
     const r = await usbRound('down');
     t.equal(r.code, 0, r.err);
     t.match(counts(r), { applied: 20, duplicates: 0 });

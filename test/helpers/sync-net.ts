@@ -202,3 +202,17 @@ export function configText(c: Config): string {
   };
   return JSON.stringify(doc, null, 2);
 }
+
+/** One patient per transaction, numbered from..from+count-1: person, patient and first visit (three ops in one change set). */
+export async function registerPatients(n: NetNode, tag: string, from: number, count: number): Promise<void> {
+  for (let i = from; i < from + count; i++) {
+    await n.sql(
+      `START TRANSACTION;
+       INSERT INTO person (uuid, name, gender) VALUES (?, ?, 'F');
+       INSERT INTO patient (patient_id, allergy) VALUES (LAST_INSERT_ID(), ?);
+       INSERT INTO visit (uuid, person_id, note) VALUES (?, LAST_INSERT_ID(), 'first visit');
+       COMMIT;`,
+      [uuid(tag, i), `${tag}-${i}`, i % 3 ? null : 'penicillin', uuid(`v${tag}`, i)],
+    );
+  }
+}
