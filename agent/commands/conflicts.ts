@@ -34,7 +34,7 @@ export const command: CommandSpec = {
     'are written; a side that is a whole row is inserted again, a delete deletes the row; taking the side ' +
     'that the row holds already writes nothing. The conflict is marked resolved (who, when, what) in the ' +
     'same transaction. If the row changed here since the conflict, resolve shows what changed and refuses ' +
-    '(exit 1) unless --force is given.\n\n' +
+    '(exit 1) unless --force is given; a conflict resolved before is resolved again only with --force.\n\n' +
     '--json prints the list as [{id, detectedAt, changeId, origin, table, identity, kind, local, remote, outcome, ' +
     'reviewedAt, reviewedBy, resolvedAt, resolvedBy, resolution}], bytes as {"base64": ...} and references ' +
     'as {"ref": table, "id": identity}; `local.versions` and `remote.version` name the writer of each side ' +
@@ -47,7 +47,7 @@ export const command: CommandSpec = {
     limit: { type: 'string', arg: 'N', help: `how many to list, newest first (default ${DEFAULT_LIMIT})` },
     unreviewed: { type: 'boolean', help: 'list only the conflicts nobody has reviewed yet' },
     take: { type: 'string', arg: 'VERSION', help: 'with resolve: the side to write again: local, remote, or the node id that wrote it' },
-    force: { type: 'boolean', help: 'with resolve: write the side taken even though the row changed since the conflict' },
+    force: { type: 'boolean', help: 'with resolve: write the side taken even though the row changed since the conflict (or it was resolved before)' },
   },
   needsConfig: true,
   async run(ctx) {
