@@ -13,6 +13,7 @@ const code = await runCli(process.argv.slice(2), {
   stderr,
   env: process.env,
   signal: controller.signal,
+  terminal: { stdout: process.stdout.isTTY === true, stderr: process.stderr.isTTY === true },
 });
 unhook();
 process.exitCode = code;

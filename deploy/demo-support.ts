@@ -6,6 +6,8 @@ import { randomUUID } from 'node:crypto';
 import { createWriteStream, existsSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { fileURLToPath } from 'node:url';
+import { conflictKey, conflictWriters, type ConflictRow } from '../apply/replay/conflict-rules.js';
+import type { Version } from '../apply/replay/versions.js';
 
 export const MAIN = fileURLToPath(new URL('../agent/main.js', import.meta.url));
 export const INSTALL = 'apt-get update && apt-get install -y mariadb-server mariadb-client';
@@ -74,6 +76,32 @@ export function spokesync(args: string[]): Promise<string> {
       else reject(new Error(`spokesync ${args[0] ?? ''} exited with ${code ?? 'a signal'}:\n${err.trim().split('\n').slice(-8).join('\n')}`));
     });
   });
+}
+
+/** One conflict that happened: the row, the writes set against each other (oldest first), the nodes that recorded it. */
+export interface Happened {
+  readonly table: string;
+  readonly identity: string;
+  readonly writers: readonly Version[];
+  readonly recordedAt: readonly string[];
+}
+
+/**
+ * The conflicts that happened in the network, from the records of every node
+ * (`spokesync conflicts --json`): each node that met a conflict records it, so
+ * records naming the same row and the same writes are one conflict.
+ */
+export function conflictsHappened(records: ReadonlyArray<readonly [string, readonly ConflictRow[]]>): Happened[] {
+  const byKey = new Map<string, { table: string; identity: string; writers: Version[]; recordedAt: string[] }>();
+  for (const [node, rows] of records) {
+    for (const r of rows) {
+      const key = conflictKey(r);
+      let h = byKey.get(key);
+      if (!h) byKey.set(key, (h = { table: r.table, identity: r.identity, writers: conflictWriters(r), recordedAt: [] }));
+      if (!h.recordedAt.includes(node)) h.recordedAt.push(node);
+    }
+  }
+  return [...byKey.values()];
 }
 
 export async function tail(file: string, lines = 15): Promise<string> {

@@ -18,8 +18,9 @@ import { openDb, type Db } from '../apply/core/db.js';
 import { dumpByIdentity, dumpCounts, type Dump } from './sandbox/compare.js';
 import { freePort, loadOpenmrs, startServer, type TestServer } from './sandbox/mariadb.js';
 import { until } from './sandbox/until.js';
+import type { ConflictRow } from '../apply/replay/conflict-rules.js';
 import {
-  Cleanup, METADATA_SQL, ensureMariadb, patient, registrationSql, spokesync, startDaemon, stopProcess, tail, type Patient,
+  Cleanup, METADATA_SQL, conflictsHappened, ensureMariadb, patient, registrationSql, spokesync, startDaemon, stopProcess, tail, type Patient,
 } from './demo-support.js';
 
 /** The synced tables: registration data. Metadata (concepts, types, users) is the same everywhere from the clone. */
@@ -182,10 +183,20 @@ export async function demo(print: (line: string) => void = (l) => void process.s
     }, 60_000);
     const family = await Promise.all(NAMES.map(async (n) => (await one<{ f: string }>(sites[n],
       'SELECT family_name AS f FROM person_name n JOIN person p USING (person_id) WHERE p.uuid = ?', [jean.person]))?.f));
-    const conflicts = await Promise.all(NAMES.map(async (n) => Number((await one<{ c: number }>(sites[n], 'SELECT COUNT(*) AS c FROM spokesync.conflicts'))?.c ?? 0)));
-    say(`conflict: every node now calls Jean "${family[0] ?? '?'}" (last writer wins, by hybrid clock then node id);`);
-    say(`          conflicts recorded with both versions: ${NAMES.map((n, i) => `${n} ${conflicts[i] ?? 0}`).join(', ')} (see \`spokesync conflicts\`)`);
-    if (new Set(family).size !== 1 || conflicts.every((c) => c === 0)) throw new Error('the conflict was not resolved the same way everywhere, or not recorded');
+    // every node that met the conflict records it; records of the same two writes are one conflict
+    const records = await Promise.all(NAMES.map(async (n) =>
+      [n, JSON.parse(await spokesync(['conflicts', '--config', sites[n].configFile, '--json'])) as ConflictRow[]] as const));
+    const happened = conflictsHappened(records);
+    const writes = happened[0]?.writers ?? [];
+    const newest = writes[writes.length - 1]?.node;
+    say(`conflict: every node now calls Jean "${family[0] ?? '?'}" (last writer wins, by hybrid clock then node id):`);
+    say(`          ${happened.length} conflict${happened.length === 1 ? '' : 's'} happened` +
+      (happened.length === 1 ? `: ${happened[0]!.table} of Jean, ${writes.map((v) => v.node).join("'s edit against ")}'s; ${newest ?? '?'}'s is newer and won` : ''));
+    say(`          recorded by each node that met it: ${records.map(([n, r]) => `${n} ${r.length}`).join(', ')} (see \`spokesync conflicts\`)`);
+    const expected = newest === 'rwinkwavu' ? 'Uwimana-Habimana' : 'Uwimana-Mukamana';
+    if (new Set(family).size !== 1 || happened.length !== 1 || writes.map((v) => v.node).sort().join() !== 'butaro,rwinkwavu' || family[0] !== expected) {
+      throw new Error(`the conflict was not resolved the same way everywhere, or not recorded as the one that happened: ${JSON.stringify(happened)}`);
+    }
     const counts = dumpCounts(dumps[0]!);
     say(`✓ all three nodes hold the same rows: ${Object.entries(counts).map(([t, n]) => `${t} ${n}`).join(', ')}`);
     say('stopping the daemons (SIGTERM) ...');

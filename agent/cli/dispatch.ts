@@ -8,7 +8,7 @@ import { nearest } from '../config/yaml-reader.js';
 import { configReference } from '../config/reference.js';
 import type { Config } from '../config/types.js';
 import { SpokesyncError, isSpokesyncError } from '../../apply/core/errors.js';
-import { createLogger } from '../../apply/core/log.js';
+import { LOG_FORMATS, createLogger, logFormat, type LogFormatChoice } from '../../apply/core/log.js';
 import type { CommandSpec } from './command.js';
 import { CONFIG_OPTION, commandHelp, mainHelp } from './help.js';
 import { commands as registered, findCommand } from './registry.js';
@@ -23,6 +23,8 @@ export interface CliIo {
   readonly signal: AbortSignal;
   /** the commands (default: the registry) */
   readonly commands?: readonly CommandSpec[];
+  /** whether stdout and stderr are terminals (log.format auto: text there, JSON lines otherwise) */
+  readonly terminal?: { readonly stdout?: boolean; readonly stderr?: boolean };
 }
 
 export async function runCli(argv: readonly string[], io: CliIo): Promise<number> {
@@ -91,15 +93,28 @@ async function dispatch(argv: readonly string[], io: CliIo): Promise<number> {
   } else {
     config = noConfig(spec.name);
   }
-  const logTo = spec.logTo === 'stdout' ? io.stdout : io.stderr;
+  const toStdout = spec.logTo === 'stdout';
+  const choice = envLogFormat(io.env) ?? (spec.needsConfig ? config.log.format : undefined);
   const log = createLogger({
     level: spec.needsConfig ? config.log.level : 'info',
-    write: logTo,
+    write: toStdout ? io.stdout : io.stderr,
+    format: logFormat(choice, (toStdout ? io.terminal?.stdout : io.terminal?.stderr) === true),
     base: { command: spec.name, ...(spec.needsConfig ? { node: config.node.id } : {}) },
   });
   const own: Record<string, string | boolean | undefined> = {};
   for (const opt of Object.keys(spec.options)) own[opt] = options[opt];
   return spec.run({ config, options: own, log, out: io.stdout, signal: io.signal, args });
+}
+
+/** SPOKESYNC_LOG_FORMAT, which overrides log.format; undefined when unset or empty. */
+function envLogFormat(env: NodeJS.ProcessEnv): LogFormatChoice | undefined {
+  const v = env.SPOKESYNC_LOG_FORMAT;
+  if (v === undefined || v === '') return undefined;
+  if (!(LOG_FORMATS as readonly string[]).includes(v)) {
+    throw new SpokesyncError('SPOKESYNC_E_CONFIG_ENV', `SPOKESYNC_LOG_FORMAT is ${JSON.stringify(v.slice(0, 40))}: it must be one of ${LOG_FORMATS.join(', ')}`,
+      { fix: 'Set SPOKESYNC_LOG_FORMAT to auto, text or json, or unset it (log.format in the config applies then).' });
+  }
+  return v as LogFormatChoice;
 }
 
 function help(rest: readonly string[], io: CliIo, list: readonly CommandSpec[]): number {

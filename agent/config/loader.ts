@@ -122,10 +122,11 @@ function build(r: Reader, tree: unknown, file: string): Config | undefined {
   const maxDrift = clk ? r.duration('clock.maxDrift', clk.maxDrift) : undefined;
   const lg = r.section('log', root.log, true);
   const level = lg ? r.enumOf<Config['log']['level']>('log.level', lg.level) : undefined;
+  const format = lg ? r.enumOf<NonNullable<Config['log']['format']>>('log.format', lg.format) : undefined;
 
   if (r.problems.length > 0) return undefined;
   // With no problems every required value above was read; the checks below only narrow types.
-  if (!nodeId || !database || !tables || !children || memoryBytes === undefined || maxDrift === undefined || !level) return undefined;
+  if (!nodeId || !database || !tables || !children || memoryBytes === undefined || maxDrift === undefined || !level || !format) return undefined;
   const { host, port, user, password, schema, stateSchema, serverId } = database;
   if (!host || !port || !user || !schema || !stateSchema || !serverId) return undefined;
   if (!tables.include || !tables.exclude || !tables.keys || !tables.direction) return undefined;
@@ -139,7 +140,7 @@ function build(r: Reader, tree: unknown, file: string): Config | undefined {
     ...(parent ? { parent } : {}),
     capture: { memoryBytes },
     clock: { maxDrift },
-    log: { level },
+    log: { level, format },
   };
 }
 

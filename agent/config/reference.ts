@@ -101,8 +101,9 @@ export const CONFIG_KEYS: readonly KeySpec[] = [
   { key: 'clock', kind: 'section', help: 'the clock that stamps changes' },
   { key: 'clock.maxDrift', kind: 'duration', default: '1d', min: 60_000, max: 366 * 86_400_000, help: "how far a received change's stamp may be ahead of this node's clock; a change further ahead is held in quarantine until this clock catches up" },
 
-  { key: 'log', kind: 'section', help: 'logging (JSON lines)' },
+  { key: 'log', kind: 'section', help: 'logging: JSON lines for services, readable lines on a terminal' },
   { key: 'log.level', kind: 'enum', default: 'info', values: ['debug', 'info', 'warn', 'error'], help: 'least severe level written: debug, info, warn or error' },
+  { key: 'log.format', kind: 'enum', default: 'auto', values: ['auto', 'text', 'json'], help: 'json: one JSON object per line; text: time, level, message, key=value fields; auto: text when the log goes to a terminal, json otherwise (the environment variable SPOKESYNC_LOG_FORMAT overrides it)' },
 ];
 
 const byKey = new Map(CONFIG_KEYS.map((k) => [k.key, k]));

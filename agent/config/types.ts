@@ -102,5 +102,9 @@ export interface Config {
     /** milliseconds a received stamp may be ahead of this node's clock before its change set is held (default 1 day) */
     readonly maxDrift: number;
   };
-  readonly log: { readonly level: 'debug' | 'info' | 'warn' | 'error' };
+  readonly log: {
+    readonly level: 'debug' | 'info' | 'warn' | 'error';
+    /** JSON lines, readable text, or auto: text on a terminal (default auto; SPOKESYNC_LOG_FORMAT overrides) */
+    readonly format?: 'auto' | 'text' | 'json';
+  };
 }

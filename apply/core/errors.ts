@@ -39,6 +39,7 @@ export const catalogue = {
   // --- apply ---
   SPOKESYNC_E_APPLY: { exit: 1, fix: 'See the cause; the change set was rolled back whole and will be retried.' },
   SPOKESYNC_E_BAD_CHANGE: { exit: 1, fix: 'The batch carries a malformed change set (id, identity or value); nothing from it was applied. The sender is not spokesync or runs an incompatible version.' },
+  SPOKESYNC_E_ROW_CHANGED: { exit: 1, fix: 'The row changed here since the conflict (shown above): look at it again with `spokesync conflicts --config F`; to write the side taken over those changes, repeat with --force.' },
   SPOKESYNC_E_QUARANTINED: { exit: 1, fix: 'See `spokesync status`; quarantined change sets are retried on every exchange.' },
 
   // --- exchange and USB ---

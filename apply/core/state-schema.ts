@@ -4,7 +4,7 @@
 import type { Queryable } from './db.js';
 import { qid } from './db.js';
 
-export const STATE_VERSION = 7;
+export const STATE_VERSION = 8;
 
 /** Columns added since version 1, created on tables that predate them (then `fill` runs once). */
 const ADDED_COLUMNS: ReadonlyArray<{ table: string; column: string; ddl: string; fill?: (s: string) => string }> = [
@@ -19,6 +19,12 @@ const ADDED_COLUMNS: ReadonlyArray<{ table: string; column: string; ddl: string;
   },
   // version 6: change sets quarantined before it are due at once (and the new tables discards and held)
   { table: 'quarantine', column: 'next_try', ddl: 'DATETIME(6) NULL' },
+  // version 8: conflicts recorded before it are unreviewed and unresolved
+  { table: 'conflicts', column: 'reviewed_at', ddl: 'DATETIME(6) NULL' },
+  { table: 'conflicts', column: 'reviewed_by', ddl: 'VARCHAR(255) NULL' },
+  { table: 'conflicts', column: 'resolved_at', ddl: 'DATETIME(6) NULL' },
+  { table: 'conflicts', column: 'resolved_by', ddl: 'VARCHAR(255) NULL' },
+  { table: 'conflicts', column: 'resolution', ddl: 'VARCHAR(1000) NULL' },
 ];
 
 /** Tables added since version 1: `fill` runs once when the table is created on an existing state schema. */
@@ -158,6 +164,7 @@ export const stateTables: ReadonlyArray<{ name: string; ddl: string }> = [
     ) ENGINE=InnoDB`,
   },
   {
+    // Conflicts met while applying, both sides kept; reviewed and resolved by an operator (agent/commands/conflicts.ts).
     name: 'conflicts',
     ddl: `(
       id BIGINT UNSIGNED NOT NULL AUTO_INCREMENT PRIMARY KEY,
@@ -170,6 +177,11 @@ export const stateTables: ReadonlyArray<{ name: string; ddl: string }> = [
       local_version LONGTEXT NOT NULL COMMENT 'JSON: the row here before the change',
       remote_version LONGTEXT NOT NULL COMMENT 'JSON: what the change carried',
       outcome VARCHAR(500) NOT NULL COMMENT 'which side won, per column',
+      reviewed_at DATETIME(6) NULL COMMENT 'spokesync conflicts review (or resolve): when someone saw it; NULL: unreviewed',
+      reviewed_by VARCHAR(255) NULL COMMENT 'the operating-system user who reviewed it',
+      resolved_at DATETIME(6) NULL COMMENT 'spokesync conflicts resolve: when a side was written again as a new change',
+      resolved_by VARCHAR(255) NULL COMMENT 'the operating-system user who resolved it',
+      resolution VARCHAR(1000) NULL COMMENT 'the side taken, the columns written, and whether it was forced',
       KEY conflicts_change (change_id)
     ) ENGINE=InnoDB`,
   },

@@ -16,6 +16,7 @@ import type { Queryable } from '../core/db.js';
 import { stateTable } from '../core/state-schema.js';
 import type { ChangeSet } from '../core/model.js';
 import { sqlTime } from './value-compare.js';
+import { compareVersions } from '../core/hlc.js';
 import { newer, type Version } from './versions.js';
 
 export type Side = 'remote' | 'local';
@@ -73,22 +74,82 @@ export interface ConflictRow {
   readonly local: unknown;
   readonly remote: unknown;
   readonly outcome: string;
+  /** `spokesync conflicts review` (or resolve): when and by whom; null while unreviewed */
+  readonly reviewedAt: string | null;
+  readonly reviewedBy: string | null;
+  /** `spokesync conflicts resolve`: when, by whom, and what was written; null while unresolved */
+  readonly resolvedAt: string | null;
+  readonly resolvedBy: string | null;
+  readonly resolution: string | null;
 }
 
-/** The most recent conflicts, newest first. */
-export async function listConflicts(db: Queryable, stateSchema: string, limit: number): Promise<ConflictRow[]> {
-  const rows = await db.query<{
-    id: string; detected_at: string; change_id: string; origin: string; tbl: string; identity: string;
-    kind: string; local_version: string; remote_version: string; outcome: string;
-  }>(
-    `SELECT id, detected_at, change_id, origin, tbl, identity, kind, local_version, remote_version, outcome
-       FROM ${stateTable(stateSchema, 'conflicts')} ORDER BY id DESC LIMIT ?`,
+interface StoredConflict {
+  id: string; detected_at: string; change_id: string; origin: string; tbl: string; identity: string;
+  kind: string; local_version: string; remote_version: string; outcome: string;
+  reviewed_at: string | null; reviewed_by: string | null; resolved_at: string | null; resolved_by: string | null; resolution: string | null;
+}
+
+const COLUMNS = 'id, detected_at, change_id, origin, tbl, identity, kind, local_version, remote_version, outcome, ' +
+  'reviewed_at, reviewed_by, resolved_at, resolved_by, resolution';
+
+/** The most recent conflicts, newest first; only those nobody has reviewed yet with `unreviewed`. */
+export async function listConflicts(db: Queryable, stateSchema: string, limit: number, opts: { unreviewed?: boolean } = {}): Promise<ConflictRow[]> {
+  const rows = await db.query<StoredConflict>(
+    `SELECT ${COLUMNS} FROM ${stateTable(stateSchema, 'conflicts')}
+      ${opts.unreviewed ? 'WHERE reviewed_at IS NULL' : ''} ORDER BY id DESC LIMIT ?`,
     [Math.max(0, Math.floor(limit))],
   );
-  return rows.map((r) => ({
+  return rows.map(conflictRow);
+}
+
+/** One conflict by its id, or null; locked for the transaction with `forUpdate`. */
+export async function getConflict(db: Queryable, stateSchema: string, id: string, opts: { forUpdate?: boolean } = {}): Promise<ConflictRow | null> {
+  const rows = await db.query<StoredConflict>(
+    `SELECT ${COLUMNS} FROM ${stateTable(stateSchema, 'conflicts')} WHERE id = ?${opts.forUpdate ? ' FOR UPDATE' : ''}`, [id]);
+  return rows[0] ? conflictRow(rows[0]) : null;
+}
+
+/** How many conflicts are recorded here, and how many of them nobody has reviewed yet. */
+export async function countConflicts(db: Queryable, stateSchema: string): Promise<{ total: number; unreviewed: number }> {
+  const [r] = await db.query<{ total: number | string; unreviewed: number | string | null }>(
+    `SELECT COUNT(*) AS total, SUM(reviewed_at IS NULL) AS unreviewed FROM ${stateTable(stateSchema, 'conflicts')}`);
+  return { total: Number(r?.total ?? 0), unreviewed: Number(r?.unreviewed ?? 0) };
+}
+
+function conflictRow(r: StoredConflict): ConflictRow {
+  return {
     id: String(r.id), detectedAt: r.detected_at, changeId: r.change_id, origin: r.origin, table: r.tbl,
     identity: r.identity, kind: r.kind, local: parseJson(r.local_version), remote: parseJson(r.remote_version), outcome: r.outcome,
-  }));
+    reviewedAt: r.reviewed_at, reviewedBy: r.reviewed_by, resolvedAt: r.resolved_at, resolvedBy: r.resolved_by, resolution: r.resolution,
+  };
+}
+
+/**
+ * The writes a record sets against each other: the versions it names on both
+ * sides (columns here, a delete or insert here, the incoming change), oldest
+ * first. Every node that meets the same two writes names the same ones, so
+ * records of one conflict at several nodes share them (conflictKey).
+ */
+export function conflictWriters(r: Pick<ConflictRow, 'local' | 'remote'>): Version[] {
+  const found: Version[] = [];
+  const take = (v: unknown): void => {
+    if (isVersion(v) && !found.some((f) => f.hlc === v.hlc && f.node === v.node)) found.push({ hlc: v.hlc, node: v.node });
+  };
+  const local = (r.local ?? {}) as Record<string, unknown>;
+  for (const v of Object.values((local.versions ?? {}) as Record<string, unknown>)) take(v);
+  take(local.deleted);
+  take(local.inserted);
+  take(((r.remote ?? {}) as Record<string, unknown>).version);
+  return found.sort(compareVersions);
+}
+
+/** One conflict network-wide: the row and the writes it set against each other (records of it at any node share it). */
+export function conflictKey(r: Pick<ConflictRow, 'table' | 'identity' | 'local' | 'remote'>): string {
+  return [r.table, r.identity, ...conflictWriters(r).map((v) => `${v.hlc}@${v.node}`)].join('\u0000');
+}
+
+function isVersion(v: unknown): v is Version {
+  return typeof v === 'object' && v !== null && typeof (v as Version).hlc === 'string' && typeof (v as Version).node === 'string';
 }
 
 function parseJson(s: string): unknown {

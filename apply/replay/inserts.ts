@@ -16,7 +16,7 @@ import { insertSql, rowWhere, selectInSql, updateSql, type Sql } from './sql.js'
 import { rowKey, targetDependencies } from './target.js';
 import type { PlannedOp } from './validate.js';
 import { bindValue, jsonRow, sameValue, type LocalValue } from './value-compare.js';
-import { newer, TOMBSTONE } from './versions.js';
+import { newer, TOMBSTONE, type Version } from './versions.js';
 
 /** Rows and bytes per INSERT statement. */
 const MAX_ROWS = 500;
@@ -169,6 +169,7 @@ async function mergeInsert(ctx: OpContext, cs: ChangeSet, p: PlannedOp, raw: Raw
   const remote = versionOf(cs);
   const waited = { done: false };
   const kept = new Map<string, Side>();
+  const before = new Map<string, Version | undefined>();
   const set: [string, LocalValue][] = [];
   for (const c of Object.keys(op.row)) {
     const col = t.column.get(c);
@@ -180,8 +181,10 @@ async function mergeInsert(ctx: OpContext, cs: ChangeSet, p: PlannedOp, raw: Raw
       }
       continue;
     }
-    const side = winner(remote, await settledVersion(ctx, t, id, c, remote, waited));
+    const local = await settledVersion(ctx, t, id, c, remote, waited);
+    const side = winner(remote, local);
     kept.set(c, side);
+    before.set(c, local);
     if (side === 'local') continue;
     if (incoming instanceof Missing) throw new ApplyProblem(`${t.name}.${c} references a ${incoming.table} row that is not here yet`, incoming.key);
     set.push([c, incoming]);
@@ -196,7 +199,7 @@ async function mergeInsert(ctx: OpContext, cs: ChangeSet, p: PlannedOp, raw: Raw
   if (kept.size > 0) {
     await logConflict(ctx, {
       cs, table: t.name, id, kind: 'insert',
-      local: await localSide(ctx, t, id, raw, [...kept.keys()]),
+      local: await localSide(ctx, t, raw, before),
       remote: { row: jsonRow(op.row), version: remote },
       outcome: columnOutcome(kept),
     });

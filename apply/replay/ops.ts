@@ -13,7 +13,7 @@ import { deleteSql, rowWhere, updateSql } from './sql.js';
 import type { Target } from './target.js';
 import type { PlannedOp } from './validate.js';
 import { jsonRow, sameValue, type LocalValue } from './value-compare.js';
-import { newer, ROW_INSERT, TOMBSTONE } from './versions.js';
+import { newer, ROW_INSERT, TOMBSTONE, type Version } from './versions.js';
 
 export async function applyUpdate(ctx: OpContext, cs: ChangeSet, p: PlannedOp): Promise<void> {
   const op = p.op as UpdateOp;
@@ -27,6 +27,7 @@ export async function applyUpdate(ctx: OpContext, cs: ChangeSet, p: PlannedOp): 
   }
   const waited = { done: false };
   const kept = new Map<string, Side>();
+  const before = new Map<string, Version | undefined>();
   const set: [string, LocalValue][] = [];
   for (const c of Object.keys(op.set)) {
     const col = t.column.get(c);
@@ -38,7 +39,10 @@ export async function applyUpdate(ctx: OpContext, cs: ChangeSet, p: PlannedOp): 
     // a version that decides a conflict, or that apply records itself, must be settled
     const local = conflict || unchanged ? await settledVersion(ctx, t, id, c, remote, waited) : ctx.versions.get(t.name, id, c);
     const side = winner(remote, local);
-    if (conflict || side === 'local') kept.set(c, side);
+    if (conflict || side === 'local') {
+      kept.set(c, side);
+      before.set(c, local);
+    }
     if (side === 'local') continue;
     if (next instanceof Missing) throw new ApplyProblem(`${t.name}.${c} references a ${next.table} row that is not here yet`, next.key);
     if (unchanged) {
@@ -55,10 +59,9 @@ export async function applyUpdate(ctx: OpContext, cs: ChangeSet, p: PlannedOp): 
     if (set.some(([c]) => identityColumn(t, c))) ctx.resolver.forget(t.name, id);
   }
   if (kept.size > 0) {
-    const cols = [...kept.keys()];
     await logConflict(ctx, {
       cs, table: t.name, id, kind: 'update',
-      local: await localSide(ctx, t, id, raw, cols),
+      local: await localSide(ctx, t, raw, before),
       remote: { set: jsonRow(op.set), old: jsonRow(op.old), version: remote },
       outcome: columnOutcome(kept),
     });
@@ -85,7 +88,7 @@ export async function applyDelete(ctx: OpContext, cs: ChangeSet, p: PlannedOp): 
     if (newer(remote, tomb)) ctx.versions.noteUnchanged(t.name, p.target.id, TOMBSTONE, remote);
     await logConflict(ctx, {
       cs, table: t.name, id: p.target.id, kind: 'delete',
-      local: { ...(await localSide(ctx, t, p.target.id, raw, Object.keys(wire)) as object), inserted: versionJson(born) },
+      local: { ...(await localSide(ctx, t, raw, currentVersions(ctx, t, p.target.id, Object.keys(wire))) as object), inserted: versionJson(born) },
       remote: { digest: op.digest, version: remote },
       outcome: 'inserted again by a newer change: insert wins',
     });
@@ -95,7 +98,7 @@ export async function applyDelete(ctx: OpContext, cs: ChangeSet, p: PlannedOp): 
     // the row changed here since the origin saw it: the delete still wins (see conflicts.ts)
     await logConflict(ctx, {
       cs, table: t.name, id: p.target.id, kind: 'delete',
-      local: await localSide(ctx, t, p.target.id, raw, Object.keys(wire)),
+      local: await localSide(ctx, t, raw, currentVersions(ctx, t, p.target.id, Object.keys(wire))),
       remote: { digest: op.digest, version: remote },
       outcome: 'delete wins',
     });
@@ -127,15 +130,25 @@ async function missingRow(ctx: OpContext, cs: ChangeSet, target: Target, kind: '
   });
 }
 
-/** The local side of a conflict: the stored values of the columns (wire form) and their versions. */
-export async function localSide(ctx: OpContext, t: TableInfo, id: string, raw: Raw, cols: readonly string[]): Promise<unknown> {
+/** The versions of the columns here now, before the change writes any (the local side of a conflict). */
+function currentVersions(ctx: OpContext, t: TableInfo, id: string, cols: readonly string[]): Map<string, Version | undefined> {
+  return new Map(cols.map((c) => [c, ctx.versions.get(t.name, id, c)]));
+}
+
+/**
+ * The local side of a conflict: the stored values of the columns (wire form) and
+ * the versions that wrote them, taken before the change was applied: once a
+ * column is written its version is the incoming change's, and the record would
+ * credit the value here to the node the change came from.
+ */
+export async function localSide(ctx: OpContext, t: TableInfo, raw: Raw, before: ReadonlyMap<string, Version | undefined>): Promise<unknown> {
   const wire = await ctx.rowmap.toWire(ctx.tx, t, raw);
   const values: Record<string, unknown> = {};
   const versions: Record<string, unknown> = {};
   const all = jsonRow(wire);
-  for (const c of cols) {
+  for (const [c, v] of before) {
     values[c] = all[c] ?? null;
-    versions[c] = versionJson(ctx.versions.get(t.name, id, c));
+    versions[c] = versionJson(v);
   }
   return { values, versions };
 }

@@ -39,7 +39,7 @@ tables: { include: [person] }
   const text = await spokesync(['conflicts', '--config', file]);
   t.equal(text.code, 0);
   t.match(text.out, /^2 most recent conflicts, newest first:\n/);
-  t.match(text.out, /update person 0f0f0f0f-1111-2222-3333-444444444444\n {2}change {3}kigali:\d+ \(origin kigali\)\n {2}outcome {2}remote wins: name\n/);
+  t.match(text.out, /update person 0f0f0f0f-1111-2222-3333-444444444444 {2}\[unreviewed\]\n {2}change {3}kigali:\d+ \(origin kigali\)\n {2}outcome {2}remote wins: name\n/);
 
   const bad = await spokesync(['conflicts', '--config', file, '--limit', 'lots']);
   t.equal(bad.code, 2, 'a bad --limit is a usage error');

@@ -180,3 +180,37 @@ void t.test('a conflict is logged with both versions and the outcome, values saf
   t.same(JSON.parse(c!.local_version), { values: { name: 'mine' }, versions: { name: { hlc: '327680', node: 'here' } } });
   t.same(JSON.parse(c!.remote_version), { set: { name: 'theirs', note: 'merged' }, old: { name: 'n0', note: 'x0' }, version: { hlc: '65536', node: 'x' } });
 });
+
+void t.test('when the incoming side wins, the record still credits the value here to the node that wrote it', async (t) => {
+  await reset(a);
+  const applier = await a.applier();
+  const here = (5n << 16n).toString();
+  await a.db.exec(`REPLACE INTO ${STATE}.versions (tbl, identity, col, hlc, node) VALUES ('person', ?, 'name', ?, 'here'), ('person', ?, 'gender', ?, 'here')`, [ID, here, ID, here]);
+  await a.db.exec(`UPDATE ${APP}.person SET name = 'mine', gender = 'same' WHERE uuid = ?`, [ID]);
+  // newer than the edits here: name takes the incoming value, gender already holds it (won without a write, carried on)
+  const cs: ChangeSet = {
+    id: `x:${9n << 16n}`, origin: 'x', hlc: (9n << 16n).toString(), time: '2026-01-02T03:04:05Z',
+    ops: [{ kind: 'update', table: 'person', id: ID, set: { name: 'theirs', gender: 'same' }, old: { name: 'n0', gender: 'g0' } }],
+  };
+  t.match(await applier.applyBatch('relay', entries(cs)), { applied: 1, conflicts: 1 });
+  t.same(await readRow(a), { name: 'theirs', gender: 'same', note: 'x0' });
+  const [c] = await a.rows<{ outcome: string; local_version: string; remote_version: string }>(`SELECT * FROM ${STATE}.conflicts`);
+  t.equal(c!.outcome, 'remote wins: name, gender');
+  t.same(JSON.parse(c!.local_version), {
+    values: { name: 'mine', gender: 'same' },
+    versions: { name: { hlc: here, node: 'here' }, gender: { hlc: here, node: 'here' } },
+  }, 'the local side is the edit here, credited to this node, not to x nor to the relay that brought it');
+  t.match(JSON.parse(c!.remote_version), { version: { hlc: cs.hlc, node: 'x' } });
+
+  // an insert of a row that exists here with other values: the same
+  await a.db.exec(`DELETE FROM ${STATE}.conflicts`);
+  const ins: ChangeSet = {
+    id: `y:${11n << 16n}`, origin: 'y', hlc: (11n << 16n).toString(), time: '2026-01-02T03:04:05Z',
+    ops: [{ kind: 'insert', table: 'person', id: ID, row: { uuid: ID, name: 'born there', gender: 'same', note: 'x0' } }],
+  };
+  t.match(await applier.applyBatch('relay', entries(ins)), { applied: 1, conflicts: 1 });
+  const [d] = await a.rows<{ outcome: string; local_version: string }>(`SELECT * FROM ${STATE}.conflicts`);
+  t.equal(d!.outcome, 'remote wins: name');
+  t.same(JSON.parse(d!.local_version), { values: { name: 'theirs' }, versions: { name: { hlc: cs.hlc, node: 'x' } } },
+    'the value here came from x: credited to x, not to y');
+});

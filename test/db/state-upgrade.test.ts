@@ -2,7 +2,7 @@
 // origins table) is brought up to date in place: what was sent counts as the
 // journal so far (acks of it stay in range), and each origin already applied
 // belongs to the peer that brought it first. Nothing already there changes.
-// Later versions add tables and columns the same way (6: discards, held; 7: losses).
+// Later versions add tables and columns the same way (6: discards, held; 7: losses; 8: conflict review).
 import t from 'tap';
 import { openDb } from '../../apply/core/db.js';
 import { getCursor } from '../../agent/routing/cursors.js';
@@ -100,6 +100,30 @@ void t.test('a version 6 state schema gains the losses table, empty; nothing els
   const kid = await getCursor(db, st, 'kid');
   t.same([kid.ackedSeq, kid.receivedSeq, kid.sentSeq], ['4', '9', '4'], 'cursors untouched');
   const [v] = await db.query<{ v: string }>(`SELECT v FROM ${st}.meta WHERE k = 'version'`);
-  t.equal(v?.v, '7');
-  t.equal(STATE_VERSION, 7);
+  t.equal(v?.v, String(STATE_VERSION));
+});
+
+void t.test('a version 7 state schema gains the review and resolution columns of conflicts; recorded ones stay unreviewed', async (t) => {
+  const s = await startServer();
+  t.teardown(() => s.stop());
+  const db = openDb({ host: s.host, port: s.port, user: 'root' });
+  t.teardown(() => db.close());
+  const st = 'v7_state';
+  await ensureStateSchema(db, st);
+  // the layout of version 7
+  const added = ['reviewed_at', 'reviewed_by', 'resolved_at', 'resolved_by', 'resolution'];
+  for (const c of added) await db.exec(`ALTER TABLE ${st}.conflicts DROP COLUMN ${c}`);
+  await db.exec(`UPDATE ${st}.meta SET v = '7' WHERE k = 'version'`);
+  await db.exec(`INSERT INTO ${st}.conflicts (detected_at, change_id, origin, tbl, identity, kind, local_version, remote_version, outcome)
+    VALUES (NOW(6), 'kid:1', 'kid', 'person', 'u-1', 'update', '{}', '{}', 'remote wins: name')`);
+
+  await ensureStateSchema(db, st);
+  await ensureStateSchema(db, st);
+
+  t.same(await db.query(`SELECT change_id, outcome, ${added.join(', ')} FROM ${st}.conflicts`), [{
+    change_id: 'kid:1', outcome: 'remote wins: name', reviewed_at: null, reviewed_by: null, resolved_at: null, resolved_by: null, resolution: null,
+  }], 'a conflict recorded before: kept, unreviewed');
+  const [v] = await db.query<{ v: string }>(`SELECT v FROM ${st}.meta WHERE k = 'version'`);
+  t.equal(v?.v, '8');
+  t.equal(STATE_VERSION, 8);
 });

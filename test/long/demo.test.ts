@@ -26,6 +26,9 @@ void t.test('the demo runs to convergence and cleans up', async (t) => {
   t.match(r.out, /butaro: cloned 116 tables/, 'one child cloned from a file');
   t.match(r.out, /✓ Amina \(rwinkwavu\) reached butaro/, 'a child change reached the sibling');
   t.match(r.out, /conflict: every node now calls Jean "Uwimana-(Habimana|Mukamana)"/);
+  // one conflict happened, whatever the number of nodes that recorded it, between the two sites that wrote
+  t.match(r.out, /\n.* 1 conflict happened: person_name of Jean, (rwinkwavu's edit against butaro's|butaro's edit against rwinkwavu's); (rwinkwavu|butaro)'s is newer and won\n/);
+  t.match(r.out, /recorded by each node that met it: kigali [12], rwinkwavu [01], butaro [01]/);
   t.match(r.out, /✓ all three nodes hold the same rows: encounter 4, obs 4, patient 4, patient_identifier 4, person 5/);
   const seconds = Number(/done in ([\d.]+) s/.exec(r.out)?.[1] ?? NaN);
   t.ok(seconds < 120, `well under two minutes (${seconds} s)`);

@@ -58,7 +58,7 @@ void t.test('the DESIGN.md example loads into the typed config with defaults', a
   });
   t.same(c.capture, { memoryBytes: 32 * 1024 * 1024 });
   t.same(c.clock, { maxDrift: 86_400_000 }, 'clock.maxDrift: 1 day by default');
-  t.same(c.log, { level: 'info' });
+  t.same(c.log, { level: 'info', format: 'auto' });
 });
 
 void t.test('defaults of a minimal config', async (t) => {
@@ -70,7 +70,7 @@ void t.test('defaults of a minimal config', async (t) => {
   t.equal(c.parent, undefined);
   t.same(c.children, []);
   t.same(c.capture, { memoryBytes: 32 * 1024 * 1024 });
-  t.same(c.log, { level: 'info' });
+  t.same(c.log, { level: 'info', format: 'auto' });
 });
 
 void t.test('the config is deeply frozen', async (t) => {
@@ -183,6 +183,7 @@ const bad: Array<[string, Partial<Record<keyof typeof BASE, string>>, string, Re
   ['unknown auth failure key', { listen: 'listen: { port: 1, authFailures: { max: 5, windows: 1m } }' }, 'listen.authFailures.windows', /did you mean window/],
   ['auth failures zero', { listen: 'listen: { port: 1, authFailures: { max: 0 } }' }, 'listen.authFailures.max', /1 to/],
   ['log level', { node: 'node: { id: n }\nlog: { level: verbose }' }, 'log.level', /debug, info, warn, error/],
+  ['log format', { node: 'node: { id: n }\nlog: { format: pretty }' }, 'log.format', /auto, text, json/],
   ['capture too small', { node: 'node: { id: n }\ncapture: { memoryBytes: 1KiB }' }, 'capture.memoryBytes', /at least 1MiB/],
   ['clock drift too small', { node: 'node: { id: n }\nclock: { maxDrift: 5s }' }, 'clock.maxDrift', /at least 1m/],
   ['clock drift too large', { node: 'node: { id: n }\nclock: { maxDrift: 400d }' }, 'clock.maxDrift', /at most 366d/],
