@@ -7,7 +7,7 @@ import t from 'tap';
 import { mkdtempSync } from 'node:fs';
 import { tmpdir, userInfo } from 'node:os';
 import { join } from 'node:path';
-import { spokesync } from '../helpers/cli.js';
+import { spokesync, spokesyncHere } from '../helpers/cli.js';
 import { settle, startNode, stopNode, uuid, type NetNode } from '../helpers/sync-net.js';
 
 interface Listed {
@@ -99,7 +99,7 @@ void t.test('review and resolve through the CLI; the value taken reaches every n
     [['undo', cx.id], /unknown action "undo"/],
   ];
   for (const [args, msg] of bad) {
-    const r = await spokesync(['conflicts', '--config', pConf, ...args]);
+    const r = await spokesyncHere(['conflicts', '--config', pConf, ...args]);
     t.equal(r.code, 2, `${args.join(' ')}: exit 2`);
     t.match(r.err, msg, args.join(' '));
   }

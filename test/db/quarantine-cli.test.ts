@@ -5,7 +5,7 @@ import t from 'tap';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { spokesync } from '../helpers/cli.js';
+import { spokesync, spokesyncHere } from '../helpers/cli.js';
 import { APP, STATE, applyEnv, changeSet, entries, personInsert, uuid } from './apply-fixture.js';
 
 void t.test('spokesync quarantine: list, show, retry, discard, and clear errors', async (t) => {
@@ -66,7 +66,7 @@ tables: { include: [person, person_name] }
     [['show', waits.id, '--reason', 'x'], /--reason goes with discard/],
   ];
   for (const [args, want] of bad) {
-    const r = await spokesync(['quarantine', '--config', file, ...args]);
+    const r = await spokesyncHere(['quarantine', '--config', file, ...args]);
     t.equal(r.code, 2, `${args.join(' ')}: exit 2`);
     t.match(r.err, want, args.join(' '));
   }

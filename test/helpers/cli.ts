@@ -2,6 +2,7 @@
 // and everything it printed. Only PATH (plus `env`) is passed, so no variable of
 // the test runner leaks into the config.
 import { spawn } from 'node:child_process';
+import { runCli } from '../../agent/cli/dispatch.js';
 import { fileURLToPath } from 'node:url';
 import type { NodeStatus } from '../../agent/routing/node-status.js';
 
@@ -30,6 +31,21 @@ export function spokesync(
       resolve({ code, out, err });
     });
   });
+}
+
+/**
+ * The same command run in this process (runCli, as main.ts runs it): for inputs
+ * refused before any work, where a process of its own would only add its start.
+ */
+export async function spokesyncHere(args: readonly string[], env: NodeJS.ProcessEnv = {}): Promise<CliResult> {
+  let out = '';
+  let err = '';
+  const code = await runCli(args, {
+    stdout: (text) => { out += `${text}\n`; },
+    stderr: (text) => { err += `${text}\n`; },
+    env: { PATH: process.env.PATH, ...env }, signal: new AbortController().signal,
+  });
+  return { code, out, err };
 }
 
 /** `spokesync status --json` of the node a config file names. */
