@@ -59,12 +59,12 @@ export async function checkCheckpoint(db: Queryable, stateSchema: string, cp: { 
   }
   const [g] = await db.query<{ g: string | null }>('SELECT BINLOG_GTID_POS(?, ?) AS g', [cp.position.file, cp.position.pos]);
   if (g?.g === null || g?.g === undefined) return restored(`the checkpoint ${at} is not the start of an event in that binlog file on this server`);
+  if (neverReason) return restored(`the checkpoint ${at} is not on this server: ${neverReason}`);
   const there = new Map(parseGtids(g.g).map((x) => [x.domain, x.seq]));
   const behind = wanted.find((w) => (there.get(w.domain) ?? -1n) < w.seq);
   if (behind) {
     return restored(`the binlog of this server at the checkpoint ${at} is at GTID '${g.g}', before the checkpoint's transaction ${behind.domain}-${behind.server}-${behind.seq}`);
   }
-  if (neverReason) return restored(`the checkpoint ${at} is not on this server: ${neverReason}`);
   return reloaded(db, stateSchema, cp.position);
 }
 

@@ -8,7 +8,10 @@ import t from 'tap';
 import { createLogger } from '../../apply/core/log.js';
 import { stateTable } from '../../apply/core/state-schema.js';
 import { nodeStatus } from '../../agent/routing/node-status.js';
-import { readRestore } from '../../agent/routing/restore.js';
+import { INCARNATION_KEY, readRestore } from '../../agent/routing/restore.js';
+import { getMeta } from '../../agent/routing/cursors.js';
+import { encodeBatch } from '../../apply/codec/batch.js';
+import { raw } from '../helpers/exchange-rig.js';
 import { allCaughtUp, backupNode, restoreNode, settle, startNode, stopNode, uuid, type NetNode, type NodeSpec } from '../helpers/sync-net.js';
 
 const TOKEN = 'c-token-restore-1';
@@ -91,4 +94,22 @@ void t.test('a child restored from an old backup gets back what its parent ackno
   }
   const last = (await nodeStatus(c.node.db, c.config, c.node.reader)).peers.find((x) => x.peer === 'p');
   t.equal(last?.lastResult, 'ok', 'the child\'s exchanges end well');
+
+  // what is not a restore is still refused
+  const pInc = (await getMeta(p.node.db, ss, INCARNATION_KEY))!;
+  const cInc = (await getMeta(c.node.db, ss, INCARNATION_KEY))!;
+  const forged = await raw(`http://127.0.0.1:${p.config.listen!.port}/v1/exchange`, {
+    headers: { authorization: `Bearer ${TOKEN}` },
+    body: await encodeBatch({ version: 1, from: 'c', to: 'p', seq: '1', ack: '999999', more: false, inc: cInc, rinc: pInc }, []),
+  });
+  t.equal(forged.status, 409, 'an ack above what the parent sent, of its own incarnation, is refused as before');
+  t.match(forged.body.toString(), /^SPOKESYNC_E_ACK/);
+  // an hour before the backup's clock: no change set of c has that stamp
+  const before = String(BigInt(rec!.hlc) - (3_600_000n << 16n));
+  const own = {
+    id: `c:${before}`, origin: 'c', hlc: before, time: '2026-01-01T00:00:00Z',
+    ops: [{ kind: 'insert' as const, table: 'person', id: uuid('forged', 1), row: { uuid: uuid('forged', 1), name: 'forged', gender: null, born: null, photo: null, changed_at: null } }],
+  };
+  await t.rejects(c.node.core.take('p', { version: 1, from: 'p', to: 'c', seq: '1', ack: '0', more: false }, [{ seq: '1', cs: own }]),
+    { code: 'SPOKESYNC_E_ORIGIN' }, 'a change set of the node\'s own stamped before the backup\'s clock (not lost in the restore) is refused');
 });

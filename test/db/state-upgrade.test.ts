@@ -77,5 +77,28 @@ void t.test('a version 5 state schema gains next_try (quarantine) and discards',
     'quarantined before: kept, and due at the next retry');
   t.same(await db.query(`SELECT COUNT(*) AS n FROM ${st}.discards`), [{ n: 0 }]);
   const [v] = await db.query<{ v: string }>(`SELECT v FROM ${st}.meta WHERE k = 'version'`);
-  t.equal(v?.v, '6');
+  t.equal(v?.v, String(STATE_VERSION));
+});
+
+void t.test('a version 6 state schema gains what peers restored from a backup need', async (t) => {
+  const s = await startServer();
+  t.teardown(() => s.stop());
+  const db = openDb({ host: s.host, port: s.port, user: 'root' });
+  t.teardown(() => db.close());
+  const st = 'v6_state';
+  const added = ['incarnation', 'restored_at', 'rewound_from', 'resend_from', 'resend_hlc'];
+  await ensureStateSchema(db, st);
+  // the layout of version 6
+  for (const c of added) await db.exec(`ALTER TABLE ${st}.peers DROP COLUMN ${c}`);
+  await db.exec(`UPDATE ${st}.meta SET v = '6' WHERE k = 'version'`);
+  await db.exec(`INSERT INTO ${st}.peers (peer, acked_seq, received_seq, sent_seq) VALUES ('kid', 5, 30, 7)`);
+
+  await ensureStateSchema(db, st);
+  await ensureStateSchema(db, st);
+
+  const kid = await getCursor(db, st, 'kid');
+  t.same([kid.ackedSeq, kid.receivedSeq, kid.sentSeq, kid.incarnation, kid.restore], ['5', '30', '7', null, null],
+    'a peer of before: cursors kept, no incarnation seen yet, never restored');
+  const [v] = await db.query<{ v: string }>(`SELECT v FROM ${st}.meta WHERE k = 'version'`);
+  t.equal(v?.v, String(STATE_VERSION));
 });
