@@ -84,7 +84,7 @@ export class Recovery {
         else if (lostInRestore(rec, e.cs.hlc)) ownBack.add(e.cs.id);
         else {
           throw new SpokesyncError('SPOKESYNC_E_ORIGIN',
-            `'${peer}' sent a change set of origin '${e.cs.origin}', which is this node: no peer speaks for it (and it is not one this node ` +
+            `'${peer}' sent a change set of origin ${JSON.stringify(e.cs.origin)}, which is this node: no peer speaks for it (and it is not one this node ` +
             'lost in a restore from a backup); nothing of the batch was applied');
         }
       }

@@ -325,6 +325,12 @@ export async function startingCheckpoint(db: Db, stateSchema: string, startAt: B
 /** Capture starts at the end of the binlog now: what the restore wrote is in the data, and the backup's binlog is gone. */
 async function restoreFound(db: Db, stateSchema: string, cp: Checkpoint, reason: string, log: Logger): Promise<void> {
   const savedAt = await checkpointSavedAt(db, stateSchema);
+  const [clock] = await db.query<{ behind: number | string | null; now: string }>(
+    'SELECT TIMESTAMPDIFF(SECOND, UTC_TIMESTAMP(6), ?) AS behind, CAST(UTC_TIMESTAMP(6) AS CHAR) AS now', [savedAt]);
+  if (savedAt !== null && Number(clock?.behind ?? 0) > 0) {
+    throw new SpokesyncError('SPOKESYNC_E_RESTORE_CLOCK',
+      `this node was restored from a backup whose capture checkpoint was written at ${savedAt} (UTC), but its server's clock reads ${clock?.now ?? '?'}: ${reason}`);
+  }
   const end = await binlogEnd(db);
   const rec = await db.transaction((tx) => recordRestore(tx, stateSchema, {
     reason, from: { file: cp.position.file, pos: cp.position.pos, gtid: cp.gtid, savedAt }, hlc: cp.hlc, to: end.position, toGtid: end.gtid, nowMs: Date.now(),

@@ -9,7 +9,9 @@ import { openDb } from '../../apply/core/db.js';
 import { ensureStateSchema } from '../../apply/core/state-schema.js';
 import { checkCheckpoint, noteCheckpointTable, parseGtids } from '../../agent/capture/checkpoint-check.js';
 import { binlogEnd } from '../../agent/capture/binlog-server.js';
-import { createCheckpoint, readCheckpoint } from '../../agent/journal/writer.js';
+import { createCheckpoint, readCheckpoint, startingCheckpoint } from '../../agent/journal/writer.js';
+import { incarnation, readRestore } from '../../agent/routing/restore.js';
+import { createLogger } from '../../apply/core/log.js';
 import { dumpSchemas, loadSql, startServer } from '../../deploy/sandbox/mariadb.js';
 
 const SS = 'spokesync';
@@ -58,4 +60,20 @@ void t.test('a checkpoint is checked against the server\'s binlog', async (t) =>
   await loadSql(server, backup);
   const verdict = await checkCheckpoint(db, SS, (await readCheckpoint(db, SS))!);
   t.match(verdict, { restored: true, reason: /state schema was loaded again/ }, 'the state schema loaded again from a dump on the same server');
+
+  // found at start: capture moves to the end of the binlog, unless the clock is behind the backup
+  const log = createLogger({ level: 'warn', write: () => undefined });
+  await db.exec(`UPDATE ${SS}.checkpoint SET binlog_file = 'mysql-bin.000099', binlog_pos = 4, updated_at = UTC_TIMESTAMP(6) + INTERVAL 1 DAY`);
+  await t.rejects(startingCheckpoint(db, SS, undefined, log), { code: 'SPOKESYNC_E_RESTORE_CLOCK' }, 'a clock behind the backup: refused');
+  t.equal((await readCheckpoint(db, SS))?.position.file, 'mysql-bin.000099', 'and nothing changed');
+  t.equal(await readRestore(db, SS), null);
+  await db.exec(`UPDATE ${SS}.checkpoint SET updated_at = UTC_TIMESTAMP(6) - INTERVAL 1 DAY`);
+  const before = await incarnation(db, SS);
+  const endThen = (await binlogEnd(db)).position;
+  const started = await startingCheckpoint(db, SS, undefined, log);
+  t.same(started.position, endThen, 'capture starts at the end of the binlog (what the restore wrote is before it)');
+  const rec = await readRestore(db, SS);
+  t.match(rec, { from: { file: 'mysql-bin.000099', pos: 4 }, incarnation: { before } }, 'the restore is recorded');
+  t.not(await incarnation(db, SS), before, 'with a new incarnation');
+  t.same(await checkCheckpoint(db, SS, started), { restored: false }, 'and the next start finds nothing');
 });
