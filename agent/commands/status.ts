@@ -11,11 +11,14 @@ export const command: CommandSpec = {
     'Reads the state schema of this node (it works while the daemon runs): where capture is against the ' +
     'end of the binlog, how many change sets are waiting for each peer, when each peer was last in ' +
     'contact and how that ended, how many conflicts were recorded, which change sets are quarantined, and ' +
-    'which are held because a table differs here from a peer\'s (per peer and table, with the fix).\n\n' +
+    'which are held because a table differs here from a peer\'s (per peer and table, with the fix), and whether this node or a peer ' +
+    'was restored from a backup (when, why, and what came back or was sent again).\n\n' +
     '--json prints {node, capture: {file, pos, binlogEnd, behindBytes, checkpointAgeSeconds, daemon}, ' +
-    'journal: {lastSeq, rows}, peers: [{peer, role, pending, ackedSeq, receivedSeq, lastContact, lastResult}], ' +
+    'journal: {lastSeq, rows}, peers: [{peer, role, pending, ackedSeq, receivedSeq, lastContact, lastResult, ' +
+    'restore: null | {at, rewoundFrom, resendFrom, hlc}}], ' +
     'conflicts, quarantine: {count, oldest, byOrigin, entries}, discards: {count, entries: [{node, changeId, origin, fromPeer, tables, ' +
-    'quarantinedFor, tries, discardedAt, discardedBy, why, reportedAt}]}, held: [{peer, table, count, column, here, there, message}]}.',
+    'quarantinedFor, tries, discardedAt, discardedBy, why, reportedAt}]}, held: [{peer, table, count, column, here, there, message}], ' +
+    'restore: null | {at, reason, from: {file, pos, gtid, savedAt}, to: {file, pos}, hlc, until, journalTop, incarnation: {before, after}, ownBack}}.',
   options: {
     json: { type: 'boolean', help: 'print the status as JSON' },
   },
