@@ -157,9 +157,15 @@ export async function backupNode(n: NetNode): Promise<Buffer> {
 /**
  * The node's disk dies: its server is gone. A new server (the same server_id,
  * as the same my.cnf gives it) gets the backup loaded with the mariadb client,
- * and the node is opened on it, capture started.
+ * and the node is opened on it, capture started. `sameServer`: the backup is
+ * loaded into the node's own server instead, its binlog kept.
  */
-export async function restoreNode(n: NetNode, spec: NodeSpec, backup: Buffer): Promise<NetNode> {
+export async function restoreNode(n: NetNode, spec: NodeSpec, backup: Buffer, opts: { sameServer?: boolean } = {}): Promise<NetNode> {
+  if (opts.sameServer) {
+    await n.pause();
+    await loadSql(n.server, backup);
+    return netNode(spec, n.server, n.config);
+  }
   await stopNode(n);
   const server = await startServer({ serverId: n.server.serverId });
   try {
