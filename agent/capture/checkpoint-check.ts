@@ -40,11 +40,12 @@ export function parseGtids(list: string | null | undefined): Gtid[] {
 export async function checkCheckpoint(db: Queryable, stateSchema: string, cp: { position: BinlogPosition; gtid: string }): Promise<CheckpointVerdict> {
   const at = formatPosition(cp.position);
   const files = await db.query<{ Log_name: string; File_size: string | number }>('SHOW BINARY LOGS');
-  const [st] = await db.query<{ s: string | null }>('SELECT @@GLOBAL.gtid_binlog_state AS s');
-  const state = new Map(parseGtids(st?.s).map((g) => [`${g.domain}-${g.server}`, g.seq]));
-  const wanted = parseGtids(cp.gtid);
+  // MariaDB's GTIDs (MySQL has neither the variable nor BINLOG_GTID_POS: those checks are left out there)
+  const st = await mariadbOnly(db.query<{ s: string | null }>('SELECT @@GLOBAL.gtid_binlog_state AS s'));
+  const state = new Map(parseGtids(st?.[0]?.s).map((g) => [`${g.domain}-${g.server}`, g.seq]));
+  const wanted = st === null ? [] : parseGtids(cp.gtid);
   const never = wanted.find((g) => (state.get(`${g.domain}-${g.server}`) ?? -1n) < g.seq);
-  const neverReason = never && `this server's binlog never held transaction ${never.domain}-${never.server}-${never.seq} of the checkpoint (its GTID state is '${st?.s ?? ''}')`;
+  const neverReason = never && `this server's binlog never held transaction ${never.domain}-${never.server}-${never.seq} of the checkpoint (its GTID state is '${st?.[0]?.s ?? ''}')`;
   const file = files.find((f) => f.Log_name === cp.position.file);
   if (!file) {
     if (neverReason) return restored(`the checkpoint ${at} is not on this server: ${neverReason}`);
@@ -57,7 +58,9 @@ export async function checkCheckpoint(db: Queryable, stateSchema: string, cp: { 
   if (cp.position.pos > Number(file.File_size)) {
     return restored(`the checkpoint ${at} is beyond the end of that binlog file (${String(file.File_size)} bytes) on this server`);
   }
-  const [g] = await db.query<{ g: string | null }>('SELECT BINLOG_GTID_POS(?, ?) AS g', [cp.position.file, cp.position.pos]);
+  const gp = await mariadbOnly(db.query<{ g: string | null }>('SELECT BINLOG_GTID_POS(?, ?) AS g', [cp.position.file, cp.position.pos]));
+  if (gp === null) return reloaded(db, stateSchema, cp.position);
+  const g = gp[0];
   if (g?.g === null || g?.g === undefined) return restored(`the checkpoint ${at} is not the start of an event in that binlog file on this server`);
   if (neverReason) return restored(`the checkpoint ${at} is not on this server: ${neverReason}`);
   const there = new Map(parseGtids(g.g).map((x) => [x.domain, x.seq]));
@@ -69,6 +72,17 @@ export async function checkCheckpoint(db: Queryable, stateSchema: string, cp: { 
 }
 
 const restored = (reason: string): CheckpointVerdict => ({ restored: true, reason });
+
+/** The result, or null when the server lacks the variable or function (MySQL: ER_UNKNOWN_SYSTEM_VARIABLE, ER_SP_DOES_NOT_EXIST). */
+async function mariadbOnly<T>(q: Promise<T>): Promise<T | null> {
+  try {
+    return await q;
+  } catch (e) {
+    const errno = (e as { errno?: number }).errno;
+    if (errno === 1193 || errno === 1305) return null;
+    throw e;
+  }
+}
 
 /** The checkpoint table's creation time now. */
 async function createdNow(db: Queryable, stateSchema: string): Promise<string | null> {
