@@ -120,7 +120,8 @@ export class ExchangeCore {
 
   /** Checks, registering nothing, that `peer` may send these change sets (a USB file is checked whole first). */
   async checkOrigins(peer: string, entries: readonly BatchEntry[]): Promise<void> {
-    await this.origins.check(peer, entries);
+    await this.recovery.vetOwn(peer, entries);
+    await this.origins.check(peer, entries.filter((e) => e.cs.origin !== this.node));
   }
 
   /**

@@ -71,29 +71,38 @@ export class Recovery {
     const mine = header.rinc === undefined ? null : await this.incarnation();
     const ackVoid = mine !== null && header.rinc !== mine;
     const peerRestored = header.inc !== undefined && cursor.incarnation !== null && header.inc !== cursor.incarnation;
-    const ownBack = new Set<string>();
-    const drop = new Set<string>();
-    const own = entries.filter((e) => e.cs.origin === this.o.node);
-    if (own.length > 0) {
-      const rec = await readRestore(this.o.db, this.o.stateSchema);
-      const here = await this.known(own.map((e) => e.cs.id), 'journal');
-      for (const id of await this.known(own.map((e) => e.cs.id), 'ledger')) here.add(id);
-      for (const e of own) {
-        checkChangeId(e.cs);
-        if (here.has(e.cs.id)) drop.add(e.cs.id);
-        else if (lostInRestore(rec, e.cs.hlc)) ownBack.add(e.cs.id);
-        else {
-          throw new SpokesyncError('SPOKESYNC_E_ORIGIN',
-            `'${peer}' sent a change set of origin ${JSON.stringify(e.cs.origin)}, which is this node: no peer speaks for it (and it is not one this node ` +
-            'lost in a restore from a backup); nothing of the batch was applied');
-        }
-      }
-    }
+    const { here: drop, back: ownBack } = await this.vetOwn(peer, entries);
     const since = peerRestored ? sqlTime(this.now()) : cursor.restore?.at;
     if (since !== undefined) {
       for (const id of await this.takenBefore(peer, entries.filter((e) => e.cs.origin !== this.o.node).map((e) => e.cs.id), since)) drop.add(id);
     }
     return { ackVoid, peerRestored, entries: entries.filter((e) => !drop.has(e.cs.id)), ownBack, dropped: entries.length - entries.filter((e) => !drop.has(e.cs.id)).length };
+  }
+
+  /**
+   * This node's own change sets among `entries`: after a restore, those here
+   * already, and those lost in the restore (they may apply); any other is
+   * refused (SPOKESYNC_E_ORIGIN), and every one on a node never restored.
+   */
+  async vetOwn(peer: string, entries: readonly BatchEntry[]): Promise<{ here: Set<string>; back: Set<string> }> {
+    const back = new Set<string>();
+    const own = entries.filter((e) => e.cs.origin === this.o.node);
+    if (own.length === 0) return { here: new Set(), back };
+    const rec = await readRestore(this.o.db, this.o.stateSchema);
+    // a node never restored takes its own origin from no one, known or not
+    const here = rec === null ? new Set<string>() : await this.known(own.map((e) => e.cs.id), 'journal');
+    if (rec !== null) for (const id of await this.known(own.map((e) => e.cs.id), 'ledger')) here.add(id);
+    for (const e of own) {
+      checkChangeId(e.cs);
+      if (here.has(e.cs.id)) continue;
+      if (!lostInRestore(rec, e.cs.hlc)) {
+        throw new SpokesyncError('SPOKESYNC_E_ORIGIN',
+          `'${peer}' sent a change set of origin ${JSON.stringify(e.cs.origin)}, which is this node: no peer speaks for it (and it is not one this node ` +
+          'lost in a restore from a backup); nothing of the batch was applied');
+      }
+      back.add(e.cs.id);
+    }
+    return { here, back };
   }
 
   /** Which of `ids` the table (journal or ledger) holds. */
