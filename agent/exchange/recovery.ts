@@ -76,7 +76,8 @@ export class Recovery {
     if (since !== undefined) {
       for (const id of await this.takenBefore(peer, entries.filter((e) => e.cs.origin !== this.o.node).map((e) => e.cs.id), since)) drop.add(id);
     }
-    return { ackVoid, peerRestored, entries: entries.filter((e) => !drop.has(e.cs.id)), ownBack, dropped: entries.length - entries.filter((e) => !drop.has(e.cs.id)).length };
+    const kept = entries.filter((e) => !drop.has(e.cs.id));
+    return { ackVoid, peerRestored, entries: kept, ownBack, dropped: entries.length - kept.length };
   }
 
   /**
