@@ -13,12 +13,15 @@ export const command: CommandSpec = {
     'contact and how that ended, how many conflicts were recorded, which change sets are quarantined, and ' +
     'which are held because a table differs here from a peer\'s (per peer and table, with the fix), ' +
     'whether the daemon lost its node lock and is paused (after a database restart, while another process holds it), ' +
-    'and the losses operators forced (snapshot --force, clone --discard-local: the latest three in full).\n\n' +
+    'the losses operators forced (snapshot --force, clone --discard-local: the latest three in full), ' +
+    'and whether this node or a peer was restored from a backup (when, why, and what came back or was sent again).\n\n' +
     '--json prints {node, capture: {file, pos, binlogEnd, behindBytes, checkpointAgeSeconds, daemon, lockLost: {since, pid, host} | null}, ' +
-    'journal: {lastSeq, rows}, peers: [{peer, role, pending, ackedSeq, receivedSeq, lastContact, lastResult}], ' +
+    'journal: {lastSeq, rows}, peers: [{peer, role, pending, ackedSeq, receivedSeq, lastContact, lastResult, ' +
+    'restore: null | {at, rewoundFrom, resendFrom, hlc}}], ' +
     'conflicts, quarantine: {count, oldest, byOrigin, entries}, discards: {count, entries: [{node, changeId, origin, fromPeer, tables, ' +
     'quarantinedFor, tries, discardedAt, discardedBy, why, reportedAt}]}, held: [{peer, table, count, column, here, there, message}], ' +
-    'losses: {count, entries: [{at, command, peer, changeSets, by, detail}]} (the ten newest)}.',
+    'losses: {count, entries: [{at, command, peer, changeSets, by, detail}]} (the ten newest), ' +
+    'restore: null | {at, reason, from: {file, pos, gtid, savedAt}, to: {file, pos}, hlc, until, journalTop, incarnation: {before, after}, ownBack}}.',
   options: {
     json: { type: 'boolean', help: 'print the status as JSON' },
   },

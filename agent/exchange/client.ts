@@ -15,7 +15,7 @@ import type { Route } from '../routing/filters.js';
 import { AnswerPart } from './answer-part.js';
 import { BROTLI_CODINGS, decompress, encodingFor, parseContentEncoding, type Encoding } from './compression.js';
 import { REFUSAL_CHARS, parentRequestOptions, pinnedTls, refusal } from './parent-http.js';
-import { EXCHANGE_PATH, PEER_PATH, SHAPES_HEADER, type ExchangeCore, type TakeResult } from './protocol.js';
+import { EXCHANGE_PATH, INCARNATION_HEADER, PEER_PATH, SHAPES_HEADER, type ExchangeCore, type TakeResult } from './protocol.js';
 import { ANSWER_HEADER, HAVE_HEADER, OFFSET_HEADER, parseOffset, parseUploadId } from './resume.js';
 import { RoundBodies, afterAnswer, fallbackCoding, planPost, type Upload } from './round-plan.js';
 import { collectBatch } from './wire.js';
@@ -80,6 +80,8 @@ export class ExchangeClient {
   private requestEncoding: Encoding;
   /** the parent reads table shapes in batches (null: not known yet) */
   private parentShapes: boolean | null = null;
+  /** the parent said it reads incarnations (recovery.ts); once it sent its own, the cursor knows it too */
+  private parentIncarnations = false;
 
   constructor(private readonly o: ExchangeClientOptions) {
     this.log = o.log.child({ part: 'client' });
@@ -156,7 +158,10 @@ export class ExchangeClient {
     const reads = await this.request(
       'peer',
       () => got(`${this.base}${PEER_PATH}`, { ...this.gotOptions(), method: 'GET' }),
-      async (res) => res.headers[SHAPES_HEADER] === '1',
+      async (res) => {
+        if (res.headers[INCARNATION_HEADER] === '1') this.parentIncarnations = true;
+        return res.headers[SHAPES_HEADER] === '1';
+      },
       signal,
     );
     if (reads) await this.learnShapes();
@@ -177,10 +182,14 @@ export class ExchangeClient {
     const who = await this.request(
       'peer',
       () => got(`${this.base}${PEER_PATH}`, { ...this.gotOptions(), method: 'GET' }),
-      async (res) => ({ ...(JSON.parse(res.body.toString('utf8')) as { node?: unknown; child?: unknown }), shapes: res.headers[SHAPES_HEADER] === '1' }),
+      async (res) => ({
+        ...(JSON.parse(res.body.toString('utf8')) as { node?: unknown; child?: unknown }),
+        shapes: res.headers[SHAPES_HEADER] === '1', incarnations: res.headers[INCARNATION_HEADER] === '1',
+      }),
       signal,
     );
     // the same answer says whether the parent reads shapes: no request more for that
+    if (who.incarnations) this.parentIncarnations = true;
     if (who.shapes) await this.learnShapes();
     else this.parentShapes = false;
     if (typeof who.node !== 'string' || !/^[a-z0-9-]+$/.test(who.node)) {
@@ -203,7 +212,7 @@ export class ExchangeClient {
   async round(parentId: string, signal?: AbortSignal): Promise<RoundResult> {
     const { parent, core } = this.o;
     const shapes = await this.parentReadsShapes(signal);
-    const bodies = await RoundBodies.of(await core.next(this.o.routeFor(parentId), parent.batch, shapes));
+    const bodies = await RoundBodies.of(await core.next(this.o.routeFor(parentId), parent.batch, shapes, this.parentIncarnations));
     const answerPart = new AnswerPart();
     let upload: Upload | null = null;
     let taken: TakeResult = { applied: 0, duplicates: 0, quarantined: 0, conflicts: 0, received: 0, replayed: 0 };
@@ -264,6 +273,7 @@ export class ExchangeClient {
     const body = answerPart.whole(res);
     if (body === null) throw new SpokesyncError('SPOKESYNC_E_HTTP', 'the rest of the answer does not complete the part held');
     if (res.headers[SHAPES_HEADER] === '1' && this.parentShapes !== true) await this.learnShapes();
+    if (res.headers[INCARNATION_HEADER] === '1') this.parentIncarnations = true;
     const renc = parseContentEncoding(res.headers['content-encoding']);
     if (renc === null) throw new SpokesyncError('SPOKESYNC_E_HTTP', 'the parent answered in an unknown encoding');
     const max = this.o.maxInflatedBytes ?? 8 * 1024 * 1024;

@@ -17,7 +17,7 @@ import {
   ACCEPTED_CODINGS, ByteLimit, type Encoding, compress, decompress, decompressor, inflateError, isWholeBody, negotiate, parseContentEncoding,
 } from './compression.js';
 import {
-  CAP_BYTES_HEADER, CAP_RECORDS_HEADER, DEFAULT_CAPS, EXCHANGE_PATH, HEALTH_PATH, PEER_PATH, SHAPES_HEADER, type ExchangeCore,
+  CAP_BYTES_HEADER, CAP_RECORDS_HEADER, DEFAULT_CAPS, EXCHANGE_PATH, HEALTH_PATH, INCARNATION_HEADER, PEER_PATH, SHAPES_HEADER, type ExchangeCore,
 } from './protocol.js';
 import {
   ANSWER_HAVE_HEADER, ANSWER_HEADER, HAVE_HEADER, OFFSET_HEADER, RESUMABLE_BYTES, RESUME_HEADER, UPLOAD_HEADER, UploadStore,
@@ -150,7 +150,7 @@ export class ExchangeServer {
     this.addRoute('POST', EXCHANGE_PATH, (req, res, child) => this.exchange(req, res, child));
     this.addRoute('GET', PEER_PATH, async (_req, res, child) => {
       const body = JSON.stringify({ node: this.o.core.node, child: child.id });
-      res.writeHead(200, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body), [SHAPES_HEADER]: '1' });
+      res.writeHead(200, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body), [SHAPES_HEADER]: '1', [INCARNATION_HEADER]: '1' });
       res.end(body);
     });
   }
@@ -338,7 +338,7 @@ export class ExchangeServer {
           'content-length': rest.length,
           [ANSWER_HEADER]: part.id,
           [OFFSET_HEADER]: String(part.have),
-          [SHAPES_HEADER]: '1',
+          [SHAPES_HEADER]: '1', [INCARNATION_HEADER]: '1',
           ...(held > 0 ? { [HAVE_HEADER]: String(held) } : {}),
           ...(last.meta === 'identity' ? {} : { 'content-encoding': last.meta }),
         });
@@ -360,7 +360,7 @@ export class ExchangeServer {
       else this.answers.delete(child.id);
       res.writeHead(200, {
         'content-length': body.length,
-        [SHAPES_HEADER]: '1',
+        [SHAPES_HEADER]: '1', [INCARNATION_HEADER]: '1',
         ...(named ? { [ANSWER_HEADER]: named } : {}),
         ...(held > 0 ? { [HAVE_HEADER]: String(held) } : {}),
         ...(out === 'identity' ? {} : { 'content-encoding': out }),

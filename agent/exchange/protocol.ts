@@ -10,6 +10,7 @@ import { advanceCursor, getCursor, markSent, maxSeq, nextBatchSeq, recordContact
 import type { Route } from '../routing/filters.js';
 import type { Caps, JournalReader, Outgoing } from '../journal/reader.js';
 import { Origins } from './origins.js';
+import { Recovery, resendOf } from './recovery.js';
 import { tablesOfBody, type TableShape } from '../../apply/codec/shape.js';
 
 export const EXCHANGE_PATH = '/v1/exchange';
@@ -20,12 +21,15 @@ export const CAP_RECORDS_HEADER = 'x-spokesync-batch-records';
 export const CAP_BYTES_HEADER = 'x-spokesync-batch-bytes';
 /** a request or answer header: the sender reads table shapes (<s>) in batches, so they may be sent to it */
 export const SHAPES_HEADER = 'x-spokesync-shapes';
+/** an answer header: the parent reads incarnations (`inc`, `rinc`) in batches (recovery.ts) */
+export const INCARNATION_HEADER = 'x-spokesync-incarnation';
 
 export const DEFAULT_CAPS: Caps = { records: 200, bytes: 64 * 1024 };
 
 /** What apply/replay/applier.ts does for a batch: the part of it the exchange needs. */
 export interface BatchApplier {
-  applyBatch(fromPeer: string, entries: readonly BatchEntry[], shapes?: readonly TableShape[]): Promise<ApplyCounts>;
+  /** `ownBack`: ids of this node's own change sets that apply (lost in a restore from a backup, sent back by a peer) */
+  applyBatch(fromPeer: string, entries: readonly BatchEntry[], shapes?: readonly TableShape[], opts?: { ownBack?: ReadonlySet<string> }): Promise<ApplyCounts>;
 }
 
 export interface ApplyCounts {
@@ -107,16 +111,19 @@ export class ExchangeCore {
   readonly node: string;
   private readonly mutex = new KeyedMutex();
   private readonly origins: Origins;
+  private readonly recovery: Recovery;
   private readonly children: ReadonlySet<string>;
   constructor(private readonly o: ExchangeCoreOptions) {
     this.node = o.node;
     this.children = new Set(o.children ?? []);
     this.origins = new Origins({ db: o.db, stateSchema: o.stateSchema, node: o.node, children: o.children ?? [] });
+    this.recovery = new Recovery({ db: o.db, stateSchema: o.stateSchema, node: o.node, log: o.log });
   }
 
   /** Checks, registering nothing, that `peer` may send these change sets (a USB file is checked whole first). */
   async checkOrigins(peer: string, entries: readonly BatchEntry[]): Promise<void> {
-    await this.origins.check(peer, entries);
+    await this.recovery.vetOwn(peer, entries);
+    await this.origins.check(peer, entries.filter((e) => e.cs.origin !== this.node));
   }
 
   /**
@@ -150,22 +157,30 @@ export class ExchangeCore {
     return this.mutex.run(peer, async () => {
       const { db, stateSchema } = this.o;
       const cursor = await getCursor(db, stateSchema, peer);
-      const badAck = ackOutOfRange(peer, header.ack, cursor);
+      const incoming = await this.recovery.sort(peer, header, cursor, entries);
+      // an ack of this node's journal before it was restored means nothing now: it moves nothing and is not refused
+      const badAck = incoming.ackVoid ? null : ackOutOfRange(peer, header.ack, cursor);
       // the parent's answer is still taken, without its ack: refusing it would cut an idle child off from its parent
       if (badAck && this.children.has(peer)) throw badAck;
       if (badAck) this.o.log.warn('ack refused', { peer, code: badAck.code, error: badAck.message });
-      await this.origins.admit(peer, entries);
+      if (incoming.ackVoid) this.o.log.info('ack of this node before its restore from a backup ignored', { peer, ack: seqOf(header.ack) });
+      await this.origins.admit(peer, incoming.entries.filter((e) => !incoming.ownBack.has(e.cs.id)));
+      await this.recovery.noteIncarnation(peer, header, cursor, incoming);
+      const restarted = incoming.peerRestored ? '0' : cursor.receivedSeq;
       // entries at or below the received cursor go to the ledger check too: a forged high seq cannot hide later ones
-      const replayed = entries.filter((e) => BigInt(e.seq) <= BigInt(cursor.receivedSeq)).length;
-      const counts: ApplyCounts = entries.length > 0
-        ? await this.o.applier.applyBatch(peer, entries, shapes)
+      const replayed = incoming.entries.filter((e) => BigInt(e.seq) <= BigInt(restarted)).length;
+      const counts: ApplyCounts = incoming.entries.length > 0
+        ? await this.o.applier.applyBatch(peer, incoming.entries, shapes, { ownBack: incoming.ownBack })
         : { applied: 0, duplicates: 0, quarantined: 0, conflicts: 0 };
+      if (incoming.ownBack.size > 0) this.o.log.info('own change sets back from a peer after the restore from a backup', { peer, count: incoming.ownBack.size });
       const top = entries.reduce((m, e) => maxSeq(m, e.seq), '0');
-      await advanceCursor(db, stateSchema, peer, { ...(badAck ? {} : { acked: header.ack }), ...(entries.length > 0 ? { received: top } : {}) });
+      await advanceCursor(db, stateSchema, peer, {
+        ...(badAck || incoming.ackVoid ? {} : { acked: header.ack }), ...(entries.length > 0 ? { received: top } : {}),
+      });
       const result: TakeResult = {
         applied: counts.applied,
         // replayed entries are ledger duplicates as a rule: counted once, as replayed
-        duplicates: Math.max(0, counts.duplicates - replayed),
+        duplicates: Math.max(0, counts.duplicates - replayed) + incoming.dropped,
         quarantined: counts.quarantined,
         conflicts: counts.conflicts,
         received: entries.length,
@@ -176,25 +191,34 @@ export class ExchangeCore {
     });
   }
 
-  /** The header of our next batch toward `route.peer`, with our current ack. */
-  private async header(peer: string, more: boolean): Promise<BatchHeader> {
+  /**
+   * The header of our next batch toward `route.peer`, with our current ack;
+   * with our incarnation and the one the ack refers to toward a peer that sent
+   * us its own (so it reads them), or when `incarnations` says it reads them.
+   */
+  private async header(peer: string, more: boolean, incarnations = false): Promise<BatchHeader> {
     const { db, stateSchema } = this.o;
     const cursor = await getCursor(db, stateSchema, peer);
     const seq = await nextBatchSeq(db, stateSchema, peer);
-    return { version: 1, from: this.node, to: peer, seq, ack: cursor.receivedSeq, more };
+    const inc = incarnations || cursor.incarnation !== null
+      ? { inc: await this.recovery.incarnation(), ...(cursor.incarnation === null ? {} : { rinc: cursor.incarnation }) }
+      : {};
+    return { version: 1, from: this.node, to: peer, seq, ack: cursor.receivedSeq, more, ...inc };
   }
 
-  /** Our next batch toward `route.peer`: acks plus pending entries within the caps. */
-  async next(route: Route, caps: Caps, withShapes = false): Promise<OutgoingBatch> {
+  /** Our next batch toward `route.peer`: acks plus pending entries within the caps (`incarnations`: the peer reads them). */
+  async next(route: Route, caps: Caps, withShapes = false, incarnations = false): Promise<OutgoingBatch> {
     const { db, stateSchema, reader } = this.o;
     const cursor = await getCursor(db, stateSchema, route.peer);
-    const batch = await reader.read(route, cursor.ackedSeq, caps);
+    const batch = await reader.read(route, cursor.ackedSeq, caps, resendOf(cursor));
     const sent = batch.entries.reduce((m, e) => maxSeq(m, e.seq), '0');
     if (sent !== '0') await markSent(db, stateSchema, route.peer, sent);
     if (BigInt(batch.skipTo) > BigInt(cursor.ackedSeq)) {
       await advanceCursor(db, stateSchema, route.peer, { acked: batch.skipTo });
     }
-    return { header: await this.header(route.peer, batch.more), entries: batch.entries, shapes: withShapes ? this.shapesOf(batch.entries) : [] };
+    return {
+      header: await this.header(route.peer, batch.more, incarnations), entries: batch.entries, shapes: withShapes ? this.shapesOf(batch.entries) : [],
+    };
   }
 
   /** Our shapes of the tables these entries write (read from the bodies' text). */
@@ -213,7 +237,9 @@ export class ExchangeCore {
   /** Everything pending toward `route.peer`, streamed (USB files): the header and the entries. */
   async all(route: Route): Promise<{ header: BatchHeader; entries: AsyncGenerator<Outgoing> }> {
     const cursor = await getCursor(this.o.db, this.o.stateSchema, route.peer);
-    return { header: await this.header(route.peer, false), entries: this.tracked(route.peer, this.o.reader.stream(route, cursor.ackedSeq)) };
+    return {
+      header: await this.header(route.peer, false), entries: this.tracked(route.peer, this.o.reader.stream(route, cursor.ackedSeq, resendOf(cursor))),
+    };
   }
 
   /** The entries as they go, noting the highest one sent when they end. */
@@ -237,6 +263,6 @@ export class ExchangeCore {
   /** How many of our journal rows are still to go to `route.peer`. */
   async pending(route: Route): Promise<number> {
     const cursor = await getCursor(this.o.db, this.o.stateSchema, route.peer);
-    return this.o.reader.count(route, cursor.ackedSeq);
+    return this.o.reader.count(route, cursor.ackedSeq, { resend: resendOf(cursor) });
   }
 }

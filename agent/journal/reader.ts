@@ -36,16 +36,35 @@ export type Trim = (body: string, accepts: (table: string) => boolean) => string
 
 export type Decision = 'skip' | 'send' | 'trim';
 
+/**
+ * A peer restored from a backup gets back its own change sets that it had sent
+ * us (agent/exchange/recovery.ts): those of our journal after `from` stamped up to `hlc`.
+ */
+export interface Resend {
+  readonly from: string;
+  readonly hlc: string;
+}
+
 interface MetaRow {
   seq: string | number;
   from_peer: string | null;
+  origin: string;
+  hlc: string | number;
   tables: string;
   len: string | number;
 }
 
+/** Whether a row that came from `peer` goes back to it: its own change set, lost when it was restored. */
+function goesBack(row: { seq?: string | number; origin?: string; hlc?: string | number }, peer: string, resend: Resend | undefined): boolean {
+  return resend !== undefined && row.origin === peer && row.seq !== undefined && row.hlc !== undefined &&
+    BigInt(row.seq) > BigInt(resend.from) && BigInt(row.hlc) <= BigInt(resend.hlc);
+}
+
 /** What to do with one journal row for this route. Pure. */
-export function decide(row: { from_peer: string | null; tables: string }, route: Route): Decision {
-  if (row.from_peer === route.peer) return 'skip';
+export function decide(
+  row: { from_peer: string | null; tables: string; seq?: string | number; origin?: string; hlc?: string | number }, route: Route, resend?: Resend,
+): Decision {
+  if (row.from_peer === route.peer && !goesBack(row, route.peer, resend)) return 'skip';
   if (route.acceptsAll) return 'send';
   const tables = row.tables.split(',').filter((t) => t.length > 0);
   const passing = tables.filter((t) => route.accepts(t)).length;
@@ -68,7 +87,7 @@ export class JournalReader {
 
   private async page(after: string, limit: number): Promise<MetaRow[]> {
     return this.db.query<MetaRow>(
-      `SELECT seq, from_peer, tables, ${bodyLengthSql('body')} AS len FROM ${this.journal} WHERE seq > ? ORDER BY seq LIMIT ?`,
+      `SELECT seq, from_peer, origin, hlc, tables, ${bodyLengthSql('body')} AS len FROM ${this.journal} WHERE seq > ? ORDER BY seq LIMIT ?`,
       [after, limit],
     );
   }
@@ -91,7 +110,7 @@ export class JournalReader {
   }
 
   /** The next batch for `route` after our seq `after`, within the caps (at least one entry goes). */
-  async read(route: Route, after: string, caps: Caps): Promise<PendingBatch> {
+  async read(route: Route, after: string, caps: Caps, resend?: Resend): Promise<PendingBatch> {
     const entries: Outgoing[] = [];
     let bytes = 0;
     let skipTo = '0';
@@ -103,7 +122,7 @@ export class JournalReader {
       let stopped = false;
       for (const r of rows) {
         const seq = String(r.seq);
-        const d = decide(r, route);
+        const d = decide(r, route, resend);
         if (d === 'skip') {
           if (leading) skipTo = seq;
           cursor = seq;
@@ -127,7 +146,7 @@ export class JournalReader {
   }
 
   /** Every pending entry for `route` after `after`, in order, page by page (USB files). */
-  async *stream(route: Route, after: string): AsyncGenerator<Outgoing> {
+  async *stream(route: Route, after: string, resend?: Resend): AsyncGenerator<Outgoing> {
     let cursor = after;
     for (;;) {
       const rows = await this.page(cursor, this.pageSize);
@@ -135,7 +154,7 @@ export class JournalReader {
       let bytes = 0;
       for (const r of rows) {
         cursor = String(r.seq);
-        const d = decide(r, route);
+        const d = decide(r, route, resend);
         if (d === 'skip') continue;
         chosen.push({ seq: cursor, decision: d });
         bytes += Number(r.len);
@@ -151,11 +170,13 @@ export class JournalReader {
   }
 
   /** How many journal rows after `after` (up to `upTo` when given) are still to go to `route` (status). */
-  async count(route: Route, after: string, upTo?: string): Promise<number> {
+  async count(route: Route, after: string, opts: { upTo?: string | undefined; resend?: Resend | undefined } = {}): Promise<number> {
+    const { upTo, resend } = opts;
     if (route.acceptsAll) {
+      const back = resend ? ' OR (origin = ? AND seq > ? AND hlc <= ?)' : '';
       const [r] = await this.db.query<{ n: string | number }>(
-        `SELECT COUNT(*) AS n FROM ${this.journal} WHERE seq > ?${upTo === undefined ? '' : ' AND seq <= ?'} AND (from_peer IS NULL OR from_peer <> ?)`,
-        upTo === undefined ? [after, route.peer] : [after, upTo, route.peer],
+        `SELECT COUNT(*) AS n FROM ${this.journal} WHERE seq > ?${upTo === undefined ? '' : ' AND seq <= ?'} AND (from_peer IS NULL OR from_peer <> ?${back})`,
+        [after, ...(upTo === undefined ? [] : [upTo]), route.peer, ...(resend ? [route.peer, resend.from, resend.hlc] : [])],
       );
       return Number(r?.n ?? 0);
     }
@@ -165,7 +186,7 @@ export class JournalReader {
       const rows = await this.page(cursor, 1000);
       for (const r of rows) {
         if (upTo !== undefined && BigInt(r.seq) > BigInt(upTo)) return n;
-        if (decide(r, route) !== 'skip') n++;
+        if (decide(r, route, resend) !== 'skip') n++;
       }
       const last = rows[rows.length - 1];
       if (!last || rows.length < 1000) return n;

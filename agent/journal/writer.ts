@@ -7,13 +7,15 @@
 import mysql from 'mysql2';
 import type { ChangeSet } from '../../apply/core/model.js';
 import { ROW_INSERT, TOMBSTONE } from '../../apply/replay/versions.js';
-import type { Queryable } from '../../apply/core/db.js';
+import type { Db, Queryable } from '../../apply/core/db.js';
 import { SpokesyncError } from '../../apply/core/errors.js';
 import { storedBody } from './body.js';
 import { stateTable } from '../../apply/core/state-schema.js';
 import type { Logger } from '../../apply/core/log.js';
 import { formatPosition, type BinlogPosition } from '../capture/position.js';
 import { binlogEnd } from '../capture/binlog-server.js';
+import { checkCheckpoint, checkpointSavedAt, noteCheckpointTable } from '../capture/checkpoint-check.js';
+import { recordRestore } from '../routing/restore.js';
 import type { IdentityWrites, IdmapRow, InsertRange } from '../capture/ref-resolver.js';
 import type { StateSession, StateTx } from '../capture/state-session.js';
 
@@ -298,13 +300,45 @@ export async function createCheckpoint(db: Queryable, stateSchema: string, c: Ch
   return res.affectedRows === 1;
 }
 
-/** The checkpoint capture starts from; on the first start one is created at `startAt` or the end of the binlog now. */
-export async function startingCheckpoint(db: Queryable, stateSchema: string, startAt: BinlogPosition | undefined, log: Logger): Promise<Checkpoint> {
+/**
+ * The checkpoint capture starts from; on the first start one is created at
+ * `startAt` or the end of the binlog now. A checkpoint that is not on this
+ * server's binlog (the node was restored from a backup: checkpoint-check.ts)
+ * moves to the end of the binlog now, and the restore is recorded (routing/restore.ts).
+ */
+export async function startingCheckpoint(db: Db, stateSchema: string, startAt: BinlogPosition | undefined, log: Logger): Promise<Checkpoint> {
   const cp = await readCheckpoint(db, stateSchema);
-  if (cp) return cp;
+  if (cp) {
+    const verdict = await checkCheckpoint(db, stateSchema, cp);
+    if (verdict.restored) await restoreFound(db, stateSchema, cp, verdict.reason, log);
+    await noteCheckpointTable(db, stateSchema);
+    return verdict.restored ? (await readCheckpoint(db, stateSchema))! : cp;
+  }
   const end = startAt ? { position: startAt, gtid: '' } : await binlogEnd(db);
   await createCheckpoint(db, stateSchema, { position: end.position, gtid: end.gtid, hlc: '0' });
   const created = (await readCheckpoint(db, stateSchema))!;
+  await noteCheckpointTable(db, stateSchema);
   log.info('first start: capture begins here', { position: formatPosition(created.position) });
   return created;
+}
+
+/** Capture starts at the end of the binlog now: what the restore wrote is in the data, and the backup's binlog is gone. */
+async function restoreFound(db: Db, stateSchema: string, cp: Checkpoint, reason: string, log: Logger): Promise<void> {
+  const savedAt = await checkpointSavedAt(db, stateSchema);
+  const [clock] = await db.query<{ behind: number | string | null; now: string }>(
+    'SELECT TIMESTAMPDIFF(SECOND, UTC_TIMESTAMP(6), ?) AS behind, CAST(UTC_TIMESTAMP(6) AS CHAR) AS now', [savedAt]);
+  if (savedAt !== null && Number(clock?.behind ?? 0) > 0) {
+    throw new SpokesyncError('SPOKESYNC_E_RESTORE_CLOCK',
+      `this node was restored from a backup whose capture checkpoint was written at ${savedAt} (UTC), but its server's clock reads ${clock?.now ?? '?'}: ${reason}`);
+  }
+  const end = await binlogEnd(db);
+  const rec = await db.transaction((tx) => recordRestore(tx, stateSchema, {
+    reason, from: { file: cp.position.file, pos: cp.position.pos, gtid: cp.gtid, savedAt }, hlc: cp.hlc, to: end.position, toGtid: end.gtid, nowMs: Date.now(),
+  }));
+  log.warn('this node was restored from a backup: capture starts at the end of the binlog now, and its peers send again what it had after the backup', {
+    reason, backupCheckpoint: formatPosition(cp.position), backupCheckpointWritten: savedAt, captureFrom: formatPosition(end.position),
+    journalTop: rec.journalTop, incarnation: rec.incarnation.after,
+    fix: 'Changes made on this server after the restore and before this start, and changes made before the backup that capture had not ' +
+      'journaled yet (after the checkpoint time above), are not captured: run `spokesync verify` with the parent to find them.',
+  });
 }

@@ -137,7 +137,7 @@ export async function admitSnapshotCursor(db: Queryable, stateSchema: string, no
   const s = await checkSnapshot(db, stateSchema, node, rails);
   if (!atRisk(s)) return;
   const site = rails.route.peer;
-  const skipped = BigInt(journalSeq) > BigInt(s.ackedSeq) ? await reader(db, stateSchema).count(rails.route, s.ackedSeq, journalSeq) : 0;
+  const skipped = BigInt(journalSeq) > BigInt(s.ackedSeq) ? await reader(db, stateSchema).count(rails.route, s.ackedSeq, { upTo: journalSeq }) : 0;
   await recordLoss(db, stateSchema, {
     command: rails.via === 'http' ? 'clone --force (GET /v1/snapshot?force=1)' : `snapshot --peer ${site} --force`,
     peer: site,

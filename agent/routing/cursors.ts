@@ -15,6 +15,20 @@ export interface PeerCursor {
   readonly sentSeq: string;
   readonly lastContact: string | null;
   readonly lastResult: string | null;
+  /** the peer's incarnation last seen in its batches (null: it sent none yet) */
+  readonly incarnation: string | null;
+  /** when the peer was last seen restored from a backup, with how its cursor was rewound and what goes back to it */
+  readonly restore: PeerRestore | null;
+}
+
+/** A peer restored from a backup, as this node saw it. */
+export interface PeerRestore {
+  readonly at: string;
+  /** acked_seq before the rewind */
+  readonly rewoundFrom: string;
+  /** its own change sets after this seq of ours, stamped up to `hlc`, go back to it */
+  readonly resendFrom: string;
+  readonly hlc: string;
 }
 
 interface PeerRow {
@@ -25,6 +39,11 @@ interface PeerRow {
   sent_seq?: string | number;
   last_contact: string | null;
   last_result: string | null;
+  incarnation?: string | null;
+  restored_at?: string | null;
+  rewound_from?: string | number | null;
+  resend_from?: string | number | null;
+  resend_hlc?: string | number | null;
 }
 
 const fromRow = (r: PeerRow): PeerCursor => ({
@@ -35,6 +54,10 @@ const fromRow = (r: PeerRow): PeerCursor => ({
   sentSeq: String(r.sent_seq ?? 0),
   lastContact: r.last_contact,
   lastResult: r.last_result,
+  incarnation: r.incarnation ?? null,
+  restore: r.restored_at
+    ? { at: r.restored_at, rewoundFrom: String(r.rewound_from ?? 0), resendFrom: String(r.resend_from ?? 0), hlc: String(r.resend_hlc ?? 0) }
+    : null,
 });
 
 /** A decimal sequence string, or '0' when it is not one (hostile input never reaches SQL as text). */
@@ -49,7 +72,9 @@ export function maxSeq(a: string, b: string): string {
 export async function getCursor(db: Queryable, stateSchema: string, peer: string): Promise<PeerCursor> {
   const rows = await db.query<PeerRow>(`SELECT * FROM ${stateTable(stateSchema, 'peers')} WHERE peer = ?`, [peer]);
   const r = rows[0];
-  return r ? fromRow(r) : { peer, ackedSeq: '0', receivedSeq: '0', batchSeq: '0', sentSeq: '0', lastContact: null, lastResult: null };
+  return r ? fromRow(r) : {
+    peer, ackedSeq: '0', receivedSeq: '0', batchSeq: '0', sentSeq: '0', lastContact: null, lastResult: null, incarnation: null, restore: null,
+  };
 }
 
 export async function listCursors(db: Queryable, stateSchema: string): Promise<PeerCursor[]> {

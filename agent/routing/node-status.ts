@@ -7,7 +7,9 @@ import { binlogEnd } from '../capture/binlog-server.js';
 import type { Config } from '../config/types.js';
 import type { Queryable } from '../../apply/core/db.js';
 import { stateTable } from '../../apply/core/state-schema.js';
-import { PARENT_ID_KEY, getCursor, getMeta } from './cursors.js';
+import { PARENT_ID_KEY, getCursor, getMeta, type PeerRestore } from './cursors.js';
+import { readRestore, type RestoreRecord } from './restore.js';
+import { resendOf } from '../exchange/recovery.js';
 import { routeTo, type PeerRole } from './filters.js';
 import type { JournalReader } from '../journal/reader.js';
 import { nodeLockName } from '../node-lock.js';
@@ -46,6 +48,8 @@ export interface PeerStatus {
   readonly receivedSeq: string;
   readonly lastContact: string | null;
   readonly lastResult: string | null;
+  /** the peer was restored from a backup: when this node saw it, how its cursor was rewound */
+  readonly restore: PeerRestore | null;
 }
 
 export interface NodeStatus {
@@ -77,6 +81,8 @@ export interface NodeStatus {
   readonly held: readonly HeldGroup[];
   /** losses forced by an operator (snapshot --force, clone --discard-local), newest first */
   readonly losses: { readonly count: number; readonly entries: readonly LossEntry[] };
+  /** this node's last restore from a backup, with its own change sets that came back from peers since */
+  readonly restore: (RestoreRecord & { readonly ownBack: number }) | null;
 }
 
 export async function nodeStatus(db: Queryable, config: Config, reader: JournalReader): Promise<NodeStatus> {
@@ -103,11 +109,12 @@ export async function nodeStatus(db: Queryable, config: Config, reader: JournalR
     peerStatus.push({
       peer: p.id,
       role: p.role,
-      pending: await reader.count(routeTo(config, p.id, p.role), cur.ackedSeq),
+      pending: await reader.count(routeTo(config, p.id, p.role), cur.ackedSeq, { resend: resendOf(cur) }),
       ackedSeq: cur.ackedSeq,
       receivedSeq: cur.receivedSeq,
       lastContact: cur.lastContact,
       lastResult: cur.lastResult,
+      restore: cur.restore,
     });
   }
   const file = cp?.binlog_file ?? null;
@@ -130,7 +137,16 @@ export async function nodeStatus(db: Queryable, config: Config, reader: JournalR
     discards: await listDiscards(db, ss, 10),
     held: await heldSummary(db, ss),
     losses: await listLosses(db, ss, 10),
+    restore: await restoreStatus(db, ss, config.node.id),
   };
+}
+
+/** The last restore, and how many of this node's own change sets peers sent back since (they are in the ledger). */
+async function restoreStatus(db: Queryable, ss: string, node: string): Promise<NodeStatus['restore']> {
+  const rec = await readRestore(db, ss);
+  if (!rec) return null;
+  const [r] = await db.query<{ n: string | number }>(`SELECT COUNT(*) AS n FROM ${stateTable(ss, 'ledger')} WHERE origin = ?`, [node]);
+  return { ...rec, ownBack: Number(r?.n ?? 0) };
 }
 
 /** The human form of a status. */
@@ -168,6 +184,17 @@ export function formatStatus(s: NodeStatus): string {
     lines.push(`  discarded ${d.changeId} (${d.tables.join(', ')}) ${where}: ${d.discardedAt} by ${d.discardedBy}: ${d.why}`);
   }
   for (const h of s.held) lines.push(`  ${h.message}`);
+  const r = s.restore;
+  if (r) {
+    lines.push(`  restored from a backup: found ${r.at} (${r.reason}); the backup's capture checkpoint was written ${r.from.savedAt ?? '(unknown)'}, ` +
+      `journal seq ${r.journalTop}; capture started at ${r.to.file}:${r.to.pos}; ${r.ownBack} own change sets came back from peers`);
+  }
+  for (const p of s.peers) {
+    if (p.restore) {
+      lines.push(`  ${p.peer} was restored from a backup (seen ${p.restore.at}): its cursor went back from ${p.restore.rewoundFrom} to ` +
+        `${p.restore.resendFrom}, and its own change sets since go back to it`);
+    }
+  }
   for (const l of s.losses.entries.slice(0, 3)) {
     lines.push(`  LOST ${l.changeSets} change set${l.changeSets === 1 ? '' : 's'} (${l.peer}) at ${l.at} by ${l.by}, forced by ${l.command}: ${l.detail}`);
   }

@@ -6,7 +6,7 @@
 // SPOKESYNC_E_BATCH_TOO_LARGE. decode-limits.ts bounds attributes, tags, columns and names.
 
 import { SpokesyncError } from '../core/errors.js';
-import type { BatchEntry, BatchHeader, ChangeSet } from '../core/model.js';
+import { INCARNATION, type BatchEntry, type BatchHeader, type ChangeSet } from '../core/model.js';
 import { ChangeSetBuilder, badAttr, checkNamespace, own, short, unknownAttr, type Attrs } from './cs-builder.js';
 import { tooMany, type BudgetLease } from './decode-limits.js';
 import { createParser } from './sax.js';
@@ -134,7 +134,7 @@ function readHeader(a: Attrs): BatchHeader {
   for (const k in a) {
     switch (k) {
       case 'xmlns': ns = a[k]; break;
-      case 'v': case 'from': case 'to': case 'seq': case 'ack': case 'more': h[k] = own(a[k]!); break;
+      case 'v': case 'from': case 'to': case 'seq': case 'ack': case 'more': case 'inc': case 'rinc': h[k] = own(a[k]!); break;
       default: throw unknownAttr(k, 'batch');
     }
   }
@@ -147,7 +147,11 @@ function readHeader(a: Attrs): BatchHeader {
   if (h.ack === undefined || !isUint64(h.ack)) throw badAttr('ack', 'batch', 'a decimal uint64');
   const more = h.more;
   if (more !== '1' && more !== '0' && more !== 'true' && more !== 'false') throw badAttr('more', 'batch', 'a boolean');
-  return { version: 1, from: h.from, to: h.to, seq: h.seq, ack: h.ack, more: more === '1' || more === 'true' };
+  for (const k of ['inc', 'rinc'] as const) if (h[k] !== undefined && !INCARNATION.test(h[k])) throw badAttr(k, 'batch', '16 to 64 lower-case hex digits');
+  return {
+    version: 1, from: h.from, to: h.to, seq: h.seq, ack: h.ack, more: more === '1' || more === 'true',
+    ...(h.inc === undefined ? {} : { inc: h.inc }), ...(h.rinc === undefined ? {} : { rinc: h.rinc }),
+  };
 }
 
 const PIECE = 64 * 1024;

@@ -5,7 +5,7 @@
 // about CHUNK bytes: memory does not grow with the batch.
 
 import type { BatchEntry, BatchHeader } from '../core/model.js';
-import { WIRE_NAMESPACE } from '../core/model.js';
+import { INCARNATION, WIRE_NAMESPACE } from '../core/model.js';
 import { encodeChangeSet } from './encode.js';
 import { encodeShapes, type TableShape } from './shape.js';
 import { NODE_ID, isUint64, xmlError } from './xml-text.js';
@@ -24,9 +24,11 @@ export function batchOpenTag(h: BatchHeader): string {
   if (h.version !== 1) throw xmlError('cannot encode batch: only version 1 is supported');
   if (!NODE_ID.test(h.from) || !NODE_ID.test(h.to)) throw xmlError('cannot encode batch: from/to are not node ids');
   if (!isUint64(h.seq) || !isUint64(h.ack)) throw xmlError('cannot encode batch: seq/ack are not decimal uint64');
+  for (const v of [h.inc, h.rinc]) if (v !== undefined && !INCARNATION.test(v)) throw xmlError('cannot encode batch: an incarnation is not 16 to 64 hex digits');
   return (
     '<?xml version="1.0" encoding="UTF-8"?>' +
-    `<batch xmlns="${WIRE_NAMESPACE}" v="1" from="${h.from}" to="${h.to}" seq="${h.seq}" ack="${h.ack}" more="${h.more ? '1' : '0'}">`
+    `<batch xmlns="${WIRE_NAMESPACE}" v="1" from="${h.from}" to="${h.to}" seq="${h.seq}" ack="${h.ack}" more="${h.more ? '1' : '0'}"` +
+    `${h.inc === undefined ? '' : ` inc="${h.inc}"`}${h.rinc === undefined ? '' : ` rinc="${h.rinc}"`}>`
   );
 }
 

@@ -91,6 +91,13 @@ export interface BatchHeader {
   readonly ack: string;
   /** true when the sender had more to send than fitted in this batch */
   readonly more: boolean;
+  /** the sender's incarnation: a new one after the sender was restored from a backup (absent toward peers that do not read it) */
+  readonly inc?: string;
+  /** the receiver's incarnation the ack refers to, as the sender last saw it (absent when unknown) */
+  readonly rinc?: string;
 }
+
+/** An incarnation: 16 to 64 lower-case hex digits. */
+export const INCARNATION = /^[0-9a-f]{16,64}$/;
 
 export const WIRE_NAMESPACE = 'urn:spokesync:batch:1';

@@ -4,7 +4,16 @@
 import type { Queryable } from './db.js';
 import { qid } from './db.js';
 
-export const STATE_VERSION = 8;
+export const STATE_VERSION = 9;
+
+/** Columns of `peers` about a peer restored from a backup (version 9). */
+const PEER_RESTORE_COLUMNS: ReadonlyArray<readonly [string, string]> = [
+  ['incarnation', "VARCHAR(64) NULL COMMENT 'the peer''s incarnation last seen in its batches'"],
+  ['restored_at', "DATETIME(6) NULL COMMENT 'when the peer was last seen restored from a backup (a new incarnation)'"],
+  ['rewound_from', "BIGINT UNSIGNED NULL COMMENT 'acked_seq before it was rewound to what the restored peer had'"],
+  ['resend_from', "BIGINT UNSIGNED NULL COMMENT 'the restored peer''s own change sets after this seq of ours go back to it'"],
+  ['resend_hlc', "BIGINT UNSIGNED NULL COMMENT '... those stamped up to this (the highest of its stamps applied here then)'"],
+];
 
 /** Columns added since version 1, created on tables that predate them (then `fill` runs once). */
 const ADDED_COLUMNS: ReadonlyArray<{ table: string; column: string; ddl: string; fill?: (s: string) => string }> = [
@@ -25,6 +34,8 @@ const ADDED_COLUMNS: ReadonlyArray<{ table: string; column: string; ddl: string;
   { table: 'conflicts', column: 'resolved_at', ddl: 'DATETIME(6) NULL' },
   { table: 'conflicts', column: 'resolved_by', ddl: 'VARCHAR(255) NULL' },
   { table: 'conflicts', column: 'resolution', ddl: 'VARCHAR(1000) NULL' },
+  // version 9: restored peers (agent/exchange/recovery.ts)
+  ...PEER_RESTORE_COLUMNS.map(([column, ddl]) => ({ table: 'peers', column, ddl })),
 ];
 
 /** Tables added since version 1: `fill` runs once when the table is created on an existing state schema. */
@@ -94,7 +105,8 @@ export const stateTables: ReadonlyArray<{ name: string; ddl: string }> = [
       batch_seq BIGINT UNSIGNED NOT NULL DEFAULT 0 COMMENT 'our batch counter toward the peer',
       last_contact DATETIME(6) NULL,
       last_result VARCHAR(500) NULL,
-      sent_seq BIGINT UNSIGNED NOT NULL DEFAULT 0 COMMENT 'highest journal seq of ours put in a batch for the peer; acks above it are refused'
+      sent_seq BIGINT UNSIGNED NOT NULL DEFAULT 0 COMMENT 'highest journal seq of ours put in a batch for the peer; acks above it are refused',
+      ${PEER_RESTORE_COLUMNS.map(([c, ddl]) => `${c} ${ddl}`).join(',\n      ')}
     ) ENGINE=InnoDB`,
   },
   {

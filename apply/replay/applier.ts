@@ -55,6 +55,11 @@ export interface ApplierOptions {
 export const applyLockName = (stateSchema: string): string => lockNameFor(stateSchema, 'apply');
 const APPLY_LOCK_WAIT_MS = 10 * 60_000;
 
+export interface BatchOptions {
+  /** ids of this node's own change sets that apply: lost when it was restored from a backup, sent back by the peer */
+  readonly ownBack?: ReadonlySet<string>;
+}
+
 export interface RetryOptions {
   /** try every quarantined change set now, whatever its delay */
   readonly all?: boolean;
@@ -125,8 +130,8 @@ export class Applier {
    * Validates the whole batch first (nothing runs if any entry names an unknown
    * or unsynced table or column, or is malformed), then applies in order.
    */
-  applyBatch(fromPeer: string, entries: readonly BatchEntry[], shapes?: readonly TableShape[]): Promise<ApplyReport> {
-    return this.serially(async () => { await this.o.gate?.(); return typed(this.apply(fromPeer, entries, shapes)); });
+  applyBatch(fromPeer: string, entries: readonly BatchEntry[], shapes?: readonly TableShape[], opts: BatchOptions = {}): Promise<ApplyReport> {
+    return this.serially(async () => { await this.o.gate?.(); return typed(this.apply(fromPeer, entries, shapes, opts)); });
   }
 
   /**
@@ -164,7 +169,7 @@ export class Applier {
     this.deps.resolver.cache.clear();
   }
 
-  private async apply(fromPeer: string, entries: readonly BatchEntry[], shapes: readonly TableShape[] | undefined): Promise<ApplyReport> {
+  private async apply(fromPeer: string, entries: readonly BatchEntry[], shapes: readonly TableShape[] | undefined, opts: BatchOptions): Promise<ApplyReport> {
     if (!NODE_ID.test(fromPeer)) throw badChange('the sending peer is not a node id ([a-z0-9-]+)');
     if (this.heldDirty) await this.releaseHeld();
     const { planned, held } = await this.sortOut(fromPeer, entries, shapes);
@@ -175,7 +180,9 @@ export class Applier {
     let holds = await this.loadHolds();
     const total = emptyCounts();
     for (let i = 0; i < planned.length; i += this.groupSize) {
-      const items = planned.slice(i, i + this.groupSize).map((entry): GroupItem => ({ entry, fromPeer, mode: 'new' }));
+      const items = planned.slice(i, i + this.groupSize).map((entry): GroupItem => ({
+        entry, fromPeer, mode: 'new', ...(opts.ownBack?.has(entry.cs.id) ? { ownBack: true } : {}),
+      }));
       const r = await runGroup(this.deps, items, holds);
       holds = r.holds;
       add(total, r.counts);

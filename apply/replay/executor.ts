@@ -30,6 +30,8 @@ export interface GroupItem {
   readonly fromPeer: string;
   /** new: arrived in a batch; retry: taken from quarantine */
   readonly mode: 'new' | 'retry';
+  /** this node's own change set, lost when it was restored from a backup and sent back by a peer: it applies */
+  readonly ownBack?: boolean;
 }
 
 export interface GroupCounts {
@@ -124,7 +126,7 @@ async function applyGroup(
   const seen = new Set<string>();
   for (const item of items) {
     const cs = item.entry.cs;
-    if (item.mode === 'new' && (cs.origin === d.node || done.has(cs.id) || queued.has(cs.id) || seen.has(cs.id))) {
+    if (item.mode === 'new' && ((cs.origin === d.node && item.ownBack !== true) || done.has(cs.id) || queued.has(cs.id) || seen.has(cs.id))) {
       counts.duplicates++;
       continue;
     }

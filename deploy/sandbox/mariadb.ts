@@ -50,7 +50,7 @@ export const binlogArgs = [
   '--collation-server=utf8mb4_general_ci',
 ];
 
-export function mariadbBinary(name: 'mariadbd' | 'mariadb-install-db' | 'mariadb' | 'mariadb-binlog'): string {
+export function mariadbBinary(name: 'mariadbd' | 'mariadb-install-db' | 'mariadb' | 'mariadb-binlog' | 'mariadb-dump'): string {
   for (const dir of ['/usr/sbin', '/usr/bin', '/usr/local/bin', '/usr/local/sbin']) {
     const p = join(dir, name);
     if (existsSync(p)) return p;
@@ -255,5 +255,25 @@ export async function loadOpenmrs(server: TestServer, schema = 'openmrs'): Promi
     client.on('error', reject);
     client.on('exit', (code) => (code === 0 ? resolve() : reject(new Error(`loading OpenMRS failed: ${err}`))));
     createReadStream(dump).pipe(createGunzip()).pipe(client.stdin);
+  });
+}
+
+/** A backup of whole schemas, as an operator takes one: `mariadb-dump --single-transaction --databases ...`. */
+export async function dumpSchemas(server: TestServer, schemas: readonly string[]): Promise<Buffer> {
+  const { stdout } = await run(mariadbBinary('mariadb-dump'), [
+    '-h127.0.0.1', `-P${server.port}`, '-uroot', '--single-transaction', '--databases', ...schemas,
+  ], { encoding: 'buffer', maxBuffer: 1 << 30 });
+  return stdout;
+}
+
+/** Runs SQL text (a dump) through the `mariadb` client, as an operator restores one. */
+export async function loadSql(server: TestServer, sql: Buffer | string): Promise<void> {
+  await new Promise<void>((resolve, reject) => {
+    const client = spawn(mariadbBinary('mariadb'), ['-h127.0.0.1', `-P${server.port}`, '-uroot'], { stdio: ['pipe', 'ignore', 'pipe'] });
+    let err = '';
+    client.stderr.on('data', (d: Buffer) => { err += d.toString(); });
+    client.on('error', reject);
+    client.on('exit', (code) => (code === 0 ? resolve() : reject(new Error(`loading SQL failed: ${err}`))));
+    client.stdin.end(sql);
   });
 }

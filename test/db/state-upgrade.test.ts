@@ -124,6 +124,29 @@ void t.test('a version 7 state schema gains the review and resolution columns of
     change_id: 'kid:1', outcome: 'remote wins: name', reviewed_at: null, reviewed_by: null, resolved_at: null, resolved_by: null, resolution: null,
   }], 'a conflict recorded before: kept, unreviewed');
   const [v] = await db.query<{ v: string }>(`SELECT v FROM ${st}.meta WHERE k = 'version'`);
-  t.equal(v?.v, '8');
-  t.equal(STATE_VERSION, 8);
+  t.equal(v?.v, String(STATE_VERSION));
+});
+
+void t.test('a version 8 state schema gains what peers restored from a backup need', async (t) => {
+  const s = await startServer();
+  t.teardown(() => s.stop());
+  const db = openDb({ host: s.host, port: s.port, user: 'root' });
+  t.teardown(() => db.close());
+  const st = 'v8_state';
+  const added = ['incarnation', 'restored_at', 'rewound_from', 'resend_from', 'resend_hlc'];
+  await ensureStateSchema(db, st);
+  // the layout of version 8
+  for (const c of added) await db.exec(`ALTER TABLE ${st}.peers DROP COLUMN ${c}`);
+  await db.exec(`UPDATE ${st}.meta SET v = '8' WHERE k = 'version'`);
+  await db.exec(`INSERT INTO ${st}.peers (peer, acked_seq, received_seq, sent_seq) VALUES ('kid', 5, 30, 7)`);
+
+  await ensureStateSchema(db, st);
+  await ensureStateSchema(db, st);
+
+  const kid = await getCursor(db, st, 'kid');
+  t.same([kid.ackedSeq, kid.receivedSeq, kid.sentSeq, kid.incarnation, kid.restore], ['5', '30', '7', null, null],
+    'a peer of before: cursors kept, no incarnation seen yet, never restored');
+  const [v] = await db.query<{ v: string }>(`SELECT v FROM ${st}.meta WHERE k = 'version'`);
+  t.equal(v?.v, String(STATE_VERSION));
+  t.equal(STATE_VERSION, 9);
 });

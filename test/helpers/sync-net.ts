@@ -8,7 +8,7 @@ import { SpokesyncNode } from '../../agent/node.js';
 import { stateTable } from '../../apply/core/state-schema.js';
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { freePort, startServer, type TestServer } from '../../deploy/sandbox/mariadb.js';
+import { dumpSchemas, freePort, loadSql, startServer, type TestServer } from '../../deploy/sandbox/mariadb.js';
 import { dumpByIdentity, type Dump } from '../../deploy/sandbox/compare.js';
 
 export const APP = 'app';
@@ -99,49 +99,82 @@ export async function startNode(spec: NodeSpec): Promise<NetNode> {
       capture: { memoryBytes: 32 << 20 },
       log: { level: 'info' },
     };
-    const open = async (): Promise<SpokesyncNode> => {
-      const n = await SpokesyncNode.open(config, spec.log ?? silentLogger, {
-        backoffBaseMs: 20,
-        backoffMaxMs: 50,
-      });
-      await n.startCapture();
-      await n.startServer();
-      return n;
-    };
-    const ss = config.database.stateSchema;
-    let current: SpokesyncNode | null = await open();
-    const live = (): SpokesyncNode => {
-      if (!current) throw new Error(`node ${spec.id} is paused`);
-      return current;
-    };
-    return {
-      id: spec.id,
-      server,
-      config,
-      get node() { return live(); },
-      pause: async () => { await current?.close(); current = null; },
-      resume: async () => { current ??= await open(); },
-      writeConfig: async (dir) => {
-        const file = join(dir, `${spec.id}.yaml`);
-        await writeFile(file, configText(config));
-        return file;
-      },
-      sql: async (statement, params) => server.query(`USE ${APP}; ${statement}`, params),
-      dump: () => dumpByIdentity(live().db, APP, SYNCED),
-      ledger: async () => (await live().db.query<{ change_id: string }>(`SELECT change_id FROM ${stateTable(ss, 'ledger')} ORDER BY change_id`)).map((r) => r.change_id),
-      own: async () => (await live().db.query<{ change_id: string }>(
-        `SELECT change_id FROM ${stateTable(ss, 'journal')} WHERE from_peer IS NULL ORDER BY change_id`,
-      )).map((r) => r.change_id),
-    };
+    return await netNode(spec, server, config);
   } catch (e) {
     await server.stop();
     throw e;
   }
 }
 
+/** A node of the network on `server` with `config`, opened (capture and server started). */
+export async function netNode(spec: NodeSpec, server: TestServer, config: Config): Promise<NetNode> {
+  const open = async (): Promise<SpokesyncNode> => {
+    const n = await SpokesyncNode.open(config, spec.log ?? silentLogger, {
+      backoffBaseMs: 20,
+      backoffMaxMs: 50,
+    });
+    await n.startCapture();
+    await n.startServer();
+    return n;
+  };
+  const ss = config.database.stateSchema;
+  let current: SpokesyncNode | null = await open();
+  const live = (): SpokesyncNode => {
+    if (!current) throw new Error(`node ${spec.id} is paused`);
+    return current;
+  };
+  return {
+    id: spec.id,
+    server,
+    config,
+    get node() { return live(); },
+    pause: async () => { await current?.close(); current = null; },
+    resume: async () => { current ??= await open(); },
+    writeConfig: async (dir) => {
+      const file = join(dir, `${spec.id}.yaml`);
+      await writeFile(file, configText(config));
+      return file;
+    },
+    sql: async (statement, params) => server.query(`USE ${APP}; ${statement}`, params),
+    dump: () => dumpByIdentity(live().db, APP, SYNCED),
+    ledger: async () => (await live().db.query<{ change_id: string }>(`SELECT change_id FROM ${stateTable(ss, 'ledger')} ORDER BY change_id`)).map((r) => r.change_id),
+    own: async () => (await live().db.query<{ change_id: string }>(
+      `SELECT change_id FROM ${stateTable(ss, 'journal')} WHERE from_peer IS NULL ORDER BY change_id`,
+    )).map((r) => r.change_id),
+  };
+}
+
 export async function stopNode(n: NetNode): Promise<void> {
   await n.pause().catch(() => undefined);
   await n.server.stop();
+}
+
+/** A backup of the node's two schemas (application and state), as an operator takes one with mariadb-dump. */
+export async function backupNode(n: NetNode): Promise<Buffer> {
+  return dumpSchemas(n.server, [APP, n.config.database.stateSchema]);
+}
+
+/**
+ * The node's disk dies: its server is gone. A new server (the same server_id,
+ * as the same my.cnf gives it) gets the backup loaded with the mariadb client,
+ * and the node is opened on it, capture started. `sameServer`: the backup is
+ * loaded into the node's own server instead, its binlog kept.
+ */
+export async function restoreNode(n: NetNode, spec: NodeSpec, backup: Buffer, opts: { sameServer?: boolean } = {}): Promise<NetNode> {
+  if (opts.sameServer) {
+    await n.pause();
+    await loadSql(n.server, backup);
+    return netNode(spec, n.server, n.config);
+  }
+  await stopNode(n);
+  const server = await startServer({ serverId: n.server.serverId });
+  try {
+    await loadSql(server, backup);
+    return await netNode(spec, server, { ...n.config, database: { ...n.config.database, host: server.host, port: server.port } });
+  } catch (e) {
+    await server.stop();
+    throw e;
+  }
 }
 
 /** Every node's capture has journaled every commit so far. */

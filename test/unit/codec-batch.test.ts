@@ -41,6 +41,16 @@ void t.test('an empty batch carries just the header and acks', async (t) => {
   t.same(d, { header: h, entries: [] });
 });
 
+void t.test('incarnations ride in the header when given, and a malformed one is refused', async (t) => {
+  const h = { ...header, inc: '00112233445566778899aabbccddeeff', rinc: '0123456789abcdef' };
+  const xml = await encodeBatch(h, []);
+  t.match(xml.toString(), / inc="00112233445566778899aabbccddeeff" rinc="0123456789abcdef">/);
+  t.same((await decodeBatch(xml)).header, h);
+  t.same((await decodeBatch(await encodeBatch(header, []))).header, header, 'absent when not given');
+  await t.rejects(decodeBatch(xml.toString().replace('inc="00112233', 'inc="XY112233')), { code: 'SPOKESYNC_E_XML' });
+  await t.rejects(encodeBatch({ ...header, rinc: 'short' }, []), { code: 'SPOKESYNC_E_XML' });
+});
+
 void t.test('the writer copies stored bodies (string or Buffer, sync or async) byte for byte', async (t) => {
   const es = entries(40);
   const bodies = es.map((e, i) => ({ seq: e.seq, body: i % 2 ? Buffer.from(encodeChangeSet(e.cs)) : encodeChangeSet(e.cs) }));

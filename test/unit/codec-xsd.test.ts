@@ -53,6 +53,9 @@ void t.test('produced batches validate against the XSD', async (t) => {
   t.ok(r.valid, 'batch with registrations and awkward values is valid');
   const empty = await validate(await encodeBatch({ ...header, more: true }, []));
   t.ok(empty.valid, 'empty batch is valid');
+  const restored = await validate(await encodeBatch({ ...header, inc: '0123456789abcdef0123456789abcdef', rinc: 'fedcba9876543210' }, []));
+  t.same(restored.errors, []);
+  t.ok(restored.valid, 'a batch with incarnations is valid');
 });
 
 void t.test('a journal fragment with the namespace added validates as a <cs>', async (t) => {

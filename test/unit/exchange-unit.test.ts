@@ -108,6 +108,14 @@ void t.test('routing: never back to the sender, one-way tables, child filters', 
   t.equal(decide({ from_peer: null, tables: 'person,obs' }, c1), 'trim');
   t.equal(decide({ from_peer: null, tables: 'obs,person_attribute' }, c1), 'skip');
   t.equal(decide({ from_peer: null, tables: 'drug' }, up), 'skip');
+  // a peer restored from a backup gets back its own change sets after `from`, stamped up to `hlc`
+  const resend = { from: '10', hlc: '500' };
+  const own = { from_peer: 'c2', tables: 'obs', origin: 'c2', seq: 11, hlc: 500 };
+  t.equal(decide(own, c2, resend), 'send', 'its own change set goes back to a restored peer');
+  t.equal(decide(own, c2), 'skip', 'but not to a peer never restored');
+  t.equal(decide({ ...own, seq: 10 }, c2, resend), 'skip', 'not one it had acknowledged before its backup');
+  t.equal(decide({ ...own, hlc: 501 }, c2, resend), 'skip', 'not one stamped after the restore was seen');
+  t.equal(decide({ ...own, origin: 'c9' }, c2, resend), 'skip', 'not another origin it brought (that comes back from its own side)');
 
   t.equal(seqOf('42'), '42');
   t.equal(seqOf('007'), '7');
