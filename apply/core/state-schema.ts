@@ -4,7 +4,7 @@
 import type { Queryable } from './db.js';
 import { qid } from './db.js';
 
-export const STATE_VERSION = 7;
+export const STATE_VERSION = 8;
 
 /** Columns added since version 1, created on tables that predate them (then `fill` runs once). */
 const ADDED_COLUMNS: ReadonlyArray<{ table: string; column: string; ddl: string; fill?: (s: string) => string }> = [
@@ -19,6 +19,11 @@ const ADDED_COLUMNS: ReadonlyArray<{ table: string; column: string; ddl: string;
   },
   // version 6: change sets quarantined before it are due at once (and the new tables discards and held)
   { table: 'quarantine', column: 'next_try', ddl: 'DATETIME(6) NULL' },
+  {
+    // version 8 (and the tables exchanges, node_reports): the last contact that ended well was the last success
+    table: 'peers', column: 'last_success', ddl: 'DATETIME(6) NULL',
+    fill: (st) => `UPDATE ${st}.peers SET last_success = last_contact WHERE last_result = 'ok'`,
+  },
 ];
 
 /** Tables added since version 1: `fill` runs once when the table is created on an existing state schema. */
@@ -88,7 +93,8 @@ export const stateTables: ReadonlyArray<{ name: string; ddl: string }> = [
       batch_seq BIGINT UNSIGNED NOT NULL DEFAULT 0 COMMENT 'our batch counter toward the peer',
       last_contact DATETIME(6) NULL,
       last_result VARCHAR(500) NULL,
-      sent_seq BIGINT UNSIGNED NOT NULL DEFAULT 0 COMMENT 'highest journal seq of ours put in a batch for the peer; acks above it are refused'
+      sent_seq BIGINT UNSIGNED NOT NULL DEFAULT 0 COMMENT 'highest journal seq of ours put in a batch for the peer; acks above it are refused',
+      last_success DATETIME(6) NULL COMMENT 'the last contact that ended well (last_contact is the last attempt)'
     ) ENGINE=InnoDB`,
   },
   {
@@ -264,6 +270,39 @@ export const stateTables: ReadonlyArray<{ name: string; ddl: string }> = [
     ddl: `(
       change_id VARCHAR(120) NOT NULL PRIMARY KEY,
       body LONGBLOB NOT NULL COMMENT 'a <cs> element holding the carried ops'
+    ) ENGINE=InnoDB`,
+  },
+  {
+    // Version 8: the last exchange rounds with each peer (agent/admin/history.ts), the newest 200 per peer.
+    // up = toward the parent: what a child sent its parent, whichever side records it.
+    name: 'exchanges',
+    ddl: `(
+      id BIGINT UNSIGNED NOT NULL AUTO_INCREMENT PRIMARY KEY,
+      peer VARCHAR(64) NOT NULL,
+      role VARCHAR(8) NOT NULL COMMENT 'the peer is our parent or our child',
+      started_at DATETIME(6) NOT NULL,
+      duration_ms INT UNSIGNED NOT NULL,
+      bytes_up BIGINT UNSIGNED NOT NULL,
+      bytes_down BIGINT UNSIGNED NOT NULL,
+      sets_up INT UNSIGNED NOT NULL,
+      sets_down INT UNSIGNED NOT NULL,
+      result VARCHAR(500) NOT NULL COMMENT 'ok, or CODE: message',
+      KEY exchanges_peer (peer, id)
+    ) ENGINE=InnoDB`,
+  },
+  {
+    // Version 8: the latest status report of each node below this one (agent/admin/report-store.ts),
+    // as its child on that branch passed it up; never row values.
+    name: 'node_reports',
+    ddl: `(
+      node VARCHAR(64) NOT NULL PRIMARY KEY,
+      via VARCHAR(64) NOT NULL COMMENT 'the child it came through (the node itself for a child)',
+      parent VARCHAR(64) NOT NULL COMMENT 'the node it reports to',
+      report MEDIUMTEXT NOT NULL COMMENT 'JSON: the node''s own report',
+      seen_at DATETIME(6) NULL COMMENT 'its last successful exchange with its parent, as that parent saw it',
+      clock_offset_ms BIGINT NULL COMMENT 'its clock minus its parent''s, as that parent measured it',
+      history TEXT NULL COMMENT 'JSON: its last exchanges with its parent, as that parent recorded them',
+      received_at DATETIME(6) NOT NULL COMMENT 'when this node took the report (this clock)'
     ) ENGINE=InnoDB`,
   },
   {
