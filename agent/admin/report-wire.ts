@@ -89,6 +89,7 @@ const isObj = (v: unknown): v is Obj => v !== null && typeof v === 'object' && !
 
 class Bad extends Error {}
 
+
 function field(o: Obj, k: string): unknown {
   return Object.prototype.hasOwnProperty.call(o, k) ? o[k] : undefined;
 }
@@ -123,37 +124,44 @@ function int(o: Obj, k: string): number | null {
 const ID = /^[a-z0-9-]{1,64}$/;
 const ISO = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,6})?Z$/;
 
+/** A nested object read by `read`; a fault in it names its path. */
+function sub<T>(o: Obj, k: string, read: (v: Obj) => T): T {
+  const v = obj(o, k);
+  try {
+    return read(v);
+  } catch (e) {
+    throw new Bad(`${k}.${(e as Error).message}`, { cause: e });
+  }
+}
+
 /** One node's report, every field checked; strings are cut to their limits. */
 export function readNodeReport(r: Obj): NodeReport {
-  const schema = obj(r, 'schema');
-  const capture = obj(r, 'capture');
-  const pending = obj(r, 'pending');
-  const held = obj(r, 'held');
-  const heldTables = field(held, 'tables');
-  if (!Array.isArray(heldTables) || heldTables.length > 20 || !heldTables.every((t) => typeof t === 'string' && t.length <= 64)) throw new Bad('held.tables is not valid');
-  const running = field(capture, 'running');
-  if (typeof running !== 'boolean') throw new Bad('capture.running is not valid');
-  const le = field(r, 'lastError');
   return {
     node: str(r, 'node', 64, ID),
     parent: strOrNull(r, 'parent', 64, ID),
     at: str(r, 'at', 40, ISO),
     software: str(r, 'software', 40),
     stateVersion: num(r, 'stateVersion'),
-    schema: { hash: str(schema, 'hash', 64, /^[0-9a-f]{1,64}$/), tables: num(schema, 'tables') },
-    capture: {
-      running,
-      position: strOrNull(capture, 'position', 300),
-      behindBytes: numOrNull(capture, 'behindBytes'),
-      lagSeconds: numOrNull(capture, 'lagSeconds'),
-      error: strOrNull(capture, 'error', 300),
-    },
-    pending: { up: numOrNull(pending, 'up'), down: num(pending, 'down') },
+    schema: sub(r, 'schema', (s) => ({ hash: str(s, 'hash', 64, /^[0-9a-f]{1,64}$/), tables: num(s, 'tables') })),
+    capture: sub(r, 'capture', (c) => {
+      const running = field(c, 'running');
+      if (typeof running !== 'boolean') throw new Bad('running is not valid');
+      return {
+        running, position: strOrNull(c, 'position', 300), behindBytes: numOrNull(c, 'behindBytes'), lagSeconds: numOrNull(c, 'lagSeconds'),
+        error: strOrNull(c, 'error', 300),
+      };
+    }),
+    pending: sub(r, 'pending', (p) => ({ up: numOrNull(p, 'up'), down: num(p, 'down') })),
     quarantined: num(r, 'quarantined'),
-    held: { count: num(held, 'count'), tables: heldTables as string[] },
+    held: sub(r, 'held', (h) => {
+      const tables = field(h, 'tables');
+      if (!Array.isArray(tables) || tables.length > 20 || !tables.every((t) => typeof t === 'string' && t.length <= 64)) throw new Bad('tables is not valid');
+      return { count: num(h, 'count'), tables: tables as string[] };
+    }),
     conflicts: num(r, 'conflicts'),
     lastSuccess: strOrNull(r, 'lastSuccess', 40, ISO),
-    lastError: le === null || le === undefined ? null : isObj(le) ? { at: str(le, 'at', 40, ISO), error: str(le, 'error', 300) } : (() => { throw new Bad('lastError is not valid'); })(),
+    lastError: field(r, 'lastError') === null || field(r, 'lastError') === undefined ? null
+      : sub(r, 'lastError', (l) => ({ at: str(l, 'at', 40, ISO), error: str(l, 'error', 300) })),
     stateBytes: numOrNull(r, 'stateBytes'),
   };
 }
@@ -171,9 +179,12 @@ function readHistory(v: unknown): HistoryEntry[] {
 
 function readEntry(raw: unknown): ReportEntry {
   if (!isObj(raw)) throw new Bad('not an object');
-  const report = readNodeReport(obj(raw, 'report'));
-  const seenAt = strOrNull(raw, 'seenAt', 40, ISO);
-  const clockOffsetMs = int(raw, 'clockOffsetMs');
+  const report = sub(raw, 'report', readNodeReport);
   const history = field(raw, 'history') === undefined || field(raw, 'history') === null ? undefined : readHistory(field(raw, 'history'));
-  return { report, seenAt, clockOffsetMs, ...(history ? { history } : {}) };
+  return {
+    report,
+    ...(field(raw, 'seenAt') === undefined ? {} : { seenAt: strOrNull(raw, 'seenAt', 40, ISO) }),
+    ...(field(raw, 'clockOffsetMs') === undefined ? {} : { clockOffsetMs: int(raw, 'clockOffsetMs') }),
+    ...(history ? { history } : {}),
+  };
 }
