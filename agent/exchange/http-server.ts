@@ -262,12 +262,13 @@ export class ExchangeServer {
     }
     const child = this.authenticate(req);
     if (!child) {
-      this.wrongToken(req, path, address);
+      const told = this.wrongToken(req, path, address);
       if (this.throttle.failed(address)) {
         const { max, window, block } = this.limits.authFailures;
         this.log.warn('refusing an address: too many wrong tokens', { address, failures: max, windowS: window / 1000, blockS: block / 1000 });
       }
       fail(req, res, 401, 'SPOKESYNC_E_AUTH', 'missing or unknown token', this.drain());
+      await told;
       return;
     }
     await handler(req, res, child);
@@ -277,7 +278,7 @@ export class ExchangeServer {
    * A wrong token: logged once per window per address and claimed node (with the
    * fix on both sides), and told to the observer, which records it for that child.
    */
-  private wrongToken(req: IncomingMessage, path: string, address: string): void {
+  private wrongToken(req: IncomingMessage, path: string, address: string): Promise<void> {
     const said = req.headers[NODE_HEADER];
     const claimed = typeof said === 'string' && /^[a-z0-9-]{1,64}$/.test(said) ? said : null;
     const known = claimed !== null && this.o.children.some((c) => c.id === claimed);
@@ -285,7 +286,8 @@ export class ExchangeServer {
       path, child: claimed, remote: req.socket.remoteAddress,
       fix: known ? `check children[].token for '${claimed}' here and parent.token at '${claimed}'` : 'no child of this node presented it: check children[] here',
     });
-    if (first && known) void this.o.observer?.refusedToken(claimed, address).catch((e: unknown) => this.log.warn('a refused token could not be recorded', { error: e }));
+    if (!first || !known || !this.o.observer) return Promise.resolve();
+    return this.o.observer.refusedToken(claimed, address).catch((e: unknown) => this.log.warn('a refused token could not be recorded', { error: e }));
   }
 
   private async exchange(req: IncomingMessage, res: ServerResponse, child: ChildConfig): Promise<void> {
@@ -293,13 +295,14 @@ export class ExchangeServer {
     const log = this.log.child({ child: child.id });
     const startedAt = new Date();
     let setsUp = 0;
-    const round = (result: string, setsDown: number, bytesDown: number): void => {
+    // told after the answer went out: the child waits for nothing of it
+    const round = async (result: string, setsDown: number, bytesDown: number): Promise<void> => {
       const report = req.headers[REPORT_HEADER];
       const r: ServedRound = {
         peer: child.id, role: 'child', startedAt, durationMs: Date.now() - startedAt.getTime(), bytesUp: wire.bytes, bytesDown,
         setsUp, setsDown, result, address: addressKey(req.socket.remoteAddress), ...(typeof report === 'string' ? { report } : {}),
       };
-      void this.o.observer?.round(r).catch((e: unknown) => log.warn('the exchange round could not be recorded', { error: e }));
+      await this.o.observer?.round(r).catch((e: unknown) => log.warn('the exchange round could not be recorded', { error: e }));
     };
     const enc = parseContentEncoding(req.headers['content-encoding']);
     if (enc === null) {
@@ -397,7 +400,8 @@ export class ExchangeServer {
         res.end(rest);
         log.info('exchange', { ...taken, resumedAnswer: part.id, bytesOut: rest.length, of: last.bytes.length });
         await this.o.core.contact(child.id, 'ok').catch(() => undefined);
-        round('ok', 0, rest.length);
+        lease.release();
+        await round('ok', 0, rest.length);
         return;
       }
       const max = this.o.maxCaps ?? { records: 1000, bytes: 1024 * 1024 };
@@ -421,7 +425,8 @@ export class ExchangeServer {
       res.end(body);
       log.info('exchange', { ...taken, sent: answer.entries.length, more: answer.header.more, bytesOut: body.length });
       await this.o.core.contact(child.id, 'ok').catch(() => undefined);
-      round('ok', answer.entries.length, body.length);
+      lease.release();
+      await round('ok', answer.entries.length, body.length);
     } catch (e) {
       // a refused batch is dropped now, not after the answer: others being read take its place
       lease.release();
@@ -431,11 +436,11 @@ export class ExchangeServer {
       log.warn('exchange refused', { status, code, error: isSpokesyncError(e) ? e.message : String(e) });
       const msg = isSpokesyncError(e) ? e.message : 'internal error';
       await this.o.core.contact(child.id, `${code}: ${msg}`).catch(() => undefined);
-      round(`${code}: ${msg}`, 0, 0);
       req.unpipe(wire);
       const overflow = wire.bytes > listen.maxBodyBytes;
       fail(req, res, status, code, msg, bodyRead ? { mode: 'read' }
         : overflow ? { mode: 'close' } : { mode: 'drain', allowance: listen.maxBodyBytes - wire.bytes });
+      await round(`${code}: ${msg}`, 0, 0);
     } finally {
       lease.release();
     }
