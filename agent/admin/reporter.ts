@@ -10,7 +10,7 @@ import type { Origins } from '../exchange/origins.js';
 import type { RoundRecord } from '../exchange/protocol.js';
 import { getCursor, recordContact } from '../routing/cursors.js';
 import { recordRound, roundsWith } from './history.js';
-import { storeReports, storedReports } from './report-store.js';
+import { storeReports, storedReports, type StoredReport } from './report-store.js';
 import { RELAYED_HISTORY, decodeReport, encodeReport, type ReportEntry } from './report-wire.js';
 import { OwnReport, type ReportSource } from './report.js';
 import { statusDoc, type StatusDoc } from './status-doc.js';
@@ -47,14 +47,19 @@ export class StatusReporter implements ClientObserver, ServerObserver {
     return this.o.source.config.database.stateSchema;
   }
 
-  /** The report header for the parent; trimmed to fit, which is logged. */
-  async report(inFlight: number): Promise<string | null> {
-    const entries = await this.entries(inFlight);
-    const enc = encodeReport(entries);
-    if (enc.dropped > 0 || enc.historyCut) {
-      this.log.warn('status report trimmed to fit one request header', { nodes: entries.length, dropped: enc.dropped, historyCut: enc.historyCut });
-    }
-    return enc.value;
+  /** The report header for the parent, stamped at each attempt; trimmed to fit, which is logged once. */
+  async report(inFlight: number): Promise<(now: Date) => string> {
+    const [own, ...below] = await this.entries(inFlight);
+    let logged = false;
+    return (now) => {
+      const entries = [{ report: { ...own!.report, at: now.toISOString() } }, ...below];
+      const enc = encodeReport(entries);
+      if ((enc.dropped > 0 || enc.historyCut) && !logged) {
+        logged = true;
+        this.log.warn('status report trimmed to fit one request header', { nodes: entries.length, dropped: enc.dropped, historyCut: enc.historyCut });
+      }
+      return enc.value;
+    };
   }
 
   /** This node's own report first, then every node below it with what its parent saw of it. */
@@ -62,7 +67,7 @@ export class StatusReporter implements ClientObserver, ServerObserver {
     const { db } = this.o;
     const ss = this.stateSchema;
     const out: ReportEntry[] = [{ report: await this.own.make(inFlight) }];
-    for (const s of await storedReports(db, ss)) {
+    for (const s of await this.stored()) {
       if (s.via === s.node) {
         // a child of this node: its parent's view is ours
         const cur = await getCursor(db, ss, s.node);
@@ -107,6 +112,12 @@ export class StatusReporter implements ClientObserver, ServerObserver {
     await recordRound(this.o.db, this.stateSchema, { peer: claimed, role: 'child', startedAt: at, durationMs: 0, bytesUp: 0, bytesDown: 0, setsUp: 0, setsDown: 0, result });
   }
 
+  /** The reports kept of nodes below a configured child (a child taken out of the config takes its branch with it). */
+  private async stored(): Promise<StoredReport[]> {
+    const children = new Set(this.o.source.config.children.map((c) => c.id));
+    return (await storedReports(this.o.db, this.stateSchema)).filter((s) => children.has(s.via));
+  }
+
   /** status.json: this node and every node below it. */
   async status(): Promise<StatusDoc> {
     const { db, source } = this.o;
@@ -127,7 +138,7 @@ export class StatusReporter implements ClientObserver, ServerObserver {
       selfLastAttempt: isoOf(parentCur?.lastContact),
       selfLastResult: parentCur?.lastResult ?? null,
       children,
-      stored: await storedReports(db, ss),
+      stored: await this.stored(),
       nowMs: this.now(),
       silentAfterMs: source.config.admin?.alerts.silentAfter ?? DEFAULT_SILENT_AFTER_MS,
     });

@@ -128,7 +128,7 @@ export function statusDoc(i: StatusInput): StatusDoc {
       lastSuccess: c.lastSuccess, lastAttempt: c.lastAttempt, lastResult: c.lastResult, clockOffsetMs: s?.clockOffsetMs ?? null, history: c.history,
     });
   }
-  // below the children: each node once its parent is placed (reports of removed children stay out)
+  // below the children: each node once its parent is placed (a node whose parent is not in the tree stays out)
   let pending = i.stored.filter((s) => !depth.has(s.node));
   for (let pass = 0; pending.length > 0 && pass < 64; pass++) {
     const next: StoredReport[] = [];

@@ -52,8 +52,11 @@ export interface ExchangeClientOptions {
 
 /** What the client asks of the node's status reporting. */
 export interface ClientObserver {
-  /** the report header's value, `inFlight` of our pending entries being in this round's batch; null: none this time */
-  report(inFlight: number): Promise<string | null>;
+  /**
+   * The report to carry, `inFlight` of our pending entries being in this round's batch, as a maker of the
+   * header's value stamped with the time of each attempt (its parent reads our clock from it); null: none.
+   */
+  report(inFlight: number): Promise<((now: Date) => string) | null>;
   /** a round with the parent ended, well or not */
   round(r: RoundRecord): Promise<void>;
 }
@@ -248,7 +251,7 @@ export class ExchangeClient {
     const bodies = await RoundBodies.of(out);
     // our last batch of an exchange carries the status report (every attempt of its round)
     const value = report && reads.reports && !out.header.more ? await this.reportValue(out.entries.length) : null;
-    const extra: Record<string, string> = value === null ? {} : { [REPORT_HEADER]: value };
+    const extra = (): Record<string, string> => (value === null ? {} : { [REPORT_HEADER]: value(new Date()) });
     const answerPart = new AnswerPart();
     let upload: Upload | null = null;
     let taken: TakeResult = { applied: 0, duplicates: 0, quarantined: 0, conflicts: 0, received: 0, replayed: 0 };
@@ -263,7 +266,7 @@ export class ExchangeClient {
           const post = (enc: Encoding) => {
             const plan = planPost({ bodies, enc, probing, upload, caps: parent.batch, answerHave: answerPart.header() });
             upload = plan.upload;
-            return this.post(plan.body, { ...plan.headers, ...extra }, answerPart, traffic);
+            return this.post(plan.body, { ...plan.headers, ...extra() }, answerPart, traffic);
           };
           let res = await post(this.requestEncoding);
           for (let next = fallbackCoding(this.requestEncoding, res.statusCode); next; next = fallbackCoding(next, res.statusCode)) {
@@ -289,7 +292,7 @@ export class ExchangeClient {
   }
 
   /** The status report to carry, or null; a report that cannot be made never stops the exchange. */
-  private async reportValue(inFlight: number): Promise<string | null> {
+  private async reportValue(inFlight: number): Promise<((now: Date) => string) | null> {
     try {
       return (await this.o.observer?.report(inFlight)) ?? null;
     } catch (e) {
