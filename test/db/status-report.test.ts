@@ -10,6 +10,9 @@ import { EXCHANGE_PATH, REPORT_HEADER } from '../../agent/exchange/protocol.js';
 import { encodeReport } from '../../agent/admin/report-wire.js';
 import { recordRound, roundsWith } from '../../agent/admin/history.js';
 import type { StatusDoc, StatusNode } from '../../agent/admin/status-doc.js';
+import { ExchangeServer } from '../../agent/exchange/http-server.js';
+import { ExchangeClient } from '../../agent/exchange/client.js';
+import { routeTo } from '../../agent/routing/filters.js';
 import { settle, startNode, stopNode, uuid, type NetNode } from '../helpers/sync-net.js';
 
 const ADMIN = 'root-admin-token-0123456789';
@@ -132,4 +135,38 @@ void t.test('exchange history keeps the newest rounds of each peer', async (t) =
   t.same(kid.map((r) => r.durationMs), [11, 10, 9, 8, 7], 'the newest five of kid, newest first');
   t.equal(kid[0]!.at, '2026-01-01T00:00:11.000Z');
   t.equal((await roundsWith(n.node.db, 'spokesync', 'other', 100)).length, 8, 'each peer its own bound');
+});
+
+void t.test('older peers: a parent that keeps no reports is sent none; a child that sends none still exchanges', async (t) => {
+  const hub = await startNode({ id: 'hub', listen: true, children: [{ id: 'kid', token: 'kid-token-mixed' }] });
+  t.teardown(() => stopNode(hub));
+  // an older parent: the same node served by a server that asks for no reports
+  let reports = 0;
+  const old = new ExchangeServer({
+    listen: { host: '127.0.0.1', port: 0, maxBodyBytes: 1 << 20, maxInflatedBytes: 8 << 20 },
+    children: hub.config.children, core: hub.node.core, routeFor: (c) => routeTo(hub.config, c, 'child'), log: hub.node.log,
+    front: async (req) => {
+      if (req.headers[REPORT_HEADER] !== undefined) reports++;
+      return false;
+    },
+  });
+  await old.start();
+  t.teardown(() => old.stop());
+  const kid = await startNode({ id: 'kid', parent: { url: old.url, token: 'kid-token-mixed' } });
+  t.teardown(() => stopNode(kid));
+  await kid.sql(`INSERT INTO person (uuid, name) VALUES (?, 'to an older parent')`, [uuid('k', 1)]);
+  await kid.node.capture.caughtUp(30_000);
+  t.match(await kid.node.syncWithParent(), { sent: 1, drained: true });
+  t.equal(reports, 0, 'no report header went to it');
+
+  // an older child (no reports) against a parent that keeps them
+  await kid.sql(`INSERT INTO person (uuid, name) VALUES (?, 'from an older child')`, [uuid('k', 2)]);
+  await kid.node.capture.caughtUp(30_000);
+  const older = new ExchangeClient({
+    parent: { ...kid.config.parent!, url: `http://127.0.0.1:${hub.config.listen!.port}` }, node: 'kid', core: kid.node.core,
+    db: kid.node.db, stateSchema: 'spokesync', routeFor: (p) => routeTo(kid.config, p, 'parent'), log: kid.node.log,
+  });
+  t.match(await older.sync(), { sent: 1, drained: true });
+  t.same(await hub.node.db.query('SELECT node FROM spokesync.node_reports'), [], 'no report kept: none came');
+  t.ok((await roundsWith(hub.node.db, 'spokesync', 'kid', 5)).length > 0, 'its rounds are recorded all the same');
 });
