@@ -251,7 +251,14 @@ export class ExchangeClient {
     const bodies = await RoundBodies.of(out);
     // our last batch of an exchange carries the status report (every attempt of its round)
     const value = report && reads.reports && !out.header.more ? await this.reportValue(out.entries.length) : null;
-    const extra = (): Record<string, string> => (value === null ? {} : { [REPORT_HEADER]: value(new Date()) });
+    const extra = (): Record<string, string> => {
+      try {
+        return value === null ? {} : { [REPORT_HEADER]: value(new Date()) };
+      } catch (e) {
+        this.log.warn('the status report could not be made; the exchange goes on without it', { error: e });
+        return {};
+      }
+    };
     const answerPart = new AnswerPart();
     let upload: Upload | null = null;
     let taken: TakeResult = { applied: 0, duplicates: 0, quarantined: 0, conflicts: 0, received: 0, replayed: 0 };
