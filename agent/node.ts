@@ -27,6 +27,7 @@ import { shapeOf } from '../apply/codec/shape.js';
 import { assertPreflight } from './check/preflight.js';
 import { ensureStateSchema } from '../apply/core/state-schema.js';
 import type { UsbDeps } from './usb/transfer.js';
+import { NodeAdmin } from './admin/admin.js';
 
 /** how long one-shot commands wait for capture to journal a backlog */
 export const CATCH_UP_MS = 15 * 60_000;
@@ -55,6 +56,8 @@ export class SpokesyncNode {
   readonly applier: Applier;
   readonly core: ExchangeCore;
   readonly reader: JournalReader;
+  /** status reports, exchange history, the admin endpoints */
+  readonly admin: NodeAdmin;
   private server: ExchangeServer | null = null;
   private clientInstance: ExchangeClient | null = null;
   private fatalError: SpokesyncError | null = null;
@@ -117,6 +120,13 @@ export class SpokesyncNode {
       },
       // confirmed on the server before each batch: a restart drops the lock, and a batch never applies without it
       ...(lock ? { gate: () => lock.ensure() } : {}),
+    });
+    this.admin = new NodeAdmin({
+      config, db, reader: this.reader, log,
+      captureStatus: () => this.capture.status(),
+      shapes: () => this.core.allShapes(),
+      fatal: () => this.fatalError,
+      lockHeld: () => this.lockHeld(),
     });
     lock?.startWatching({
       log, ...(opts.lockCheckMs === undefined ? {} : { intervalMs: opts.lockCheckMs }),
@@ -219,17 +229,21 @@ export class SpokesyncNode {
     await this.capture.caughtUp(timeoutMs);
   }
 
-  /** Starts serving children (when `listen` is set); returns the server. */
+  /** Starts serving children (when `listen` is set) and the admin endpoints (on `listen`, or `admin.listen`); returns the exchange server. */
   async startServer(): Promise<ExchangeServer | null> {
+    await this.admin.start();
     if (!this.config.listen) return null;
     if (!this.server) {
       const lock = this.lock;
+      const admin = this.admin;
       this.server = new ExchangeServer({
         listen: this.config.listen,
         children: this.config.children,
         core: this.core,
         routeFor: (c) => this.routeFor(c, 'child'),
         log: this.log,
+        observer: admin.reporter,
+        ...(admin.onListen ? { front: (req, res) => admin.routes.handle(req, res) } : {}),
       });
       // GET /v1/snapshot: provisioning of a child (`spokesync clone`)
       registerSnapshotRoute(this.server, {
@@ -252,7 +266,7 @@ export class SpokesyncNode {
     if (!parent) return null;
     this.clientInstance ??= new ExchangeClient({
       parent, node: this.id, core: this.core, db: this.db, stateSchema: this.stateSchema,
-      routeFor: (p) => this.routeFor(p, 'parent'), log: this.log,
+      routeFor: (p) => this.routeFor(p, 'parent'), log: this.log, observer: this.admin.reporter,
       ...(this.opts.backoffBaseMs === undefined ? {} : { backoffBaseMs: this.opts.backoffBaseMs }),
       ...(this.opts.backoffMaxMs === undefined ? {} : { backoffMaxMs: this.opts.backoffMaxMs }),
     });
@@ -290,6 +304,7 @@ export class SpokesyncNode {
     await this.lock?.stopWatching();
     await this.server?.stop();
     this.server = null;
+    await this.admin.stop();
     await this.capture.stop();
     await this.lock?.release();
     await this.db.close();

@@ -348,9 +348,7 @@ export class Capture {
       this.lastWrite = this.now();
       this.failures = 0;
       this.lastError.clear();
-    } else {
-      this.skipped += group.count;
-    }
+    } else this.skipped += group.count - this.session.claimOwn(group.count);
     this.dequeue(group.count, group.bytes, { position: group.end, gtid });
   }
 
@@ -457,6 +455,7 @@ export class Capture {
     this.lastWrite = this.now();
     this.assembler.reset();
     this.resolver.forget();
+    this.session.forgetOwn();
     this.clock = new Hlc(() => this.physical, BigInt(cp.hlc), {
       // applied stamps passed clock.maxDrift when they were applied; the minute covers the binlog's whole seconds
       maxAheadMs: this.opts.maxClockAheadMs ?? DEFAULT_MAX_DRIFT_MS + 60_000,

@@ -27,6 +27,8 @@ export class StateSession {
   private connecting: Promise<mysql.Connection> | null = null;
   /** undefined until the first connection finds out */
   private unlogged: boolean | undefined;
+  /** binlogged transactions of this session capture has not read back yet: they need no checkpoint of their own */
+  private unread = 0;
 
   constructor(private readonly settings: DbSettings, private readonly log: Logger, private readonly tryUnlogged = true) {}
 
@@ -45,12 +47,28 @@ export class StateSession {
     try {
       const out = await fn(wrap(conn));
       await conn.query('COMMIT');
+      if (this.unlogged === false) this.unread++;
       return out;
     } catch (e) {
       if ((e as { fatal?: boolean }).fatal) this.drop(conn);
       else await conn.query('ROLLBACK').catch(() => this.drop(conn));
       throw e;
     }
+  }
+
+  /**
+   * Of `n` transactions capture read and skipped, how many are this session's own writes (binlogged
+   * without BINLOG ADMIN): a checkpoint past them only adds one more, and an idle node would chase its tail.
+   */
+  claimOwn(n: number): number {
+    const own = Math.min(n, this.unread);
+    this.unread -= own;
+    return own;
+  }
+
+  /** Capture reads again from its checkpoint: what it had not read back is forgotten. */
+  forgetOwn(): void {
+    this.unread = 0;
   }
 
   async close(): Promise<void> {

@@ -19,7 +19,9 @@ export const command: CommandSpec = {
     'Runs until SIGTERM or SIGINT. Capture tails the binlog into the journal; with `listen` the node ' +
     'serves its children (POST /v1/exchange); with `parent` it exchanges with the parent at start and ' +
     'then every parent.interval (a failed exchange is logged and tried again at the next interval). ' +
-    'Quarantined change sets are retried on every tick. The first signal stops cleanly (the batch in ' +
+    'Quarantined change sets are retried on every tick. GET /health answers 200 while the database answers and ' +
+    'capture runs (503 with the reason otherwise); with admin.token, GET /status.json shows this node and every node ' +
+    'below it, on listen or on admin.listen. The first signal stops cleanly (the batch in ' +
     'flight is finished); a second one exits at once. Logs are JSON lines on stdout.\n\n' +
     'One process per node: the daemon holds the node lock (a named lock on its database server) and checks it every ' +
     'two seconds. When the server drops it (a restart of MariaDB), the daemon takes it again; while another process ' +
@@ -41,7 +43,11 @@ export const command: CommandSpec = {
       await node.beginCapture();
       await node.startServer();
       const interval = config.parent?.interval ?? QUARANTINE_TICK_MS;
-      log.info('running', { listen: config.listen ? `${config.listen.host}:${config.listen.port}` : null, parent: config.parent?.url ?? null });
+      const admin = config.admin?.listen ?? config.listen;
+      log.info('running', {
+        listen: config.listen ? `${config.listen.host}:${config.listen.port}` : null, parent: config.parent?.url ?? null,
+        admin: admin ? `${admin.host}:${admin.port}` : null, statusJson: config.admin?.token !== undefined,
+      });
       while (!signal.aborted) {
         const fatal = node.fatal();
         if (fatal) throw fatal;

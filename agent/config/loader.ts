@@ -8,7 +8,7 @@ import { parseDocument } from 'yaml';
 import { SpokesyncError } from '../../apply/core/errors.js';
 import { expandEnv, protectRefs } from './env.js';
 import { Reader, type ConfigProblem } from './yaml-reader.js';
-import type { ChildConfig, Compression, Config, ListenConfig, ParentConfig, TableFilter } from './types.js';
+import type { AdminConfig, ChildConfig, Compression, Config, ListenConfig, ParentConfig, TableFilter } from './types.js';
 
 export type { ConfigProblem } from './yaml-reader.js';
 
@@ -120,13 +120,14 @@ function build(r: Reader, tree: unknown, file: string): Config | undefined {
   const memoryBytes = cap ? r.bytes('capture.memoryBytes', cap.memoryBytes) : undefined;
   const clk = r.section('clock', root.clock, true);
   const maxDrift = clk ? r.duration('clock.maxDrift', clk.maxDrift) : undefined;
+  const admin = readAdmin(r, root.admin, listen, children);
   const lg = r.section('log', root.log, true);
   const level = lg ? r.enumOf<Config['log']['level']>('log.level', lg.level) : undefined;
   const format = lg ? r.enumOf<NonNullable<Config['log']['format']>>('log.format', lg.format) : undefined;
 
   if (r.problems.length > 0) return undefined;
   // With no problems every required value above was read; the checks below only narrow types.
-  if (!nodeId || !database || !tables || !children || memoryBytes === undefined || maxDrift === undefined || !level || !format) return undefined;
+  if (!nodeId || !database || !tables || !children || memoryBytes === undefined || maxDrift === undefined || !level || !format || !admin) return undefined;
   const { host, port, user, password, schema, stateSchema, serverId } = database;
   if (!host || !port || !user || !schema || !stateSchema || !serverId) return undefined;
   if (!tables.include || !tables.exclude || !tables.keys || !tables.direction) return undefined;
@@ -140,8 +141,31 @@ function build(r: Reader, tree: unknown, file: string): Config | undefined {
     ...(parent ? { parent } : {}),
     capture: { memoryBytes },
     clock: { maxDrift },
+    admin,
     log: { level, format },
   };
+}
+
+/** Admin tokens shorter than this are refused: the token guards every node's status. */
+const MIN_ADMIN_TOKEN = 16;
+
+function readAdmin(r: Reader, raw: unknown, listen: ListenConfig | undefined, children: readonly ChildConfig[] | undefined): AdminConfig | undefined {
+  const a = r.section('admin', raw, true);
+  if (!a) return undefined;
+  const at = r.hostport('admin.listen', a.listen);
+  const token = r.string('admin.token', a.token);
+  const al = r.section('admin.alerts', a.alerts, true);
+  const silentAfter = al ? r.duration('admin.alerts.silentAfter', al.silentAfter) : undefined;
+  if (token !== undefined && token.length < MIN_ADMIN_TOKEN) r.problem('admin.token', `must be at least ${MIN_ADMIN_TOKEN} characters (a long random token)`);
+  if (token !== undefined && children?.some((c) => c.token === token)) r.problem('admin.token', 'is the same token as a child\'s (children[].token): give the admin endpoints their own');
+  if (token !== undefined && !at && !listen) {
+    r.problem('admin.token', 'nothing serves the admin endpoints: this node has no listen, so set admin.listen (host:port) too');
+  }
+  if (at && listen && at.port === listen.port && (at.host === listen.host || listen.host === '0.0.0.0' || at.host === '0.0.0.0')) {
+    r.problem('admin.listen', `is listen's address (port ${listen.port}): choose another port, or leave admin.listen out to serve on listen`);
+  }
+  if (silentAfter === undefined) return undefined;
+  return { ...(at ? { listen: at } : {}), ...(token === undefined ? {} : { token }), alerts: { silentAfter } };
 }
 
 function readListen(r: Reader, raw: unknown): ListenConfig | undefined {

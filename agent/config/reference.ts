@@ -14,6 +14,7 @@ export type KeyKind =
   | 'duration' // '500ms', '30s', '5m', '1h', '2d'
   | 'bytes' // 65536, '64KiB', '8MiB'
   | 'url' // http:// or https://
+  | 'hostport' // host:port, [v6]:port
   | 'enum'
   | 'globs' // a list of table names or globs
   | 'keymap' // table → list of column names
@@ -100,6 +101,12 @@ export const CONFIG_KEYS: readonly KeySpec[] = [
 
   { key: 'clock', kind: 'section', help: 'the clock that stamps changes' },
   { key: 'clock.maxDrift', kind: 'duration', default: '1d', min: 60_000, max: 366 * 86_400_000, help: "how far a received change's stamp may be ahead of this node's clock; a change further ahead is held in quarantine until this clock catches up" },
+
+  { key: 'admin', kind: 'section', help: 'the admin endpoints: GET /status.json (the tree below this node, with alerts), POST /login, GET /health' },
+  { key: 'admin.listen', kind: 'hostport', example: '127.0.0.1:8081', help: 'serve them on this address (host:port) instead of listen; needed on a node without listen' },
+  { key: 'admin.token', kind: 'secret', example: '${SPOKESYNC_ADMIN_TOKEN}', help: 'bearer token of /status.json (or a browser logs in with it at POST /login), at least 16 characters; without it only /health is served' },
+  { key: 'admin.alerts', kind: 'section', help: 'when status.json raises alerts' },
+  { key: 'admin.alerts.silentAfter', kind: 'duration', default: '1d', min: 1000, help: 'a node without a successful exchange for this long is shown silent' },
 
   { key: 'log', kind: 'section', help: 'logging: JSON lines for services, readable lines on a terminal' },
   { key: 'log.level', kind: 'enum', default: 'info', values: ['debug', 'info', 'warn', 'error'], help: 'least severe level written: debug, info, warn or error' },

@@ -79,6 +79,18 @@ export interface ParentConfig {
   readonly ca?: string;
 }
 
+/** The admin endpoints (agent/admin/): status.json, the status page, /health. */
+export interface AdminConfig {
+  /** where they are served when set (a node without `listen` needs it); otherwise on `listen` */
+  readonly listen?: { readonly host: string; readonly port: number };
+  /** the bearer token of status.json and the status page; without it those are not served (404) */
+  readonly token?: string;
+  readonly alerts: {
+    /** milliseconds without a successful exchange before a node is shown silent (default 1 day) */
+    readonly silentAfter: number;
+  };
+}
+
 export interface Config {
   /** absolute path of the file this was read from */
   readonly file: string;
@@ -102,6 +114,8 @@ export interface Config {
     /** milliseconds a received stamp may be ahead of this node's clock before its change set is held (default 1 day) */
     readonly maxDrift: number;
   };
+  /** the loader always sets it; absent in hand-built configs (no admin endpoints but /health) */
+  readonly admin?: AdminConfig;
   readonly log: {
     readonly level: 'debug' | 'info' | 'warn' | 'error';
     /** JSON lines, readable text, or auto: text on a terminal (default auto; SPOKESYNC_LOG_FORMAT overrides) */

@@ -132,6 +132,16 @@ export class Reader {
     });
   }
 
+  /** `host:port` (an IPv6 host in brackets: `[::1]:8081`). */
+  hostport(path: string, raw: unknown): { host: string; port: number } | undefined {
+    return this.read(path, raw, (v, spec) => {
+      const m = typeof v === 'string' ? /^(?:\[([0-9A-Fa-f:.]+)\]|([A-Za-z0-9.-]+)):(\d{1,5})$/.exec(v) : null;
+      const port = m ? Number(m[3]) : 0;
+      if (m && port >= 1 && port <= 65535) return { host: m[1] ?? m[2] ?? '', port };
+      return this.bad(path, spec, 'host:port, e.g. 127.0.0.1:8081 or [::1]:8081', v);
+    });
+  }
+
   enumOf<T extends string>(path: string, raw: unknown): T | undefined {
     return this.read(path, raw, (v, spec) => {
       const values = spec.values ?? [];

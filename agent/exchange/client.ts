@@ -2,7 +2,7 @@
 // parent, take its answer, repeat until both sides are drained. got's own retry
 // is off; p-retry is the one retry layer and waits the backoff (agent/backoff.ts).
 // A dropped connection costs at most the batch in flight.
-import type { IncomingMessage } from 'node:http';
+import type { IncomingHttpHeaders, IncomingMessage } from 'node:http';
 import got, { type Response } from 'got';
 import pRetry, { AbortError } from 'p-retry';
 import type { ParentConfig } from '../config/types.js';
@@ -15,7 +15,10 @@ import type { Route } from '../routing/filters.js';
 import { AnswerPart } from './answer-part.js';
 import { BROTLI_CODINGS, decompress, encodingFor, parseContentEncoding, type Encoding } from './compression.js';
 import { REFUSAL_CHARS, parentRequestOptions, pinnedTls, refusal } from './parent-http.js';
-import { EXCHANGE_PATH, INCARNATION_HEADER, PEER_PATH, SHAPES_HEADER, type ExchangeCore, type TakeResult } from './protocol.js';
+import {
+  EXCHANGE_PATH, INCARNATION_HEADER, NODE_HEADER, PEER_PATH, REPORTS_HEADER, REPORT_HEADER, SHAPES_HEADER, type ExchangeCore, type RoundRecord,
+  type TakeResult,
+} from './protocol.js';
 import { ANSWER_HEADER, HAVE_HEADER, OFFSET_HEADER, parseOffset, parseUploadId } from './resume.js';
 import { RoundBodies, afterAnswer, fallbackCoding, planPost, type Upload } from './round-plan.js';
 import { collectBatch } from './wire.js';
@@ -23,6 +26,8 @@ import { DEFAULT_MAX_ELEMENTS } from '../../apply/codec/decode-limits.js';
 
 /** meta key: the parent reads table shapes */
 const SHAPES_KEY = 'parent.shapes';
+/** meta key: the parent keeps status reports */
+const REPORTS_KEY = 'parent.reports';
 /** HTTP statuses that no resend can fix: the token, the peer, or the batch itself is wrong. */
 const PERMANENT = new Set([400, 401, 403, 404, 405, 413, 415, 422]);
 /** refusals of what the batch claims (409): sending it again gets the same answer */
@@ -42,6 +47,19 @@ export interface ExchangeClientOptions {
   readonly backoffBaseMs?: number;
   /** longest backoff delay in ms (default 60 s) */
   readonly backoffMaxMs?: number;
+  /** the status report our last batch of an exchange carries, and where each round is recorded (agent/admin/reporter.ts) */
+  readonly observer?: ClientObserver;
+}
+
+/** What the client asks of the node's status reporting. */
+export interface ClientObserver {
+  /**
+   * The report to carry, `inFlight` of our pending entries being in this round's batch, as a maker of the
+   * header's value stamped with the time of each attempt (its parent reads our clock from it); null: none.
+   */
+  report(inFlight: number): Promise<((now: Date) => string) | null>;
+  /** a round with the parent ended, well or not */
+  round(r: RoundRecord): Promise<void>;
 }
 
 export interface SyncResult {
@@ -62,6 +80,14 @@ interface RoundResult {
   readonly sent: number;
   readonly theirMore: boolean;
   readonly taken: TakeResult;
+  /** this round carried our status report */
+  readonly reported: boolean;
+}
+
+/** Bytes a round moved on the wire, bodies only, every attempt counted. */
+interface Traffic {
+  up: number;
+  down: number;
 }
 
 function sum(a: TakeResult, b: TakeResult): TakeResult {
@@ -74,7 +100,7 @@ function sum(a: TakeResult, b: TakeResult): TakeResult {
 export class ExchangeClient {
   private readonly log: Logger;
   private readonly backoff: Backoff;
-  private readonly http: ReturnType<typeof parentRequestOptions>;
+  private readonly http: Omit<ReturnType<typeof parentRequestOptions>, 'headers'> & { readonly headers: Readonly<Record<string, string>> };
   private readonly base: string;
   /** the coding of our requests: the configured one; for br, the best of spokesync's own the parent takes */
   private requestEncoding: Encoding;
@@ -82,11 +108,14 @@ export class ExchangeClient {
   private parentShapes: boolean | null = null;
   /** the parent said it reads incarnations (recovery.ts); once it sent its own, the cursor knows it too */
   private parentIncarnations = false;
+  /** the parent keeps status reports (null: not known yet) */
+  private parentReports: boolean | null = null;
 
   constructor(private readonly o: ExchangeClientOptions) {
     this.log = o.log.child({ part: 'client' });
     this.backoff = { ...EXCHANGE_BACKOFF, firstMs: o.backoffBaseMs ?? EXCHANGE_BACKOFF.firstMs, maxMs: o.backoffMaxMs ?? EXCHANGE_BACKOFF.maxMs };
-    this.http = parentRequestOptions(o.parent, pinnedTls(o.parent.ca));
+    const http = parentRequestOptions(o.parent, pinnedTls(o.parent.ca));
+    this.http = { ...http, headers: { ...http.headers, [NODE_HEADER]: o.node } };
     this.base = o.parent.url.replace(/\/+$/, '');
     // brotli children try spokesync-vbr first and fall back, coding by coding, when the parent refuses one (415)
     this.requestEncoding = o.parent.compression === 'br' ? BROTLI_CODINGS[0]! : encodingFor(o.parent.compression);
@@ -95,6 +124,7 @@ export class ExchangeClient {
   /** One HTTP request, retried by p-retry; `parse` runs inside the retry (a garbled answer is fetched again). */
   private async request<T>(
     what: string,
+    url: string,
     send: (attempt: number) => Promise<Response<Buffer>>,
     parse: (res: Response<Buffer>) => Promise<T>,
     signal?: AbortSignal,
@@ -111,10 +141,10 @@ export class ExchangeClient {
           try {
             res = await send(attempt);
           } catch (e) {
-            throw new SpokesyncError('SPOKESYNC_E_HTTP', `${what}: ${(e as { code?: string }).code ?? (e as Error).message}`, { cause: e });
+            throw new SpokesyncError('SPOKESYNC_E_HTTP', `${what}: ${(e as { code?: string }).code ?? (e as Error).message} ${url}`, { cause: e });
           }
           if (res.statusCode !== 200) {
-            const err = refusal(res.statusCode, res.body.toString('utf8', 0, Math.min(res.body.length, REFUSAL_CHARS)));
+            const err = refusal(res.statusCode, res.body.toString('utf8', 0, Math.min(res.body.length, REFUSAL_CHARS)), { request: url });
             throw PERMANENT.has(res.statusCode) || REFUSED.has(err.code) ? new AbortError(err) : err;
           }
           try {
@@ -148,25 +178,35 @@ export class ExchangeClient {
   }
 
   /**
-   * Whether our batches may carry table shapes: known from the parent's answers
-   * (remembered), else asked once per process before the first batch goes, so
-   * that no batch reaches a parent that reads shapes without them.
+   * Whether our batches may carry table shapes, and our last batch a status
+   * report: known from the parent's answers (remembered), else asked once per
+   * process before the first batch goes, so that no batch reaches a parent
+   * that reads shapes without them.
    */
-  private async parentReadsShapes(signal?: AbortSignal): Promise<boolean> {
-    if (this.parentShapes !== null) return this.parentShapes;
-    if ((await getMeta(this.o.db, this.o.stateSchema, SHAPES_KEY)) === '1') return (this.parentShapes = true);
-    const reads = await this.request(
-      'peer',
-      () => got(`${this.base}${PEER_PATH}`, { ...this.gotOptions(), method: 'GET' }),
-      async (res) => {
-        if (res.headers[INCARNATION_HEADER] === '1') this.parentIncarnations = true;
-        return res.headers[SHAPES_HEADER] === '1';
-      },
-      signal,
-    );
-    if (reads) await this.learnShapes();
-    else this.parentShapes = false;
-    return reads;
+  private async parentReads(signal?: AbortSignal): Promise<{ shapes: boolean; reports: boolean }> {
+    const { db, stateSchema } = this.o;
+    if (this.parentShapes === null && (await getMeta(db, stateSchema, SHAPES_KEY)) === '1') this.parentShapes = true;
+    // a node that sends no reports does not ask
+    if (!this.o.observer) this.parentReports = false;
+    else if (this.parentReports === null && (await getMeta(db, stateSchema, REPORTS_KEY)) === '1') this.parentReports = true;
+    if (this.parentShapes === null || this.parentReports === null) {
+      const url = `${this.base}${PEER_PATH}`;
+      const headers = await this.request('peer', url, () => got(url, { ...this.gotOptions(), method: 'GET' }), async (res) => res.headers, signal);
+      await this.learn(headers);
+    }
+    return { shapes: this.parentShapes === true, reports: this.parentReports === true };
+  }
+
+  /** What an answer of GET /v1/peer says the parent reads; a yes is remembered. */
+  private async learn(headers: IncomingHttpHeaders): Promise<void> {
+    if (headers[SHAPES_HEADER] === '1') {
+      if (this.parentShapes !== true) await this.learnShapes();
+    } else this.parentShapes = false;
+    if (headers[INCARNATION_HEADER] === '1') this.parentIncarnations = true;
+    if (headers[REPORTS_HEADER] === '1') {
+      if (this.parentReports !== true) await setMeta(this.o.db, this.o.stateSchema, REPORTS_KEY, '1');
+      this.parentReports = true;
+    } else this.parentReports = false;
   }
 
   private async learnShapes(): Promise<void> {
@@ -179,19 +219,18 @@ export class ExchangeClient {
     const { db, stateSchema } = this.o;
     const known = await getMeta(db, stateSchema, PARENT_ID_KEY);
     if (known) return known;
+    const url = `${this.base}${PEER_PATH}`;
     const who = await this.request(
       'peer',
-      () => got(`${this.base}${PEER_PATH}`, { ...this.gotOptions(), method: 'GET' }),
-      async (res) => ({
-        ...(JSON.parse(res.body.toString('utf8')) as { node?: unknown; child?: unknown }),
-        shapes: res.headers[SHAPES_HEADER] === '1', incarnations: res.headers[INCARNATION_HEADER] === '1',
-      }),
+      url,
+      () => got(url, { ...this.gotOptions(), method: 'GET' }),
+      async (res) => ({ body: JSON.parse(res.body.toString('utf8')) as { node?: unknown; child?: unknown }, headers: res.headers }),
       signal,
-    );
-    // the same answer says whether the parent reads shapes: no request more for that
-    if (who.incarnations) this.parentIncarnations = true;
-    if (who.shapes) await this.learnShapes();
-    else this.parentShapes = false;
+    ).then(async (r) => {
+      // the same answer says what the parent reads: no request more for that
+      await this.learn(r.headers);
+      return r.body;
+    });
     if (typeof who.node !== 'string' || !/^[a-z0-9-]+$/.test(who.node)) {
       throw new SpokesyncError('SPOKESYNC_E_PEER', 'the parent did not name itself');
     }
@@ -209,23 +248,36 @@ export class ExchangeClient {
    * whose answer says what the parent took and how much of a cut upload it
    * holds; then only the rest goes up.
    */
-  async round(parentId: string, signal?: AbortSignal): Promise<RoundResult> {
+  async round(parentId: string, signal?: AbortSignal, traffic: Traffic = { up: 0, down: 0 }, report = true): Promise<RoundResult> {
     const { parent, core } = this.o;
-    const shapes = await this.parentReadsShapes(signal);
-    const bodies = await RoundBodies.of(await core.next(this.o.routeFor(parentId), parent.batch, shapes, this.parentIncarnations));
+    const reads = await this.parentReads(signal);
+    const out = await core.next(this.o.routeFor(parentId), parent.batch, reads.shapes, this.parentIncarnations);
+    const bodies = await RoundBodies.of(out);
+    // our last batch of an exchange carries the status report (every attempt of its round)
+    const value = report && reads.reports && !out.header.more ? await this.reportValue(out.entries.length) : null;
+    const extra = (): Record<string, string> => {
+      try {
+        return value === null ? {} : { [REPORT_HEADER]: value(new Date()) };
+      } catch (e) {
+        this.log.warn('the status report could not be made; the exchange goes on without it', { error: e });
+        return {};
+      }
+    };
     const answerPart = new AnswerPart();
     let upload: Upload | null = null;
     let taken: TakeResult = { applied: 0, duplicates: 0, quarantined: 0, conflicts: 0, received: 0, replayed: 0 };
+    const url = `${this.base}${EXCHANGE_PATH}`;
     for (let passes = 1; ; passes++) {
       let probing = false;
       const answer = await this.request(
         'exchange',
+        url,
         async (attempt) => {
           probing = attempt > 1;
           const post = (enc: Encoding) => {
             const plan = planPost({ bodies, enc, probing, upload, caps: parent.batch, answerHave: answerPart.header() });
             upload = plan.upload;
-            return this.post(plan.body, plan.headers, answerPart);
+            return this.post(plan.body, { ...plan.headers, ...extra() }, answerPart, traffic);
           };
           let res = await post(this.requestEncoding);
           for (let next = fallbackCoding(this.requestEncoding, res.statusCode); next; next = fallbackCoding(next, res.statusCode)) {
@@ -244,18 +296,30 @@ export class ExchangeClient {
       const next = afterAnswer({
         bodies, probing, upload, have: answer.have, passes, maxPasses: Math.max(1, parent.maxTries), aborted: signal?.aborted === true,
       });
-      if ('sent' in next) return { sent: next.sent, theirMore, taken };
+      if ('sent' in next) return { sent: next.sent, theirMore, taken, reported: value !== null };
       this.log.info('resuming the upload', { have: answer.have, of: bodies.get('full', next.resume.enc).length });
       upload = next.resume;
     }
   }
 
+  /** The status report to carry, or null; a report that cannot be made never stops the exchange. */
+  private async reportValue(inFlight: number): Promise<((now: Date) => string) | null> {
+    try {
+      return (await this.o.observer?.report(inFlight)) ?? null;
+    } catch (e) {
+      this.log.warn('the status report could not be made; the exchange goes on without it', { error: e });
+      return null;
+    }
+  }
+
   /** One POST of a plan; the answer's bytes are kept as they come (got keeps none of a body cut part way). */
-  private async post(body: Buffer, headers: Readonly<Record<string, string>>, answerPart: AnswerPart): Promise<Response<Buffer>> {
+  private async post(body: Buffer, headers: Readonly<Record<string, string>>, answerPart: AnswerPart, traffic: Traffic): Promise<Response<Buffer>> {
+    traffic.up += body.length;
     const req = got(`${this.base}${EXCHANGE_PATH}`, {
       ...this.gotOptions(), method: 'POST', body, headers: { ...this.http.headers, ...headers, [SHAPES_HEADER]: '1' },
     });
     void req.on('request', (r) => r.on('response', (res: IncomingMessage) => {
+      res.on('data', (c: Buffer) => { traffic.down += c.length; });
       if (res.statusCode !== 200) return;
       answerPart.begin(parseUploadId(res.headers[ANSWER_HEADER]), parseOffset(res.headers[OFFSET_HEADER]) ?? 0);
       res.on('data', (c: Buffer) => answerPart.data(c));
@@ -289,12 +353,18 @@ export class ExchangeClient {
     const { db, stateSchema } = this.o;
     let parent = '';
     const t = { rounds: 0, sent: 0, received: 0, applied: 0, duplicates: 0, quarantined: 0, conflicts: 0 };
+    let round: { started: Date; traffic: Traffic } | null = null;
     try {
       parent = await this.parentId(signal);
       let done = false;
       let pending = 0;
+      let reported = false;
       while (!done && t.rounds < maxRounds && !signal?.aborted) {
-        const r = await this.round(parent, signal);
+        round = { started: new Date(), traffic: { up: 0, down: 0 } };
+        const r = await this.round(parent, signal, round.traffic, !reported);
+        await this.recorded(parent, round, r.sent, r.taken.received, 'ok');
+        round = null;
+        reported ||= r.reported;
         t.rounds++;
         t.sent += r.sent;
         t.received += r.taken.received;
@@ -312,8 +382,23 @@ export class ExchangeClient {
       return { parent, ...t, drained };
     } catch (e) {
       const code = isSpokesyncError(e) ? e.code : 'SPOKESYNC_E_HTTP';
-      if (parent) await recordContact(db, stateSchema, parent, `${code}: ${(e as Error).message}`).catch(() => undefined);
+      const result = `${code}: ${(e as Error).message}`;
+      parent ||= (await getMeta(db, stateSchema, PARENT_ID_KEY).catch(() => null)) ?? '';
+      if (parent) {
+        await recordContact(db, stateSchema, parent, result).catch(() => undefined);
+        await this.recorded(parent, round ?? { started: new Date(), traffic: { up: 0, down: 0 } }, 0, 0, result);
+      }
       throw e;
     }
+  }
+
+  /** Hands a round to the observer; its failure is logged, never the exchange's. */
+  private async recorded(parent: string, round: { started: Date; traffic: Traffic }, setsUp: number, setsDown: number, result: string): Promise<void> {
+    if (!this.o.observer) return;
+    const r: RoundRecord = {
+      peer: parent, role: 'parent', startedAt: round.started, durationMs: Date.now() - round.started.getTime(),
+      bytesUp: round.traffic.up, bytesDown: round.traffic.down, setsUp, setsDown, result,
+    };
+    await this.o.observer.round(r).catch((e: unknown) => this.log.warn('the exchange round could not be recorded', { error: e }));
   }
 }

@@ -17,7 +17,8 @@ import {
   ACCEPTED_CODINGS, ByteLimit, type Encoding, compress, decompress, decompressor, inflateError, isWholeBody, negotiate, parseContentEncoding,
 } from './compression.js';
 import {
-  CAP_BYTES_HEADER, CAP_RECORDS_HEADER, DEFAULT_CAPS, EXCHANGE_PATH, HEALTH_PATH, INCARNATION_HEADER, PEER_PATH, SHAPES_HEADER, type ExchangeCore,
+  CAP_BYTES_HEADER, CAP_RECORDS_HEADER, DEFAULT_CAPS, EXCHANGE_PATH, HEALTH_PATH, INCARNATION_HEADER, NODE_HEADER, PEER_PATH, REPORTS_HEADER, REPORT_HEADER,
+  SHAPES_HEADER, type ExchangeCore, type RoundRecord,
 } from './protocol.js';
 import {
   ANSWER_HAVE_HEADER, ANSWER_HEADER, HAVE_HEADER, OFFSET_HEADER, RESUMABLE_BYTES, RESUME_HEADER, UPLOAD_HEADER, UploadStore,
@@ -42,7 +43,28 @@ export interface ExchangeServerOptions {
   readonly maxRecords?: number;
   /** the largest answer a child may ask for (default 1000 records, 1 MiB) */
   readonly maxCaps?: Caps;
+  /** requests it answers before any other (the admin endpoints, agent/admin/routes.ts); false: not its path */
+  readonly front?: (req: IncomingMessage, res: ServerResponse) => Promise<boolean>;
+  /** where rounds and refused tokens are told (agent/admin/reporter.ts); it also keeps the children's status reports */
+  readonly observer?: ServerObserver;
 }
+
+/** A round with a child as the parent saw it: the record, where it came from, and the status report it carried. */
+export interface ServedRound extends RoundRecord {
+  readonly address: string;
+  /** the report header's value, when the child sent one */
+  readonly report?: string;
+}
+
+export interface ServerObserver {
+  /** called after the answer went out; its failure is logged, never the child's */
+  round(r: ServedRound): Promise<void>;
+  /** a wrong token came from `address`, from a node that says it is `claimed` (called at most once per window per address and name) */
+  refusedToken(claimed: string | null, address: string): Promise<void>;
+}
+
+/** Room for a child's status report (agent/admin/report-wire.ts) besides the usual headers. */
+const MAX_HEADER_BYTES = 32 * 1024;
 
 const STATUS: Partial<Record<ErrorCode, number>> = {
   SPOKESYNC_E_AUTH: 401,
@@ -134,6 +156,7 @@ export class ExchangeServer {
     const tls = o.listen.tls;
     // node's headersTimeout runs from a request's first byte (headersDeadline times the first one from the connection); checked often enough for a short one
     const timing = {
+      maxHeaderSize: MAX_HEADER_BYTES,
       headersTimeout: limits.headersTimeout,
       requestTimeout: limits.requestTimeout,
       connectionsCheckingInterval: Math.min(1000, Math.max(100, Math.floor(limits.headersTimeout / 10))),
@@ -150,7 +173,10 @@ export class ExchangeServer {
     this.addRoute('POST', EXCHANGE_PATH, (req, res, child) => this.exchange(req, res, child));
     this.addRoute('GET', PEER_PATH, async (_req, res, child) => {
       const body = JSON.stringify({ node: this.o.core.node, child: child.id });
-      res.writeHead(200, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body), [SHAPES_HEADER]: '1', [INCARNATION_HEADER]: '1' });
+      res.writeHead(200, {
+        'content-type': 'application/json', 'content-length': Buffer.byteLength(body), [SHAPES_HEADER]: '1', [INCARNATION_HEADER]: '1',
+        ...(this.o.observer ? { [REPORTS_HEADER]: '1' } : {}),
+      });
       res.end(body);
     });
   }
@@ -213,6 +239,7 @@ export class ExchangeServer {
   }
 
   private async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    if (this.o.front && (await this.o.front(req, res))) return;
     const path = (req.url ?? '/').split('?')[0] ?? '/';
     if (path === HEALTH_PATH && (req.method === 'GET' || req.method === 'HEAD')) {
       res.writeHead(200, { 'content-type': 'text/plain', 'content-length': 3 });
@@ -236,20 +263,48 @@ export class ExchangeServer {
     }
     const child = this.authenticate(req);
     if (!child) {
-      this.log.warn('refused: bad token', { path, remote: req.socket.remoteAddress });
+      const told = this.wrongToken(req, path, address);
       if (this.throttle.failed(address)) {
         const { max, window, block } = this.limits.authFailures;
         this.log.warn('refusing an address: too many wrong tokens', { address, failures: max, windowS: window / 1000, blockS: block / 1000 });
       }
       fail(req, res, 401, 'SPOKESYNC_E_AUTH', 'missing or unknown token', this.drain());
+      await told;
       return;
     }
     await handler(req, res, child);
   }
 
+  /**
+   * A wrong token: logged once per window per address and claimed node (with the
+   * fix on both sides), and told to the observer, which records it for that child.
+   */
+  private wrongToken(req: IncomingMessage, path: string, address: string): Promise<void> {
+    const said = req.headers[NODE_HEADER];
+    const claimed = typeof said === 'string' && /^[a-z0-9-]{1,64}$/.test(said) ? said : null;
+    const known = claimed !== null && this.o.children.some((c) => c.id === claimed);
+    const first = this.refusals.refused(`refused: wrong token${claimed ? ` from a node that says it is '${claimed}'` : ''}`, address, {
+      path, child: claimed, remote: req.socket.remoteAddress,
+      fix: known ? `check children[].token for '${claimed}' here and parent.token at '${claimed}'` : 'no child of this node presented it: check children[] here',
+    });
+    if (!first || !known || !this.o.observer) return Promise.resolve();
+    return this.o.observer.refusedToken(claimed, address).catch((e: unknown) => this.log.warn('a refused token could not be recorded', { error: e }));
+  }
+
   private async exchange(req: IncomingMessage, res: ServerResponse, child: ChildConfig): Promise<void> {
     const { listen } = this.o;
     const log = this.log.child({ child: child.id });
+    const startedAt = new Date();
+    let setsUp = 0;
+    // told after the answer went out: the child waits for nothing of it
+    const round = async (result: string, setsDown: number, bytesDown: number): Promise<void> => {
+      const report = req.headers[REPORT_HEADER];
+      const r: ServedRound = {
+        peer: child.id, role: 'child', startedAt, durationMs: Date.now() - startedAt.getTime(), bytesUp: wire.bytes, bytesDown,
+        setsUp, setsDown, result, address: addressKey(req.socket.remoteAddress), ...(typeof report === 'string' ? { report } : {}),
+      };
+      await this.o.observer?.round(r).catch((e: unknown) => log.warn('the exchange round could not be recorded', { error: e }));
+    };
     const enc = parseContentEncoding(req.headers['content-encoding']);
     if (enc === null) {
       fail(req, res, 415, 'SPOKESYNC_E_HTTP', `Content-Encoding must be one of ${ACCEPTED_CODINGS}, identity`, this.drain());
@@ -318,6 +373,7 @@ export class ExchangeServer {
         throw isSpokesyncError(e) ? e : inflateError(e, listen.maxInflatedBytes);
       }
       bodyRead = true;
+      setsUp = batch.entries.length;
       if (upload) {
         this.uploads.delete(child.id);
         if (digest.id() !== upload) {
@@ -345,6 +401,8 @@ export class ExchangeServer {
         res.end(rest);
         log.info('exchange', { ...taken, resumedAnswer: part.id, bytesOut: rest.length, of: last.bytes.length });
         await this.o.core.contact(child.id, 'ok').catch(() => undefined);
+        lease.release();
+        await round('ok', 0, rest.length);
         return;
       }
       const max = this.o.maxCaps ?? { records: 1000, bytes: 1024 * 1024 };
@@ -368,6 +426,8 @@ export class ExchangeServer {
       res.end(body);
       log.info('exchange', { ...taken, sent: answer.entries.length, more: answer.header.more, bytesOut: body.length });
       await this.o.core.contact(child.id, 'ok').catch(() => undefined);
+      lease.release();
+      await round('ok', answer.entries.length, body.length);
     } catch (e) {
       // a refused batch is dropped now, not after the answer: others being read take its place
       lease.release();
@@ -381,6 +441,7 @@ export class ExchangeServer {
       const overflow = wire.bytes > listen.maxBodyBytes;
       fail(req, res, status, code, msg, bodyRead ? { mode: 'read' }
         : overflow ? { mode: 'close' } : { mode: 'drain', allowance: listen.maxBodyBytes - wire.bytes });
+      await round(`${code}: ${msg}`, 0, 0);
     } finally {
       lease.release();
     }

@@ -70,6 +70,38 @@ export class Origins {
     return fresh;
   }
 
+  /**
+   * Which of `nodes` `peer` may report on (status reports, agent/admin/report-store.ts), by the rule for
+   * change sets: itself, or a node below it; never this node, the parent, another child, or a node that
+   * belongs to another peer here. Nodes new here are registered to `peer`, as their change sets would be.
+   */
+  async claim(peer: string, nodes: readonly string[]): Promise<{ accepted: string[]; refused: Array<{ node: string; why: string }> }> {
+    const accepted: string[] = [];
+    const refused: Array<{ node: string; why: string }> = [];
+    const parent = await getMeta(this.o.db, this.o.stateSchema, PARENT_ID_KEY);
+    const learned = await this.owners(nodes);
+    const fresh: string[] = [];
+    for (const node of nodes) {
+      const owner = node === this.o.node ? this.o.node : this.children.has(node) ? node : node === parent ? parent : learned.get(node);
+      if (owner === undefined) fresh.push(node);
+      else if (owner === peer) accepted.push(node);
+      else refused.push({ node, why: owner === this.o.node ? 'it is this node' : owner === parent ? 'it is the parent' : `it belongs to '${owner}' here` });
+    }
+    if (fresh.length > 0) {
+      await this.o.db.exec(
+        `INSERT IGNORE INTO ${stateTable(this.o.stateSchema, 'origins')} (origin, peer, since) VALUES ${fresh.map(() => '(?, ?, UTC_TIMESTAMP(6))').join(', ')}`,
+        fresh.flatMap((origin) => [origin, peer]),
+      );
+      // another peer may have registered one of them at the same moment
+      const owners = await this.owners(fresh);
+      for (const node of fresh) {
+        if (owners.get(node) === peer) accepted.push(node);
+        else refused.push({ node, why: `it belongs to '${owners.get(node) ?? '?'}' here` });
+      }
+    }
+    return { accepted, refused };
+  }
+
   private refuseOther(peer: string, origin: string, owner: string | undefined): void {
     if (owner === undefined || owner === peer) return;
     throw new SpokesyncError('SPOKESYNC_E_ORIGIN',

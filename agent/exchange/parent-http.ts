@@ -43,15 +43,22 @@ export function parentRequestOptions(parent: ParentConfig, tls: PinnedTls = pinn
 /** At most this much of a refusal's body is read: it is one line. */
 export const REFUSAL_CHARS = 400;
 
+/** What a child's log and status say when its parent answers 401: the fix is on both sides. */
+export const TOKEN_REFUSED = "the parent refused this node's token: check children[].token at the parent and parent.token here";
+
 /**
  * The error a parent's refusal stands for. Its body is `CODE: message`;
- * otherwise the error is `fallback` (SPOKESYNC_E_HTTP unless told).
+ * otherwise the error is `fallback` (SPOKESYNC_E_HTTP unless told). A 401 is
+ * always the token (SPOKESYNC_E_AUTH), said with its fix.
  */
 export function refusal(
   status: number | undefined,
   body: string,
   o: { readonly request?: string; readonly fallback?: ErrorCode; readonly fix?: string } = {},
 ): SpokesyncError {
+  if (status === 401) {
+    return new SpokesyncError('SPOKESYNC_E_AUTH', `${TOKEN_REFUSED} (401${o.request ? ` to ${o.request}` : ''})`, o.fix === undefined ? undefined : { fix: o.fix });
+  }
   const m = /^(SPOKESYNC_E_[A-Z_]+): (.*)$/s.exec(body.slice(0, REFUSAL_CHARS).trim());
   const code = m?.[1] && m[1] in catalogue ? (m[1] as ErrorCode) : (o.fallback ?? 'SPOKESYNC_E_HTTP');
   const message = `the parent answered ${status ?? '?'}${o.request ? ` to ${o.request}` : ''}${m ? `: ${m[2] ?? ''}` : ''}`;

@@ -80,18 +80,20 @@ export class RefusalLog {
     private readonly now: () => number = Date.now,
   ) {}
 
-  refused(msg: string, address: string, fields: Record<string, unknown> = {}): void {
+  /** Returns whether this refusal was logged (the first of its kind and address in the window). */
+  refused(msg: string, address: string, fields: Record<string, unknown> = {}): boolean {
     const key = `${msg}\0${address}`;
     const t = this.now();
     const s = this.seen.get(key);
     if (s && t - s.at < this.windowMs) {
       s.since++;
-      return;
+      return false;
     }
     this.seen.delete(key);
     this.seen.set(key, { at: t, since: 0 });
     trim(this.seen);
     this.log.warn(msg, { address, ...fields, ...(s ? { refusedSinceLastLine: s.since + 1 } : {}) });
+    return true;
   }
 }
 

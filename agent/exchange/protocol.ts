@@ -23,6 +23,26 @@ export const CAP_BYTES_HEADER = 'x-spokesync-batch-bytes';
 export const SHAPES_HEADER = 'x-spokesync-shapes';
 /** an answer header: the parent reads incarnations (`inc`, `rinc`) in batches (recovery.ts) */
 export const INCARNATION_HEADER = 'x-spokesync-incarnation';
+/** an answer header of GET /v1/peer: the parent keeps its children's status reports, so they may be sent to it */
+export const REPORTS_HEADER = 'x-spokesync-reports';
+/** a request header: the child's status report and its subtree's (agent/admin/report-wire.ts), with its last batch of an exchange */
+export const REPORT_HEADER = 'x-spokesync-report';
+/** a request header: the node id the child says it is, so that a parent can name a child whose token it refused */
+export const NODE_HEADER = 'x-spokesync-node';
+
+/** One exchange round with a peer, as either side records it (agent/admin/history.ts). Up is toward the parent. */
+export interface RoundRecord {
+  readonly peer: string;
+  readonly role: 'parent' | 'child';
+  readonly startedAt: Date;
+  readonly durationMs: number;
+  readonly bytesUp: number;
+  readonly bytesDown: number;
+  readonly setsUp: number;
+  readonly setsDown: number;
+  /** 'ok', or `CODE: message` */
+  readonly result: string;
+}
 
 export const DEFAULT_CAPS: Caps = { records: 200, bytes: 64 * 1024 };
 

@@ -98,7 +98,7 @@ export async function fetchSnapshot(parent: ParentConfig, signal?: AbortSignal, 
   });
   return new Promise<Readable>((resolve, reject) => {
     stream.once('error', (e: Error & { code?: string }) => {
-      reject(new SpokesyncError('SPOKESYNC_E_HTTP', `cannot fetch a snapshot from the parent (${e.code ?? e.name})`, { cause: e }));
+      reject(new SpokesyncError('SPOKESYNC_E_HTTP', `cannot fetch a snapshot from the parent (${e.code ?? e.name} ${url.split('?')[0]})`, { cause: e }));
     });
     stream.once('response', (res: IncomingMessage) => {
       if (res.statusCode === 200) {

@@ -5,6 +5,7 @@
 // from applying twice, so a replayed batch or a stale ack changes nothing).
 import type { Queryable } from '../../apply/core/db.js';
 import { stateTable } from '../../apply/core/state-schema.js';
+import { sqlTime } from '../../apply/replay/value-compare.js';
 
 export interface PeerCursor {
   readonly peer: string;
@@ -13,8 +14,11 @@ export interface PeerCursor {
   readonly batchSeq: string;
   /** highest journal seq of ours put in a batch for the peer */
   readonly sentSeq: string;
+  /** the last exchange attempt (UTC, as the database gives it) and how it ended */
   readonly lastContact: string | null;
   readonly lastResult: string | null;
+  /** the last exchange that ended well */
+  readonly lastSuccess: string | null;
   /** the peer's incarnation last seen in its batches (null: it sent none yet) */
   readonly incarnation: string | null;
   /** when the peer was last seen restored from a backup, with how its cursor was rewound and what goes back to it */
@@ -44,6 +48,7 @@ interface PeerRow {
   rewound_from?: string | number | null;
   resend_from?: string | number | null;
   resend_hlc?: string | number | null;
+  last_success?: string | null;
 }
 
 const fromRow = (r: PeerRow): PeerCursor => ({
@@ -58,6 +63,7 @@ const fromRow = (r: PeerRow): PeerCursor => ({
   restore: r.restored_at
     ? { at: r.restored_at, rewoundFrom: String(r.rewound_from ?? 0), resendFrom: String(r.resend_from ?? 0), hlc: String(r.resend_hlc ?? 0) }
     : null,
+  lastSuccess: r.last_success ?? null,
 });
 
 /** A decimal sequence string, or '0' when it is not one (hostile input never reaches SQL as text). */
@@ -73,7 +79,8 @@ export async function getCursor(db: Queryable, stateSchema: string, peer: string
   const rows = await db.query<PeerRow>(`SELECT * FROM ${stateTable(stateSchema, 'peers')} WHERE peer = ?`, [peer]);
   const r = rows[0];
   return r ? fromRow(r) : {
-    peer, ackedSeq: '0', receivedSeq: '0', batchSeq: '0', sentSeq: '0', lastContact: null, lastResult: null, incarnation: null, restore: null,
+    peer, ackedSeq: '0', receivedSeq: '0', batchSeq: '0', sentSeq: '0', lastContact: null, lastResult: null, lastSuccess: null,
+    incarnation: null, restore: null,
   };
 }
 
@@ -126,12 +133,14 @@ export async function nextBatchSeq(db: Queryable, stateSchema: string, peer: str
   return String(r?.batch_seq ?? 1);
 }
 
-/** Records the outcome of an exchange with `peer` ('ok' or an error code and message, no secrets). */
+/** Records the outcome of an exchange with `peer` ('ok' or an error code and message, no secrets); 'ok' is also the last success. */
 export async function recordContact(db: Queryable, stateSchema: string, peer: string, result: string, at = new Date()): Promise<void> {
+  const when = sqlTime(at.getTime());
   await db.exec(
-    `INSERT INTO ${stateTable(stateSchema, 'peers')} (peer, last_contact, last_result) VALUES (?, ?, ?)
-     ON DUPLICATE KEY UPDATE last_contact = VALUES(last_contact), last_result = VALUES(last_result)`,
-    [peer, at.toISOString().replace('T', ' ').replace('Z', ''), result.slice(0, 500)],
+    `INSERT INTO ${stateTable(stateSchema, 'peers')} (peer, last_contact, last_result, last_success) VALUES (?, ?, ?, ?)
+     ON DUPLICATE KEY UPDATE last_contact = VALUES(last_contact), last_result = VALUES(last_result),
+                             last_success = COALESCE(VALUES(last_success), last_success)`,
+    [peer, when, result.slice(0, 500), result === 'ok' ? when : null],
   );
 }
 

@@ -4,6 +4,9 @@
 import { listDiscards, quarantineSummary, type DiscardEntry, type QuarantineSummary } from '../../apply/replay/quarantine.js';
 import { heldSummary, type HeldGroup } from '../../apply/replay/held.js';
 import { binlogEnd } from '../capture/binlog-server.js';
+import { binlogBehind, type NeededEvents } from '../capture/binlog-lag.js';
+import { filterTables } from '../config/tables.js';
+import { isoOf, whenText } from '../admin/time.js';
 import type { Config } from '../config/types.js';
 import type { Queryable } from '../../apply/core/db.js';
 import { stateTable } from '../../apply/core/state-schema.js';
@@ -46,8 +49,11 @@ export interface PeerStatus {
   readonly pending: number;
   readonly ackedSeq: string;
   readonly receivedSeq: string;
+  /** the last exchange attempt (ISO 8601, UTC) and how it ended */
   readonly lastContact: string | null;
   readonly lastResult: string | null;
+  /** the last exchange that ended well (ISO 8601, UTC) */
+  readonly lastSuccess: string | null;
   /** the peer was restored from a backup: when this node saw it, how its cursor was rewound */
   readonly restore: PeerRestore | null;
 }
@@ -59,11 +65,14 @@ export interface NodeStatus {
     readonly pos: number | null;
     readonly binlogEnd: { readonly file: string; readonly pos: number };
     /**
-     * binlog bytes after the checkpoint, when in the same file (when spokesync's
-     * own state writes are binlogged, i.e. without BINLOG ADMIN, they follow the
-     * checkpoint, so a few KiB is caught up)
+     * binlog bytes from the checkpoint to the end of the last transaction capture
+     * still has to journal (0 when caught up: spokesync's own state writes and
+     * other schemas after the checkpoint do not count); null when the
+     * checkpoint's file is gone
      */
     readonly behindBytes: number | null;
+    /** false when the binlog's events could not be read: behindBytes is then the raw distance to its end */
+    readonly behindExact: boolean;
     /** seconds since the checkpoint last moved */
     readonly checkpointAgeSeconds: number | null;
     /** another spokesync process (the daemon) holds this node */
@@ -112,20 +121,23 @@ export async function nodeStatus(db: Queryable, config: Config, reader: JournalR
       pending: await reader.count(routeTo(config, p.id, p.role), cur.ackedSeq, { resend: resendOf(cur) }),
       ackedSeq: cur.ackedSeq,
       receivedSeq: cur.receivedSeq,
-      lastContact: cur.lastContact,
+      lastContact: isoOf(cur.lastContact),
       lastResult: cur.lastResult,
+      lastSuccess: isoOf(cur.lastSuccess),
       restore: cur.restore,
     });
   }
   const file = cp?.binlog_file ?? null;
   const pos = cp ? Number(cp.binlog_pos) : null;
+  const behind = file !== null && pos !== null ? await binlogBehind(db, { file, pos }, neededEvents(config)) : null;
   return {
     node: config.node.id,
     capture: {
       file,
       pos,
       binlogEnd: end,
-      behindBytes: file === end.file && pos !== null ? Math.max(0, end.pos - pos) : null,
+      behindBytes: behind?.bytes ?? null,
+      behindExact: behind?.exact ?? false,
       checkpointAgeSeconds: cp?.age === null || cp?.age === undefined ? null : Number(cp.age),
       daemon: lock?.who !== null && lock?.who !== undefined,
       lockLost: readLockLost(await getMeta(db, ss, LOCK_LOST_KEY)),
@@ -149,6 +161,12 @@ async function restoreStatus(db: Queryable, ss: string, node: string): Promise<N
   return { ...rec, ownBack: Number(r?.n ?? 0) };
 }
 
+/** What capture of this node has to journal (binlog-lag.ts). */
+export function neededEvents(config: Config): NeededEvents {
+  const { schema, stateSchema } = config.database;
+  return { schema, stateSchema, syncs: (t) => filterTables([t], config.tables).length > 0 };
+}
+
 /** The human form of a status. */
 export function formatStatus(s: NodeStatus): string {
   const cap = s.capture;
@@ -156,7 +174,8 @@ export function formatStatus(s: NodeStatus): string {
     `node        ${s.node}${cap.daemon ? ' (daemon running)' : ''}`,
     `capture     ${cap.file === null ? 'not started' : `${cap.file}:${String(cap.pos)}`}` +
       ` of ${cap.binlogEnd.file}:${cap.binlogEnd.pos}` +
-      (cap.behindBytes !== null ? `, ${cap.behindBytes} bytes behind` : ', in an older binlog file') +
+      (cap.behindBytes === null ? ', its binlog file is gone' : cap.behindBytes === 0 ? ', caught up'
+        : `, ${cap.behindBytes} bytes behind${cap.behindExact ? '' : ' (at most: the binlog events could not be read)'}`) +
       (cap.checkpointAgeSeconds === null ? '' : `, checkpoint ${cap.checkpointAgeSeconds} s old`),
     `journal     ${s.journal.rows} change sets (last seq ${s.journal.lastSeq})`,
     `conflicts   ${s.conflicts}`,
@@ -170,12 +189,12 @@ export function formatStatus(s: NodeStatus): string {
   }
   if (s.peers.length === 0) lines.push('peers       none yet');
   else {
-    lines.push('', 'peer                 role    pending  acked      received   last contact                result');
+    lines.push('', 'peer                 role    pending  acked      received');
     for (const p of s.peers) {
-      lines.push(
-        `${p.peer.padEnd(20)} ${p.role.padEnd(7)} ${String(p.pending).padEnd(8)} ${p.ackedSeq.padEnd(10)} ` +
-        `${p.receivedSeq.padEnd(10)} ${(p.lastContact ?? 'never').padEnd(27)} ${p.lastResult ?? ''}`,
-      );
+      lines.push(`${p.peer.padEnd(20)} ${p.role.padEnd(7)} ${String(p.pending).padEnd(8)} ${p.ackedSeq.padEnd(10)} ${p.receivedSeq}`);
+      lines.push(`  last success  ${whenText(p.lastSuccess)}`);
+      const failed = p.lastResult !== null && p.lastResult !== 'ok';
+      lines.push(`  last attempt  ${whenText(p.lastContact)}${p.lastResult === null ? '' : failed ? `: FAILED ${p.lastResult}` : ': ok'}`);
     }
   }
   for (const q of s.quarantine.entries) lines.push(`  quarantined ${q.changeId} from ${q.fromPeer}: ${q.reason}`);

@@ -35,7 +35,7 @@ export const catalogue = {
   SPOKESYNC_E_XML: { exit: 1, fix: 'The batch is not well-formed spokesync XML; nothing from it was applied. Resend it.' },
   SPOKESYNC_E_XML_DTD: { exit: 1, fix: 'Batches never carry a DTD or entities; the sender is not spokesync or is hostile.' },
   SPOKESYNC_E_BATCH_TOO_LARGE: { exit: 1, fix: 'Lower parent.batch.records / parent.batch.bytes on the sender, or raise the receiver\'s limits.' },
-  SPOKESYNC_E_OVERLOADED: { exit: 1, fix: 'The receiver is holding as many decoded batches as its memory allows; the exchange is retried at the next interval, nothing was applied.' },
+  SPOKESYNC_E_OVERLOADED: { exit: 1, fix: 'The receiver is holding as many decoded batches as its memory allows; nothing was applied. The daemon sends it again at its next exchange; after `spokesync sync`, run it again.' },
 
   // --- apply ---
   SPOKESYNC_E_APPLY: { exit: 1, fix: 'See the cause; the change set was rolled back whole and will be retried.' },
@@ -44,9 +44,9 @@ export const catalogue = {
   SPOKESYNC_E_QUARANTINED: { exit: 1, fix: 'See `spokesync status`; quarantined change sets are retried on every exchange.' },
 
   // --- exchange and USB ---
-  SPOKESYNC_E_AUTH: { exit: 1, fix: 'The token does not match: set parent.token on the child to the token in the parent\'s children list.' },
+  SPOKESYNC_E_AUTH: { exit: 1, fix: 'The token does not match: the child\'s parent.token must be the token its parent lists for it in children[].token (the parent\'s log names the child and its address).' },
   SPOKESYNC_E_PEER: { exit: 1, fix: 'The batch names a sender or receiver that is not this node\'s peer.' },
-  SPOKESYNC_E_HTTP: { exit: 1, fix: 'The parent could not be reached or answered with an error; the exchange is retried at the next interval.' },
+  SPOKESYNC_E_HTTP: { exit: 1, fix: 'The parent could not be reached or answered with an error (the message names the URL tried): check that it runs and that this machine reaches it. The daemon tries again every parent.interval; `spokesync sync` does not: run it again.' },
   SPOKESYNC_E_USB_FILE: { exit: 1, fix: 'The file is damaged, truncated, tampered with, or meant for another node: export it again.' },
   SPOKESYNC_E_PENDING: { exit: 1, fix: 'Changes are still pending; run `spokesync sync` again or look at `spokesync status`.' },
   SPOKESYNC_E_ORIGIN: { exit: 1, fix: 'A peer may send only change sets of the nodes it stands for (a child: itself and the nodes below it). Nothing of the batch was applied and the sender keeps it. If the tree was changed on purpose (a node moved under another parent), delete that origin\'s row from the `origins` table of this node\'s state schema; otherwise the sender\'s token may be in the wrong hands: give it a new one.' },

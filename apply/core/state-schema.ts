@@ -4,7 +4,7 @@
 import type { Queryable } from './db.js';
 import { qid } from './db.js';
 
-export const STATE_VERSION = 9;
+export const STATE_VERSION = 10;
 
 /** Columns of `peers` about a peer restored from a backup (version 9). */
 const PEER_RESTORE_COLUMNS: ReadonlyArray<readonly [string, string]> = [
@@ -36,6 +36,11 @@ const ADDED_COLUMNS: ReadonlyArray<{ table: string; column: string; ddl: string;
   { table: 'conflicts', column: 'resolution', ddl: 'VARCHAR(1000) NULL' },
   // version 9: restored peers (agent/exchange/recovery.ts)
   ...PEER_RESTORE_COLUMNS.map(([column, ddl]) => ({ table: 'peers', column, ddl })),
+  {
+    // version 10 (and the tables exchanges, node_reports): the last contact that ended well was the last success
+    table: 'peers', column: 'last_success', ddl: 'DATETIME(6) NULL',
+    fill: (st) => `UPDATE ${st}.peers SET last_success = last_contact WHERE last_result = 'ok'`,
+  },
 ];
 
 /** Tables added since version 1: `fill` runs once when the table is created on an existing state schema. */
@@ -106,7 +111,8 @@ export const stateTables: ReadonlyArray<{ name: string; ddl: string }> = [
       last_contact DATETIME(6) NULL,
       last_result VARCHAR(500) NULL,
       sent_seq BIGINT UNSIGNED NOT NULL DEFAULT 0 COMMENT 'highest journal seq of ours put in a batch for the peer; acks above it are refused',
-      ${PEER_RESTORE_COLUMNS.map(([c, ddl]) => `${c} ${ddl}`).join(',\n      ')}
+      ${PEER_RESTORE_COLUMNS.map(([c, ddl]) => `${c} ${ddl}`).join(',\n      ')},
+      last_success DATETIME(6) NULL COMMENT 'the last contact that ended well (last_contact is the last attempt)'
     ) ENGINE=InnoDB`,
   },
   {
@@ -288,6 +294,39 @@ export const stateTables: ReadonlyArray<{ name: string; ddl: string }> = [
     ddl: `(
       change_id VARCHAR(120) NOT NULL PRIMARY KEY,
       body LONGBLOB NOT NULL COMMENT 'a <cs> element holding the carried ops'
+    ) ENGINE=InnoDB`,
+  },
+  {
+    // Version 8: the last exchange rounds with each peer (agent/admin/history.ts), the newest 200 per peer.
+    // up = toward the parent: what a child sent its parent, whichever side records it.
+    name: 'exchanges',
+    ddl: `(
+      id BIGINT UNSIGNED NOT NULL AUTO_INCREMENT PRIMARY KEY,
+      peer VARCHAR(64) NOT NULL,
+      role VARCHAR(8) NOT NULL COMMENT 'the peer is our parent or our child',
+      started_at DATETIME(6) NOT NULL,
+      duration_ms INT UNSIGNED NOT NULL,
+      bytes_up BIGINT UNSIGNED NOT NULL,
+      bytes_down BIGINT UNSIGNED NOT NULL,
+      sets_up INT UNSIGNED NOT NULL,
+      sets_down INT UNSIGNED NOT NULL,
+      result VARCHAR(500) NOT NULL COMMENT 'ok, or CODE: message',
+      KEY exchanges_peer (peer, id)
+    ) ENGINE=InnoDB`,
+  },
+  {
+    // Version 8: the latest status report of each node below this one (agent/admin/report-store.ts),
+    // as its child on that branch passed it up; never row values.
+    name: 'node_reports',
+    ddl: `(
+      node VARCHAR(64) NOT NULL PRIMARY KEY,
+      via VARCHAR(64) NOT NULL COMMENT 'the child it came through (the node itself for a child)',
+      parent VARCHAR(64) NOT NULL COMMENT 'the node it reports to',
+      report MEDIUMTEXT NOT NULL COMMENT 'JSON: the node''s own report',
+      seen_at DATETIME(6) NULL COMMENT 'its last successful exchange with its parent, as that parent saw it',
+      clock_offset_ms BIGINT NULL COMMENT 'its clock minus its parent''s, as that parent measured it',
+      history TEXT NULL COMMENT 'JSON: its last exchanges with its parent, as that parent recorded them',
+      received_at DATETIME(6) NOT NULL COMMENT 'when this node took the report (this clock)'
     ) ENGINE=InnoDB`,
   },
   {

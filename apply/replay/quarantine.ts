@@ -5,6 +5,7 @@
 // rows are held behind it, so one origin's edits of a row stay in order.
 import type { Db, Queryable } from '../core/db.js';
 import { stateTable } from '../core/state-schema.js';
+import { unlogged } from '../core/unlogged.js';
 import type { ChangeSet } from '../core/model.js';
 import { decodeChangeSet } from '../codec/decode.js';
 import { sqlTime } from './value-compare.js';
@@ -42,9 +43,6 @@ export interface FailedTry {
   readonly waitsFor: string | null;
 }
 
-/** ER_SPECIFIC_ACCESS_DENIED_ERROR: the account may not set sql_log_bin. */
-const ACCESS_DENIED = 1227;
-
 /**
  * Records failed tries (tries, last and next try, reason). This is the node's
  * own bookkeeping, never captured: where the account may (BINLOG ADMIN), it is
@@ -54,15 +52,7 @@ const ACCESS_DENIED = 1227;
  */
 export async function recordTries(db: Db, stateSchema: string, failed: readonly FailedTry[], nowMs: number, delay: RetryDelay): Promise<boolean> {
   if (failed.length === 0) return false;
-  const conn = await db.connection();
-  let unlogged = false;
-  try {
-    try {
-      await conn.exec('SET SESSION sql_log_bin = 0');
-      unlogged = true;
-    } catch (e) {
-      if ((e as { errno?: number }).errno !== ACCESS_DENIED) throw e;
-    }
+  const { binlogged } = await unlogged(db, async (conn) => {
     const table = stateTable(stateSchema, 'quarantine');
     for (const f of failed) {
       const [row] = await conn.query<{ tries: number | string }>(`SELECT tries FROM ${table} WHERE change_id = ?`, [f.changeId]);
@@ -73,25 +63,8 @@ export async function recordTries(db: Db, stateSchema: string, failed: readonly 
         [tries, sqlTime(nowMs), sqlTime(nowMs + delay(tries)), clip(f.reason, 1000), f.waitsFor === null ? null : clip(f.waitsFor, 700), f.changeId],
       );
     }
-  } catch (e) {
-    // a connection whose sql_log_bin may still be 0 must never serve apply: it is not given back
-    if (unlogged) await restore(conn);
-    else conn.release();
-    throw e;
-  }
-  if (unlogged) await restore(conn);
-  else conn.release();
-  return !unlogged;
-}
-
-/** Binlogging back on before the pool reuses the connection; one that cannot say so is kept out of the pool. */
-async function restore(conn: Queryable & { release(): void }): Promise<void> {
-  try {
-    await conn.exec('SET SESSION sql_log_bin = 1');
-  } catch {
-    return;
-  }
-  conn.release();
+  });
+  return binlogged;
 }
 
 /** Makes quarantined change sets due now (all of them when `ids` is undefined); returns how many. */

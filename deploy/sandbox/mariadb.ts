@@ -195,7 +195,8 @@ export async function startServer(opts: ServerOptions = {}): Promise<TestServer>
 
   const killProc = async (signal: NodeJS.Signals): Promise<void> => {
     const p = proc;
-    if (!p || p.exitCode !== null) return;
+    // a process killed by a signal has no exit code: stopping it again must not wait for an exit already past
+    if (!p || p.exitCode !== null || p.signalCode !== null) return;
     await new Promise<void>((resolve) => {
       p.once('exit', () => resolve());
       p.kill(signal);

@@ -82,6 +82,8 @@ void t.test('exchange commands', async (t) => {
   const unreachable = await spokesync(['sync', '--config', downCfg]);
   t.equal(unreachable.code, 1, 'parent unreachable');
   t.match(unreachable.err, /SPOKESYNC_E_HTTP/);
+  t.match(unreachable.err, /ECONNREFUSED http:\/\/127\.0\.0\.1:\d+\/v1\//, 'the error names the URL it tried');
+  t.notMatch(unreachable.err, /next interval/, 'sync promises no next interval: it is one exchange');
 
   // USB round with the commands (the daemon is stopped)
   await leaf.sql(`INSERT INTO person (uuid, name) VALUES (?, 'by usb')`, [uuid('l', 2)]);

@@ -348,7 +348,7 @@ void t.test('client', async (t) => {
     });
     await t.rejects(bad.sync(), { code: 'SPOKESYNC_E_AUTH' });
     t.equal(retries.length, 0, 'no backoff for 401');
-    t.equal(refused.filter((l) => l.includes('bad token')).length, 1, 'one attempt');
+    t.equal(refused.filter((l) => l.includes('wrong token')).length, 1, 'one attempt');
     t.match((await getCursor(db, leaf.stateSchema, 'hub-d')).lastResult, /^SPOKESYNC_E_AUTH/);
 
     proxy.set({ dropRate: 1 });

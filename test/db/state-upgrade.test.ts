@@ -2,7 +2,8 @@
 // origins table) is brought up to date in place: what was sent counts as the
 // journal so far (acks of it stay in range), and each origin already applied
 // belongs to the peer that brought it first. Nothing already there changes.
-// Later versions add tables and columns the same way (6: discards, held; 7: losses; 8: conflict review).
+// Later versions add tables and columns the same way (6: discards, held; 7: losses; 8: conflict review; 9: restored
+// peers; 10: exchanges, node_reports, peers.last_success).
 import t from 'tap';
 import { openDb } from '../../apply/core/db.js';
 import { getCursor } from '../../agent/routing/cursors.js';
@@ -148,5 +149,32 @@ void t.test('a version 8 state schema gains what peers restored from a backup ne
     'a peer of before: cursors kept, no incarnation seen yet, never restored');
   const [v] = await db.query<{ v: string }>(`SELECT v FROM ${st}.meta WHERE k = 'version'`);
   t.equal(v?.v, String(STATE_VERSION));
-  t.equal(STATE_VERSION, 9);
+});
+
+void t.test('a version 9 state schema gains exchanges, node_reports and peers.last_success (from the last contact that was ok)', async (t) => {
+  const s = await startServer();
+  t.teardown(() => s.stop());
+  const db = openDb({ host: s.host, port: s.port, user: 'root' });
+  t.teardown(() => db.close());
+  const st = 'v9_state';
+  await ensureStateSchema(db, st);
+  // the layout of version 9
+  await db.exec(`DROP TABLE ${st}.exchanges`);
+  await db.exec(`DROP TABLE ${st}.node_reports`);
+  await db.exec(`ALTER TABLE ${st}.peers DROP COLUMN last_success`);
+  await db.exec(`UPDATE ${st}.meta SET v = '9' WHERE k = 'version'`);
+  await db.exec(`INSERT INTO ${st}.peers (peer, acked_seq, received_seq, sent_seq, last_contact, last_result)
+    VALUES ('kid', 4, 9, 4, '2026-01-02 03:04:05', 'ok'), ('up', 1, 1, 1, '2026-01-03 00:00:00', 'SPOKESYNC_E_HTTP: down')`);
+
+  await ensureStateSchema(db, st);
+  await ensureStateSchema(db, st);
+
+  t.same(await db.query(`SELECT COUNT(*) AS n FROM ${st}.exchanges`), [{ n: 0 }]);
+  t.same(await db.query(`SELECT COUNT(*) AS n FROM ${st}.node_reports`), [{ n: 0 }]);
+  const kid = await getCursor(db, st, 'kid');
+  t.same([kid.ackedSeq, kid.receivedSeq, kid.sentSeq, kid.lastSuccess], ['4', '9', '4', '2026-01-02 03:04:05.000000'], 'an ok last contact was the last success');
+  t.equal((await getCursor(db, st, 'up')).lastSuccess, null, 'a failed last contact: no success known');
+  const [v] = await db.query<{ v: string }>(`SELECT v FROM ${st}.meta WHERE k = 'version'`);
+  t.equal(v?.v, String(STATE_VERSION));
+  t.equal(STATE_VERSION, 10);
 });

@@ -1,7 +1,7 @@
 // A network of real spokesync nodes for end-to-end tests: one throwaway MariaDB
 // server per node, the same small application schema on each (children start
 // as clones), capture and apply running, servers on loopback.
-import type { ChildConfig, Config, ParentConfig } from '../../agent/config/types.js';
+import type { AdminConfig, ChildConfig, Config, ParentConfig } from '../../agent/config/types.js';
 import { openDb, qid } from '../../apply/core/db.js';
 import { silentLogger, type Logger } from '../../apply/core/log.js';
 import { SpokesyncNode } from '../../agent/node.js';
@@ -66,6 +66,8 @@ export interface NetNode {
   ledger(): Promise<string[]>;
   /** change ids this node originated (its own journal rows) */
   own(): Promise<string[]>;
+  /** where its admin endpoints are served (admin.listen, else listen); null when neither */
+  readonly adminUrl: string | null;
 }
 
 export interface NodeSpec {
@@ -76,6 +78,19 @@ export interface NodeSpec {
   readonly parent?: Partial<ParentConfig> & { url: string; token: string };
   readonly direction?: Config['tables']['direction'];
   readonly log?: Logger;
+  /** admin.token and admin.alerts.silentAfter (ms); listen: serve them on a free loopback port of their own (admin.listen) */
+  readonly admin?: { readonly token?: string; readonly silentAfter?: number; readonly listen?: boolean };
+  /** connect as an account with the grants of mysql-conf/grants.sql and no BINLOG ADMIN (capture's own writes are then binlogged) */
+  readonly lowPrivilege?: boolean;
+}
+
+/** The account of mysql-conf/grants.sql, without BINLOG ADMIN, on a test server. */
+async function lowPrivilegeUser(server: TestServer): Promise<{ user: string; password: string }> {
+  await server.query(`CREATE USER spokesync@'%' IDENTIFIED BY 'low-privilege-pw';
+    GRANT REPLICATION SLAVE, REPLICATION CLIENT ON *.* TO spokesync@'%';
+    GRANT SELECT, INSERT, UPDATE, DELETE ON ${APP}.* TO spokesync@'%';
+    GRANT ALL PRIVILEGES ON spokesync.* TO spokesync@'%';`);
+  return { user: 'spokesync', password: 'low-privilege-pw' };
 }
 
 export async function startNode(spec: NodeSpec): Promise<NetNode> {
@@ -86,10 +101,16 @@ export async function startNode(spec: NodeSpec): Promise<NetNode> {
       interval: 1000, timeout: 10_000, maxTries: 8, compression: 'gzip', batch: { records: 50, bytes: 64 * 1024 },
       ...spec.parent,
     };
+    const account = spec.lowPrivilege ? await lowPrivilegeUser(server) : { user: 'root' };
+    const admin: AdminConfig | undefined = spec.admin && {
+      ...(spec.admin.listen ? { listen: { host: '127.0.0.1', port: await freePort() } } : {}),
+      ...(spec.admin.token === undefined ? {} : { token: spec.admin.token }),
+      alerts: { silentAfter: spec.admin.silentAfter ?? 86_400_000 },
+    };
     const config: Config = {
       file: '/dev/null',
       node: { id: spec.id },
-      database: { host: server.host, port: server.port, user: 'root', schema: APP, stateSchema: 'spokesync', serverId: server.serverId + 1 },
+      database: { host: server.host, port: server.port, ...account, schema: APP, stateSchema: 'spokesync', serverId: server.serverId + 1 },
       tables: { include: SYNCED, exclude: [], keys: {}, direction: spec.direction ?? {} },
       children: spec.children ?? [],
       ...(spec.listen
@@ -97,6 +118,7 @@ export async function startNode(spec: NodeSpec): Promise<NetNode> {
         : {}),
       ...(parent ? { parent } : {}),
       capture: { memoryBytes: 32 << 20 },
+      ...(admin ? { admin } : {}),
       log: { level: 'info' },
     };
     return await netNode(spec, server, config);
@@ -118,6 +140,7 @@ export async function netNode(spec: NodeSpec, server: TestServer, config: Config
     return n;
   };
   const ss = config.database.stateSchema;
+  const adminAt = config.admin?.listen ?? config.listen;
   let current: SpokesyncNode | null = await open();
   const live = (): SpokesyncNode => {
     if (!current) throw new Error(`node ${spec.id} is paused`);
@@ -135,6 +158,7 @@ export async function netNode(spec: NodeSpec, server: TestServer, config: Config
       await writeFile(file, configText(config));
       return file;
     },
+    adminUrl: adminAt ? `http://127.0.0.1:${adminAt.port}` : null,
     sql: async (statement, params) => server.query(`USE ${APP}; ${statement}`, params),
     dump: () => dumpByIdentity(live().db, APP, SYNCED),
     ledger: async () => (await live().db.query<{ change_id: string }>(`SELECT change_id FROM ${stateTable(ss, 'ledger')} ORDER BY change_id`)).map((r) => r.change_id),
@@ -228,6 +252,15 @@ export function configText(c: Config): string {
             ...c.parent,
             interval: `${c.parent.interval}ms`,
             timeout: `${c.parent.timeout}ms`,
+          },
+        }
+      : {}),
+    ...(c.admin
+      ? {
+          admin: {
+            ...(c.admin.listen ? { listen: `${c.admin.listen.host}:${c.admin.listen.port}` } : {}),
+            ...(c.admin.token === undefined ? {} : { token: c.admin.token }),
+            alerts: { silentAfter: `${c.admin.alerts.silentAfter}ms` },
           },
         }
       : {}),

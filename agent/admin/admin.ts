@@ -1,0 +1,96 @@
+// A node's admin side, built from its parts (agent/node.ts): the status
+// reporter (history, reports up, reports kept), the admin routes, and the
+// server on admin.listen when that is set. Nothing here runs without a node.
+import type { Db } from '../../apply/core/db.js';
+import type { Logger } from '../../apply/core/log.js';
+import type { TableShape } from '../../apply/codec/shape.js';
+import { binlogBehind } from '../capture/binlog-lag.js';
+import type { CaptureStatus } from '../capture/options.js';
+import type { Config } from '../config/types.js';
+import { Origins } from '../exchange/origins.js';
+import { listenLimits } from '../exchange/peer-limits.js';
+import type { JournalReader } from '../journal/reader.js';
+import { readCheckpoint } from '../journal/writer.js';
+import { PARENT_ID_KEY, getMeta } from '../routing/cursors.js';
+import { neededEvents } from '../routing/node-status.js';
+import { nodeHealth } from './health.js';
+import { StatusReporter } from './reporter.js';
+import { AdminRoutes } from './routes.js';
+import { AdminServer } from './server.js';
+
+/** What the admin side reads of a node. */
+export interface AdminNode {
+  readonly config: Config;
+  readonly db: Db;
+  readonly reader: JournalReader;
+  readonly log: Logger;
+  captureStatus(): CaptureStatus;
+  shapes(): readonly TableShape[];
+  fatal(): { readonly code: string; readonly message: string } | null;
+  lockHeld(): boolean;
+}
+
+export class NodeAdmin {
+  readonly reporter: StatusReporter;
+  readonly routes: AdminRoutes;
+  private server: AdminServer | null = null;
+
+  constructor(private readonly n: AdminNode) {
+    const { config, db, reader, log } = n;
+    const ss = config.database.stateSchema;
+    const capture = (): { running: boolean; file: string; pos: number; lagSeconds: number | null; error: string | null } => {
+      const s = n.captureStatus();
+      return { running: s.running, file: s.file, pos: s.pos, lagSeconds: s.lagSeconds, error: s.error ?? null };
+    };
+    this.reporter = new StatusReporter({
+      db, log,
+      origins: new Origins({ db, stateSchema: ss, node: config.node.id, children: config.children.map((c) => c.id) }),
+      source: {
+        config, db, reader, capture,
+        behindBytes: async () => {
+          const s = n.captureStatus();
+          // where capture is in this process, or where its checkpoint is
+          const from = s.running && s.file !== '' ? { file: s.file, pos: s.pos } : (await readCheckpoint(db, ss))?.position;
+          return from ? (await binlogBehind(db, from, neededEvents(config)))?.bytes ?? null : null;
+        },
+        shapes: () => n.shapes(),
+        parentId: async () => (config.parent ? getMeta(db, ss, PARENT_ID_KEY) : null),
+      },
+    });
+    const limits = listenLimits(config.listen ?? { host: '', port: 0, maxBodyBytes: 0, maxInflatedBytes: 0 });
+    this.routes = new AdminRoutes({
+      ...(config.admin?.token === undefined ? {} : { token: config.admin.token }),
+      log,
+      health: () => nodeHealth({ db, capture, fatal: () => n.fatal(), lockHeld: () => n.lockHeld() }),
+      status: () => this.reporter.status(),
+      authFailures: limits.authFailures,
+      secure: !config.admin?.listen && config.listen?.tls !== undefined,
+    });
+  }
+
+  /** Whether the admin endpoints ride on the exchange server (no admin.listen). */
+  get onListen(): boolean {
+    return !this.n.config.admin?.listen;
+  }
+
+  /** Starts the server on admin.listen, when set. */
+  async start(): Promise<AdminServer | null> {
+    const at = this.n.config.admin?.listen;
+    if (!at) return null;
+    if (!this.server) {
+      const server = new AdminServer({ host: at.host, port: at.port, routes: this.routes, log: this.n.log });
+      await server.start();
+      this.server = server;
+    }
+    return this.server;
+  }
+
+  get port(): number | null {
+    return this.server?.port ?? null;
+  }
+
+  async stop(): Promise<void> {
+    await this.server?.stop();
+    this.server = null;
+  }
+}
