@@ -16,6 +16,7 @@ import { SESSION_COOKIE, Sessions, bearerOf, cookieOf, tokenMatches } from './se
 export const HEALTH_PATHS = ['/health', '/v1/health'] as const;
 export const STATUS_JSON_PATH = '/status.json';
 export const STATUS_PAGE_PATH = '/status';
+export const METRICS_PATH = '/metrics';
 export const LOGIN_PATH = '/login';
 export const LOGOUT_PATH = '/logout';
 /** where a browser goes after logging in, unless the form names another path here */
