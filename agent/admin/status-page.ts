@@ -26,7 +26,7 @@ main{padding:8px 16px;max-width:1340px}
 table{border-collapse:collapse;width:100%;background:#fff;box-shadow:0 1px 2px #0002}
 th,td{padding:4px 6px;border-bottom:1px solid #e3e7ee;text-align:left;vertical-align:top}
 th{background:#e9eef5;font-weight:600;white-space:nowrap;position:sticky;top:0}
-td.num{text-align:right;font-variant-numeric:tabular-nums}
+td.num,th.num{text-align:right;font-variant-numeric:tabular-nums}
 .node{font-weight:600;white-space:nowrap}.node .self{font-weight:400;color:#58627a}
 .tree{color:#9aa3b5;font-family:monospace}
 .when{white-space:nowrap}.ago{color:#58627a}
@@ -96,7 +96,7 @@ function rounds(history: readonly HistoryEntry[], nowMs: number): string {
     + `<td class="num">${esc((h.durationMs / 1000).toFixed(2))} s</td><td class="num">${bytes(h.bytesUp)}</td><td class="num">${bytes(h.bytesDown)}</td>`
     + `<td class="num">${num(h.setsUp)}</td><td class="num">${num(h.setsDown)}</td><td${h.result === 'ok' ? '' : ' class="bad"'}>${esc(h.result)}</td></tr>`).join('');
   return `<details><summary>${history.length} exchange${history.length === 1 ? '' : 's'}${failed > 0 ? `, <span class="bad">${failed} failed</span>` : ''}</summary>
-<table class="rounds"><tr><th>time</th><th>duration</th><th>bytes up</th><th>bytes down</th><th>sets up</th><th>sets down</th><th>result</th></tr>${rows}</table></details>`;
+<table class="rounds"><tr><th>time</th><th class="num">duration</th><th class="num">bytes up</th><th class="num">bytes down</th><th class="num">sets up</th><th class="num">sets down</th><th>result</th></tr>${rows}</table></details>`;
 }
 
 function nodeRow(n: StatusNode, nowMs: number): string {
@@ -126,7 +126,7 @@ export function statusPage(doc: StatusDoc): string {
   return page(`spokesync: ${doc.node}`, `<header><h1>spokesync: ${esc(doc.node)}</h1>
 <span class="meta">${summary}</span><span class="meta">as of ${esc(localTime(doc.generatedAt))}, refreshed every ${REFRESH_S} s; a node is silent after ${esc(span(doc.silentAfterMs))}</span>
 <form method="post" action="/logout"><button type="submit">Log out</button></form></header>
-<main><table><thead><tr><th>node</th><th>last success</th><th>lag <span class="ago">(behind)</span></th><th>pending up</th><th>pending down</th><th>quarantined</th><th>held</th><th>conflicts</th><th>version</th><th>alerts</th></tr></thead>
+<main><table><thead><tr><th>node</th><th>last success</th><th class="num">lag <span class="ago">(behind)</span></th><th class="num">pending up</th><th class="num">pending down</th><th class="num">quarantined</th><th class="num">held</th><th class="num">conflicts</th><th>version</th><th>alerts</th></tr></thead>
 <tbody>${doc.nodes.map((n) => nodeRow(n, nowMs)).join('\n')}</tbody></table>
 <p class="ago">The same data: <a href="/status.json">status.json</a>. Times are this server's local time with its offset.</p></main>`, true);
 }

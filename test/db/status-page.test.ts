@@ -54,6 +54,12 @@ void t.test('log in, see the whole tree, see a leaf go silent', async (t) => {
   await leafB.sql(`INSERT INTO person (uuid, name) VALUES (?, 'at leaf-b')`, [uuid('b', 1)]);
   await settle([root, mid, leafA, leafB], [leafA, leafB, mid]);
 
+  const direct = await fetch(`${root.adminUrl!}/status`, { headers: { authorization: `Bearer ${ADMIN}` } });
+  t.equal(direct.status, 200, 'the bearer token opens the page too');
+  t.match(direct.headers.get('content-security-policy'), /default-src 'none'/, 'which may load nothing from elsewhere');
+  t.match(await direct.text(), /data-node="leaf-b"/);
+  t.equal((await fetch(`${root.adminUrl!}/status`, { headers: { authorization: 'Bearer a-wrong-token-for-the-page' } })).status, 401, 'a wrong token: 401');
+
   const browser = await puppeteer.launch({ executablePath: CHROMIUM, args: ['--no-sandbox', '--headless=new'] });
   t.teardown(() => browser.close());
   const page = await browser.newPage();
