@@ -111,7 +111,13 @@ export class SpokesyncNode {
     const fromChild = refusedFrom(config, 'child');
     const fromParent = refusedFrom(config, 'parent');
     this.core = new ExchangeCore({
-      db, stateSchema: database.stateSchema, node: node.id, applier: this.applier, reader: this.reader, log,
+      db, stateSchema: database.stateSchema, node: node.id, reader: this.reader, log,
+      // counted per peer for /metrics
+      applier: { applyBatch: async (peer, entries, shapes) => {
+        const counts = await this.applier.applyBatch(peer, entries, shapes);
+        this.admin.metrics.appliedFrom(peer, counts.applied);
+        return counts;
+      } },
       refused: (peer) => (config.children.some((c) => c.id === peer) ? fromChild : fromParent),
       children: config.children.map((c) => c.id),
       shapes: (wanted) => {

@@ -14,8 +14,9 @@ import { readCheckpoint } from '../journal/writer.js';
 import { PARENT_ID_KEY, getMeta } from '../routing/cursors.js';
 import { neededEvents } from '../routing/node-status.js';
 import { nodeHealth } from './health.js';
+import { METRICS_CONTENT_TYPE, NodeMetrics } from './metrics.js';
 import { StatusReporter } from './reporter.js';
-import { AdminRoutes } from './routes.js';
+import { AdminRoutes, METRICS_PATH } from './routes.js';
 import { AdminServer } from './server.js';
 
 /** What the admin side reads of a node. */
@@ -33,6 +34,7 @@ export interface AdminNode {
 export class NodeAdmin {
   readonly reporter: StatusReporter;
   readonly routes: AdminRoutes;
+  readonly metrics: NodeMetrics;
   private server: AdminServer | null = null;
 
   constructor(private readonly n: AdminNode) {
@@ -44,6 +46,7 @@ export class NodeAdmin {
     };
     this.reporter = new StatusReporter({
       db, log,
+      onRound: (r) => this.metrics.round(r),
       origins: new Origins({ db, stateSchema: ss, node: config.node.id, children: config.children.map((c) => c.id) }),
       source: {
         config, db, reader, capture,
@@ -66,6 +69,12 @@ export class NodeAdmin {
       authFailures: limits.authFailures,
       secure: !config.admin?.listen && config.listen?.tls !== undefined,
     });
+    this.metrics = new NodeMetrics({ config, db, reader, status: () => this.reporter.status(), captured: () => n.captureStatus().journaled });
+    this.routes.add('GET', METRICS_PATH, async (_req, res) => {
+      const body = await this.metrics.scrape();
+      res.writeHead(200, { 'content-type': METRICS_CONTENT_TYPE, 'content-length': Buffer.byteLength(body), 'cache-control': 'no-store' });
+      res.end(body);
+    }, { auth: true });
   }
 
   /** Whether the admin endpoints ride on the exchange server (no admin.listen). */

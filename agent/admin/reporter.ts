@@ -29,6 +29,8 @@ export interface ReporterOptions {
   readonly origins: Origins;
   readonly log: Logger;
   readonly now?: () => number;
+  /** told of every round as it ends (the metrics) */
+  readonly onRound?: (r: RoundRecord) => void;
 }
 
 export class StatusReporter implements ClientObserver, ServerObserver {
@@ -81,6 +83,7 @@ export class StatusReporter implements ClientObserver, ServerObserver {
 
   /** A round ended (either role): recorded; a child's report in it is kept. */
   async round(r: RoundRecord | ServedRound): Promise<void> {
+    this.o.onRound?.(r);
     await recordRound(this.o.db, this.stateSchema, r);
     if ('report' in r && r.report !== undefined) await this.take(r.peer, r.report, r.startedAt, r.result === 'ok');
   }

@@ -9,10 +9,14 @@ import type { AuthFailureLimit } from '../config/types.js';
 import type { Logger } from '../../apply/core/log.js';
 import { AuthThrottle, RefusalLog, addressKey } from '../exchange/peer-limits.js';
 import type { Health } from './health.js';
+import type { StatusDoc } from './status-doc.js';
+import { loginPage, statusPage } from './status-page.js';
 import { SESSION_COOKIE, Sessions, bearerOf, cookieOf, tokenMatches } from './session.js';
 
 export const HEALTH_PATHS = ['/health', '/v1/health'] as const;
 export const STATUS_JSON_PATH = '/status.json';
+export const STATUS_PAGE_PATH = '/status';
+export const METRICS_PATH = '/metrics';
 export const LOGIN_PATH = '/login';
 export const LOGOUT_PATH = '/logout';
 /** where a browser goes after logging in, unless the form names another path here */
@@ -27,7 +31,7 @@ export interface AdminRoutesOptions {
   readonly token?: string;
   readonly log: Logger;
   readonly health: () => Promise<Health>;
-  readonly status: () => Promise<unknown>;
+  readonly status: () => Promise<StatusDoc>;
   /** wrong tokens from one address before it is refused for a while (listen.authFailures) */
   readonly authFailures: AuthFailureLimit;
   /** served over TLS: the session cookie is Secure */
@@ -38,6 +42,16 @@ export interface AdminRoutesOptions {
 /** Sends a short text answer. */
 export function answer(res: ServerResponse, status: number, body: string, headers: Record<string, string> = {}): void {
   res.writeHead(status, { 'content-type': 'text/plain; charset=utf-8', 'content-length': Buffer.byteLength(body), 'cache-control': 'no-store', ...headers });
+  res.end(body);
+}
+
+/** Sends an HTML page; it may load nothing from elsewhere. */
+function html(res: ServerResponse, status: number, body: string): void {
+  res.writeHead(status, {
+    'content-type': 'text/html; charset=utf-8', 'content-length': Buffer.byteLength(body), 'cache-control': 'no-store',
+    'content-security-policy': "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
+    'x-content-type-options': 'nosniff',
+  });
   res.end(body);
 }
 
@@ -62,6 +76,8 @@ export class AdminRoutes {
       res.writeHead(200, { 'content-type': 'application/json; charset=utf-8', 'content-length': Buffer.byteLength(body), 'cache-control': 'no-store' });
       res.end(body);
     }, { auth: true });
+    this.add('GET', STATUS_PAGE_PATH, (req, res) => this.page(req, res), { auth: false, tokenOnly: true });
+    this.add('GET', LOGIN_PATH, async (_req, res) => html(res, 200, loginPage()), { auth: false, tokenOnly: true });
     this.add('POST', LOGIN_PATH, (req, res) => this.login(req, res), { auth: false, tokenOnly: true });
     this.add('POST', LOGOUT_PATH, async (req, res) => {
       this.sessions.drop(cookieOf(req, SESSION_COOKIE));
@@ -116,6 +132,19 @@ export class AdminRoutes {
     return this.sessions.valid(session) ? 'yes' : 'none';
   }
 
+  /** GET /status: the page with the token or a session; a browser without either gets the login form. */
+  private async page(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const address = addressKey(req.socket.remoteAddress);
+    if (this.blocked(address, res)) return;
+    const who = this.authorized(req);
+    if (who !== 'yes') {
+      if (who === 'wrong') this.failed(address, STATUS_PAGE_PATH);
+      html(res, 401, loginPage(STATUS_PAGE_PATH));
+      return;
+    }
+    html(res, 200, statusPage(await this.o.status()));
+  }
+
   private async health(res: ServerResponse): Promise<void> {
     const h = await this.o.health();
     answer(res, h.ok ? 200 : 503, `${h.reason}\n`);
@@ -140,14 +169,15 @@ export class AdminRoutes {
     if (this.blocked(address, res)) return;
     const form = await readForm(req);
     const token = form?.get('token') ?? null;
-    if (token === null || this.o.token === undefined || !tokenMatches(token, this.o.token)) {
-      if (token !== null) this.failed(address, LOGIN_PATH);
-      answer(res, 401, 'SPOKESYNC_E_AUTH: wrong admin token\n');
-      return;
-    }
     const next = form?.get('next') ?? '';
     // only a path of this server: never another site
     const location = /^\/(?![/\\])[\x21-\x7e]*$/.test(next) ? next : AFTER_LOGIN;
+    if (token === null || this.o.token === undefined || !tokenMatches(token, this.o.token)) {
+      if (token !== null) this.failed(address, LOGIN_PATH);
+      // a browser sees the form again, saying so
+      html(res, 401, loginPage(location, true));
+      return;
+    }
     answer(res, 303, 'logged in\n', { location, 'set-cookie': this.sessions.cookie(this.sessions.create(), this.o.secure) });
   }
 }
