@@ -16,6 +16,8 @@ import { trimChangeSet } from './exchange/wire.js';
 import type { Logger } from '../apply/core/log.js';
 import { registerSnapshotRoute } from './provision/http.js';
 import { registerVerifyRoute } from './verify/http.js';
+import { registerJoinRoute } from './join/route.js';
+import { joinPending, joinUnfinished } from './join/state.js';
 import { PARENT_ID_KEY, getMeta, setMeta } from './routing/cursors.js';
 import { NodeLock } from './node-lock.js';
 import { LOCK_LOST_KEY, lockLostNote } from './routing/node-status.js';
@@ -261,6 +263,10 @@ export class SpokesyncNode {
       registerVerifyRoute(this.server, {
         config: this.config, db: this.db, log: this.log, capture: this.capture, catalog: () => this.applier.currentCatalog(),
       });
+      // POST /v1/join: a child that already holds data starts its first contact (`spokesync join`)
+      registerJoinRoute(this.server, {
+        config: this.config, db: this.db, log: this.log, capture: this.capture, ...(lock ? { gate: () => lock.ensure() } : {}),
+      });
       await this.server.start();
     }
     return this.server;
@@ -285,6 +291,8 @@ export class SpokesyncNode {
     if (!client) throw new SpokesyncError('SPOKESYNC_E_USAGE', 'this node has no parent in its config');
     // nothing is sent either: the parent would take our batch, and its answer could not be applied
     await this.lock?.ensure();
+    // a half-done join has not carried all of this node's rows up yet
+    if (await joinUnfinished(this.db, this.stateSchema)) throw joinPending(this.id);
     await this.applier.retryQuarantine();
     await reportDiscards(this.db, this.stateSchema, this.id, this.config.parent!, this.log).catch((e: unknown) => {
       this.log.warn('discard reports could not reach the parent; they are sent at the next exchange', { error: (e as Error).message });

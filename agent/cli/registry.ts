@@ -14,6 +14,7 @@ import { command as snapshot } from '../commands/snapshot.js';
 import { command as clone } from '../commands/clone.js';
 import { command as verify } from '../commands/verify.js';
 import { command as repair } from '../commands/repair.js';
+import { command as join } from '../commands/join.js';
 
 export const commands: readonly CommandSpec[] = [
   run,
@@ -28,6 +29,7 @@ export const commands: readonly CommandSpec[] = [
   clone,
   verify,
   repair,
+  join,
 ];
 
 export function findCommand(name: string, list: readonly CommandSpec[] = commands): CommandSpec | undefined {

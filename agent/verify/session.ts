@@ -112,7 +112,7 @@ export async function compareWithParent(s: Session, opts: { peer?: string; signa
 }
 
 /** The tables this node compares with `peer`: synced here (toward a child, through its filter), with an identity. */
-function tablesWith(config: Config, catalog: Catalog, peer: string): string[] {
+export function tablesWith(config: Config, catalog: Catalog, peer: string): string[] {
   const child = config.children.some((c) => c.id === peer);
   return (child ? childTables(config, peer, catalog) : syncedTables(config, catalog)).filter((t) => catalog.table(t).identity !== null);
 }

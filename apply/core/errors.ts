@@ -58,6 +58,7 @@ export const catalogue = {
   SPOKESYNC_E_NOT_EMPTY: { exit: 1, fix: 'The application schema already has tables: clone into an empty schema, or pass --force to replace it.' },
   SPOKESYNC_E_WOULD_LOSE: { exit: 1, fix: 'The command would make a site miss change sets or throw away changes not yet sent. Send them first (`spokesync sync`, or `spokesync export` for USB), or, when that loss is intended (re-provisioning a site), repeat the command with the flag the message names (--force, --discard-local): the loss is recorded and shown by `spokesync status`.' },
   SPOKESYNC_E_SNAPSHOT: { exit: 1, fix: 'The snapshot file is damaged or from another network: make a new one with `spokesync snapshot`.' },
+  SPOKESYNC_E_JOIN: { exit: 1, fix: '`spokesync join` is for a site that has never exchanged with its parent, never cloned, with the same schema: make the schemas and the table lists match, or, for a site that already syncs, compare with `spokesync verify` and fix with `spokesync repair`. An interrupted join is finished by running `spokesync join` again.' },
 } as const satisfies Record<string, ErrorSpec>;
 
 export type ErrorCode = keyof typeof catalogue;

@@ -30,8 +30,11 @@ export interface ConflictEntry {
   readonly cs: ChangeSet;
   readonly table: string;
   readonly id: string;
-  /** 'repair': a row `spokesync repair` overwrote or deleted, kept with the version that replaced it */
-  readonly kind: 'insert' | 'update' | 'delete' | 'repair';
+  /**
+   * 'repair': a row `spokesync repair` overwrote or deleted, kept with the version that replaced it;
+   * 'join': a row `spokesync join` found at both nodes with other content, whose version here goes up
+   */
+  readonly kind: 'insert' | 'update' | 'delete' | 'repair' | 'join';
   /** the row here before the change (wire values, JSON-safe) and its versions */
   readonly local: unknown;
   /** what the change carried and its version */
