@@ -265,7 +265,8 @@ export class SpokesyncNode {
       });
       // POST /v1/join: a child that already holds data starts its first contact (`spokesync join`)
       registerJoinRoute(this.server, {
-        config: this.config, db: this.db, log: this.log, capture: this.capture, ...(lock ? { gate: () => lock.ensure() } : {}),
+        config: this.config, db: this.db, log: this.log, capture: this.capture, applier: this.applier,
+        catalog: () => this.applier.currentCatalog(), ...(lock ? { gate: () => lock.ensure() } : {}),
       });
       await this.server.start();
     }

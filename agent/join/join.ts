@@ -4,17 +4,21 @@
 //     starts at its journal's top (what was journaled before is compared instead
 //     of sent), and the parent starts its cursor for this node at the top of its
 //     own journal (POST /v1/join): from here on each side's changes go by
-//     ordinary sync, and rows they name are in flight, left out of the join.
+//     ordinary sync.
 //  2. Table by table, parents before the tables that refer to them, the two
-//     sides are compared as `spokesync verify` does. Rows only at the parent,
-//     and rows at both with other content (unless --prefer here), are brought
-//     down as change sets of the parent (rows.ts); the normal conflict rules
-//     decide each column (the parent's version wins over a row never written
-//     since capture began here) and record the conflict. The table is compared
-//     again: rows only here, and rows whose version here was kept, are carried
-//     up as change sets of this node. One-way tables move one way only.
-//  3. The first ordinary sync sends what was carried and brings what the parent
-//     journaled meanwhile; a last comparison shows the two identical.
+//     sides are compared as `spokesync verify` does, rows in flight included.
+//     Rows only at the parent, and rows at both with other content (unless
+//     --prefer here), are brought down and applied here; the normal conflict
+//     rules decide each column (the parent's version wins over a row not
+//     written since capture began here) and record the conflict. The table is
+//     compared again: rows only here are sent up and applied at the parent at
+//     once, and rows whose version here was kept are journaled here at a new
+//     version (rows.ts). One-way tables move one way only. A row changed on
+//     either side meanwhile is moved too when the other side lacks it (the
+//     change on its way could not apply there alone); a row deleted meanwhile is
+//     left to its delete.
+//  3. The first ordinary sync sends what was journaled and brings what the
+//     parent journaled meanwhile; a last comparison shows the two identical.
 // Each step is safe to repeat: a join stopped anywhere is finished by running
 // it again (state.ts).
 import type { Catalog } from '../../apply/core/catalog.js';
@@ -29,8 +33,8 @@ import { RemoteSide } from '../verify/http.js';
 import { dependencyOrder } from '../verify/repair.js';
 import { parentIdOf, tablesWith } from '../verify/session.js';
 import { LocalSide, type VerifySide } from '../verify/side.js';
-import { askToJoin } from './route.js';
-import { bringDown, carryUp, type RowMover } from './rows.js';
+import { askToJoin, sendJoinRows } from './route.js';
+import { bringDown, carryUp, insertedSince, keepParents, sendUp, type RowMover } from './rows.js';
 import { beginJoin, parentJoined, readJoinMark, refuseIfSynced, writeJoinMark, type JoinMark, type Prefer } from './state.js';
 
 export interface TableJoin {
@@ -72,6 +76,8 @@ interface Ctx {
   readonly mover: RowMover;
   readonly prefer: Prefer;
   readonly signal: AbortSignal | undefined;
+  /** this node's journal up to here is compared, not sent */
+  readonly journalFrom: string;
 }
 
 /** Refuses before anything changes when a table's shape differs, or the parent does not sync it with this node. */
@@ -103,32 +109,57 @@ async function journalTop(node: SpokesyncNode): Promise<string> {
 
 const leftWhy = (d: DifferingRow, dir: string): string =>
   d.kind === 'missing here' ? (dir === 'up' ? 'only at the parent, and the table flows up only (tables.direction)' : 'only at the parent, and could not be brought here')
-    : dir === 'down' ? `${d.kind === 'changed' ? 'differs' : 'only here'}, and the table flows down only (tables.direction): this node's version cannot go up`
-      : 'could not be carried up';
+    : dir === 'down' ? 'only here, and the table flows down only (tables.direction): it cannot go up' : 'only here, and could not be sent up';
+
+/** A row one side lacks because that side's change on its way deletes it: that change makes the two equal. */
+function deletedMeanwhile(d: DifferingRow): boolean {
+  const here = d.moving === 'here' || d.moving === 'both';
+  const there = d.moving === 'there' || d.moving === 'both';
+  return (d.kind === 'missing here' && here) || (d.kind === 'only here' && there);
+}
 
 async function joinTable(c: Ctx, table: string): Promise<TableJoin> {
   const dir = tableDirection(c.node.config, table);
-  const compare = (): Promise<Comparison> => compareSides(c.local, c.remote, [table], c.catalog);
+  // a one-way table keeps the version of the side it flows from
+  const prefer: Prefer = dir === 'up' ? 'here' : dir === 'down' ? 'parent' : c.prefer;
+  // rows in flight count too: a change on its way to a node that has never held its row cannot apply there alone
+  const compare = async (): Promise<Comparison> => {
+    const r = await compareSides(c.local, c.remote, [table], c.catalog, { inFlight: 'also' });
+    return { ...r, differing: r.differing.filter((d) => !deletedMeanwhile(d)) };
+  };
   const first = await compare();
   const changed = new Set(first.differing.filter((d) => d.kind === 'changed').map((d) => d.identity));
-  const down = first.differing.filter((d) => dir !== 'up' && (d.kind === 'missing here' || (d.kind === 'changed' && c.prefer === 'parent')));
+  const down = first.differing.filter((d) => dir !== 'up' && (d.kind === 'missing here' || (d.kind === 'changed' && prefer === 'parent')));
   const brought = down.length > 0 ? await bringDown(c.mover, table, down.map((d) => d.key), c.signal) : null;
   const second = brought ? await compare() : first;
-  const up = second.differing.filter((d) => dir !== 'down' && d.kind !== 'missing here');
-  const why = c.prefer === 'here' || dir === 'up'
-    ? `join${c.prefer === 'here' ? ' --prefer here' : ` (${table} flows up only)`}: ${c.node.id}'s version replaces ${c.mover.parent}'s`
-    : `join: ${c.node.id}'s version is newer (written since capture began there), so it replaces ${c.mover.parent}'s`;
-  const carried = up.length > 0 ? await carryUp(c.mover, table, up, () => why, c.signal) : 0;
-  const upIds = new Set(up.map((d) => d.identity));
-  const hereKept = up.filter((d) => changed.has(d.identity)).length;
-  const left = second.differing.filter((d) => !upIds.has(d.identity)).map((d) => ({ identity: d.identity, why: leftWhy(d, dir) }));
+  // a row inserted here since the join began goes up by ordinary sync, in order with what follows it
+  const inserting = second.differing.some((d) => d.kind === 'only here' && d.moving !== undefined)
+    ? await insertedSince(c.node.db, c.node.stateSchema, c.journalFrom, table) : new Set<string>();
+  const send = second.differing.filter((d) => dir !== 'down' && d.kind === 'only here' && !inserting.has(d.identity));
+  const sent = send.length > 0 ? await sendUp(c.mover, table, send.map((d) => d.key), c.signal) : null;
+  // a row at both that still differs: --prefer here (or an up-only table), or a column written here since
+  // capture began, whose version beats the join's: the version kept goes everywhere at a new version
+  const rewrite = second.differing.filter((d) => d.kind === 'changed');
+  const keys = rewrite.map((d) => d.key);
+  const parent = c.mover.parent;
+  const rewritten = rewrite.length === 0 ? 0 : prefer === 'here'
+    ? await carryUp(c.mover, table, keys, `join${c.prefer === 'here' ? ' --prefer here' : ` (${table} flows up only)`}: ${c.node.id}'s version replaces ${parent}'s`, c.signal)
+    : await keepParents(c.mover, table, keys, `join: ${parent}'s version replaces ${c.node.id}'s, whose columns were written since capture began here`, c.signal);
+  // a row that turned up during the join with its change on the way travels by ordinary sync
+  const before = new Set(first.differing.map((d) => d.identity));
+  const travels = (d: DifferingRow): boolean => inserting.has(d.identity) || (d.moving !== undefined && !before.has(d.identity));
+  const moved = new Set([...send, ...rewrite].map((d) => d.identity));
+  const left = second.differing.filter((d) => !moved.has(d.identity) && !travels(d)).map((d) => ({ identity: d.identity, why: leftWhy(d, dir) }));
   const unnamed = (first.unnamed[table] ?? 0) + (second.unnamed[table] ?? 0);
   if (unnamed > 0) left.push({ identity: `(${unnamed} rows)`, why: 'their identity cannot be computed (a key column refers to a missing row)' });
   const inFlight = new Set([...first.inFlight, ...second.inFlight].map((f) => f.identity)).size;
-  c.node.log.info('table joined', { table, down: brought?.rows ?? 0, up: carried, conflicts: changed.size, inFlight, left: left.length });
+  const leftChanged = left.filter((l) => changed.has(l.identity)).length;
+  const hereKept = prefer === 'here' ? changed.size - leftChanged : 0;
+  const up = (sent?.rows ?? 0) + (prefer === 'here' ? rewritten : 0);
+  c.node.log.info('table joined', { table, down: brought?.rows ?? 0, up, conflicts: changed.size, inFlight, left: left.length });
   return {
-    table, down: brought?.rows ?? 0, up: carried,
-    conflicts: { parentKept: Math.max(0, changed.size - hereKept - left.filter((l) => changed.has(l.identity)).length), hereKept },
+    table, down: brought?.rows ?? 0, up,
+    conflicts: { parentKept: changed.size - leftChanged - hereKept, hereKept },
     inFlight, left,
   };
 }
@@ -139,13 +170,14 @@ export async function runJoin(node: SpokesyncNode, o: { prefer: Prefer; signal?:
   const parentConfig = config.parent;
   if (!parentConfig) throw new SpokesyncError('SPOKESYNC_E_USAGE', 'this node has no parent in its config: join needs parent.url and parent.token');
   const ss = node.stateSchema;
-  await node.startCapture();
   let mark = await readJoinMark(node.db, ss);
   if (mark?.state === 'done') {
     throw new SpokesyncError('SPOKESYNC_E_JOIN', `${node.id} joined ${mark.parent} already (${mark.at}) and syncs as usual`, {
       fix: 'Compare it with its parent with `spokesync verify`, and make differing rows equal with `spokesync repair`.',
     });
   }
+  // every local commit journaled: what came before the join's start is compared, what comes after travels
+  await node.startCapture();
   const resumed = mark !== null;
   const parent = mark?.parent ?? await parentIdOf(node);
   const catalog = node.applier.currentCatalog();
@@ -172,8 +204,11 @@ export async function runJoin(node: SpokesyncNode, o: { prefer: Prefer; signal?:
     }
     mark = await parentJoined(node.db, ss, mark, answer.seq);
     const c: Ctx = {
-      node, catalog, local, remote, prefer: o.prefer, signal: o.signal,
-      mover: { db: node.db, stateSchema: ss, node: node.id, parent, catalog, applier: node.applier, here: local, there: remote },
+      node, catalog, local, remote, prefer: o.prefer, signal: o.signal, journalFrom: mark.journalFrom,
+      mover: {
+        db: node.db, stateSchema: ss, node: node.id, parent, catalog, applier: node.applier, here: local, there: remote,
+        push: (ops) => sendJoinRows(parentConfig, o.log, ops, o.signal),
+      },
     };
     for (const table of dependencyOrder(catalog, tables)) {
       o.signal?.throwIfAborted();
@@ -186,6 +221,8 @@ export async function runJoin(node: SpokesyncNode, o: { prefer: Prefer; signal?:
     await writeJoinMark(node.db, ss, mark);
   }
   const sync = await node.syncWithParent(o.signal);
+  // brought-down rows that waited for a row the sync brought
+  await node.applier.retryQuarantine({ all: true });
   await node.capture.caughtUp(CATCH_UP_MS);
   mark = { ...mark, state: 'done', at: new Date().toISOString() };
   await writeJoinMark(node.db, ss, mark);

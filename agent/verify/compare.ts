@@ -39,6 +39,8 @@ export interface DifferingRow {
   /** SQL form, for asking the sides again (fetch) */
   readonly key: string;
   readonly kind: Difference;
+  /** (compared with inFlight 'also') where a change naming the row is on its way */
+  readonly moving?: 'here' | 'there' | 'both';
 }
 
 export interface InFlightRow {
@@ -115,8 +117,19 @@ function rowsQueries(leaves: readonly Pending[]): RowsQuery[] {
   return [...groups.values()];
 }
 
+export interface CompareOptions {
+  /**
+   * 'apart' (verify): a row in flight is reported apart, not as a difference.
+   * 'also' (join): it is reported in flight and, when it differs now, as a difference too
+   * (a change on its way to a node that has never held the row cannot apply there alone).
+   */
+  readonly inFlight?: 'apart' | 'also';
+}
+
 /** Compares `tables` of `here` (this node) with `there`; `catalog` is this node's. */
-export async function compareSides(here: VerifySide, there: VerifySide, tables: readonly string[], catalog: Catalog): Promise<Comparison> {
+export async function compareSides(
+  here: VerifySide, there: VerifySide, tables: readonly string[], catalog: Catalog, opts: CompareOptions = {},
+): Promise<Comparison> {
   let rounds = 1;
   const [shapesHere, shapesThere] = await Promise.all([here.shapes(tables), there.shapes(tables)]);
   const results = new Map<string, TableResult>();
@@ -200,12 +213,15 @@ export async function compareSides(here: VerifySide, there: VerifySide, tables: 
         const mt = movingThere.has(key);
         if (mh || mt) {
           inFlight.push({ table: q.table, identity, at: mh && mt ? 'both' : mh ? 'here' : 'there' });
-          return;
+          if (opts.inFlight !== 'also') return;
         }
         const h = a.hashes[j] ?? null;
         const t = b.hashes[j] ?? null;
         if (h === t) return;
-        differing.push({ table: q.table, identity, key, kind: h === null ? 'missing here' : t === null ? 'only here' : 'changed' });
+        differing.push({
+          table: q.table, identity, key, kind: h === null ? 'missing here' : t === null ? 'only here' : 'changed',
+          ...(mh || mt ? { moving: mh && mt ? 'both' : mh ? 'here' : 'there' } : {}),
+        });
       });
     });
   });

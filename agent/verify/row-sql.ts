@@ -118,6 +118,12 @@ export function rowSql(catalog: Catalog, table: string): RowSql {
     });
   }
   const rule = t.identity!;
+  // a shared key is a local id, not a travelling column: the identity it stands for is fingerprinted instead, so
+  // that rows alike but for whose they are (patients without an allergy) do not cancel out in a chunk's sum
+  if (rule.kind === 'shared') {
+    const id = `CAST(${identity} AS BINARY)`;
+    parts.unshift(`COALESCE(CONCAT('i', LENGTH(${id}), ':', ${id}), 'i?')`);
+  }
   return {
     table: t,
     from: [`${qid(catalog.schema)}.${qid(t.name)} AS t0`, ...joins.clauses].join(' '),

@@ -49,6 +49,7 @@ void t.test('row SQL: foreign keys by identity, local ids left out, long values 
   t.match(patient.from, /`app`\.`patient` AS t0 LEFT JOIN `app`\.`person` AS t1 ON t1\.`id` = t0\.`patient_id`/);
   t.equal(patient.identity, 't1.`uuid`');
   t.notMatch(patient.fingerprint, /patient_id/, 'the shared key is a local id: not fingerprinted');
+  t.match(patient.fingerprint, /^MD5\(CONCAT\(COALESCE\(CONCAT\('i', LENGTH\(CAST\(t1\.`uuid` AS BINARY\)\)/, 'the identity it stands for is');
   const person = rowSql(catalog, 'person');
   t.equal(person.identityColumn, 't0.`uuid`', 'lookups by uuid use its index');
   t.match(person.fingerprint, /MD5\(t0\.`note`\)/);
