@@ -13,17 +13,15 @@ export const command: CommandSpec = {
     'For a site whose application schema already holds data (the same schema and metadata as its parent, its own ' +
     'rows) and which has never been cloned and never exchanged with its parent. Rows are matched by identity (uuid, ' +
     'or the table\'s identity rule), never by local integer ids, which each side keeps its own. Table by table ' +
-    '(tables.include/exclude, the parent\'s children[].tables), the two sides are compared by checksums as ' +
-    '`spokesync verify` does:\n' +
-    '  - rows only at the parent come down, applied here as the parent\'s change sets (never sent back up);\n' +
-    '  - rows only here go up, journaled here as this node\'s change sets;\n' +
-    '  - rows at both with other content are conflicts, decided by the normal conflict rules and recorded in the ' +
-    'conflicts log with both versions (`spokesync conflicts`): the parent\'s version wins, unless --prefer here, or ' +
-    'unless a column was written here since capture began (a newer version); the version kept goes to the other side.\n' +
-    'One-way tables (tables.direction) move one way only: what cannot move is listed and left as it is. ' +
-    'The parent starts its cursor for this node at the moment the join begins (POST /v1/join), and this node\'s ' +
-    'cursor starts at its own journal\'s end: changes made on either side during the join travel by ordinary sync ' +
-    'afterwards, and nothing is sent twice. Then the first sync runs and the two are compared again.\n\n' +
+    '(those both sync with each other), the two sides are compared by checksums as `spokesync verify` does. ' +
+    'Rows only at the parent come down, applied here as the parent\'s (never sent back up). Rows only here go up, ' +
+    'applied at the parent at once. Rows at both with other content are conflicts, recorded in the conflicts log with ' +
+    'both versions (`spokesync conflicts`): the parent\'s version is kept, or this node\'s with --prefer here, and the ' +
+    'other side takes it. One-way tables (tables.direction) move one way only: what cannot move is listed and left as it is. ' +
+    'The parent starts its cursor for this node when the join begins (POST /v1/join), and this node\'s cursor ' +
+    'starts at the end of its own journal: changes made on either side during the join travel by ordinary sync ' +
+    'afterwards, and nothing is sent twice. Last, the first sync runs and the two are compared again. README.md, ' +
+    '"Joining a site that already has data", gives the steps.\n\n' +
     'Run it with this node\'s daemon stopped (it captures and applies itself, and takes the node lock); the parent\'s ' +
     'daemon must run. It is refused (SPOKESYNC_E_JOIN, nothing changed) when this node was cloned or has exchanged ' +
     'with its parent, when a synced table\'s shape differs between the two or the parent does not sync it with ' +
@@ -60,7 +58,7 @@ export const command: CommandSpec = {
       ctx.out(ctx.options.json === true ? JSON.stringify(j, null, 2) : formatJoin(j));
       return j.identical ? 0 : 1;
     } catch (e) {
-      if (ctx.signal.aborted) {
+      if (ctx.signal.aborted && !isSpokesyncError(e, 'SPOKESYNC_E_PENDING')) {
         throw new SpokesyncError('SPOKESYNC_E_JOIN', 'the join was stopped before it finished', { cause: e, fix: 'Run `spokesync join --config F` again: it goes on where it stopped.' });
       }
       throw e;

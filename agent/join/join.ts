@@ -27,6 +27,7 @@ import type { Logger } from '../../apply/core/log.js';
 import { stateTable } from '../../apply/core/state-schema.js';
 import { tableDirection } from '../config/tables.js';
 import type { SyncResult } from '../exchange/client.js';
+import { Origins } from '../exchange/origins.js';
 import { CATCH_UP_MS, type SpokesyncNode } from '../node.js';
 import { compareSides, shapeDifference, type Comparison, type DifferingRow } from '../verify/compare.js';
 import { RemoteSide } from '../verify/http.js';
@@ -207,6 +208,7 @@ export async function runJoin(node: SpokesyncNode, o: { prefer: Prefer; signal?:
       node, catalog, local, remote, prefer: o.prefer, signal: o.signal, journalFrom: mark.journalFrom,
       mover: {
         db: node.db, stateSchema: ss, node: node.id, parent, catalog, applier: node.applier, here: local, there: remote,
+        origins: new Origins({ db: node.db, stateSchema: ss, node: node.id, children: config.children.map((ch) => ch.id) }),
         push: (ops) => sendJoinRows(parentConfig, o.log, ops, o.signal),
       },
     };
@@ -224,8 +226,14 @@ export async function runJoin(node: SpokesyncNode, o: { prefer: Prefer; signal?:
   // brought-down rows that waited for a row the sync brought
   await node.applier.retryQuarantine({ all: true });
   await node.capture.caughtUp(CATCH_UP_MS);
+  // from the first sync on, the two exchange as usual: what is left goes with the next one
   mark = { ...mark, state: 'done', at: new Date().toISOString() };
   await writeJoinMark(node.db, ss, mark);
+  if (o.signal?.aborted) {
+    throw new SpokesyncError('SPOKESYNC_E_PENDING', `${node.id} joined ${parent}, but was stopped during the first sync`, {
+      fix: 'Start the daemon, or run `spokesync sync --config F`: what is left goes as usual. `spokesync verify` compares the two.',
+    });
+  }
   const [q] = await node.db.query<{ n: string | number }>(`SELECT COUNT(*) AS n FROM ${stateTable(ss, 'quarantine')} WHERE from_peer = ?`, [parent]);
   const final = await compareSides(local, remote, tables, node.applier.currentCatalog());
   return {

@@ -30,6 +30,7 @@ import type { ChildConfig, Config, ParentConfig } from '../config/types.js';
 import { REFUSAL_CHARS, parentRequestOptions, refusal } from '../exchange/parent-http.js';
 import { startChildCursor } from '../provision/cursor.js';
 import { siteState } from '../provision/rails.js';
+import { Origins } from '../exchange/origins.js';
 import { refusedFrom, routeTo } from '../routing/filters.js';
 import { joinChangeSets, joinOrigin, nextStamp, type Pushed } from './rows.js';
 
@@ -103,7 +104,10 @@ export async function takeJoinRows(deps: JoinRouteDeps, child: string, ops: read
     }
   }
   const origin = joinOrigin(child);
-  const entries = joinChangeSets(origin, await nextStamp(deps.db, deps.config.database.stateSchema, origin), ops, Date.now());
+  const ss = deps.config.database.stateSchema;
+  const entries = joinChangeSets(origin, await nextStamp(deps.db, ss, origin), ops, Date.now());
+  // the child's join origin belongs to it here, as its own id does
+  await new Origins({ db: deps.db, stateSchema: ss, node: deps.config.node.id, children: deps.config.children.map((c) => c.id) }).admit(child, entries);
   const r = await deps.applier.applyBatch(child, entries);
   deps.log.info('rows of a joining child applied', { child, rows: ops.length, applied: r.applied, quarantined: r.quarantined, conflicts: r.conflicts });
   return { applied: r.applied, quarantined: r.quarantined, conflicts: r.conflicts };
@@ -121,7 +125,7 @@ function answerer(res: ServerResponse): Answer {
 function refused(deps: JoinRouteDeps, child: string, answer: Answer, e: unknown): void {
   const code = isSpokesyncError(e) ? e.code : 'SPOKESYNC_E_HTTP';
   deps.log.warn('join refused', { child, code, error: (e as Error).message });
-  const status = code === 'SPOKESYNC_E_JOIN' ? 409 : code === 'SPOKESYNC_E_BUSY' ? 503
+  const status = code === 'SPOKESYNC_E_JOIN' || code === 'SPOKESYNC_E_ORIGIN' ? 409 : code === 'SPOKESYNC_E_BUSY' ? 503
     : code === 'SPOKESYNC_E_UNKNOWN_TABLE' || code === 'SPOKESYNC_E_XML' || code === 'SPOKESYNC_E_BAD_CHANGE' ? 422 : 500;
   const text = isSpokesyncError(e) ? e.message.replace(/[\r\n]+/g, ' ').slice(0, 300) : 'the parent could not take part in the join';
   answer(status, `${code}: ${text}\n`, 'text/plain; charset=utf-8');

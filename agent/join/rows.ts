@@ -31,6 +31,7 @@ import { jsonRow } from '../../apply/replay/value-compare.js';
 import { decodeChangeSet } from '../../apply/codec/decode.js';
 import { isoFromMs } from '../capture/assembler.js';
 import { bodyXml } from '../journal/body.js';
+import type { Origins } from '../exchange/origins.js';
 import { LocalWriter } from '../verify/local-write.js';
 import type { VerifySide } from '../verify/side.js';
 
@@ -82,6 +83,8 @@ export interface RowMover {
   readonly node: string;
   readonly parent: string;
   readonly catalog: Catalog;
+  /** whose origins each peer speaks for here: the parent's join origin is registered to it */
+  readonly origins: Origins;
   /** this node's applier: what the parent sends is applied through it */
   readonly applier: { applyBatch(fromPeer: string, entries: readonly BatchEntry[]): Promise<ApplyReport> };
   readonly here: VerifySide;
@@ -153,6 +156,7 @@ export async function bringDown(m: RowMover, table: string, keys: readonly strin
     const ops = referencedFirst(await m.there.fetch(table, page));
     if (ops.length === 0) continue;
     const entries = joinChangeSets(origin, await nextStamp(m.db, m.stateSchema, origin), ops, (m.now ?? Date.now)());
+    await m.origins.admit(m.parent, entries);
     const r = await m.applier.applyBatch(m.parent, entries);
     total.applied += r.applied;
     total.conflicts += r.conflicts;
