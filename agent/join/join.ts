@@ -50,6 +50,8 @@ export interface TableJoin {
   readonly inFlight: number;
   /** rows left as they are, and why */
   readonly left: { readonly identity: string; readonly why: string }[];
+  /** change sets of this table's rows that went to quarantine when applied (at the parent: sent up) */
+  readonly quarantined: { readonly here: number; readonly parent: number };
 }
 
 export interface JoinResult {
@@ -60,7 +62,7 @@ export interface JoinResult {
   readonly resumed: boolean;
   readonly mark: JoinMark;
   readonly tables: TableJoin[];
-  /** change sets brought down that wait in quarantine here (a row they need is missing) */
+  /** change sets from the parent that wait in quarantine here after the first sync (a row they need is missing) */
   readonly quarantined: number;
   readonly sync: SyncResult;
   /** the two nodes compared after the first sync */
@@ -161,7 +163,7 @@ async function joinTable(c: Ctx, table: string): Promise<TableJoin> {
   return {
     table, down: brought?.rows ?? 0, up,
     conflicts: { parentKept: changed.size - leftChanged - hereKept, hereKept },
-    inFlight, left,
+    inFlight, left, quarantined: { here: brought?.quarantined ?? 0, parent: sent?.quarantined ?? 0 },
   };
 }
 

@@ -15,7 +15,7 @@ export interface JoinJson {
   readonly tables: TableJoin[];
   readonly quarantined: number;
   readonly sync: { sent: number; received: number; applied: number; conflicts: number; drained: boolean };
-  /** no differing row after the first sync (rows in flight aside) */
+  /** no differing row after the first sync (rows in flight aside) and nothing from the parent waits in quarantine here */
   readonly identical: boolean;
   readonly verify: VerifyJson;
   readonly bytes: number;
@@ -27,7 +27,7 @@ export function joinJson(r: JoinResult, seconds: number): JoinJson {
     journalFrom: r.mark.journalFrom, parentSeq: r.mark.parentSeq ?? null,
     tables: r.tables, quarantined: r.quarantined,
     sync: { sent: r.sync.sent, received: r.sync.received, applied: r.sync.applied, conflicts: r.sync.conflicts, drained: r.sync.drained },
-    identical: isIdentical(r.final),
+    identical: isIdentical(r.final) && r.quarantined === 0,
     verify: verifyJson(r.node, r.parent, r.final, { sent: 0, received: 0 }, seconds),
     bytes: r.bytes,
   };
@@ -59,9 +59,14 @@ export function formatJoin(j: JoinJson): string {
   }
   lines.push(`first sync: sent ${j.sync.sent}, received ${j.sync.received} (applied ${j.sync.applied}, conflicts ${j.sync.conflicts})` +
     (j.sync.drained ? '' : '; changes are still pending: run `spokesync sync`'));
-  if (j.quarantined > 0) lines.push(`${j.quarantined} change sets from ${j.parent} wait in quarantine here: \`spokesync quarantine --config F\``);
+  if (j.quarantined > 0) lines.push(`${j.quarantined} change sets from ${j.parent} wait in quarantine here: \`spokesync quarantine --config F\` says why`);
+  const atParent = j.tables.reduce((n, t) => n + t.quarantined.parent, 0);
+  if (atParent > 0) {
+    lines.push(`${atParent} change sets of rows sent up went to quarantine at ${j.parent} (a row they refer to had not arrived yet; ` +
+      `it retries them by itself): see \`spokesync status\` there`);
+  }
   const v = j.verify;
-  if (j.identical) {
+  if (v.identical) {
     lines.push(`${j.node} and ${j.parent} hold the same rows${v.inFlight.length > 0 ? `, but for ${v.inFlight.length} in flight` : ''}`);
   } else {
     lines.push(`${j.node} and ${j.parent} still differ in ${v.differing.length} rows${v.tables.some((t) => t.state === 'shape differs') ? ' and in table shapes' : ''}:`);

@@ -64,4 +64,11 @@ void t.test('join --prefer here: the site\'s version, but one-way tables move on
   const hubConflicts = await hub.node.db.query<{ tbl: string; outcome: string }>('SELECT tbl, outcome FROM spokesync.conflicts');
   t.same(hubConflicts.map((c) => c.tbl), ['person'], 'the hub recorded the person it took from the site');
   t.match(hubConflicts[0]?.outcome, /remote wins: .*name/);
+
+  // a site that has exchanged with its parent (here: as if it had synced without a join) is refused, nothing changed
+  await site.server.query(`DELETE FROM spokesync.meta WHERE k = 'join'`);
+  const synced = await spokesync(['join', '--config', siteCfg]);
+  t.equal(synced.code, 1);
+  t.match(synced.err, /site has exchanged with hub before: join is for a site's first contact with its parent[\s\S]*SPOKESYNC_E_JOIN/);
+  t.same(await site.server.query(`SELECT k FROM spokesync.meta WHERE k = 'join'`), [], 'nothing begun');
 });
