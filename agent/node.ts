@@ -18,7 +18,7 @@ import { registerSnapshotRoute } from './provision/http.js';
 import { registerVerifyRoute } from './verify/http.js';
 import { registerJoinRoute } from './join/route.js';
 import { joinPending, joinUnfinished } from './join/state.js';
-import { PARENT_ID_KEY, getMeta, setMeta } from './routing/cursors.js';
+import { PARENT_ID_KEY, getMeta, recordContact, setMeta } from './routing/cursors.js';
 import { NodeLock } from './node-lock.js';
 import { LOCK_LOST_KEY, lockLostNote } from './routing/node-status.js';
 import { stateTable } from '../apply/core/state-schema.js';
@@ -293,7 +293,12 @@ export class SpokesyncNode {
     // nothing is sent either: the parent would take our batch, and its answer could not be applied
     await this.lock?.ensure();
     // a half-done join has not carried all of this node's rows up yet
-    if (await joinUnfinished(this.db, this.stateSchema)) throw joinPending(this.id);
+    if (await joinUnfinished(this.db, this.stateSchema)) {
+      const e = joinPending(this.id);
+      const parent = await this.parentId();
+      if (parent) await recordContact(this.db, this.stateSchema, parent, `${e.code}: ${e.message}`);
+      throw e;
+    }
     await this.applier.retryQuarantine();
     await reportDiscards(this.db, this.stateSchema, this.id, this.config.parent!, this.log).catch((e: unknown) => {
       this.log.warn('discard reports could not reach the parent; they are sent at the next exchange', { error: (e as Error).message });

@@ -15,7 +15,7 @@ import { silentLogger } from '../../apply/core/log.js';
 import { isSpokesyncError } from '../../apply/core/errors.js';
 import { dumpServer, startNode, stopNode, uuid, type NetNode } from '../helpers/sync-net.js';
 import { register } from '../helpers/verify-rows.js';
-import { spokesync } from '../helpers/cli.js';
+import { spokesync, statusOf } from '../helpers/cli.js';
 import { until } from '../../deploy/sandbox/until.js';
 import type { Dump } from '../../deploy/sandbox/compare.js';
 
@@ -106,6 +106,7 @@ void t.test('join: refusals, a join killed and run again, writes on both sides m
   const early = await spokesync(['sync', '--config', siteCfg]);
   t.equal(early.code, 1, 'sync waits for the join');
   t.match(early.err, /began joining its parent and has not finished[\s\S]*SPOKESYNC_E_JOIN/);
+  t.match((await statusOf(siteCfg)).peers.find((p) => p.peer === 'hub')?.lastResult, /^SPOKESYNC_E_JOIN: site began joining/, 'status says why');
 
   // run again while both sides write, until every table is joined (the first sync drains once they stop)
   const tablesDone = until('every table joined', async () => {
