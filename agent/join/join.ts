@@ -36,7 +36,7 @@ import { parentIdOf, tablesWith } from '../verify/session.js';
 import { LocalSide, type VerifySide } from '../verify/side.js';
 import { askToJoin, sendJoinRows } from './route.js';
 import { bringDown, carryUp, insertedSince, keepParents, sendUp, type RowMover } from './rows.js';
-import { beginJoin, parentJoined, readJoinMark, refuseIfSynced, writeJoinMark, type JoinMark, type Prefer } from './state.js';
+import { beginJoin, journalTop, parentJoined, readJoinMark, refuseIfSynced, writeJoinMark, type JoinMark, type Prefer } from './state.js';
 
 export interface TableJoin {
   readonly table: string;
@@ -84,7 +84,7 @@ interface Ctx {
 }
 
 /** Refuses before anything changes when a table's shape differs, or the parent does not sync it with this node. */
-async function checkShapes(here: VerifySide, there: VerifySide, tables: readonly string[], node: string, parent: string): Promise<void> {
+async function checkShapes(here: VerifySide, there: VerifySide, tables: readonly string[], node: string, parent: string, resumed: boolean): Promise<void> {
   const [a, b] = await Promise.all([here.shapes(tables), there.shapes(tables)]);
   const problems: string[] = [];
   tables.forEach((t, i) => {
@@ -99,15 +99,11 @@ async function checkShapes(here: VerifySide, there: VerifySide, tables: readonly
   });
   if (problems.length === 0) return;
   const shown = problems.slice(0, 8).join('; ') + (problems.length > 8 ? `; and ${problems.length - 8} more tables` : '');
-  throw new SpokesyncError('SPOKESYNC_E_JOIN', `${node} and ${parent} differ in ${problems.length} synced table${problems.length === 1 ? '' : 's'}, so nothing was joined: ${shown}`, {
+  throw new SpokesyncError('SPOKESYNC_E_JOIN', `${node} and ${parent} differ in ${problems.length} synced table${problems.length === 1 ? '' : 's'}: ` +
+    `the join stopped before changing anything${resumed ? ' more' : ''}: ${shown}`, {
     fix: 'Bring both to the same schema version (run the same upgrade), and give both the same tables.include/exclude ' +
       '(and children[].tables at the parent), then run join again. `spokesync verify` lists every table that differs.',
   });
-}
-
-async function journalTop(node: SpokesyncNode): Promise<string> {
-  const [r] = await node.db.query<{ m: string | number | null }>(`SELECT MAX(seq) AS m FROM ${stateTable(node.stateSchema, 'journal')}`);
-  return String(r?.m ?? 0);
 }
 
 const leftWhy = (d: DifferingRow, dir: string): string =>
@@ -135,22 +131,22 @@ async function joinTable(c: Ctx, table: string): Promise<TableJoin> {
   const down = first.differing.filter((d) => dir !== 'up' && (d.kind === 'missing here' || (d.kind === 'changed' && prefer === 'parent')));
   const brought = down.length > 0 ? await bringDown(c.mover, table, down.map((d) => d.key), c.signal) : null;
   const second = brought ? await compare() : first;
-  // a row inserted here since the join began goes up by ordinary sync, in order with what follows it
+  // a row inserted here since the join began goes up by ordinary sync, in order with what follows it, and a row
+  // that turned up differing during the join with its change on the way is made equal by that change
   const inserting = second.differing.some((d) => d.kind === 'only here' && d.moving !== undefined)
     ? await insertedSince(c.node.db, c.node.stateSchema, c.journalFrom, table) : new Set<string>();
-  const send = second.differing.filter((d) => dir !== 'down' && d.kind === 'only here' && !inserting.has(d.identity));
+  const before = new Set(first.differing.map((d) => d.identity));
+  const travels = (d: DifferingRow): boolean => inserting.has(d.identity) || (d.moving !== undefined && !before.has(d.identity));
+  const send = second.differing.filter((d) => dir !== 'down' && d.kind === 'only here' && !travels(d));
   const sent = send.length > 0 ? await sendUp(c.mover, table, send.map((d) => d.key), c.signal) : null;
   // a row at both that still differs: --prefer here (or an up-only table), or a column written here since
   // capture began, whose version beats the join's: the version kept goes everywhere at a new version
-  const rewrite = second.differing.filter((d) => d.kind === 'changed');
+  const rewrite = second.differing.filter((d) => d.kind === 'changed' && !travels(d));
   const keys = rewrite.map((d) => d.key);
   const parent = c.mover.parent;
   const rewritten = rewrite.length === 0 ? 0 : prefer === 'here'
     ? await carryUp(c.mover, table, keys, `join${c.prefer === 'here' ? ' --prefer here' : ` (${table} flows up only)`}: ${c.node.id}'s version replaces ${parent}'s`, c.signal)
     : await keepParents(c.mover, table, keys, `join: ${parent}'s version replaces ${c.node.id}'s, whose columns were written since capture began here`, c.signal);
-  // a row that turned up during the join with its change on the way travels by ordinary sync
-  const before = new Set(first.differing.map((d) => d.identity));
-  const travels = (d: DifferingRow): boolean => inserting.has(d.identity) || (d.moving !== undefined && !before.has(d.identity));
   const moved = new Set([...send, ...rewrite].map((d) => d.identity));
   const left = second.differing.filter((d) => !moved.has(d.identity) && !travels(d)).map((d) => ({ identity: d.identity, why: leftWhy(d, dir) }));
   const unnamed = (first.unnamed[table] ?? 0) + (second.unnamed[table] ?? 0);
@@ -194,10 +190,10 @@ export async function runJoin(node: SpokesyncNode, o: { prefer: Prefer; signal?:
   const tables = tablesWith(config, catalog, parent);
   const tablesDone: TableJoin[] = [];
   if (mark === null || mark.state === 'started') {
-    await checkShapes(local, remote, tables, node.id, parent);
+    await checkShapes(local, remote, tables, node.id, parent, resumed);
     if (mark === null) {
       await refuseIfSynced(node.db, ss, node.id, parent);
-      mark = await beginJoin(node.db, ss, parent, await journalTop(node));
+      mark = await beginJoin(node.db, ss, parent, await journalTop(node.db, ss));
     } else {
       o.log.info('an earlier join did not finish: going on', { parent, since: mark.at });
     }

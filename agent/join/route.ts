@@ -18,7 +18,6 @@ import type { Catalog } from '../../apply/core/catalog.js';
 import type { Queryable } from '../../apply/core/db.js';
 import { SpokesyncError, isSpokesyncError } from '../../apply/core/errors.js';
 import type { Logger } from '../../apply/core/log.js';
-import { stateTable } from '../../apply/core/state-schema.js';
 import type { BatchEntry, InsertOp } from '../../apply/core/model.js';
 import { decodeChangeSet } from '../../apply/codec/decode.js';
 import { DEFAULT_MAX_ELEMENTS } from '../../apply/codec/decode-limits.js';
@@ -33,6 +32,7 @@ import { siteState } from '../provision/rails.js';
 import { Origins } from '../exchange/origins.js';
 import { refusedFrom, routeTo } from '../routing/filters.js';
 import { joinChangeSets, joinOrigin, nextStamp, type Pushed } from './rows.js';
+import { journalTop } from './state.js';
 
 export const JOIN_PATH = '/v1/join';
 export const JOIN_ROWS_PATH = '/v1/join/rows';
@@ -82,8 +82,7 @@ export async function admitJoin(deps: JoinRouteDeps, child: string): Promise<Joi
   await refuseExchanged(deps, child);
   await deps.capture.caughtUp(5 * 60_000);
   await refuseExchanged(deps, child);
-  const [top] = await db.query<{ m: string | number | null }>(`SELECT MAX(seq) AS m FROM ${stateTable(ss, 'journal')}`);
-  const seq = String(top?.m ?? 0);
+  const seq = await journalTop(db, ss);
   await startChildCursor(db, ss, child, seq, `joined at journal seq ${seq}`);
   deps.log.info('a child joins: its cursor starts at the journal\'s top', { child, seq });
   return { node, child, seq };

@@ -73,6 +73,12 @@ export async function refuseIfSynced(db: Queryable, stateSchema: string, node: s
   }
 }
 
+/** The highest seq of this node's journal ('0' when empty). */
+export async function journalTop(db: Queryable, stateSchema: string): Promise<string> {
+  const [r] = await db.query<{ m: string | number | null }>(`SELECT MAX(seq) AS m FROM ${stateTable(stateSchema, 'journal')}`);
+  return String(r?.m ?? 0);
+}
+
 /**
  * The start of a join: this node's cursor toward the parent at `journalFrom`
  * (its journal up to there is compared instead of sent), and the mark.

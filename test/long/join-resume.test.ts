@@ -92,7 +92,7 @@ void t.test('join: refusals, a join killed and run again, writes on both sides m
   await site.server.query('ALTER TABLE app.visit ADD COLUMN extra INT NULL');
   const shape = await spokesync(['join', '--config', siteCfg]);
   t.equal(shape.code, 1, 'refused: a table differs in shape');
-  t.match(shape.err, /differ in 1 synced table, so nothing was joined: visit: column extra is only here[\s\S]*SPOKESYNC_E_JOIN/);
+  t.match(shape.err, /differ in 1 synced table: the join stopped before changing anything: visit: column extra is only here[\s\S]*SPOKESYNC_E_JOIN/);
   await untouched('a shape that differs');
   await site.server.query('ALTER TABLE app.visit DROP COLUMN extra');
 
