@@ -115,8 +115,10 @@ export class SpokesyncNode {
     this.core = new ExchangeCore({
       db, stateSchema: database.stateSchema, node: node.id, reader: this.reader, log,
       // counted per peer for /metrics
-      applier: { applyBatch: async (peer, entries, shapes) => {
-        const counts = await this.applier.applyBatch(peer, entries, shapes);
+      // (every argument passed on: the own change sets a restored node takes back travel in the last one)
+      applier: { applyBatch: async (...args: Parameters<Applier['applyBatch']>) => {
+        const counts = await this.applier.applyBatch(...args);
+        const peer = args[0];
         this.admin.metrics.appliedFrom(peer, counts.applied);
         return counts;
       } },
