@@ -179,11 +179,11 @@ void t.test('USB at a parent whose daemon serves two children over HTTP', async 
   };
 
   await t.test('import --reply and export while the daemon serves its children', async (t) => {
-    await registerPatients(site, 's', 1, 400);
+    await registerPatients(site, 's', 1, 200);
     for (let i = 0; i < 40; i++) await touchShared(site, 'site', i);
     await site.node.capture.caughtUp(60_000);
     const up = await exportFile(site.node.usb(), { out: f('site-1.up') });
-    t.equal(up.entries, 440);
+    t.equal(up.entries, 240);
 
     const loops = [syncLoop(ca, 'a'), syncLoop(cb, 'b')];
     let hubWriting = true;
@@ -219,7 +219,7 @@ void t.test('USB at a parent whose daemon serves two children over HTTP', async 
     for (const l of loops) await l.stop();
 
     t.equal(imp.code, 0, `import --reply beside the daemon: ${imp.err}`);
-    t.match(counts(imp), { received: 440, applied: 440, quarantined: 0 });
+    t.match(counts(imp), { received: 240, applied: 240, quarantined: 0 });
     t.match(imp.out, /wrote \d+ change sets for site/);
     t.equal(exp.code, 0, `export beside the daemon: ${exp.err}`);
     t.match(exp.out, /wrote \d+ change sets for site/);
@@ -230,7 +230,7 @@ void t.test('USB at a parent whose daemon serves two children over HTTP', async 
       t.same(l.rounds.filter((r) => r.error !== undefined), [], `every sync of ${name} succeeded`);
       t.ok((last.hub[tag] ?? 0) > (first.hub[tag] ?? 0),
         `the hub applied ${name}'s uploads during the import (${first.hub[tag] ?? 0} → ${last.hub[tag] ?? 0} patients)`);
-      t.ok((last[name].s ?? 0) > 0, `${name} held ${last[name].s ?? 0} of the site's 400 patients before the import ended`);
+      t.ok((last[name].s ?? 0) > 0, `${name} held ${last[name].s ?? 0} of the site's 200 patients before the import ended`);
     }
 
     // the site takes both files (the second only repeats what the reply holds)
@@ -239,13 +239,13 @@ void t.test('USB at a parent whose daemon serves two children over HTTP', async 
     await converge();
     const dumps = await Promise.all([hubDump(), ca.dump(), cb.dump(), site.dump()]);
     t.same(dumps.slice(1), [dumps[0], dumps[0], dumps[0]], 'all four nodes hold the same rows');
-    t.ok(Object.keys(dumps[0]!.person ?? {}).length > SHARED + 400, 'with the rows of every node');
+    t.ok(Object.keys(dumps[0]!.person ?? {}).length > SHARED + 200, 'with the rows of every node');
     const [q] = await hubRows<{ n: number }>(hub, 'SELECT COUNT(*) AS n FROM spokesync.quarantine');
     t.equal(Number(q!.n), 0, 'nothing quarantined at the hub');
   });
 
   await t.test('the same file twice at once, while the site also syncs over HTTP: each change set once', async (t) => {
-    await registerPatients(site, 's', 2000, 420);
+    await registerPatients(site, 's', 2000, 220);
     for (let i = 0; i < 30; i++) await touchShared(site, 'site2', i);
     await site.node.capture.caughtUp(60_000);
     await exportFile(site.node.usb(), { out: f('site-2.up') });
@@ -263,17 +263,17 @@ void t.test('USB at a parent whose daemon serves two children over HTTP', async 
     t.equal(one.code, 0, one.err);
     t.equal(two.code, 0, two.err);
     const [a, b] = [counts(one), counts(two)];
-    t.equal(a.received + b.received, 900);
-    t.equal(a.applied + a.duplicates, 450, 'each change set of the first import applied or found applied');
-    t.equal(b.applied + b.duplicates, 450, 'each change set of the second import applied or found applied');
+    t.equal(a.received + b.received, 500);
+    t.equal(a.applied + a.duplicates, 250, 'each change set of the first import applied or found applied');
+    t.equal(b.applied + b.duplicates, 250, 'each change set of the second import applied or found applied');
     const overHttp = appliedBy(daemon.output(), 'site', since);
     const files = [...batchesIn(one.err, 'site', since), ...batchesIn(two.err, 'site', since)].map((x) => x.time);
     const between = batchesIn(daemon.output(), 'site', Math.min(...files)).filter((x) => x.time <= Math.max(...files));
     t.ok(net.sent > 0 && between.length > 0, `the network brought ${net.sent} of them again, in ${between.length} batches taken between the file's`);
-    t.equal(a.applied + b.applied + overHttp, 450, `applied once: ${a.applied} + ${b.applied} from the file, ${overHttp} over HTTP`);
+    t.equal(a.applied + b.applied + overHttp, 250, `applied once: ${a.applied} + ${b.applied} from the file, ${overHttp} over HTTP`);
 
     // an import killed half-way, then run again
-    await registerPatients(site, 's', 700, 300);
+    await registerPatients(site, 's', 700, 150);
     await site.node.capture.caughtUp(60_000);
     await exportFile(site.node.usb(), { out: f('site-3.up') });
     const applying = fromSite().then(async (before) => { while ((await fromSite()) === before) await pause(20); });
@@ -282,7 +282,7 @@ void t.test('USB at a parent whose daemon serves two children over HTTP', async 
     t.equal(again.code, 0, again.err);
     const c = counts(again);
     t.equal(killed.code, null, 'killed while it applied');
-    t.ok(c.applied < 300 && c.applied + c.duplicates === 300, `run again: applied ${c.applied}, found ${c.duplicates} applied before`);
+    t.ok(c.applied < 150 && c.applied + c.duplicates === 150, `run again: applied ${c.applied}, found ${c.duplicates} applied before`);
 
     const own = await site.own();
     const ledger = await hubRows<{ change_id: string }>(hub, `SELECT change_id FROM spokesync.ledger WHERE origin = 'site' ORDER BY change_id`);
@@ -295,7 +295,7 @@ void t.test('USB at a parent whose daemon serves two children over HTTP', async 
   });
 
   await t.test('the daemon dies during an import: the import takes the node and ends; then the commands take it from the start', async (t) => {
-    await registerPatients(site, 's', 1100, 300);
+    await registerPatients(site, 's', 1100, 150);
     await site.node.capture.caughtUp(60_000);
     await exportFile(site.node.usb(), { out: f('site-4.up') });
     const before = await fromSite();
@@ -306,7 +306,7 @@ void t.test('USB at a parent whose daemon serves two children over HTTP', async 
     const cut = await running;
     t.equal(cut.code, 0, cut.err);
     t.match(cut.err, /the daemon stopped: this command took the node and runs capture itself/);
-    t.match(counts(cut), { applied: 300 });
+    t.match(counts(cut), { applied: 150 });
     await importFile(site.node.usb(), { in: f('site-4.down') });
 
     // with no daemon, the commands run capture themselves from the start
