@@ -6,11 +6,11 @@ import {
   RowChanged, markReviewed, resolveConflict, sidesOf, unknownConflict, type Drift, type ResolveResult,
 } from '../../apply/replay/conflict-review.js';
 import type { CommandContext, CommandSpec } from '../cli/command.js';
+import { withStateDb } from './state-db.js';
 import { loadCatalog } from '../../apply/core/catalog.js';
-import { connectDb, type Db } from '../../apply/core/db.js';
+import type { Db } from '../../apply/core/db.js';
 import { SpokesyncError } from '../../apply/core/errors.js';
 import { hlcTime } from '../../apply/core/hlc.js';
-import { ensureStateSchema } from '../../apply/core/state-schema.js';
 import { operatorName } from '../provision/rails.js';
 
 const DEFAULT_LIMIT = 50;
@@ -57,7 +57,7 @@ export const command: CommandSpec = {
     if (action !== 'resolve' && (o.take !== undefined || o.force !== undefined)) throw usage('--take and --force go with resolve');
     if (action === undefined) {
       const limit = parseLimit(o.limit);
-      return withDb(ctx, async (db) => {
+      return withStateDb(ctx, async (db) => {
         const rows = await listConflicts(db, ctx.config.database.stateSchema, limit, { unreviewed: o.unreviewed === true });
         ctx.out(o.json === true ? JSON.stringify(rows, null, 2) : formatConflicts(rows, o.unreviewed === true));
         return 0;
@@ -66,13 +66,13 @@ export const command: CommandSpec = {
     if (action === 'review') {
       if (ids.length === 0) throw usage('review needs the id of a conflict (the number after # in the list)');
       const parsed = ids.map(conflictId);
-      return withDb(ctx, (db) => review(ctx, db, parsed));
+      return withStateDb(ctx, (db) => review(ctx, db, parsed));
     }
     if (action === 'resolve') {
       if (ids.length !== 1) throw usage(ids.length === 0 ? 'resolve needs the id of a conflict (the number after # in the list)' : 'resolve takes one conflict id');
       const take = o.take;
       if (typeof take !== 'string' || take === '') throw usage('resolve needs --take VERSION: local, remote, or the id of the node that wrote the side to keep');
-      return withDb(ctx, (db) => resolve(ctx, db, conflictId(ids[0]!), take, o.force === true));
+      return withStateDb(ctx, (db) => resolve(ctx, db, conflictId(ids[0]!), take, o.force === true));
     }
     throw usage(`unknown action ${JSON.stringify(action)}`);
   },
@@ -97,16 +97,6 @@ function parseLimit(v: string | boolean | undefined): number {
   return Number(v);
 }
 
-async function withDb(ctx: CommandContext, fn: (db: Db) => Promise<number>): Promise<number> {
-  const { host, port, user, password, stateSchema } = ctx.config.database;
-  const db = await connectDb({ host, port, user, ...(password === undefined ? {} : { password }) }, { connectionLimit: 2 });
-  try {
-    await ensureStateSchema(db, stateSchema);
-    return await fn(db);
-  } finally {
-    await db.close();
-  }
-}
 
 async function review(ctx: CommandContext, db: Db, ids: readonly string[]): Promise<number> {
   const ss = ctx.config.database.stateSchema;

@@ -5,13 +5,13 @@
 // for the running daemon's next tick otherwise; a discard is kept, shown by
 // `spokesync status` and reported to the parent.
 import type { CommandContext, CommandSpec } from '../cli/command.js';
-import { connectDb, type Db } from '../../apply/core/db.js';
+import { withStateDb } from './state-db.js';
+import type { Db } from '../../apply/core/db.js';
 import { SpokesyncError, isSpokesyncError } from '../../apply/core/errors.js';
 import { isRef, type ChangeSet, type Op, type Value } from '../../apply/core/model.js';
 import {
   discard, inQuarantine, listQuarantine, makeDue, quarantined, type QuarantineItem,
 } from '../../apply/replay/quarantine.js';
-import { ensureStateSchema } from '../../apply/core/state-schema.js';
 import { CATCH_UP_MS, SpokesyncNode } from '../node.js';
 import { operatorName } from '../provision/rails.js';
 
@@ -45,8 +45,8 @@ export const command: CommandSpec = {
     if (extra.length > 0) throw usage(`unexpected argument ${JSON.stringify(extra[0])}`);
     if (action !== 'retry' && ctx.options.all !== undefined) throw usage('--all goes with retry');
     if (action !== 'discard' && ctx.options.reason !== undefined) throw usage('--reason goes with discard');
-    if (action === undefined) return withDb(ctx, (db) => list(ctx, db));
-    if (action === 'show') return withDb(ctx, (db) => show(ctx, db, needId(id, action)));
+    if (action === undefined) return withStateDb(ctx, (db) => list(ctx, db));
+    if (action === 'show') return withStateDb(ctx, (db) => show(ctx, db, needId(id, action)));
     if (action === 'retry') {
       if (id !== undefined && ctx.options.all === true) throw usage('retry takes an ID or --all, not both');
       if (id === undefined && ctx.options.all !== true) throw usage('retry takes an ID or --all');
@@ -56,7 +56,7 @@ export const command: CommandSpec = {
       const why = ctx.options.reason;
       const changeId = needId(id, action);
       if (typeof why !== 'string' || why.trim() === '') throw usage('discard needs --reason TEXT: why the change set is given up (it is recorded and reported)');
-      return withDb(ctx, (db) => discardOne(ctx, db, changeId, why.trim()));
+      return withStateDb(ctx, (db) => discardOne(ctx, db, changeId, why.trim()));
     }
     throw usage(`unknown action ${JSON.stringify(action)}`);
   },
@@ -77,16 +77,6 @@ function unknownId(id: string): SpokesyncError {
   });
 }
 
-async function withDb(ctx: CommandContext, fn: (db: Db) => Promise<number>): Promise<number> {
-  const { host, port, user, password, stateSchema } = ctx.config.database;
-  const db = await connectDb({ host, port, user, ...(password === undefined ? {} : { password }) }, { connectionLimit: 2 });
-  try {
-    await ensureStateSchema(db, stateSchema);
-    return await fn(db);
-  } finally {
-    await db.close();
-  }
-}
 
 async function list(ctx: CommandContext, db: Db): Promise<number> {
   const items = await listQuarantine(db, ctx.config.database.stateSchema);
@@ -160,7 +150,7 @@ async function retry(ctx: CommandContext, id: string | undefined): Promise<numbe
   } catch (e) {
     if (!isSpokesyncError(e) || e.code !== 'SPOKESYNC_E_BUSY') throw e;
     // the daemon runs: it tries what is due at its next tick
-    return withDb(ctx, async (db) => {
+    return withStateDb(ctx, async (db) => {
       if (id !== undefined && !(await inQuarantine(db, stateSchema, [id])).has(id)) throw unknownId(id);
       const n = await makeDue(db, stateSchema, id === undefined ? undefined : [id]);
       ctx.out(`${n} change set${n === 1 ? '' : 's'} made due: the running daemon tries ${n === 1 ? 'it' : 'them'} at its next tick (see \`spokesync quarantine --config F\`)`);
