@@ -106,7 +106,9 @@ export class JournalWriter {
   constructor(private readonly session: Runner, private readonly stateSchema: string) {}
 
   async write(entries: readonly JournalEntry[], writes: IdentityWrites, checkpoint: Checkpoint): Promise<void> {
-    const bodies = await Promise.all(entries.map((e) => storedBody(e.body)));
+    // one at a time: each compression holds an encoder's window, and the thread pool is shared
+    const bodies: Buffer[] = [];
+    for (const e of entries) bodies.push(await storedBody(e.body));
     await this.session.transaction(async (tx) => {
       const sent: Promise<unknown>[] = [];
       this.insertJournal(tx, entries, bodies, sent);
