@@ -119,7 +119,7 @@ export class SpokesyncNode {
       applier: { applyBatch: async (...args: Parameters<Applier['applyBatch']>) => {
         const counts = await this.applier.applyBatch(...args);
         const peer = args[0];
-        this.admin.metrics.appliedFrom(peer, counts.applied);
+        this.admin.metrics?.appliedFrom(peer, counts.applied);
         return counts;
       } },
       refused: (peer) => (config.children.some((c) => c.id === peer) ? fromChild : fromParent),

@@ -14,7 +14,7 @@ import { readCheckpoint } from '../journal/writer.js';
 import { PARENT_ID_KEY, getMeta } from '../routing/cursors.js';
 import { neededEvents } from '../routing/node-status.js';
 import { nodeHealth } from './health.js';
-import { METRICS_CONTENT_TYPE, NodeMetrics } from './metrics.js';
+import type { NodeMetrics } from './metrics.js';
 import { StatusReporter } from './reporter.js';
 import { AdminRoutes, METRICS_PATH } from './routes.js';
 import { AdminServer } from './server.js';
@@ -34,7 +34,8 @@ export interface AdminNode {
 export class NodeAdmin {
   readonly reporter: StatusReporter;
   readonly routes: AdminRoutes;
-  readonly metrics: NodeMetrics;
+  /** /metrics, made at start() when admin.token is set (prom-client is loaded only then: it costs a daemon about 13 MB) */
+  metrics: NodeMetrics | null = null;
   private server: AdminServer | null = null;
 
   constructor(private readonly n: AdminNode) {
@@ -46,7 +47,7 @@ export class NodeAdmin {
     };
     this.reporter = new StatusReporter({
       db, log,
-      onRound: (r) => this.metrics.round(r),
+      onRound: (r) => this.metrics?.round(r),
       origins: new Origins({ db, stateSchema: ss, node: config.node.id, children: config.children.map((c) => c.id) }),
       source: {
         config, db, reader, capture,
@@ -69,9 +70,17 @@ export class NodeAdmin {
       authFailures: limits.authFailures,
       secure: !config.admin?.listen && config.listen?.tls !== undefined,
     });
-    this.metrics = new NodeMetrics({ config, db, reader, status: () => this.reporter.status(), captured: () => n.captureStatus().journaled });
+  }
+
+  /** /metrics: prom-client loaded and the route added, once, when the endpoints are served at all (admin.token). */
+  private async startMetrics(): Promise<void> {
+    const { config, db, reader } = this.n;
+    if (this.metrics || config.admin?.token === undefined) return;
+    const { METRICS_CONTENT_TYPE, NodeMetrics } = await import('./metrics.js');
+    const metrics = new NodeMetrics({ config, db, reader, status: () => this.reporter.status(), captured: () => this.n.captureStatus().journaled });
+    this.metrics = metrics;
     this.routes.add('GET', METRICS_PATH, async (_req, res) => {
-      const body = await this.metrics.scrape();
+      const body = await metrics.scrape();
       res.writeHead(200, { 'content-type': METRICS_CONTENT_TYPE, 'content-length': Buffer.byteLength(body), 'cache-control': 'no-store' });
       res.end(body);
     }, { auth: true });
@@ -82,8 +91,9 @@ export class NodeAdmin {
     return !this.n.config.admin?.listen;
   }
 
-  /** Starts the server on admin.listen, when set. */
+  /** Makes /metrics (with admin.token) and starts the server on admin.listen, when set. */
   async start(): Promise<AdminServer | null> {
+    await this.startMetrics();
     const at = this.n.config.admin?.listen;
     if (!at) return null;
     if (!this.server) {

@@ -179,11 +179,11 @@ void t.test('USB at a parent whose daemon serves two children over HTTP', async 
   };
 
   await t.test('import --reply and export while the daemon serves its children', async (t) => {
-    await registerPatients(site, 's', 1, 200);
+    await registerPatients(site, 's', 1, 400);
     for (let i = 0; i < 40; i++) await touchShared(site, 'site', i);
     await site.node.capture.caughtUp(60_000);
     const up = await exportFile(site.node.usb(), { out: f('site-1.up') });
-    t.equal(up.entries, 240);
+    t.equal(up.entries, 440);
 
     const loops = [syncLoop(ca, 'a'), syncLoop(cb, 'b')];
     let hubWriting = true;
@@ -219,7 +219,7 @@ void t.test('USB at a parent whose daemon serves two children over HTTP', async 
     for (const l of loops) await l.stop();
 
     t.equal(imp.code, 0, `import --reply beside the daemon: ${imp.err}`);
-    t.match(counts(imp), { received: 240, applied: 240, quarantined: 0 });
+    t.match(counts(imp), { received: 440, applied: 440, quarantined: 0 });
     t.match(imp.out, /wrote \d+ change sets for site/);
     t.equal(exp.code, 0, `export beside the daemon: ${exp.err}`);
     t.match(exp.out, /wrote \d+ change sets for site/);
@@ -230,7 +230,7 @@ void t.test('USB at a parent whose daemon serves two children over HTTP', async 
       t.same(l.rounds.filter((r) => r.error !== undefined), [], `every sync of ${name} succeeded`);
       t.ok((last.hub[tag] ?? 0) > (first.hub[tag] ?? 0),
         `the hub applied ${name}'s uploads during the import (${first.hub[tag] ?? 0} → ${last.hub[tag] ?? 0} patients)`);
-      t.ok((last[name].s ?? 0) > 0, `${name} held ${last[name].s ?? 0} of the site's 200 patients before the import ended`);
+      t.ok((last[name].s ?? 0) > 0, `${name} held ${last[name].s ?? 0} of the site's 400 patients before the import ended`);
     }
 
     // the site takes both files (the second only repeats what the reply holds)
@@ -239,7 +239,7 @@ void t.test('USB at a parent whose daemon serves two children over HTTP', async 
     await converge();
     const dumps = await Promise.all([hubDump(), ca.dump(), cb.dump(), site.dump()]);
     t.same(dumps.slice(1), [dumps[0], dumps[0], dumps[0]], 'all four nodes hold the same rows');
-    t.ok(Object.keys(dumps[0]!.person ?? {}).length > SHARED + 200, 'with the rows of every node');
+    t.ok(Object.keys(dumps[0]!.person ?? {}).length > SHARED + 400, 'with the rows of every node');
     const [q] = await hubRows<{ n: number }>(hub, 'SELECT COUNT(*) AS n FROM spokesync.quarantine');
     t.equal(Number(q!.n), 0, 'nothing quarantined at the hub');
   });
