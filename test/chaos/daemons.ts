@@ -100,7 +100,9 @@ export class Daemon {
     try { this.logOffset = statSync(this.logFile).size; } catch { this.logOffset = 0; }
     // as deploy/spokesync.service runs it, with stack traces in the log should it fail
     const log = createWriteStream(this.logFile, { flags: 'a' });
-    const p = spawn(process.execPath, [...DAEMON_HEAP_FLAGS, MAIN, 'run', '--config', this.configFile], {
+    // through env -u NODE_OPTIONS: a test runner (tap) puts its process-info loader in NODE_OPTIONS of every
+    // node it spawns, tens of MB the service never has (env execs node: the pid and exit status are node's)
+    const p = spawn('/usr/bin/env', ['-u', 'NODE_OPTIONS', process.execPath, ...DAEMON_HEAP_FLAGS, MAIN, 'run', '--config', this.configFile], {
       stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, SPOKESYNC_DEBUG: '1' },
     });
     p.stdout?.pipe(log);
