@@ -23,20 +23,20 @@ const OBS = Number(process.env.BENCH_OBS ?? 250_000);
 const TOKEN = 'bench-token-0123456789';
 const quiet = (): Progress => ({ table: () => undefined, add: () => undefined, done: () => undefined });
 
-/**
- * The benchmark's OpenMRS database: the schema and a clinical load of PEOPLE people
- * with their names and OBS observations (BENCH_PEOPLE, BENCH_OBS; 350,000 rows by default).
- */
-export async function loadBenchData(server: TestServer): Promise<void> {
+/** People and observations of the benchmark's database (BENCH_PEOPLE, BENCH_OBS; 350,000 rows in all by default). */
+export const BENCH_SIZE = { people: PEOPLE, obs: OBS };
+
+/** The benchmark's OpenMRS database: the schema and a clinical load of people with their names and observations. */
+export async function loadBenchData(server: TestServer, size: { people: number; obs: number } = BENCH_SIZE): Promise<void> {
   await loadOpenmrs(server);
   await server.query(`USE openmrs; SET foreign_key_checks = 0;
     INSERT INTO person (gender, birthdate, creator, date_created, uuid)
-      SELECT IF(seq % 2, 'F', 'M'), DATE('1950-01-01') + INTERVAL seq % 20000 DAY, 1, NOW(), UUID() FROM seq_1_to_${PEOPLE};
+      SELECT IF(seq % 2, 'F', 'M'), DATE('1950-01-01') + INTERVAL seq % 20000 DAY, 1, NOW(), UUID() FROM seq_1_to_${size.people};
     INSERT INTO person_name (preferred, person_id, given_name, family_name, creator, date_created, uuid)
       SELECT 1, person_id, CONCAT('Given', person_id), CONCAT('Family', person_id % 997), 1, NOW(), UUID() FROM person;
     INSERT INTO obs (person_id, concept_id, obs_datetime, location_id, value_numeric, value_text, comments, creator, date_created, uuid)
-      SELECT 2 + seq % ${PEOPLE}, 1, NOW() - INTERVAL seq MINUTE, 1, seq / 7, IF(seq % 5 = 0, CONCAT('text value ', seq), NULL),
-             IF(seq % 11 = 0, REPEAT('clinical note ', 8), NULL), 1, NOW(), UUID() FROM seq_1_to_${OBS};`);
+      SELECT 2 + seq % ${size.people}, 1, NOW() - INTERVAL seq MINUTE, 1, seq / 7, IF(seq % 5 = 0, CONCAT('text value ', seq), NULL),
+             IF(seq % 11 = 0, REPEAT('clinical note ', 8), NULL), 1, NOW(), UUID() FROM seq_1_to_${size.obs};`);
 }
 
 /** The bench data of `src` (openmrs) as a snapshot file for the child 'leaf'. */
