@@ -1,15 +1,13 @@
 // Capture: tails the binlog from the checkpoint and journals one change set per source transaction
 // (or per applied change set in it), with the checkpoint in the same InnoDB transaction as its rows.
 //
-// Lifecycle: start() opens the stream at the checkpoint; events are assembled
-// into transactions and queued; one worker maps and writes them in groups, in
-// order. Memory: past the budget reading pauses (the binlog connection's
-// socket) until the queue is written down to half the budget; a pause that
-// lasts stops the stream, which reopens where it ended. A single
-// transaction is always held whole: memory grows with the largest
-// transaction, not with the backlog. Errors: the stream reopens after a
-// backoff where everything before is written; a failed write drops all that
-// is not durable and rereads it from the checkpoint.
+// Lifecycle: start() opens the stream at the checkpoint; events are assembled into transactions
+// and queued; one worker maps and writes them in groups, in order. Memory: past the budget reading
+// pauses (the binlog connection's socket) until the queue is written down to half the budget; a
+// pause that lasts stops the stream, which reopens where it ended. A single transaction is always
+// held whole: memory grows with the largest transaction, not with the backlog. Errors: the stream
+// reopens after a backoff where everything before is written; a failed write drops all that is
+// not durable and rereads it from the checkpoint.
 import { CARRY_TABLE } from '../../apply/replay/carry.js';
 import { DEFAULT_MAX_DRIFT_MS, Hlc, hlcTime } from '../../apply/core/hlc.js';
 import { SpokesyncError, isSpokesyncError } from '../../apply/core/errors.js';
@@ -22,7 +20,7 @@ import { buildGroup, type Built } from './changesets.js';
 import { ddlOfInterest, recordDdl, syncedDdlTables, updateSynced } from './ddl-record.js';
 import type { SourceEvent } from './events.js';
 import { GROUP_LIMITS, takeGroup, type Group } from './grouping.js';
-import { JournalWriter, readCheckpoint, startingCheckpoint, writeCheckpoint, type Checkpoint } from '../journal/writer.js';
+import { JournalWriter, readCheckpoint, startingCheckpoint, storedBodies, writeCheckpoint, type Checkpoint } from '../journal/writer.js';
 import { comparePositions, formatPosition, type BinlogPosition } from './position.js';
 import { lookupKey, type Lookup } from '../../apply/core/row-identity.js';
 import { scanAhead } from './lookahead.js';
@@ -289,8 +287,10 @@ export class Capture {
             const it = this.queue[i]!;
             if (it.kind === 'txn') this.queue[i] = { kind: 'skip', end: it.end, gtid: it.gtid };
           }
+          // its bodies are compressed while the group before is written
+          const bodies = built ? storedBodies(built.entries) : undefined;
           await this.settle();
-          this.inflight = this.commit(group, built);
+          this.inflight = this.commit(group, built, bodies);
           // settle() reports a failure; until then it must not count as unhandled (the process would exit)
           this.inflight.catch(() => undefined);
           continue;
@@ -335,12 +335,12 @@ export class Capture {
     return buildGroup(group.txns, { catalog: this.catalog, resolver: this.resolver, clock: this.clock, setPhysical, node: this.opts.node, sink: this.sink });
   }
 
-  private async commit(group: Group, built: Built | null): Promise<void> {
+  private async commit(group: Group, built: Built | null, bodies?: readonly Buffer[]): Promise<void> {
     const gtid = group.gtid !== '' ? group.gtid : this.tailGtid;
     this.tailGtid = gtid;
     if (built) {
       const cp: Checkpoint = { position: group.end, gtid, hlc: built.hlc };
-      await this.writer.write(built.entries, built.writes, cp);
+      await this.writer.write(built.entries, built.writes, cp, bodies);
       this.durable = cp;
       this.resolver.dropAhead();
       this.journaled += built.entries.length;

@@ -8,8 +8,7 @@
 // rows are mostly markup that brotli shrinks many times over. Below
 // COMPRESS_FROM the saving is worth less than the work. Readers
 // (journal/reader.ts) take either form; batches on the wire are unchanged.
-import { brotliCompress, brotliDecompressSync, constants } from 'node:zlib';
-import { promisify } from 'node:util';
+import { brotliCompressSync, brotliDecompressSync, constants } from 'node:zlib';
 import { SpokesyncError } from '../../apply/core/errors.js';
 
 /** Bodies of this many bytes and more are stored compressed. */
@@ -25,16 +24,14 @@ const OPTIONS = (size: number): { params: Record<number, number> } => ({
   },
 });
 
-const compress = promisify(brotliCompress);
-
 /**
  * The journal's form of a <cs> element (UTF-8): compressed when large and when
- * that is smaller. Compressed on libuv's thread pool: capture maps the next
- * group meanwhile.
+ * that is smaller. In this thread: at quality 1 a hand-off to the thread pool
+ * costs more CPU than the compression.
  */
-export async function storedBody(xml: Buffer): Promise<Buffer> {
+export function storedBody(xml: Buffer): Buffer {
   if (xml.length < COMPRESS_FROM || xml.length > 0xffffffff) return xml;
-  const packed = await compress(xml, OPTIONS(xml.length));
+  const packed = brotliCompressSync(xml, OPTIONS(xml.length));
   if (packed.length + HEAD >= xml.length) return xml;
   const out = Buffer.allocUnsafe(HEAD + packed.length);
   out[0] = MARK;

@@ -79,6 +79,11 @@ export function journalEntry(
   };
 }
 
+/** The entries' bodies in the journal's form (journal/body.ts), in order. */
+export function storedBodies(entries: readonly JournalEntry[]): readonly Buffer[] {
+  return entries.map((e) => storedBody(e.body));
+}
+
 export interface Checkpoint {
   readonly position: BinlogPosition;
   readonly gtid: string;
@@ -105,10 +110,10 @@ type Runner = Pick<StateSession, 'transaction'>;
 export class JournalWriter {
   constructor(private readonly session: Runner, private readonly stateSchema: string) {}
 
-  async write(entries: readonly JournalEntry[], writes: IdentityWrites, checkpoint: Checkpoint): Promise<void> {
-    // one at a time: each compression holds an encoder's window, and the thread pool is shared
-    const bodies: Buffer[] = [];
-    for (const e of entries) bodies.push(await storedBody(e.body));
+  /** `bodies`: the entries' bodies in the journal's form, when the caller made them (capture does while the group before is written). */
+  async write(
+    entries: readonly JournalEntry[], writes: IdentityWrites, checkpoint: Checkpoint, bodies: readonly Buffer[] = storedBodies(entries),
+  ): Promise<void> {
     await this.session.transaction(async (tx) => {
       const sent: Promise<unknown>[] = [];
       this.insertJournal(tx, entries, bodies, sent);

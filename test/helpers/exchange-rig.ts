@@ -54,7 +54,7 @@ export async function journal(db: Db, stateSchema: string, cs: ChangeSet, fromPe
     `INSERT INTO ${stateTable(stateSchema, 'journal')}
        (change_id, origin, from_peer, hlc, commit_time, tables, op_count, body, binlog_file, binlog_pos)
      VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'mysql-bin.000001', 4)`,
-    [cs.id, cs.origin, fromPeer, cs.hlc, cs.time.replace('T', ' ').replace('Z', ''), tables, cs.ops.length, await storedBody(Buffer.from(encodeChangeSet(cs), 'utf8'))],
+    [cs.id, cs.origin, fromPeer, cs.hlc, cs.time.replace('T', ' ').replace('Z', ''), tables, cs.ops.length, storedBody(Buffer.from(encodeChangeSet(cs), 'utf8'))],
   );
   return String(r.insertId);
 }
