@@ -18,6 +18,7 @@ import type { BatchEntry } from '../../apply/core/model.js';
 import { Applier } from '../../apply/replay/applier.js';
 import { journal, makeCapture } from '../helpers/capture-fixture.js';
 import { mariadbBinary, startServer, type TestServer } from '../../deploy/sandbox/mariadb.js';
+import { serverCpuMs } from './capture.js';
 
 const ROWS = 50_000;
 const PER_TXN = 100;
@@ -67,11 +68,14 @@ export async function bench(log: (line: string) => void): Promise<void> {
     }
 
     // --- native replay on a fresh server C (run before and after the apply runs; the faster counts) ---
+    let nativeServerMs = Infinity;
     const native = async (): Promise<number> => {
       const c = await server();
+      const cpu0 = await serverCpuMs(c.s);
       const t0 = performance.now();
       await pipeline(mariadbBinary('mariadb-binlog'), ['--no-defaults', ...workload], mariadbBinary('mariadb'), ['--no-defaults', '-h127.0.0.1', `-P${c.s.port}`, '-uroot']);
       const ms = performance.now() - t0;
+      nativeServerMs = Math.min(nativeServerMs, (await serverCpuMs(c.s)) - cpu0);
       const [nc] = await c.db.query<{ n: number }>('SELECT COUNT(*) AS n FROM bench.item');
       if (Number(nc!.n) !== ROWS) throw new Error(`native replay left ${nc!.n} rows, not ${ROWS}`);
       return ms;
@@ -81,7 +85,7 @@ export async function bench(log: (line: string) => void): Promise<void> {
     // --- spokesync apply on a fresh server B ---
     const b = await server();
     await ensureStateSchema(b.db, 'spokesync');
-    const runApply = async (groupSize: number): Promise<{ ms: number; applyMs: number }> => {
+    const runApply = async (groupSize: number): Promise<{ ms: number; applyMs: number; nodeMs: number; serverMs: number }> => {
       await b.db.exec('DELETE FROM bench.item');
       await b.db.exec('DELETE FROM spokesync.ledger');
       const applier = new Applier({
@@ -89,30 +93,38 @@ export async function bench(log: (line: string) => void): Promise<void> {
         tables: new Set(['item']), log: silentLogger, groupSize,
       });
       let applyMs = 0;
+      let nodeMs = 0;
+      const server0 = await serverCpuMs(b.s);
       const t0 = performance.now();
       for (const xml of batches) {
         const { entries: got } = await decodeBatch(xml);
         const t1 = performance.now();
+        const cpu1 = process.cpuUsage();
         const r = await applier.applyBatch('a', got);
         applyMs += performance.now() - t1;
+        const cpu = process.cpuUsage(cpu1);
+        nodeMs += (cpu.user + cpu.system) / 1000;
         if (r.applied !== got.length) throw new Error(`apply: ${JSON.stringify(r)}`);
       }
       const ms = performance.now() - t0;
       const [n] = await b.db.query<{ n: number }>('SELECT COUNT(*) AS n FROM bench.item');
       if (Number(n!.n) !== ROWS) throw new Error(`apply left ${n!.n} rows, not ${ROWS}`);
-      return { ms, applyMs };
+      return { ms, applyMs, nodeMs, serverMs: (await serverCpuMs(b.s)) - server0 };
     };
     const one = await runApply(1);
     const grouped = await runApply(20);
     const nativeMs = Math.min(nativeFirst, await native());
 
     const rate = (ms: number): number => ROWS / (ms / 1000);
+    const perRow = (ms: number): string => (1000 * ms / ROWS).toFixed(2);
     const nat = rate(nativeMs);
     log(`native replay (mariadb-binlog | mariadb): ${ROWS} rows in ${(nativeMs / 1000).toFixed(2)} s = ${Math.round(nat)} rows/s (faster of 2 runs)`);
     for (const [what, r] of [['1 change set (100 rows) per transaction', one], ['20 change sets per transaction (the default)', grouped]] as const) {
       log(`spokesync apply, ${what}: ${Math.round(rate(r.applyMs))} rows/s = ${(rate(r.applyMs) / nat).toFixed(2)}× native; ` +
-        `with decoding the XML batches ${Math.round(rate(r.ms))} rows/s = ${(rate(r.ms) / nat).toFixed(2)}× native`);
+        `with decoding the XML batches ${Math.round(rate(r.ms))} rows/s = ${(rate(r.ms) / nat).toFixed(2)}× native; ` +
+        `CPU per row: ${perRow(r.nodeMs)} µs in the applier, ${perRow(r.serverMs)} µs in the server`);
     }
+    log(`native replay's server CPU per row: ${perRow(nativeServerMs)} µs`);
     log('target: apply ≥ 0.5× native');
   } finally {
     for (const db of dbs) await db.close().catch(() => undefined);

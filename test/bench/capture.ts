@@ -224,7 +224,8 @@ function perRow(ms: number, rows: number): string {
 }
 
 /** CPU time (user + system, all threads) the server has used so far, from /proc. */
-async function serverCpuMs(s: TestServer): Promise<number> {
+/** CPU time mariadbd of `s` has used so far, in ms. */
+export async function serverCpuMs(s: TestServer): Promise<number> {
   const pid = (await readFile(join(s.datadir, 'mysqld.pid'), 'utf8')).trim();
   const fields = (await readFile(`/proc/${pid}/stat`, 'utf8')).split(') ')[1]!.split(' ');
   // utime and stime are fields 14 and 15 of the line, in clock ticks (100 per second on Linux)
