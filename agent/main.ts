@@ -1,8 +1,15 @@
 #!/usr/bin/env node
 // spokesync's entry point: wires the process (argv, stdout/stderr, signals,
 // environment) to the command line in agent/cli/dispatch.ts and exits with its status.
-import { runCli } from './cli/dispatch.js';
 import { handleSignals } from './cli/signals.js';
+
+// checked before the rest loads: its dependencies need a current Node.js
+const NODE_MAJOR = Number(process.versions.node.split('.')[0]);
+if (NODE_MAJOR < 22) {
+  process.stderr.write(`spokesync needs Node.js 22 or 24 LTS; this is Node.js ${process.version}\n`);
+  process.exit(1);
+}
+const { runCli } = await import('./cli/dispatch.js');
 
 const controller = new AbortController();
 const stderr = (text: string): void => void process.stderr.write(text + '\n');

@@ -2,6 +2,7 @@
 // is lost part way so that the next probe asks for the rest only (resume.ts).
 import type { Response } from 'got';
 import { ANSWER_HAVE_HEADER, ANSWER_HEADER, OFFSET_HEADER, parseOffset, parseUploadId, uploadId } from './resume.js';
+import { bodyBytes } from './parent-http.js';
 
 /** The answer held in part, and the one arriving. */
 export class AnswerPart {
@@ -48,16 +49,16 @@ export class AnswerPart {
    * joined to the part held and must match its name; null when it does not fit
    * (the part is forgotten and the exchange is tried again).
    */
-  whole(res: Response<Buffer>): Buffer | null {
+  whole(res: Response<Uint8Array>): Buffer | null {
     this.arriving = null;
     const id = parseUploadId(res.headers[ANSWER_HEADER]);
     const from = parseOffset(res.headers[OFFSET_HEADER]) ?? 0;
     if (from === 0) {
       this.forget();
-      return res.body;
+      return bodyBytes(res.body);
     }
     const ok = id !== null && id === this.id && from === this.length;
-    const body = ok ? Buffer.concat([...this.pieces, res.body]) : null;
+    const body = ok ? Buffer.concat([...this.pieces, bodyBytes(res.body)]) : null;
     this.forget();
     return body !== null && uploadId(body) === id ? body : null;
   }

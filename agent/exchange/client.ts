@@ -14,7 +14,7 @@ import { PARENT_ID_KEY, getMeta, recordContact, setMeta } from '../routing/curso
 import type { Route } from '../routing/filters.js';
 import { AnswerPart } from './answer-part.js';
 import { BROTLI_CODINGS, decompress, encodingFor, parseContentEncoding, type Encoding } from './compression.js';
-import { REFUSAL_CHARS, parentRequestOptions, pinnedTls, refusal } from './parent-http.js';
+import { bodyBytes, parentRequestOptions, pinnedTls, refusal, refusalText } from './parent-http.js';
 import {
   EXCHANGE_PATH, INCARNATION_HEADER, NODE_HEADER, PEER_PATH, REPORTS_HEADER, REPORT_HEADER, SHAPES_HEADER, type ExchangeCore, type RoundRecord,
   type TakeResult,
@@ -125,8 +125,8 @@ export class ExchangeClient {
   private async request<T>(
     what: string,
     url: string,
-    send: (attempt: number) => Promise<Response<Buffer>>,
-    parse: (res: Response<Buffer>) => Promise<T>,
+    send: (attempt: number) => Promise<Response<Uint8Array>>,
+    parse: (res: Response<Uint8Array>) => Promise<T>,
     signal?: AbortSignal,
   ): Promise<T> {
     // `signal` stops further tries and the wait for them, never a request in flight (its answer is still taken):
@@ -137,14 +137,14 @@ export class ExchangeClient {
       return await pRetry(
         async (attempt) => {
           signal?.removeEventListener('abort', follow);
-          let res: Response<Buffer>;
+          let res: Response<Uint8Array>;
           try {
             res = await send(attempt);
           } catch (e) {
             throw new SpokesyncError('SPOKESYNC_E_HTTP', `${what}: ${(e as { code?: string }).code ?? (e as Error).message} ${url}`, { cause: e });
           }
           if (res.statusCode !== 200) {
-            const err = refusal(res.statusCode, res.body.toString('utf8', 0, Math.min(res.body.length, REFUSAL_CHARS)), { request: url });
+            const err = refusal(res.statusCode, refusalText(res.body), { request: url });
             throw PERMANENT.has(res.statusCode) || REFUSED.has(err.code) ? new AbortError(err) : err;
           }
           try {
@@ -224,7 +224,7 @@ export class ExchangeClient {
       'peer',
       url,
       () => got(url, { ...this.gotOptions(), method: 'GET' }),
-      async (res) => ({ body: JSON.parse(res.body.toString('utf8')) as { node?: unknown; child?: unknown }, headers: res.headers }),
+      async (res) => ({ body: JSON.parse(bodyBytes(res.body).toString('utf8')) as { node?: unknown; child?: unknown }, headers: res.headers }),
       signal,
     ).then(async (r) => {
       // the same answer says what the parent reads: no request more for that
@@ -313,7 +313,7 @@ export class ExchangeClient {
   }
 
   /** One POST of a plan; the answer's bytes are kept as they come (got keeps none of a body cut part way). */
-  private async post(body: Buffer, headers: Readonly<Record<string, string>>, answerPart: AnswerPart, traffic: Traffic): Promise<Response<Buffer>> {
+  private async post(body: Buffer, headers: Readonly<Record<string, string>>, answerPart: AnswerPart, traffic: Traffic): Promise<Response<Uint8Array>> {
     traffic.up += body.length;
     const req = got(`${this.base}${EXCHANGE_PATH}`, {
       ...this.gotOptions(), method: 'POST', body, headers: { ...this.http.headers, ...headers, [SHAPES_HEADER]: '1' },
@@ -333,7 +333,7 @@ export class ExchangeClient {
   }
 
   /** The parent's answer, whole: a continuation joined to the part held, decoded within the limits. */
-  private async readAnswer(res: Response<Buffer>, answerPart: AnswerPart) {
+  private async readAnswer(res: Response<Uint8Array>, answerPart: AnswerPart) {
     const body = answerPart.whole(res);
     if (body === null) throw new SpokesyncError('SPOKESYNC_E_HTTP', 'the rest of the answer does not complete the part held');
     if (res.headers[SHAPES_HEADER] === '1' && this.parentShapes !== true) await this.learnShapes();

@@ -40,6 +40,16 @@ export function parentRequestOptions(parent: ParentConfig, tls: PinnedTls = pinn
   };
 }
 
+/** A response body as a Buffer (got hands bodies over as plain Uint8Arrays). */
+export function bodyBytes(body: Uint8Array): Buffer {
+  return Buffer.isBuffer(body) ? body : Buffer.from(body.buffer, body.byteOffset, body.byteLength);
+}
+
+/** The start of a refusal's body, as text. */
+export function refusalText(body: Uint8Array): string {
+  return bodyBytes(body).toString('utf8', 0, Math.min(body.length, REFUSAL_CHARS));
+}
+
 /** At most this much of a refusal's body is read: it is one line. */
 export const REFUSAL_CHARS = 400;
 

@@ -18,7 +18,7 @@ import type { TableShape } from '../../apply/codec/shape.js';
 import { EXCHANGE_BACKOFF, retryDelays } from '../backoff.js';
 import { childTables } from '../config/tables.js';
 import type { ChildConfig, Config, ParentConfig } from '../config/types.js';
-import { REFUSAL_CHARS, parentRequestOptions, refusal } from '../exchange/parent-http.js';
+import { bodyBytes, parentRequestOptions, refusal, refusalText } from '../exchange/parent-http.js';
 import { LocalSide, type CheckAnswer, type CheckQuery, type Chunk, type RowHash, type RowsQuery, type SumsQuery, type VerifySide } from './side.js';
 
 export const VERIFY_PATH = '/v1/verify';
@@ -166,13 +166,13 @@ export class RemoteSide implements VerifySide {
       this.traffic.sent += body.length + headerBytes(res.request.options.headers);
       this.traffic.received += res.rawBody.length + res.rawHeaders.reduce((n, h) => n + h.length + 2, 0);
       if (res.statusCode !== 200) {
-        const err = refusal(res.statusCode, res.rawBody.toString('utf8', 0, Math.min(res.rawBody.length, REFUSAL_CHARS)), {
+        const err = refusal(res.statusCode, refusalText(res.rawBody), {
           request: 'the verify request',
           ...(res.statusCode === 404 ? { fix: 'The parent does not answer verify questions: update spokesync there.' } : {}),
         });
         throw res.statusCode >= 500 ? err : new AbortError(err);
       }
-      const raw = res.headers['content-encoding'] === 'gzip' ? gunzipSync(res.rawBody) : res.rawBody;
+      const raw = res.headers['content-encoding'] === 'gzip' ? gunzipSync(res.rawBody) : bodyBytes(res.rawBody);
       return JSON.parse(raw.toString('utf8')) as T;
     }, {
       retries: Math.max(1, this.parent.maxTries) - 1,
