@@ -15,7 +15,7 @@ import { registerDiscardRoute, reportDiscards } from './exchange/discard-report.
 import { trimChangeSet } from './exchange/wire.js';
 import type { Logger } from '../apply/core/log.js';
 import { registerSnapshotRoute } from './provision/http.js';
-import { registerVerifyRoute } from './verify/http.js';
+import { registerVerifyRoute } from './verify/verify-http.js';
 import { registerJoinRoute } from './join/route.js';
 import { joinPending, joinUnfinished } from './join/state.js';
 import { PARENT_ID_KEY, getMeta, recordContact, setMeta } from './routing/cursors.js';

@@ -15,7 +15,7 @@ import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Connection } from 'mysql2/promise';
 import { openDb, type Db } from '../apply/core/db.js';
-import { dumpByIdentity, dumpCounts, type Dump } from './sandbox/compare.js';
+import { dumpByIdentity, dumpCounts, type Dump } from './sandbox/identity-dump.js';
 import { freePort, loadOpenmrs, startServer, type TestServer } from './sandbox/mariadb.js';
 import { until } from './sandbox/until.js';
 import type { ConflictRow } from '../apply/replay/conflict-rules.js';

@@ -2,8 +2,8 @@
 // by identity, without a clone (agent/join/).
 import { SpokesyncError, isSpokesyncError } from '../../apply/core/errors.js';
 import type { CommandSpec } from '../cli/command.js';
-import { runJoin } from '../join/join.js';
-import { formatJoin, joinJson } from '../join/report.js';
+import { runJoin } from '../join/join-site.js';
+import { formatJoin, joinJson } from '../join/join-report.js';
 import { SpokesyncNode } from '../node.js';
 
 export const command: CommandSpec = {

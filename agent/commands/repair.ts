@@ -1,11 +1,11 @@
 // `spokesync repair`: makes the rows `verify` finds different equal, by default
 // to the parent's version, as one ordinary change set of this node that
-// travels on (agent/verify/repair.ts).
+// travels on (agent/verify/repair-rows.ts).
 import { SpokesyncError } from '../../apply/core/errors.js';
 import type { CommandSpec } from '../cli/command.js';
 import { tableDirection } from '../config/tables.js';
-import { repairRows, type Prefer } from '../verify/repair.js';
-import { compareWithParent, openSession } from '../verify/session.js';
+import { repairRows, type Prefer } from '../verify/repair-rows.js';
+import { compareWithParent, openSession } from '../verify/verify-session.js';
 
 export const command: CommandSpec = {
   name: 'repair',

@@ -2,8 +2,8 @@
 // parent (or a peer, by file), compared by checksums computed in each server (agent/verify/).
 import type { CommandSpec } from '../cli/command.js';
 import { SpokesyncError } from '../../apply/core/errors.js';
-import { compareWithFile, compareWithParent, openSession, writeChecksums } from '../verify/session.js';
-import { formatVerify, verifyJson } from '../verify/report.js';
+import { compareWithFile, compareWithParent, openSession, writeChecksums } from '../verify/verify-session.js';
+import { formatVerify, verifyJson } from '../verify/verify-report.js';
 
 export const command: CommandSpec = {
   name: 'verify',

@@ -1,6 +1,6 @@
 // One side of a comparison: the questions verify asks a node about its synced
 // tables, answered here from this node's own server (LocalSide) and, over the
-// exchange endpoint, by the parent's (http.ts). Every answer is computed in
+// exchange endpoint, by the parent's (verify-http.ts). Every answer is computed in
 // the server: checksums per chunk, identities and short fingerprints of the
 // rows of small chunks; values leave only for repair (fetch).
 import type { Catalog } from '../../apply/core/catalog.js';

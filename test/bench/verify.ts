@@ -10,7 +10,7 @@ import { openDb, qid } from '../../apply/core/db.js';
 import { silentLogger } from '../../apply/core/log.js';
 import type { Config } from '../../agent/config/types.js';
 import { SpokesyncNode } from '../../agent/node.js';
-import { compareWithParent } from '../../agent/verify/session.js';
+import { compareWithParent } from '../../agent/verify/verify-session.js';
 import { freePort, startServer, type TestServer } from '../../deploy/sandbox/mariadb.js';
 import { BENCH_SIZE, benchClone, benchSnapshot, loadBenchData } from './provision.js';
 

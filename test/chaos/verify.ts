@@ -6,7 +6,7 @@
 // column only one node wrote: its last committed value). Between the nodes:
 // every synced table identical by identity (diverged), quarantine empty.
 import { openDb } from '../../apply/core/db.js';
-import { dumpByIdentity, type Dump } from '../../deploy/sandbox/compare.js';
+import { dumpByIdentity, type Dump } from '../../deploy/sandbox/identity-dump.js';
 import { EDITED, HOT, SCHEMA, TABLES, UUID_TABLES, seedSetting, seedUuid, seedValue } from './schema.js';
 import { rowKey, type Tracker, type Write } from './tracker.js';
 import type { Site } from './tree.js';

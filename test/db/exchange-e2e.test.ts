@@ -8,7 +8,7 @@ import { encodeBatch } from '../../apply/codec/batch.js';
 import type { ChangeSet } from '../../apply/core/model.js';
 import { startProxy } from '../helpers/net-proxy.js';
 import { raw } from '../helpers/exchange-rig.js';
-import { dumpCounts } from '../../deploy/sandbox/compare.js';
+import { dumpCounts } from '../../deploy/sandbox/identity-dump.js';
 import { allCaughtUp, settle, startNode, stopNode, uuid, type NetNode } from '../helpers/sync-net.js';
 
 async function writeSome(n: NetNode, tag: string, from: number, count: number): Promise<void> {

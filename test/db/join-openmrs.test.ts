@@ -14,12 +14,12 @@ import type { Config } from '../../agent/config/types.js';
 import { SpokesyncNode } from '../../agent/node.js';
 import { openDb, type Db } from '../../apply/core/db.js';
 import { silentLogger } from '../../apply/core/log.js';
-import { dumpByIdentity, dumpCounts } from '../../deploy/sandbox/compare.js';
+import { dumpByIdentity, dumpCounts } from '../../deploy/sandbox/identity-dump.js';
 import { freePort, loadOpenmrs, startServer, type TestServer } from '../../deploy/sandbox/mariadb.js';
 import { METADATA_SQL, patient, registrationSql } from '../../deploy/demo-support.js';
 import { spokesync } from '../helpers/cli.js';
 import { configText } from '../helpers/sync-net.js';
-import type { JoinJson } from '../../agent/join/report.js';
+import type { JoinJson } from '../../agent/join/join-report.js';
 
 const TABLES = ['person', 'person_name', 'person_address', 'patient', 'patient_identifier', 'visit', 'encounter', 'obs', 'location'];
 const TOKEN = 'site-join-token-0123456789';

@@ -9,11 +9,11 @@ import t from 'tap';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import type { JoinJson } from '../../agent/join/report.js';
+import type { JoinJson } from '../../agent/join/join-report.js';
 import { spokesync } from '../helpers/cli.js';
 import { dumpServer, startNode, stopNode, uuid } from '../helpers/sync-net.js';
 import { register } from '../helpers/verify-rows.js';
-import type { VerifyJson } from '../../agent/verify/report.js';
+import type { VerifyJson } from '../../agent/verify/verify-report.js';
 
 const TOKEN = 'site-prefer-token-0123456789';
 

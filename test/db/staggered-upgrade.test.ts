@@ -13,7 +13,7 @@ import { SpokesyncNode } from '../../agent/node.js';
 import { exportFile, importFile } from '../../agent/usb/transfer.js';
 import { nodeStatus } from '../../agent/routing/node-status.js';
 import { silentLogger } from '../../apply/core/log.js';
-import { dumpByIdentity } from '../../deploy/sandbox/compare.js';
+import { dumpByIdentity } from '../../deploy/sandbox/identity-dump.js';
 import { freePort, loadOpenmrs, startServer, type TestServer } from '../../deploy/sandbox/mariadb.js';
 
 const S = 'openmrs';

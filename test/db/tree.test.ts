@@ -4,7 +4,7 @@
 // through mid, and root's changes reach the leaves through mid. One-way tables
 // and a child filter hold along the way.
 import t from 'tap';
-import { dumpCounts } from '../../deploy/sandbox/compare.js';
+import { dumpCounts } from '../../deploy/sandbox/identity-dump.js';
 import { registerPatients, settle, startNode, stopNode, uuid } from '../helpers/sync-net.js';
 
 

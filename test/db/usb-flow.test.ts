@@ -9,7 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { exportFile, importFile } from '../../agent/usb/transfer.js';
 import { getCursor } from '../../agent/routing/cursors.js';
-import { dumpCounts } from '../../deploy/sandbox/compare.js';
+import { dumpCounts } from '../../deploy/sandbox/identity-dump.js';
 import { allCaughtUp, settle, startNode, stopNode, uuid, type NetNode } from '../helpers/sync-net.js';
 
 async function people(n: NetNode, tag: string, from: number, count: number, photoBytes = 0): Promise<void> {

@@ -16,7 +16,7 @@ import { startDaemon, waitHealthy, type Daemon } from '../helpers/daemon-proc.js
 import { dumpServer, registerPatients, startNode, stopNode, uuid, type NetNode } from '../helpers/sync-net.js';
 import { exportFile, importFile } from '../../agent/usb/transfer.js';
 import { openDb, type Queryable } from '../../apply/core/db.js';
-import type { Dump } from '../../deploy/sandbox/compare.js';
+import type { Dump } from '../../deploy/sandbox/identity-dump.js';
 
 const pause = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 const SHARED = 12;

@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import { spokesync } from '../helpers/cli.js';
 import { settle, startNode, stopNode, uuid } from '../helpers/sync-net.js';
 import { diverge, register } from '../helpers/verify-rows.js';
-import type { VerifyJson } from '../../agent/verify/report.js';
+import type { VerifyJson } from '../../agent/verify/verify-report.js';
 
 void t.test('verify: identical, ten differing rows, rows in flight', async (t) => {
   const dir = await mkdtemp(join(tmpdir(), 'spokesync-verify-'));

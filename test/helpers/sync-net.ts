@@ -9,7 +9,7 @@ import { stateTable } from '../../apply/core/state-schema.js';
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { dumpSchemas, freePort, loadSql, startServer, type TestServer } from '../../deploy/sandbox/mariadb.js';
-import { dumpByIdentity, type Dump } from '../../deploy/sandbox/compare.js';
+import { dumpByIdentity, type Dump } from '../../deploy/sandbox/identity-dump.js';
 
 export const APP = 'app';
 export const SYNCED = ['person', 'visit', 'patient', 'setting'];

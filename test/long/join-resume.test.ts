@@ -17,7 +17,7 @@ import { dumpServer, startNode, stopNode, uuid, type NetNode } from '../helpers/
 import { register } from '../helpers/verify-rows.js';
 import { spokesync, statusOf } from '../helpers/cli.js';
 import { until } from '../../deploy/sandbox/until.js';
-import type { Dump } from '../../deploy/sandbox/compare.js';
+import type { Dump } from '../../deploy/sandbox/identity-dump.js';
 
 const TOKEN = 'site-join-token-abcdef0123';
 

@@ -17,7 +17,7 @@ import { silentLogger } from '../../apply/core/log.js';
 import { SpokesyncNode } from '../../agent/node.js';
 import { fetchSnapshot } from '../../agent/provision/http.js';
 import { cloneSnapshot } from '../../agent/provision/load.js';
-import { dumpByIdentity, dumpCounts } from '../../deploy/sandbox/compare.js';
+import { dumpByIdentity, dumpCounts } from '../../deploy/sandbox/identity-dump.js';
 import { startServer, type TestServer } from '../../deploy/sandbox/mariadb.js';
 import { APP, SYNCED, configText, startNode, stopNode, type NetNode } from '../helpers/sync-net.js';
 

@@ -1,7 +1,7 @@
 // The fault test's checks (test/chaos/verify.ts) on made-up node contents:
 // each kind of damage is counted, and a healthy tree passes.
 import t from 'tap';
-import type { Dump } from '../../deploy/sandbox/compare.js';
+import type { Dump } from '../../deploy/sandbox/identity-dump.js';
 import { HOT, TABLES, seedSetting, seedUuid, seedValue } from '../chaos/schema.js';
 import { Tracker } from '../chaos/tracker.js';
 import { check, failures, type NodeView } from '../chaos/verify.js';

@@ -8,7 +8,7 @@ import { TransactionAssembler } from '../../agent/capture/assembler.js';
 import type { RowChange } from '../../agent/capture/events.js';
 import { shapeDifference } from '../../agent/verify/compare.js';
 import { canonicalIdentity } from '../../agent/verify/in-flight.js';
-import { dependencyOrder } from '../../agent/verify/repair.js';
+import { dependencyOrder } from '../../agent/verify/repair-rows.js';
 import { rowSql, sumsSql } from '../../agent/verify/row-sql.js';
 import type { Catalog, ColumnInfo, TableInfo } from '../../apply/core/catalog.js';
 import type { Op } from '../../apply/core/model.js';

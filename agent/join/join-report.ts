@@ -1,8 +1,8 @@
 // What `spokesync join` prints: per table the rows brought down, carried up
 // and found at both with other content (and whose version was kept), rows left
 // as they are and why, the first sync, and the last comparison. Pure.
-import { isIdentical, verifyJson, type VerifyJson } from '../verify/report.js';
-import type { JoinResult, TableJoin } from './join.js';
+import { isIdentical, verifyJson, type VerifyJson } from '../verify/verify-report.js';
+import type { JoinResult, TableJoin } from './join-site.js';
 
 export interface JoinJson {
   readonly node: string;

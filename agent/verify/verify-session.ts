@@ -16,7 +16,7 @@ import { CATCH_UP_MS, SpokesyncNode } from '../node.js';
 import { viaCheckpoint } from '../provision/cursor.js';
 import { compareSides, type Comparison } from './compare.js';
 import { FileSide, filePeer, writeVerifyFile } from './file.js';
-import { RemoteSide, type Traffic } from './http.js';
+import { RemoteSide, type Traffic } from './verify-http.js';
 import { LocalSide } from './side.js';
 
 export interface Session {

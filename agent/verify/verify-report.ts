@@ -2,7 +2,7 @@
 // row by table and identity (never a value), the rows in flight apart, and
 // the bytes the comparison moved. Pure.
 import type { Comparison } from './compare.js';
-import type { Traffic } from './http.js';
+import type { Traffic } from './verify-http.js';
 
 export interface VerifyJson {
   readonly node: string;
