@@ -198,6 +198,12 @@ function mapInserts(txn: Txn, part: TxnPart, plans: readonly InsertPlan[], ctx: 
 function mapPart(txn: Txn, part: TxnPart, canon: readonly Canon[], ctx: BuildContext): JournalEntry | null {
   const l = part.ledger;
   if (!l && canon.length === 0 && !part.carried) return null;
+  const local = !l && part.carried !== undefined ? localCarried(part.carried) : null;
+  if (local && local.floor > 0n) {
+    // the transaction rewrites rows to win over versions elsewhere (repair, join): its stamp goes above them
+    ctx.setPhysical(txn.timestamp);
+    ctx.clock.observe(local.floor);
+  }
   const version = versionOf(txn, l, ctx);
   let ops: Op[] = [];
   for (const c of canon) {
@@ -205,8 +211,7 @@ function mapPart(txn: Txn, part: TxnPart, canon: readonly Canon[], ctx: BuildCon
     for (const op of mapped.ops) ops.push(op);
     for (const learnt of mapped.learned) ctx.resolver.learn(learnt, learnt.inserted ? version : undefined);
   }
-  const local = !l && part.carried !== undefined;
-  if (local) ops = localCarriedOps(ops, part.carried!);
+  if (local) ops = withLocalCarried(ops, local.ops);
   // (no ops: nothing was inserted either, so no version was handed out)
   if (!l && ops.length === 0) return null;
   const { id, origin, time } = stamp(txn, l, version.hlc, ctx);
@@ -216,17 +221,20 @@ function mapPart(txn: Txn, part: TxnPart, canon: readonly Canon[], ctx: BuildCon
   return journalEntry(cs, encodeChangeSet(cs), l?.fromPeer ?? null, txn.end, inIdmap);
 }
 
-/** The ops of a change set committed here with what its transaction carried (a body that cannot be read stops capture at its checkpoint). */
-function localCarriedOps(ops: readonly Op[], bodies: readonly unknown[]): Op[] {
-  const carried: Op[] = [];
+/** What a local transaction carried, and the stamp its change set must go above (a body that cannot be read stops capture at its checkpoint). */
+function localCarried(bodies: readonly unknown[]): { ops: Op[]; floor: bigint } {
+  const ops: Op[] = [];
+  let floor = 0n;
   for (const b of bodies) {
     try {
-      carried.push(...decodeChangeSet(Buffer.isBuffer(b) ? b : String(b)).ops);
+      const cs = decodeChangeSet(Buffer.isBuffer(b) ? b : String(b));
+      ops.push(...cs.ops);
+      if (BigInt(cs.hlc) > floor) floor = BigInt(cs.hlc);
     } catch (e) {
       throw new SpokesyncError('SPOKESYNC_E_CAPTURE', `the ops carried by a local transaction cannot be read: ${(e as Error).message}`, { cause: e });
     }
   }
-  return withLocalCarried(ops, carried);
+  return { ops, floor };
 }
 
 /** The ops of an applied change set with what apply carried for it (a body that cannot be read stops capture at its checkpoint). */

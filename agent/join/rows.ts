@@ -200,6 +200,8 @@ export async function keepParents(m: RowMover, table: string, keys: readonly str
 async function rewrite(m: RowMover, table: string, keys: readonly string[], kept: 'here' | 'parent', why: string, signal?: AbortSignal): Promise<number> {
   let done = 0;
   const now = m.now ?? Date.now;
+  // stamped above the parent's versions: the version kept wins there too, whatever the clocks
+  const floor = await m.there.clock();
   for (const page of slices(keys, FETCH_PER_REQUEST)) {
     signal?.throwIfAborted();
     const theirs = new Map((await m.there.fetch(table, page)).map((op) => [op.id, op]));
@@ -217,7 +219,7 @@ async function rewrite(m: RowMover, table: string, keys: readonly string[], kept
             local: { row: jsonRow(ours.get(op.id)!.row) }, remote: { row: jsonRow(theirs.get(op.id)!.row), at: m.parent }, outcome: why,
           });
         }
-        await writeLocalCarried(tx, m.stateSchema, marker, m.node, part);
+        await writeLocalCarried(tx, m.stateSchema, marker, m.node, part, floor);
       });
       done += part.length;
     }

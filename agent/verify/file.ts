@@ -261,4 +261,8 @@ export class FileSide implements VerifySide {
   fetch(_table: string, _keys: readonly string[]): Promise<InsertOp[]> {
     return Promise.reject(new SpokesyncError('SPOKESYNC_E_USAGE', 'a verify file holds no values: repair works over the network only'));
   }
+
+  clock(): Promise<bigint> {
+    return Promise.reject(new SpokesyncError('SPOKESYNC_E_USAGE', 'a verify file holds no clock: repair works over the network only'));
+  }
 }

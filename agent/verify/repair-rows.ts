@@ -93,6 +93,8 @@ export async function repairRows(d: RepairDeps, rows: readonly DifferingRow[], p
   const marker = `${LOCAL_CARRY}repair-${randomBytes(8).toString('hex')}`;
   if (rows.length === 0) return { actions: [], marker };
   const [theirs, ours] = await Promise.all([fetchAll(d.there, rows), fetchAll(d.here, rows)]);
+  // stamped above the parent's versions: the version kept wins there too, whatever the clocks
+  const floor = await d.there.clock();
   const order = dependencyOrder(d.catalog, rows.map((r) => r.table));
   const rank = new Map(order.map((t, i) => [t, i]));
   const sorted = [...rows].sort((a, b) => rank.get(a.table)! - rank.get(b.table)!);
@@ -153,7 +155,7 @@ export async function repairRows(d: RepairDeps, rows: readonly DifferingRow[], p
           actions.push({ table: r.table, identity: r.identity, action: 'deleted here', overwrote: true });
         }
       }
-      if (carried.length > 0) await writeLocalCarried(tx, d.stateSchema, marker, d.node, carried);
+      if (carried.length > 0) await writeLocalCarried(tx, d.stateSchema, marker, d.node, carried, floor);
     } else {
       for (const r of sorted) {
         const { here, there } = kept.get(`${r.table}\u0000${r.identity}`) ?? {};
@@ -167,7 +169,7 @@ export async function repairRows(d: RepairDeps, rows: readonly DifferingRow[], p
           actions.push({ table: r.table, identity: r.identity, action: `deleted at ${d.peer}`, overwrote: true });
         }
       }
-      if (carried.length > 0) await writeLocalCarried(tx, d.stateSchema, marker, d.node, [...carried, ...deletes]);
+      if (carried.length > 0) await writeLocalCarried(tx, d.stateSchema, marker, d.node, [...carried, ...deletes], floor);
     }
     return { actions, marker };
   });

@@ -11,6 +11,7 @@ import { shapeOf, type TableShape } from '../../apply/codec/shape.js';
 import { RowMapper } from '../../apply/replay/rowmap.js';
 import { canonicalIdentity, rowsInFlight, type RowSet } from './in-flight.js';
 import { KEY_ALIAS, byIdentitySql, rowSql, rowsSql, sumsSql, type RowSql } from './row-sql.js';
+import { readCheckpoint } from '../journal/writer.js';
 
 export interface SumsQuery {
   readonly table: string;
@@ -56,6 +57,12 @@ export interface VerifySide {
   check(q: readonly CheckQuery[]): Promise<CheckAnswer[]>;
   /** the rows as inserts (wire values, canonical identities), for repair */
   fetch(table: string, keys: readonly string[]): Promise<InsertOp[]>;
+  /**
+   * A stamp at or above the version of every row here: capture's clock as last
+   * checkpointed, once capture has journaled every commit. A row rewritten
+   * elsewhere to win over this side's version is stamped above it.
+   */
+  clock(): Promise<bigint>;
 }
 
 /** Most rows one rows() answer holds, and most chunks one sums() answer holds: bounds what one answer costs. */
@@ -163,6 +170,12 @@ export class LocalSide implements VerifySide {
       hashes: c.keys.map((k) => hashes[i]!.get(k) ?? null),
       inFlight: c.keys.filter((k) => moving.get(c.table)?.has(canonicalIdentity(catalog, c.table, k)) === true),
     }));
+  }
+
+  async clock(): Promise<bigint> {
+    await this.o.caughtUp();
+    const cp = await readCheckpoint(this.o.db, this.o.stateSchema);
+    return cp ? BigInt(cp.hlc) : 0n;
   }
 
   async fetch(table: string, keys: readonly string[]): Promise<InsertOp[]> {

@@ -32,7 +32,8 @@ type Question =
   | { readonly op: 'sums'; readonly q: readonly SumsQuery[] }
   | { readonly op: 'rows'; readonly q: readonly RowsQuery[] }
   | { readonly op: 'check'; readonly q: readonly CheckQuery[] }
-  | { readonly op: 'fetch'; readonly table: string; readonly keys: readonly string[] };
+  | { readonly op: 'fetch'; readonly table: string; readonly keys: readonly string[] }
+  | { readonly op: 'clock' };
 
 interface RouteServer {
   addRoute(method: string, path: string, handler: (req: IncomingMessage, res: ServerResponse, child: ChildConfig) => Promise<void>): void;
@@ -130,6 +131,8 @@ async function ask(side: VerifySide, q: Question): Promise<unknown> {
       // the codec's own form of the rows: every value exact, bytes and references as they travel
       return { cs: encodeChangeSet({ id: 'verify:0', origin: 'verify', hlc: '0', time: '1970-01-01T00:00:00Z', ops }) };
     }
+    case 'clock':
+      return { clock: String(await side.clock()) };
     default:
       throw new SpokesyncError('SPOKESYNC_E_USAGE', 'unknown verify question');
   }
@@ -199,6 +202,17 @@ export class RemoteSide implements VerifySide {
 
   check(q: readonly CheckQuery[]): Promise<CheckAnswer[]> {
     return this.ask({ op: 'check', q });
+  }
+
+  async clock(): Promise<bigint> {
+    const { clock } = await this.ask<{ clock?: unknown }>({ op: 'clock' }).catch((e: unknown) => {
+      if (!isSpokesyncError(e, 'SPOKESYNC_E_USAGE')) throw e;
+      throw new SpokesyncError('SPOKESYNC_E_USAGE', `the parent does not tell its clock (${e.message})`, {
+        fix: 'Update spokesync at the parent: repair and join stamp the rows they rewrite above the parent\'s versions, which it tells.',
+      });
+    });
+    if (typeof clock !== 'string' || !/^[0-9]{1,20}$/.test(clock)) throw new SpokesyncError('SPOKESYNC_E_HTTP', 'the parent answered the clock question with something else');
+    return BigInt(clock);
   }
 
   async fetch(table: string, keys: readonly string[]): Promise<InsertOp[]> {

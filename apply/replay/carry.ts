@@ -101,11 +101,14 @@ export function isLocalCarry(changeId: string): boolean {
 
 /**
  * Writes ops for the change set that capture makes of the current local
- * transaction (`marker` starts with LOCAL_CARRY and is unique), leaving no row behind.
+ * transaction (`marker` starts with LOCAL_CARRY and is unique), leaving no row
+ * behind. `floor`: that change set is stamped above it.
  */
-export async function writeLocalCarried(tx: Queryable, stateSchema: string, marker: string, node: string, ops: readonly Op[]): Promise<void> {
+export async function writeLocalCarried(
+  tx: Queryable, stateSchema: string, marker: string, node: string, ops: readonly Op[], floor = 0n,
+): Promise<void> {
   if (!isLocalCarry(marker)) throw new Error(`a local carry marker starts with ${LOCAL_CARRY}`);
-  const body = encodeChangeSet({ id: `${node}:0`, origin: node, hlc: '0', time: '1970-01-01T00:00:00Z', ops });
+  const body = encodeChangeSet({ id: `${node}:0`, origin: node, hlc: String(floor), time: '1970-01-01T00:00:00Z', ops });
   const table = stateTable(stateSchema, CARRY_TABLE);
   await tx.exec(`INSERT INTO ${table} (change_id, body) VALUES (?, ?)`, [marker, body]);
   await tx.exec(`DELETE FROM ${table} WHERE change_id = ?`, [marker]);
