@@ -74,13 +74,14 @@ void t.test('example tables exist in OpenMRS and can be identified', async (t) =
 void t.test('the systemd unit', async (t) => {
   const unit = await readFile(join(deploy, 'spokesync.service'), 'utf8');
   for (const line of [
-    'ExecStart=/usr/local/bin/spokesync run --config /etc/spokesync/spokesync.yaml', 'Restart=on-failure',
-    'RestartPreventExitStatus=2', 'EnvironmentFile=/etc/spokesync/spokesync.env', 'User=spokesync', 'NoNewPrivileges=yes',
+    'ExecStart=/usr/local/bin/spokesync run --config /etc/spokesync/spokesync.yaml', 'Restart=always',
+    'StartLimitIntervalSec=0', 'RestartSec=15s', 'RestartPreventExitStatus=2', 'EnvironmentFile=/etc/spokesync/spokesync.env', 'User=spokesync', 'NoNewPrivileges=yes',
     'ProtectSystem=strict', 'ProtectHome=yes', 'PrivateTmp=yes', 'StateDirectory=spokesync', 'CapabilityBoundingSet=',
   ]) {
     t.ok(unit.split('\n').includes(line), line);
   }
   t.notOk(/^MemoryDenyWriteExecute=yes/m.test(unit), 'no W^X: node needs its JIT');
+  t.notOk(/^StartLimitBurst=/m.test(unit), 'restarted forever: no start limit that gives up');
   const analyze = '/usr/bin/systemd-analyze';
   if (!existsSync(analyze)) {
     t.comment('systemd-analyze is not installed: the unit was only checked line by line');
