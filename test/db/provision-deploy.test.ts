@@ -42,7 +42,8 @@ void t.test('example configs load and have their roles', async (t) => {
   t.notOk(leaf.listen, 'a leaf opens no port');
   t.same(leaf.children, []);
   t.equal(leaf.parent?.token, 'parent-token');
-  t.equal(leaf.parent?.batch.bytes, 32 * 1024);
+  t.same([leaf.parent?.compression, leaf.parent?.batch, leaf.parent?.timeout], ['br', { records: 200, bytes: 1024 * 1024 }, 600_000],
+    'a leaf on a slow link keeps the defaults, made for it');
   t.ok(parent.children.some((c) => c.id === middle.node.id) && middle.children.some((c) => c.id === leaf.node.id),
     'the three examples form one tree');
 
