@@ -1,5 +1,5 @@
 // The one backoff of spokesync: the exchange client hands it to p-retry,
-// capture's reconnect loop and quarantine retries read its delays; all double
+// capture's reconnect loop, quarantine retries and the daemon's start read its delays; all double
 // from a first delay up to a cap.
 import type { Options } from 'p-retry';
 
@@ -17,6 +17,9 @@ export const EXCHANGE_BACKOFF: Backoff = { firstMs: 1000, maxMs: 60_000, jitter:
 
 /** A quarantined change set's next try, per change set: from seconds up to an hour. */
 export const QUARANTINE_BACKOFF: Backoff = { firstMs: 10_000, maxMs: 3_600_000, jitter: false };
+
+/** The daemon's waits at start for a database that is not up yet (agent/start-wait.ts). */
+export const START_BACKOFF: Backoff = { firstMs: 1000, maxMs: 60_000, jitter: false };
 
 /** Capture's reconnects to its own server. */
 export const CAPTURE_BACKOFF: Backoff = { firstMs: 250, maxMs: 30_000, jitter: false };

@@ -5,6 +5,7 @@ import { access, constants } from 'node:fs/promises';
 import type { Config } from '../config/types.js';
 import type { Queryable } from '../../apply/core/db.js';
 import { loadCatalog, type Catalog } from '../../apply/core/catalog.js';
+import { storedStateVersion } from '../../apply/core/state-schema.js';
 
 export interface Facts {
   /** VERSION(), e.g. '10.11.19-MariaDB-0+deb12u1' or '8.0.36' */
@@ -17,6 +18,8 @@ export interface Facts {
   readonly grants: readonly string[];
   readonly schemaExists: boolean;
   readonly stateSchemaExists: boolean;
+  /** the state version the state schema records, as stored; null when it records none */
+  readonly stateVersion: string | null;
   /** the application schema's catalogue (with tables.keys), null when the schema does not exist */
   readonly catalog: Catalog | null;
   /** files named by the config (TLS, CA): path → null when readable, else the error code */
@@ -80,6 +83,9 @@ export async function gatherFacts(db: Queryable, config: Config): Promise<Facts>
   );
   const names = new Set(schemata.map((s) => s.SCHEMA_NAME));
   const schemaExists = names.has(config.database.schema);
+  const stateSchemaExists = names.has(config.database.stateSchema);
+  // unreadable without grants on it, which the grants check reports
+  const stateVersion = stateSchemaExists ? await storedStateVersion(db, config.database.stateSchema).catch(() => null) : null;
   const catalog = schemaExists ? await loadCatalog(db, config.database.schema, { keys: config.tables.keys }) : null;
   const files: Record<string, string | null> = {};
   for (const path of Object.values(configFiles(config))) {
@@ -94,7 +100,8 @@ export async function gatherFacts(db: Queryable, config: Config): Promise<Facts>
     currentUser: who?.u ?? config.database.user,
     grants,
     schemaExists,
-    stateSchemaExists: names.has(config.database.stateSchema),
+    stateSchemaExists,
+    stateVersion,
     catalog,
     files,
   };

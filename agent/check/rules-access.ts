@@ -1,4 +1,4 @@
-// Checks of the configured user's grants and of the state schema. Pure.
+// Checks of the configured user's grants and of the state schema (its grants, its version). Pure.
 // What spokesync needs, and why:
 //   *.*              REPLICATION SLAVE (read the binlog), REPLICATION CLIENT
 //                    (= BINLOG MONITOR on MariaDB 10.5+: list binlogs, positions)
@@ -9,6 +9,7 @@ import type { Config } from '../config/types.js';
 import { parseVersion, atLeast, type Facts } from './facts.js';
 import { accountOf, missing, parseGrants } from './grants.js';
 import { error, type Problem } from './problem.js';
+import { stateVersionError } from '../../apply/core/state-schema.js';
 
 export const GLOBAL_PRIVILEGES = ['REPLICATION SLAVE', 'REPLICATION CLIENT'] as const;
 export const APP_PRIVILEGES = ['SELECT', 'INSERT', 'UPDATE', 'DELETE'] as const;
@@ -43,6 +44,8 @@ export function accessProblems(facts: Facts, config: Config): Problem[] {
       : `cannot create spokesync's state schema ${stateSchema} (it does not exist yet and the user lacks ALL PRIVILEGES on it)`;
     out.push(error('grants.state', `${facts.currentUser} ${what}${viaRoles}`, `GRANT ALL PRIVILEGES ON ${grantTarget(stateSchema)} TO ${account};`, stateSchema));
   }
+  const newer = stateVersionError(stateSchema, facts.stateVersion);
+  if (newer) out.push(error('state.version', newer.message, newer.fix, stateSchema));
   return out;
 }
 

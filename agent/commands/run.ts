@@ -1,4 +1,5 @@
-// `spokesync run`: the daemon. Capture runs all the time; children are served
+// `spokesync run`: the daemon. It waits for a database that is not up yet
+// (agent/start-wait.ts). Capture runs all the time; children are served
 // when `listen` is set; the parent is synced every parent.interval when
 // `parent` is set; quarantined change sets are retried on every tick. SIGTERM
 // stops cleanly: the batch in flight finishes, requests in flight finish, capture stops.
@@ -7,7 +8,10 @@ import type { CommandSpec } from '../cli/command.js';
 import { DAEMON_HEAP_FLAGS, missingHeapFlags } from '../cli/heap-flags.js';
 import { realSleep } from '../backoff.js';
 import { isSpokesyncError } from '../../apply/core/errors.js';
-import { withNode } from '../node.js';
+import type { Logger } from '../../apply/core/log.js';
+import type { Config } from '../config/types.js';
+import { SpokesyncNode } from '../node.js';
+import { startWhenUp } from '../start-wait.js';
 
 /** how often a node without a parent retries its quarantine */
 const QUARANTINE_TICK_MS = 60_000;
@@ -16,7 +20,11 @@ export const command: CommandSpec = {
   name: 'run',
   summary: 'The daemon: capture, serve children, sync with the parent every interval',
   description:
-    'Runs until SIGTERM or SIGINT. Capture tails the binlog into the journal; with `listen` the node ' +
+    'Runs until SIGTERM or SIGINT. A database that is not up yet (refused, unreachable, starting, shutting down) is ' +
+    'waited for: tried again after 1 s, 2 s, 4 s and so on, then every 60 s, each try logged at warn; errors that ' +
+    'waiting cannot fix (a refused login, a failed preflight, a state schema of a newer spokesync) end it with exit 1. ' +
+    'A parent that cannot be reached never stops the daemon either: each exchange retries (parent.maxTries), then the ' +
+    'next one starts after parent.interval. Capture tails the binlog into the journal; with `listen` the node ' +
     'serves its children (POST /v1/exchange); with `parent` it exchanges with the parent at start and ' +
     'then every parent.interval (a failed exchange is logged and tried again at the next interval). ' +
     'Quarantined change sets are retried on every tick. GET /health answers 200 while the database answers and ' +
@@ -39,8 +47,16 @@ export const command: CommandSpec = {
         missing, fix: `NODE_OPTIONS="${DAEMON_HEAP_FLAGS.join(' ')}" (deploy/spokesync.service sets it)`,
       });
     }
-    return withNode(config, log, async (node) => {
-      await node.beginCapture();
+    const { host, port } = config.database;
+    let node: SpokesyncNode;
+    try {
+      node = await startWhenUp(() => openCapturing(config, log), { log, signal, address: `${host}:${port}`, dispose: (n) => n.close() });
+    } catch (e) {
+      if (!signal.aborted) throw e;
+      log.info('stopping (the database was not up yet)');
+      return 0;
+    }
+    try {
       await node.startServer();
       const interval = config.parent?.interval ?? QUARANTINE_TICK_MS;
       const admin = config.admin?.listen ?? config.listen;
@@ -65,6 +81,20 @@ export const command: CommandSpec = {
       }
       log.info('stopping');
       return 0;
-    });
+    } finally {
+      await node.close();
+    }
   },
 };
+
+/** The node opened with capture started; closed again when that fails. */
+async function openCapturing(config: Config, log: Logger): Promise<SpokesyncNode> {
+  const node = await SpokesyncNode.open(config, log);
+  try {
+    await node.beginCapture();
+    return node;
+  } catch (e) {
+    await node.close().catch(() => undefined);
+    throw e;
+  }
+}

@@ -69,7 +69,7 @@ export interface ParentConfig {
   readonly token: string;
   /** milliseconds between exchanges in `run` (default 5m) */
   readonly interval: number;
-  /** milliseconds per HTTP request (default 60s) */
+  /** milliseconds per HTTP request (default 10m: one full batch each way at 1 kbps) */
   readonly timeout: number;
   /** attempts per request, first one included (default 5) */
   readonly maxTries: number;

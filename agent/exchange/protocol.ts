@@ -44,6 +44,7 @@ export interface RoundRecord {
   readonly result: string;
 }
 
+/** The caps a request without cap headers asks for (the config defaults of releases before 1 MiB batches): wire protocol, not a config default. */
 export const DEFAULT_CAPS: Caps = { records: 200, bytes: 64 * 1024 };
 
 /** What apply/replay/applier.ts does for a batch: the part of it the exchange needs. */

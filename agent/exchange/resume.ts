@@ -31,7 +31,7 @@ export const RESUMABLE_BYTES = 2048;
 
 const ID = /^[A-Za-z0-9_-]{22}$/;
 
-/** What one store holds at most by default: one body of the default listen.maxBodyBytes, or many of the usual 64 KiB batches. */
+/** What one store holds at most by default: one body of the default listen.maxBodyBytes, or many batches as they usually travel (tens of KB compressed). */
 export const DEFAULT_STORE_BYTES = 8 * 1024 * 1024;
 
 /** The name of a body fed piece by piece: 128 bits of its SHA-256, base64url (22 characters). */

@@ -66,7 +66,7 @@ export function planPost(s: PostState): PostPlan {
     headers: {
       // no Accept-Encoding: the answer comes in the request's coding (headers cost seconds at 1 kbps)
       ...(s.enc === 'identity' ? { 'accept-encoding': 'identity' } : { 'content-encoding': s.enc }),
-      // the parent answers within the same caps (defaults are not sent: every byte counts on 1 kbps)
+      // the parent answers within the same caps (the protocol's defaults are not sent: every byte counts on 1 kbps)
       ...(s.caps.records === DEFAULT_CAPS.records ? {} : { [CAP_RECORDS_HEADER]: String(s.caps.records) }),
       ...(s.caps.bytes === DEFAULT_CAPS.bytes ? {} : { [CAP_BYTES_HEADER]: String(s.caps.bytes) }),
       ...(named && upload ? { [UPLOAD_HEADER]: upload.id } : {}),

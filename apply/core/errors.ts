@@ -29,6 +29,7 @@ export const catalogue = {
   SPOKESYNC_E_JOURNAL_DUPLICATE: { exit: 1, fix: 'A change set captured now has an id the journal already holds (the state schema was restored or copied from another node, or the clock went back past a stamp): nothing after it is journaled until that row is gone; restore the state schema that belongs to this node, or re-provision it (`spokesync clone`).' },
   SPOKESYNC_E_SCHEMA_CHANGED: { exit: 1, fix: 'A synced table was altered: apply the same DDL on every node, then restart.' },
   SPOKESYNC_E_RESTORE_CLOCK: { exit: 1, fix: 'This node was restored from a backup, but the clock of its database server is earlier than the moment the backup was taken: set the clock right (and the server\'s time zone), then start spokesync again. Nothing was changed; new changes stamped by a clock that far behind could take the ids of changes lost with the disk.' },
+  SPOKESYNC_E_STATE_NEWER: { exit: 1, fix: 'The state schema was written by a newer spokesync (a newer release ran on this node, or the state was restored from one): install that release or a newer one on this node, then start it again. Nothing was written to the state; an older spokesync could misread or undo what the newer one keeps there.' },
   SPOKESYNC_E_JOURNAL_BODY: { exit: 1, fix: 'A journal row cannot be read: restore the state schema from a backup, or re-provision this node from its parent (`spokesync clone`).' },
 
   // --- wire format ---

@@ -3,6 +3,7 @@
 // transaction. Only `ledger` is captured from it.
 import type { Queryable } from './db.js';
 import { qid } from './db.js';
+import { SpokesyncError } from './errors.js';
 
 export const STATE_VERSION = 10;
 
@@ -338,8 +339,37 @@ export const stateTables: ReadonlyArray<{ name: string; ddl: string }> = [
   },
 ];
 
-/** Creates the state schema and its tables if missing (idempotent). */
+/** The state version recorded in `stateSchema` as stored, or null when it records none (a new state schema). Reads only. */
+export async function storedStateVersion(db: Queryable, stateSchema: string): Promise<string | null> {
+  const [meta] = await db.query<{ n: number | string }>(
+    "SELECT COUNT(*) AS n FROM information_schema.TABLES WHERE TABLE_SCHEMA = ? AND TABLE_NAME = 'meta'", [stateSchema]);
+  if (Number(meta?.n ?? 0) === 0) return null;
+  const [row] = await db.query<{ v: string }>(`SELECT v FROM ${qid(stateSchema)}.meta WHERE k = 'version'`);
+  return row?.v ?? null;
+}
+
+/** The refusal of a state schema this code does not know (a newer version, or no version number at all); null when it may be used. Pure. */
+export function stateVersionError(stateSchema: string, stored: string | null): SpokesyncError | null {
+  if (stored === null) return null;
+  const known = /^\d{1,9}$/.test(stored.trim());
+  if (known && Number(stored) <= STATE_VERSION) return null;
+  const what = known ? `state version ${Number(stored)}` : `a state version this spokesync cannot read (${JSON.stringify(stored.slice(0, 40))})`;
+  return new SpokesyncError('SPOKESYNC_E_STATE_NEWER',
+    `the state schema ${stateSchema} is at ${what}, written by a newer spokesync; this spokesync knows state versions up to ${STATE_VERSION}: upgrade spokesync on this node`);
+}
+
+/** Refuses a state schema written by a newer spokesync (SPOKESYNC_E_STATE_NEWER), before anything is written to it. */
+export async function assertStateVersion(db: Queryable, stateSchema: string): Promise<void> {
+  const e = stateVersionError(stateSchema, await storedStateVersion(db, stateSchema));
+  if (e) throw e;
+}
+
+/**
+ * Creates the state schema and its tables if missing, or brings one written by
+ * an older spokesync up to this version (idempotent). A newer one is refused untouched.
+ */
 export async function ensureStateSchema(db: Queryable, stateSchema: string): Promise<void> {
+  await assertStateVersion(db, stateSchema);
   await db.exec(`CREATE DATABASE IF NOT EXISTS ${qid(stateSchema)} CHARACTER SET utf8mb4 COLLATE utf8mb4_bin`);
   const before = new Set((await db.query<{ t: string }>(
     'SELECT TABLE_NAME AS t FROM information_schema.TABLES WHERE TABLE_SCHEMA = ?', [stateSchema])).map((r) => r.t));

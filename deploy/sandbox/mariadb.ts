@@ -35,6 +35,10 @@ export interface TestServer {
   query(sql: string, params?: unknown[]): Promise<unknown>;
   /** SIGKILL the server (power loss) and start it again on the same datadir. */
   crashAndRestart(): Promise<void>;
+  /** SIGKILL the server, its datadir and port kept for up(). */
+  down(): Promise<void>;
+  /** Starts the server again on its datadir and port. */
+  up(): Promise<void>;
   stop(): Promise<void>;
 }
 
@@ -207,6 +211,11 @@ export async function startServer(opts: ServerOptions = {}): Promise<TestServer>
     for (const c of conns.splice(0)) c.destroy();
   };
 
+  const down = async (): Promise<void> => {
+    await closeConns();
+    await killProc('SIGKILL');
+  };
+
   return {
     get port() { return port; },
     host: '127.0.0.1',
@@ -218,14 +227,14 @@ export async function startServer(opts: ServerOptions = {}): Promise<TestServer>
       try { return (await c.query(sql, params))[0]; } finally { await c.end(); }
     },
     async crashAndRestart() {
-      await closeConns();
-      await killProc('SIGKILL');
+      await down();
       await launch();
     },
+    down,
+    up: launch,
     async stop() {
-      await closeConns();
       // its datadir is removed next: a clean shutdown would only flush pages about to be deleted
-      await killProc('SIGKILL');
+      await down();
       await rm(datadir, { recursive: true, force: true });
     },
   };

@@ -138,7 +138,7 @@ export async function runChaos(o: ChaosOptions, cleanup = new Cleanup()): Promis
       ...(findings.lost > 0 ? [`lost, by node: ${Object.entries(findings.lostOn).map(([k, v]) => `${k} ${v}`).join(', ')}`] : []),
       ...(findings.diverged > 0 ? [`diverged, by table: ${Object.entries(findings.divergedIn).map(([k, v]) => `${k} ${v}`).join(', ')}`] : []),
       `peak RSS (limit ${(o.rssLimitBytes / MB).toFixed(0)} MB): ${sites.map((s) => `${s.id} ${(s.daemon.peakRss / MB).toFixed(0)} MB`).join(', ')}`,
-      `daemon starts: ${sites.map((s) => `${s.id} ${s.daemon.starts}`).join(', ')}; exits not injected: ${exits.length} (crashes ${exits.filter((e) => e.crash).length}; starts refused while the database was down, restarted: ${exits.filter((e) => e.refusedStart).length}, ${exits.filter((e) => e.refusedStart && e.unnamed).length} of them as "unexpected error")`,
+      `daemon starts: ${sites.map((s) => `${s.id} ${s.daemon.starts}`).join(', ')}; exits not injected: ${exits.length} (crashes ${exits.filter((e) => e.crash).length}; starts refused (node still held, or its database lost mid-start), restarted: ${exits.filter((e) => e.refusedStart).length}, ${exits.filter((e) => e.refusedStart && e.unnamed).length} of them as "unexpected error")`,
       `error-level log lines (reported, not failures): ${errorLines.length === 0 ? 'none' : ''}`,
       ...errorLines,
       ok ? 'result: OK' : `result: FAILED (${problems.length} problems; logs kept in ${logDir})`,

@@ -8,6 +8,7 @@ import { createWriteStream, readFileSync, statSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { DAEMON_HEAP_FLAGS } from '../../agent/cli/heap-flags.js';
 import { MAIN, stopProcess } from '../../deploy/demo-support.js';
+import { isNotUpCode } from '../../agent/start-wait.js';
 
 export interface DaemonExit {
   readonly node: string;
@@ -21,8 +22,10 @@ export interface DaemonExit {
   /** how long the process ran */
   readonly uptimeMs: number;
   /**
-   * exit 1 within its first seconds because its database was down, went away, or was
-   * still held by the process just killed: a start refused, which the service manager retries
+   * exit 1 within its first seconds because its node was still held by the process just
+   * killed, or its database went away in a way not told apart from a refused answer: a start
+   * refused, which the service manager retries. A database that is not up is waited for
+   * (agent/start-wait.ts): a start that ended on one is not a refused start but a failure.
    */
   readonly refusedStart: boolean;
   /** a refused start that said "unexpected error" instead of naming the database error */
@@ -57,8 +60,11 @@ export function judgeExit(logTail: string, code: number | null, signal: string |
   const crash = signal !== null || (code !== 1 && code !== 2) || CRASH_MARKS.some((r) => r.test(said));
   const errorCode = codes[codes.length - 1] ?? null;
   const dbGone = /^spokesync: unexpected error: (read ECONNRESET|connect ECONNREFUSED|Connection lost|Can't add new command when connection is in closed state)/m.test(said);
+  // `cannot connect to host:port as user (CODE)`, `... failed or was lost (CODE)`
+  const dbCode = /\(([A-Z][A-Z0-9_]+)\)/.exec(said.split('\n')[0] ?? '')?.[1];
+  const notWaited = errorCode === 'SPOKESYNC_E_DB_CONNECT' && !(dbCode !== undefined && isNotUpCode(dbCode));
   const refusedStart = code === 1 && signal === null && uptimeMs < START_MS &&
-    (errorCode === 'SPOKESYNC_E_DB_CONNECT' || errorCode === 'SPOKESYNC_E_BUSY' || dbGone);
+    (notWaited || errorCode === 'SPOKESYNC_E_BUSY' || dbGone);
   return { crash: crash && !refusedStart, errorCode, uptimeMs, refusedStart, unnamed: refusedStart && dbGone };
 }
 

@@ -42,7 +42,8 @@ void t.test('example configs load and have their roles', async (t) => {
   t.notOk(leaf.listen, 'a leaf opens no port');
   t.same(leaf.children, []);
   t.equal(leaf.parent?.token, 'parent-token');
-  t.equal(leaf.parent?.batch.bytes, 32 * 1024);
+  t.same([leaf.parent?.compression, leaf.parent?.batch, leaf.parent?.timeout], ['br', { records: 200, bytes: 1024 * 1024 }, 600_000],
+    'a leaf on a slow link keeps the defaults, made for it');
   t.ok(parent.children.some((c) => c.id === middle.node.id) && middle.children.some((c) => c.id === leaf.node.id),
     'the three examples form one tree');
 
@@ -74,13 +75,14 @@ void t.test('example tables exist in OpenMRS and can be identified', async (t) =
 void t.test('the systemd unit', async (t) => {
   const unit = await readFile(join(deploy, 'spokesync.service'), 'utf8');
   for (const line of [
-    'ExecStart=/usr/local/bin/spokesync run --config /etc/spokesync/spokesync.yaml', 'Restart=on-failure',
-    'RestartPreventExitStatus=2', 'EnvironmentFile=/etc/spokesync/spokesync.env', 'User=spokesync', 'NoNewPrivileges=yes',
+    'ExecStart=/usr/local/bin/spokesync run --config /etc/spokesync/spokesync.yaml', 'Restart=always',
+    'StartLimitIntervalSec=0', 'RestartSec=15s', 'RestartPreventExitStatus=2', 'EnvironmentFile=/etc/spokesync/spokesync.env', 'User=spokesync', 'NoNewPrivileges=yes',
     'ProtectSystem=strict', 'ProtectHome=yes', 'PrivateTmp=yes', 'StateDirectory=spokesync', 'CapabilityBoundingSet=',
   ]) {
     t.ok(unit.split('\n').includes(line), line);
   }
   t.notOk(/^MemoryDenyWriteExecute=yes/m.test(unit), 'no W^X: node needs its JIT');
+  t.notOk(/^StartLimitBurst=/m.test(unit), 'restarted forever: no start limit that gives up');
   const analyze = '/usr/bin/systemd-analyze';
   if (!existsSync(analyze)) {
     t.comment('systemd-analyze is not installed: the unit was only checked line by line');

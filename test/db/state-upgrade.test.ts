@@ -4,11 +4,69 @@
 // belongs to the peer that brought it first. Nothing already there changes.
 // Later versions add tables and columns the same way (6: discards, held; 7: losses; 8: conflict review; 9: restored
 // peers; 10: exchanges, node_reports, peers.last_success).
+// A state schema that version 9 code wrote (test/fixtures/state-v9.sql) ends with
+// the layout of a new one and every row it held.
 import t from 'tap';
-import { openDb } from '../../apply/core/db.js';
+import { readFile } from 'node:fs/promises';
+import { openDb, type Queryable } from '../../apply/core/db.js';
+import { decodeChangeSet } from '../../apply/codec/decode.js';
+import { bodyXml } from '../../agent/journal/body.js';
 import { getCursor } from '../../agent/routing/cursors.js';
-import { STATE_VERSION, ensureStateSchema } from '../../apply/core/state-schema.js';
-import { startServer } from '../../deploy/sandbox/mariadb.js';
+import { STATE_VERSION, ensureStateSchema, stateTables } from '../../apply/core/state-schema.js';
+import { loadSql, startServer } from '../../deploy/sandbox/mariadb.js';
+
+/** Columns and indexes of a schema, comparable across schemas (column order and comments aside: added columns come last). */
+async function layout(db: Queryable, schema: string): Promise<{ columns: string[]; indexes: string[] }> {
+  const columns = await db.query<Record<string, string | null>>(
+    `SELECT TABLE_NAME, COLUMN_NAME, COLUMN_TYPE, IS_NULLABLE, COLUMN_DEFAULT, COLLATION_NAME, EXTRA
+       FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = ? ORDER BY TABLE_NAME, COLUMN_NAME`, [schema]);
+  const indexes = await db.query<Record<string, string | number | null>>(
+    `SELECT TABLE_NAME, INDEX_NAME, SEQ_IN_INDEX, COLUMN_NAME, SUB_PART, NON_UNIQUE
+       FROM information_schema.STATISTICS WHERE TABLE_SCHEMA = ? ORDER BY TABLE_NAME, INDEX_NAME, SEQ_IN_INDEX`, [schema]);
+  return { columns: columns.map((c) => Object.values(c).join(' ')), indexes: indexes.map((i) => Object.values(i).join(' ')) };
+}
+
+/** Every row of every table of the schema, the columns of `cols` only (table → column names). */
+async function rows(db: Queryable, schema: string, cols: ReadonlyMap<string, readonly string[]>): Promise<Record<string, unknown[]>> {
+  const out: Record<string, unknown[]> = {};
+  for (const [table, names] of cols) {
+    const list = names.map((c) => `\`${c}\``).join(', ');
+    out[table] = await db.query(`SELECT ${list} FROM \`${schema}\`.\`${table}\` ORDER BY ${list}`);
+  }
+  return out;
+}
+
+void t.test('a state schema written by version 9 code: the layout of a new one, every row kept, journal bodies readable', async (t) => {
+  const s = await startServer();
+  t.teardown(() => s.stop());
+  const db = openDb({ host: s.host, port: s.port, user: 'root' });
+  t.teardown(() => db.close());
+  const dump = await readFile(new URL('../../../test/fixtures/state-v9.sql', import.meta.url), 'utf8');
+  await loadSql(s, `CREATE DATABASE v9 CHARACTER SET utf8mb4 COLLATE utf8mb4_bin; USE v9;\n${dump}`);
+  t.same(await db.query("SELECT v FROM v9.meta WHERE k = 'version'"), [{ v: '9' }]);
+  const old = new Map<string, string[]>();
+  for (const c of await db.query<{ t: string; c: string }>(
+    'SELECT TABLE_NAME AS t, COLUMN_NAME AS c FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = ? ORDER BY ORDINAL_POSITION', ['v9'])) {
+    old.set(c.t, [...(old.get(c.t) ?? []), c.c]);
+  }
+  const before = await rows(db, 'v9', old);
+
+  await ensureStateSchema(db, 'v9');
+  await ensureStateSchema(db, 'v9');
+  await ensureStateSchema(db, 'fresh');
+
+  t.same(await layout(db, 'v9'), await layout(db, 'fresh'), 'the same tables, columns and indexes as a state schema made by this version');
+  const version = (r: unknown): unknown => ((r as { k?: string }).k === 'version' ? { k: 'version', v: String(STATE_VERSION) } : r);
+  t.same(await rows(db, 'v9', old), { ...before, meta: before.meta?.map(version) }, 'every row as it was (the version now this one)');
+  t.same(await db.query("SELECT v FROM v9.meta WHERE k = 'version'"), [{ v: String(STATE_VERSION) }]);
+  t.ok(old.size >= stateTables.length - 2, `the fixture holds ${old.size} tables`);
+  const hub = await getCursor(db, 'v9', 'hub');
+  t.same([hub.ackedSeq, hub.receivedSeq, hub.sentSeq], ['16', '14', '14'], 'the cursor toward the parent kept');
+  t.not(hub.lastSuccess, null, 'its last contact was ok: the last success');
+  const journal = await db.query<{ change_id: string; body: Buffer }>('SELECT change_id, body FROM v9.journal ORDER BY seq');
+  t.equal(journal.length, 18);
+  t.same(journal.map((j) => decodeChangeSet(bodyXml(j.body)).id), journal.map((j) => j.change_id), 'every journal body decodes');
+});
 
 void t.test('a version 4 state schema gains digests, sent_seq and origins', async (t) => {
   const s = await startServer();

@@ -11,10 +11,17 @@ const unexpected = (what: string): string => [
 
 void t.test('a start refused while the database went away', async (t) => {
   t.match(judgeExit(unexpected('read ECONNRESET'), 1, null, 2900), { refusedStart: true, unnamed: true, crash: false, errorCode: null });
-  const named = `${json}\nspokesync: cannot connect to 127.0.0.1:44121 as root (ECONNRESET)\n  fix: Check database.host, port, user and password, and that the server is running. (SPOKESYNC_E_DB_CONNECT)`;
-  t.match(judgeExit(named, 1, null, 1200), { refusedStart: true, unnamed: false, crash: false, errorCode: 'SPOKESYNC_E_DB_CONNECT' });
+  const refused = `${json}\nspokesync: cannot connect to 127.0.0.1:44121 as root (ER_CON_ACCESS_DENIED)\n  fix: Check database.host, port, user and password, and that the server is running. (SPOKESYNC_E_DB_CONNECT)`;
+  t.match(judgeExit(refused, 1, null, 1200), { refusedStart: true, unnamed: false, crash: false, errorCode: 'SPOKESYNC_E_DB_CONNECT' });
   const busy = 'spokesync: node l1 (state schema spokesync) is in use by another spokesync process\n  fix: stop it first (SPOKESYNC_E_BUSY)';
   t.match(judgeExit(busy, 1, null, 800), { refusedStart: true, crash: false, errorCode: 'SPOKESYNC_E_BUSY' });
+});
+
+void t.test('a start that ended on a database not up yet is a failure: the daemon waits for one', async (t) => {
+  for (const code of ['ECONNRESET', 'ECONNREFUSED', 'PROTOCOL_CONNECTION_LOST']) {
+    const named = `${json}\nspokesync: cannot connect to 127.0.0.1:44121 as root (${code})\n  fix: … (SPOKESYNC_E_DB_CONNECT)`;
+    t.match(judgeExit(named, 1, null, 1200), { refusedStart: false, crash: false, errorCode: 'SPOKESYNC_E_DB_CONNECT' }, code);
+  }
 });
 
 void t.test('the same errors from a daemon that had been running are failures', async (t) => {

@@ -7,6 +7,7 @@ import { holds, likeMatch, parseGrants, accountOf } from '../../agent/check/gran
 import { grantTarget } from '../../agent/check/rules-access.js';
 import { parseConfig } from '../../agent/config/loader.js';
 import type { Catalog, TableInfo } from '../../apply/core/catalog.js';
+import { STATE_VERSION } from '../../apply/core/state-schema.js';
 
 const config = parseConfig(`
 node: { id: n }
@@ -41,6 +42,7 @@ const GOOD: Facts = {
   ],
   schemaExists: true,
   stateSchemaExists: false,
+  stateVersion: null,
   catalog: catalog([table('person'), table('encounter'), table('encounter_type'), table('tagmap', { identity: { kind: 'natural', columns: ['a', 'b'] } })]),
   files: {},
 };
@@ -73,6 +75,11 @@ const cases: Array<[string, Partial<Facts> & { vars?: Record<string, string | un
   ['no schema grant', { grants: [GOOD.grants[0]!, GOOD.grants[2]!] }, ['grants.schema'], /lacks SELECT, INSERT, UPDATE, DELETE on schema app/],
   ['no state grant', { grants: GOOD.grants.slice(0, 2) }, ['grants.state'], /cannot create spokesync's state schema spokesync/],
   ['state exists, no grant', { grants: GOOD.grants.slice(0, 2), stateSchemaExists: true }, ['grants.state'], /lacks ALL PRIVILEGES on spokesync's state schema/],
+  ['state of this version', { stateSchemaExists: true, stateVersion: String(STATE_VERSION) }, [], /./],
+  ['state of an older version', { stateSchemaExists: true, stateVersion: '4' }, [], /./],
+  ['state of a newer version', { stateSchemaExists: true, stateVersion: String(STATE_VERSION + 1) }, ['state.version'],
+    new RegExp(`state schema spokesync is at state version ${STATE_VERSION + 1}, written by a newer spokesync; this spokesync knows state versions up to ${STATE_VERSION}`)],
+  ['state version unreadable', { stateSchemaExists: true, stateVersion: 'x1' }, ['state.version'], /a state version this spokesync cannot read \("x1"\)/],
   ['role grants do not count', { grants: [...GOOD.grants.slice(1), 'GRANT `repl` TO `spokesync`@`127.0.0.1`'] }, ['grants.replication'], /through roles repl/],
   ['ALL on *.*', { grants: ["GRANT ALL PRIVILEGES ON *.* TO `root`@`localhost` WITH GRANT OPTION"] }, [], /./],
   ['no schema', { schemaExists: false, catalog: null }, ['schema'], /the application schema app does not exist/],

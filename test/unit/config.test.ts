@@ -61,6 +61,19 @@ void t.test('the DESIGN.md example loads into the typed config with defaults', a
   t.same(c.log, { level: 'info', format: 'auto' });
 });
 
+void t.test('parent defaults suit the worst link: brotli (spokesync-vbr), 200 records in one request, a timeout that fits it at 1 kbps', async (t) => {
+  const c = parseConfig(`${MINIMAL}parent: { url: "http://kigali.example.org:8080", token: t0k3n }\n`, 'r.yaml', {});
+  t.same(c.parent, {
+    url: 'http://kigali.example.org:8080', token: 't0k3n', interval: 300_000, timeout: 600_000, maxTries: 5,
+    compression: 'br', batch: { records: 200, bytes: 1024 * 1024 },
+  });
+  // 200 OpenMRS registrations: about 3 KB of XML each (within bytes), about 110 B each on the wire with spokesync-vbr
+  // (npm run bench -- exchange); a full batch up and a full answer down at 1 kbps (125 B/s) take well within the timeout
+  t.ok(200 * 3100 <= c.parent!.batch.bytes, 'a batch of 200 registrations is not cut by bytes');
+  const bothWaysMs = ((2 * 200 * 110) / 125) * 1000;
+  t.ok(bothWaysMs * 1.5 < c.parent!.timeout, `a full batch each way: ${(bothWaysMs / 1000).toFixed(0)} s of ${c.parent!.timeout / 1000} s`);
+});
+
 void t.test('defaults of a minimal config', async (t) => {
   const c = parseConfig(MINIMAL, 'r.yaml', {});
   t.same(c.database, { host: 'db', port: 3306, user: 'spokesync', schema: 'openmrs', stateSchema: 'spokesync', serverId: 7 });
