@@ -137,6 +137,7 @@ export class SpokesyncNode {
       shapes: () => this.core.allShapes(),
       fatal: () => this.fatalError,
       lockHeld: () => this.lockHeld(),
+      beside: opts.lock === false,
     });
     lock?.startWatching({
       log, ...(opts.lockCheckMs === undefined ? {} : { intervalMs: opts.lockCheckMs }),
@@ -316,7 +317,7 @@ export class SpokesyncNode {
   usb(): UsbDeps {
     return {
       config: this.config, db: this.db, core: this.core, log: this.log,
-      routeFor: (peer, role) => this.routeFor(peer, role),
+      routeFor: (peer, role) => this.routeFor(peer, role), reporting: this.admin.reporter,
     };
   }
 

@@ -10,11 +10,14 @@ import type { Config } from '../config/types.js';
 import { Origins } from '../exchange/origins.js';
 import { listenLimits } from '../exchange/peer-limits.js';
 import type { JournalReader } from '../journal/reader.js';
+import { lockHeld } from '../../apply/core/named-lock.js';
 import { readCheckpoint } from '../journal/writer.js';
+import { nodeLockName } from '../node-lock.js';
 import { PARENT_ID_KEY, getMeta } from '../routing/cursors.js';
 import { neededEvents } from '../routing/node-status.js';
 import { nodeHealth } from './health.js';
 import type { NodeMetrics } from './metrics.js';
+import type { CaptureView } from './report.js';
 import { StatusReporter } from './reporter.js';
 import { AdminRoutes, METRICS_PATH } from './routes.js';
 import { AdminServer } from './server.js';
@@ -29,6 +32,8 @@ export interface AdminNode {
   shapes(): readonly TableShape[];
   fatal(): { readonly code: string; readonly message: string } | null;
   lockHeld(): boolean;
+  /** the process runs without the node lock (a command beside the daemon): the daemon's capture is the node's */
+  readonly beside?: boolean;
 }
 
 export class NodeAdmin {
@@ -41,16 +46,23 @@ export class NodeAdmin {
   constructor(private readonly n: AdminNode) {
     const { config, db, reader, log } = n;
     const ss = config.database.stateSchema;
-    const capture = (): { running: boolean; file: string; pos: number; lagSeconds: number | null; error: string | null } => {
+    const capture = (): CaptureView => {
       const s = n.captureStatus();
       return { running: s.running, file: s.file, pos: s.pos, lagSeconds: s.lagSeconds, error: s.error ?? null };
+    };
+    // beside the daemon, while this process captures nothing itself: the daemon's checkpoint, and whether it holds the node
+    const reported = async (): Promise<CaptureView> => {
+      const own = capture();
+      if (own.running || !n.beside) return own;
+      const at = (await readCheckpoint(db, ss))?.position;
+      return { running: await lockHeld(db, nodeLockName(ss)), file: at?.file ?? '', pos: at?.pos ?? 0, lagSeconds: null, error: null };
     };
     this.reporter = new StatusReporter({
       db, log,
       onRound: (r) => this.metrics?.round(r),
       origins: new Origins({ db, stateSchema: ss, node: config.node.id, children: config.children.map((c) => c.id) }),
       source: {
-        config, db, reader, capture,
+        config, db, reader, capture: reported,
         behindBytes: async () => {
           const s = n.captureStatus();
           // where capture is in this process, or where its checkpoint is

@@ -39,7 +39,7 @@ export function roundFlow(r: RoundRecord): { sets: { sent: number; received: num
 
 export class NodeMetrics {
   readonly registry = new client.Registry();
-  private readonly g: Record<'lagSeconds' | 'lagBytes' | 'running' | 'quarantined' | 'held' | 'conflicts' | 'stateBytes', client.Gauge>;
+  private readonly g: Record<'lagSeconds' | 'lagBytes' | 'running' | 'quarantined' | 'held' | 'conflicts' | 'unreviewed' | 'stateBytes', client.Gauge>;
   private readonly pending: client.Gauge<'peer'>;
   private readonly lastSuccess: client.Gauge<'peer'>;
   private readonly alerts: client.Gauge<'node' | 'kind' | 'severity'>;
@@ -66,6 +66,7 @@ export class NodeMetrics {
       quarantined: gauge('spokesync_quarantined_changesets', 'Change sets in quarantine on this node.'),
       held: gauge('spokesync_held_changesets', 'Change sets held on this node because a table differs from a peer\'s.'),
       conflicts: gauge('spokesync_conflicts', 'Conflicts recorded on this node.'),
+      unreviewed: gauge('spokesync_conflicts_unreviewed', 'Conflicts recorded on this node that nobody has reviewed yet (spokesync conflicts review).'),
       stateBytes: gauge('spokesync_state_schema_bytes', 'Disk the state schema takes (data and indexes).'),
     };
     this.pending = gauge('spokesync_pending_changesets', 'Change sets waiting to be sent to a peer (not yet acknowledged).', ['peer']);
@@ -116,6 +117,7 @@ export class NodeMetrics {
       this.g.quarantined.set(self.quarantined);
       this.g.held.set(self.held.count);
       this.g.conflicts.set(self.conflicts);
+      this.g.unreviewed.set(self.conflictsUnreviewed ?? 0);
       if (self.stateBytes !== null) this.g.stateBytes.set(self.stateBytes);
     }
     const captured = this.src.captured();

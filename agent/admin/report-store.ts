@@ -40,11 +40,18 @@ export interface StoreContext {
   readonly log: Logger;
 }
 
-/**
- * Keeps the entries `child` sent at `receivedAt` (the first is the child's own); `ok`: the round went
- * well, so the child was seen then. Returns the nodes kept.
- */
-export async function storeReports(ctx: StoreContext, child: string, self: string, entries: readonly ReportEntry[], receivedAt: Date, ok: boolean): Promise<string[]> {
+/** How a report arrived. */
+export interface Arrival {
+  readonly receivedAt: Date;
+  /** the round went well: the child was seen then */
+  readonly ok: boolean;
+  /** the report was made just before it arrived, so its time tells the child's clock (not so in a USB file) */
+  readonly clockKnown: boolean;
+}
+
+/** Keeps the entries `child` sent (the first is the child's own). Returns the nodes kept. */
+export async function storeReports(ctx: StoreContext, child: string, self: string, entries: readonly ReportEntry[], arrival: Arrival): Promise<string[]> {
+  const { receivedAt, ok } = arrival;
   const { db, stateSchema, log } = ctx;
   const [own, ...below] = entries;
   if (!own || own.report.node !== child) {
@@ -71,7 +78,7 @@ export async function storeReports(ctx: StoreContext, child: string, self: strin
     if (!existing.has(node) && room-- <= 0) return;
     rows.push([node, child, parent, JSON.stringify(report), seenAt, offset, history === null ? null : JSON.stringify(history.slice(0, RELAYED_HISTORY)), at]);
   };
-  add(child, self, { ...own.report, parent: self }, ok ? at : null, Date.parse(own.report.at) - receivedAt.getTime(), null);
+  add(child, self, { ...own.report, parent: self }, ok ? at : null, arrival.clockKnown ? Date.parse(own.report.at) - receivedAt.getTime() : null, null);
   const known = new Set([child, ...accepted]);
   let full = 0;
   for (const e of unique) {

@@ -6,7 +6,7 @@
 // every field, dropping what does not fit the format. Never row values.
 import { deflateRawSync, inflateRawSync } from 'node:zlib';
 import type { HistoryEntry } from './history.js';
-import type { NodeReport } from './report.js';
+import { MAX_SCHEMA_TABLES, type NodeReport } from './report.js';
 
 /** Largest header value sent (the parent reads headers up to 32 KiB in all). */
 export const MAX_REPORT_CHARS = 24 * 1024;
@@ -89,7 +89,6 @@ const isObj = (v: unknown): v is Obj => v !== null && typeof v === 'object' && !
 
 class Bad extends Error {}
 
-
 function field(o: Obj, k: string): unknown {
   return Object.prototype.hasOwnProperty.call(o, k) ? o[k] : undefined;
 }
@@ -123,6 +122,20 @@ function int(o: Obj, k: string): number | null {
 
 const ID = /^[a-z0-9-]{1,64}$/;
 const ISO = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,6})?Z$/;
+/** a table name as MariaDB allows it: 1 to 64 characters, none of them a control character */
+const TABLE = /^\P{Cc}{1,64}$/u;
+const DIGEST = /^[0-9a-f]{8,16}$/;
+
+/** schema.byTable: at most MAX_SCHEMA_TABLES table names, each with a short hex digest. */
+function byTable(s: Obj): Record<string, string> | undefined {
+  const v = field(s, 'byTable');
+  if (v === undefined || v === null) return undefined;
+  if (!isObj(v)) throw new Bad('byTable is not an object');
+  const entries = Object.entries(v);
+  if (entries.length > MAX_SCHEMA_TABLES) throw new Bad('byTable lists too many tables');
+  for (const [t, h] of entries) if (!TABLE.test(t) || typeof h !== 'string' || !DIGEST.test(h)) throw new Bad('byTable is not valid');
+  return Object.fromEntries(entries) as Record<string, string>;
+}
 
 /** A nested object read by `read`; a fault in it names its path. */
 function sub<T>(o: Obj, k: string, read: (v: Obj) => T): T {
@@ -142,7 +155,10 @@ export function readNodeReport(r: Obj): NodeReport {
     at: str(r, 'at', 40, ISO),
     software: str(r, 'software', 40),
     stateVersion: num(r, 'stateVersion'),
-    schema: sub(r, 'schema', (s) => ({ hash: str(s, 'hash', 64, /^[0-9a-f]{1,64}$/), tables: num(s, 'tables') })),
+    schema: sub(r, 'schema', (s) => {
+      const tables = byTable(s);
+      return { hash: str(s, 'hash', 64, /^[0-9a-f]{1,64}$/), tables: num(s, 'tables'), ...(tables ? { byTable: tables } : {}) };
+    }),
     capture: sub(r, 'capture', (c) => {
       const running = field(c, 'running');
       if (typeof running !== 'boolean') throw new Bad('running is not valid');
@@ -159,6 +175,8 @@ export function readNodeReport(r: Obj): NodeReport {
       return { count: num(h, 'count'), tables: tables as string[] };
     }),
     conflicts: num(r, 'conflicts'),
+    // older nodes do not say
+    conflictsUnreviewed: numOrNull(r, 'conflictsUnreviewed'),
     lastSuccess: strOrNull(r, 'lastSuccess', 40, ISO),
     lastError: field(r, 'lastError') === null || field(r, 'lastError') === undefined ? null
       : sub(r, 'lastError', (l) => ({ at: str(l, 'at', 40, ISO), error: str(l, 'error', 300) })),

@@ -5,6 +5,7 @@ import { createHash } from 'node:crypto';
 import type { Queryable } from '../../apply/core/db.js';
 import { stateTable } from '../../apply/core/state-schema.js';
 import type { TableShape } from '../../apply/codec/shape.js';
+import { countConflicts } from '../../apply/replay/conflict-rules.js';
 import { heldSummary } from '../../apply/replay/held.js';
 import { version } from '../cli/version.js';
 import type { Config } from '../config/types.js';
@@ -15,6 +16,8 @@ import { isoOf } from './time.js';
 
 /** Most held tables a report names. */
 const MAX_HELD_TABLES = 20;
+/** Most tables whose digests a report lists (the first by name). */
+export const MAX_SCHEMA_TABLES = 200;
 /** How long the state schema's size is taken as known (it is read from information_schema). */
 const SIZE_TTL_MS = 60_000;
 
@@ -28,8 +31,11 @@ export interface NodeReport {
   readonly software: string;
   /** the state schema's version */
   readonly stateVersion: number;
-  /** the synced tables' columns: a digest of their shapes, and how many tables */
-  readonly schema: { readonly hash: string; readonly tables: number };
+  /**
+   * the synced tables' columns: a digest of all their shapes, how many tables, and a short digest of each
+   * table's shape by name (the first MAX_SCHEMA_TABLES; absent in reports of older nodes)
+   */
+  readonly schema: { readonly hash: string; readonly tables: number; readonly byTable?: Readonly<Record<string, string>> };
   readonly capture: {
     readonly running: boolean;
     /** 'file:offset' capture has journaled up to */
@@ -47,6 +53,8 @@ export interface NodeReport {
   readonly held: { readonly count: number; readonly tables: readonly string[] };
   /** conflicts recorded */
   readonly conflicts: number;
+  /** of them, those nobody has reviewed yet (null: an older node that does not say) */
+  readonly conflictsUnreviewed: number | null;
   /** its last exchange with its parent that ended well, and its last one that did not */
   readonly lastSuccess: string | null;
   readonly lastError: { readonly at: string; readonly error: string } | null;
@@ -54,13 +62,21 @@ export interface NodeReport {
   readonly stateBytes: number | null;
 }
 
+export interface CaptureView {
+  readonly running: boolean;
+  readonly file: string;
+  readonly pos: number;
+  readonly lagSeconds: number | null;
+  readonly error: string | null;
+}
+
 /** What a report is made from (agent/node.ts). */
 export interface ReportSource {
   readonly config: Config;
   readonly db: Queryable;
   readonly reader: JournalReader;
-  /** capture as it runs in this process */
-  capture(): { readonly running: boolean; readonly file: string; readonly pos: number; readonly lagSeconds: number | null; readonly error: string | null };
+  /** capture as it runs (in this process, or in the one that holds the node) */
+  capture(): CaptureView | Promise<CaptureView>;
   /** binlog bytes capture still has to journal from where it is, null when unknown */
   behindBytes(): Promise<number | null>;
   /** the synced tables' shapes */
@@ -73,6 +89,12 @@ export interface ReportSource {
 export function schemaHash(shapes: readonly TableShape[]): string {
   const sorted = [...shapes].sort((a, b) => (a.table < b.table ? -1 : a.table > b.table ? 1 : 0));
   return createHash('sha256').update(JSON.stringify(sorted)).digest('hex').slice(0, 16);
+}
+
+/** A short digest of each table's shape, by table name: the first MAX_SCHEMA_TABLES by name. Pure. */
+export function tableDigests(shapes: readonly TableShape[]): Record<string, string> {
+  const sorted = [...shapes].sort((a, b) => (a.table < b.table ? -1 : a.table > b.table ? 1 : 0)).slice(0, MAX_SCHEMA_TABLES);
+  return Object.fromEntries(sorted.map((s) => [s.table, createHash('sha256').update(JSON.stringify(s)).digest('hex').slice(0, 8)]));
 }
 
 const clip = (s: string, n: number): string => (s.length > n ? s.slice(0, n - 1) + '…' : s);
@@ -105,17 +127,17 @@ export class OwnReport {
       down += await reader.count(routeTo(config, c.id, 'child'), cur.ackedSeq);
     }
     const [q] = await db.query<{ n: number | string }>(`SELECT COUNT(*) AS n FROM ${stateTable(ss, 'quarantine')}`);
-    const [c] = await db.query<{ n: number | string }>(`SELECT COUNT(*) AS n FROM ${stateTable(ss, 'conflicts')}`);
+    const conflicts = await countConflicts(db, ss);
     const held = await heldSummary(db, ss);
     const shapes = this.src.shapes();
-    const cap = this.src.capture();
+    const cap = await this.src.capture();
     return {
       node: config.node.id,
       parent,
       at: new Date(this.now()).toISOString(),
       software: version(),
       stateVersion: Number(await getMeta(db, ss, 'version')) || 0,
-      schema: { hash: schemaHash(shapes), tables: shapes.length },
+      schema: { hash: schemaHash(shapes), tables: shapes.length, byTable: tableDigests(shapes) },
       capture: {
         running: cap.running,
         position: cap.file === '' ? null : `${cap.file}:${cap.pos}`,
@@ -126,7 +148,8 @@ export class OwnReport {
       pending: { up, down },
       quarantined: Number(q?.n ?? 0),
       held: { count: held.reduce((n, h) => n + h.count, 0), tables: [...new Set(held.map((h) => h.table))].sort().slice(0, MAX_HELD_TABLES) },
-      conflicts: Number(c?.n ?? 0),
+      conflicts: conflicts.total,
+      conflictsUnreviewed: conflicts.unreviewed,
       lastSuccess,
       lastError,
       stateBytes: await this.stateBytes(),

@@ -1,17 +1,19 @@
 // A node's status reporting, as the exchange sees it: it records every round
-// (both roles), makes the report a child's last batch of an exchange carries
-// up (its own, then the latest of every node below it), keeps what its
-// children report, and builds status.json from all of that.
+// (both roles, over the network or by USB file), makes the report a child's
+// last batch of an exchange (or its file) carries up (its own, then the latest
+// of every node below it), keeps what its children report, and builds
+// status.json from all of that.
 import type { Db } from '../../apply/core/db.js';
 import type { Logger } from '../../apply/core/log.js';
 import type { ClientObserver } from '../exchange/client.js';
-import type { ServedRound, ServerObserver } from '../exchange/http-server.js';
+import type { ServerObserver } from '../exchange/http-server.js';
 import type { Origins } from '../exchange/origins.js';
 import type { RoundRecord } from '../exchange/protocol.js';
+import type { UsbReporting } from '../usb/transfer.js';
 import { getCursor, recordContact } from '../routing/cursors.js';
 import { recordRound, roundsWith } from './history.js';
-import { storeReports, storedReports, type StoredReport } from './report-store.js';
-import { RELAYED_HISTORY, decodeReport, encodeReport, type ReportEntry } from './report-wire.js';
+import { storeReports, storedReports, type Arrival, type StoredReport } from './report-store.js';
+import { MAX_REPORT_CHARS, RELAYED_HISTORY, decodeReport, encodeReport, type ReportEntry } from './report-wire.js';
 import { OwnReport, type ReportSource } from './report.js';
 import { statusDoc, type StatusDoc } from './status-doc.js';
 import { isoOf } from './time.js';
@@ -33,7 +35,10 @@ export interface ReporterOptions {
   readonly onRound?: (r: RoundRecord) => void;
 }
 
-export class StatusReporter implements ClientObserver, ServerObserver {
+/** A round as it ends: a child's report in it, and whether the report's time tells the child's clock (not in a USB file). */
+type Round = RoundRecord & { readonly report?: string; readonly clockKnown?: boolean };
+
+export class StatusReporter implements ClientObserver, ServerObserver, UsbReporting {
   private readonly own: OwnReport;
   private readonly log: Logger;
   private readonly now: () => number;
@@ -64,6 +69,18 @@ export class StatusReporter implements ClientObserver, ServerObserver {
     };
   }
 
+  /** The report a USB file to the parent carries, trimmed to `max` characters as a header is (logged); null when not even this node's fits. */
+  async fileReport(inFlight: number, max: number): Promise<{ value: string; nodes: number } | null> {
+    const entries = await this.entries(inFlight);
+    const enc = encodeReport(entries, Math.min(max, MAX_REPORT_CHARS));
+    if (enc.value.length > max) {
+      this.log.warn('status report left out of the USB file: the discard reports it carries leave no room', { room: max });
+      return null;
+    }
+    if (enc.dropped > 0 || enc.historyCut) this.log.warn('status report trimmed to fit the USB file', { nodes: entries.length, dropped: enc.dropped, historyCut: enc.historyCut });
+    return { value: enc.value, nodes: entries.length - enc.dropped };
+  }
+
   /** This node's own report first, then every node below it with what its parent saw of it. */
   async entries(inFlight = 0): Promise<ReportEntry[]> {
     const { db } = this.o;
@@ -81,15 +98,15 @@ export class StatusReporter implements ClientObserver, ServerObserver {
     return out;
   }
 
-  /** A round ended (either role): recorded; a child's report in it is kept. */
-  async round(r: RoundRecord | ServedRound): Promise<void> {
+  /** A round ended (either role, the network's or a USB file's): recorded; a child's report in it is kept. */
+  async round(r: Round): Promise<void> {
     this.o.onRound?.(r);
     await recordRound(this.o.db, this.stateSchema, r);
-    if ('report' in r && r.report !== undefined) await this.take(r.peer, r.report, r.startedAt, r.result === 'ok');
+    if (r.report !== undefined) await this.take(r.peer, r.report, { receivedAt: r.startedAt, ok: r.result === 'ok', clockKnown: r.clockKnown !== false });
   }
 
   /** A child's report: read, checked, kept; a report that cannot be read is logged (at most hourly per child) and dropped. */
-  private async take(child: string, value: string, receivedAt: Date, ok: boolean): Promise<void> {
+  private async take(child: string, value: string, at: Arrival): Promise<void> {
     let decoded;
     try {
       decoded = decodeReport(value);
@@ -103,7 +120,7 @@ export class StatusReporter implements ClientObserver, ServerObserver {
     }
     if (decoded.bad.length > 0) this.log.warn('status report entries dropped: not in the report format', { child, bad: decoded.bad });
     const { config } = this.o.source;
-    await storeReports({ db: this.o.db, stateSchema: this.stateSchema, origins: this.o.origins, log: this.log }, child, config.node.id, decoded.entries, receivedAt, ok);
+    await storeReports({ db: this.o.db, stateSchema: this.stateSchema, origins: this.o.origins, log: this.log }, child, config.node.id, decoded.entries, at);
   }
 
   /** A wrong token from a node that says it is `claimed`: the child's last attempt and its history say so. */

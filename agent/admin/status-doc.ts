@@ -9,7 +9,9 @@ import type { NodeReport } from './report.js';
 /** A clock further off than this from its parent's is an alert. */
 export const CLOCK_ALERT_MS = 5 * 60_000;
 
-export type AlertKind = 'silent' | 'capture' | 'quarantine' | 'held' | 'schema' | 'version' | 'clock';
+export type AlertKind = 'silent' | 'capture' | 'quarantine' | 'held' | 'conflicts' | 'schema' | 'version' | 'clock';
+/** Most tables a schema alert names. */
+const NAMED_TABLES = 3;
 
 export interface Alert {
   readonly kind: AlertKind;
@@ -80,6 +82,34 @@ function duration(ms: number): string {
   return s < 120 ? `${s} s` : s < 7200 ? `${Math.round(s / 60)} min` : s < 172_800 ? `${Math.round(s / 3600)} h` : `${Math.round(s / 86_400)} days`;
 }
 
+/** Whether a report lists the digest of every table it syncs. */
+const listsAll = (r: NodeReport): boolean => r.schema.byTable !== undefined && Object.keys(r.schema.byTable).length === r.schema.tables;
+
+/**
+ * The schema alert of a node against its parent: a table both sync whose columns differ. Tables only one
+ * of them syncs (fewer tables at a child, a direction or exclude) are no alert. Without every table's
+ * digest on both sides (older nodes, more tables than a report lists), the overall digests are compared
+ * when both sync as many tables. Pure.
+ */
+export function schemaAlert(r: NodeReport, parent: NodeReport): Alert | null {
+  const mine = r.schema.byTable;
+  const theirs = parent.schema.byTable;
+  if (mine && theirs) {
+    const there = new Map(Object.entries(theirs));
+    const differ = Object.entries(mine).filter(([t, h]) => there.has(t) && there.get(t) !== h).map(([t]) => t).sort();
+    if (differ.length > 0) {
+      const named = differ.slice(0, NAMED_TABLES).join(', ') + (differ.length > NAMED_TABLES ? ` and ${differ.length - NAMED_TABLES} more` : '');
+      return { kind: 'schema', severity: 'warning', message: `the columns of ${differ.length === 1 ? 'table' : 'tables'} ${named} differ from ${parent.node}'s` };
+    }
+    if (listsAll(r) && listsAll(parent)) return null;
+  }
+  if (r.schema.tables !== parent.schema.tables || r.schema.hash === parent.schema.hash) return null;
+  return {
+    kind: 'schema', severity: 'warning',
+    message: `its synced tables differ from ${parent.node}'s (${plural(r.schema.tables, 'table')} on both; their columns, or which tables)`,
+  };
+}
+
 /** The alerts of one node. Pure. */
 export function alertsOf(n: Omit<StatusNode, 'alerts'>, parentReport: NodeReport | null, self: NodeReport, nowMs: number, silentAfterMs: number): Alert[] {
   const out: Alert[] = [];
@@ -96,12 +126,11 @@ export function alertsOf(n: Omit<StatusNode, 'alerts'>, parentReport: NodeReport
   if (r.held.count > 0) {
     out.push({ kind: 'held', severity: 'warning', message: `${plural(r.held.count, 'change set')} held: the table${r.held.tables.length === 1 ? '' : 's'} ${r.held.tables.join(', ')} differ${r.held.tables.length === 1 ? 's' : ''} from a peer's` });
   }
-  if (parentReport && parentReport.schema.hash !== r.schema.hash) {
-    out.push({
-      kind: 'schema', severity: 'warning',
-      message: `its synced tables differ from ${parentReport.node}'s (${plural(r.schema.tables, 'table')} here, ${parentReport.schema.tables} there, or their columns)`,
-    });
+  if ((r.conflictsUnreviewed ?? 0) > 0) {
+    out.push({ kind: 'conflicts', severity: 'warning', message: `${plural(r.conflictsUnreviewed ?? 0, 'conflict')} not reviewed yet: \`spokesync conflicts --unreviewed\` on ${r.node}` });
   }
+  const schema = parentReport ? schemaAlert(r, parentReport) : null;
+  if (schema) out.push(schema);
   if (r.software !== self.software || r.stateVersion !== self.stateVersion) {
     out.push({ kind: 'version', severity: 'warning', message: `runs spokesync ${r.software} (state version ${r.stateVersion}); ${self.node} runs ${self.software} (${self.stateVersion})` });
   }

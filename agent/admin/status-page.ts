@@ -33,7 +33,7 @@ td.num,th.num{text-align:right;font-variant-numeric:tabular-nums}
 .alert{display:block;border-radius:3px;padding:1px 5px;margin:1px 0;font-size:12px}
 .error{background:#fde2e1;color:#8a1c14;border-left:4px solid #d93025}
 .warning{background:#fff3cd;color:#6b4e00;border-left:4px solid #e0a800}
-.okay{color:#1e7b34}
+.okay{color:#1e7b34}.mark{background:#fff3cd;color:#6b4e00;border-radius:3px;padding:0 3px;white-space:nowrap}
 details{margin-top:2px}summary{cursor:pointer;color:#1f3a5f}
 table.rounds{margin:4px 0;font-size:12px;box-shadow:none}table.rounds td,table.rounds th{padding:2px 5px}
 .bad{color:#8a1c14}
@@ -99,6 +99,13 @@ function rounds(history: readonly HistoryEntry[], nowMs: number): string {
 <table class="rounds"><tr><th>time</th><th class="num">duration</th><th class="num">bytes up</th><th class="num">bytes down</th><th class="num">sets up</th><th class="num">sets down</th><th>result</th></tr>${rows}</table></details>`;
 }
 
+/** Conflicts, with those nobody has reviewed yet marked (an older node does not say). */
+function conflictsCell(r: StatusNode['report']): string {
+  if (!r) return '–';
+  const open = r.conflictsUnreviewed ?? 0;
+  return open > 0 ? `${num(r.conflicts)} <span class="mark" data-unreviewed="${esc(open)}">(${num(open)} unreviewed)</span>` : num(r.conflicts);
+}
+
 function nodeRow(n: StatusNode, nowMs: number): string {
   const r = n.report;
   const indent = n.depth === 0 ? '' : `<span class="tree">${'&nbsp;&nbsp;&nbsp;'.repeat(n.depth - 1)}└─&nbsp;</span>`;
@@ -109,7 +116,7 @@ function nodeRow(n: StatusNode, nowMs: number): string {
   return `<tr data-node="${esc(n.id)}"><td class="node">${indent}${esc(n.id)}${n.self ? ' <span class="self">(this node)</span>' : ''}</td>`
     + `<td>${n.parent === null ? '<span class="ago">root</span>' : when(n.lastSuccess, nowMs)}${attempt}</td>`
     + `<td class="num">${lag}</td><td class="num">${r ? num(r.pending.up) : '–'}</td><td class="num">${r ? num(r.pending.down) : '–'}</td>`
-    + `<td class="num">${r ? num(r.quarantined) : '–'}</td><td class="num">${held}</td><td class="num">${r ? num(r.conflicts) : '–'}</td>`
+    + `<td class="num">${r ? num(r.quarantined) : '–'}</td><td class="num">${held}</td><td class="num">${conflictsCell(r)}</td>`
     + `<td>${r ? `${esc(r.software)}<br><span class="ago">state ${esc(r.stateVersion)}</span>` : '–'}</td>`
     + `<td>${alertsCell(n.alerts)}${r ? '' : '<span class="ago">no report yet</span>'}</td></tr>`
     // the root of the network exchanges with no parent: it has no history to show

@@ -26,7 +26,8 @@ export const command: CommandSpec = {
       const peer = typeof ctx.options.peer === 'string' ? ctx.options.peer : undefined;
       const r = await exportFile(deps, { ...(peer === undefined ? {} : { peer }), out: String(ctx.options.out) });
       ctx.out(`wrote ${r.entries} change sets for ${r.peer} to ${String(ctx.options.out)} (${r.bytes} bytes)` +
-        (r.discards > 0 ? `, with ${r.discards} discard reports` : '') + (r.acknowledged > 0 ? `, acknowledging ${r.acknowledged} discards` : ''));
+        (r.discards > 0 ? `, with ${r.discards} discard reports` : '') + (r.acknowledged > 0 ? `, acknowledging ${r.acknowledged} discards` : '') +
+        (r.reported > 0 ? `, with the status report of ${r.reported} node${r.reported === 1 ? '' : 's'}` : ''));
       return 0;
     });
   },

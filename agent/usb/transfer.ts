@@ -3,7 +3,7 @@
 // an optional reply file. The same exchange core as the network, so any mix of
 // USB and HTTP applies each change once.
 import { createReadStream, createWriteStream } from 'node:fs';
-import { rename, rm } from 'node:fs/promises';
+import { rename, rm, stat } from 'node:fs/promises';
 import { Readable, pipeline as pipelineCb } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { createGunzip } from 'node:zlib';
@@ -16,11 +16,12 @@ import { SpokesyncError, isSpokesyncError } from '../../apply/core/errors.js';
 import { lockNameFor, takeLock, type HeldLock } from '../../apply/core/named-lock.js';
 import type { Logger } from '../../apply/core/log.js';
 import { compressor } from '../exchange/compression.js';
-import type { ExchangeCore, TakeResult } from '../exchange/protocol.js';
+import type { ExchangeCore, RoundRecord, TakeResult } from '../exchange/protocol.js';
 import { batchChunks, readBatch } from '../exchange/wire.js';
 import { PARENT_ID_KEY, getMeta, recordContact, setMeta } from '../routing/cursors.js';
 import type { PeerRole, Route } from '../routing/filters.js';
-import { FieldReader, fieldFor, takeField, withField } from './discard-field.js';
+import { discardField, discardSubfield, fieldFor, takeField } from './discard-field.js';
+import { ExtraReader, MAX_EXTRA, SUBFIELD_HEAD, withExtra, type Subfield } from './gzip-extra.js';
 import { open, seal, usbError, type UsbHeader } from './usb-file.js';
 
 export interface UsbDeps {
@@ -35,7 +36,20 @@ export interface UsbDeps {
   readonly groupRecords?: number;
   /** called before each take: beside the daemon, the catalogue is read again after DDL its capture recorded */
   readonly refresh?: () => Promise<void>;
+  /** status reporting: a file to the parent carries the status report; every import is an exchange round */
+  readonly reporting?: UsbReporting;
 }
+
+/** What files ask of status reporting (agent/admin/reporter.ts). */
+export interface UsbReporting {
+  /** the status report a file to the parent carries (report-wire.ts), at most `max` characters; null when none fits */
+  fileReport(inFlight: number, max: number): Promise<{ readonly value: string; readonly nodes: number } | null>;
+  /** an import ended, well or not; `report`: the status report in a child's file (its clock at export says nothing of its offset) */
+  round(r: RoundRecord & { readonly report?: string; readonly clockKnown: false }): Promise<void>;
+}
+
+/** the gzip header's subfield carrying a child's status report (apply/FORMAT.md "Status reports") */
+const REPORT_FIELD = 'SR';
 
 interface Peer {
   readonly id: string;
@@ -85,6 +99,8 @@ export interface ExportResult {
   readonly discards: number;
   /** discards of the peer this file acknowledges as recorded (to a child) */
   readonly acknowledged: number;
+  /** nodes the status report in the file speaks of (to the parent: itself and the nodes below it); 0 without one */
+  readonly reported: number;
 }
 
 /** Writes everything pending for `peer` (acks and discard reports included) into a sealed file. */
@@ -103,7 +119,13 @@ async function exportLocked(d: UsbDeps, peer: Peer, out: string): Promise<Export
   const field = await fieldFor(d.db, d.config.database.stateSchema, d.config.node.id, peer);
   const discards = field.discards?.length ?? 0;
   const acknowledged = field.recorded?.length ?? 0;
-  const { header, entries } = await d.core.all(d.routeFor(peer.id, peer.role));
+  const route = d.routeFor(peer.id, peer.role);
+  const subs: Subfield[] = [];
+  const sd = discardSubfield(field);
+  if (sd) subs.push(sd);
+  const report = peer.role === 'parent' ? await fileReport(d, await d.core.pending(route), MAX_EXTRA - SUBFIELD_HEAD - (sd ? SUBFIELD_HEAD + sd[1].length : 0)) : null;
+  if (report) subs.push([REPORT_FIELD, Buffer.from(report.value, 'ascii')]);
+  const { header, entries } = await d.core.all(route);
   let count = 0;
   async function* counted(): AsyncGenerator<{ seq: string; body: string }> {
     for await (const e of entries) {
@@ -117,7 +139,7 @@ async function exportLocked(d: UsbDeps, peer: Peer, out: string): Promise<Export
     await pipeline(
       Readable.from(batchChunks(header, counted(), d.core.allShapes())),
       compressor('gzip'),
-      (src: AsyncIterable<Buffer>) => withField(src, field),
+      (src: AsyncIterable<Buffer>) => withExtra(src, subs),
       (src: AsyncIterable<Buffer>) => seal(src, { sender: d.config.node.id, receiver: peer.id, secret: peer.secret }),
       file,
     );
@@ -126,8 +148,19 @@ async function exportLocked(d: UsbDeps, peer: Peer, out: string): Promise<Export
     await rm(tmp, { force: true });
     throw e;
   }
-  d.log.info('usb export', { peer: peer.id, entries: count, bytes: file.bytesWritten, discards, acknowledged });
-  return { peer: peer.id, entries: count, bytes: file.bytesWritten, discards, acknowledged };
+  const reported = report?.nodes ?? 0;
+  d.log.info('usb export', { peer: peer.id, entries: count, bytes: file.bytesWritten, discards, acknowledged, reported });
+  return { peer: peer.id, entries: count, bytes: file.bytesWritten, discards, acknowledged, reported };
+}
+
+/** The status report for the parent (all `inFlight` pending entries ride in the file); one that cannot be made never stops the export. */
+async function fileReport(d: UsbDeps, inFlight: number, max: number): Promise<{ value: string; nodes: number } | null> {
+  try {
+    return (await d.reporting?.fileReport(inFlight, max)) ?? null;
+  } catch (e) {
+    d.log.warn('the status report could not be made; the file goes without it', { error: (e as Error).message });
+    return null;
+  }
 }
 
 /** The batch in a file, item by item, each chunk authenticated before it is used. */
@@ -135,13 +168,13 @@ async function* fileItems(
   path: string,
   secretFor: (h: UsbHeader) => string,
   onHeader: (h: UsbHeader) => void,
-  field?: FieldReader,
+  extra?: ExtraReader,
 ): AsyncGenerator<BatchItem> {
   async function* plain(): AsyncGenerator<Buffer> {
     for await (const item of open(createReadStream(path), secretFor)) {
       if (item.type === 'header') onHeader(item.header);
       else {
-        field?.push(item.data);
+        extra?.push(item.data);
         yield item.data;
       }
     }
@@ -166,11 +199,59 @@ export interface ImportResult extends TakeResult {
   readonly reply?: { readonly entries: number; readonly bytes: number; readonly acknowledged: number };
 }
 
+/** What an import learned of its sender, for the exchange round it records. */
+interface Seen {
+  peer: Peer | null;
+  /** change sets in the file */
+  records: number;
+  /** the status report of a child's file, once the whole file authenticated */
+  report?: string;
+}
+
 /**
- * Imports a peer's file. Pass one authenticates every chunk and checks the
- * batch inside; only then pass two applies it, in groups, moving the cursors.
+ * Imports a peer's file, recorded as an exchange round with it as the network's
+ * are (a damaged or foreign file is none: its sender is not known for sure).
  */
 export async function importFile(d: UsbDeps, opts: { in: string; reply?: string }): Promise<ImportResult> {
+  const startedAt = new Date();
+  const seen: Seen = { peer: null, records: 0 };
+  let r: ImportResult;
+  try {
+    r = await importSealed(d, opts, seen);
+  } catch (e) {
+    if (seen.peer && !isSpokesyncError(e, 'SPOKESYNC_E_USB_FILE')) {
+      const result = `${isSpokesyncError(e) ? e.code : 'SPOKESYNC_E_APPLY'}: ${(e as Error).message}`;
+      await recordContact(d.db, d.config.database.stateSchema, seen.peer.id, result).catch(() => undefined);
+      await recordImport(d, seen, seen.peer, startedAt, opts.in, undefined, result);
+    }
+    throw e;
+  }
+  await recordImport(d, seen, seen.peer!, startedAt, opts.in, r.reply, 'ok');
+  return r;
+}
+
+/** Hands an import to status reporting as a round; its failure is logged, never the import's. */
+async function recordImport(d: UsbDeps, seen: Seen, peer: Peer, startedAt: Date, path: string, reply: ImportResult['reply'], result: string): Promise<void> {
+  if (!d.reporting) return;
+  try {
+    const bytes = (await stat(path)).size;
+    // up is toward the parent: a child's file and the reply to it, or a parent's file and ours back
+    const [got, sent] = [{ sets: seen.records, bytes }, { sets: reply?.entries ?? 0, bytes: reply?.bytes ?? 0 }];
+    const [up, down] = peer.role === 'child' ? [got, sent] : [sent, got];
+    await d.reporting.round({
+      peer: peer.id, role: peer.role, startedAt, durationMs: Date.now() - startedAt.getTime(), bytesUp: up.bytes, bytesDown: down.bytes,
+      setsUp: up.sets, setsDown: down.sets, result, clockKnown: false, ...(seen.report === undefined ? {} : { report: seen.report }),
+    });
+  } catch (e) {
+    d.log.warn('the exchange round could not be recorded', { peer: peer.id, error: (e as Error).message });
+  }
+}
+
+/**
+ * Pass one authenticates every chunk and checks the batch inside; only then
+ * pass two applies it, in groups, moving the cursors.
+ */
+async function importSealed(d: UsbDeps, opts: { in: string; reply?: string }, seen: Seen): Promise<ImportResult> {
   const { config, db } = d;
   const stateSchema = config.database.stateSchema;
   const groupRecords = d.groupRecords ?? GROUP_RECORDS;
@@ -183,6 +264,7 @@ export async function importFile(d: UsbDeps, opts: { in: string; reply?: string 
     else if (config.parent && (knownParent === null || knownParent === h.sender)) {
       peer = { id: h.sender, role: 'parent', secret: config.parent.token };
     } else throw usbError(`the file comes from '${h.sender}', which is not a peer of this node`);
+    seen.peer = peer;
     return peer.secret;
   };
   let sender = '';
@@ -193,8 +275,8 @@ export async function importFile(d: UsbDeps, opts: { in: string; reply?: string 
   // pass one: authenticate all of it, check that the batch reads to the end and that the sender may send its change sets
   let records = 0;
   let vet: BatchEntry[] = [];
-  const field = new FieldReader();
-  for await (const item of fileItems(opts.in, secretFor, (h) => { sender = h.sender; }, field)) {
+  const extra = new ExtraReader();
+  for await (const item of fileItems(opts.in, secretFor, (h) => { sender = h.sender; }, extra)) {
     if (item.type === 'header') check(item.header);
     else if (item.type === 'entry') {
       records++;
@@ -208,12 +290,16 @@ export async function importFile(d: UsbDeps, opts: { in: string; reply?: string 
   if (!peer) throw usbError('the file has no header');
   await d.core.checkOrigins(sender, vet);
   const from: Peer = peer;
+  seen.records = records;
+  // authenticated whole: a child's status report in it is taken as the network's are (a parent's files carry none)
+  const report = extra.get(REPORT_FIELD);
+  if (report !== null && from.role === 'child') seen.report = report.toString('latin1');
   // from here the peer's cursors move: no other command exchanges files with it meanwhile
   const lock = await lockPeer(d, from.id);
   try {
     if (from.role === 'parent' && knownParent === null) await setMeta(db, stateSchema, PARENT_ID_KEY, from.id);
     // the file is authenticated whole: its discard reports (or acknowledgements) can be taken
-    const taken = await takeField(db, stateSchema, config.node.id, from, field.field, d.log);
+    const taken = await takeField(db, stateSchema, config.node.id, from, discardField(extra), d.log);
     const [discards, acknowledged] = from.role === 'child' ? [taken, 0] : [0, taken];
 
     // pass two: apply in groups (every chunk is authenticated again as it is read)
@@ -245,7 +331,8 @@ export async function importFile(d: UsbDeps, opts: { in: string; reply?: string 
       if (group.length >= groupRecords || groupBytes >= GROUP_BYTES) await flush();
     }
     await flush();
-    await recordContact(db, stateSchema, from.id, 'ok (usb)');
+    // a file imported whole is a successful exchange with its sender, as a network round is
+    await recordContact(db, stateSchema, from.id, 'ok');
     d.log.info('usb import', { peer: from.id, records, discards, acknowledged, ...total });
     const reply = opts.reply === undefined ? undefined : await exportLocked(d, from, opts.reply);
     return { sender: from.id, discards, acknowledged, ...total, ...(reply ? { reply: { entries: reply.entries, bytes: reply.bytes, acknowledged: reply.acknowledged } } : {}) };

@@ -90,7 +90,7 @@ void t.test('exchange commands', async (t) => {
   await hub.sql(`INSERT INTO person (uuid, name) VALUES (?, 'back by usb')`, [uuid('h', 2)]);
   const exp = await spokesync(['export', '--config', leafCfg, '--out', join(dir, 'leaf.usb')]);
   t.equal(exp.code, 0, exp.err);
-  t.match(exp.out, /wrote 1 change sets for hub/);
+  t.match(exp.out, /wrote 1 change sets for hub .*, with the status report of 1 node$/m, 'the file carries leaf\'s status report');
   const imp = await spokesync(['import', '--config', hubCfg, '--in', join(dir, 'leaf.usb'), '--reply', join(dir, 'hub.usb')]);
   t.equal(imp.code, 0, imp.err);
   t.match(imp.out, /imported 1 change sets from leaf: applied 1.*wrote 1 change sets for leaf/);

@@ -1,7 +1,10 @@
 // GET /metrics: behind the admin token; scraped and parsed as the Prometheus
 // text format: every metric has HELP and TYPE, and after an exchange the
 // counters, gauges and histograms of the peer have values on both sides.
+// Conflicts nobody has reviewed yet have a gauge of their own, and show in
+// status.json of the node above.
 import t, { type Test } from 'tap';
+import type { StatusDoc } from '../../agent/admin/status-doc.js';
 import { settle, startNode, stopNode, uuid } from '../helpers/sync-net.js';
 
 const ROOT_ADMIN = 'root-admin-token-metrics-0123';
@@ -102,6 +105,36 @@ void t.test('/metrics: the text format, with values for a peer after an exchange
   t.equal(value(l, 'spokesync_pending_changesets', { peer: 'root' }), 0, 'nothing pending toward root');
   t.ok(value(l, 'spokesync_last_success_timestamp_seconds', { peer: 'root' }) !== undefined, 'its last success with root');
   t.ok((value(l, 'spokesync_exchange_bytes_sum', { peer: 'root', direction: 'sent' }) ?? 0) > 0, 'bytes to root');
+
+  // both edit one row: a conflict, unreviewed at first
+  await root.sql(`UPDATE person SET name = 'root says' WHERE uuid = ?`, [uuid('m', 1)]);
+  await leaf.sql(`UPDATE person SET name = 'leaf says' WHERE uuid = ?`, [uuid('m', 1)]);
+  await settle([root, leaf], [leaf]);
+  const unreviewed = async (n: typeof root): Promise<{ total: number; open: number }> => {
+    const [c] = await n.node.db.query<{ total: number; open: number | null }>('SELECT COUNT(*) AS total, SUM(reviewed_at IS NULL) AS open FROM spokesync.conflicts');
+    return { total: Number(c?.total), open: Number(c?.open ?? 0) };
+  };
+  const atRoot = await unreviewed(root);
+  t.ok(atRoot.open > 0, `root recorded ${atRoot.open} conflicts`);
+  const c1 = await scrape(root.adminUrl!, ROOT_ADMIN);
+  wellFormed(t, c1, 'root with conflicts');
+  t.equal(c1.type.get('spokesync_conflicts_unreviewed'), 'gauge');
+  t.equal(value(c1, 'spokesync_conflicts'), atRoot.total);
+  t.equal(value(c1, 'spokesync_conflicts_unreviewed'), atRoot.open, 'all unreviewed');
+  await root.node.db.exec("UPDATE spokesync.conflicts SET reviewed_at = UTC_TIMESTAMP(6), reviewed_by = 'test' ORDER BY id LIMIT 1");
+  const c2 = await scrape(root.adminUrl!, ROOT_ADMIN);
+  t.equal(value(c2, 'spokesync_conflicts'), atRoot.total, 'a review keeps the conflict');
+  t.equal(value(c2, 'spokesync_conflicts_unreviewed'), atRoot.open - 1, 'one reviewed');
+  // the leaf's own count reaches the root with its report
+  const atLeaf = await unreviewed(leaf);
+  t.ok(atLeaf.open > 0, `leaf recorded ${atLeaf.open} conflicts`);
+  await leaf.node.syncWithParent();
+  const res = await fetch(`${root.adminUrl!}/status.json`, { headers: { authorization: `Bearer ${ROOT_ADMIN}` } });
+  const leafNode = ((await res.json()) as StatusDoc).nodes.find((n) => n.id === 'leaf')!;
+  t.match(leafNode.report, { conflicts: atLeaf.total, conflictsUnreviewed: atLeaf.open }, 'status.json: leaf\'s conflicts and its unreviewed ones');
+  t.match(leafNode.alerts.find((a) => a.kind === 'conflicts'), { severity: 'warning', message: `${atLeaf.open} conflict${atLeaf.open === 1 ? '' : 's'} not reviewed yet: \`spokesync conflicts --unreviewed\` on leaf` });
+  const c3 = await scrape(root.adminUrl!, ROOT_ADMIN);
+  t.equal(value(c3, 'spokesync_node_alerts', { node: 'leaf', kind: 'conflicts', severity: 'warning' }), 1, 'and its alert');
 
   // a leaf that stops: the root's alert gauge says so
   await leaf.pause();

@@ -5,8 +5,8 @@ import t from 'tap';
 import { deflateRawSync } from 'node:zlib';
 import { MAX_REPORT_CHARS, decodeReport, encodeReport, type ReportEntry } from '../../agent/admin/report-wire.js';
 import type { NodeReport } from '../../agent/admin/report.js';
-import { schemaHash } from '../../agent/admin/report.js';
-import { CLOCK_ALERT_MS, statusDoc, type StatusInput } from '../../agent/admin/status-doc.js';
+import { MAX_SCHEMA_TABLES, schemaHash, tableDigests } from '../../agent/admin/report.js';
+import { CLOCK_ALERT_MS, schemaAlert, statusDoc, type StatusInput } from '../../agent/admin/status-doc.js';
 import { ago, isoOf, localTime } from '../../agent/admin/time.js';
 import { isNeeded } from '../../agent/capture/binlog-lag.js';
 import { checkConfig, parseConfig } from '../../agent/config/loader.js';
@@ -18,7 +18,7 @@ function report(node: string, parent: string | null, over: Partial<NodeReport> =
   return {
     node, parent, at: '2026-05-01T11:59:59.000Z', software: '0.1.0', stateVersion: 8, schema: { hash: 'abcdef0123456789', tables: 4 },
     capture: { running: true, position: 'mysql-bin.000001:400', behindBytes: 0, lagSeconds: 0, error: null },
-    pending: { up: 0, down: 0 }, quarantined: 0, held: { count: 0, tables: [] }, conflicts: 0,
+    pending: { up: 0, down: 0 }, quarantined: 0, held: { count: 0, tables: [] }, conflicts: 0, conflictsUnreviewed: 0,
     lastSuccess: '2026-05-01T11:59:00.000Z', lastError: null, stateBytes: 4096, ...over,
   };
 }
@@ -29,13 +29,23 @@ const history = (n: number) => Array.from({ length: n }, (_, i) => ({
 
 void t.test('a report goes through the header as it was', async (t) => {
   const entries: ReportEntry[] = [
-    { report: report('mid', 'root') },
+    { report: report('mid', 'root', { conflicts: 12, conflictsUnreviewed: 3, schema: { hash: 'abcdef0123456789', tables: 2, byTable: { person: '0a1b2c3d', 'odd table$': 'ffffffff' } } }) },
     { report: report('leaf', 'mid'), seenAt: '2026-05-01T11:58:00.000Z', clockOffsetMs: -1200, history: history(3) },
   ];
   const enc = encodeReport(entries);
   t.match(enc, { dropped: 0, historyCut: false });
   t.match(enc.value, /^[A-Za-z0-9_-]+$/, 'a header-safe value');
   t.same(decodeReport(enc.value), { entries, bad: [] });
+});
+
+void t.test('reports of older nodes: no unreviewed count, no per-table digests; still read', async (t) => {
+  const wire = (doc: unknown): string => deflateRawSync(Buffer.from(JSON.stringify(doc))).toString('base64url');
+  const { conflictsUnreviewed: _u, ...old } = report('mid', 'root', { conflicts: 7 });
+  const d = decodeReport(wire({ v: 1, nodes: [{ report: old }] }));
+  t.same(d.bad, []);
+  t.equal(d.entries[0]!.report.conflicts, 7);
+  t.equal(d.entries[0]!.report.conflictsUnreviewed, null, 'unreviewed: not known');
+  t.same(d.entries[0]!.report.schema, { hash: 'abcdef0123456789', tables: 4 }, 'no per-table digests');
 });
 
 void t.test('a subtree too large for one header: histories go first, then the farthest nodes, said so', async (t) => {
@@ -69,15 +79,30 @@ void t.test('hostile reports: refused whole when unreadable, entry by entry when
       { report: { ...report('c', 'mid'), held: { count: 1, tables: Array(50).fill('t') } } },
       { report: { ...report('d', 'mid'), capture: { ...good.capture, error: 'e'.repeat(10_000) } }, history: [{ ...history(1)[0], result: 'r'.repeat(5000) }] },
       'not an object',
+      { report: { ...report('e', 'mid'), conflictsUnreviewed: -3 } },
+      { report: report('f', 'mid', { schema: { hash: 'ab', tables: 201, byTable: Object.fromEntries(Array.from({ length: 201 }, (_, i) => [`t${i}`, '0a1b2c3d'])) } }) },
+      { report: report('g', 'mid', { schema: { hash: 'ab', tables: 1, byTable: { person: 'not hex!' } } }) },
+      { report: report('h', 'mid', { schema: { hash: 'ab', tables: 1, byTable: { 'per\nson': '0a1b2c3d' } } }) },
+      { report: report('i', 'mid', { schema: { hash: 'ab', tables: 1, byTable: { ['x'.repeat(65)]: '0a1b2c3d' } } }) },
+      { report: { ...report('j', 'mid'), schema: { hash: 'ab', tables: 1, byTable: ['person'] } } },
     ],
   }));
   t.same(d.entries.map((e) => e.report.node), ['mid', 'd']);
   t.equal(d.entries[1]!.report.capture.error!.length, 300, 'long strings are cut');
   t.equal(d.entries[1]!.history![0]!.result.length, 300);
-  t.same(d.bad, ['node 1: report.quarantined is not a count', 'node 2: report.lastError.at is not valid', 'node 3: report.held.tables is not valid', 'node 5: not an object']);
+  t.same(d.bad, ['node 1: report.quarantined is not a count', 'node 2: report.lastError.at is not valid', 'node 3: report.held.tables is not valid', 'node 5: not an object',
+    'node 6: report.conflictsUnreviewed is not a count']);
+  t.equal(d.bad.length, 5, 'reasons for the first five; the per-table digests of the rest are checked one by one:');
+  const one = (r: NodeReport): string[] => decodeReport(wire({ v: 1, nodes: [{ report: good }, { report: r }] })).bad as string[];
+  t.same(one(report('f', 'mid', { schema: { hash: 'ab', tables: 201, byTable: Object.fromEntries(Array.from({ length: MAX_SCHEMA_TABLES + 1 }, (_, i) => [`t${i}`, '0a1b2c3d'])) } })),
+    ['node 1: report.schema.byTable lists too many tables']);
+  t.same(one(report('g', 'mid', { schema: { hash: 'ab', tables: 1, byTable: { person: 'not hex!' } } })), ['node 1: report.schema.byTable is not valid'], 'a digest that is not hex');
+  t.same(one(report('h', 'mid', { schema: { hash: 'ab', tables: 1, byTable: { 'per\nson': '0a1b2c3d' } } })), ['node 1: report.schema.byTable is not valid'], 'a control character');
+  t.same(one(report('i', 'mid', { schema: { hash: 'ab', tables: 1, byTable: { ['x'.repeat(65)]: '0a1b2c3d' } } })), ['node 1: report.schema.byTable is not valid'], 'a name too long');
+  t.same(one({ ...report('j', 'mid'), schema: { hash: 'ab', tables: 1, byTable: ['person'] as unknown as Record<string, string> } }), ['node 1: report.schema.byTable is not an object']);
 });
 
-void t.test('alerts: silent, capture, quarantine, held, schema, version, clock', async (t) => {
+void t.test('alerts: silent, capture, quarantine, held, conflicts, schema, version, clock', async (t) => {
   const input: StatusInput = {
     self: report('root', null, { lastSuccess: null }),
     selfHistory: [], selfLastAttempt: null, selfLastResult: null,
@@ -91,7 +116,8 @@ void t.test('alerts: silent, capture, quarantine, held, schema, version, clock',
         node: 'leaf', via: 'mid', parent: 'mid', seenAt: '2026-04-28T12:00:00.000Z', clockOffsetMs: CLOCK_ALERT_MS + 60_000, history: history(1),
         receivedAt: '2026-05-01T11:59:30.000Z',
         report: report('leaf', 'mid', {
-          software: '0.0.9', stateVersion: 7, schema: { hash: 'ffffffffffffffff', tables: 3 }, quarantined: 2, held: { count: 1, tables: ['obs'] },
+          software: '0.0.9', stateVersion: 7, schema: { hash: 'ffffffffffffffff', tables: 4 }, quarantined: 2, held: { count: 1, tables: ['obs'] },
+          conflicts: 12, conflictsUnreviewed: 3,
           capture: { running: false, position: null, behindBytes: null, lagSeconds: null, error: 'SPOKESYNC_E_BINLOG_PURGED: gone' },
         }),
       },
@@ -107,12 +133,44 @@ void t.test('alerts: silent, capture, quarantine, held, schema, version, clock',
   t.same(by.get('root')!.alerts, []);
   t.same(by.get('mid')!.alerts, [], 'a child seen 30 s ago: nothing');
   t.match(by.get('new')!.alerts, [{ kind: 'silent', severity: 'error', message: /no successful exchange with root known/ }]);
-  t.same(by.get('leaf')!.alerts.map((a) => a.kind), ['silent', 'capture', 'quarantine', 'held', 'schema', 'version', 'clock']);
+  t.same(by.get('leaf')!.alerts.map((a) => a.kind), ['silent', 'capture', 'quarantine', 'held', 'conflicts', 'schema', 'version', 'clock']);
+  t.match(by.get('leaf')!.alerts[4], { severity: 'warning', message: '3 conflicts not reviewed yet: `spokesync conflicts --unreviewed` on leaf' }, 'unreviewed conflicts: a warning');
+  t.match(by.get('leaf')!.alerts[5]!.message, /its synced tables differ from mid's \(4 tables on both/, 'older reports: the overall digest, as many tables on both');
   t.match(by.get('leaf')!.alerts[0]!.message, /^silent for 3 days: no successful exchange with mid since 2026-04-28T12:00:00.000Z/);
   t.match(by.get('leaf')!.alerts[1]!.message, /capture stopped: SPOKESYNC_E_BINLOG_PURGED/);
-  t.match(by.get('leaf')!.alerts[6]!.message, /its clock is 6 min ahead of mid's/);
+  t.match(by.get('leaf')!.alerts[7]!.message, /its clock is 6 min ahead of mid's/);
   t.equal(by.get('leaf')!.lastSuccess, '2026-04-28T12:00:00.000Z', 'as its parent saw it');
   t.equal(by.get('mid')!.lastSuccess, '2026-05-01T11:59:30.000Z', 'a child: as this node saw it');
+});
+
+void t.test('schema alerts: only a table both sync whose columns differ', async (t) => {
+  const col = (name: string, type = 'int(11)') => ({ name, type, charset: null, nullable: false, default: null });
+  const shapes = ['concept', 'encounter', 'obs', 'person', 'visit'].map((table) => ({ table, columns: [col('id'), col(`${table}_name`, 'varchar(50)')] }));
+  const node = (id: string, parent: string | null, list: typeof shapes): NodeReport =>
+    report(id, parent, { schema: { hash: schemaHash(list), tables: list.length, byTable: tableDigests(list) } });
+  const root = node('root', null, shapes);
+  t.equal(schemaAlert(node('leaf', 'root', shapes), root), null, 'the same tables');
+  t.equal(schemaAlert(node('leaf', 'root', shapes.slice(1, 4)), root), null, 'a child that syncs fewer tables (exclude, direction): no alert');
+  t.equal(schemaAlert(root, node('leaf', 'root', shapes.slice(0, 2))), null, 'nor one that syncs more');
+  const changed = shapes.map((s) => (s.table === 'obs' ? { ...s, columns: [...s.columns, col('extra')] } : s));
+  t.match(schemaAlert(node('leaf', 'root', changed), root), { kind: 'schema', severity: 'warning', message: "the columns of table obs differ from root's" }, 'a column more: named');
+  t.match(schemaAlert(node('leaf', 'root', changed.slice(2)), root), { message: "the columns of table obs differ from root's" }, 'also when it syncs fewer tables');
+  const all = shapes.map((s) => ({ ...s, columns: [col('id', 'bigint(20)')] }));
+  t.match(schemaAlert(node('leaf', 'root', all), root), { message: "the columns of tables concept, encounter, obs and 2 more differ from root's" }, 'at most three named');
+  // older reports, or one side older: the overall digests, only when both sync as many tables
+  const old = (id: string, list: typeof shapes): NodeReport => report(id, 'root', { schema: { hash: schemaHash(list), tables: list.length } });
+  t.equal(schemaAlert(old('leaf', shapes.slice(1)), root), null, 'fewer tables, older node: no alert');
+  t.match(schemaAlert(old('leaf', changed), root), { kind: 'schema', message: /its synced tables differ from root's \(5 tables on both/ }, 'as many tables, other digest: the old alert');
+  t.equal(schemaAlert(old('leaf', shapes), root), null, 'as many tables, the same digest');
+  // more tables than a report lists: the listed ones are compared, then the overall digests
+  const many = Array.from({ length: MAX_SCHEMA_TABLES + 5 }, (_, i) => ({ table: `t${String(i).padStart(3, '0')}`, columns: [col('id')] }));
+  t.equal(Object.keys(tableDigests(many)).length, MAX_SCHEMA_TABLES, 'a report lists at most MAX_SCHEMA_TABLES');
+  const bigRoot = node('root', null, many);
+  t.equal(schemaAlert(node('leaf', 'root', many), bigRoot), null);
+  const lastChanged = many.map((s, i) => (i === many.length - 1 ? { ...s, columns: [col('id', 'bigint(20)')] } : s));
+  t.match(schemaAlert(node('leaf', 'root', lastChanged), bigRoot), { message: /its synced tables differ from root's/ }, 'a change past the listed tables: the overall digest tells');
+  const firstChanged = many.map((s, i) => (i === 0 ? { ...s, columns: [col('id', 'bigint(20)')] } : s));
+  t.match(schemaAlert(node('leaf', 'root', firstChanged), bigRoot), { message: "the columns of table t000 differ from root's" });
 });
 
 void t.test('times: ISO with Z from the state schema, local time with its offset, how long ago', async (t) => {
@@ -149,6 +207,12 @@ void t.test('the schema digest follows the shapes, not their order', async (t) =
   const b = { table: 'b', columns: [] };
   t.equal(schemaHash([a, b]), schemaHash([b, a]));
   t.not(schemaHash([a, b]), schemaHash([{ ...a, columns: [{ ...a.columns[0]!, type: 'bigint(20)' }] }, b]));
+  const d = tableDigests([b, a]);
+  t.same(Object.keys(d), ['a', 'b'], 'per table, by name');
+  t.match(d.a, /^[0-9a-f]{8}$/);
+  const changed = tableDigests([{ ...a, columns: [{ ...a.columns[0]!, type: 'bigint(20)' }] }, b]);
+  t.not(changed.a, d.a, 'a table\'s digest follows its columns');
+  t.equal(changed.b, d.b, 'and no other table\'s');
 });
 
 const BASE = `

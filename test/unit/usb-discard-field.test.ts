@@ -1,20 +1,27 @@
-// The discard field of USB files, byte level: it rides in the gzip header's
-// extra field, any gunzip still reads the batch, a file with nothing to say is
-// unchanged, and the reader finds the field however the bytes are chunked.
+// The fields beside the batch in USB files, byte level: they ride in the gzip
+// header's extra field (discard reports "SD", status reports "SR"), any gunzip
+// still reads the batch, a file with nothing to say is unchanged, and the reader
+// finds each field however the bytes are chunked.
 import t from 'tap';
 import { createGunzip, gzipSync, gunzipSync } from 'node:zlib';
-import { FieldReader, withField, type DiscardField } from '../../agent/usb/discard-field.js';
+import { discardField, discardSubfield, type DiscardField } from '../../agent/usb/discard-field.js';
+import { ExtraReader, MAX_EXTRA, SUBFIELD_HEAD, withExtra, type Subfield } from '../../agent/usb/gzip-extra.js';
 import { chunks, collect } from '../helpers/streams.js';
 
 const plain = Buffer.from('<batch>' + 'x'.repeat(5000) + '</batch>');
 const gz = gzipSync(plain);
 const field: DiscardField = { recorded: ['musha:65536', 'musha:131072'] };
 
-function read(bytes: Buffer, size: number): unknown {
-  const r = new FieldReader();
+function reader(bytes: Buffer, size: number): ExtraReader {
+  const r = new ExtraReader();
   for (let i = 0; i < bytes.length; i += size) r.push(bytes.subarray(i, i + size));
-  return r.field;
+  return r;
 }
+const read = (bytes: Buffer, size: number): unknown => discardField(reader(bytes, size));
+const withField = (gzip: AsyncIterable<Buffer>, f: DiscardField, more: Subfield[] = []): AsyncGenerator<Buffer> => {
+  const sd = discardSubfield(f);
+  return withExtra(gzip, [...(sd ? [sd] : []), ...more]);
+};
 
 void t.test('nothing to say: the gzip stream is unchanged', async (t) => {
   t.same(await collect(withField(chunks(gz, 3), {})), gz);
@@ -61,5 +68,26 @@ void t.test('other subfields are skipped; an unreadable field reads as malformed
 
 void t.test('a field too large for the gzip header is refused', async (t) => {
   const big: DiscardField = { recorded: Array.from({ length: 5000 }, (_, i) => `musha:${'9'.repeat(12)}${i}`) };
-  await t.rejects(collect(withField(chunks(gz), big)), { code: 'SPOKESYNC_E_USB_FILE' });
+  t.throws(() => discardSubfield(big), { code: 'SPOKESYNC_E_USB_FILE' });
+  const half = Buffer.alloc(MAX_EXTRA / 2, 0x41);
+  await t.rejects(collect(withExtra(chunks(gz), [['SD', half], ['SR', half]])), { code: 'SPOKESYNC_E_USB_FILE' }, 'nor all fields together past 65,535 bytes');
+  const exact = Buffer.alloc(MAX_EXTRA - 2 * SUBFIELD_HEAD - 2, 0x41);
+  const full = await collect(withExtra(chunks(gz), [['SD', Buffer.from('{}')], ['SR', exact]]));
+  t.same(gunzipSync(full), plain, 'up to the limit they fit');
+  t.same(reader(full, 1000).get('SR'), exact);
+});
+
+void t.test('a status report beside the discard field: both read back, and a reader of one skips the other', async (t) => {
+  const report = Buffer.from('eJzT0dXV1dXVAQAHXwF9'.repeat(50), 'ascii');
+  for (const size of [1, 7, 100_000]) {
+    const out = await collect(withField(chunks(gz, size), field, [['SR', report]]));
+    const r = reader(out, size);
+    t.same(r.get('SR'), report, `the report (chunks of ${size})`);
+    t.same(discardField(r), field, 'the discard field');
+    t.same(gunzipSync(out), plain);
+  }
+  const only = reader(await collect(withField(chunks(gz), {}, [['SR', report]])), 9);
+  t.same(only.get('SR'), report, 'a report alone');
+  t.equal(discardField(only), null, 'and no discard field');
+  t.equal(reader(gz, 4).get('SR'), null, 'a file without the extra field has none');
 });
