@@ -30,6 +30,7 @@ import { assertPreflight } from './check/preflight.js';
 import { ensureStateSchema } from '../apply/core/state-schema.js';
 import type { UsbDeps } from './usb/transfer.js';
 import { NodeAdmin } from './admin/admin.js';
+import { RowRoutes } from './rows/routes.js';
 
 /** how long one-shot commands wait for capture to journal a backlog */
 export const CATCH_UP_MS = 15 * 60_000;
@@ -60,6 +61,8 @@ export class SpokesyncNode {
   readonly reader: JournalReader;
   /** status reports, exchange history, the admin endpoints */
   readonly admin: NodeAdmin;
+  /** the row filters of children with `rows` */
+  readonly rows: RowRoutes;
   private server: ExchangeServer | null = null;
   private clientInstance: ExchangeClient | null = null;
   private fatalError: SpokesyncError | null = null;
@@ -110,6 +113,7 @@ export class SpokesyncNode {
       ...(lock ? { gate: () => lock.ensure() } : {}),
     });
     this.reader = new JournalReader(db, database.stateSchema, trimChangeSet);
+    this.rows = new RowRoutes(config, settingsOf(config), db, () => this.applier.currentCatalog());
     const fromChild = refusedFrom(config, 'child');
     const fromParent = refusedFrom(config, 'parent');
     this.core = new ExchangeCore({
@@ -217,7 +221,9 @@ export class SpokesyncNode {
 
   /** The route toward a peer: the parent (by its node id) or a child. */
   routeFor(peer: string, role: PeerRole): Route {
-    return routeTo(this.config, peer, role);
+    const route = routeTo(this.config, peer, role);
+    const rows = role === 'child' ? this.rows.for(this.config.children.find((c) => c.id === peer)) : undefined;
+    return rows ? { ...route, rows } : route;
   }
 
   /**
@@ -328,6 +334,7 @@ export class SpokesyncNode {
     this.server = null;
     await this.admin.stop();
     await this.capture.stop();
+    await this.rows.close();
     await this.lock?.release();
     await this.db.close();
   }

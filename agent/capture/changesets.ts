@@ -16,7 +16,7 @@ import { encodeInsert } from './insert-form.js';
 import { insertLookups, insertPlan, type InsertFacts, type InsertPlan } from './insert-plan.js';
 import { encodeRawInsert, rawInsertLookups } from './raw-insert-form.js';
 import { INSERT_COLS, journalEntry, type JournalEntry, type Written } from '../journal/writer.js';
-import { canonicalize, lookupsFor, mapChange, type Canon } from './mapper.js';
+import { canonicalize, lookupsFor, mapChange, type Canon, type DeletedRefs } from './mapper.js';
 import { decodeImages, decoded } from './row-decoder.js';
 import type { HintRow, IdentityResolver, IdentityWrites } from './ref-resolver.js';
 
@@ -200,9 +200,11 @@ function mapPart(txn: Txn, part: TxnPart, canon: readonly Canon[], ctx: BuildCon
   if (!l && canon.length === 0 && !part.carried) return null;
   const version = versionOf(txn, l, ctx);
   let ops: Op[] = [];
+  const deleted: DeletedRefs[] = [];
   for (const c of canon) {
     const mapped = mapChange(c, ctx.catalog, ctx.resolver);
     for (const op of mapped.ops) ops.push(op);
+    for (const d of mapped.deleted) deleted.push(d);
     for (const learnt of mapped.learned) ctx.resolver.learn(learnt, learnt.inserted ? version : undefined);
   }
   const local = !l && part.carried !== undefined;
@@ -213,7 +215,7 @@ function mapPart(txn: Txn, part: TxnPart, canon: readonly Canon[], ctx: BuildCon
   const cs: ChangeSet = { id, origin, hlc: version.hlc, time, ops: l && part.carried ? carriedOps(ops, part.carried, id) : ops };
   // a carried insert rewrites a row that is here already: its version is kept as the row's insert version in `versions`
   const inIdmap = local ? () => false : (table: string): boolean => singlePk(ctx.catalog.table(table)) !== undefined;
-  return journalEntry(cs, encodeChangeSet(cs), l?.fromPeer ?? null, txn.end, inIdmap);
+  return journalEntry(cs, encodeChangeSet(cs), l?.fromPeer ?? null, txn.end, inIdmap, deleted);
 }
 
 /** The ops of a change set committed here with what its transaction carried (a body that cannot be read stops capture at its checkpoint). */

@@ -4,12 +4,13 @@
 // - An *owner* table has a filter: its row goes when the expression matches.
 // - A *follower* table reaches an owner table through single-column foreign
 //   keys (its *edges*): person_name, person_address, patient → person;
-//   encounter → patient → person; obs → person. Its row goes when an owner
-//   row one of its edges names matches (a row with several owners, such as a
-//   relationship of two people, goes wherever one of them goes); an edge that
-//   is NULL names no owner, and a row whose edges are all NULL belongs to no
-//   one and goes everywhere. Edges of a cycle (obs → obs groups, orders ↔
-//   encounter) count only toward a table nearer to the owner, which breaks it.
+//   encounter → patient → person; obs → person. Its row goes when every owner
+//   row its edges name matches: a row with several owners (a relationship of
+//   two people, an encounter_provider naming a patient's encounter and a
+//   provider) goes only where all of them go. An edge that is NULL names no
+//   owner; a row whose edges are all NULL belongs to no one and goes
+//   everywhere. Edges of a cycle (obs → obs groups, orders ↔ encounter) count
+//   only toward a table nearer to the owner, which breaks it.
 // - Tables an owner table refers to, directly or through others, are
 //   *shared* even when they would follow it (users: person.creator → users,
 //   users.person_id → person), and so is every table with no edge to an owner
@@ -43,10 +44,8 @@ export interface RowGraph {
   role(table: string): TableRole;
   /** a follower's edges toward its owners (none for other tables), in column order */
   edges(table: string): readonly Edge[];
-  /** foreign keys from synced tables into an owner or follower table: the rows they name go with the rows that go */
+  /** foreign keys other than edges from synced tables into an owner or follower table: the rows they name go with the rows that go */
   referencedBy(table: string): readonly Edge[];
-  /** the key is its table's only edge: a row it names goes whenever the row naming it matches */
-  redundant(e: Edge): boolean;
   /** steps from the table to an owner table (0 for an owner table; undefined for a shared one) */
   distance(table: string): number | undefined;
 }
@@ -120,13 +119,13 @@ export function rowGraph(tables: ReadonlyMap<string, GraphTable>, owners: Iterab
     }));
   }
   const role = (t: string): TableRole => (ownerSet.has(t) ? 'owner' : edges.has(t) ? 'follower' : 'shared');
-  // a table whose only edge is this key names a row that goes whenever it does: nothing to add
-  const redundant = (e: Edge): boolean => { const es = edges.get(e.table) ?? []; return es.length === 1 && es[0]!.column === e.column; };
+  // a row that goes has every owner its edges name going too: only other keys name rows it needs
+  const isEdge = (e: Edge): boolean => (edges.get(e.table) ?? []).some((x) => x.column === e.column);
   const referencedBy = new Map<string, Edge[]>();
   for (const t of tables.values()) {
     if (!synced.has(t.name)) continue;
     for (const e of singleColumnEdges(t)) {
-      if (role(e.refTable) === 'shared') continue;
+      if (role(e.refTable) === 'shared' || isEdge(e)) continue;
       let list = referencedBy.get(e.refTable);
       if (!list) referencedBy.set(e.refTable, (list = []));
       list.push(e);
@@ -137,7 +136,6 @@ export function rowGraph(tables: ReadonlyMap<string, GraphTable>, owners: Iterab
     role,
     edges: (t) => edges.get(t) ?? [],
     referencedBy: (t) => referencedBy.get(t) ?? [],
-    redundant,
     distance: (t) => distance.get(t),
   };
 }

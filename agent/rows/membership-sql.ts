@@ -12,7 +12,7 @@ import type { RowGraph } from './graph.js';
 
 /**
  * What is asked of a row:
- * - 'match': it matches the filter itself (an owner row), or an owner it follows does;
+ * - 'match': it matches the filter itself (an owner row), or every owner it follows does;
  * - 'ref': a row that goes to the child names it (a user's person, a provider's);
  * - 'in': either.
  */
@@ -37,12 +37,11 @@ export function matchSql(f: Filters, table: string): string {
   const role = f.graph.role(table);
   if (role === 'owner') return `(${f.exprs[table]!})`;
   if (role === 'shared') return 'FALSE';
-  const edges = f.graph.edges(table);
-  const owners = edges.map((e) =>
-    `EXISTS (SELECT 1 FROM ${qid(f.schema)}.${qid(e.refTable)} AS ${qid(e.refTable)} WHERE ${ref(e.refTable, e.refColumn)} = ${ref(table, e.column)} AND ${matchSql(f, e.refTable)})`);
-  // a row whose edges are all NULL belongs to no one
-  if (edges.every((e) => e.nullable)) owners.push(`(${edges.map((e) => `${ref(table, e.column)} IS NULL`).join(' AND ')})`);
-  return owners.length === 1 ? owners[0]! : `(${owners.join(' OR ')})`;
+  return f.graph.edges(table).map((e) => {
+    const owner = `EXISTS (SELECT 1 FROM ${qid(f.schema)}.${qid(e.refTable)} AS ${qid(e.refTable)} WHERE ${ref(e.refTable, e.refColumn)} = ${ref(table, e.column)} AND ${matchSql(f, e.refTable)})`;
+    // a NULL edge names no owner
+    return e.nullable ? `(${ref(table, e.column)} IS NULL OR ${owner})` : owner;
+  }).join(' AND ');
 }
 
 /**
@@ -60,8 +59,7 @@ export function refSql(f: Filters, table: string, outer = 't0', depth = 0): stri
       parts.push(`EXISTS (SELECT 1 FROM ${from} WHERE ${named})`);
       continue;
     }
-    const why: string[] = [];
-    if (!f.graph.redundant(e)) why.push(matchSql(f, e.table));
+    const why = [matchSql(f, e.table)];
     if (depth + 1 < REF_DEPTH) {
       const inner = `r${depth + 1}`;
       const deeper = refSql(f, e.table, inner, depth + 1);

@@ -7,9 +7,9 @@
 // - An op on a shared table goes.
 // - An op on an owner table goes when its row, as it is now, matches or is
 //   named by a row that goes ('in').
-// - An insert into a follower table goes when an owner row one of its edges
-//   names (in the insert's own values) matches, or when a row that goes names
-//   it; a delete by the references the deleted row held (journaled with it by
+// - An insert into a follower table goes when every owner row its edges name
+//   (in the insert's own values) matches, or when a row that goes names it; a
+//   delete by the references the deleted row held (journaled with it by
 //   capture); an update by the row as it is now. A row that names no owner
 //   goes everywhere.
 // A row that is gone from the parent by then, or a delete whose references
@@ -51,18 +51,18 @@ export class Membership {
     if (role === 'owner' || op.kind === 'update') return [[{ table: op.table, id: op.id, ask: 'in' }]];
     const values: Readonly<Record<string, Value | undefined>> = op.kind === 'insert' ? op.row : f.oldRefs ?? {};
     if (op.kind === 'delete' && f.oldRefs === undefined) return [];
-    const alternatives: Question[][] = [];
+    const owners: Question[] = [];
     const rule = this.catalog.tables.get(op.table)?.identity;
-    let named = 0;
     for (const e of g.edges(op.table)) {
       // a shared primary key does not travel: the row's identity is the referenced row's (patient → person)
       const v = rule?.kind === 'shared' && rule.column === e.column ? { ref: rule.refTable, id: op.id } : values[e.column];
+      // a NULL edge names no owner
       if (v === undefined || v === null || !isRef(v)) continue;
-      named++;
-      alternatives.push([{ table: e.refTable, id: v.id, ask: 'match' }]);
+      owners.push({ table: e.refTable, id: v.id, ask: 'match' });
     }
     // a row that names no owner belongs to no one: it goes everywhere
-    if (named === 0) return true;
+    if (owners.length === 0) return true;
+    const alternatives: Question[][] = [owners];
     if (op.kind === 'insert' && g.referencedBy(op.table).length > 0) alternatives.push([{ table: op.table, id: op.id, ask: 'ref' }]);
     return alternatives;
   }

@@ -33,7 +33,8 @@ database: { host: 127.0.0.1, port: ${s.port}, user: root, schema: openmrs, serve
 tables: { include: [${SITE_TABLES.join(', ')}, concept] }
 listen: { port: 8080 }
 children:
-  - { id: rwinkwavu, token: t1, rows: { person: "${atLocation('Rwinkwavu')}" } }
+  - { id: rwinkwavu, token: t1, rows: { person: "${atLocation('Rwinkwavu')} OR EXISTS (SELECT 1 FROM users u WHERE u.person_id = person.person_id)" } }
+  - { id: butaro, token: t2, rows: { person: "${atLocation('Butaro')}" } }
 `, 'k.yaml', {});
   const catalog = await loadCatalog(db, 'openmrs');
   const filters = childFilters(config, config.children[0]!, catalog)!;
@@ -59,17 +60,19 @@ children:
   const cases: [string, OpFacts, boolean][] = [
     ['the Rwinkwavu patient', ins('person', rw!), true],
     ['the Butaro patient', ins('person', bu!), false],
-    ['the staff person: a user and a provider name it', ins('person', STAFF), true],
+    ['the staff person: the rule takes users', ins('person', STAFF), true],
     ['a person gone from the parent since', ins('person', '99999999-0000-4000-8000-000000000000'), false],
     ['patient: its shared key names the person', ins('patient', rw!), true],
     ['patient of Butaro', ins('patient', bu!), false],
     ['an obs of the Rwinkwavu patient (by the insert\'s own person_id)', ins('obs', 'o-1', { person_id: personRef(rw!), concept_id: { ref: 'concept', id: 'c' } }), true],
     ['an obs of the Butaro patient', ins('obs', 'o-2', { person_id: personRef(bu!) }), false],
-    ['an obs of the Butaro patient in a Rwinkwavu encounter: one owner is enough', ins('obs', 'o-3', { person_id: personRef(bu!), encounter_id: { ref: 'encounter', id: await encounterOf(rw!) } }), true],
+    ['an obs of the Butaro patient in a Rwinkwavu encounter: all owners must go', ins('obs', 'o-3', { person_id: personRef(bu!), encounter_id: { ref: 'encounter', id: await encounterOf(rw!) } }), false],
+    ['an obs of the Rwinkwavu patient in its encounter', ins('obs', 'o-5', { person_id: personRef(rw!), encounter_id: { ref: 'encounter', id: await encounterOf(rw!) } }), true],
     ['an obs that names no owner belongs to no one', ins('obs', 'o-4', { person_id: null, encounter_id: null }), true],
     ['encounter_provider, three steps from person', ins('encounter_provider', 'ep-1', { encounter_id: { ref: 'encounter', id: await encounterOf(rw!) }, provider_id: { ref: 'provider', id: PROVIDER } }), true],
     ['encounter_provider of a Butaro encounter', ins('encounter_provider', 'ep-2', { encounter_id: { ref: 'encounter', id: await encounterOf(bu!) }, provider_id: { ref: 'provider', id: PROVIDER } }), false],
-    ['the provider, named by nothing that goes yet', ins('provider', PROVIDER, { person_id: personRef(STAFF) }), false],
+    ['the provider follows its person', ins('provider', PROVIDER, { person_id: personRef(STAFF) }), true],
+    ['a provider without a person belongs to no one', ins('provider', 'prov-2', { person_id: null }), true],
     ['an update of a Rwinkwavu name (the row as it is now)', { op: { kind: 'update', table: 'person_name', id: await nameOf(rw!), set: { given_name: 'x' }, old: { given_name: 'y' } } }, true],
     ['an update of a Butaro name', { op: { kind: 'update', table: 'person_name', id: await nameOf(bu!), set: { given_name: 'x' }, old: { given_name: 'y' } } }, false],
     ['a delete of an obs, by the references the deleted row held', { op: { kind: 'delete', table: 'obs', id: 'gone-1', digest: 'd' }, oldRefs: { person_id: personRef(rw!) } }, true],
@@ -80,6 +83,11 @@ children:
   ];
   const got = await m.decide(cases.map((c) => c[1]));
   cases.forEach(([what, , want], i) => t.equal(got[i], want, what));
+  // the other clinic's rule leaves staff out: a user's person goes as a reference, alone
+  const bm = new Membership(db, catalog, childFilters(config, config.children[1]!, catalog)!);
+  t.same(await bm.decide([ins('person', STAFF), ins('provider', PROVIDER, { person_id: personRef(STAFF) }), ins('person', bu!), ins('person', rw!)]),
+    [true, false, true, false], 'the staff person (named by a user), not its provider; Butaro\'s patient, not Rwinkwavu\'s');
+
   t.equal(statements, texts.size, `one statement per table and question (${statements} for ${cases.length} ops)`);
   t.ok(statements <= 10);
   statements = 0;
