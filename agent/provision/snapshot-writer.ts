@@ -20,6 +20,8 @@ import { createProgress, type Progress } from './progress.js';
 import { sealer } from './sealed.js';
 import { admitSnapshotCursor, type SnapshotRails } from './rails.js';
 import { openSnapshotSource } from './snapshot-source.js';
+import type { Catalog } from '../../apply/core/catalog.js';
+import type { Filters } from '../rows/membership-sql.js';
 
 export interface SnapshotDeps {
   /** connection settings of this node's server */
@@ -51,6 +53,8 @@ export interface SnapshotDeps {
   readonly sealChunk?: number;
   /** the site's cursor moves only if it loses nothing, or the loss is forced (and then recorded) */
   readonly rails: SnapshotRails;
+  /** a child with row filters: only its rows are written (agent/rows/) */
+  readonly subset?: (catalog: Catalog) => Filters | null;
 }
 
 export interface SnapshotResult {
@@ -113,7 +117,7 @@ export async function writeSnapshot(deps: SnapshotDeps, peer: string, out: Writa
   if (deps.rails.route.peer !== peer) throw new Error(`the snapshot is for ${peer}, its rails for ${deps.rails.route.peer}`);
   const started = Date.now();
   const log = deps.log.child({ peer });
-  const source = await openSnapshotSource(deps.settings, deps.schema);
+  const source = await openSnapshotSource(deps.settings, deps.schema, deps.subset);
   try {
     deps.onOpen?.();
   } catch (e) {

@@ -5,9 +5,13 @@ import type { ChildConfig, Config } from '../config/types.js';
 import { rowGraph } from './graph.js';
 import { keyOf, type Filters } from './membership-sql.js';
 
-export function childFilters(config: Config, child: ChildConfig, catalog: Catalog): Filters | null {
+/**
+ * `everyTable`: rows of every table name the rows they need (a snapshot copies
+ * every table); otherwise only rows of the tables that sync with the child.
+ */
+export function childFilters(config: Config, child: ChildConfig, catalog: Catalog, everyTable = false): Filters | null {
   if (!child.rows) return null;
-  const synced = new Set(childTables(config, child.id, catalog));
+  const synced = new Set(everyTable ? catalog.tables.keys() : childTables(config, child.id, catalog));
   return {
     schema: catalog.schema, graph: rowGraph(catalog.tables, Object.keys(child.rows), synced), exprs: child.rows,
     key: (t) => keyOf(catalog.table(t)),

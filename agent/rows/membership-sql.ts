@@ -6,7 +6,6 @@
 // asked once per table per batch. Pure: names come from the catalogue.
 import type { Catalog, TableInfo } from '../../apply/core/catalog.js';
 import { qid } from '../../apply/core/db.js';
-import { SpokesyncError } from '../../apply/core/errors.js';
 import { identitySql } from '../verify/row-sql.js';
 import type { RowGraph } from './graph.js';
 
@@ -60,7 +59,7 @@ export function refSql(f: Filters, table: string, outer = 't0', depth = 0): stri
       continue;
     }
     const why = [matchSql(f, e.table)];
-    if (depth + 1 < REF_DEPTH) {
+    if (depth + 1 < REF_DEPTH && f.key(e.table).length > 0) {
       const inner = `r${depth + 1}`;
       const deeper = refSql(f, e.table, inner, depth + 1);
       if (deeper !== 'FALSE') {
@@ -79,15 +78,22 @@ export function askSql(f: Filters, table: string, ask: Ask): string {
   return `(${matchSql(f, table)} OR ${refSql(f, table)})`;
 }
 
-/** Columns that name one row of the table: its primary key, else a unique key, else its uuid. */
+/** Columns that name one row of the table: its primary key, else a unique key, else its uuid; none for a table without any. */
 export function keyOf(t: TableInfo): readonly string[] {
-  const key = t.primaryKey.length > 0 ? t.primaryKey : t.uniqueKeys[0] ?? (t.identity?.kind === 'uuid' ? [t.identity.column] : []);
-  if (key.length === 0) {
-    throw new SpokesyncError('SPOKESYNC_E_NO_IDENTITY', `table ${t.name} follows a row filter but has no key to name its rows by`, {
-      fix: `Give ${t.name} a primary key, or leave it out of the synced tables.`,
-    });
-  }
-  return key;
+  return t.primaryKey.length > 0 ? t.primaryKey : t.uniqueKeys[0] ?? (t.identity?.kind === 'uuid' ? [t.identity.column] : []);
+}
+
+/**
+ * Which rows of `table` go to the child (whole tables: snapshots): the alias
+ * the row must have in FROM and the condition on it; null when every row goes.
+ */
+export function subsetSql(f: Filters, table: string): { alias: string; where: string } | null {
+  if (f.graph.role(table) === 'shared') return null;
+  const key = f.key(table);
+  // a table without a key (it never syncs) is read under its own name: only its references look outward
+  if (key.length === 0) return { alias: qid(table), where: `(${matchSql(f, table)} OR ${refSql(f, table, qid(table))})` };
+  const same = key.map((c) => `${ref(table, c)} = t0.${qid(c)}`).join(' AND ');
+  return { alias: 't0', where: `EXISTS (SELECT 1 FROM ${qid(f.schema)}.${qid(table)} AS ${qid(table)} WHERE ${same} AND ${askSql(f, table, 'in')})` };
 }
 
 /**
