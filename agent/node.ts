@@ -43,6 +43,8 @@ export interface NodeOptions {
   readonly lock?: boolean;
   /** how often the node lock is checked, and taken again once lost (default 2 s) */
   readonly lockCheckMs?: number;
+  /** least time between two scans for row filter membership changes per filtered child (default 60 s) */
+  readonly rowScanMs?: number;
   /** how apply waits until every local write is journaled (default: this process's capture; a command beside the daemon waits for the daemon's) */
   readonly waitForCapture?: (node: SpokesyncNode) => Promise<void>;
 }
@@ -113,7 +115,7 @@ export class SpokesyncNode {
       ...(lock ? { gate: () => lock.ensure() } : {}),
     });
     this.reader = new JournalReader(db, database.stateSchema, trimChangeSet);
-    this.rows = new RowRoutes(config, settingsOf(config), db, () => this.applier.currentCatalog());
+    this.rows = new RowRoutes(config, settingsOf(config), db, () => this.applier.currentCatalog(), { scanEveryMs: opts.rowScanMs, log });
     const fromChild = refusedFrom(config, 'child');
     const fromParent = refusedFrom(config, 'parent');
     this.core = new ExchangeCore({

@@ -9,6 +9,7 @@ import { bodyLengthSql, bodyXml } from './body.js';
 import { stateTable } from '../../apply/core/state-schema.js';
 import type { Route } from '../routing/filters.js';
 import type { RoutedItem } from '../rows/routed.js';
+import { isLeaveOrigin } from '../rows/origins.js';
 
 /** One journal row as it goes into a batch: our seq and the <cs> element. */
 export interface Outgoing {
@@ -55,6 +56,8 @@ interface MetaRow {
   hlc: string | number;
   tables: string;
   len: string | number;
+  /** a fill or leave made here for one filtered child: that child (agent/rows/fill.ts) */
+  to_peer?: string | null;
 }
 
 /** Whether a row that came from `peer` goes back to it: its own change set, lost when it was restored. */
@@ -65,9 +68,14 @@ function goesBack(row: { seq?: string | number; origin?: string; hlc?: string | 
 
 /** What to do with one journal row for this route. Pure. */
 export function decide(
-  row: { from_peer: string | null; tables: string; seq?: string | number; origin?: string; hlc?: string | number }, route: Route, resend?: Resend,
+  row: { from_peer: string | null; tables: string; seq?: string | number; origin?: string; hlc?: string | number; to_peer?: string | null },
+  route: Route, resend?: Resend,
 ): Decision {
   if (row.from_peer === route.peer && !goesBack(row, route.peer, resend)) return 'skip';
+  // a fill or leave made here goes to its child alone; a leave applied here goes no further
+  if (row.to_peer !== undefined && row.to_peer !== null) {
+    if (row.to_peer !== route.peer) return 'skip';
+  } else if (row.origin !== undefined && isLeaveOrigin(row.origin)) return 'skip';
   if (route.acceptsAll) return 'send';
   const tables = row.tables.split(',').filter((t) => t.length > 0);
   const passing = tables.filter((t) => route.accepts(t)).length;
@@ -81,10 +89,13 @@ interface Chosen {
   readonly seq: string;
   readonly decision: Decision;
   readonly len: number;
+  /** a fill or leave made for this peer: it goes as it is */
+  readonly made?: boolean;
 }
 
 export class JournalReader {
   private readonly journal: string;
+  private readonly fills: string;
   constructor(
     private readonly db: Queryable,
     stateSchema: string,
@@ -92,11 +103,13 @@ export class JournalReader {
     private readonly pageSize = PAGE,
   ) {
     this.journal = stateTable(stateSchema, 'journal');
+    this.fills = stateTable(stateSchema, 'fills');
   }
 
   private async page(after: string, limit: number): Promise<MetaRow[]> {
     return this.db.query<MetaRow>(
-      `SELECT seq, from_peer, origin, hlc, tables, ${bodyLengthSql('body')} AS len FROM ${this.journal} WHERE seq > ? ORDER BY seq LIMIT ?`,
+      `SELECT j.seq, j.from_peer, j.origin, j.hlc, j.tables, ${bodyLengthSql('j.body')} AS len, f.peer AS to_peer
+         FROM ${this.journal} j LEFT JOIN ${this.fills} f ON f.change_id = j.change_id WHERE j.seq > ? ORDER BY j.seq LIMIT ?`,
       [after, limit],
     );
   }
@@ -120,7 +133,7 @@ export class JournalReader {
       if (g === undefined) continue;
       const body = Buffer.isBuffer(g.body) ? bodyXml(g.body).toString('utf8') : g.body;
       const sent = r.decision === 'trim' ? this.trim(body, route.accepts) : body;
-      if (sent !== null && route.rows) items.push({ seq: r.seq, body: sent, deleted: g.deleted ?? null });
+      if (sent !== null && route.rows && r.made !== true) items.push({ seq: r.seq, body: sent, deleted: g.deleted ?? null });
       else out.set(r.seq, sent);
     }
     if (route.rows) for (const [seq, body] of await route.rows.filter(after, items)) out.set(seq, body);
@@ -156,7 +169,7 @@ export class JournalReader {
             chunkBytes += len;
             going++;
           }
-          chunk.push({ seq: String(r.seq), decision: d, len: Number(r.len) });
+          chunk.push({ seq: String(r.seq), decision: d, len: Number(r.len), made: r.to_peer != null });
         }
         const sent = await this.bodies(chunk.filter((c) => c.decision !== 'skip'), route, after);
         let dropped = false;
@@ -177,7 +190,10 @@ export class JournalReader {
         // a row filter left room: the rows that did not fit may now
         if (full && !dropped) return { entries, bytes, more: true, skipTo };
       }
-      if (rows.length < this.pageSize) return { entries, bytes, more: false, skipTo };
+      if (rows.length < this.pageSize) {
+        await route.rows?.settled();
+        return { entries, bytes, more: false, skipTo };
+      }
     }
   }
 
@@ -194,7 +210,7 @@ export class JournalReader {
           cursor = String(r.seq);
           const d = decide(r, route, resend);
           if (d === 'skip') continue;
-          chosen.push({ seq: cursor, decision: d, len: Number(r.len) });
+          chosen.push({ seq: cursor, decision: d, len: Number(r.len), made: r.to_peer != null });
           bytes += Number(r.len);
         }
         // at the page's end, or sooner: the bodies held at once stay small, whatever the page size
@@ -208,7 +224,10 @@ export class JournalReader {
           bytes = 0;
         }
       }
-      if (rows.length < this.pageSize) return;
+      if (rows.length < this.pageSize) {
+        await route.rows?.settled();
+        return;
+      }
     }
   }
 
@@ -217,9 +236,11 @@ export class JournalReader {
     const { upTo, resend } = opts;
     if (route.acceptsAll) {
       const back = resend ? ' OR (origin = ? AND seq > ? AND hlc <= ?)' : '';
+      // (fills and leaves as decide() takes them)
+      const fill = `COALESCE((SELECT f.peer = ? FROM ${this.fills} f WHERE f.change_id = j.change_id), origin NOT LIKE '%--leave')`;
       const [r] = await this.db.query<{ n: string | number }>(
-        `SELECT COUNT(*) AS n FROM ${this.journal} WHERE seq > ?${upTo === undefined ? '' : ' AND seq <= ?'} AND (from_peer IS NULL OR from_peer <> ?${back})`,
-        [after, ...(upTo === undefined ? [] : [upTo]), route.peer, ...(resend ? [route.peer, resend.from, resend.hlc] : [])],
+        `SELECT COUNT(*) AS n FROM ${this.journal} j WHERE seq > ?${upTo === undefined ? '' : ' AND seq <= ?'} AND (from_peer IS NULL OR from_peer <> ?${back}) AND ${fill}`,
+        [after, ...(upTo === undefined ? [] : [upTo]), route.peer, ...(resend ? [route.peer, resend.from, resend.hlc] : []), route.peer],
       );
       return Number(r?.n ?? 0);
     }

@@ -20,6 +20,7 @@ import type { IdentityWrites, IdmapRow, InsertRange } from '../capture/ref-resol
 import type { StateSession, StateTx } from '../capture/state-session.js';
 import type { DeletedRefs } from '../capture/mapper.js';
 import { encodeDeleted } from './deleted.js';
+import { isFillOrigin } from '../rows/origins.js';
 
 /**
  * Which columns of which row a change set wrote: an update its changed columns, a
@@ -69,8 +70,11 @@ export function journalEntry(
 ): JournalEntry {
   const tables: string[] = [];
   const written: Written[] = [];
+  // a fill's rows keep the versions they have here
+  const versions = !isFillOrigin(cs.origin);
   for (const op of cs.ops) {
     if (!tables.includes(op.table)) tables.push(op.table);
+    if (!versions) continue;
     const cols = op.kind === 'delete' ? TOMBSTONE_COLS
       : op.kind === 'update' ? Object.keys(op.set)
       : inIdmap(op.table) ? NONE : INSERT_COLS;

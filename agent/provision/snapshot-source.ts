@@ -15,6 +15,7 @@ import { exactReadExpr } from '../../apply/core/float-text.js';
 import { SpokesyncError } from '../../apply/core/errors.js';
 import { loadCatalog, type Catalog } from '../../apply/core/catalog.js';
 import { subsetSql, type Filters } from '../rows/membership-sql.js';
+import { identitySql } from '../verify/row-sql.js';
 import type { BinlogPosition } from '../capture/position.js';
 import type { SnapshotTable } from './snapshot-format.js';
 
@@ -28,6 +29,8 @@ export interface SnapshotSource {
   readonly tables: readonly SnapshotTable[];
   /** the rows of one table, each an array of raw column bytes in the table's column order */
   rows(table: SnapshotTable): Readable;
+  /** for a child with row filters: the identities of the owner rows the snapshot gives it, by table (empty otherwise) */
+  owners(): Promise<Map<string, string[]>>;
   close(): Promise<void>;
 }
 
@@ -147,6 +150,16 @@ export async function openSnapshotSource(s: DbSettings, schema: string, subset?:
         return conn
           .query({ sql: `SELECT ${what}`, rowsAsArray: true, typeCast: false })
           .stream({ highWaterMark: 256 });
+      },
+      async owners() {
+        const out = new Map<string, string[]>();
+        for (const table of filters?.graph.owners ?? []) {
+          const sub = subsetSql(filters!, table);
+          const rs = identitySql(catalog, table);
+          const rows = await q.query<{ k: Buffer | string | null }>(`SELECT ${rs.identity} AS k FROM ${rs.from}${sub ? ` WHERE ${sub.where}` : ''}`);
+          out.set(table, rows.flatMap((r) => (r.k === null ? [] : [Buffer.isBuffer(r.k) ? r.k.toString('utf8') : String(r.k)])));
+        }
+        return out;
       },
       async close() {
         if (closed) return;

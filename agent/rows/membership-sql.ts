@@ -5,6 +5,7 @@
 // question names rows by identity (verify/row-sql.ts computes it) and is
 // asked once per table per batch. Pure: names come from the catalogue.
 import type { Catalog, TableInfo } from '../../apply/core/catalog.js';
+import mysql from 'mysql2';
 import { qid } from '../../apply/core/db.js';
 import { identitySql } from '../verify/row-sql.js';
 import type { RowGraph } from './graph.js';
@@ -76,6 +77,24 @@ export function askSql(f: Filters, table: string, ask: Ask): string {
   if (ask === 'match') return matchSql(f, table);
   if (ask === 'ref') return refSql(f, table);
   return `(${matchSql(f, table)} OR ${refSql(f, table)})`;
+}
+
+/**
+ * The filters with some owner rows counted as matching or not whatever their
+ * expression says: `excluded` never match (owners whose rows a fill on its
+ * way carries), `forced` always do (owners that left, to name what they took
+ * with them). Identities are as they travel (SQL form of uuid and shared keys).
+ */
+export function adjusted(f: Filters, catalog: Catalog, excluded: ReadonlyMap<string, readonly string[]>, forced: ReadonlyMap<string, readonly string[]> = new Map()): Filters {
+  const exprs: Record<string, string> = { ...f.exprs };
+  const named = (table: string, ids: readonly string[]): string => {
+    const rs = identitySql(catalog, table);
+    const same = f.key(table).map((c) => `t0.${qid(c)} = ${ref(table, c)}`).join(' AND ');
+    return `EXISTS (SELECT 1 FROM ${rs.from} WHERE ${same} AND ${rs.identity} IN (${ids.map((i) => mysql.escape(i)).join(', ')}))`;
+  };
+  for (const [table, ids] of excluded) if (ids.length > 0 && exprs[table] !== undefined) exprs[table] = `(${exprs[table]}) AND NOT ${named(table, ids)}`;
+  for (const [table, ids] of forced) if (ids.length > 0 && exprs[table] !== undefined) exprs[table] = `(${exprs[table]}) OR ${named(table, ids)}`;
+  return { ...f, exprs };
 }
 
 /** Columns that name one row of the table: its primary key, else a unique key, else its uuid; none for a table without any. */

@@ -40,7 +40,12 @@ const CHUNK = 500;
 const keyOf = (q: Question): string => `${q.ask}\u0000${q.table}\u0000${q.id}`;
 
 export class Membership {
-  constructor(private readonly db: Queryable, private readonly catalog: Catalog, readonly filters: Filters) {}
+  constructor(private readonly db: Queryable, readonly catalog: Catalog, readonly filters: Filters) {}
+
+  /** The same questions under other filters (adjusted: membership-sql.ts). */
+  withFilters(filters: Filters): Membership {
+    return new Membership(this.db, this.catalog, filters);
+  }
 
   /** What must hold for the op to go. */
   plan(f: OpFacts): Plan {

@@ -5,6 +5,8 @@ import type { Catalog } from '../../apply/core/catalog.js';
 import { openDb, type Db, type DbSettings } from '../../apply/core/db.js';
 import type { ChildConfig, Config } from '../config/types.js';
 import { childFilters } from './child.js';
+import { childTables } from '../config/tables.js';
+import type { Logger } from '../../apply/core/log.js';
 import { Membership } from './membership.js';
 import { RowRoute } from './routed.js';
 
@@ -18,6 +20,7 @@ export class RowRoutes {
     /** the state schema's database */
     private readonly db: Db,
     private readonly catalog: () => Catalog,
+    private readonly opts: { readonly scanEveryMs?: number | undefined; readonly log?: Logger } = {},
   ) {}
 
   /** The pool whose sessions work in the application schema. */
@@ -33,7 +36,11 @@ export class RowRoutes {
     const had = this.made.get(child.id);
     if (had && had.catalog === catalog) return had.route;
     const membership = new Membership(this.appDb(), catalog, childFilters(this.config, child, catalog)!);
-    const route = new RowRoute({ db: this.db, stateSchema: this.config.database.stateSchema, peer: child.id, membership });
+    const route = new RowRoute({
+      db: this.db, stateSchema: this.config.database.stateSchema, node: this.config.node.id, peer: child.id, membership, app: this.appDb(),
+      tables: new Set(childTables(this.config, child.id, catalog)), leaving: child.rowsLeaving ?? 'keep',
+      ...(this.opts.scanEveryMs === undefined ? {} : { scanEveryMs: this.opts.scanEveryMs }), ...(this.opts.log ? { log: this.opts.log } : {}),
+    });
     this.made.set(child.id, { catalog, route });
     return route;
   }

@@ -352,6 +352,29 @@ export const stateTables: ReadonlyArray<{ name: string; ddl: string }> = [
     ) ENGINE=InnoDB`,
   },
   {
+    // Version 11: the owner rows (row filters) each filtered child holds as belonging to it; fill_id: the last
+    // fill that carries its rows, while the child has not acknowledged it (agent/rows/scan.ts)
+    name: 'members',
+    ddl: `(
+      peer VARCHAR(64) NOT NULL,
+      tbl VARCHAR(64) NOT NULL,
+      identity VARCHAR(700) NOT NULL,
+      fill_id VARCHAR(120) NULL,
+      PRIMARY KEY (peer, tbl, identity(200))
+    ) ENGINE=InnoDB`,
+  },
+  {
+    // Version 11: fill and leave change sets made here for one filtered child, which alone receives them (agent/rows/fill.ts)
+    name: 'fills',
+    ddl: `(
+      change_id VARCHAR(120) NOT NULL PRIMARY KEY,
+      peer VARCHAR(64) NOT NULL,
+      stamp BIGINT UNSIGNED NOT NULL,
+      made_at DATETIME(6) NOT NULL,
+      KEY fills_stamp (stamp)
+    ) ENGINE=InnoDB`,
+  },
+  {
     name: 'meta',
     ddl: `(
       k VARCHAR(64) NOT NULL PRIMARY KEY,

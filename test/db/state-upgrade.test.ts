@@ -178,7 +178,7 @@ void t.test('a version 9 state schema gains exchanges, node_reports and peers.la
   t.equal(v?.v, String(STATE_VERSION));
 });
 
-void t.test('a version 10 state schema gains journal.deleted, the row filter counts of peers and routed', async (t) => {
+void t.test('a version 10 state schema gains journal.deleted, the row filter counts of peers, routed, members and fills', async (t) => {
   const s = await startServer();
   t.teardown(() => s.stop());
   const db = openDb({ host: s.host, port: s.port, user: 'root' });
@@ -186,7 +186,7 @@ void t.test('a version 10 state schema gains journal.deleted, the row filter cou
   const st = 'v10_state';
   await ensureStateSchema(db, st);
   // the layout of version 10
-  await db.exec(`DROP TABLE ${st}.routed`);
+  await db.exec(`DROP TABLE ${st}.routed, ${st}.members, ${st}.fills`);
   await db.exec(`ALTER TABLE ${st}.journal DROP COLUMN deleted`);
   await db.exec(`ALTER TABLE ${st}.peers DROP COLUMN rows_filtered, DROP COLUMN rows_filtered_seq`);
   await db.exec(`UPDATE ${st}.meta SET v = '10' WHERE k = 'version'`);
@@ -196,7 +196,7 @@ void t.test('a version 10 state schema gains journal.deleted, the row filter cou
   await ensureStateSchema(db, st);
 
   t.same(await db.query(`SELECT rows_filtered AS f, rows_filtered_seq AS q, acked_seq AS a FROM ${st}.peers`), [{ f: '0', q: '0', a: '4' }], 'nothing counted yet; the cursor kept');
-  t.same(await db.query(`SELECT COUNT(*) AS n FROM ${st}.routed`), [{ n: 0 }]);
+  for (const table of ['routed', 'members', 'fills']) t.same(await db.query(`SELECT COUNT(*) AS n FROM ${st}.${table}`), [{ n: 0 }], table);
   t.same(await db.query(`SELECT COUNT(*) AS n FROM ${st}.journal WHERE deleted IS NOT NULL`), [{ n: 0 }]);
   const [v] = await db.query<{ v: string }>(`SELECT v FROM ${st}.meta WHERE k = 'version'`);
   t.equal(v?.v, String(STATE_VERSION));

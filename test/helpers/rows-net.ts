@@ -49,7 +49,8 @@ export async function openmrsServer(): Promise<TestServer> {
 
 /** Opens the node (capture caught up, server started when it listens). */
 export async function openRowsNode(s: TestServer, config: Config): Promise<RowsNode> {
-  const node = await SpokesyncNode.open(config, silentLogger, { backoffBaseMs: 20, backoffMaxMs: 50 });
+  // membership is scanned whenever a child's route reaches the end of the journal
+  const node = await SpokesyncNode.open(config, silentLogger, { backoffBaseMs: 20, backoffMaxMs: 50, rowScanMs: 0 });
   await node.startCapture();
   await node.startServer();
   const app = openDb({ host: s.host, port: s.port, user: 'root', schema: 'openmrs' });
