@@ -272,6 +272,7 @@ export class SpokesyncNode {
       // POST /v1/verify: children compare their synced tables with this node's (`spokesync verify`, `repair`)
       registerVerifyRoute(this.server, {
         config: this.config, db: this.db, log: this.log, capture: this.capture, catalog: () => this.applier.currentCatalog(),
+        appDb: () => this.rows.appDb(),
       });
       // POST /v1/join: a child that already holds data starts its first contact (`spokesync join`)
       registerJoinRoute(this.server, {
