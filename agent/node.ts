@@ -30,6 +30,7 @@ import { assertPreflight } from './check/preflight.js';
 import { ensureStateSchema } from '../apply/core/state-schema.js';
 import type { UsbDeps } from './usb/transfer.js';
 import { NodeAdmin } from './admin/admin.js';
+import { RowRoutes } from './rows/routes.js';
 
 /** how long one-shot commands wait for capture to journal a backlog */
 export const CATCH_UP_MS = 15 * 60_000;
@@ -42,6 +43,8 @@ export interface NodeOptions {
   readonly lock?: boolean;
   /** how often the node lock is checked, and taken again once lost (default 2 s) */
   readonly lockCheckMs?: number;
+  /** least time between two scans for row filter membership changes per filtered child (default 60 s) */
+  readonly rowScanMs?: number;
   /** how apply waits until every local write is journaled (default: this process's capture; a command beside the daemon waits for the daemon's) */
   readonly waitForCapture?: (node: SpokesyncNode) => Promise<void>;
 }
@@ -60,6 +63,8 @@ export class SpokesyncNode {
   readonly reader: JournalReader;
   /** status reports, exchange history, the admin endpoints */
   readonly admin: NodeAdmin;
+  /** the row filters of children with `rows` */
+  readonly rows: RowRoutes;
   private server: ExchangeServer | null = null;
   private clientInstance: ExchangeClient | null = null;
   private fatalError: SpokesyncError | null = null;
@@ -110,6 +115,7 @@ export class SpokesyncNode {
       ...(lock ? { gate: () => lock.ensure() } : {}),
     });
     this.reader = new JournalReader(db, database.stateSchema, trimChangeSet);
+    this.rows = new RowRoutes(config, settingsOf(config), db, () => this.applier.currentCatalog(), { scanEveryMs: opts.rowScanMs, log });
     const fromChild = refusedFrom(config, 'child');
     const fromParent = refusedFrom(config, 'parent');
     this.core = new ExchangeCore({
@@ -218,7 +224,9 @@ export class SpokesyncNode {
 
   /** The route toward a peer: the parent (by its node id) or a child. */
   routeFor(peer: string, role: PeerRole): Route {
-    return routeTo(this.config, peer, role);
+    const route = routeTo(this.config, peer, role);
+    const rows = role === 'child' ? this.rows.for(this.config.children.find((c) => c.id === peer)) : undefined;
+    return rows ? { ...route, rows } : route;
   }
 
   /**
@@ -265,6 +273,7 @@ export class SpokesyncNode {
       // POST /v1/verify: children compare their synced tables with this node's (`spokesync verify`, `repair`)
       registerVerifyRoute(this.server, {
         config: this.config, db: this.db, log: this.log, capture: this.capture, catalog: () => this.applier.currentCatalog(),
+        appDb: () => this.rows.appDb(),
       });
       // POST /v1/join: a child that already holds data starts its first contact (`spokesync join`)
       registerJoinRoute(this.server, {
@@ -329,6 +338,7 @@ export class SpokesyncNode {
     this.server = null;
     await this.admin.stop();
     await this.capture.stop();
+    await this.rows.close();
     await this.lock?.release();
     await this.db.close();
   }

@@ -131,8 +131,10 @@ INSERT INTO encounter_type (name, description, creator, date_created, uuid)
   VALUES ('Registration', 'First contact', 1, NOW(), '55a0d3ea-a4d7-4e88-8f01-5aceb2d3c61b');`;
 
 /** One registration as the application writes it: one transaction, nine rows over seven tables. */
-export function registrationSql(p: Patient, site: string): { sql: string; params: unknown[] } {
+/** A patient's registration in one transaction; `location`: the uuid of the location its identifier, visit, encounter and obs are at (default location 1). */
+export function registrationSql(p: Patient, site: string, location?: string): { sql: string; params: unknown[] } {
   const sql = `
+SET @loc = COALESCE((SELECT location_id FROM location WHERE uuid = ?), 1);
 START TRANSACTION;
 INSERT INTO person (gender, birthdate, creator, date_created, uuid) VALUES (?, ?, 1, NOW(), ?);
 SET @p = LAST_INSERT_ID();
@@ -142,14 +144,14 @@ INSERT INTO person_address (person_id, preferred, address1, city_village, countr
   VALUES (@p, 1, ?, ?, 'Rwanda', 1, NOW(), UUID());
 INSERT INTO patient (patient_id, creator, date_created) VALUES (@p, 1, NOW());
 INSERT INTO patient_identifier (patient_id, identifier, identifier_type, preferred, location_id, creator, date_created, uuid)
-  VALUES (@p, ?, 1, 1, 1, 1, NOW(), UUID());
+  VALUES (@p, ?, 1, 1, @loc, 1, NOW(), UUID());
 INSERT INTO visit (patient_id, visit_type_id, date_started, location_id, creator, date_created, uuid)
-  SELECT @p, visit_type_id, NOW(), 1, 1, NOW(), UUID() FROM visit_type WHERE name = 'Outpatient';
+  SELECT @p, visit_type_id, NOW(), @loc, 1, NOW(), UUID() FROM visit_type WHERE name = 'Outpatient';
 SET @v = LAST_INSERT_ID();
 INSERT INTO encounter (encounter_type, patient_id, location_id, encounter_datetime, creator, date_created, uuid, visit_id)
-  SELECT encounter_type_id, @p, 1, NOW(), 1, NOW(), UUID(), @v FROM encounter_type WHERE name = 'Registration';
+  SELECT encounter_type_id, @p, @loc, NOW(), 1, NOW(), UUID(), @v FROM encounter_type WHERE name = 'Registration';
 INSERT INTO obs (person_id, concept_id, encounter_id, obs_datetime, location_id, value_numeric, creator, date_created, uuid)
-  VALUES (@p, 1, LAST_INSERT_ID(), NOW(), 1, ?, 1, NOW(), UUID());
+  VALUES (@p, 1, LAST_INSERT_ID(), NOW(), @loc, ?, 1, NOW(), UUID());
 COMMIT;`;
-  return { sql, params: [p.gender, p.birthdate, p.person, p.given, p.family, `${site} health centre`, site, p.identifier, p.weightKg] };
+  return { sql, params: [location ?? null, p.gender, p.birthdate, p.person, p.given, p.family, `${site} health centre`, site, p.identifier, p.weightKg] };
 }

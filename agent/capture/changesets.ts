@@ -16,7 +16,7 @@ import { encodeInsert } from './insert-form.js';
 import { insertLookups, insertPlan, type InsertFacts, type InsertPlan } from './insert-plan.js';
 import { encodeRawInsert, rawInsertLookups } from './raw-insert-form.js';
 import { INSERT_COLS, journalEntry, type JournalEntry, type Written } from '../journal/writer.js';
-import { canonicalize, lookupsFor, mapChange, type Canon } from './mapper.js';
+import { canonicalize, lookupsFor, mapChange, type Canon, type DeletedRefs } from './mapper.js';
 import { decodeImages, decoded } from './row-decoder.js';
 import type { HintRow, IdentityResolver, IdentityWrites } from './ref-resolver.js';
 
@@ -206,9 +206,11 @@ function mapPart(txn: Txn, part: TxnPart, canon: readonly Canon[], ctx: BuildCon
   }
   const version = versionOf(txn, l, ctx);
   let ops: Op[] = [];
+  const deleted: DeletedRefs[] = [];
   for (const c of canon) {
     const mapped = mapChange(c, ctx.catalog, ctx.resolver);
     for (const op of mapped.ops) ops.push(op);
+    for (const d of mapped.deleted) deleted.push(d);
     for (const learnt of mapped.learned) ctx.resolver.learn(learnt, learnt.inserted ? version : undefined);
   }
   if (local) ops = withLocalCarried(ops, local.ops);
@@ -218,7 +220,7 @@ function mapPart(txn: Txn, part: TxnPart, canon: readonly Canon[], ctx: BuildCon
   const cs: ChangeSet = { id, origin, hlc: version.hlc, time, ops: l && part.carried ? carriedOps(ops, part.carried, id) : ops };
   // a carried insert rewrites a row that is here already: its version is kept as the row's insert version in `versions`
   const inIdmap = local ? () => false : (table: string): boolean => singlePk(ctx.catalog.table(table)) !== undefined;
-  return journalEntry(cs, encodeChangeSet(cs), l?.fromPeer ?? null, txn.end, inIdmap);
+  return journalEntry(cs, encodeChangeSet(cs), l?.fromPeer ?? null, txn.end, inIdmap, deleted);
 }
 
 /** What a local transaction carried, and the stamp its change set must go above (a body that cannot be read stops capture at its checkpoint). */

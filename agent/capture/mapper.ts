@@ -8,7 +8,7 @@
 //   values; nothing changed → no op; identity changed → delete + insert;
 // - delete: identity + rowDigest of the old row mapped like an insert row.
 import { rowDigest } from '../../apply/codec/digest.js';
-import type { Op, Row, Value } from '../../apply/core/model.js';
+import { isRef, type Op, type Ref, type Row, type Value } from '../../apply/core/model.js';
 import { SpokesyncError } from '../../apply/core/errors.js';
 import type { Catalog, TableInfo } from '../../apply/core/catalog.js';
 import type { RowChange, RowImage } from './events.js';
@@ -136,6 +136,24 @@ export function changedColumns(t: TableInfo, before: CanonRow, after: CanonRow):
 export interface Mapped {
   readonly ops: Op[];
   readonly learned: Learned[];
+  /** each delete's references as the deleted row held them (row filters route a delete by them: agent/rows/) */
+  readonly deleted: DeletedRefs[];
+}
+
+/** The references (column → referenced row) of a row a delete removed. */
+export interface DeletedRefs {
+  readonly table: string;
+  readonly id: string;
+  readonly refs: Readonly<Record<string, Ref>>;
+}
+
+function refsOf(row: Row): Record<string, Ref> {
+  const out: Record<string, Ref> = {};
+  for (const col in row) {
+    const v = row[col]!;
+    if (isRef(v)) out[col] = v;
+  }
+  return out;
 }
 
 /** Maps one row change. Throws SPOKESYNC_E_CAPTURE when a referenced row cannot be identified. */
@@ -143,14 +161,16 @@ export function mapChange(c: Canon, catalog: Catalog, refs: RefResolver): Mapped
   const t = c.table;
   const ops: Op[] = [];
   const learned: Learned[] = [];
+  const deleted: DeletedRefs[] = [];
   if (c.op === 'insert') {
     const id = identityOf(t, c.after!, refs);
     ops.push({ kind: 'insert', table: t.name, id, row: travelRow(t, c.after!, travelColumns(t), catalog, refs) });
     learn(t, c.after!, id, true, undefined, learned);
   } else if (c.op === 'delete') {
     const id = identityOf(t, c.before!, refs);
-    const digest = rowDigest(travelRow(t, c.before!, travelColumns(t), catalog, refs));
-    ops.push({ kind: 'delete', table: t.name, id, digest });
+    const old = travelRow(t, c.before!, travelColumns(t), catalog, refs);
+    ops.push({ kind: 'delete', table: t.name, id, digest: rowDigest(old) });
+    deleted.push({ table: t.name, id, refs: refsOf(old) });
     // the row is gone from the table now: the idmap keeps its identity for references
     learn(t, c.before!, id, false, undefined, learned);
   } else {
@@ -159,8 +179,9 @@ export function mapChange(c: Canon, catalog: Catalog, refs: RefResolver): Mapped
     const oldId = identityOf(t, before, refs);
     const newId = identityChanged(t, before, after) ? identityOf(t, after, refs) : oldId;
     if (oldId !== newId) {
-      const digest = rowDigest(travelRow(t, before, travelColumns(t), catalog, refs));
-      ops.push({ kind: 'delete', table: t.name, id: oldId, digest });
+      const old = travelRow(t, before, travelColumns(t), catalog, refs);
+      ops.push({ kind: 'delete', table: t.name, id: oldId, digest: rowDigest(old) });
+      deleted.push({ table: t.name, id: oldId, refs: refsOf(old) });
       ops.push({ kind: 'insert', table: t.name, id: newId, row: travelRow(t, after, travelColumns(t), catalog, refs) });
     } else {
       const changed = changedColumns(t, before, after);
@@ -179,7 +200,7 @@ export function mapChange(c: Canon, catalog: Catalog, refs: RefResolver): Mapped
     if (oldId !== newId) learn(t, after, newId, true, undefined, learned);
     else if (pk !== undefined && from !== keyText(after[pk])) learn(t, after, newId, false, from, learned);
   }
-  return { ops, learned };
+  return { ops, learned, deleted };
 }
 
 function learn(t: TableInfo, row: CanonRow, identity: string, inserted: boolean, from: string | undefined, out: Learned[]): void {

@@ -6,6 +6,7 @@ import type { Problem } from './problem.js';
 import { accessProblems, fileProblems } from './rules-access.js';
 import { serverProblems } from './rules-server.js';
 import { tableProblems } from './rules-tables.js';
+import { rowFilterProblems } from './rules-rows.js';
 
 export type { Problem } from './problem.js';
 
@@ -15,6 +16,7 @@ export function runChecks(facts: Facts, config: Config): Problem[] {
     ...serverProblems(facts, config),
     ...accessProblems(facts, config),
     ...tableProblems(facts, config),
+    ...rowFilterProblems(facts, config),
     ...fileProblems(facts, configFiles(config)),
   ];
   return [...all.filter((p) => p.severity === 'error'), ...all.filter((p) => p.severity === 'warning')];

@@ -3,9 +3,10 @@
 // I/O; the checks (rules-*.ts) are pure functions of these facts.
 import { access, constants } from 'node:fs/promises';
 import type { Config } from '../config/types.js';
-import type { Queryable } from '../../apply/core/db.js';
+import { qid, type Db } from '../../apply/core/db.js';
 import { loadCatalog, type Catalog } from '../../apply/core/catalog.js';
 import { storedStateVersion } from '../../apply/core/state-schema.js';
+import { probeSql } from '../rows/expr.js';
 
 export interface Facts {
   /** VERSION(), e.g. '10.11.19-MariaDB-0+deb12u1' or '8.0.36' */
@@ -24,6 +25,16 @@ export interface Facts {
   readonly catalog: Catalog | null;
   /** files named by the config (TLS, CA): path → null when readable, else the error code */
   readonly files: Readonly<Record<string, string | null>>;
+  /** each row filter of an existing table run once by the server (children[].rows): its error, or null */
+  readonly rowFilters?: readonly RowFilterFact[];
+}
+
+export interface RowFilterFact {
+  /** index in children */
+  readonly child: number;
+  readonly table: string;
+  /** the server's error when the expression does not run against the table, else null */
+  readonly error: string | null;
 }
 
 /** The server variables the checks read (queried with SHOW, so a missing one is simply absent). */
@@ -67,7 +78,27 @@ export function configFiles(config: Config): Record<string, string> {
   return files;
 }
 
-export async function gatherFacts(db: Queryable, config: Config): Promise<Facts> {
+/** Runs each row filter once against its table, reading no row, on a session of its own whose default schema is the application's. */
+async function probeRowFilters(db: Db, config: Config, catalog: Catalog | null): Promise<RowFilterFact[]> {
+  const wanted = config.children.flatMap((c, child) => Object.entries(c.rows ?? {}).map(([table, expr]) => ({ child, table, expr })));
+  const out: RowFilterFact[] = [];
+  if (wanted.length === 0 || !catalog) return out;
+  const conn = await db.connection();
+  try {
+    await conn.exec(`USE ${qid(config.database.schema)}`);
+    for (const w of wanted) {
+      if (!catalog.tables.has(w.table)) continue;
+      const error = await conn.query(probeSql(config.database.schema, w.table, w.expr)).then(() => null, (e: unknown) => (e as Error).message);
+      out.push({ child: w.child, table: w.table, error });
+    }
+  } finally {
+    // its default schema is not left to other users of the pool
+    conn.destroy();
+  }
+  return out;
+}
+
+export async function gatherFacts(db: Db, config: Config): Promise<Facts> {
   const [who] = await db.query<{ v: string; u: string }>('SELECT VERSION() AS v, CURRENT_USER() AS u');
   const vars = await db.query<{ Variable_name: string; Value: string | null }>(
     `SHOW GLOBAL VARIABLES WHERE Variable_name IN (${VARIABLES.map(() => '?').join(', ')})`,
@@ -104,5 +135,6 @@ export async function gatherFacts(db: Queryable, config: Config): Promise<Facts>
     stateVersion,
     catalog,
     files,
+    rowFilters: await probeRowFilters(db, config, catalog),
   };
 }

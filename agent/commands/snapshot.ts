@@ -17,6 +17,7 @@ import { viaCapture, viaCheckpoint, type WaitForCapture } from '../provision/cur
 import { writeSnapshot, type SnapshotResult } from '../provision/snapshot-writer.js';
 import { ensureStateSchema } from '../../apply/core/state-schema.js';
 import { checkSnapshot, operatorName, type SnapshotRails } from '../provision/rails.js';
+import { childFilters } from '../rows/child.js';
 import { routeTo } from '../routing/filters.js';
 
 /** The child named by --peer: the file is sealed with its token, so it is never guessed. */
@@ -48,6 +49,7 @@ async function writeFileSnapshot(ctx: CommandContext, peer: ChildConfig, file: s
     const r = await writeSnapshot({
       settings: { host, port, user, ...(password === undefined ? {} : { password }) },
       db, schema, stateSchema, node: config.node.id, log, waitForCapture: wait, sealWith: peer.token, rails,
+      subset: (cat) => childFilters(config, peer, cat, true),
     }, peer.id, out);
     const fh = await open(partial, 'r');
     await fh.sync();

@@ -18,7 +18,7 @@ export const command: CommandSpec = {
     'and whether this node or a peer was restored from a backup (when, why, and what came back or was sent again).\n\n' +
     '--json prints {node, capture: {file, pos, binlogEnd, behindBytes, behindExact, checkpointAgeSeconds, daemon, lockLost: {since, pid, host} | null}, ' +
     'journal: {lastSeq, rows}, peers: [{peer, role, pending, ackedSeq, receivedSeq, lastContact (the last attempt), lastResult, lastSuccess, ' +
-    'restore: null | {at, rewoundFrom, resendFrom, hlc}}], ' +
+    'restore: null | {at, rewoundFrom, resendFrom, hlc}, rowsFiltered: a child with row filters: the ops they kept from it, else null}], ' +
     'conflicts, quarantine: {count, oldest, byOrigin, entries}, discards: {count, entries: [{node, changeId, origin, fromPeer, tables, ' +
     'quarantinedFor, tries, discardedAt, discardedBy, why, reportedAt}]}, held: [{peer, table, count, column, here, there, message}], ' +
     'losses: {count, entries: [{at, command, peer, changeSets, by, detail}]} (the ten newest), ' +

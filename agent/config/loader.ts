@@ -8,7 +8,7 @@ import { parseDocument } from 'yaml';
 import { SpokesyncError } from '../../apply/core/errors.js';
 import { expandEnv, protectRefs } from './env.js';
 import { Reader, type ConfigProblem } from './yaml-reader.js';
-import type { AdminConfig, ChildConfig, Compression, Config, ListenConfig, ParentConfig, TableFilter } from './types.js';
+import type { AdminConfig, ChildConfig, Compression, Config, ListenConfig, ParentConfig, RowsLeaving, TableFilter } from './types.js';
 
 export type { ConfigProblem } from './yaml-reader.js';
 
@@ -228,6 +228,11 @@ function readChildren(r: Reader, raw: unknown, nodeId: string | undefined): Chil
     const ft = r.section(`${p}.tables`, c.tables);
     const include = ft && r.globs(`${p}.tables.include`, ft.include);
     const exclude = ft && r.globs(`${p}.tables.exclude`, ft.exclude);
+    const rows = c.rows === undefined || c.rows === null ? undefined : r.exprmap(`${p}.rows`, c.rows);
+    const leaving = r.enumOf<RowsLeaving>(`${p}.rowsLeaving`, c.rowsLeaving);
+    if (c.rowsLeaving !== undefined && c.rowsLeaving !== null && (c.rows === undefined || c.rows === null)) {
+      r.problem(`${p}.rowsLeaving`, `has no effect without ${p}.rows: set the row filters, or remove it`);
+    }
     if (id !== undefined) {
       const first = ids.get(id);
       if (first !== undefined) r.problem(`${p}.id`, `${id} is already children[${first}].id: each child is listed once`);
@@ -241,7 +246,7 @@ function readChildren(r: Reader, raw: unknown, nodeId: string | undefined): Chil
     }
     if (id === undefined || token === undefined) return;
     const tables: TableFilter | undefined = ft && include && exclude ? { include, exclude } : undefined;
-    out.push({ id, token, ...(tables ? { tables } : {}) });
+    out.push({ id, token, ...(tables ? { tables } : {}), ...(rows && leaving ? { rows, rowsLeaving: leaving } : {}) });
   });
   return out;
 }

@@ -18,7 +18,8 @@ export type KeyKind =
   | 'enum'
   | 'globs' // a list of table names or globs
   | 'keymap' // table → list of column names
-  | 'dirmap'; // table → 'both' | 'up' | 'down'
+  | 'dirmap' // table → 'both' | 'up' | 'down'
+  | 'exprmap'; // table → SQL boolean expression
 
 export interface KeySpec {
   /** dotted path; `[]` stands for any element of a list */
@@ -83,6 +84,11 @@ export const CONFIG_KEYS: readonly KeySpec[] = [
   { key: 'children[].tables', kind: 'section', help: 'optional filter for this child, applied on top of tables' },
   { key: 'children[].tables.include', kind: 'globs', default: ['*'], help: 'table names or globs this child receives' },
   { key: 'children[].tables.exclude', kind: 'globs', default: [], help: 'table names or globs this child does not receive' },
+  {
+    key: 'children[].rows', kind: 'exprmap', example: '{ person: "EXISTS (SELECT 1 FROM patient_identifier i WHERE i.patient_id = person.person_id AND i.location_id = 2)" }',
+    help: 'row filters: table → SQL boolean expression over that table\'s row (named by the table\'s name), evaluated by this node\'s server; only matching rows, the rows that follow them through foreign keys and the rows those refer to go to this child (README, Row filters); checked at start',
+  },
+  { key: 'children[].rowsLeaving', kind: 'enum', default: 'keep', values: ['keep', 'delete'], help: 'a row that stops matching: keep it at the child, or delete it there (and only there) with the rows that follow it' },
 
   { key: 'parent', kind: 'section', help: 'child role: the node this one exchanges with' },
   { key: 'parent.url', kind: 'url', required: true, example: 'https://kigali.example.org:8080', help: "the parent's listen address, http:// or https://" },

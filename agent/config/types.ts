@@ -30,7 +30,13 @@ export interface ChildConfig {
   readonly token: string;
   /** optional per-child filter applied on top of `tables` */
   readonly tables?: TableFilter;
+  /** row filters: table → SQL boolean expression over that table's row, evaluated by this node's server (agent/rows/) */
+  readonly rows?: Readonly<Record<string, string>>;
+  /** rows that stop matching: kept at the child (default), or deleted there only */
+  readonly rowsLeaving?: RowsLeaving;
 }
+
+export type RowsLeaving = 'keep' | 'delete';
 
 export interface ListenConfig {
   readonly host: string;

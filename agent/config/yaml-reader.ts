@@ -3,6 +3,7 @@
 // Secret values never appear in a problem; other values are quoted short.
 import { keysUnder, specOf, type KeySpec } from './reference.js';
 import { parseBytes, parseDuration, formatBytes, formatDuration } from '../../apply/core/units.js';
+import { expressionProblem } from '../rows/expr.js';
 
 export interface ConfigProblem {
   /** key path such as `parent.batch.bytes` or `children[1].id`; '' for the whole file */
@@ -172,6 +173,26 @@ export class Reader {
 
   dirmap(path: string, raw: unknown): Record<string, 'both' | 'up' | 'down'> | undefined {
     return this.map(path, raw, 'both, up or down', (v) => (v === 'both' || v === 'up' || v === 'down' ? v : undefined));
+  }
+
+  /** table → one SQL boolean expression (agent/rows/expr.ts) */
+  exprmap(path: string, raw: unknown): Record<string, string> | undefined {
+    return this.read(path, raw, (v, spec) => {
+      if (!isObj(v)) return this.bad(path, spec, 'a mapping of table name → SQL boolean expression', v);
+      if (Object.keys(v).length === 0) return this.bad(path, spec, 'at least one table → expression', v);
+      const out: Record<string, string> = {};
+      for (const [table, x] of Object.entries(v)) {
+        const p = join(path, table);
+        if (!IDENT.test(table)) this.problem(p, 'expected a table name (letters, digits, _, $ or -)');
+        else if (typeof x !== 'string') this.problem(p, `expected a SQL boolean expression in quotes, got ${describe(x, false)}`);
+        else {
+          const why = expressionProblem(x);
+          if (why) this.problem(p, `the expression ${why}`);
+          else out[table] = x;
+        }
+      }
+      return Object.keys(out).length === Object.keys(v).length ? out : undefined;
+    });
   }
 
   private map<T>(path: string, raw: unknown, expected: string, item: (v: unknown) => T | undefined): Record<string, T> | undefined {

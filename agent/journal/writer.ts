@@ -18,6 +18,9 @@ import { checkCheckpoint, checkpointSavedAt, noteCheckpointTable } from '../capt
 import { recordRestore } from '../routing/restore.js';
 import type { IdentityWrites, IdmapRow, InsertRange } from '../capture/ref-resolver.js';
 import type { StateSession, StateTx } from '../capture/state-session.js';
+import type { DeletedRefs } from '../capture/mapper.js';
+import { encodeDeleted } from './deleted.js';
+import { isFillOrigin } from '../rows/origins.js';
 
 /**
  * Which columns of which row a change set wrote: an update its changed columns, a
@@ -46,6 +49,8 @@ export interface JournalEntry {
   readonly body: Buffer;
   readonly written: readonly Written[];
   readonly end: BinlogPosition;
+  /** the references of the rows its deletes removed (journal/deleted.ts), null when none */
+  readonly deleted?: string | null;
 }
 
 const NONE: readonly string[] = [];
@@ -61,11 +66,15 @@ export function utf8Bytes(s: string): Buffer {
 /** The journal entry of a change set; `inIdmap`: whether the idmap records the version of an insert into the table. */
 export function journalEntry(
   cs: ChangeSet, body: string, fromPeer: string | null, end: BinlogPosition, inIdmap: (table: string) => boolean = () => false,
+  deleted: readonly DeletedRefs[] = [],
 ): JournalEntry {
   const tables: string[] = [];
   const written: Written[] = [];
+  // a fill's rows keep the versions they have here
+  const versions = !isFillOrigin(cs.origin);
   for (const op of cs.ops) {
     if (!tables.includes(op.table)) tables.push(op.table);
+    if (!versions) continue;
     const cols = op.kind === 'delete' ? TOMBSTONE_COLS
       : op.kind === 'update' ? Object.keys(op.set)
       : inIdmap(op.table) ? NONE : INSERT_COLS;
@@ -75,7 +84,7 @@ export function journalEntry(
     changeId: cs.id, origin: cs.origin, hlc: cs.hlc, time: cs.time, fromPeer, tables, opCount: cs.ops.length,
     // bytes, not the string: an encoded body is a rope of many small pieces until flattened
     body: utf8Bytes(body),
-    written, end,
+    written, end, deleted: encodeDeleted(deleted),
   };
 }
 
@@ -128,16 +137,16 @@ export class JournalWriter {
 
   private insertJournal(tx: StateTx, entries: readonly JournalEntry[], bodies: readonly Buffer[], sent: Promise<unknown>[]): void {
     const head = `INSERT INTO ${stateTable(this.stateSchema, 'journal')}
-      (change_id, origin, from_peer, hlc, commit_time, tables, op_count, body, binlog_file, binlog_pos) VALUES `;
-    const one = '(?, ?, ?, ?, ?, ?, ?, ?, ?, ?)';
+      (change_id, origin, from_peer, hlc, commit_time, tables, op_count, body, binlog_file, binlog_pos, deleted) VALUES `;
+    const one = '(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)';
     const rows = entries.map((e, i) => ({ e, body: bodies[i]! }));
-    for (const chunk of chunks(rows, (r) => r.body.length + 200)) {
+    for (const chunk of chunks(rows, (r) => r.body.length + (r.e.deleted?.length ?? 0) + 200)) {
       const params: unknown[] = [];
       for (const { e, body } of chunk) {
         const tables = e.tables.join(',');
         params.push(
           e.changeId, e.origin, e.fromPeer, e.hlc, e.time.slice(0, 10) + ' ' + e.time.slice(11, 19),
-          tables.length > 4000 ? tables.slice(0, 4000) : tables, e.opCount, body, e.end.file, e.end.pos,
+          tables.length > 4000 ? tables.slice(0, 4000) : tables, e.opCount, body, e.end.file, e.end.pos, e.deleted ?? null,
         );
       }
       sent.push(tx.execute(head + Array<string>(chunk.length).fill(one).join(', '), params).catch((e: unknown) => {

@@ -15,6 +15,7 @@ import type { Logger } from '../../apply/core/log.js';
 import { parentRequestOptions, refusal, REFUSAL_CHARS } from '../exchange/parent-http.js';
 import { viaCapture } from './cursor.js';
 import { checkSnapshot, type SnapshotRails } from './rails.js';
+import { childFilters } from '../rows/child.js';
 import { routeTo } from '../routing/filters.js';
 import { createProgress } from './progress.js';
 import { writeSnapshot } from './snapshot-writer.js';
@@ -57,7 +58,7 @@ export function registerSnapshotRoute(server: RouteServer, deps: SnapshotRouteDe
       await writeSnapshot({
         settings: { host, port, user, ...(password === undefined ? {} : { password }) },
         db: deps.db, schema, stateSchema, node: config.node.id, log,
-        waitForCapture: viaCapture(deps.capture), rails,
+        waitForCapture: viaCapture(deps.capture), rails, subset: (cat) => childFilters(config, child, cat, true),
         progress: (total) => createProgress({ label: 'snapshot', totalRows: total, log, stream: nonTty, logEveryMs: 30_000 }),
         onOpen: () => {
           opened = true;

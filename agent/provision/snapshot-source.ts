@@ -13,7 +13,9 @@ import type { Readable } from 'node:stream';
 import { connectionOptions, qid, type DbSettings, type Queryable, type ExecResult } from '../../apply/core/db.js';
 import { exactReadExpr } from '../../apply/core/float-text.js';
 import { SpokesyncError } from '../../apply/core/errors.js';
-import { loadCatalog } from '../../apply/core/catalog.js';
+import { loadCatalog, type Catalog } from '../../apply/core/catalog.js';
+import { subsetSql, type Filters } from '../rows/membership-sql.js';
+import { identitySql } from '../verify/row-sql.js';
 import type { BinlogPosition } from '../capture/position.js';
 import type { SnapshotTable } from './snapshot-format.js';
 
@@ -27,6 +29,8 @@ export interface SnapshotSource {
   readonly tables: readonly SnapshotTable[];
   /** the rows of one table, each an array of raw column bytes in the table's column order */
   rows(table: SnapshotTable): Readable;
+  /** for a child with row filters: the identities of the owner rows the snapshot gives it, by table (empty otherwise) */
+  owners(): Promise<Map<string, string[]>>;
   close(): Promise<void>;
 }
 
@@ -93,10 +97,15 @@ async function startSnapshot(q: Queryable, mariadb: boolean): Promise<BinlogPosi
   return { file, pos: Number(pos) };
 }
 
-/** Opens the consistent snapshot of `schema`; close() ends the transaction and the connection. */
-export async function openSnapshotSource(s: DbSettings, schema: string): Promise<SnapshotSource> {
+/**
+ * Opens the consistent snapshot of `schema`; close() ends the transaction and
+ * the connection. `subset`: a child's row filters, when only its rows go.
+ */
+export async function openSnapshotSource(s: DbSettings, schema: string, subset?: (catalog: Catalog) => Filters | null): Promise<SnapshotSource> {
   const { conn, q } = await rawConnection(s);
   try {
+    // row filters name other tables without their schema
+    if (subset) await q.exec(`USE ${qid(schema)}`);
     const version = (await q.query<{ v: string }>('SELECT VERSION() AS v'))[0]?.v ?? '';
     const position = await startSnapshot(q, /mariadb/i.test(version));
     const sch = await q.query<{ c: string; l: string }>(
@@ -105,13 +114,14 @@ export async function openSnapshotSource(s: DbSettings, schema: string): Promise
     );
     if (!sch[0]) throw new SpokesyncError('SPOKESYNC_E_PREFLIGHT', `schema ${schema} does not exist on the source`);
     const catalog = await loadCatalog(q, schema);
+    const filters = subset?.(catalog) ?? null;
     const est = await q.query<{ TABLE_NAME: string; TABLE_ROWS: string | number | null }>(
       "SELECT TABLE_NAME, TABLE_ROWS FROM information_schema.TABLES WHERE TABLE_SCHEMA = ? AND TABLE_TYPE = 'BASE TABLE'",
       [schema],
     );
     const estimate = new Map(est.map((r) => [r.TABLE_NAME, Number(r.TABLE_ROWS ?? 0)]));
     const tables: SnapshotTable[] = [];
-    /** each table's SELECT list: FLOAT columns as their exact value (the server's text of a FLOAT has 6 digits) */
+    /** each table's SELECT list (FLOAT columns as their exact value: the server's text of a FLOAT has 6 digits), FROM and, for a subset, WHERE */
     const selects = new Map<string, string>();
     for (const name of [...catalog.tables.keys()].sort()) {
       const info = catalog.table(name);
@@ -119,7 +129,8 @@ export async function openSnapshotSource(s: DbSettings, schema: string): Promise
       const ddl = ddlRow?.['Create Table'];
       if (!ddl) throw new SpokesyncError('SPOKESYNC_E_PREFLIGHT', `SHOW CREATE TABLE ${name} returned nothing`);
       const columns = [...info.columns].sort((a, b) => a.ordinal - b.ordinal).filter((c) => !c.generated);
-      selects.set(name, columns.map((c) => exactReadExpr(qid(c.name), c)).join(', '));
+      const sub = filters ? subsetSql(filters, name) : null;
+      selects.set(name, `${columns.map((c) => exactReadExpr(qid(c.name), c)).join(', ')} FROM ${qid(schema)}.${qid(name)}${sub ? ` AS ${sub.alias} WHERE ${sub.where}` : ''}`);
       tables.push({
         name,
         ddl,
@@ -135,10 +146,20 @@ export async function openSnapshotSource(s: DbSettings, schema: string): Promise
       collation: sch[0].l,
       tables,
       rows(t) {
-        const cols = selects.get(t.name) ?? t.columns.map((c) => qid(c.name)).join(', ');
+        const what = selects.get(t.name) ?? `${t.columns.map((c) => qid(c.name)).join(', ')} FROM ${qid(schema)}.${qid(t.name)}`;
         return conn
-          .query({ sql: `SELECT ${cols} FROM ${qid(schema)}.${qid(t.name)}`, rowsAsArray: true, typeCast: false })
+          .query({ sql: `SELECT ${what}`, rowsAsArray: true, typeCast: false })
           .stream({ highWaterMark: 256 });
+      },
+      async owners() {
+        const out = new Map<string, string[]>();
+        for (const table of filters?.graph.owners ?? []) {
+          const sub = subsetSql(filters!, table);
+          const rs = identitySql(catalog, table);
+          const rows = await q.query<{ k: Buffer | string | null }>(`SELECT ${rs.identity} AS k FROM ${rs.from}${sub ? ` WHERE ${sub.where}` : ''}`);
+          out.set(table, rows.flatMap((r) => (r.k === null ? [] : [Buffer.isBuffer(r.k) ? r.k.toString('utf8') : String(r.k)])));
+        }
+        return out;
       },
       async close() {
         if (closed) return;

@@ -20,6 +20,9 @@ import { createProgress, type Progress } from './progress.js';
 import { sealer } from './sealed.js';
 import { admitSnapshotCursor, type SnapshotRails } from './rails.js';
 import { openSnapshotSource } from './snapshot-source.js';
+import type { Catalog } from '../../apply/core/catalog.js';
+import type { Filters } from '../rows/membership-sql.js';
+import { startMembers } from '../rows/scan.js';
 
 export interface SnapshotDeps {
   /** connection settings of this node's server */
@@ -51,6 +54,8 @@ export interface SnapshotDeps {
   readonly sealChunk?: number;
   /** the site's cursor moves only if it loses nothing, or the loss is forced (and then recorded) */
   readonly rails: SnapshotRails;
+  /** a child with row filters: only its rows are written (agent/rows/) */
+  readonly subset?: (catalog: Catalog) => Filters | null;
 }
 
 export interface SnapshotResult {
@@ -113,7 +118,7 @@ export async function writeSnapshot(deps: SnapshotDeps, peer: string, out: Writa
   if (deps.rails.route.peer !== peer) throw new Error(`the snapshot is for ${peer}, its rails for ${deps.rails.route.peer}`);
   const started = Date.now();
   const log = deps.log.child({ peer });
-  const source = await openSnapshotSource(deps.settings, deps.schema);
+  const source = await openSnapshotSource(deps.settings, deps.schema, deps.subset);
   try {
     deps.onOpen?.();
   } catch (e) {
@@ -162,11 +167,14 @@ export async function writeSnapshot(deps: SnapshotDeps, peer: string, out: Writa
       counts[t.name] = n;
       rows += n;
     }
+    const owners = deps.subset ? await source.owners() : null;
     await source.close();
     await sink.flush();
     await deps.waitForCapture(source.position, () => sink.keepAlive());
     const journalSeq = await journalSeqAt(deps.db, deps.stateSchema, source.position);
     await admitSnapshotCursor(deps.db, deps.stateSchema, deps.node, deps.rails, journalSeq);
+    // the owner rows it holds from now (row filters), before its cursor moves
+    if (owners) await startMembers(deps.db, deps.stateSchema, peer, owners);
     // The cursor is set before the trailer goes out: a child only completes a clone
     // once it has the trailer, so it never holds data the parent has no cursor for.
     await startChildCursor(

@@ -1,7 +1,9 @@
 // Which tables travel to which peer: one-way tables (config.tables.direction)
-// and a child's own include/exclude filter (children[].tables). Pure.
+// and a child's own include/exclude filter (children[].tables). Pure. A child's
+// row filters ride along (Route.rows, attached by the node: agent/rows/).
 import { matchGlob } from '../config/tables.js';
 import type { Config, TableFilter } from '../config/types.js';
+import type { RowRoute } from '../rows/routed.js';
 
 export type PeerRole = 'parent' | 'child';
 
@@ -13,6 +15,8 @@ export interface Route {
   accepts(table: string): boolean;
   /** true when every table goes (no filter to evaluate) */
   readonly acceptsAll: boolean;
+  /** a child's row filters (children[].rows): which ops of each change set go, decided per batch */
+  readonly rows?: RowRoute;
 }
 
 /** A predicate for a child's table filter (as config/tables.ts reads it), or null when it keeps every table. */

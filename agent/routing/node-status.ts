@@ -56,6 +56,8 @@ export interface PeerStatus {
   readonly lastSuccess: string | null;
   /** the peer was restored from a backup: when this node saw it, how its cursor was rewound */
   readonly restore: PeerRestore | null;
+  /** a child with row filters: the ops they kept from it so far (pending then counts what may go); null otherwise */
+  readonly rowsFiltered: number | null;
 }
 
 export interface NodeStatus {
@@ -113,8 +115,11 @@ export async function nodeStatus(db: Queryable, config: Config, reader: JournalR
     if (parent) peers.unshift({ id: parent, role: 'parent' });
   }
   const peerStatus: PeerStatus[] = [];
+  const filtered = new Map((await db.query<{ peer: string; n: string | number }>(
+    `SELECT peer, rows_filtered AS n FROM ${stateTable(ss, 'peers')}`)).map((r) => [r.peer, Number(r.n)]));
   for (const p of peers) {
     const cur = await getCursor(db, ss, p.id);
+    const rows = p.role === 'child' && config.children.some((c) => c.id === p.id && c.rows !== undefined);
     peerStatus.push({
       peer: p.id,
       role: p.role,
@@ -125,6 +130,7 @@ export async function nodeStatus(db: Queryable, config: Config, reader: JournalR
       lastResult: cur.lastResult,
       lastSuccess: isoOf(cur.lastSuccess),
       restore: cur.restore,
+      rowsFiltered: rows ? filtered.get(p.id) ?? 0 : null,
     });
   }
   const file = cp?.binlog_file ?? null;
@@ -193,6 +199,7 @@ export function formatStatus(s: NodeStatus): string {
     for (const p of s.peers) {
       lines.push(`${p.peer.padEnd(20)} ${p.role.padEnd(7)} ${String(p.pending).padEnd(8)} ${p.ackedSeq.padEnd(10)} ${p.receivedSeq}`);
       lines.push(`  last success  ${whenText(p.lastSuccess)}`);
+      if (p.rowsFiltered !== null) lines.push(`  row filters   ${p.rowsFiltered} ops kept from it (pending counts what may go)`);
       const failed = p.lastResult !== null && p.lastResult !== 'ok';
       lines.push(`  last attempt  ${whenText(p.lastContact)}${p.lastResult === null ? '' : failed ? `: FAILED ${p.lastResult}` : ': ok'}`);
     }

@@ -23,6 +23,9 @@ import { rawConnection } from '../provision/snapshot-source.js';
 import { open, seal, type FileKind, type UsbHeader } from '../usb/usb-file.js';
 import { canonicalIdentity, rowsInFlight } from './in-flight.js';
 import { chunkHash, rowSql } from './row-sql.js';
+import { subsetOf } from './side.js';
+import { qid } from '../../apply/core/db.js';
+import type { Filters } from '../rows/membership-sql.js';
 import type { CheckAnswer, CheckQuery, Chunk, RowHash, RowsQuery, SumsQuery, VerifySide } from './side.js';
 
 const FORMAT = 'spokesync-verify';
@@ -68,6 +71,8 @@ export interface WriteOptions {
   readonly stateSchema: string;
   readonly node: string;
   readonly peer: FilePeer;
+  /** a child with row filters: only its subset (agent/rows/) */
+  readonly subset?: Filters | null;
 }
 
 /** Writes this node's checksums for `peer` to `path` (path.partial until complete). */
@@ -77,10 +82,11 @@ export async function writeVerifyFile(o: WriteOptions, path: string): Promise<{ 
   let rows = 0;
   async function* lines(): AsyncGenerator<Buffer> {
     yield line({ format: FORMAT, version: 1, node: o.node, peer: o.peer.id, createdAt: new Date().toISOString() });
-    // one consistent read for every table
+    // one consistent read for every table (row filters name tables without their schema)
+    if (o.subset) await q.exec(`USE ${qid(o.catalog.schema)}`);
     await q.exec('START TRANSACTION WITH CONSISTENT SNAPSHOT, READ ONLY');
     for (const name of o.tables) {
-      const r = rowSql(o.catalog, name);
+      const r = subsetOf(rowSql(o.catalog, name), o.catalog, o.subset ?? null);
       yield line({ table: name, shape: shapeOf(r.table) });
       const stream = conn.query({
         sql: `SELECT ${chunkHash(r)}, ${r.identity}, LEFT(${r.fingerprint}, 16) FROM ${r.from}`, rowsAsArray: true, typeCast: false,

@@ -133,6 +133,19 @@ export function rowSql(catalog: Catalog, table: string): RowSql {
   };
 }
 
+/** FROM and identity of a table's rows (alias t0), with only the joins the identity needs. */
+export function identitySql(catalog: Catalog, table: string): Pick<RowSql, 'table' | 'from' | 'identity' | 'identityColumn'> {
+  const t = catalog.table(table);
+  const joins = new Joins(catalog.schema);
+  const identity = identityOf(catalog, t, 't0', joins, 0);
+  return {
+    table: t,
+    from: [`${qid(catalog.schema)}.${qid(t.name)} AS t0`, ...joins.clauses].join(' '),
+    identity,
+    identityColumn: t.identity!.kind === 'uuid' && !t.column.get(t.identity!.column)!.binary ? col('t0', t.identity!.column) : null,
+  };
+}
+
 /** The chunk digits of a row: hex MD5 of its identity (a row that cannot be named hashes as the empty identity). */
 export function chunkHash(r: RowSql): string {
   return `MD5(COALESCE(${r.identity}, ''))`;

@@ -9,6 +9,8 @@ import { SpokesyncError } from '../../apply/core/errors.js';
 import type { InsertOp } from '../../apply/core/model.js';
 import { shapeOf, type TableShape } from '../../apply/codec/shape.js';
 import { RowMapper } from '../../apply/replay/rowmap.js';
+import { qid } from '../../apply/core/db.js';
+import { subsetSql, type Filters } from '../rows/membership-sql.js';
 import { canonicalIdentity, rowsInFlight, type RowSet } from './in-flight.js';
 import { KEY_ALIAS, byIdentitySql, rowSql, rowsSql, sumsSql, type RowSql } from './row-sql.js';
 import { readCheckpoint } from '../journal/writer.js';
@@ -83,6 +85,11 @@ export interface LocalSideOptions {
   readonly peer: string;
   /** resolves once capture has journaled every commit so far (before in-flight rows are looked for) */
   readonly caughtUp: () => Promise<void>;
+  /**
+   * A child with row filters: only its subset is compared (agent/rows/); `db`
+   * must then have the application schema as default schema (its rules name tables so).
+   */
+  readonly subset?: (catalog: Catalog) => Filters | null;
 }
 
 export class LocalSide implements VerifySide {
@@ -103,7 +110,7 @@ export class LocalSide implements VerifySide {
     if (!catalog.tables.has(name) || !this.o.tables(catalog).has(name)) {
       throw new SpokesyncError('SPOKESYNC_E_UNKNOWN_TABLE', `table ${JSON.stringify(name.slice(0, 64))} is not synced with ${this.o.peer} here`);
     }
-    const r = rowSql(catalog, name);
+    const r = subsetOf(rowSql(catalog, name), catalog, this.o.subset?.(catalog) ?? null);
     this.sql.set(name, r);
     return r;
   }
@@ -193,6 +200,15 @@ export class LocalSide implements VerifySide {
     }
     return out;
   }
+}
+
+/** The table's rows limited to a child's subset: the same SQL over only the rows that go to it. */
+export function subsetOf(r: RowSql, catalog: Catalog, filters: Filters | null): RowSql {
+  const sub = filters ? subsetSql(filters, r.table.name) : null;
+  if (!sub || sub.alias !== 't0') return r;
+  const base = `${qid(catalog.schema)}.${qid(r.table.name)} AS t0`;
+  if (!r.from.startsWith(base)) throw new Error(`the SQL of table ${r.table.name} does not start from it`);
+  return { ...r, from: `(SELECT t0.* FROM ${base} WHERE ${sub.where}) AS t0${r.from.slice(base.length)}` };
 }
 
 function checkDepth(depth: number, under: readonly string[] | null): void {

@@ -17,6 +17,7 @@ import { encodeChangeSet } from '../../apply/codec/encode.js';
 import type { TableShape } from '../../apply/codec/shape.js';
 import { EXCHANGE_BACKOFF, retryDelays } from '../backoff.js';
 import { childTables } from '../config/tables.js';
+import { childFilters } from '../rows/child.js';
 import type { ChildConfig, Config, ParentConfig } from '../config/types.js';
 import { bodyBytes, parentRequestOptions, refusal, refusalText } from '../exchange/parent-http.js';
 import { LocalSide, type CheckAnswer, type CheckQuery, type Chunk, type RowHash, type RowsQuery, type SumsQuery, type VerifySide } from './side.js';
@@ -47,6 +48,8 @@ export interface VerifyRouteDeps {
   readonly capture: { caughtUp(timeoutMs?: number): Promise<void> };
   /** the application schema's catalogue as the daemon knows it now */
   readonly catalog: () => Catalog;
+  /** sessions whose default schema is the application's: a child with row filters is compared on its subset through them */
+  readonly appDb?: () => Queryable;
 }
 
 const STATUS: Partial<Record<ErrorCode, number>> = { SPOKESYNC_E_USAGE: 400, SPOKESYNC_E_UNKNOWN_TABLE: 422, SPOKESYNC_E_NO_IDENTITY: 422 };
@@ -54,11 +57,13 @@ const STATUS: Partial<Record<ErrorCode, number>> = { SPOKESYNC_E_USAGE: 400, SPO
 /** The side of this node a child compares itself with: the tables this node syncs with that child. */
 export function sideForChild(deps: Omit<VerifyRouteDeps, 'log'>, child: string): LocalSide {
   const { config, db } = deps;
+  const filtered = config.children.find((c) => c.id === child && c.rows !== undefined);
   return new LocalSide({
-    db, stateSchema: config.database.stateSchema, peer: child,
+    db: filtered && deps.appDb ? deps.appDb() : db, stateSchema: config.database.stateSchema, peer: child,
     catalog: async () => deps.catalog(),
     tables: (catalog: Catalog) => new Set(childTables(config, child, catalog)),
     caughtUp: () => deps.capture.caughtUp(5 * 60_000),
+    ...(filtered && deps.appDb ? { subset: (catalog: Catalog) => childFilters(config, filtered, catalog) } : {}),
   });
 }
 

@@ -8,6 +8,7 @@ import got from 'got';
 import type { BinlogPosition } from '../capture/position.js';
 import { stat } from 'node:fs/promises';
 import type { Catalog } from '../../apply/core/catalog.js';
+import { childFilters } from '../rows/child.js';
 import { childTables, syncedTables } from '../config/tables.js';
 import type { Config } from '../config/types.js';
 import { parentRequestOptions } from '../exchange/parent-http.js';
@@ -125,9 +126,11 @@ export async function writeChecksums(s: Session, path: string, peerId?: string):
   await s.caughtUp();
   const catalog = node.applier.currentCatalog();
   const { host, port, user, password } = config.database;
+  const child = config.children.find((c) => c.id === peer.id);
   const r = await writeVerifyFile({
     settings: { host, port, user, ...(password === undefined ? {} : { password }) }, db: node.db, catalog,
     tables: tablesWith(config, catalog, peer.id), stateSchema: config.database.stateSchema, node: node.id, peer,
+    subset: child ? childFilters(config, child, catalog) : null,
   }, path);
   return { peer: peer.id, ...r };
 }
@@ -144,11 +147,14 @@ export async function compareWithFile(s: Session, path: string, peerId?: string)
     if (peerId !== undefined && peerId !== there.sender) {
       throw new SpokesyncError('SPOKESYNC_E_USAGE', `--peer ${peerId}: the file was written by ${there.sender}`);
     }
+    // a filtered child is compared on its subset (through sessions in the application schema: its rules name tables so)
+    const child = config.children.find((c) => c.id === there.sender && c.rows !== undefined);
     const local = new LocalSide({
-      db: node.db, stateSchema: config.database.stateSchema, peer: there.sender,
+      db: child ? node.rows.appDb() : node.db, stateSchema: config.database.stateSchema, peer: there.sender,
       catalog: async () => node.applier.currentCatalog(),
       tables: (c) => new Set(tablesWith(config, c, there.sender)),
       caughtUp: () => s.caughtUp(),
+      ...(child ? { subset: (c: Catalog) => childFilters(config, child, c) } : {}),
     });
     const comparison = await compareSides(local, there, tablesWith(config, catalog, there.sender), catalog);
     const bytes = (await stat(path)).size;

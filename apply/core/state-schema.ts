@@ -5,7 +5,7 @@ import type { Queryable } from './db.js';
 import { qid } from './db.js';
 import { SpokesyncError } from './errors.js';
 
-export const STATE_VERSION = 10;
+export const STATE_VERSION = 11;
 
 /** Columns of `peers` about a peer restored from a backup (version 9). */
 const PEER_RESTORE_COLUMNS: ReadonlyArray<readonly [string, string]> = [
@@ -14,6 +14,12 @@ const PEER_RESTORE_COLUMNS: ReadonlyArray<readonly [string, string]> = [
   ['rewound_from', "BIGINT UNSIGNED NULL COMMENT 'acked_seq before it was rewound to what the restored peer had'"],
   ['resend_from', "BIGINT UNSIGNED NULL COMMENT 'the restored peer''s own change sets after this seq of ours go back to it'"],
   ['resend_hlc', "BIGINT UNSIGNED NULL COMMENT '... those stamped up to this (the highest of its stamps applied here then)'"],
+];
+
+/** Columns of `peers` about a child with row filters (version 11). */
+const PEER_ROWS_COLUMNS: ReadonlyArray<readonly [string, string]> = [
+  ['rows_filtered', "BIGINT UNSIGNED NOT NULL DEFAULT 0 COMMENT 'ops its row filters kept from the child'"],
+  ['rows_filtered_seq', "BIGINT UNSIGNED NOT NULL DEFAULT 0 COMMENT 'our journal seq up to which rows_filtered counts'"],
 ];
 
 /** Columns added since version 1, created on tables that predate them (then `fill` runs once). */
@@ -42,6 +48,9 @@ const ADDED_COLUMNS: ReadonlyArray<{ table: string; column: string; ddl: string;
     table: 'peers', column: 'last_success', ddl: 'DATETIME(6) NULL',
     fill: (st) => `UPDATE ${st}.peers SET last_success = last_contact WHERE last_result = 'ok'`,
   },
+  // version 11: row filters (agent/rows/); deletes journaled before it name no references
+  { table: 'journal', column: 'deleted', ddl: "LONGTEXT NULL COMMENT 'JSON: the references of the rows its deletes removed (row filters route deletes by them)'" },
+  ...PEER_ROWS_COLUMNS.map(([column, ddl]) => ({ table: 'peers', column, ddl })),
 ];
 
 /** Tables added since version 1: `fill` runs once when the table is created on an existing state schema. */
@@ -72,6 +81,7 @@ export const stateTables: ReadonlyArray<{ name: string; ddl: string }> = [
       body LONGBLOB NOT NULL COMMENT 'the <cs> element as it goes on the wire; from 2 KiB brotli-compressed (state/journal-body.ts)',
       binlog_file VARCHAR(255) NOT NULL,
       binlog_pos BIGINT UNSIGNED NOT NULL,
+      deleted LONGTEXT NULL COMMENT 'JSON: the references of the rows its deletes removed (row filters route deletes by them)',
       UNIQUE KEY journal_change (change_id)
     ) ENGINE=InnoDB`,
   },
@@ -113,7 +123,8 @@ export const stateTables: ReadonlyArray<{ name: string; ddl: string }> = [
       last_result VARCHAR(500) NULL,
       sent_seq BIGINT UNSIGNED NOT NULL DEFAULT 0 COMMENT 'highest journal seq of ours put in a batch for the peer; acks above it are refused',
       ${PEER_RESTORE_COLUMNS.map(([c, ddl]) => `${c} ${ddl}`).join(',\n      ')},
-      last_success DATETIME(6) NULL COMMENT 'the last contact that ended well (last_contact is the last attempt)'
+      last_success DATETIME(6) NULL COMMENT 'the last contact that ended well (last_contact is the last attempt)',
+      ${PEER_ROWS_COLUMNS.map(([c, ddl]) => `${c} ${ddl}`).join(',\n      ')}
     ) ENGINE=InnoDB`,
   },
   {
@@ -328,6 +339,40 @@ export const stateTables: ReadonlyArray<{ name: string; ddl: string }> = [
       clock_offset_ms BIGINT NULL COMMENT 'its clock minus its parent''s, as that parent measured it',
       history TEXT NULL COMMENT 'JSON: its last exchanges with its parent, as that parent recorded them',
       received_at DATETIME(6) NOT NULL COMMENT 'when this node took the report (this clock)'
+    ) ENGINE=InnoDB`,
+  },
+  {
+    // Version 11: what went to a child with row filters in a batch it has not acknowledged yet, so that a
+    // change set sent again is the same (agent/rows/routed.ts); rows at or below its acked seq are dropped.
+    name: 'routed',
+    ddl: `(
+      peer VARCHAR(64) NOT NULL,
+      seq BIGINT UNSIGNED NOT NULL COMMENT 'our journal seq',
+      body LONGBLOB NULL COMMENT 'the <cs> element as it went (journal/body.ts form); NULL: as journaled',
+      PRIMARY KEY (peer, seq)
+    ) ENGINE=InnoDB`,
+  },
+  {
+    // Version 11: the owner rows (row filters) each filtered child holds as belonging to it; fill_id: the last
+    // fill that carries its rows, while the child has not acknowledged it (agent/rows/scan.ts)
+    name: 'members',
+    ddl: `(
+      peer VARCHAR(64) NOT NULL,
+      tbl VARCHAR(64) NOT NULL,
+      identity VARCHAR(700) NOT NULL,
+      fill_id VARCHAR(120) NULL,
+      PRIMARY KEY (peer, tbl, identity(200))
+    ) ENGINE=InnoDB`,
+  },
+  {
+    // Version 11: fill and leave change sets made here for one filtered child, which alone receives them (agent/rows/fill.ts)
+    name: 'fills',
+    ddl: `(
+      change_id VARCHAR(120) NOT NULL PRIMARY KEY,
+      peer VARCHAR(64) NOT NULL,
+      stamp BIGINT UNSIGNED NOT NULL,
+      made_at DATETIME(6) NOT NULL,
+      KEY fills_stamp (stamp)
     ) ENGINE=InnoDB`,
   },
   {

@@ -24,6 +24,7 @@ export const LOCAL_CARRY = 'local:';
 
 /** The carried ops of one change set being applied, by row. */
 export class Carried {
+  private readonly ops_: Op[] = [];
   private readonly updates = new Map<string, { table: string; id: string; set: Record<string, Value> }>();
   private readonly deletes = new Map<string, Op>();
 
@@ -40,12 +41,17 @@ export class Carried {
     this.deletes.set(rowKey(table, id), { kind: 'delete', table, id, digest });
   }
 
+  /** An op carried as it is (a change set made here whose binlog shows nothing: agent/rows/fill.ts). */
+  whole(op: Op): void {
+    this.ops_.push(op);
+  }
+
   get empty(): boolean {
-    return this.updates.size === 0 && this.deletes.size === 0;
+    return this.ops_.length === 0 && this.updates.size === 0 && this.deletes.size === 0;
   }
 
   ops(): Op[] {
-    const out: Op[] = [];
+    const out: Op[] = [...this.ops_];
     for (const u of this.updates.values()) out.push({ kind: 'update', table: u.table, id: u.id, set: u.set, old: u.set });
     for (const d of this.deletes.values()) out.push(d);
     return out;

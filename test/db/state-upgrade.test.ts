@@ -234,5 +234,29 @@ void t.test('a version 9 state schema gains exchanges, node_reports and peers.la
   t.equal((await getCursor(db, st, 'up')).lastSuccess, null, 'a failed last contact: no success known');
   const [v] = await db.query<{ v: string }>(`SELECT v FROM ${st}.meta WHERE k = 'version'`);
   t.equal(v?.v, String(STATE_VERSION));
-  t.equal(STATE_VERSION, 10);
+});
+
+void t.test('a version 10 state schema gains journal.deleted, the row filter counts of peers, routed, members and fills', async (t) => {
+  const s = await startServer();
+  t.teardown(() => s.stop());
+  const db = openDb({ host: s.host, port: s.port, user: 'root' });
+  t.teardown(() => db.close());
+  const st = 'v10_state';
+  await ensureStateSchema(db, st);
+  // the layout of version 10
+  await db.exec(`DROP TABLE ${st}.routed, ${st}.members, ${st}.fills`);
+  await db.exec(`ALTER TABLE ${st}.journal DROP COLUMN deleted`);
+  await db.exec(`ALTER TABLE ${st}.peers DROP COLUMN rows_filtered, DROP COLUMN rows_filtered_seq`);
+  await db.exec(`UPDATE ${st}.meta SET v = '10' WHERE k = 'version'`);
+  await db.exec(`INSERT INTO ${st}.peers (peer, acked_seq, received_seq, sent_seq) VALUES ('kid', 4, 9, 4)`);
+
+  await ensureStateSchema(db, st);
+  await ensureStateSchema(db, st);
+
+  t.same(await db.query(`SELECT rows_filtered AS f, rows_filtered_seq AS q, acked_seq AS a FROM ${st}.peers`), [{ f: '0', q: '0', a: '4' }], 'nothing counted yet; the cursor kept');
+  for (const table of ['routed', 'members', 'fills']) t.same(await db.query(`SELECT COUNT(*) AS n FROM ${st}.${table}`), [{ n: 0 }], table);
+  t.same(await db.query(`SELECT COUNT(*) AS n FROM ${st}.journal WHERE deleted IS NOT NULL`), [{ n: 0 }]);
+  const [v] = await db.query<{ v: string }>(`SELECT v FROM ${st}.meta WHERE k = 'version'`);
+  t.equal(v?.v, String(STATE_VERSION));
+  t.equal(STATE_VERSION, 11);
 });
