@@ -254,9 +254,10 @@ export function insertRangesQuery(
   if (!t || pk === undefined || t.identity?.kind !== 'uuid') return null;
   const ranges = stateTable(stateSchema, 'insert_ranges');
   const key = `l.${qid(pk)}`;
+  // the range holding a key: the last one starting at or below it (a correlated MAX would read every range below it)
   return {
     sql: `SELECT ? AS src, l.${qid(t.identity.column)} AS a, '${ROW_INSERT}' AS b, r.hlc AS c, r.node AS d FROM ${qid(appSchema)}.${qid(t.name)} l
-      JOIN ${ranges} r ON r.tbl = ? AND r.lo = (SELECT MAX(x.lo) FROM ${ranges} x WHERE x.tbl = ? AND x.lo <= ${key}) AND r.hi >= ${key}
+      JOIN ${ranges} r ON r.tbl = ? AND r.lo = (SELECT x.lo FROM ${ranges} x WHERE x.tbl = ? AND x.lo <= ${key} ORDER BY x.lo DESC LIMIT 1) AND r.hi >= ${key}
      WHERE l.${qid(t.identity.column)} IN (${Array(ids.length).fill('?').join(', ')})
        AND NOT EXISTS (SELECT 1 FROM ${stateTable(stateSchema, 'idmap')} m
                         WHERE m.tbl = ? AND m.local_id = CONVERT(${key}, CHAR) COLLATE utf8mb4_bin AND m.hlc IS NOT NULL)`,
