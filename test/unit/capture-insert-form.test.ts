@@ -294,7 +294,8 @@ function rawRow(name: string): fc.Arbitrary<RawInsert> {
       if (sameAsUuid && uuidAt >= 0 && copyAt >= 0) values[copyAt] = values[uuidAt];
       // an integer column whose text is the identity: named in u= (or, with two such columns, neither)
       const tinyAt = d.cols.findIndex((c) => c.info.name === 'tiny');
-      if (lead % 2 === 0 && tinyAt >= 0 && /^-?\d+$/.test(String(values[uuidAt]))) values[tinyAt] = Number(values[uuidAt]);
+      const asTiny = /^-?\d+$/.test(String(values[uuidAt])) ? Number(values[uuidAt]) : NaN;
+      if (lead % 2 === 0 && tinyAt >= 0 && asTiny >= -128 && asTiny <= 127) values[tinyAt] = asTiny;
       const bitmap = Buffer.alloc((d.cols.length + 7) >> 3);
       const parts: Buffer[] = [Buffer.alloc(lead, 0xee), bitmap];
       values.forEach((v, i) => {
